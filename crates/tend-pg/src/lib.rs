@@ -1,0 +1,22 @@
+//! PostgreSQL plumbing shared by every part of tend: connection strings and their redacted
+//! display, connections with TLS and retries, server facts, quoting, advisory locks, finding
+//! PostgreSQL programs, and local clusters.
+//!
+//! This crate never prints: it returns typed results and errors whose display is one
+//! sentence saying what went wrong and what to do.
+
+pub mod advisory;
+pub mod cluster;
+pub mod connect;
+pub mod conninfo;
+pub mod facts;
+pub mod quote;
+pub mod tools;
+
+pub use advisory::{AdvisoryLock, LockError, LockHolder};
+pub use cluster::{ClusterOptions, ClusterStatus, LocalCluster};
+pub use connect::{ConnectError, ConnectOptions, Session, connect};
+pub use conninfo::{ConnInfo, ConnInfoError, SslMode, redact_text};
+pub use facts::ServerFacts;
+pub use quote::{quote_ident, quote_literal};
+pub use tools::{FoundTool, PgTool, PgVersion, ToolError, ToolSearch, VersionNeed};

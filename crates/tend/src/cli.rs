@@ -1,0 +1,63 @@
+//! The command line, as clap types. Each command's arguments live with the command's code;
+//! this file holds the global flags and the command tree.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// tend runs the database side of a PostgreSQL application: local clusters, configuration
+/// and diagnostics today; migrations, backups, checks and jobs as they land.
+///
+/// With no database configured, tend uses the project's local cluster under .tend/,
+/// starting it when needed.
+#[derive(Debug, Parser)]
+#[command(name = "tend", version, propagate_version = true, max_term_width = 100)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
+    /// Read this config file instead of the nearest tend.toml.
+    #[arg(long, global = true, value_name = "PATH")]
+    pub config: Option<PathBuf>,
+    /// The database to work on (overrides DATABASE_URL and tend.toml).
+    #[arg(long, global = true, value_name = "URL")]
+    pub database_url: Option<String>,
+    /// Print machine-readable JSON on stdout.
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// Print only results and errors.
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+    /// Print more detail, including the causes of errors.
+    #[arg(short, long, global = true)]
+    pub verbose: bool,
+    /// Answer yes to confirmations (for scripts).
+    #[arg(long, global = true)]
+    pub yes: bool,
+    /// Never use colors (also: NO_COLOR).
+    #[arg(long, global = true)]
+    pub no_color: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Write a commented tend.toml (and migrations/) in this directory.
+    Init(crate::commands::init::InitArgs),
+    /// Manage the project's local PostgreSQL cluster under .tend/.
+    #[command(subcommand)]
+    Dev(crate::commands::dev::DevCommand),
+    /// Inspect the resolved configuration.
+    #[command(subcommand)]
+    Config(crate::commands::config::ConfigCommand),
+    /// Check tools, versions, connectivity and configuration, and say how to fix problems.
+    Doctor(crate::commands::doctor::DoctorArgs),
+    /// Build an example SaaS database on the local cluster and show what tend does with it.
+    Demo(crate::commands::demo::DemoArgs),
+    /// Print a shell completion script.
+    Completions(crate::commands::completions::CompletionsArgs),
+}

@@ -1,0 +1,175 @@
+//! The one error type of the binary: a kind that decides the exit code, a one-sentence
+//! message, and hints. Library errors convert into it through `From`, which is where each
+//! failure is given its kind.
+
+use std::fmt;
+
+/// Exit codes, documented in docs/cli.md.
+pub mod exit {
+    /// Success.
+    pub const OK: i32 = 0;
+    /// The command ran and reports a problem (doctor found one; the cluster is not running).
+    pub const FAILURE: i32 = 1;
+    /// The command line is wrong (clap's own code).
+    #[allow(dead_code)]
+    pub const USAGE: i32 = 2;
+    /// The configuration (tend.toml, environment, URL) is invalid.
+    pub const CONFIG: i32 = 3;
+    /// The database cannot be reached or refused the connection.
+    pub const CONNECTION: i32 = 4;
+    /// A PostgreSQL program is missing or unsuitable.
+    pub const TOOL: i32 = 5;
+    /// A destructive action was not confirmed.
+    pub const ABORTED: i32 = 6;
+    /// A bug in tend (a panic; Rust's own code for it is 101).
+    #[allow(dead_code)]
+    pub const INTERNAL: i32 = 101;
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorKind {
+    Failure,
+    Config,
+    Connection,
+    Tool,
+    Aborted,
+}
+
+impl ErrorKind {
+    pub fn exit_code(self) -> i32 {
+        match self {
+            ErrorKind::Failure => exit::FAILURE,
+            ErrorKind::Config => exit::CONFIG,
+            ErrorKind::Connection => exit::CONNECTION,
+            ErrorKind::Tool => exit::TOOL,
+            ErrorKind::Aborted => exit::ABORTED,
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct CommandError {
+    pub kind: ErrorKind,
+    pub message: String,
+    pub hints: Vec<String>,
+    /// The underlying chain, shown with -v.
+    pub detail: Option<String>,
+}
+
+impl CommandError {
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> CommandError {
+        CommandError {
+            kind,
+            message: message.into(),
+            hints: Vec::new(),
+            detail: None,
+        }
+    }
+
+    pub fn failure(message: impl Into<String>) -> CommandError {
+        CommandError::new(ErrorKind::Failure, message)
+    }
+
+    pub fn with_hint(mut self, hint: impl Into<String>) -> CommandError {
+        self.hints.push(hint.into());
+        self
+    }
+
+    /// Marks that the command already reported the problem (e.g. doctor's findings), so
+    /// main only sets the exit code.
+    pub fn silent(kind: ErrorKind) -> CommandError {
+        CommandError::new(kind, String::new())
+    }
+
+    fn from_error(kind: ErrorKind, err: &dyn std::error::Error) -> CommandError {
+        let mut chain = Vec::new();
+        let mut source = err.source();
+        while let Some(cause) = source {
+            chain.push(cause.to_string());
+            source = cause.source();
+        }
+        CommandError {
+            kind,
+            message: err.to_string(),
+            hints: Vec::new(),
+            detail: (!chain.is_empty()).then(|| chain.join("\ncaused by: ")),
+        }
+    }
+}
+
+impl fmt::Display for CommandError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl From<crate::settings::ConfigError> for CommandError {
+    fn from(err: crate::settings::ConfigError) -> Self {
+        CommandError::from_error(ErrorKind::Config, &err)
+    }
+}
+
+impl From<tend_pg::ConnectError> for CommandError {
+    fn from(err: tend_pg::ConnectError) -> Self {
+        let kind = match err {
+            tend_pg::ConnectError::BadSettings { .. } | tend_pg::ConnectError::TlsSetup { .. } => {
+                ErrorKind::Config
+            }
+            _ => ErrorKind::Connection,
+        };
+        CommandError::from_error(kind, &err)
+    }
+}
+
+impl From<tend_pg::ConnInfoError> for CommandError {
+    fn from(err: tend_pg::ConnInfoError) -> Self {
+        CommandError::from_error(ErrorKind::Config, &err)
+    }
+}
+
+impl From<tend_pg::ToolError> for CommandError {
+    fn from(err: tend_pg::ToolError) -> Self {
+        CommandError::from_error(ErrorKind::Tool, &err)
+    }
+}
+
+impl From<tend_pg::cluster::ClusterError> for CommandError {
+    fn from(err: tend_pg::cluster::ClusterError) -> Self {
+        match err {
+            tend_pg::cluster::ClusterError::Tool(tool) => tool.into(),
+            other => {
+                let kind = match other {
+                    tend_pg::cluster::ClusterError::NoServerUser { .. } => ErrorKind::Config,
+                    _ => ErrorKind::Failure,
+                };
+                CommandError::from_error(kind, &other)
+            }
+        }
+    }
+}
+
+impl From<tokio_postgres::Error> for CommandError {
+    fn from(err: tokio_postgres::Error) -> Self {
+        match err.as_db_error() {
+            Some(db) => {
+                let mut e = CommandError::failure(format!(
+                    "PostgreSQL reported: {} ({})",
+                    db.message(),
+                    db.code().code()
+                ));
+                if let Some(hint) = db.hint() {
+                    e.hints.push(hint.to_string());
+                }
+                e
+            }
+            None => CommandError::from_error(ErrorKind::Connection, &err),
+        }
+    }
+}
+
+impl From<std::io::Error> for CommandError {
+    fn from(err: std::io::Error) -> Self {
+        CommandError::from_error(ErrorKind::Failure, &err)
+    }
+}

@@ -1,0 +1,369 @@
+//! `tend demo`: the README's first command. Builds the example SaaS database (a Prisma
+//! project built into the binary, `examples/saas/`) on the local cluster, fills it with
+//! generated data, and runs every tend capability that exists on it, printing each step with
+//! the command that does the same by hand.
+
+use std::time::{Duration, Instant};
+
+use clap::Args;
+use include_dir::{Dir, include_dir};
+use indicatif::{ProgressBar, ProgressStyle};
+use tend_pg::{ConnInfo, ServerFacts, quote_ident};
+
+use crate::command_error::{CommandError, exit};
+use crate::context::{Context, block_on};
+
+/// The example project, compiled in so the demo works from any directory.
+static EXAMPLE: Dir<'_> = include_dir!("$CARGO_MANIFEST_DIR/../../examples/saas");
+
+/// The demo's own database on the local cluster; rebuilt by every run.
+pub const DEMO_DATABASE: &str = "tend_demo";
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Build the schema but load no sample data.
+    #[arg(long)]
+    pub no_data: bool,
+}
+
+/// One migration of the example project.
+pub struct ExampleMigration {
+    pub name: String,
+    pub sql: &'static str,
+}
+
+/// The example's Prisma migrations, in the order Prisma applies them (by directory name).
+pub fn example_migrations() -> Vec<ExampleMigration> {
+    let dir = EXAMPLE
+        .get_dir("prisma/migrations")
+        .expect("the example has prisma/migrations");
+    let mut migrations: Vec<ExampleMigration> = dir
+        .dirs()
+        .filter_map(|d| {
+            let name = d.path().file_name()?.to_str()?.to_string();
+            let file = d.get_file(d.path().join("migration.sql"))?;
+            Some(ExampleMigration {
+                name,
+                sql: file.contents_utf8()?,
+            })
+        })
+        .collect();
+    migrations.sort_by(|a, b| a.name.cmp(&b.name));
+    migrations
+}
+
+fn example_file(path: &str) -> &'static str {
+    EXAMPLE
+        .get_file(path)
+        .and_then(|f| f.contents_utf8())
+        .unwrap_or_else(|| panic!("the example has {path}"))
+}
+
+struct Step<'a> {
+    ctx: &'a Context<'a>,
+    number: usize,
+    log: Vec<serde_json::Value>,
+}
+
+impl Step<'_> {
+    fn begin(&mut self, title: &str, equivalent: &str) -> Instant {
+        self.number += 1;
+        self.ctx.out.line(format!(
+            "\n{} {title}",
+            self.ctx.out.paint(&format!("[{}]", self.number), "1")
+        ));
+        self.ctx.out.line(format!("    $ {equivalent}"));
+        Instant::now()
+    }
+
+    fn end(&mut self, title: &str, started: Instant, detail: serde_json::Value) {
+        let elapsed = started.elapsed();
+        self.log.push(serde_json::json!({
+            "step": title,
+            "seconds": round(elapsed),
+            "detail": detail,
+        }));
+    }
+}
+
+fn round(d: Duration) -> f64 {
+    (d.as_secs_f64() * 1000.0).round() / 1000.0
+}
+
+pub fn run(args: DemoArgs, ctx: &Context) -> Result<i32, CommandError> {
+    let started = Instant::now();
+    let out = ctx.out;
+    if let Some(sourced) = ctx.settings.get("database.url") {
+        out.notice(format!(
+            "The demo always runs on the local cluster; the configured database ({}) is not touched.",
+            sourced.source
+        ));
+    }
+    let mut steps = Step {
+        ctx,
+        number: 0,
+        log: Vec::new(),
+    };
+
+    // 1. The local cluster.
+    let t = steps.begin(
+        "Start the project's local PostgreSQL cluster",
+        "tend dev start",
+    );
+    let cluster = ctx.local_cluster();
+    let admin = ctx.start_local_cluster("postgres", false)?;
+    out.line(format!(
+        "    local cluster running in {}",
+        cluster.root().display()
+    ));
+    steps.end(
+        "dev start",
+        t,
+        serde_json::json!({ "root": cluster.root() }),
+    );
+
+    // 2. A fresh demo database.
+    let t = steps.begin(
+        "Create the example database (rebuilt on every run)",
+        &format!("psql \"$(tend dev url)\" -c 'DROP DATABASE IF EXISTS {DEMO_DATABASE} WITH (FORCE)' -c 'CREATE DATABASE {DEMO_DATABASE}'"),
+    );
+    block_on(recreate_database(ctx, &admin))?;
+    let demo = admin.with_dbname(DEMO_DATABASE);
+    out.line(format!("    {}", demo.redacted()));
+    steps.end(
+        "create database",
+        t,
+        serde_json::json!({ "database": DEMO_DATABASE }),
+    );
+
+    // 3. The schema, from the Prisma migrations.
+    let migrations = example_migrations();
+    let t = steps.begin(
+        &format!(
+            "Apply the example's {} Prisma migrations, each in one transaction",
+            migrations.len()
+        ),
+        "for m in prisma/migrations/*/migration.sql; do psql -1 -v ON_ERROR_STOP=1 -f \"$m\"; done",
+    );
+    let session = ctx.connect(&demo)?;
+    let bar = progress(ctx, migrations.len() as u64, "migrations");
+    for migration in &migrations {
+        bar.set_message(migration.name.clone());
+        block_on(apply_in_transaction(&session, migration.sql)).map_err(|e| {
+            CommandError::failure(format!(
+                "the example migration {} failed: {}",
+                migration.name, e.message
+            ))
+        })?;
+        bar.inc(1);
+        out.line(format!("    applied {}", migration.name));
+    }
+    bar.finish_and_clear();
+    steps.end(
+        "apply migrations",
+        t,
+        serde_json::json!({ "migrations": migrations.iter().map(|m| &m.name).collect::<Vec<_>>() }),
+    );
+
+    // 4. Sample data.
+    let mut total_rows = 0i64;
+    if !args.no_data {
+        let t = steps.begin(
+            "Generate realistic sample data (generate_series, deterministic seed)",
+            "psql \"$(tend dev url -d tend_demo)\" -1 -f examples/saas/seed/generate.sql",
+        );
+        let spinner = spinner(ctx, "generating rows");
+        block_on(apply_in_transaction(
+            &session,
+            example_file("seed/generate.sql"),
+        ))
+        .map_err(|e| {
+            CommandError::failure(format!("generating the sample data failed: {}", e.message))
+        })?;
+        spinner.finish_and_clear();
+        let counts = block_on(row_counts(&session))?;
+        for (table, rows) in &counts {
+            out.line(format!("    {table:<28} {rows:>8} rows"));
+            total_rows += rows;
+        }
+        out.line(format!("    {:<28} {total_rows:>8} rows", "total"));
+        steps.end(
+            "generate data",
+            t,
+            serde_json::json!({ "rows": total_rows, "tables": counts.iter().map(|(t, n)| serde_json::json!({"table": t, "rows": n})).collect::<Vec<_>>() }),
+        );
+    }
+
+    // 5. What tend knows about the server.
+    let t = steps.begin(
+        "Read the server's facts and sizes",
+        "psql -c 'SELECT version(), pg_size_pretty(pg_database_size(current_database()))'",
+    );
+    let facts = block_on(ServerFacts::read(&session))?;
+    let size: String = block_on(session.query_one(
+        "SELECT pg_size_pretty(pg_database_size(current_database()))",
+        &[],
+    ))?
+    .get(0);
+    out.line(format!(
+        "    PostgreSQL {} as `{}` (superuser: {}, standby: {}), database size {size}",
+        facts.version, facts.user, facts.is_superuser, facts.in_recovery
+    ));
+    steps.end(
+        "server facts",
+        t,
+        serde_json::json!({ "facts": facts, "size": size }),
+    );
+
+    // 6. The diagnosis a user runs first.
+    let t = steps.begin(
+        "Check tools, versions and connectivity",
+        "tend doctor --database-url \"$(tend dev url -d tend_demo)\"",
+    );
+    let doctor = doctor_summary(ctx, &demo);
+    for line in &doctor {
+        out.line(format!("    {line}"));
+    }
+    steps.end("doctor", t, serde_json::json!({ "findings": doctor }));
+
+    let elapsed = started.elapsed();
+    out.json_value(&serde_json::json!({
+        "database": DEMO_DATABASE,
+        "url": demo.to_secret_string(),
+        "migrations": migrations.len(),
+        "rows": total_rows,
+        "seconds": round(elapsed),
+        "steps": steps.log,
+    }));
+    out.line(format!(
+        "\n{} the example SaaS database `{DEMO_DATABASE}` is ready: {} migrations, {total_rows} rows, in {:.1}s.",
+        out.paint("Demo done:", "32;1"),
+        migrations.len(),
+        elapsed.as_secs_f64()
+    ));
+    out.line(format!("    URL:      {}", demo.redacted()));
+    out.line(format!("    explore:  tend dev psql -d {DEMO_DATABASE}"));
+    out.line("    stop:     tend dev stop        (the cluster keeps running until then)");
+    Ok(exit::OK)
+}
+
+async fn recreate_database(ctx: &Context<'_>, admin: &ConnInfo) -> Result<(), CommandError> {
+    let session = tend_pg::connect(admin, &ctx.settings.connect_options()).await?;
+    let name = quote_ident(DEMO_DATABASE);
+    session
+        .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        .await?;
+    session
+        .batch_execute(&format!("CREATE DATABASE {name}"))
+        .await?;
+    Ok(())
+}
+
+/// A failed statement, with PostgreSQL's message.
+struct SqlFailure {
+    message: String,
+}
+
+/// Runs a multi-statement script in one transaction, as `psql -1` would.
+async fn apply_in_transaction(session: &tend_pg::Session, sql: &str) -> Result<(), SqlFailure> {
+    let failure = |e: tokio_postgres::Error| SqlFailure {
+        message: match e.as_db_error() {
+            Some(db) => format!("{} ({})", db.message(), db.code().code()),
+            None => e.to_string(),
+        },
+    };
+    session.batch_execute("BEGIN").await.map_err(failure)?;
+    if let Err(e) = session.batch_execute(sql).await {
+        let _ = session.batch_execute("ROLLBACK").await;
+        return Err(failure(e));
+    }
+    session.batch_execute("COMMIT").await.map_err(failure)
+}
+
+async fn row_counts(session: &tend_pg::Session) -> Result<Vec<(String, i64)>, CommandError> {
+    let tables = session
+        .query(
+            "SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname), c.relname::text
+               FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+              WHERE c.relkind IN ('r', 'p') AND n.nspname = 'public'
+              ORDER BY c.relname",
+            &[],
+        )
+        .await?;
+    let mut counts = Vec::new();
+    for row in tables {
+        let qualified: String = row.get(0);
+        let name: String = row.get(1);
+        let count: i64 = session
+            .query_one(&format!("SELECT count(*) FROM {qualified}"), &[])
+            .await?
+            .get(0);
+        counts.push((name, count));
+    }
+    Ok(counts)
+}
+
+fn doctor_summary(ctx: &Context, demo: &ConnInfo) -> Vec<String> {
+    let search = ctx.settings.tool_search();
+    let mut lines = Vec::new();
+    for tool in [
+        tend_pg::PgTool::Psql,
+        tend_pg::PgTool::PgDump,
+        tend_pg::PgTool::PgRestore,
+        tend_pg::PgTool::Initdb,
+    ] {
+        match search.find(tool, tend_pg::VersionNeed::Any) {
+            Ok(found) => lines.push(format!(
+                "ok   {} {} ({})",
+                tool.program(),
+                found.version,
+                found.path.display()
+            )),
+            Err(err) => lines.push(format!("FAIL {err}")),
+        }
+    }
+    match ctx.connect(demo) {
+        Ok(session) => match block_on(ServerFacts::read(&session)) {
+            Ok(facts) => {
+                let dump = search.find(
+                    tend_pg::PgTool::PgDump,
+                    tend_pg::VersionNeed::AtLeastMajor(facts.major()),
+                );
+                lines.push(format!("ok   connected to {}", demo.redacted()));
+                match dump {
+                    Ok(found) => lines.push(format!(
+                        "ok   pg_dump {} can dump this PostgreSQL {} server",
+                        found.version,
+                        facts.major()
+                    )),
+                    Err(err) => lines.push(format!("FAIL {err}")),
+                }
+            }
+            Err(err) => lines.push(format!("FAIL {err}")),
+        },
+        Err(err) => lines.push(format!("FAIL {err}")),
+    }
+    lines
+}
+
+fn progress(ctx: &Context, len: u64, what: &str) -> ProgressBar {
+    if ctx.out.quiet || ctx.out.json {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(len);
+    bar.set_style(
+        ProgressStyle::with_template(&format!("    {{bar:30}} {{pos}}/{{len}} {what} {{msg}}"))
+            .expect("a valid template"),
+    );
+    bar
+}
+
+fn spinner(ctx: &Context, message: &str) -> ProgressBar {
+    if ctx.out.quiet || ctx.out.json {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new_spinner();
+    bar.set_message(message.to_string());
+    bar.enable_steady_tick(Duration::from_millis(120));
+    bar
+}

@@ -1,0 +1,49 @@
+//! One module per command (groups are modules with subcommands). Each exposes its clap
+//! arguments and a `run` function that takes the [`Context`] and returns an exit code.
+
+pub mod completions;
+pub mod config;
+pub mod demo;
+pub mod dev;
+pub mod doctor;
+pub mod init;
+
+use crate::cli::{Cli, Command};
+use crate::command_error::CommandError;
+use crate::context::Context;
+use crate::output::Output;
+use crate::settings::{FlagOverrides, Settings};
+
+/// Resolves settings and runs the command. Returns the exit code on success.
+pub fn run(cli: Cli, out: &mut Output) -> Result<i32, CommandError> {
+    let cwd = std::env::current_dir()?;
+    let flags = FlagOverrides {
+        config: cli.global.config.clone(),
+        database_url: cli.global.database_url.clone(),
+    };
+    let env = |name: &str| std::env::var(name).ok();
+    let resolved = Settings::resolve(&cwd, &env, &flags);
+    if let Ok(settings) = &resolved {
+        out.add_secrets(settings.secrets());
+    }
+    match cli.command {
+        Command::Completions(args) => completions::run(args),
+        Command::Doctor(args) => doctor::run(args, resolved, &cwd, out),
+        Command::Init(args) => init::run(args, &cwd, out),
+        command => {
+            let ctx = Context {
+                settings: resolved?,
+                out,
+                yes: cli.global.yes,
+            };
+            match command {
+                Command::Dev(cmd) => dev::run(cmd, &ctx),
+                Command::Config(cmd) => config::run(cmd, &ctx),
+                Command::Demo(args) => demo::run(args, &ctx),
+                Command::Init(_) | Command::Doctor(_) | Command::Completions(_) => {
+                    unreachable!("handled above")
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,164 @@
+//! What every command gets: the resolved settings, the output, and the way to the database,
+//! which is the configured URL or, with none configured, the project's local cluster
+//! (the embedded default), started on demand.
+
+use tend_pg::cluster::{ClusterEvent, ClusterOptions, LocalCluster};
+use tend_pg::{ConnInfo, Session};
+
+use crate::command_error::CommandError;
+use crate::output::Output;
+use crate::settings::{Settings, Source};
+
+pub struct Context<'a> {
+    pub settings: Settings,
+    pub out: &'a Output,
+    pub yes: bool,
+}
+
+/// Which database a command works on, and why.
+#[derive(Debug, Clone)]
+pub struct Target {
+    pub info: ConnInfo,
+    pub origin: TargetOrigin,
+}
+
+#[derive(Debug, Clone)]
+pub enum TargetOrigin {
+    Configured(Source),
+    LocalCluster,
+}
+
+impl Context<'_> {
+    /// The project's local cluster under `.tend/`.
+    pub fn local_cluster(&self) -> LocalCluster {
+        local_cluster(&self.settings)
+    }
+
+    /// The configured database, or the local cluster's, started if need be (said on stderr).
+    #[allow(dead_code)] // The entry point of the database commands that land next.
+    pub fn target(&self) -> Result<Target, CommandError> {
+        resolve_target(&self.settings, self.out)
+    }
+
+    /// Starts the local cluster if needed and makes sure `dbname` exists on it.
+    pub fn start_local_cluster(
+        &self,
+        dbname: &str,
+        announce: bool,
+    ) -> Result<ConnInfo, CommandError> {
+        start_local_cluster(&self.settings, self.out, dbname, announce)
+    }
+
+    /// Opens a session.
+    pub fn connect(&self, info: &ConnInfo) -> Result<Session, CommandError> {
+        let options = self.settings.connect_options();
+        Ok(block_on(tend_pg::connect(info, &options))?)
+    }
+}
+
+/// The configured database, or the local cluster's (the embedded default), started on
+/// demand and announced on stderr.
+pub fn resolve_target(settings: &Settings, out: &Output) -> Result<Target, CommandError> {
+    if let Some(sourced) = settings.get("database.url") {
+        let info = ConnInfo::parse(&sourced.value)?;
+        return Ok(Target {
+            info,
+            origin: TargetOrigin::Configured(sourced.source.clone()),
+        });
+    }
+    let dbname = settings.text("dev.database").unwrap_or("app").to_string();
+    let info = start_local_cluster(settings, out, &dbname, true)?;
+    Ok(Target {
+        info,
+        origin: TargetOrigin::LocalCluster,
+    })
+}
+
+/// Starts the project's local cluster if needed and makes sure `dbname` exists on it.
+pub fn start_local_cluster(
+    settings: &Settings,
+    out: &Output,
+    dbname: &str,
+    announce: bool,
+) -> Result<ConnInfo, CommandError> {
+    let cluster = local_cluster(settings);
+    let started = cluster.start(&mut |event| match event {
+        ClusterEvent::Initializing { data_dir } => {
+            out.notice(format!(
+                "Creating a local PostgreSQL cluster in {}",
+                data_dir.display()
+            ));
+        }
+        ClusterEvent::Starting { port } => {
+            out.notice(format!(
+                "Starting the local PostgreSQL server on 127.0.0.1:{port}"
+            ));
+        }
+    })?;
+    let info = cluster.conninfo(started.port, dbname);
+    if announce {
+        out.notice(format!(
+            "No database configured (DATABASE_URL or database.url): using the local cluster, {}",
+            info.redacted()
+        ));
+    }
+    block_on(ensure_database(
+        &cluster.conninfo(started.port, "postgres"),
+        dbname,
+        settings,
+    ))?;
+    Ok(info)
+}
+
+pub fn local_cluster(settings: &Settings) -> LocalCluster {
+    LocalCluster::new(
+        settings.project_root.join(".tend"),
+        ClusterOptions {
+            os_user: settings
+                .text("dev.pg_user")
+                .unwrap_or("postgres")
+                .to_string(),
+            tools: settings.tool_search(),
+            ..ClusterOptions::default()
+        },
+    )
+}
+
+/// Creates a database on the local cluster when it does not exist yet.
+pub async fn ensure_database(
+    admin: &ConnInfo,
+    dbname: &str,
+    settings: &Settings,
+) -> Result<(), CommandError> {
+    let session = tend_pg::connect(admin, &settings.connect_options()).await?;
+    let exists = session
+        .query_opt("SELECT 1 FROM pg_database WHERE datname = $1", &[&dbname])
+        .await?
+        .is_some();
+    if !exists {
+        let sql = format!("CREATE DATABASE {}", tend_pg::quote_ident(dbname));
+        match session.batch_execute(&sql).await {
+            Ok(()) => {}
+            // Another process created it between our check and now.
+            Err(e) if e.code() == Some(&tokio_postgres::error::SqlState::DUPLICATE_DATABASE) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(())
+}
+
+/// Runs a future to completion on the shared runtime.
+pub fn block_on<F: std::future::Future>(future: F) -> F::Output {
+    runtime().block_on(future)
+}
+
+fn runtime() -> &'static tokio::runtime::Runtime {
+    static RUNTIME: std::sync::OnceLock<tokio::runtime::Runtime> = std::sync::OnceLock::new();
+    RUNTIME.get_or_init(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("a tokio runtime")
+    })
+}

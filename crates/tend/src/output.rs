@@ -1,0 +1,158 @@
+//! Everything tend shows goes through [`Output`]: human text or JSON on stdout, notices and
+//! errors on stderr, and every byte scrubbed of secrets first (the passwords of configured
+//! URLs, and anything that looks like one).
+
+use std::io::{IsTerminal, Write};
+
+use crate::command_error::CommandError;
+
+/// How the user asked to see output.
+#[derive(Debug, Clone)]
+pub struct Output {
+    pub json: bool,
+    pub quiet: bool,
+    pub verbose: bool,
+    pub color: bool,
+    secrets: Vec<String>,
+}
+
+impl Output {
+    pub fn new(json: bool, quiet: bool, verbose: bool, no_color: bool) -> Output {
+        let color =
+            !no_color && std::env::var_os("NO_COLOR").is_none() && std::io::stderr().is_terminal();
+        Output {
+            json,
+            quiet,
+            verbose,
+            color,
+            secrets: Vec::new(),
+        }
+    }
+
+    /// Values to mask wherever they appear.
+    pub fn add_secrets(&mut self, secrets: impl IntoIterator<Item = String>) {
+        for secret in secrets {
+            // Very short values would mask ordinary words; URL redaction still covers them.
+            if secret.len() >= 3 && !self.secrets.contains(&secret) {
+                self.secrets.push(secret);
+            }
+        }
+        self.secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
+    }
+
+    /// The text with every known secret and every URL password masked.
+    pub fn scrub(&self, text: &str) -> String {
+        let mut text = tend_pg::redact_text(text);
+        for secret in &self.secrets {
+            if text.contains(secret.as_str()) {
+                text = text.replace(secret.as_str(), tend_pg::conninfo::MASK);
+            }
+        }
+        text
+    }
+
+    /// A line of the command's result on stdout (human mode only).
+    pub fn line(&self, text: impl AsRef<str>) {
+        if self.json {
+            return;
+        }
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "{}", self.scrub(text.as_ref()));
+    }
+
+    /// A line on stdout even in quiet mode: the one thing a command exists to print
+    /// (`tend dev url`).
+    pub fn result(&self, text: impl AsRef<str>) {
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "{}", self.scrub(text.as_ref()));
+    }
+
+    /// A JSON document on stdout (JSON mode only).
+    pub fn json_value(&self, value: &serde_json::Value) {
+        if !self.json {
+            return;
+        }
+        let text = serde_json::to_string_pretty(value).expect("JSON values serialize");
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "{}", self.scrub(&text));
+    }
+
+    /// Progress and context on stderr, silenced by -q.
+    pub fn notice(&self, text: impl AsRef<str>) {
+        if self.quiet {
+            return;
+        }
+        let mut err = std::io::stderr().lock();
+        let _ = writeln!(err, "{}", self.scrub(text.as_ref()));
+    }
+
+    /// Wraps text in an ANSI color when color is on.
+    pub fn paint(&self, text: &str, code: &str) -> String {
+        if self.color {
+            format!("\x1b[{code}m{text}\x1b[0m")
+        } else {
+            text.to_string()
+        }
+    }
+
+    /// Prints an error once, at the top: message, hints, and the cause chain with -v.
+    /// In JSON mode stdout also gets `{"error": ...}` for scripts.
+    pub fn error(&self, err: &CommandError) {
+        if err.message.is_empty() {
+            return;
+        }
+        if self.json {
+            let value = serde_json::json!({
+                "error": {
+                    "kind": err.kind,
+                    "exit_code": err.kind.exit_code(),
+                    "message": err.message,
+                    "hints": err.hints,
+                }
+            });
+            let text = serde_json::to_string_pretty(&value).expect("JSON values serialize");
+            let _ = writeln!(std::io::stdout().lock(), "{}", self.scrub(&text));
+        }
+        let mut stderr = std::io::stderr().lock();
+        let _ = writeln!(
+            stderr,
+            "{} {}",
+            self.paint("error:", "31;1"),
+            self.scrub(&err.message)
+        );
+        for hint in &err.hints {
+            let _ = writeln!(stderr, "{} {}", self.paint("hint:", "36"), self.scrub(hint));
+        }
+        if self.verbose
+            && let Some(detail) = &err.detail
+        {
+            let _ = writeln!(stderr, "caused by: {}", self.scrub(detail));
+        }
+    }
+
+    /// Asks before a destructive action. Without a terminal, only `--yes` says yes.
+    pub fn confirm(&self, question: &str, yes: bool) -> Result<(), CommandError> {
+        if yes {
+            return Ok(());
+        }
+        if !std::io::stdin().is_terminal() || !std::io::stderr().is_terminal() {
+            return Err(CommandError::new(
+                crate::command_error::ErrorKind::Aborted,
+                format!("{question} needs confirmation, and there is no terminal to ask on"),
+            )
+            .with_hint("pass --yes to confirm, or --dry-run to see what would happen"));
+        }
+        eprint!("{} [y/N] ", self.scrub(question));
+        let _ = std::io::stderr().flush();
+        let mut answer = String::new();
+        std::io::stdin().read_line(&mut answer)?;
+        if matches!(answer.trim().to_ascii_lowercase().as_str(), "y" | "yes") {
+            Ok(())
+        } else {
+            Err(CommandError::new(
+                crate::command_error::ErrorKind::Aborted,
+                "not confirmed; nothing was changed",
+            ))
+        }
+    }
+}

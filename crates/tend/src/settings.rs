@@ -1,0 +1,786 @@
+//! Configuration: `tend.toml` (found in the working directory or a parent), then `.env` in
+//! the project root, then the process environment, then flags, resolved once into
+//! [`Settings`], the one input of every command.
+//!
+//! Every key is declared once in [`KEYS`]: that table drives parsing, unknown-key
+//! suggestions, environment names, `tend config show`, and the file `tend init` writes.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Serialize;
+use tend_pg::conninfo::ConnInfo;
+
+/// The config file's name.
+pub const CONFIG_FILE: &str = "tend.toml";
+
+/// What a key holds, which decides how it is checked and shown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Text,
+    /// A connection string: validated, and shown with its password masked.
+    Url,
+    Integer,
+    Duration,
+    Path,
+    Choice(&'static [&'static str]),
+}
+
+/// One configuration key.
+#[derive(Debug)]
+pub struct Key {
+    /// `section.name`, as written in `tend.toml`.
+    pub name: &'static str,
+    /// Environment variables that set it, first match wins.
+    pub env: &'static [&'static str],
+    pub kind: Kind,
+    pub default: Option<&'static str>,
+    /// One line for `tend init`'s commented file and `tend config show`.
+    pub doc: &'static str,
+}
+
+/// Every key tend reads. Later features add theirs here.
+pub const KEYS: &[Key] = &[
+    Key {
+        name: "database.url",
+        env: &["DATABASE_URL"],
+        kind: Kind::Url,
+        default: None,
+        doc: "The application database. Unset: tend uses the project's local cluster (tend dev).",
+    },
+    Key {
+        name: "database.direct_url",
+        env: &["DIRECT_URL"],
+        kind: Kind::Url,
+        default: None,
+        doc: "A URL that bypasses a connection pooler (PgBouncer), for migrations and locks.",
+    },
+    Key {
+        name: "database.shadow_url",
+        env: &["SHADOW_DATABASE_URL"],
+        kind: Kind::Url,
+        default: None,
+        doc: "A scratch database for replaying migrations.",
+    },
+    Key {
+        name: "database.read_replica_url",
+        env: &["DATABASE_READ_REPLICA_URL"],
+        kind: Kind::Url,
+        default: None,
+        doc: "A read replica for read-only checks.",
+    },
+    Key {
+        name: "database.pool_max",
+        env: &["DB_POOL_MAX"],
+        kind: Kind::Integer,
+        default: Some("10"),
+        doc: "Most connections tend opens at once to the database.",
+    },
+    Key {
+        name: "database.connect_timeout",
+        env: &["DB_CONNECT_TIMEOUT"],
+        kind: Kind::Duration,
+        default: Some("10s"),
+        doc: "How long one connection attempt may take (\"10s\", \"500ms\"; a bare number is seconds).",
+    },
+    Key {
+        name: "database.connect_attempts",
+        env: &["DB_CONNECT_ATTEMPTS"],
+        kind: Kind::Integer,
+        default: Some("3"),
+        doc: "Connection attempts before giving up; only connection errors are retried.",
+    },
+    Key {
+        name: "database.query_timeout",
+        env: &["DB_QUERY_TIMEOUT"],
+        kind: Kind::Duration,
+        default: None,
+        doc: "statement_timeout for tend's sessions. Unset: the server's setting.",
+    },
+    Key {
+        name: "database.idle_timeout",
+        env: &["DB_IDLE_TIMEOUT"],
+        kind: Kind::Duration,
+        default: Some("10m"),
+        doc: "How long an idle pooled connection is kept.",
+    },
+    Key {
+        name: "dev.database",
+        env: &["TEND_DEV_DATABASE"],
+        kind: Kind::Text,
+        default: Some("app"),
+        doc: "The database tend creates and uses on the local cluster.",
+    },
+    Key {
+        name: "dev.pg_user",
+        env: &["TEND_PG_USER"],
+        kind: Kind::Text,
+        default: Some("postgres"),
+        doc: "The OS user the local server runs as when tend runs as root.",
+    },
+    Key {
+        name: "tools.pg_bindir",
+        env: &["TEND_PG_BINDIR"],
+        kind: Kind::Path,
+        default: None,
+        doc: "Directory of pg_dump, psql, initdb ... Unset: PATH, pg_config, /usr/lib/postgresql/*/bin.",
+    },
+    Key {
+        name: "migrate.format",
+        env: &["TEND_MIGRATE_FORMAT"],
+        kind: Kind::Choice(&["auto", "prisma", "tend"]),
+        default: Some("auto"),
+        doc: "Migration layout: prisma (prisma/migrations/*/migration.sql), tend (migrations/*.sql), or auto.",
+    },
+    Key {
+        name: "migrate.dir",
+        env: &["TEND_MIGRATIONS_DIR"],
+        kind: Kind::Path,
+        default: None,
+        doc: "Where migrations live. Unset: prisma/migrations or migrations/, by format.",
+    },
+];
+
+/// Where a value came from, for `tend config show`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Source {
+    Default,
+    File { path: PathBuf },
+    DotEnv { path: PathBuf, var: String },
+    Env { var: String },
+    Flag { flag: String },
+}
+
+impl fmt::Display for Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Source::Default => f.write_str("default"),
+            Source::File { path } => write!(f, "{}", path.display()),
+            Source::DotEnv { path, var } => write!(f, "{var} in {}", path.display()),
+            Source::Env { var } => write!(f, "env {var}"),
+            Source::Flag { flag } => write!(f, "flag {flag}"),
+        }
+    }
+}
+
+/// A resolved value and its origin.
+#[derive(Debug, Clone)]
+pub struct Sourced {
+    pub value: String,
+    pub source: Source,
+}
+
+/// Why configuration could not be resolved. Each is one sentence with the fix.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {}: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{} is not valid TOML: {message}", path.display())]
+    Syntax { path: PathBuf, message: String },
+    #[error("unknown key `{key}` in {}{}", path.display(), suggestion(.nearest))]
+    UnknownKey {
+        key: String,
+        path: PathBuf,
+        nearest: Option<&'static str>,
+    },
+    #[error("`{key}` in {} must be {expected}", path.display())]
+    WrongType {
+        key: String,
+        path: PathBuf,
+        expected: &'static str,
+    },
+    #[error("{key} (from {origin}) is invalid: {reason}")]
+    Invalid {
+        key: &'static str,
+        origin: Source,
+        reason: String,
+    },
+    #[error("the config file {} given with --config does not exist", path.display())]
+    MissingFile { path: PathBuf },
+}
+
+fn suggestion(nearest: &Option<&'static str>) -> String {
+    match nearest {
+        Some(key) => format!("; did you mean `{key}`?"),
+        None => format!(
+            "; valid sections are {}",
+            sections().collect::<Vec<_>>().join(", ")
+        ),
+    }
+}
+
+fn sections() -> impl Iterator<Item = &'static str> {
+    let mut seen: Vec<&'static str> = Vec::new();
+    KEYS.iter().filter_map(move |k| {
+        let section = k.name.split('.').next().expect("keys have a section");
+        if seen.contains(&section) {
+            None
+        } else {
+            seen.push(section);
+            Some(section)
+        }
+    })
+}
+
+/// The closest known key to a misspelt one, if any is close enough to be a plausible typo.
+pub fn nearest_key(unknown: &str) -> Option<&'static str> {
+    KEYS.iter()
+        .map(|k| (k.name, strsim::damerau_levenshtein(unknown, k.name)))
+        .chain(
+            // A key without its section ("url") or in the wrong section.
+            KEYS.iter().map(|k| {
+                let tail = k.name.split_once('.').map(|(_, t)| t).unwrap_or(k.name);
+                let unknown_tail = unknown.split_once('.').map(|(_, t)| t).unwrap_or(unknown);
+                (k.name, strsim::damerau_levenshtein(unknown_tail, tail) + 1)
+            }),
+        )
+        .filter(|(_, distance)| *distance <= 3)
+        .min_by_key(|(_, distance)| *distance)
+        .map(|(name, _)| name)
+}
+
+/// What the command line says about configuration (global flags).
+#[derive(Debug, Clone, Default)]
+pub struct FlagOverrides {
+    pub config: Option<PathBuf>,
+    pub database_url: Option<String>,
+}
+
+/// The resolved configuration.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    values: BTreeMap<&'static str, Sourced>,
+    /// The directory holding `tend.toml`, or the working directory when there is none.
+    pub project_root: PathBuf,
+    pub config_file: Option<PathBuf>,
+}
+
+impl Settings {
+    /// Resolves settings from the file, `.env`, the given environment and flags.
+    pub fn resolve(
+        cwd: &Path,
+        env: &dyn Fn(&str) -> Option<String>,
+        flags: &FlagOverrides,
+    ) -> Result<Settings, ConfigError> {
+        let config_file = match &flags.config {
+            Some(path) => {
+                let path = cwd.join(path);
+                if !path.is_file() {
+                    return Err(ConfigError::MissingFile { path });
+                }
+                Some(path)
+            }
+            None => find_config(cwd),
+        };
+        let project_root = config_file
+            .as_ref()
+            .and_then(|p| p.parent().map(Path::to_path_buf))
+            .unwrap_or_else(|| cwd.to_path_buf());
+        let mut values = BTreeMap::new();
+        for key in KEYS {
+            if let Some(default) = key.default {
+                values.insert(
+                    key.name,
+                    Sourced {
+                        value: default.to_string(),
+                        source: Source::Default,
+                    },
+                );
+            }
+        }
+        if let Some(path) = &config_file {
+            for (name, value) in read_config_file(path)? {
+                values.insert(
+                    name,
+                    Sourced {
+                        value,
+                        source: Source::File { path: path.clone() },
+                    },
+                );
+            }
+        }
+        let dotenv_path = project_root.join(".env");
+        let dotenv = read_dotenv(&dotenv_path);
+        for key in KEYS {
+            for var in key.env {
+                if let Some(value) = env(var).filter(|v| !v.is_empty()) {
+                    values.insert(
+                        key.name,
+                        Sourced {
+                            value,
+                            source: Source::Env {
+                                var: var.to_string(),
+                            },
+                        },
+                    );
+                    break;
+                }
+                if let Some(value) = dotenv.get(*var).filter(|v| !v.is_empty()) {
+                    // .env sits below the real environment, above the file.
+                    let file_set = matches!(
+                        values.get(key.name),
+                        Some(Sourced {
+                            source: Source::Env { .. },
+                            ..
+                        })
+                    );
+                    if !file_set {
+                        values.insert(
+                            key.name,
+                            Sourced {
+                                value: value.clone(),
+                                source: Source::DotEnv {
+                                    path: dotenv_path.clone(),
+                                    var: var.to_string(),
+                                },
+                            },
+                        );
+                    }
+                    break;
+                }
+            }
+        }
+        if let Some(url) = &flags.database_url {
+            values.insert(
+                "database.url",
+                Sourced {
+                    value: url.clone(),
+                    source: Source::Flag {
+                        flag: "--database-url".to_string(),
+                    },
+                },
+            );
+        }
+        let settings = Settings {
+            values,
+            project_root,
+            config_file,
+        };
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        for key in KEYS {
+            let Some(sourced) = self.values.get(key.name) else {
+                continue;
+            };
+            let invalid = |reason: String| ConfigError::Invalid {
+                key: key.name,
+                origin: sourced.source.clone(),
+                reason,
+            };
+            match key.kind {
+                Kind::Url => {
+                    ConnInfo::parse(&sourced.value).map_err(|e| invalid(e.to_string()))?;
+                }
+                Kind::Integer => {
+                    sourced
+                        .value
+                        .parse::<u32>()
+                        .map_err(|_| invalid("it must be a whole number".into()))?;
+                }
+                Kind::Duration => {
+                    parse_duration(&sourced.value).map_err(invalid)?;
+                }
+                Kind::Choice(choices) => {
+                    if !choices.contains(&sourced.value.as_str()) {
+                        return Err(invalid(format!("it must be one of {}", choices.join(", "))));
+                    }
+                }
+                Kind::Text | Kind::Path => {}
+            }
+        }
+        Ok(())
+    }
+
+    pub fn get(&self, key: &str) -> Option<&Sourced> {
+        self.values.get(key)
+    }
+
+    pub fn text(&self, key: &str) -> Option<&str> {
+        self.values.get(key).map(|s| s.value.as_str())
+    }
+
+    /// A URL setting, parsed (validated at resolve time).
+    pub fn url(&self, key: &str) -> Option<ConnInfo> {
+        self.text(key).and_then(|v| ConnInfo::parse(v).ok())
+    }
+
+    pub fn integer(&self, key: &str) -> Option<u32> {
+        self.text(key).and_then(|v| v.parse().ok())
+    }
+
+    pub fn duration(&self, key: &str) -> Option<Duration> {
+        self.text(key).and_then(|v| parse_duration(v).ok())
+    }
+
+    pub fn path(&self, key: &str) -> Option<PathBuf> {
+        self.text(key).map(|v| self.project_root.join(v))
+    }
+
+    /// Every secret value (passwords in URLs, secret keys), so output can mask them.
+    pub fn secrets(&self) -> Vec<String> {
+        let mut secrets = Vec::new();
+        for key in KEYS {
+            let Some(sourced) = self.values.get(key.name) else {
+                continue;
+            };
+            if key.kind == Kind::Url
+                && let Ok(info) = ConnInfo::parse(&sourced.value)
+            {
+                secrets.extend(info.secrets());
+            }
+        }
+        secrets
+    }
+
+    /// Each key with its display value (secrets masked) and source, for `config show`.
+    pub fn entries(&self) -> Vec<Entry> {
+        KEYS.iter()
+            .map(|key| {
+                let sourced = self.values.get(key.name);
+                Entry {
+                    key: key.name,
+                    value: sourced.map(|s| display_value(key.kind, &s.value)),
+                    source: sourced.map(|s| s.source.clone()),
+                    env: key.env.first().copied(),
+                }
+            })
+            .collect()
+    }
+
+    /// The connection settings every command uses.
+    pub fn connect_options(&self) -> tend_pg::ConnectOptions {
+        tend_pg::ConnectOptions {
+            connect_timeout: self
+                .duration("database.connect_timeout")
+                .unwrap_or(Duration::from_secs(10)),
+            statement_timeout: self.duration("database.query_timeout"),
+            attempts: self.integer("database.connect_attempts").unwrap_or(3),
+            ..tend_pg::ConnectOptions::default()
+        }
+    }
+
+    /// Where to find PostgreSQL programs.
+    pub fn tool_search(&self) -> tend_pg::ToolSearch {
+        tend_pg::ToolSearch::new(self.path("tools.pg_bindir"))
+    }
+}
+
+/// One line of `tend config show`.
+#[derive(Debug, Serialize)]
+pub struct Entry {
+    pub key: &'static str,
+    pub value: Option<String>,
+    pub source: Option<Source>,
+    pub env: Option<&'static str>,
+}
+
+fn display_value(kind: Kind, value: &str) -> String {
+    match kind {
+        Kind::Url => ConnInfo::parse(value)
+            .map(|c| c.redacted().to_string())
+            .unwrap_or_else(|_| "(invalid)".to_string()),
+        _ => value.to_string(),
+    }
+}
+
+/// `tend.toml` in `start` or the nearest parent.
+pub fn find_config(start: &Path) -> Option<PathBuf> {
+    start
+        .ancestors()
+        .map(|dir| dir.join(CONFIG_FILE))
+        .find(|p| p.is_file())
+}
+
+fn read_config_file(path: &Path) -> Result<Vec<(&'static str, String)>, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let table: toml::Table = text
+        .parse()
+        .map_err(|e: toml::de::Error| ConfigError::Syntax {
+            path: path.to_path_buf(),
+            message: e.message().to_string(),
+        })?;
+    let mut out = Vec::new();
+    for (section, value) in &table {
+        let toml::Value::Table(entries) = value else {
+            let key = section.to_string();
+            return Err(ConfigError::UnknownKey {
+                nearest: nearest_key(&key),
+                key,
+                path: path.to_path_buf(),
+            });
+        };
+        for (name, value) in entries {
+            let full = format!("{section}.{name}");
+            let Some(key) = KEYS.iter().find(|k| k.name == full) else {
+                return Err(ConfigError::UnknownKey {
+                    nearest: nearest_key(&full),
+                    key: full,
+                    path: path.to_path_buf(),
+                });
+            };
+            let text = match value {
+                toml::Value::String(s) => s.clone(),
+                toml::Value::Integer(i) if matches!(key.kind, Kind::Integer | Kind::Duration) => {
+                    i.to_string()
+                }
+                _ => {
+                    return Err(ConfigError::WrongType {
+                        key: full,
+                        path: path.to_path_buf(),
+                        expected: match key.kind {
+                            Kind::Integer => "a whole number",
+                            Kind::Duration => "a duration such as \"30s\" or a number of seconds",
+                            _ => "a string",
+                        },
+                    });
+                }
+            };
+            out.push((key.name, text));
+        }
+    }
+    Ok(out)
+}
+
+/// A `.env` file as Prisma and dotenv read it: `KEY=value`, optional `export`, quotes and
+/// `#` comments. Missing or unreadable files are simply empty.
+pub fn read_dotenv(path: &Path) -> BTreeMap<String, String> {
+    let Ok(text) = std::fs::read_to_string(path) else {
+        return BTreeMap::new();
+    };
+    parse_dotenv(&text)
+}
+
+pub fn parse_dotenv(text: &str) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    for line in text.lines() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let line = line.strip_prefix("export ").unwrap_or(line);
+        let Some((key, value)) = line.split_once('=') else {
+            continue;
+        };
+        let value = value.trim();
+        let value = if let Some(inner) = value
+            .strip_prefix('"')
+            .and_then(|v| v.rfind('"').map(|end| &v[..end]))
+        {
+            inner.replace("\\n", "\n").replace("\\\"", "\"")
+        } else if let Some(inner) = value
+            .strip_prefix('\'')
+            .and_then(|v| v.rfind('\'').map(|end| &v[..end]))
+        {
+            inner.to_string()
+        } else {
+            value
+                .split(" #")
+                .next()
+                .unwrap_or_default()
+                .trim()
+                .to_string()
+        };
+        out.insert(key.trim().to_string(), value);
+    }
+    out
+}
+
+/// "10s", "500ms", "5m", "2h", "1d", or a bare number of seconds.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number: f64 = number.parse().map_err(|_| {
+        format!("`{text}` is not a duration; write e.g. \"30s\", \"500ms\" or \"5m\"")
+    })?;
+    let seconds = match unit.trim() {
+        "" | "s" | "sec" | "secs" => number,
+        "ms" => number / 1000.0,
+        "m" | "min" | "mins" => number * 60.0,
+        "h" => number * 3600.0,
+        "d" => number * 86400.0,
+        other => {
+            return Err(format!(
+                "unknown duration unit `{other}`; use ms, s, m, h or d"
+            ));
+        }
+    };
+    Ok(Duration::from_secs_f64(seconds))
+}
+
+/// The commented `tend.toml` that `tend init` writes, generated from [`KEYS`].
+pub fn template(prisma: bool) -> String {
+    let mut out = String::from(
+        "# tend configuration. Environment variables override these values, and flags\n\
+         # override both. Run `tend config show` to see what is in effect and why.\n",
+    );
+    let mut section = "";
+    for key in KEYS {
+        let (sec, name) = key.name.split_once('.').expect("keys have a section");
+        if sec != section {
+            out.push_str(&format!("\n[{sec}]\n"));
+            section = sec;
+        }
+        out.push_str(&format!("# {}\n", key.doc));
+        if let Some(env) = key.env.first() {
+            out.push_str(&format!("# Environment: {env}\n"));
+        }
+        let (active, value) = match (key.name, prisma) {
+            ("migrate.format", true) => (true, "\"prisma\"".to_string()),
+            ("migrate.dir", true) => (true, "\"prisma/migrations\"".to_string()),
+            ("migrate.format", false) => (true, "\"tend\"".to_string()),
+            ("migrate.dir", false) => (true, "\"migrations\"".to_string()),
+            _ => (
+                false,
+                match (key.default, key.kind) {
+                    (Some(d), Kind::Integer) => d.to_string(),
+                    (Some(d), _) => format!("\"{d}\""),
+                    (None, Kind::Url) => "\"postgresql://user@localhost:5432/app\"".to_string(),
+                    (None, _) => "\"\"".to_string(),
+                },
+            ),
+        };
+        let comment = if active { "" } else { "# " };
+        out.push_str(&format!("{comment}{name} = {value}\n"));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn no_env(_: &str) -> Option<String> {
+        None
+    }
+
+    #[test]
+    fn layers_file_then_env_then_flag() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join(CONFIG_FILE),
+            "[database]\nurl = \"postgres://file@h/db\"\npool_max = 4\n",
+        )
+        .unwrap();
+        let nested = dir.path().join("a/b");
+        std::fs::create_dir_all(&nested).unwrap();
+        let s = Settings::resolve(&nested, &no_env, &FlagOverrides::default()).unwrap();
+        assert_eq!(s.text("database.url"), Some("postgres://file@h/db"));
+        assert_eq!(s.integer("database.pool_max"), Some(4));
+        assert_eq!(s.project_root, dir.path());
+        let env = |k: &str| (k == "DATABASE_URL").then(|| "postgres://env@h/db".to_string());
+        let s = Settings::resolve(&nested, &env, &FlagOverrides::default()).unwrap();
+        assert_eq!(s.text("database.url"), Some("postgres://env@h/db"));
+        assert_eq!(
+            s.get("database.url").unwrap().source,
+            Source::Env {
+                var: "DATABASE_URL".into()
+            }
+        );
+        let flags = FlagOverrides {
+            database_url: Some("postgres://flag@h/db".into()),
+            ..Default::default()
+        };
+        let s = Settings::resolve(&nested, &env, &flags).unwrap();
+        assert_eq!(s.text("database.url"), Some("postgres://flag@h/db"));
+    }
+
+    #[test]
+    fn unknown_keys_suggest_the_nearest() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(CONFIG_FILE), "[database]\nulr = \"x\"\n").unwrap();
+        let err = Settings::resolve(dir.path(), &no_env, &FlagOverrides::default()).unwrap_err();
+        assert!(
+            err.to_string().contains("did you mean `database.url`"),
+            "{err}"
+        );
+        std::fs::write(dir.path().join(CONFIG_FILE), "[databse]\nurl = \"x\"\n").unwrap();
+        let err = Settings::resolve(dir.path(), &no_env, &FlagOverrides::default()).unwrap_err();
+        assert!(
+            err.to_string().contains("did you mean `database.url`"),
+            "{err}"
+        );
+        assert_eq!(nearest_key("zzzzzzzzzz.qqqqqqqq"), None);
+    }
+
+    #[test]
+    fn invalid_values_name_key_and_source_without_secrets() {
+        let env = |k: &str| (k == "DATABASE_URL").then(|| "mysql://u:hunter22@h/db".to_string());
+        let err = Settings::resolve(Path::new("/"), &env, &FlagOverrides::default()).unwrap_err();
+        let text = err.to_string();
+        assert!(
+            text.contains("database.url") && text.contains("DATABASE_URL"),
+            "{text}"
+        );
+        assert!(!text.contains("hunter22"));
+        let env = |k: &str| (k == "DB_CONNECT_TIMEOUT").then(|| "soon".to_string());
+        assert!(Settings::resolve(Path::new("/"), &env, &FlagOverrides::default()).is_err());
+    }
+
+    #[test]
+    fn dotenv_sits_between_file_and_environment() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join(".env"),
+            "# comment\nexport DATABASE_URL=\"postgres://dotenv@h/db\"\nDB_POOL_MAX=7 # inline\n",
+        )
+        .unwrap();
+        let s = Settings::resolve(dir.path(), &no_env, &FlagOverrides::default()).unwrap();
+        assert_eq!(s.text("database.url"), Some("postgres://dotenv@h/db"));
+        assert_eq!(s.integer("database.pool_max"), Some(7));
+        let env = |k: &str| (k == "DB_POOL_MAX").then(|| "9".to_string());
+        let s = Settings::resolve(dir.path(), &env, &FlagOverrides::default()).unwrap();
+        assert_eq!(s.integer("database.pool_max"), Some(9));
+    }
+
+    #[test]
+    fn durations_parse() {
+        assert_eq!(parse_duration("10").unwrap(), Duration::from_secs(10));
+        assert_eq!(parse_duration("500ms").unwrap(), Duration::from_millis(500));
+        assert_eq!(parse_duration("2m").unwrap(), Duration::from_secs(120));
+        assert!(parse_duration("fast").is_err());
+        assert!(parse_duration("3 weeks").is_err());
+    }
+
+    #[test]
+    fn template_parses_back_and_mentions_every_key() {
+        for prisma in [true, false] {
+            let text = template(prisma);
+            let dir = tempfile::tempdir().unwrap();
+            std::fs::write(dir.path().join(CONFIG_FILE), &text).unwrap();
+            let s = Settings::resolve(dir.path(), &no_env, &FlagOverrides::default()).unwrap();
+            assert_eq!(
+                s.text("migrate.format"),
+                Some(if prisma { "prisma" } else { "tend" })
+            );
+            for key in KEYS {
+                let name = key.name.split_once('.').unwrap().1;
+                assert!(text.contains(&format!("{name} = ")), "{}", key.name);
+            }
+        }
+    }
+
+    #[test]
+    fn secrets_are_collected_and_masked_in_entries() {
+        let env = |k: &str| (k == "DATABASE_URL").then(|| "postgres://u:pa55word@h/db".to_string());
+        let s = Settings::resolve(Path::new("/"), &env, &FlagOverrides::default()).unwrap();
+        assert_eq!(s.secrets(), vec!["pa55word".to_string()]);
+        let entries = serde_json::to_string(&s.entries()).unwrap();
+        assert!(!entries.contains("pa55word"));
+    }
+}
