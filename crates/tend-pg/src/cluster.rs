@@ -34,6 +34,9 @@ pub struct ClusterOptions {
     pub settings: Vec<(String, String)>,
     /// Skip fsync during initdb (throwaway clusters only).
     pub fast_init: bool,
+    /// `pg_hba.conf` lines put before initdb's, so they match first (tests use them for
+    /// password authentication).
+    pub hba: Vec<String>,
 }
 
 impl Default for ClusterOptions {
@@ -43,6 +46,7 @@ impl Default for ClusterOptions {
             tools: ToolSearch::new(None),
             settings: Vec::new(),
             fast_init: false,
+            hba: Vec::new(),
         }
     }
 }
@@ -410,6 +414,14 @@ impl LocalCluster {
         let mut text = fs::read_to_string(&conf).map_err(io_err("read", &conf))?;
         text.push_str("\n# Settings managed by tend.\ninclude_if_exists = 'tend.conf'\n");
         fs::write(&conf, text).map_err(io_err("write", &conf))?;
+        if !self.options.hba.is_empty() {
+            let hba = data_dir.join("pg_hba.conf");
+            let old = fs::read_to_string(&hba).map_err(io_err("read", &hba))?;
+            let mut text = self.options.hba.join("\n");
+            text.push('\n');
+            text.push_str(&old);
+            fs::write(&hba, text).map_err(io_err("write", &hba))?;
+        }
         let state = ClusterState {
             port: free_port()?,
             data_dir,

@@ -685,9 +685,9 @@ impl ToolSearch {
         out
     }
 
-    /// The first candidate in priority order that meets `need`. When the
-    /// configured bindir holds the program it is the only one considered, so
-    /// an unsuitable one is an error rather than silently replaced.
+    /// The first candidate in priority order that meets `need`. A configured
+    /// bindir is the only place considered, so a missing or unsuitable program
+    /// there is an error rather than silently replaced by another installation.
     pub fn find(&self, tool: PgTool, need: VersionNeed) -> Result<FoundTool, ToolError> {
         if let Some(bindir) = &self.bindir {
             let file = bindir.join(exe_name(tool.program()));
@@ -712,6 +712,14 @@ impl ToolSearch {
                     }),
                 };
             }
+            // A configured directory pins the installation: never use another one
+            // behind the user's back.
+            return Err(ToolError::NotFound {
+                tool,
+                searched: vec![bindir.clone()],
+                places: format!("TEND_PG_BINDIR ({})", bindir.display()),
+                install: self.hint(tool, need.major()),
+            });
         }
 
         let found = self.candidates(tool);
@@ -1245,10 +1253,11 @@ mod tests {
             "{err:?}"
         );
 
-        // A program missing from bindir falls back to the other places.
+        // A program missing from bindir is missing: no silent fallback.
         fake(&newer, PgTool::PgRestore, "16.1");
-        let restore = s.find(PgTool::PgRestore, VersionNeed::Any).unwrap();
-        assert_eq!(restore.origin, ToolOrigin::Path);
+        let err = s.find(PgTool::PgRestore, VersionNeed::Any).unwrap_err();
+        assert!(matches!(err, ToolError::NotFound { .. }), "{err:?}");
+        assert!(err.to_string().contains("TEND_PG_BINDIR"), "{err}");
     }
 
     #[test]
@@ -1282,7 +1291,13 @@ mod tests {
             msg.starts_with("pg_dump was not found in TEND_PG_BINDIR ("),
             "{msg}"
         );
-        assert!(msg.contains(", PATH or "), "{msg}");
+        // Without a configured directory, the message names every place searched.
+        let s = search(None, &[], t);
+        let msg = s
+            .find(PgTool::PgDump, VersionNeed::AtLeastMajor(15))
+            .unwrap_err()
+            .to_string();
+        assert!(msg.contains("PATH"), "{msg}");
         assert!(msg.contains("lib/postgresql/*/bin"), "{msg}");
         assert!(!msg.contains("pgsql-*"), "{msg}");
         assert!(

@@ -67,6 +67,10 @@ fn start_process_cluster() -> TestServer {
             ("shared_buffers".into(), "64MB".into()),
         ],
         fast_init: true,
+        hba: vec![
+            format!("host all +{PASSWORD_GROUP} 127.0.0.1/32 scram-sha-256"),
+            format!("local all +{PASSWORD_GROUP} scram-sha-256"),
+        ],
         ..ClusterOptions::default()
     };
     let cluster = LocalCluster::new(&root, options);
@@ -78,9 +82,39 @@ fn start_process_cluster() -> TestServer {
     unsafe {
         libc::atexit(stop_process_cluster);
     }
+    let admin = cluster.conninfo(started.port, "postgres");
+    run_admin_sql(
+        &admin,
+        &[&format!("DO $$ BEGIN CREATE ROLE {PASSWORD_GROUP} NOLOGIN; EXCEPTION WHEN duplicate_object THEN NULL; END $$")],
+    );
     TestServer {
-        admin: cluster.conninfo(started.port, "postgres"),
+        admin,
         cluster: Some(cluster),
+    }
+}
+
+/// Members of this role must give a password on the test cluster (everyone else is trusted).
+pub const PASSWORD_GROUP: &str = "tend_password_users";
+
+impl TestServer {
+    /// A login role that authenticates with `password` (SCRAM), and a URL for it to `dbname`.
+    /// Only on throwaway clusters, where the test kit controls pg_hba.conf.
+    pub fn password_user(&self, name: &str, password: &str, dbname: &str) -> ConnInfo {
+        assert!(self.is_throwaway(), "password users need a throwaway cluster");
+        run_admin_sql(
+            &self.admin,
+            &[
+                &format!("DROP ROLE IF EXISTS {name}"),
+                &format!(
+                    "CREATE ROLE {name} LOGIN PASSWORD {} IN ROLE {PASSWORD_GROUP}",
+                    tend_pg::quote_literal(password)
+                ),
+            ],
+        );
+        let mut info = self.admin.with_dbname(dbname);
+        info.set("user", name);
+        info.set("password", password);
+        info
     }
 }
 
@@ -135,7 +169,10 @@ impl TestDb {
         );
         run_admin_sql(
             &server.admin,
-            &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE); CREATE DATABASE {name}"),
+            &[
+                &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
+                &format!("CREATE DATABASE {name}"),
+            ],
         );
         TestDb {
             info: server.admin.with_dbname(&name),
@@ -148,9 +185,9 @@ impl TestDb {
         self.info.to_secret_string()
     }
 
-    /// Runs SQL in this database.
+    /// Runs SQL (one or more statements, as one simple query) in this database.
     pub fn execute(&self, sql: &str) {
-        run_admin_sql(&self.info, sql);
+        run_admin_sql(&self.info, &[sql]);
     }
 
     /// Runs a query and returns the rows' first column as text.
@@ -180,19 +217,20 @@ impl Drop for TestDb {
         let server = TestServer::get();
         let sql = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name);
         let admin = server.admin.clone();
-        let _ = std::thread::spawn(move || run_admin_sql(&admin, &sql)).join();
+        let _ = std::thread::spawn(move || run_admin_sql(&admin, &[&sql])).join();
     }
 }
 
-/// Runs SQL on a fresh runtime in its own thread, so it works from sync and async tests.
-fn run_admin_sql(info: &ConnInfo, sql: &str) {
+/// Runs statements one by one (so `CREATE DATABASE` works) on a fresh runtime in its own
+/// thread, so it works from sync and async tests.
+fn run_admin_sql(info: &ConnInfo, statements: &[&str]) {
     let info = info.clone();
-    let sql = sql.to_string();
+    let statements: Vec<String> = statements.iter().map(|s| s.to_string()).collect();
     on_runtime(async move {
         let session = tend_pg::connect(&info, &Default::default())
             .await
             .unwrap_or_else(|e| panic!("connect to the test server: {e}"));
-        for statement in sql.split("; ") {
+        for statement in &statements {
             session
                 .batch_execute(statement)
                 .await
@@ -287,4 +325,126 @@ pub fn tend_binary() -> PathBuf {
         return PathBuf::from(path);
     }
     assert_cmd::cargo::cargo_bin("tend")
+}
+
+/// A second throwaway cluster that speaks TLS, with a certificate for `localhost` signed by
+/// its own CA. Needs the `openssl` program (installed by scripts/setup.sh).
+pub struct TlsServer {
+    pub cluster: LocalCluster,
+    pub port: u16,
+    /// The CA that signed the server certificate, for `sslrootcert`.
+    pub ca_cert: PathBuf,
+    /// Another CA, for the wrong-CA case.
+    pub other_ca_cert: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl TlsServer {
+    pub fn start() -> TlsServer {
+        let dir = tempfile::Builder::new()
+            .prefix("tend-tls-")
+            .tempdir()
+            .expect("a temp dir");
+        use std::os::unix::fs::PermissionsExt;
+        // The server user must reach the certificates and the cluster inside.
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        let certs = dir.path().join("certs");
+        std::fs::create_dir_all(&certs).unwrap();
+        let openssl = |args: &[&str]| {
+            let status = std::process::Command::new("openssl")
+                .args(args)
+                .current_dir(&certs)
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .status()
+                .expect("openssl runs (scripts/setup.sh installs it)");
+            assert!(status.success(), "openssl {args:?} failed");
+        };
+        for ca in ["ca", "other-ca"] {
+            openssl(&[
+                "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj",
+                &format!("/CN=tend test {ca}"), "-keyout", &format!("{ca}.key"), "-out",
+                &format!("{ca}.crt"),
+            ]);
+        }
+        openssl(&[
+            "req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=localhost", "-keyout",
+            "server.key", "-out", "server.csr",
+        ]);
+        std::fs::write(certs.join("ext.cnf"), "subjectAltName=DNS:localhost\n").unwrap();
+        openssl(&[
+            "x509", "-req", "-in", "server.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
+            "-CAcreateserial", "-days", "2", "-extfile", "ext.cnf", "-out", "server.crt",
+        ]);
+        // The server reads its key as its own user, and insists on mode 0600.
+        let owner = server_owner();
+        for file in ["server.crt", "server.key"] {
+            let path = certs.join(file);
+            if let Some((uid, gid)) = owner {
+                std::os::unix::fs::chown(&path, Some(uid), Some(gid)).unwrap();
+            }
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        }
+        std::fs::set_permissions(&certs, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let options = ClusterOptions {
+            settings: vec![
+                ("fsync".into(), "off".into()),
+                ("ssl".into(), "on".into()),
+                (
+                    "ssl_cert_file".into(),
+                    certs.join("server.crt").display().to_string(),
+                ),
+                (
+                    "ssl_key_file".into(),
+                    certs.join("server.key").display().to_string(),
+                ),
+            ],
+            fast_init: true,
+            ..ClusterOptions::default()
+        };
+        let cluster = LocalCluster::new(dir.path().join("cluster"), options);
+        let started = cluster
+            .start(&mut |_| {})
+            .unwrap_or_else(|e| panic!("cannot start the TLS test cluster: {e}"));
+        TlsServer {
+            cluster,
+            port: started.port,
+            ca_cert: certs.join("ca.crt"),
+            other_ca_cert: certs.join("other-ca.crt"),
+            _dir: dir,
+        }
+    }
+
+    /// A URL to the `postgres` database through `host` (`localhost` or `127.0.0.1`).
+    pub fn url(&self, host: &str, params: &str) -> String {
+        format!(
+            "postgresql://postgres@{host}:{}/postgres?{params}",
+            self.port
+        )
+    }
+}
+
+impl Drop for TlsServer {
+    fn drop(&mut self) {
+        let _ = self.cluster.kill();
+        let _ = self.cluster.destroy();
+    }
+}
+
+/// The uid/gid the test clusters run as when the tests run as root.
+fn server_owner() -> Option<(u32, u32)> {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        return None;
+    }
+    let name = std::env::var("TEND_PG_USER").unwrap_or_else(|_| "postgres".to_string());
+    let cname = std::ffi::CString::new(name).ok()?;
+    // SAFETY: getpwnam returns null or static storage we read at once.
+    unsafe {
+        let pw = libc::getpwnam(cname.as_ptr());
+        if pw.is_null() {
+            return None;
+        }
+        Some(((*pw).pw_uid, (*pw).pw_gid))
+    }
 }

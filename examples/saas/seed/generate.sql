@@ -408,7 +408,7 @@ SELECT p.request_no,
        pg_temp.uid('request', p.request_no) AS id,
        m.agency_no,
        CASE WHEN m.role <> 'viewer' THEN m.user_no END AS creator_no,
-       lo + power(p.r_created, 0.7) * (hi - lo) AS created_at,
+       lo + power(p.r_created, 0.85) * (hi - lo) AS created_at,
        p.r_status, p.r_prio, p.r_due, p.r_close, p.r_del, p.r_del_at, p.r_desc, p.r_client,
        p.r_upd, p.verb, p.object, p.note
 FROM (
