@@ -365,11 +365,9 @@ impl LocalCluster {
         on_event: &mut dyn FnMut(ClusterEvent),
     ) -> Result<ClusterState, ClusterError> {
         let initdb = self.options.tools.find(PgTool::Initdb, VersionNeed::Any)?;
-        let bindir = initdb
-            .path
-            .parent()
-            .map(Path::to_path_buf)
-            .unwrap_or_default();
+        // The real directory, not a symlink's: pg_ctl and postgres are its neighbours.
+        let real = fs::canonicalize(&initdb.path).unwrap_or_else(|_| initdb.path.clone());
+        let bindir = real.parent().map(Path::to_path_buf).unwrap_or_default();
         let major = initdb.version.major();
         // pg_ctl and postgres must come from the same installation as initdb.
         for tool in [PgTool::PgCtl, PgTool::Postgres] {

@@ -16,7 +16,13 @@ fn config_show_json_names_each_source() {
         .tend()
         .current_dir(project.path().join("sub/dir"))
         .env("DB_CONNECT_TIMEOUT", "3s")
-        .args(["config", "show", "--json", "--database-url", "postgres://flag@h/db"]));
+        .args([
+            "config",
+            "show",
+            "--json",
+            "--database-url",
+            "postgres://flag@h/db",
+        ]));
     assert_eq!(code, 0, "{err}");
     let doc: serde_json::Value = serde_json::from_str(&out).unwrap();
     let entry = |key: &str| {
@@ -33,7 +39,10 @@ fn config_show_json_names_each_source() {
     assert_eq!(entry("database.pool_max")["source"]["kind"], "file");
     assert_eq!(entry("database.pool_max")["value"], "5");
     assert_eq!(entry("database.connect_timeout")["source"]["kind"], "env");
-    assert_eq!(entry("database.connect_timeout")["source"]["var"], "DB_CONNECT_TIMEOUT");
+    assert_eq!(
+        entry("database.connect_timeout")["source"]["var"],
+        "DB_CONNECT_TIMEOUT"
+    );
     assert_eq!(entry("dev.database")["source"]["kind"], "default");
     assert!(entry("database.shadow_url")["value"].is_null());
     assert!(doc["config_file"].as_str().unwrap().ends_with("tend.toml"));
@@ -58,8 +67,13 @@ fn bad_values_are_config_errors() {
         .env("DB_POOL_MAX", "lots")
         .args(["config", "show"]));
     assert_eq!(code, 3, "{err}");
-    assert!(err.contains("database.pool_max") && err.contains("DB_POOL_MAX"), "{err}");
-    let (code, _, err) = run(project.tend().args(["--config", "nope.toml", "config", "show"]));
+    assert!(
+        err.contains("database.pool_max") && err.contains("DB_POOL_MAX"),
+        "{err}"
+    );
+    let (code, _, err) = run(project
+        .tend()
+        .args(["--config", "nope.toml", "config", "show"]));
     assert_eq!(code, 3, "{err}");
     project.write("tend.toml", "[database\n");
     let (code, _, err) = run(project.tend().args(["config", "show"]));
@@ -85,8 +99,14 @@ fn init_writes_config_and_detects_prisma() {
     assert!(err.contains("--force"), "{err}");
 
     let prisma = TestProject::new();
-    prisma.write("prisma/schema.prisma", "datasource db {\n  provider = \"postgresql\"\n}\n");
-    prisma.write("prisma/migrations/migration_lock.toml", "provider = \"postgresql\"\n");
+    prisma.write(
+        "prisma/schema.prisma",
+        "datasource db {\n  provider = \"postgresql\"\n}\n",
+    );
+    prisma.write(
+        "prisma/migrations/migration_lock.toml",
+        "provider = \"postgresql\"\n",
+    );
     let (code, out, err) = run(prisma.tend().args(["init", "--json"]));
     assert_eq!(code, 0, "{err}");
     let doc: serde_json::Value = serde_json::from_str(&out).unwrap();
@@ -120,4 +140,20 @@ fn json_errors_are_documents_on_stdout() {
     let doc: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(doc["error"]["kind"], "config");
     assert_eq!(doc["error"]["exit_code"], 3);
+}
+
+#[test]
+fn a_missing_postgres_program_exits_5_with_an_install_hint() {
+    let project = TestProject::new();
+    let empty = tempfile::tempdir().unwrap();
+    let (code, _, err) = run(project
+        .tend()
+        .env("TEND_PG_BINDIR", empty.path())
+        .args(["dev", "start"]));
+    assert_eq!(code, 5, "{err}");
+    assert!(
+        err.contains("initdb was not found in TEND_PG_BINDIR"),
+        "{err}"
+    );
+    assert!(err.contains("apt-get install postgresql"), "{err}");
 }

@@ -22,7 +22,10 @@ fn demo_builds_the_example_database_and_leaves_it_running() {
         ])
         .output()
         .unwrap();
-    let rows: i64 = String::from_utf8_lossy(&psql.stdout).trim().parse().unwrap();
+    let rows: i64 = String::from_utf8_lossy(&psql.stdout)
+        .trim()
+        .parse()
+        .unwrap();
     assert!(rows >= 100_000, "{rows}");
 
     // A second run rebuilds it, and --json gives a summary.

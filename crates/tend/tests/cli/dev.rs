@@ -24,13 +24,23 @@ fn dev_cluster_lifecycle() {
     assert_eq!(code, 0);
     assert_eq!(out3, format!("{url}\n"));
     let psql = std::process::Command::new("psql")
-        .args([url.as_str(), "-XAtc", "SELECT current_database() || ' ' || host(inet_server_addr())"])
+        .args([
+            url.as_str(),
+            "-XAtc",
+            "SELECT current_database() || ' ' || host(inet_server_addr())",
+        ])
         .output()
         .expect("psql runs");
-    assert_eq!(String::from_utf8_lossy(&psql.stdout).trim(), "app 127.0.0.1");
+    assert_eq!(
+        String::from_utf8_lossy(&psql.stdout).trim(),
+        "app 127.0.0.1"
+    );
 
     // `psql` passes arguments through.
-    let (code, out, err) = run(project.tend().args(["dev", "psql", "--", "-XAtc", "SELECT 40 + 2"]));
+    let (code, out, err) =
+        run(project
+            .tend()
+            .args(["dev", "psql", "--", "-XAtc", "SELECT 40 + 2"]));
     assert_eq!((code, out.trim()), (0, "42"), "{err}");
 
     // Only loopback listens.

@@ -28,10 +28,16 @@ fn doctor_explains_an_unreachable_port() {
     let project = TestProject::new();
     let (code, out, _) = run(project
         .tend()
-        .env("DATABASE_URL", "postgresql://app:pw-unreach@127.0.0.1:1/app")
+        .env(
+            "DATABASE_URL",
+            "postgresql://app:pw-unreach@127.0.0.1:1/app",
+        )
         .arg("doctor"));
     assert_eq!(code, 1, "{out}");
-    assert!(out.contains("cannot reach PostgreSQL at 127.0.0.1:1"), "{out}");
+    assert!(
+        out.contains("cannot reach PostgreSQL at 127.0.0.1:1"),
+        "{out}"
+    );
     assert!(out.contains("fix:"), "{out}");
     assert!(!out.contains("pw-unreach"));
 }
@@ -40,7 +46,9 @@ fn doctor_explains_an_unreachable_port() {
 fn doctor_explains_a_wrong_password() {
     let server = TestServer::get();
     let db = TestDb::create();
-    let mut info = server.password_user("tend_pw_doctor", "the-right-one", &db.name);
+    let Some(mut info) = server.password_user("tend_pw_doctor", "the-right-one", &db.name) else {
+        return;
+    };
     info.set("password", "Wr0ngPassw0rd");
     let project = TestProject::new();
     let (code, out, err) = run(project
@@ -48,7 +56,10 @@ fn doctor_explains_a_wrong_password() {
         .env("DATABASE_URL", info.to_secret_string())
         .arg("doctor"));
     assert_eq!(code, 1, "{out}{err}");
-    assert!(out.contains("refused the password for user `tend_pw_doctor`"), "{out}");
+    assert!(
+        out.contains("refused the password for user `tend_pw_doctor`"),
+        "{out}"
+    );
     assert!(!out.contains("Wr0ngPassw0rd") && !err.contains("Wr0ngPassw0rd"));
 }
 
@@ -84,7 +95,10 @@ fn doctor_explains_tls_not_offered() {
 #[test]
 fn doctor_reports_an_invalid_config_and_keeps_going() {
     let project = TestProject::new();
-    project.write("tend.toml", "[database]\nurl = \"mysql://root:SekretPW@h/db\"\n");
+    project.write(
+        "tend.toml",
+        "[database]\nurl = \"mysql://root:SekretPW@h/db\"\n",
+    );
     let (code, out, err) = run(project.tend().arg("doctor"));
     assert_eq!(code, 1, "{out}{err}");
     assert!(out.contains("FAIL config"), "{out}");

@@ -19,8 +19,11 @@ fn assert_hidden(what: &str, code: i32, out: &str, err: &str) {
 fn no_command_prints_a_password() {
     let server = TestServer::get();
     let db = TestDb::create();
+    let mut good = db.info.clone();
+    good.set("password", PASSWORD);
     let good = server
         .password_user("tend_pw_redact", PASSWORD, &db.name)
+        .unwrap_or(good)
         .to_secret_string();
     let unreachable = format!("postgresql://app:{PASSWORD}@127.0.0.1:1/app");
     let broken_port = format!("postgresql://app:{PASSWORD}@127.0.0.1:notaport/app");
@@ -35,6 +38,9 @@ fn no_command_prints_a_password() {
         &["doctor", "-v"],
         &["dev", "status"],
         &["dev", "status", "--json"],
+        &["dev", "url"],
+        &["init", "--force"],
+        &["config", "show", "-q"],
     ];
     for url in [&good, &unreachable, &broken_port, &wrong_scheme, &kv] {
         for args in commands {
@@ -59,5 +65,21 @@ fn no_command_prints_a_password() {
             assert_hidden(&format!("tend.toml {args:?}"), code, &out, &err);
         }
         std::fs::remove_file(project.path().join("tend.toml")).unwrap();
+        // And through .env, as Prisma projects keep it.
+        project.write(".env", &format!("DATABASE_URL=\"{url}\"\n"));
+        for args in commands {
+            let (code, out, err) = run(project.tend().args(*args));
+            assert_hidden(&format!(".env {args:?}"), code, &out, &err);
+        }
+        std::fs::remove_file(project.path().join(".env")).unwrap();
+        let _ = std::fs::remove_file(project.path().join("tend.toml"));
     }
+    // The demo, which reports the configured database it leaves alone.
+    let (code, out, err) =
+        run(project
+            .tend()
+            .env("DATABASE_URL", &good)
+            .args(["demo", "--no-data", "--json"]));
+    assert_eq!(code, 0, "{err}");
+    assert_hidden("demo", code, &out, &err);
 }
