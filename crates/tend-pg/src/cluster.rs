@@ -581,7 +581,12 @@ pub fn running_postmaster(data_dir: &Path) -> Option<u32> {
     // SAFETY: signal 0 only checks that the process exists.
     let alive = unsafe { libc::kill(pid, 0) } == 0
         || io::Error::last_os_error().raw_os_error() == Some(libc::EPERM);
-    alive.then_some(pid as u32)
+    // After a crash the pid may now belong to another program.
+    let is_postgres = match fs::read(format!("/proc/{pid}/cmdline")) {
+        Ok(cmdline) => String::from_utf8_lossy(&cmdline).contains("postgres"),
+        Err(_) => true,
+    };
+    (alive && is_postgres).then_some(pid as u32)
 }
 
 fn port_is_free(port: u16) -> bool {

@@ -241,9 +241,12 @@ pub fn run(args: DemoArgs, ctx: &Context) -> Result<i32, CommandError> {
         migrations.len(),
         elapsed.as_secs_f64()
     ));
+    let tend = self_command();
     out.line(format!("    URL:      {}", demo.redacted()));
-    out.line(format!("    explore:  tend dev psql -d {DEMO_DATABASE}"));
-    out.line("    stop:     tend dev stop        (the cluster keeps running until then)");
+    out.line(format!("    explore:  {tend} dev psql -d {DEMO_DATABASE}"));
+    out.line(format!(
+        "    stop:     {tend} dev stop        (the cluster keeps running until then)"
+    ));
     Ok(exit::OK)
 }
 
@@ -366,4 +369,27 @@ fn spinner(ctx: &Context, message: &str) -> ProgressBar {
     bar.set_message(message.to_string());
     bar.enable_steady_tick(Duration::from_millis(120));
     bar
+}
+
+/// How the user can run this binary again: `tend` when that is on PATH, else its path
+/// (after `cargo run`, the binary sits in target/).
+fn self_command() -> String {
+    let me = std::env::current_exe().ok();
+    let on_path = std::env::var_os("PATH").is_some_and(|path| {
+        std::env::split_paths(&path).any(|dir| {
+            let candidate = dir.join("tend");
+            candidate.is_file()
+                && std::fs::canonicalize(&candidate).ok()
+                    == me.as_ref().and_then(|m| std::fs::canonicalize(m).ok())
+        })
+    });
+    match me {
+        Some(path) if !on_path => {
+            let cwd = std::env::current_dir().unwrap_or_default();
+            path.strip_prefix(&cwd)
+                .map(|p| format!("./{}", p.display()))
+                .unwrap_or_else(|_| path.display().to_string())
+        }
+        _ => "tend".to_string(),
+    }
 }
