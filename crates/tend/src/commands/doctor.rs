@@ -95,65 +95,50 @@ pub fn run(
     let search = settings.tool_search();
     let database = settings.url("database.url");
 
-    // Client tools: needed whatever the database.
-    for (tool, needed_for, required) in [
-        (PgTool::Psql, "tend dev psql", true),
-        (PgTool::PgDump, "backups and schema dumps", true),
-        (PgTool::PgRestore, "restores", true),
-        (PgTool::PgDumpall, "backups of roles (--globals)", false),
-        (PgTool::PgBasebackup, "physical backups", false),
+    // Client tools are needed whatever the database; server tools for the local cluster,
+    // which is the database itself when none is configured.
+    let cluster_severity = if database.is_none() {
+        Status::Error
+    } else {
+        Status::Warning
+    };
+    for (tool, needed_for, severity) in [
+        (PgTool::Psql, "tend dev psql", Status::Error),
+        (PgTool::PgDump, "backups and schema dumps", Status::Error),
+        (PgTool::PgRestore, "restores", Status::Error),
+        (
+            PgTool::PgDumpall,
+            "backups of roles (--globals)",
+            Status::Warning,
+        ),
+        (PgTool::PgBasebackup, "physical backups", Status::Warning),
+        (
+            PgTool::Initdb,
+            "the local cluster (tend dev)",
+            cluster_severity,
+        ),
+        (
+            PgTool::PgCtl,
+            "the local cluster (tend dev)",
+            cluster_severity,
+        ),
+        (
+            PgTool::Postgres,
+            "the local cluster (tend dev)",
+            cluster_severity,
+        ),
     ] {
+        let check = format!("tools.{}", tool.program());
         match search.find(tool, VersionNeed::Any) {
             Ok(found) => report.push(
-                format!("tools.{}", tool.program()),
+                check,
                 Status::Ok,
-                format!(
-                    "{} {} at {}",
-                    tool.program(),
-                    found.version,
-                    found.path.display()
-                ),
+                format!("{tool} {} at {}", found.version, found.path.display()),
             ),
             Err(err) => report.push_fix(
-                format!("tools.{}", tool.program()),
-                if required {
-                    Status::Error
-                } else {
-                    Status::Warning
-                },
-                format!(
-                    "{} is missing; tend needs it for {needed_for}",
-                    tool.program()
-                ),
-                err.to_string(),
-            ),
-        }
-    }
-    // Server tools: needed for the local cluster, the embedded default.
-    for tool in [PgTool::Initdb, PgTool::PgCtl, PgTool::Postgres] {
-        let status = if database.is_none() {
-            Status::Error
-        } else {
-            Status::Warning
-        };
-        match search.find(tool, VersionNeed::Any) {
-            Ok(found) => report.push(
-                format!("tools.{}", tool.program()),
-                Status::Ok,
-                format!(
-                    "{} {} at {}",
-                    tool.program(),
-                    found.version,
-                    found.path.display()
-                ),
-            ),
-            Err(err) => report.push_fix(
-                format!("tools.{}", tool.program()),
-                status,
-                format!(
-                    "{} is missing; tend needs it for the local cluster (tend dev)",
-                    tool.program()
-                ),
+                check,
+                severity,
+                format!("{tool} is missing; tend needs it for {needed_for}"),
                 err.to_string(),
             ),
         }
