@@ -290,7 +290,13 @@ impl TestProject {
     /// The real `tend` binary, run in this project with a cleared, deterministic
     /// environment: only PATH survives, HOME is empty, colors are off.
     pub fn tend(&self) -> assert_cmd::Command {
-        let mut cmd = assert_cmd::Command::new(tend_binary());
+        assert_cmd::Command::from_std(self.tend_process())
+    }
+
+    /// The same, as a plain process to spawn (for tests that run several at once or kill
+    /// one).
+    pub fn tend_process(&self) -> std::process::Command {
+        let mut cmd = std::process::Command::new(tend_binary());
         cmd.env_clear()
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
             .env("HOME", self.home.path())

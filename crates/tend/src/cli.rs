@@ -54,6 +54,11 @@ pub enum Command {
     /// Inspect the resolved configuration.
     #[command(subcommand)]
     Config(crate::commands::config::ConfigCommand),
+    /// Apply and manage migrations (Prisma's layout or tend's own).
+    #[command(subcommand)]
+    Migrate(crate::commands::migrate::MigrateCommand),
+    /// Run the project's seed SQL in one transaction.
+    Seed(crate::commands::seed::SeedArgs),
     /// Check tools, versions, connectivity and configuration, and say how to fix problems.
     Doctor(crate::commands::doctor::DoctorArgs),
     /// Build an example SaaS database on the local cluster and show what tend does with it.

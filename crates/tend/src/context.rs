@@ -35,7 +35,6 @@ impl Context<'_> {
     }
 
     /// The configured database, or the local cluster's, started if need be (said on stderr).
-    #[allow(dead_code)] // The entry point of the database commands that land next.
     pub fn target(&self) -> Result<Target, CommandError> {
         resolve_target(&self.settings, self.out)
     }

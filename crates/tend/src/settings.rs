@@ -141,6 +141,34 @@ pub const KEYS: &[Key] = &[
         default: None,
         doc: "Where migrations live. Unset: prisma/migrations or migrations/, by format.",
     },
+    Key {
+        name: "migrate.seed",
+        env: &["TEND_SEED_FILE"],
+        kind: Kind::Path,
+        default: None,
+        doc: "The seed SQL `tend seed` runs. Unset: seed.sql, or prisma/seed.sql.",
+    },
+    Key {
+        name: "migrate.lock_wait",
+        env: &["TEND_MIGRATE_LOCK_WAIT"],
+        kind: Kind::Duration,
+        default: Some("5m"),
+        doc: "How long a deploy waits for another one (tend's or Prisma's) to finish.",
+    },
+    Key {
+        name: "migrate.lock_timeout",
+        env: &["TEND_MIGRATE_LOCK_TIMEOUT"],
+        kind: Kind::Duration,
+        default: None,
+        doc: "lock_timeout for migration statements, so a migration never queues behind traffic for long.",
+    },
+    Key {
+        name: "migrate.statement_timeout",
+        env: &["TEND_MIGRATE_STATEMENT_TIMEOUT"],
+        kind: Kind::Duration,
+        default: None,
+        doc: "statement_timeout for migration statements.",
+    },
 ];
 
 /// Where a value came from, for `tend config show`.

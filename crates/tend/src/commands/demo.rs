@@ -26,25 +26,24 @@ pub struct DemoArgs {
     pub no_data: bool,
 }
 
-/// One migration of the example project.
-pub struct ExampleMigration {
-    pub name: String,
-    pub sql: &'static str,
-}
-
-/// The example's Prisma migrations, in the order Prisma applies them (by directory name).
-pub fn example_migrations() -> Vec<ExampleMigration> {
+/// The example's Prisma migrations, in the order Prisma applies them (by directory name),
+/// with paths as they are in tend's repository.
+pub fn example_migrations() -> Vec<tend_migrate::Migration> {
     let dir = EXAMPLE
         .get_dir("prisma/migrations")
         .expect("the example has prisma/migrations");
-    let mut migrations: Vec<ExampleMigration> = dir
+    let mut migrations: Vec<tend_migrate::Migration> = dir
         .dirs()
         .filter_map(|d| {
             let name = d.path().file_name()?.to_str()?.to_string();
             let file = d.get_file(d.path().join("migration.sql"))?;
-            Some(ExampleMigration {
+            let sql = file.contents_utf8()?.to_string();
+            Some(tend_migrate::Migration {
+                path: std::path::Path::new("examples/saas").join(file.path()),
+                checksum: tend_migrate::source::checksum(sql.as_bytes()),
                 name,
-                sql: file.contents_utf8()?,
+                sql,
+                down: None,
             })
         })
         .collect();
@@ -140,25 +139,49 @@ pub fn run(args: DemoArgs, ctx: &Context) -> Result<i32, CommandError> {
     let migrations = example_migrations();
     let t = steps.begin(
         &format!(
-            "Apply the example's {} Prisma migrations, each in one transaction",
+            "Apply the example's {} Prisma migrations, recorded in _prisma_migrations",
             migrations.len()
         ),
-        "for m in prisma/migrations/*/migration.sql; do psql -1 -v ON_ERROR_STOP=1 -f \"$m\"; done",
+        "cd examples/saas && DATABASE_URL=\"$(tend dev url -d tend_demo)\" tend migrate deploy",
     );
-    let session = ctx.connect(&demo)?;
+    let options = super::migrate::run_options(ctx);
+    let history = tend_migrate::History::new(tend_migrate::Format::Prisma);
     let bar = progress(ctx, migrations.len() as u64, "migrations");
-    for migration in &migrations {
-        bar.set_message(migration.name.clone());
-        block_on(apply_in_transaction(&session, migration.sql)).map_err(|e| {
-            CommandError::failure(format!(
-                "the example migration {} failed: {}",
-                migration.name, e.message
-            ))
-        })?;
-        bar.inc(1);
-        out.line(format!("    applied {}", migration.name));
-    }
+    let report = block_on(tend_migrate::apply::deploy(
+        &demo,
+        &options,
+        history,
+        &migrations,
+        None,
+        false,
+        &mut |event| match event {
+            tend_migrate::Event::Applying { name, .. } => bar.set_message(name),
+            tend_migrate::Event::Applied { .. } => bar.inc(1),
+            tend_migrate::Event::Locked { .. } => {}
+        },
+    ))?;
     bar.finish_and_clear();
+    for applied in &report.applied {
+        out.line(format!(
+            "    applied {}  ({} ms)",
+            applied.name, applied.millis
+        ));
+    }
+    let statuses = block_on(tend_migrate::apply::status(
+        &demo,
+        &options,
+        history,
+        &migrations,
+    ))?;
+    out.line(format!(
+        "    $ tend migrate status  ->  {}",
+        if tend_migrate::status::is_up_to_date(&statuses) {
+            "every migration applied (exit 0)"
+        } else {
+            "not up to date (exit 1)"
+        }
+    ));
+    let session = ctx.connect(&demo)?;
     steps.end(
         "apply migrations",
         t,
@@ -170,16 +193,15 @@ pub fn run(args: DemoArgs, ctx: &Context) -> Result<i32, CommandError> {
     if !args.no_data {
         let t = steps.begin(
             "Generate realistic sample data (generate_series, deterministic seed)",
-            "psql \"$(tend dev url -d tend_demo)\" -1 -f examples/saas/seed/generate.sql",
+            "DATABASE_URL=\"$(tend dev url -d tend_demo)\" tend seed --file examples/saas/seed/generate.sql",
         );
         let spinner = spinner(ctx, "generating rows");
-        block_on(apply_in_transaction(
-            &session,
+        block_on(tend_migrate::apply::seed(
+            &demo,
+            &options,
+            std::path::Path::new("examples/saas/seed/generate.sql"),
             example_file("seed/generate.sql"),
-        ))
-        .map_err(|e| {
-            CommandError::failure(format!("generating the sample data failed: {}", e.message))
-        })?;
+        ))?;
         spinner.finish_and_clear();
         let counts = block_on(row_counts(&session))?;
         for (table, rows) in &counts {
@@ -260,27 +282,6 @@ async fn recreate_database(ctx: &Context<'_>, admin: &ConnInfo) -> Result<(), Co
         .batch_execute(&format!("CREATE DATABASE {name}"))
         .await?;
     Ok(())
-}
-
-/// A failed statement, with PostgreSQL's message.
-struct SqlFailure {
-    message: String,
-}
-
-/// Runs a multi-statement script in one transaction, as `psql -1` would.
-async fn apply_in_transaction(session: &tend_pg::Session, sql: &str) -> Result<(), SqlFailure> {
-    let failure = |e: tokio_postgres::Error| SqlFailure {
-        message: match e.as_db_error() {
-            Some(db) => format!("{} ({})", db.message(), db.code().code()),
-            None => e.to_string(),
-        },
-    };
-    session.batch_execute("BEGIN").await.map_err(failure)?;
-    if let Err(e) = session.batch_execute(sql).await {
-        let _ = session.batch_execute("ROLLBACK").await;
-        return Err(failure(e));
-    }
-    session.batch_execute("COMMIT").await.map_err(failure)
 }
 
 async fn row_counts(session: &tend_pg::Session) -> Result<Vec<(String, i64)>, CommandError> {

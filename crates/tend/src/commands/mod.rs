@@ -7,6 +7,8 @@ pub mod demo;
 pub mod dev;
 pub mod doctor;
 pub mod init;
+pub mod migrate;
+pub mod seed;
 
 use crate::cli::{Cli, Command};
 use crate::command_error::CommandError;
@@ -40,6 +42,8 @@ pub fn run(cli: Cli, out: &mut Output) -> Result<i32, CommandError> {
                 Command::Dev(cmd) => dev::run(cmd, &ctx),
                 Command::Config(cmd) => config::run(cmd, &ctx),
                 Command::Demo(args) => demo::run(args, &ctx),
+                Command::Migrate(cmd) => migrate::run(cmd, &ctx),
+                Command::Seed(args) => seed::run(args, &ctx),
                 Command::Init(_) | Command::Doctor(_) | Command::Completions(_) => {
                     unreachable!("handled above")
                 }

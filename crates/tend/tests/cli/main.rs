@@ -5,6 +5,7 @@ mod config;
 mod demo;
 mod dev;
 mod doctor;
+mod migrate;
 mod redaction;
 
 use std::process::Output;

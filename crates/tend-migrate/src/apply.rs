@@ -1,0 +1,994 @@
+//! Running migrations against a database: deploy (with resume), resolve, baseline, rollback,
+//! reset and seed. Every operation that writes takes Prisma's advisory lock on a dedicated
+//! connection first, so tend and `prisma migrate` exclude each other.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use tend_pg::{AdvisoryLock, ConnInfo, ConnectError, ConnectOptions, LockError, quote_ident};
+use tokio_postgres::Client;
+use tokio_postgres::error::SqlState;
+
+use crate::history::History;
+use crate::source::Migration;
+use crate::splitter::{classify, has_no_transaction_directive, line_of_char_position, split};
+use crate::status::{self, MigrationStatus, State};
+
+/// The key Prisma Migrate locks (`pg_advisory_lock(72707369)`); sharing it keeps a tend deploy
+/// and a Prisma deploy from running at once.
+pub const LOCK_KEY: i64 = 72707369;
+
+/// How a migration runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Mode {
+    /// The whole file in one transaction, with its history row.
+    Transaction,
+    /// Statement by statement, progress recorded after each, so a re-run resumes.
+    Statements,
+}
+
+impl Mode {
+    /// Statement by statement when the file asks for it, holds a statement that cannot run
+    /// in a transaction, or manages transactions itself.
+    pub fn of(sql: &str) -> Mode {
+        if has_no_transaction_directive(sql) {
+            return Mode::Statements;
+        }
+        let needs = split(sql).iter().any(|s| {
+            let traits = classify(s.sql);
+            traits.no_transaction || traits.transaction_control
+        });
+        if needs {
+            Mode::Statements
+        } else {
+            Mode::Transaction
+        }
+    }
+}
+
+/// Settings of a run.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// How long to wait for another deploy to finish.
+    pub lock_wait: Duration,
+    /// `lock_timeout` for the migrations' statements.
+    pub lock_timeout: Option<Duration>,
+    /// `statement_timeout` for the migrations' statements.
+    pub statement_timeout: Option<Duration>,
+    pub connect: ConnectOptions,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        RunOptions {
+            lock_wait: Duration::from_secs(300),
+            lock_timeout: None,
+            statement_timeout: None,
+            connect: ConnectOptions::default(),
+        }
+    }
+}
+
+/// Progress, for a display.
+#[derive(Debug, Clone)]
+pub enum Event {
+    /// The lock is ours after waiting this long.
+    Locked {
+        waited: Duration,
+    },
+    Applying {
+        name: String,
+        index: usize,
+        total: usize,
+        mode: Mode,
+        resume_from: Option<usize>,
+    },
+    Applied {
+        name: String,
+        elapsed: Duration,
+    },
+}
+
+/// What a deploy did (or, dry, would do).
+#[derive(Debug, Clone, Serialize)]
+pub struct DeployReport {
+    pub applied: Vec<Applied>,
+    pub already_applied: usize,
+    pub dry_run: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Applied {
+    pub name: String,
+    pub mode: Mode,
+    pub millis: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resumed_from_statement: Option<usize>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum MigrateError {
+    #[error(transparent)]
+    Connect(#[from] ConnectError),
+    #[error(transparent)]
+    Lock(Box<LockError>),
+    #[error("{context}: {}", db_message(source))]
+    Database {
+        context: String,
+        #[source]
+        source: tokio_postgres::Error,
+    },
+    #[error(
+        "{} changed after {} applied: {}; restore the applied version, or accept the edit with `tend migrate resolve --applied {}`",
+        plural(names.len(), "a migration file", "migration files"),
+        if names.len() == 1 { "it was" } else { "they were" },
+        names.join(", "),
+        names[0]
+    )]
+    Modified { names: Vec<String> },
+    #[error(
+        "the migration {name} failed earlier{}; fix it, then mark it rolled back with `tend migrate resolve --rolled-back {name}` and deploy again",
+        logs.as_ref().map(|l| format!(" ({})", first_line(l))).unwrap_or_default()
+    )]
+    PreviouslyFailed { name: String, logs: Option<String> },
+    #[error(
+        "the migration {name} failed at line {line} of {}: {message}; {state}",
+        path.display()
+    )]
+    Failed {
+        name: String,
+        path: PathBuf,
+        line: usize,
+        message: String,
+        code: Option<String>,
+        state: &'static str,
+    },
+    #[error("there is no migration named `{0}` on disk")]
+    Unknown(String),
+    #[error("{0}")]
+    Refused(String),
+}
+
+impl From<LockError> for MigrateError {
+    fn from(err: LockError) -> Self {
+        match err {
+            LockError::Connect(e) => MigrateError::Connect(e),
+            other => MigrateError::Lock(Box::new(other)),
+        }
+    }
+}
+
+fn plural(n: usize, one: &'static str, many: &'static str) -> &'static str {
+    if n == 1 { one } else { many }
+}
+
+fn first_line(text: &str) -> &str {
+    text.lines().next().unwrap_or_default()
+}
+
+fn db_message(err: &tokio_postgres::Error) -> String {
+    match err.as_db_error() {
+        Some(db) => format!("{} ({})", db.message(), db.code().code()),
+        None => err.to_string(),
+    }
+}
+
+fn db(context: impl Into<String>) -> impl FnOnce(tokio_postgres::Error) -> MigrateError {
+    let context = context.into();
+    move |source| MigrateError::Database { context, source }
+}
+
+/// Prisma keeps its tables in the schema named by the URL's `schema` parameter (default
+/// public). Put it first on the search_path, creating it as Prisma does.
+async fn use_schema(client: &Client, info: &ConnInfo) -> Result<(), MigrateError> {
+    if let Some(schema) = info.get("schema").filter(|s| !s.is_empty()) {
+        let schema = quote_ident(schema);
+        client
+            .batch_execute(&format!(
+                "CREATE SCHEMA IF NOT EXISTS {schema}; SET search_path TO {schema}"
+            ))
+            .await
+            .map_err(db("setting the schema from the URL"))?;
+    }
+    Ok(())
+}
+
+/// Reads where each migration stands, without taking the lock or writing anything.
+pub async fn status(
+    info: &ConnInfo,
+    options: &RunOptions,
+    history: History,
+    migrations: &[Migration],
+) -> Result<Vec<MigrationStatus>, MigrateError> {
+    let session = tend_pg::connect(info, &options.connect).await?;
+    if let Some(schema) = info.get("schema").filter(|s| !s.is_empty()) {
+        session
+            .batch_execute(&format!("SET search_path TO {}", quote_ident(schema)))
+            .await
+            .map_err(db("setting the schema from the URL"))?;
+    }
+    let rows = history
+        .load(&session)
+        .await
+        .map_err(db("reading the migration history"))?;
+    Ok(status::compute(migrations, &rows))
+}
+
+/// A session holding the migration lock, its schema set and the history table ready.
+pub struct Locked {
+    lock: AdvisoryLock,
+    pub history: History,
+}
+
+impl Locked {
+    pub async fn acquire(
+        info: &ConnInfo,
+        options: &RunOptions,
+        history: History,
+        on_event: &mut dyn FnMut(Event),
+    ) -> Result<Locked, MigrateError> {
+        let started = Instant::now();
+        let lock =
+            AdvisoryLock::acquire(info, &options.connect, LOCK_KEY, options.lock_wait).await?;
+        on_event(Event::Locked {
+            waited: started.elapsed(),
+        });
+        use_schema(&lock.session().client, info).await?;
+        history
+            .ensure(&lock.session().client)
+            .await
+            .map_err(db("creating the migration history table"))?;
+        Ok(Locked { lock, history })
+    }
+
+    pub fn client(&self) -> &Client {
+        &self.lock.session().client
+    }
+
+    pub async fn statuses(
+        &self,
+        migrations: &[Migration],
+    ) -> Result<Vec<MigrationStatus>, MigrateError> {
+        let rows = self
+            .history
+            .load(self.client())
+            .await
+            .map_err(db("reading the migration history"))?;
+        Ok(status::compute(migrations, &rows))
+    }
+
+    pub async fn release(self) -> Result<(), MigrateError> {
+        Ok(self.lock.release().await?)
+    }
+}
+
+/// Applies pending migrations in order, up to and including `to`.
+pub async fn deploy(
+    info: &ConnInfo,
+    options: &RunOptions,
+    history: History,
+    migrations: &[Migration],
+    to: Option<&str>,
+    dry_run: bool,
+    on_event: &mut dyn FnMut(Event),
+) -> Result<DeployReport, MigrateError> {
+    let last = match to {
+        Some(name) => migrations
+            .iter()
+            .position(|m| m.name == name)
+            .ok_or_else(|| MigrateError::Unknown(name.to_string()))?,
+        None => migrations.len().saturating_sub(1),
+    };
+    let wanted = if migrations.is_empty() {
+        &migrations[..0]
+    } else {
+        &migrations[..=last]
+    };
+    if dry_run {
+        let statuses = status(info, options, history, migrations).await?;
+        return plan(&statuses, wanted).map(|(todo, done)| DeployReport {
+            applied: todo
+                .into_iter()
+                .map(|(m, resume)| Applied {
+                    name: m.name.clone(),
+                    mode: Mode::of(&m.sql),
+                    millis: 0,
+                    resumed_from_statement: resume,
+                })
+                .collect(),
+            already_applied: done,
+            dry_run: true,
+        });
+    }
+    let locked = Locked::acquire(info, options, history, on_event).await?;
+    let statuses = locked.statuses(migrations).await?;
+    let (todo, done) = plan(&statuses, wanted)?;
+    let total = todo.len();
+    let mut applied = Vec::with_capacity(total);
+    for (index, (migration, resume)) in todo.into_iter().enumerate() {
+        let mode = Mode::of(&migration.sql);
+        on_event(Event::Applying {
+            name: migration.name.clone(),
+            index,
+            total,
+            mode,
+            resume_from: resume,
+        });
+        let started = Instant::now();
+        let attempt = statuses
+            .iter()
+            .find(|s| s.name == migration.name)
+            .and_then(|s| s.attempt_id.clone());
+        match mode {
+            Mode::Transaction => apply_in_transaction(&locked, options, migration).await?,
+            Mode::Statements => {
+                apply_statements(&locked, options, migration, resume.zip(attempt)).await?
+            }
+        }
+        let elapsed = started.elapsed();
+        on_event(Event::Applied {
+            name: migration.name.clone(),
+            elapsed,
+        });
+        applied.push(Applied {
+            name: migration.name.clone(),
+            mode,
+            millis: elapsed.as_millis() as u64,
+            resumed_from_statement: resume,
+        });
+    }
+    locked.release().await?;
+    Ok(DeployReport {
+        applied,
+        already_applied: done,
+        dry_run: false,
+    })
+}
+
+/// Migrations to apply, each with the statement to resume from.
+type Todo<'m> = Vec<(&'m Migration, Option<usize>)>;
+
+/// What to apply and how many are already applied. Refuses when a file was modified after
+/// it was applied, or a migration failed.
+fn plan<'m>(
+    statuses: &[MigrationStatus],
+    wanted: &'m [Migration],
+) -> Result<(Todo<'m>, usize), MigrateError> {
+    let modified: Vec<String> = statuses
+        .iter()
+        .filter(|s| s.state == State::Modified)
+        .map(|s| s.name.clone())
+        .collect();
+    if !modified.is_empty() {
+        return Err(MigrateError::Modified { names: modified });
+    }
+    let mut todo = Vec::new();
+    let mut done = 0;
+    for migration in wanted {
+        let Some(status) = statuses.iter().find(|s| s.name == migration.name) else {
+            todo.push((migration, None));
+            continue;
+        };
+        match status.state {
+            State::Applied => done += 1,
+            State::Pending | State::RolledBack => todo.push((migration, None)),
+            // An interrupted statement-by-statement run (killed, no error recorded) resumes.
+            State::Failed
+                if status.logs.is_none() && Mode::of(&migration.sql) == Mode::Statements =>
+            {
+                todo.push((migration, Some(status.steps.max(0) as usize)));
+            }
+            State::Failed => {
+                return Err(MigrateError::PreviouslyFailed {
+                    name: migration.name.clone(),
+                    logs: status.logs.clone(),
+                });
+            }
+            State::Modified | State::Missing => unreachable!("handled above"),
+        }
+    }
+    Ok((todo, done))
+}
+
+async fn set_timeouts(
+    client: &Client,
+    options: &RunOptions,
+    local: bool,
+) -> Result<(), MigrateError> {
+    let scope = if local { "LOCAL " } else { "" };
+    let mut sql = String::new();
+    if let Some(t) = options.lock_timeout {
+        sql.push_str(&format!("SET {scope}lock_timeout = {};", t.as_millis()));
+    }
+    if let Some(t) = options.statement_timeout {
+        sql.push_str(&format!(
+            "SET {scope}statement_timeout = {};",
+            t.as_millis()
+        ));
+    }
+    if !sql.is_empty() {
+        client
+            .batch_execute(&sql)
+            .await
+            .map_err(db("setting the migration timeouts"))?;
+    }
+    Ok(())
+}
+
+/// The whole file and its history row in one transaction: a failure, or a kill, leaves the
+/// database as it was. The failure is then recorded in a row of its own.
+async fn apply_in_transaction(
+    locked: &Locked,
+    options: &RunOptions,
+    migration: &Migration,
+) -> Result<(), MigrateError> {
+    let client = locked.client();
+    let history = locked.history;
+    client
+        .batch_execute("BEGIN")
+        .await
+        .map_err(db("starting a transaction"))?;
+    set_timeouts(client, options, true).await?;
+    let id = history
+        .start(client, &migration.name, &migration.checksum)
+        .await
+        .map_err(db("recording the migration's start"))?;
+    match client.batch_execute(&migration.sql).await {
+        Ok(()) => {
+            history
+                .finish(client, &id, 1)
+                .await
+                .map_err(db("recording the migration's end"))?;
+            client
+                .batch_execute("COMMIT")
+                .await
+                .map_err(db(format!("committing {}", migration.name)))?;
+            Ok(())
+        }
+        Err(err) => {
+            let _ = client.batch_execute("ROLLBACK").await;
+            if err.code() == Some(&SqlState::UNSAFE_NEW_ENUM_VALUE_USAGE) {
+                // The file uses an enum value it adds, which only works statement by
+                // statement, as psql runs it.
+                return Box::pin(apply_statements(locked, options, migration, None)).await;
+            }
+            let line = match err.as_db_error().and_then(|d| d.position()) {
+                Some(tokio_postgres::error::ErrorPosition::Original(pos)) => {
+                    line_of_char_position(&migration.sql, *pos as usize)
+                }
+                _ => locate_failure(client, options, &migration.sql, &err).await,
+            };
+            let failure = failure_text(&err);
+            history
+                .fail(
+                    client,
+                    None,
+                    &migration.name,
+                    &migration.checksum,
+                    0,
+                    &failure.logs(line, migration),
+                )
+                .await
+                .map_err(db("recording the failure"))?;
+            Err(MigrateError::Failed {
+                name: migration.name.clone(),
+                path: migration.path.clone(),
+                line,
+                message: failure.message,
+                code: failure.code,
+                state: "nothing of it was applied (it ran in one transaction)",
+            })
+        }
+    }
+}
+
+/// Finds the failing statement's line by replaying the file statement by statement in a
+/// transaction that is rolled back. Only on the failure path, for errors without a position.
+async fn locate_failure(
+    client: &Client,
+    options: &RunOptions,
+    sql: &str,
+    err: &tokio_postgres::Error,
+) -> usize {
+    let statements = split(sql);
+    let first = statements.first().map(|s| s.line).unwrap_or(1);
+    if client.batch_execute("BEGIN").await.is_err() {
+        return first;
+    }
+    let _ = set_timeouts(client, options, true).await;
+    let mut line = first;
+    for statement in &statements {
+        if client.batch_execute(statement.sql).await.is_err() {
+            line = statement.line + line_in_statement(statement.sql, err);
+            break;
+        }
+    }
+    let _ = client.batch_execute("ROLLBACK").await;
+    line
+}
+
+/// Lines into the failing statement where the object the error names ("relation \"x\"
+/// does not exist") first appears; 0 when it names none or it cannot be found.
+fn line_in_statement(statement: &str, err: &tokio_postgres::Error) -> usize {
+    let Some(db) = err.as_db_error() else {
+        return 0;
+    };
+    let message = db.message();
+    let Some(start) = message.find('"') else {
+        return 0;
+    };
+    let Some(len) = message[start + 1..].find('"') else {
+        return 0;
+    };
+    let name = &message[start + 1..start + 1 + len];
+    if name.is_empty() {
+        return 0;
+    }
+    statement
+        .find(name)
+        .map(|at| statement[..at].matches('\n').count())
+        .unwrap_or(0)
+}
+
+struct Failure {
+    message: String,
+    code: Option<String>,
+}
+
+impl Failure {
+    /// The text kept in the history's `logs`, as a person reading the table needs it.
+    fn logs(&self, line: usize, migration: &Migration) -> String {
+        format!(
+            "ERROR: {}{}\nat line {line} of {}",
+            self.message,
+            self.code
+                .as_ref()
+                .map(|c| format!(" (SQLSTATE {c})"))
+                .unwrap_or_default(),
+            migration.path.display()
+        )
+    }
+}
+
+fn failure_text(err: &tokio_postgres::Error) -> Failure {
+    match err.as_db_error() {
+        Some(db) => Failure {
+            message: match db.detail() {
+                Some(detail) => format!("{} ({detail})", db.message()),
+                None => db.message().to_string(),
+            },
+            code: Some(db.code().code().to_string()),
+        },
+        None => Failure {
+            message: err.to_string(),
+            code: None,
+        },
+    }
+}
+
+/// Statement by statement in autocommit (or in the file's own transactions), with progress
+/// recorded after each, so a re-run after a crash resumes after the last one that completed.
+async fn apply_statements(
+    locked: &Locked,
+    options: &RunOptions,
+    migration: &Migration,
+    resume: Option<(usize, String)>,
+) -> Result<(), MigrateError> {
+    let client = locked.client();
+    let history = locked.history;
+    let statements = split(&migration.sql);
+    let (id, from) = match resume {
+        Some((from, id)) => (id, from),
+        None => (
+            history
+                .start(client, &migration.name, &migration.checksum)
+                .await
+                .map_err(db("recording the migration's start"))?,
+            0,
+        ),
+    };
+    set_timeouts(client, options, false).await?;
+    let manages_transactions = statements
+        .iter()
+        .any(|s| classify(s.sql).transaction_control);
+    for (index, statement) in statements.iter().enumerate().skip(from) {
+        let traits = classify(statement.sql);
+        let mut skip = false;
+        if index == from
+            && from > 0
+            && let Some(index_name) = &traits.concurrent_index
+        {
+            // An interrupted CREATE INDEX CONCURRENTLY leaves an INVALID index behind: drop
+            // it and build again. A valid one means the build finished before the kill.
+            skip = settle_concurrent_index(client, index_name).await?;
+        }
+        // A statement that may run in a transaction goes in one message with its progress
+        // update: an implicit transaction makes the pair atomic, so a kill never leaves a
+        // statement done but not counted (which a re-run would repeat).
+        let atomic_progress = !traits.no_transaction;
+        let sent = if atomic_progress {
+            format!(
+                "{};\n{}",
+                statement.sql,
+                history.set_steps_sql(&id, index as i32 + 1)
+            )
+        } else {
+            statement.sql.to_string()
+        };
+        if !skip && let Err(err) = client.batch_execute(&sent).await {
+            if manages_transactions {
+                let _ = client.batch_execute("ROLLBACK").await;
+            }
+            let failure = failure_text(&err);
+            let line = match err.as_db_error().and_then(|d| d.position()) {
+                Some(tokio_postgres::error::ErrorPosition::Original(pos)) => {
+                    statement.line
+                        + line_of_char_position(statement.sql, *pos as usize).saturating_sub(1)
+                }
+                _ => statement.line + line_in_statement(statement.sql, &err),
+            };
+            let _ = history
+                .fail(
+                    client,
+                    Some(&id),
+                    &migration.name,
+                    &migration.checksum,
+                    index as i32,
+                    &failure.logs(line, migration),
+                )
+                .await;
+            reset_timeouts(client, options).await;
+            return Err(MigrateError::Failed {
+                name: migration.name.clone(),
+                path: migration.path.clone(),
+                line,
+                message: failure.message,
+                code: failure.code,
+                state: if index == 0 {
+                    "none of its statements were applied"
+                } else {
+                    "the statements before that line were applied (it runs statement by statement)"
+                },
+            });
+        }
+        if skip || !atomic_progress {
+            history
+                .set_steps(client, &id, index as i32 + 1)
+                .await
+                .map_err(db("recording the migration's progress"))?;
+        }
+    }
+    reset_timeouts(client, options).await;
+    history
+        .finish(client, &id, statements.len() as i32)
+        .await
+        .map_err(db("recording the migration's end"))?;
+    Ok(())
+}
+
+async fn reset_timeouts(client: &Client, options: &RunOptions) {
+    if options.lock_timeout.is_some() || options.statement_timeout.is_some() {
+        let _ = client
+            .batch_execute("RESET lock_timeout; RESET statement_timeout")
+            .await;
+    }
+}
+
+/// Returns true when a valid index of that name exists (the statement can be skipped);
+/// drops an invalid one.
+async fn settle_concurrent_index(client: &Client, name: &str) -> Result<bool, MigrateError> {
+    let quoted = name
+        .split('.')
+        .map(quote_ident)
+        .collect::<Vec<_>>()
+        .join(".");
+    let row = client
+        .query_opt(
+            "SELECT i.indisvalid FROM pg_index i WHERE i.indexrelid = to_regclass($1)",
+            &[&quoted],
+        )
+        .await
+        .map_err(db("checking an interrupted index build"))?;
+    match row.map(|r| r.get::<_, bool>(0)) {
+        Some(true) => Ok(true),
+        Some(false) => {
+            client
+                .batch_execute(&format!("DROP INDEX CONCURRENTLY IF EXISTS {quoted}"))
+                .await
+                .map_err(db(format!("dropping the invalid index {name}")))?;
+            Ok(false)
+        }
+        None => Ok(false),
+    }
+}
+
+/// `resolve --applied NAME`: records a migration as applied without running it (a failed one
+/// that was fixed by hand, or one never run), or accepts an edited file's new checksum.
+/// `resolve --rolled-back NAME`: marks a failed attempt rolled back, so deploy retries it.
+pub async fn resolve(
+    locked: &Locked,
+    migrations: &[Migration],
+    name: &str,
+    applied: bool,
+) -> Result<String, MigrateError> {
+    let migration = migrations
+        .iter()
+        .find(|m| m.name == name)
+        .ok_or_else(|| MigrateError::Unknown(name.to_string()))?;
+    let statuses = locked.statuses(migrations).await?;
+    let state = statuses
+        .iter()
+        .find(|s| s.name == name)
+        .map(|s| s.state.clone())
+        .unwrap_or(State::Pending);
+    let client = locked.client();
+    let history = locked.history;
+    let err = |e| MigrateError::Database {
+        context: format!("resolving {name}"),
+        source: e,
+    };
+    match (applied, state) {
+        (true, State::Applied) => Err(MigrateError::Refused(format!(
+            "{name} is already applied and unchanged; nothing to resolve"
+        ))),
+        (true, State::Modified) => {
+            history
+                .accept_checksum(client, name, &migration.checksum)
+                .await
+                .map_err(err)?;
+            Ok(format!("accepted the edited {name} as applied"))
+        }
+        (true, State::Failed) => {
+            history.mark_rolled_back(client, name).await.map_err(err)?;
+            history
+                .record_applied(client, name, &migration.checksum)
+                .await
+                .map_err(err)?;
+            Ok(format!("recorded the failed {name} as applied"))
+        }
+        (true, _) => {
+            history
+                .record_applied(client, name, &migration.checksum)
+                .await
+                .map_err(err)?;
+            Ok(format!("recorded {name} as applied without running it"))
+        }
+        (false, State::Failed) => {
+            history.mark_rolled_back(client, name).await.map_err(err)?;
+            Ok(format!(
+                "marked {name} rolled back; the next deploy applies it again"
+            ))
+        }
+        (false, state) => Err(MigrateError::Refused(format!(
+            "{name} is {} and not failed; only a failed migration can be marked rolled back (to undo an applied one, use `tend migrate rollback`)",
+            state_word(&state)
+        ))),
+    }
+}
+
+pub fn state_word(state: &State) -> &'static str {
+    match state {
+        State::Applied => "applied",
+        State::Pending => "pending",
+        State::RolledBack => "rolled back",
+        State::Failed => "failed",
+        State::Modified => "modified on disk since applied",
+        State::Missing => "applied but missing from disk",
+    }
+}
+
+/// Records every migration up to `to` (all by default) as applied without running them, to
+/// adopt a database whose schema already matches. Returns the names recorded.
+pub async fn baseline(
+    locked: &Locked,
+    migrations: &[Migration],
+    to: Option<&str>,
+) -> Result<Vec<String>, MigrateError> {
+    let last = match to {
+        Some(name) => migrations
+            .iter()
+            .position(|m| m.name == name)
+            .ok_or_else(|| MigrateError::Unknown(name.to_string()))?,
+        None => migrations.len().saturating_sub(1),
+    };
+    let statuses = locked.statuses(migrations).await?;
+    let mut recorded = Vec::new();
+    for migration in migrations.iter().take(last + 1) {
+        let state = statuses
+            .iter()
+            .find(|s| s.name == migration.name)
+            .map(|s| s.state.clone());
+        if matches!(state, Some(State::Applied | State::Modified)) {
+            continue;
+        }
+        if state == Some(State::Failed) {
+            return Err(MigrateError::PreviouslyFailed {
+                name: migration.name.clone(),
+                logs: None,
+            });
+        }
+        locked
+            .history
+            .record_applied(locked.client(), &migration.name, &migration.checksum)
+            .await
+            .map_err(db(format!("recording {} as applied", migration.name)))?;
+        recorded.push(migration.name.clone());
+    }
+    Ok(recorded)
+}
+
+/// Undoes applied migrations, newest first, through their down scripts: `steps` of them, or
+/// all after `to`. Each down script and its history update run in one transaction.
+pub async fn rollback(
+    locked: &Locked,
+    migrations: &[Migration],
+    steps: Option<usize>,
+    to: Option<&str>,
+    dry_run: bool,
+) -> Result<Vec<String>, MigrateError> {
+    let statuses = locked.statuses(migrations).await?;
+    let applied: Vec<&Migration> = migrations
+        .iter()
+        .filter(|m| {
+            statuses
+                .iter()
+                .any(|s| s.name == m.name && s.state == State::Applied)
+        })
+        .collect();
+    let chosen: Vec<&Migration> = match (steps, to) {
+        (_, Some(name)) => {
+            let keep = applied.iter().position(|m| m.name == name).ok_or_else(|| {
+                MigrateError::Refused(format!(
+                    "`{name}` is not an applied migration; `tend migrate status` lists them"
+                ))
+            })?;
+            applied[keep + 1..].iter().rev().copied().collect()
+        }
+        (steps, None) => applied
+            .iter()
+            .rev()
+            .take(steps.unwrap_or(1))
+            .copied()
+            .collect(),
+    };
+    let missing: Vec<&str> = chosen
+        .iter()
+        .filter(|m| m.down.is_none())
+        .map(|m| m.name.as_str())
+        .collect();
+    if !missing.is_empty() {
+        return Err(MigrateError::Refused(format!(
+            "no down script for {}; write {} beside the migration, then roll back again (nothing was rolled back)",
+            missing.join(", "),
+            match locked.history.format {
+                crate::source::Format::Prisma => "down.sql",
+                crate::source::Format::Tend => "NAME.down.sql",
+            }
+        )));
+    }
+    let names: Vec<String> = chosen.iter().map(|m| m.name.clone()).collect();
+    if dry_run {
+        return Ok(names);
+    }
+    let client = locked.client();
+    for migration in chosen {
+        let down = migration.down.as_ref().expect("checked above");
+        client
+            .batch_execute("BEGIN")
+            .await
+            .map_err(db("starting a transaction"))?;
+        if let Err(err) = client.batch_execute(&down.sql).await {
+            let _ = client.batch_execute("ROLLBACK").await;
+            let line = match err.as_db_error().and_then(|d| d.position()) {
+                Some(tokio_postgres::error::ErrorPosition::Original(pos)) => {
+                    line_of_char_position(&down.sql, *pos as usize)
+                }
+                _ => 1,
+            };
+            let failure = failure_text(&err);
+            return Err(MigrateError::Failed {
+                name: migration.name.clone(),
+                path: down.path.clone(),
+                line,
+                message: failure.message,
+                code: failure.code,
+                state: "its down script was rolled back and the migration stays applied",
+            });
+        }
+        locked
+            .history
+            .mark_applied_rolled_back(client, &migration.name)
+            .await
+            .map_err(db("recording the rollback"))?;
+        client
+            .batch_execute("COMMIT")
+            .await
+            .map_err(db("committing the rollback"))?;
+    }
+    Ok(names)
+}
+
+/// Schemas `reset` drops: every schema but PostgreSQL's own and tend's operational `tend`.
+pub async fn application_schemas(client: &Client) -> Result<Vec<String>, MigrateError> {
+    let rows = client
+        .query(
+            "SELECT nspname::text FROM pg_namespace
+              WHERE nspname NOT IN ('information_schema', 'tend')
+                AND nspname NOT LIKE 'pg\\_%'
+              ORDER BY nspname",
+            &[],
+        )
+        .await
+        .map_err(db("listing schemas"))?;
+    Ok(rows.into_iter().map(|r| r.get(0)).collect())
+}
+
+/// Drops the application's schemas and recreates an empty `public` (as PostgreSQL 15
+/// creates it), under the migration lock.
+pub async fn drop_schemas(locked: &Locked, schemas: &[String]) -> Result<(), MigrateError> {
+    let client = locked.client();
+    let mut sql = String::from("BEGIN;");
+    for schema in schemas {
+        sql.push_str(&format!("DROP SCHEMA {} CASCADE;", quote_ident(schema)));
+    }
+    sql.push_str(
+        "CREATE SCHEMA IF NOT EXISTS public;
+         GRANT USAGE ON SCHEMA public TO PUBLIC;
+         COMMENT ON SCHEMA public IS 'standard public schema';
+         COMMIT;",
+    );
+    if let Err(err) = client.batch_execute(&sql).await {
+        let _ = client.batch_execute("ROLLBACK").await;
+        return Err(MigrateError::Database {
+            context: "dropping the application's schemas".to_string(),
+            source: err,
+        });
+    }
+    // The history table went with its schema: make it again for the deploy that follows.
+    locked
+        .history
+        .ensure(client)
+        .await
+        .map_err(db("creating the migration history table"))?;
+    Ok(())
+}
+
+/// Runs a seed script in one transaction.
+pub async fn seed(
+    info: &ConnInfo,
+    options: &RunOptions,
+    path: &std::path::Path,
+    sql: &str,
+) -> Result<(), MigrateError> {
+    let session = tend_pg::connect(info, &options.connect).await?;
+    use_schema(&session, info).await?;
+    session
+        .batch_execute("BEGIN")
+        .await
+        .map_err(db("starting a transaction"))?;
+    if let Err(err) = session.batch_execute(sql).await {
+        let _ = session.batch_execute("ROLLBACK").await;
+        let line = match err.as_db_error().and_then(|d| d.position()) {
+            Some(tokio_postgres::error::ErrorPosition::Original(pos)) => {
+                line_of_char_position(sql, *pos as usize)
+            }
+            _ => 1,
+        };
+        let failure = failure_text(&err);
+        return Err(MigrateError::Failed {
+            name: "seed".to_string(),
+            path: path.to_path_buf(),
+            line,
+            message: failure.message,
+            code: failure.code,
+            state: "nothing of it was applied (it ran in one transaction)",
+        });
+    }
+    session
+        .batch_execute("COMMIT")
+        .await
+        .map_err(db("committing the seed"))?;
+    Ok(())
+}

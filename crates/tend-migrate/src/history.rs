@@ -1,0 +1,304 @@
+//! The history table: `_prisma_migrations` exactly as Prisma keeps it, or tend's own
+//! `_tend_migrations` with the same columns. Each row is one attempt at one migration;
+//! a migration rolled back and applied again has two rows.
+
+use serde::Serialize;
+use tend_pg::quote_ident;
+use tokio_postgres::Client;
+
+use crate::source::Format;
+
+/// One attempt, as recorded.
+#[derive(Debug, Clone, Serialize)]
+pub struct HistoryRow {
+    pub id: String,
+    pub name: String,
+    pub checksum: String,
+    /// Times as RFC 3339 text in UTC.
+    pub started_at: String,
+    pub finished_at: Option<String>,
+    pub rolled_back_at: Option<String>,
+    pub logs: Option<String>,
+    /// Prisma: 1 once applied. tend also uses it, for migrations that run statement by
+    /// statement, as the number of statements completed, so a re-run resumes after them.
+    pub applied_steps_count: i32,
+}
+
+impl HistoryRow {
+    pub fn is_applied(&self) -> bool {
+        self.finished_at.is_some() && self.rolled_back_at.is_none()
+    }
+
+    /// Started, neither finished nor rolled back: failed, or interrupted.
+    pub fn is_unfinished(&self) -> bool {
+        self.finished_at.is_none() && self.rolled_back_at.is_none()
+    }
+}
+
+/// The history table of one format, in the session's current schema (Prisma keeps it in the
+/// schema named by the URL's `schema` parameter, which tend puts first on the search_path).
+#[derive(Debug, Clone, Copy)]
+pub struct History {
+    pub format: Format,
+}
+
+impl History {
+    pub fn new(format: Format) -> History {
+        History { format }
+    }
+
+    pub fn table(&self) -> String {
+        quote_ident(self.format.history_table())
+    }
+
+    /// Prisma's DDL, column for column, so `prisma migrate` accepts the table tend made.
+    pub fn create_sql(&self) -> String {
+        format!(
+            "CREATE TABLE IF NOT EXISTS {} (
+    \"id\"                    VARCHAR(36) PRIMARY KEY NOT NULL,
+    \"checksum\"              VARCHAR(64) NOT NULL,
+    \"finished_at\"           TIMESTAMPTZ,
+    \"migration_name\"        VARCHAR(255) NOT NULL,
+    \"logs\"                  TEXT,
+    \"rolled_back_at\"        TIMESTAMPTZ,
+    \"started_at\"            TIMESTAMPTZ NOT NULL DEFAULT now(),
+    \"applied_steps_count\"   INTEGER NOT NULL DEFAULT 0
+)",
+            self.table()
+        )
+    }
+
+    pub async fn exists(&self, client: &Client) -> Result<bool, tokio_postgres::Error> {
+        let row = client
+            .query_one("SELECT to_regclass($1) IS NOT NULL", &[&self.table()])
+            .await?;
+        Ok(row.get(0))
+    }
+
+    pub async fn ensure(&self, client: &Client) -> Result<(), tokio_postgres::Error> {
+        if !self.exists(client).await? {
+            client.batch_execute(&self.create_sql()).await?;
+        }
+        Ok(())
+    }
+
+    /// Every row, oldest first. An absent table is an empty history.
+    pub async fn load(&self, client: &Client) -> Result<Vec<HistoryRow>, tokio_postgres::Error> {
+        if !self.exists(client).await? {
+            return Ok(Vec::new());
+        }
+        let rows = client
+            .query(
+                &format!(
+                    "SELECT id, migration_name, checksum, {}, {}, {}, logs, applied_steps_count
+                       FROM {} ORDER BY started_at, migration_name",
+                    iso("started_at"),
+                    iso("finished_at"),
+                    iso("rolled_back_at"),
+                    self.table()
+                ),
+                &[],
+            )
+            .await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| HistoryRow {
+                id: r.get(0),
+                name: r.get(1),
+                checksum: r.get(2),
+                started_at: r.get(3),
+                finished_at: r.get(4),
+                rolled_back_at: r.get(5),
+                logs: r.get(6),
+                applied_steps_count: r.get(7),
+            })
+            .collect())
+    }
+
+    /// Records the start of an attempt and returns its id.
+    pub async fn start(
+        &self,
+        client: &Client,
+        name: &str,
+        checksum: &str,
+    ) -> Result<String, tokio_postgres::Error> {
+        let id = uuid::Uuid::new_v4().to_string();
+        client
+            .execute(
+                &format!(
+                    "INSERT INTO {} (id, checksum, migration_name, started_at, applied_steps_count)
+                     VALUES ($1, $2, $3, clock_timestamp(), 0)",
+                    self.table()
+                ),
+                &[&id, &checksum, &name],
+            )
+            .await?;
+        Ok(id)
+    }
+
+    /// The progress update as text, to send in one message with the statement it counts.
+    pub fn set_steps_sql(&self, id: &str, steps: i32) -> String {
+        format!(
+            "UPDATE {} SET applied_steps_count = {steps} WHERE id = {}",
+            self.table(),
+            tend_pg::quote_literal(id)
+        )
+    }
+
+    pub async fn set_steps(
+        &self,
+        client: &Client,
+        id: &str,
+        steps: i32,
+    ) -> Result<(), tokio_postgres::Error> {
+        client
+            .execute(
+                &format!(
+                    "UPDATE {} SET applied_steps_count = $2 WHERE id = $1",
+                    self.table()
+                ),
+                &[&id, &steps],
+            )
+            .await?;
+        Ok(())
+    }
+
+    pub async fn finish(
+        &self,
+        client: &Client,
+        id: &str,
+        steps: i32,
+    ) -> Result<(), tokio_postgres::Error> {
+        client
+            .execute(
+                &format!(
+                    "UPDATE {} SET finished_at = clock_timestamp(), applied_steps_count = $2, logs = NULL
+                      WHERE id = $1",
+                    self.table()
+                ),
+                &[&id, &steps],
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// Records a failed attempt (a new row when `id` is None).
+    pub async fn fail(
+        &self,
+        client: &Client,
+        id: Option<&str>,
+        name: &str,
+        checksum: &str,
+        steps: i32,
+        logs: &str,
+    ) -> Result<(), tokio_postgres::Error> {
+        match id {
+            Some(id) => {
+                client
+                    .execute(
+                        &format!(
+                            "UPDATE {} SET logs = $2, applied_steps_count = $3 WHERE id = $1",
+                            self.table()
+                        ),
+                        &[&id, &logs, &steps],
+                    )
+                    .await?;
+            }
+            None => {
+                let id = uuid::Uuid::new_v4().to_string();
+                client
+                    .execute(
+                        &format!(
+                            "INSERT INTO {} (id, checksum, migration_name, started_at, logs, applied_steps_count)
+                             VALUES ($1, $2, $3, clock_timestamp(), $4, $5)",
+                            self.table()
+                        ),
+                        &[&id, &checksum, &name, &logs, &steps],
+                    )
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Marks every unfinished attempt of `name` rolled back (Prisma's
+    /// `resolve --rolled-back`); returns how many.
+    pub async fn mark_rolled_back(
+        &self,
+        client: &Client,
+        name: &str,
+    ) -> Result<u64, tokio_postgres::Error> {
+        client
+            .execute(
+                &format!(
+                    "UPDATE {} SET rolled_back_at = clock_timestamp()
+                      WHERE migration_name = $1 AND finished_at IS NULL AND rolled_back_at IS NULL",
+                    self.table()
+                ),
+                &[&name],
+            )
+            .await
+    }
+
+    /// Marks the applied attempt of `name` rolled back (after its down script ran).
+    pub async fn mark_applied_rolled_back(
+        &self,
+        client: &Client,
+        name: &str,
+    ) -> Result<u64, tokio_postgres::Error> {
+        client
+            .execute(
+                &format!(
+                    "UPDATE {} SET rolled_back_at = clock_timestamp()
+                      WHERE migration_name = $1 AND finished_at IS NOT NULL AND rolled_back_at IS NULL",
+                    self.table()
+                ),
+                &[&name],
+            )
+            .await
+    }
+
+    /// Records `name` as applied without running it (`resolve --applied`, `baseline`).
+    pub async fn record_applied(
+        &self,
+        client: &Client,
+        name: &str,
+        checksum: &str,
+    ) -> Result<(), tokio_postgres::Error> {
+        let id = uuid::Uuid::new_v4().to_string();
+        client
+            .execute(
+                &format!(
+                    "INSERT INTO {} (id, checksum, migration_name, started_at, finished_at, applied_steps_count)
+                     VALUES ($1, $2, $3, clock_timestamp(), clock_timestamp(), 0)",
+                    self.table()
+                ),
+                &[&id, &checksum, &name],
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// Accepts an edited file: the applied attempt of `name` takes the file's checksum.
+    pub async fn accept_checksum(
+        &self,
+        client: &Client,
+        name: &str,
+        checksum: &str,
+    ) -> Result<u64, tokio_postgres::Error> {
+        client
+            .execute(
+                &format!(
+                    "UPDATE {} SET checksum = $2
+                      WHERE migration_name = $1 AND finished_at IS NOT NULL AND rolled_back_at IS NULL",
+                    self.table()
+                ),
+                &[&name, &checksum],
+            )
+            .await
+    }
+}
+
+fn iso(column: &str) -> String {
+    format!("to_char({column} AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')")
+}

@@ -1,0 +1,188 @@
+//! Where each migration stands: the files on disk compared with the history table.
+
+use serde::Serialize;
+
+use crate::history::HistoryRow;
+use crate::source::Migration;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum State {
+    /// Applied, and the file is unchanged since.
+    Applied,
+    /// On disk, never applied.
+    Pending,
+    /// Its last attempt was rolled back (by `resolve --rolled-back` or `rollback`); it applies
+    /// again on the next deploy.
+    RolledBack,
+    /// Its last attempt failed or was interrupted and is neither finished nor rolled back.
+    Failed,
+    /// Applied, but the file changed since.
+    Modified,
+    /// Applied, but no longer on disk.
+    Missing,
+}
+
+/// One migration's standing.
+#[derive(Debug, Clone, Serialize)]
+pub struct MigrationStatus {
+    pub name: String,
+    pub state: State,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub applied_at: Option<String>,
+    /// The error of a failed attempt (None for one that was interrupted).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub logs: Option<String>,
+    /// For a failed or interrupted attempt: statements it completed.
+    pub steps: i32,
+    /// The id of the attempt that decides the state, for resuming it.
+    #[serde(skip)]
+    pub attempt_id: Option<String>,
+    pub has_down: bool,
+}
+
+/// Compares disk and history. Disk order first; migrations only in the history (applied,
+/// then deleted) are listed in name order among them.
+pub fn compute(disk: &[Migration], history: &[HistoryRow]) -> Vec<MigrationStatus> {
+    let mut out = Vec::with_capacity(disk.len());
+    for migration in disk {
+        let attempts: Vec<&HistoryRow> = history
+            .iter()
+            .filter(|r| r.name == migration.name)
+            .collect();
+        let applied = attempts.iter().rev().find(|r| r.is_applied());
+        let last = attempts.last();
+        let (state, row) = match (applied, last) {
+            (Some(row), _) if migration.matches_checksum(&row.checksum) => {
+                (State::Applied, Some(*row))
+            }
+            (Some(row), _) => (State::Modified, Some(*row)),
+            (None, Some(row)) if row.is_unfinished() => (State::Failed, Some(*row)),
+            (None, Some(row)) => (State::RolledBack, Some(*row)),
+            (None, None) => (State::Pending, None),
+        };
+        out.push(MigrationStatus {
+            name: migration.name.clone(),
+            applied_at: row.and_then(|r| r.finished_at.clone()),
+            logs: row
+                .filter(|_| state == State::Failed)
+                .and_then(|r| r.logs.clone()),
+            steps: row.map(|r| r.applied_steps_count).unwrap_or(0),
+            attempt_id: row.map(|r| r.id.clone()),
+            state,
+            has_down: migration.down.is_some(),
+        });
+    }
+    let mut missing: Vec<&HistoryRow> = history
+        .iter()
+        .filter(|r| r.is_applied() && !disk.iter().any(|m| m.name == r.name))
+        .collect();
+    missing.sort_by(|a, b| a.name.cmp(&b.name));
+    missing.dedup_by(|a, b| a.name == b.name);
+    for row in missing {
+        let position = out
+            .iter()
+            .position(|s| s.name > row.name)
+            .unwrap_or(out.len());
+        out.insert(
+            position,
+            MigrationStatus {
+                name: row.name.clone(),
+                state: State::Missing,
+                applied_at: row.finished_at.clone(),
+                logs: None,
+                steps: row.applied_steps_count,
+                attempt_id: Some(row.id.clone()),
+                has_down: false,
+            },
+        );
+    }
+    out
+}
+
+/// Is everything on disk applied, with nothing failed or modified? (`status` exits 0.)
+pub fn is_up_to_date(statuses: &[MigrationStatus]) -> bool {
+    statuses
+        .iter()
+        .all(|s| matches!(s.state, State::Applied | State::Missing))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::source::checksum;
+
+    fn migration(name: &str, sql: &str) -> Migration {
+        Migration {
+            name: name.into(),
+            path: name.into(),
+            sql: sql.into(),
+            checksum: checksum(sql.as_bytes()),
+            down: None,
+        }
+    }
+
+    fn row(
+        name: &str,
+        sql: &str,
+        finished: bool,
+        rolled_back: bool,
+        logs: Option<&str>,
+    ) -> HistoryRow {
+        HistoryRow {
+            id: format!("id-{name}"),
+            name: name.into(),
+            checksum: checksum(sql.as_bytes()),
+            started_at: "2024-01-01T00:00:00.000Z".into(),
+            finished_at: finished.then(|| "2024-01-01T00:00:01.000Z".into()),
+            rolled_back_at: rolled_back.then(|| "2024-01-01T00:00:02.000Z".into()),
+            logs: logs.map(str::to_string),
+            applied_steps_count: 1,
+        }
+    }
+
+    #[test]
+    fn every_state_is_recognised() {
+        let disk = vec![
+            migration("a", "A"),
+            migration("b", "B"),
+            migration("c", "C"),
+            migration("d", "D"),
+            migration("f", "F"),
+        ];
+        let history = vec![
+            row("a", "A", true, false, None),
+            row("b", "B-old", true, false, None),
+            row("c", "C", false, false, Some("ERROR: boom")),
+            row("d", "D", false, true, Some("ERROR: boom")),
+            row("e", "E", true, false, None),
+        ];
+        let states: Vec<(String, State)> = compute(&disk, &history)
+            .into_iter()
+            .map(|s| (s.name, s.state))
+            .collect();
+        assert_eq!(
+            states,
+            vec![
+                ("a".into(), State::Applied),
+                ("b".into(), State::Modified),
+                ("c".into(), State::Failed),
+                ("d".into(), State::RolledBack),
+                ("e".into(), State::Missing),
+                ("f".into(), State::Pending),
+            ]
+        );
+    }
+
+    #[test]
+    fn reapplied_after_rollback_is_applied() {
+        let disk = vec![migration("a", "A")];
+        let history = vec![
+            row("a", "A", false, true, Some("ERROR")),
+            row("a", "A", true, false, None),
+        ];
+        let status = compute(&disk, &history);
+        assert_eq!(status[0].state, State::Applied);
+        assert!(is_up_to_date(&status));
+    }
+}

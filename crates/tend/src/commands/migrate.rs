@@ -1,0 +1,467 @@
+//! `tend migrate`: new, deploy, status, resolve, rollback, reset and baseline, for Prisma's
+//! layout and tend's own. Migrations go to DIRECT_URL when set (a pooler breaks the
+//! advisory lock), else to the database every command uses.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant, SystemTime};
+
+use clap::{Args, Subcommand};
+use tend_migrate::apply::{self, Event};
+use tend_migrate::source::{self, Format, Migration};
+use tend_migrate::{History, MigrateError, RunOptions, State};
+use tend_pg::ConnInfo;
+
+use crate::command_error::{CommandError, ErrorKind, exit};
+use crate::context::{Context, block_on};
+
+#[derive(Debug, Subcommand)]
+pub enum MigrateCommand {
+    /// Create an empty migration, named with the current UTC time.
+    New(NewArgs),
+    /// Apply pending migrations in order, each exactly once, under a lock.
+    Deploy(DeployArgs),
+    /// Show each migration's state; exit 0 only when all are applied and none failed or changed.
+    Status,
+    /// Record a migration's fate by hand (Prisma's semantics).
+    Resolve(ResolveArgs),
+    /// Undo the latest applied migrations through their down scripts.
+    Rollback(RollbackArgs),
+    /// Drop the application's schemas, apply every migration again, then seed.
+    Reset(ResetArgs),
+    /// Record migrations as applied without running them, to adopt an existing database.
+    Baseline(BaselineArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct NewArgs {
+    /// What the migration does, e.g. "add users".
+    pub name: String,
+}
+
+#[derive(Debug, Args)]
+pub struct DeployArgs {
+    /// Show what would be applied, and apply nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Apply up to and including this migration only.
+    #[arg(long, value_name = "NAME")]
+    pub to: Option<String>,
+}
+
+#[derive(Debug, Args)]
+#[group(required = true, multiple = false)]
+pub struct ResolveArgs {
+    /// Mark NAME applied: a failed migration finished by hand, one never to run, or an
+    /// applied file whose edit you accept.
+    #[arg(long, value_name = "NAME")]
+    pub applied: Option<String>,
+    /// Mark the failed NAME rolled back, so the next deploy applies it again.
+    #[arg(long, value_name = "NAME")]
+    pub rolled_back: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct RollbackArgs {
+    /// How many migrations to undo (default 1).
+    #[arg(long, conflicts_with = "to")]
+    pub steps: Option<usize>,
+    /// Undo every migration applied after NAME (NAME stays applied).
+    #[arg(long, value_name = "NAME")]
+    pub to: Option<String>,
+    /// Show what would be undone, and undo nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ResetArgs {
+    /// Show what would be dropped, and change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Do not run the seed afterwards.
+    #[arg(long)]
+    pub skip_seed: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct BaselineArgs {
+    /// Record up to and including this migration (default: all).
+    #[arg(long, value_name = "NAME")]
+    pub to: Option<String>,
+}
+
+/// The project's migrations: their layout, directory and files.
+pub struct Project {
+    pub format: Format,
+    pub dir: PathBuf,
+}
+
+impl Project {
+    pub fn from_settings(ctx: &Context) -> Project {
+        let format = match ctx.settings.text("migrate.format") {
+            Some("prisma") => Format::Prisma,
+            Some("tend") => Format::Tend,
+            _ => Format::detect(&ctx.settings.project_root),
+        };
+        let dir = ctx
+            .settings
+            .path("migrate.dir")
+            .unwrap_or_else(|| ctx.settings.project_root.join(format.default_dir()));
+        Project { format, dir }
+    }
+
+    pub fn load(&self) -> Result<Vec<Migration>, CommandError> {
+        source::load(&self.dir, self.format).map_err(|e| {
+            CommandError::new(ErrorKind::Config, e.to_string()).with_hint(
+                "`tend init` sets up a project; `tend migrate new NAME` creates a migration",
+            )
+        })
+    }
+}
+
+impl From<MigrateError> for CommandError {
+    fn from(err: MigrateError) -> Self {
+        match err {
+            MigrateError::Connect(e) => e.into(),
+            other => {
+                let message = other.to_string();
+                CommandError::failure(message)
+            }
+        }
+    }
+}
+
+pub fn run_options(ctx: &Context) -> RunOptions {
+    RunOptions {
+        lock_wait: ctx
+            .settings
+            .duration("migrate.lock_wait")
+            .unwrap_or(Duration::from_secs(300)),
+        lock_timeout: ctx.settings.duration("migrate.lock_timeout"),
+        statement_timeout: ctx.settings.duration("migrate.statement_timeout"),
+        connect: ctx.settings.connect_options(),
+    }
+}
+
+/// DIRECT_URL when set (it bypasses a pooler), else the database every command uses.
+pub fn migration_target(ctx: &Context) -> Result<ConnInfo, CommandError> {
+    if let Some(direct) = ctx.settings.url("database.direct_url") {
+        return Ok(direct);
+    }
+    Ok(ctx.target()?.info)
+}
+
+pub fn run(cmd: MigrateCommand, ctx: &Context) -> Result<i32, CommandError> {
+    match cmd {
+        MigrateCommand::New(args) => new(ctx, args),
+        MigrateCommand::Deploy(args) => deploy(ctx, args),
+        MigrateCommand::Status => status(ctx),
+        MigrateCommand::Resolve(args) => resolve(ctx, args),
+        MigrateCommand::Rollback(args) => rollback(ctx, args),
+        MigrateCommand::Reset(args) => reset(ctx, args),
+        MigrateCommand::Baseline(args) => baseline(ctx, args),
+    }
+}
+
+fn new(ctx: &Context, args: NewArgs) -> Result<i32, CommandError> {
+    let project = Project::from_settings(ctx);
+    if source::sanitize_name(&args.name).is_empty() {
+        return Err(CommandError::failure(
+            "a migration name needs at least one letter or digit",
+        ));
+    }
+    let path = source::create(&project.dir, project.format, &utc_timestamp(), &args.name)
+        .map_err(|e| CommandError::failure(e.to_string()))?;
+    ctx.out.json_value(&serde_json::json!({ "path": path }));
+    ctx.out.line(format!("Created {}", path.display()));
+    Ok(exit::OK)
+}
+
+fn print_event(ctx: &Context, event: Event) {
+    match event {
+        Event::Locked { waited } if waited > Duration::from_millis(500) => ctx.out.notice(format!(
+            "Took the migration lock after waiting {:.1}s for another deploy",
+            waited.as_secs_f64()
+        )),
+        Event::Locked { .. } => {}
+        Event::Applying {
+            name, resume_from, ..
+        } => {
+            if let Some(from) = resume_from {
+                ctx.out.notice(format!(
+                    "Resuming {name} after its statement {from}, where an earlier run stopped"
+                ));
+            }
+        }
+        Event::Applied { name, elapsed } => ctx
+            .out
+            .line(format!("applied  {name}  ({} ms)", elapsed.as_millis())),
+    }
+}
+
+fn deploy(ctx: &Context, args: DeployArgs) -> Result<i32, CommandError> {
+    let project = Project::from_settings(ctx);
+    let migrations = project.load()?;
+    let info = migration_target(ctx)?;
+    let started = Instant::now();
+    let report = block_on(apply::deploy(
+        &info,
+        &run_options(ctx),
+        History::new(project.format),
+        &migrations,
+        args.to.as_deref(),
+        args.dry_run,
+        &mut |event| print_event(ctx, event),
+    ))?;
+    ctx.out
+        .json_value(&serde_json::to_value(&report).expect("reports serialize"));
+    if args.dry_run {
+        if report.applied.is_empty() {
+            ctx.out
+                .line("Nothing to apply: the database is up to date.");
+        } else {
+            ctx.out
+                .line(format!("Would apply {}:", report.applied.len()));
+            for m in &report.applied {
+                ctx.out.line(format!("  {}  ({:?})", m.name, m.mode));
+            }
+        }
+        return Ok(exit::OK);
+    }
+    ctx.out.line(format!(
+        "{} migration{} applied, {} already applied, in {:.2}s.",
+        report.applied.len(),
+        if report.applied.len() == 1 { "" } else { "s" },
+        report.already_applied,
+        started.elapsed().as_secs_f64()
+    ));
+    Ok(exit::OK)
+}
+
+fn status(ctx: &Context) -> Result<i32, CommandError> {
+    let project = Project::from_settings(ctx);
+    let migrations = project.load()?;
+    let info = migration_target(ctx)?;
+    let statuses = block_on(apply::status(
+        &info,
+        &run_options(ctx),
+        History::new(project.format),
+        &migrations,
+    ))?;
+    let up_to_date = tend_migrate::status::is_up_to_date(&statuses);
+    ctx.out.json_value(&serde_json::json!({
+        "format": project.format,
+        "history_table": project.format.history_table(),
+        "up_to_date": up_to_date,
+        "migrations": statuses,
+    }));
+    let width = statuses.iter().map(|s| s.name.len()).max().unwrap_or(0);
+    for s in &statuses {
+        let state = apply::state_word(&s.state);
+        let mark = match s.state {
+            State::Applied => ctx.out.paint(state, "32"),
+            State::Pending | State::RolledBack | State::Missing => ctx.out.paint(state, "33"),
+            State::Failed | State::Modified => ctx.out.paint(state, "31;1"),
+        };
+        let when = s.applied_at.as_deref().unwrap_or("");
+        ctx.out.line(format!("{:width$}  {mark}  {when}", s.name));
+        if let Some(logs) = &s.logs {
+            ctx.out
+                .line(format!("{:width$}    {}", "", logs.replace('\n', " ")));
+        }
+    }
+    let count = |state: State| statuses.iter().filter(|s| s.state == state).count();
+    ctx.out.line(format!(
+        "\n{} applied, {} pending, {} failed, {} modified, {} rolled back, {} missing from disk ({}).",
+        count(State::Applied),
+        count(State::Pending),
+        count(State::Failed),
+        count(State::Modified),
+        count(State::RolledBack),
+        count(State::Missing),
+        project.format.history_table()
+    ));
+    Ok(if up_to_date { exit::OK } else { exit::FAILURE })
+}
+
+fn locked(ctx: &Context, project: &Project) -> Result<(ConnInfo, apply::Locked), CommandError> {
+    let info = migration_target(ctx)?;
+    let locked = block_on(apply::Locked::acquire(
+        &info,
+        &run_options(ctx),
+        History::new(project.format),
+        &mut |event| print_event(ctx, event),
+    ))?;
+    Ok((info, locked))
+}
+
+fn resolve(ctx: &Context, args: ResolveArgs) -> Result<i32, CommandError> {
+    let project = Project::from_settings(ctx);
+    let migrations = project.load()?;
+    let (name, applied) = match (args.applied, args.rolled_back) {
+        (Some(name), _) => (name, true),
+        (None, Some(name)) => (name, false),
+        (None, None) => unreachable!("clap requires one"),
+    };
+    let (_, locked) = locked(ctx, &project)?;
+    let message = block_on(apply::resolve(&locked, &migrations, &name, applied))?;
+    block_on(locked.release())?;
+    ctx.out
+        .json_value(&serde_json::json!({ "migration": name, "result": message }));
+    ctx.out.line(format!("Resolved: {message}."));
+    Ok(exit::OK)
+}
+
+fn rollback(ctx: &Context, args: RollbackArgs) -> Result<i32, CommandError> {
+    let project = Project::from_settings(ctx);
+    let migrations = project.load()?;
+    let (_, locked) = locked(ctx, &project)?;
+    let plan = block_on(apply::rollback(
+        &locked,
+        &migrations,
+        args.steps,
+        args.to.as_deref(),
+        true,
+    ))?;
+    if plan.is_empty() {
+        ctx.out
+            .json_value(&serde_json::json!({ "rolled_back": [] }));
+        ctx.out.line("Nothing to roll back.");
+        return Ok(exit::OK);
+    }
+    if args.dry_run {
+        ctx.out
+            .json_value(&serde_json::json!({ "dry_run": true, "would_roll_back": plan }));
+        ctx.out.line("Would run the down scripts of, newest first:");
+        for name in &plan {
+            ctx.out.line(format!("  {name}"));
+        }
+        return Ok(exit::OK);
+    }
+    ctx.out.confirm(
+        &format!(
+            "Undo {} migration{} ({}) through their down scripts?",
+            plan.len(),
+            if plan.len() == 1 { "" } else { "s" },
+            plan.join(", ")
+        ),
+        ctx.yes,
+    )?;
+    let done = block_on(apply::rollback(
+        &locked,
+        &migrations,
+        args.steps,
+        args.to.as_deref(),
+        false,
+    ))?;
+    block_on(locked.release())?;
+    ctx.out
+        .json_value(&serde_json::json!({ "rolled_back": done }));
+    for name in &done {
+        ctx.out.line(format!("rolled back  {name}"));
+    }
+    Ok(exit::OK)
+}
+
+fn reset(ctx: &Context, args: ResetArgs) -> Result<i32, CommandError> {
+    let project = Project::from_settings(ctx);
+    let migrations = project.load()?;
+    let (info, locked) = locked(ctx, &project)?;
+    let schemas = block_on(apply::application_schemas(locked.client()))?;
+    if args.dry_run {
+        ctx.out.json_value(&serde_json::json!({
+            "dry_run": true,
+            "would_drop_schemas": schemas,
+            "would_apply": migrations.iter().map(|m| &m.name).collect::<Vec<_>>(),
+        }));
+        ctx.out.line(format!(
+            "Would drop the schemas {} of {}, then apply {} migrations{}.",
+            schemas.join(", "),
+            info.redacted(),
+            migrations.len(),
+            if args.skip_seed { "" } else { " and seed" }
+        ));
+        return Ok(exit::OK);
+    }
+    ctx.out.confirm(
+        &format!(
+            "Drop the schemas {} of {} with all their data, and rebuild them from the migrations?",
+            schemas.join(", "),
+            info.redacted()
+        ),
+        ctx.yes,
+    )?;
+    block_on(apply::drop_schemas(&locked, &schemas))?;
+    block_on(locked.release())?;
+    ctx.out.line(format!("Dropped {}.", schemas.join(", ")));
+    let report = block_on(apply::deploy(
+        &info,
+        &run_options(ctx),
+        History::new(project.format),
+        &migrations,
+        None,
+        false,
+        &mut |event| print_event(ctx, event),
+    ))?;
+    let seeded = if args.skip_seed {
+        None
+    } else {
+        super::seed::run_seed(ctx, &info, None, true)?
+    };
+    ctx.out.json_value(&serde_json::json!({
+        "dropped_schemas": schemas,
+        "applied": report.applied,
+        "seed": seeded,
+    }));
+    ctx.out.line(format!(
+        "Reset done: {} migrations applied{}.",
+        report.applied.len(),
+        match &seeded {
+            Some(path) => format!(", seeded from {}", path.display()),
+            None => String::new(),
+        }
+    ));
+    Ok(exit::OK)
+}
+
+fn baseline(ctx: &Context, args: BaselineArgs) -> Result<i32, CommandError> {
+    let project = Project::from_settings(ctx);
+    let migrations = project.load()?;
+    let (_, locked) = locked(ctx, &project)?;
+    let recorded = block_on(apply::baseline(&locked, &migrations, args.to.as_deref()))?;
+    block_on(locked.release())?;
+    ctx.out
+        .json_value(&serde_json::json!({ "recorded": recorded }));
+    ctx.out.line(format!(
+        "Recorded {} migration{} as applied without running {}.",
+        recorded.len(),
+        if recorded.len() == 1 { "" } else { "s" },
+        if recorded.len() == 1 { "it" } else { "them" }
+    ));
+    Ok(exit::OK)
+}
+
+/// `YYYYMMDDHHMMSS` in UTC, as Prisma names migrations.
+fn utc_timestamp() -> String {
+    let secs = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0) as i64;
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}{month:02}{day:02}{:02}{:02}{:02}",
+        rem / 3600,
+        (rem % 3600) / 60,
+        rem % 60
+    )
+}
