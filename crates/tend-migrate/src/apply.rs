@@ -199,7 +199,7 @@ async fn use_schema(client: &Client, info: &ConnInfo) -> Result<(), MigrateError
 pub async fn status(
     info: &ConnInfo,
     options: &RunOptions,
-    history: History,
+    mut history: History,
     migrations: &[Migration],
 ) -> Result<Vec<MigrationStatus>, MigrateError> {
     let session = tend_pg::connect(info, &options.connect).await?;
@@ -209,6 +209,10 @@ pub async fn status(
             .await
             .map_err(db("setting the schema from the URL"))?;
     }
+    history
+        .pin_schema(&session)
+        .await
+        .map_err(db("reading the current schema"))?;
     let rows = history
         .load(&session)
         .await
@@ -236,6 +240,11 @@ impl Locked {
             waited: started.elapsed(),
         });
         use_schema(&lock.session().client, info).await?;
+        let mut history = history;
+        history
+            .pin_schema(&lock.session().client)
+            .await
+            .map_err(db("reading the current schema"))?;
         history
             .ensure(&lock.session().client)
             .await
@@ -327,6 +336,11 @@ pub async fn deploy(
                 apply_statements(&locked, options, migration, resume.zip(attempt)).await?
             }
         }
+        if leaks_session_state(&migration.sql) {
+            // psql runs each file in a session of its own: settings a file changes must
+            // not reach the next one.
+            reset_session(locked.client(), info, options).await?;
+        }
         let elapsed = started.elapsed();
         on_event(Event::Applied {
             name: migration.name.clone(),
@@ -349,6 +363,44 @@ pub async fn deploy(
 
 /// Migrations to apply, each with the statement to resume from.
 type Todo<'m> = Vec<(&'m Migration, Option<usize>)>;
+
+/// Does the file change session state (`SET`, `set_config`, temporary tables) that would
+/// outlive it on a shared session?
+fn leaks_session_state(sql: &str) -> bool {
+    split(sql).iter().any(|statement| {
+        let words: Vec<String> = statement
+            .sql
+            .split_whitespace()
+            .take(3)
+            .map(|w| w.to_ascii_uppercase())
+            .collect();
+        let first = words.first().map(String::as_str);
+        let second = words.get(1).map(String::as_str);
+        (first == Some("SET") && !matches!(second, Some("LOCAL" | "TRANSACTION" | "CONSTRAINTS")))
+            || first == Some("RESET")
+            || (first == Some("CREATE") && matches!(second, Some("TEMP" | "TEMPORARY")))
+            || statement.sql.to_ascii_lowercase().contains("set_config(")
+    })
+}
+
+/// Puts the session back as it was after connecting.
+async fn reset_session(
+    client: &Client,
+    info: &ConnInfo,
+    options: &RunOptions,
+) -> Result<(), MigrateError> {
+    client
+        .batch_execute("RESET ALL; DISCARD TEMP")
+        .await
+        .map_err(db("resetting the session between migrations"))?;
+    if let Some(timeout) = options.connect.statement_timeout {
+        client
+            .batch_execute(&format!("SET statement_timeout = {}", timeout.as_millis()))
+            .await
+            .map_err(db("resetting the session between migrations"))?;
+    }
+    use_schema(client, info).await
+}
 
 /// What to apply and how many are already applied. Refuses when a file was modified after
 /// it was applied, or a migration failed.
@@ -425,7 +477,7 @@ async fn apply_in_transaction(
     migration: &Migration,
 ) -> Result<(), MigrateError> {
     let client = locked.client();
-    let history = locked.history;
+    let history = &locked.history;
     client
         .batch_execute("BEGIN")
         .await
@@ -577,7 +629,7 @@ async fn apply_statements(
     resume: Option<(usize, String)>,
 ) -> Result<(), MigrateError> {
     let client = locked.client();
-    let history = locked.history;
+    let history = &locked.history;
     let statements = split(&migration.sql);
     let (id, from) = match resume {
         Some((from, id)) => (id, from),
@@ -596,13 +648,12 @@ async fn apply_statements(
     for (index, statement) in statements.iter().enumerate().skip(from) {
         let traits = classify(statement.sql);
         let mut skip = false;
-        if index == from
-            && from > 0
-            && let Some(index_name) = &traits.concurrent_index
-        {
-            // An interrupted CREATE INDEX CONCURRENTLY leaves an INVALID index behind: drop
-            // it and build again. A valid one means the build finished before the kill.
-            skip = settle_concurrent_index(client, index_name).await?;
+        if let Some(index_name) = &traits.concurrent_index {
+            // A failed or interrupted CREATE INDEX CONCURRENTLY leaves an INVALID index
+            // behind: drop it and build again. A valid one where a killed run stopped means
+            // the build finished before the kill.
+            let valid = settle_concurrent_index(client, index_name).await?;
+            skip = valid && index == from && from > 0;
         }
         // A statement that may run in a transaction goes in one message with its progress
         // update: an implicit transaction makes the pair atomic, so a kill never leaves a
@@ -676,8 +727,7 @@ async fn reset_timeouts(client: &Client, options: &RunOptions) {
     }
 }
 
-/// Returns true when a valid index of that name exists (the statement can be skipped);
-/// drops an invalid one.
+/// Returns true when a valid index of that name exists; drops an invalid one.
 async fn settle_concurrent_index(client: &Client, name: &str) -> Result<bool, MigrateError> {
     let quoted = name
         .split('.')
@@ -724,7 +774,7 @@ pub async fn resolve(
         .map(|s| s.state.clone())
         .unwrap_or(State::Pending);
     let client = locked.client();
-    let history = locked.history;
+    let history = &locked.history;
     let err = |e| MigrateError::Database {
         context: format!("resolving {name}"),
         source: e,
@@ -936,9 +986,16 @@ pub async fn drop_schemas(locked: &Locked, schemas: &[String]) -> Result<(), Mig
     sql.push_str(
         "CREATE SCHEMA IF NOT EXISTS public;
          GRANT USAGE ON SCHEMA public TO PUBLIC;
-         COMMENT ON SCHEMA public IS 'standard public schema';
-         COMMIT;",
+         COMMENT ON SCHEMA public IS 'standard public schema';",
     );
+    // The schema the URL names (Prisma's `?schema=`), which holds the history table.
+    if let Some(schema) = locked.history.schema() {
+        sql.push_str(&format!(
+            "CREATE SCHEMA IF NOT EXISTS {};",
+            quote_ident(schema)
+        ));
+    }
+    sql.push_str("COMMIT;");
     if let Err(err) = client.batch_execute(&sql).await {
         let _ = client.batch_execute("ROLLBACK").await;
         return Err(MigrateError::Database {

@@ -37,18 +37,44 @@ impl HistoryRow {
 
 /// The history table of one format, in the session's current schema (Prisma keeps it in the
 /// schema named by the URL's `schema` parameter, which tend puts first on the search_path).
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct History {
     pub format: Format,
+    /// The schema holding the table, fixed once so that a migration's own
+    /// `SET search_path` cannot send history writes elsewhere.
+    schema: Option<String>,
 }
 
 impl History {
     pub fn new(format: Format) -> History {
-        History { format }
+        History {
+            format,
+            schema: None,
+        }
+    }
+
+    /// Pins the table to the session's current schema.
+    pub async fn pin_schema(&mut self, client: &Client) -> Result<(), tokio_postgres::Error> {
+        let row = client
+            .query_one("SELECT current_schema()::text", &[])
+            .await?;
+        self.schema = row.get(0);
+        Ok(())
+    }
+
+    pub fn schema(&self) -> Option<&str> {
+        self.schema.as_deref()
     }
 
     pub fn table(&self) -> String {
-        quote_ident(self.format.history_table())
+        match &self.schema {
+            Some(schema) => format!(
+                "{}.{}",
+                quote_ident(schema),
+                quote_ident(self.format.history_table())
+            ),
+            None => quote_ident(self.format.history_table()),
+        }
     }
 
     /// Prisma's DDL, column for column, so `prisma migrate` accepts the table tend made.

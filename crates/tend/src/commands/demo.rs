@@ -150,7 +150,7 @@ pub fn run(args: DemoArgs, ctx: &Context) -> Result<i32, CommandError> {
     let report = block_on(tend_migrate::apply::deploy(
         &demo,
         &options,
-        history,
+        history.clone(),
         &migrations,
         None,
         false,

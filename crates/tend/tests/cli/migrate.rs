@@ -496,3 +496,79 @@ fn migrations_use_direct_url_and_the_local_cluster_by_default() {
         vec![Some("1".into())]
     );
 }
+
+#[test]
+fn settings_a_file_changes_do_not_reach_the_next_one() {
+    let project = TestProject::new();
+    write_prisma(
+        &project,
+        &[
+            (
+                "20240101000000_schema",
+                "CREATE SCHEMA other;\nSET search_path TO other;\nCREATE TABLE inside_other (id int);\n",
+            ),
+            ("20240102000000_table", "CREATE TABLE in_public (id int);\n"),
+        ],
+    );
+    let db = TestDb::create();
+    let (code, out, err) = run(project
+        .tend()
+        .env("DATABASE_URL", db.url())
+        .args(["migrate", "deploy"]));
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(
+        db.query_column("SELECT to_regclass('public.in_public')::text"),
+        vec![Some("in_public".into())]
+    );
+    // A failed concurrent build leaves an invalid index; after resolving, the retry drops it.
+    project.write(
+        "prisma/migrations/20240103000000_index/migration.sql",
+        "CREATE UNIQUE INDEX CONCURRENTLY \"dup_idx\" ON in_public (id);\n",
+    );
+    db.execute("INSERT INTO in_public VALUES (1), (1)");
+    let (code, _, err) = run(project
+        .tend()
+        .env("DATABASE_URL", db.url())
+        .args(["migrate", "deploy"]));
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("could not create unique index"), "{err}");
+    db.execute("DELETE FROM in_public");
+    let tend = |args: &[&str]| run(project.tend().env("DATABASE_URL", db.url()).args(args));
+    assert_eq!(
+        tend(&[
+            "migrate",
+            "resolve",
+            "--rolled-back",
+            "20240103000000_index"
+        ])
+        .0,
+        0
+    );
+    let (code, out, err) = tend(&["migrate", "deploy"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(
+        db.query_column(
+            "SELECT indisvalid::text FROM pg_index WHERE indexrelid = 'dup_idx'::regclass"
+        ),
+        vec![Some("true".into())]
+    );
+}
+
+#[test]
+fn prisma_schema_parameter_picks_the_schema() {
+    let project = TestProject::new();
+    write_prisma(&project, &HISTORY[..1]);
+    let db = TestDb::create();
+    let url = format!("{}?schema=tenant_app", db.url());
+    let tend = |args: &[&str]| run(project.tend().env("DATABASE_URL", &url).args(args));
+    let (code, out, err) = tend(&["migrate", "deploy"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(
+        db.query_column("SELECT to_regclass('tenant_app._prisma_migrations')::text || ' ' || to_regclass('tenant_app.\"User\"')::text"),
+        vec![Some("tenant_app._prisma_migrations tenant_app.\"User\"".into())]
+    );
+    assert_eq!(tend(&["migrate", "status"]).0, 0);
+    let (code, out, err) = tend(&["migrate", "reset", "--yes"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(tend(&["migrate", "status"]).0, 0);
+}
