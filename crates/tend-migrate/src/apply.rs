@@ -29,6 +29,15 @@ pub enum Mode {
     Statements,
 }
 
+impl std::fmt::Display for Mode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Mode::Transaction => "in one transaction",
+            Mode::Statements => "statement by statement",
+        })
+    }
+}
+
 impl Mode {
     /// Statement by statement when the file asks for it, holds a statement that cannot run
     /// in a transaction, or manages transactions itself.
@@ -144,6 +153,16 @@ pub enum MigrateError {
         message: String,
         code: Option<String>,
         state: &'static str,
+    },
+    #[error(
+        "the seed {} failed at line {line}: {message}; nothing of it was applied (it ran in one transaction)",
+        path.display()
+    )]
+    SeedFailed {
+        path: PathBuf,
+        line: usize,
+        message: String,
+        code: Option<String>,
     },
     #[error("there is no migration named `{0}` on disk")]
     Unknown(String),
@@ -869,16 +888,15 @@ pub async fn baseline(
     Ok(recorded)
 }
 
-/// Undoes applied migrations, newest first, through their down scripts: `steps` of them, or
-/// all after `to`. Each down script and its history update run in one transaction.
-pub async fn rollback(
-    locked: &Locked,
-    migrations: &[Migration],
+/// The migrations a rollback undoes, newest first: `steps` of them (default 1), or all
+/// applied after `to`. Refuses when one has no down script.
+pub fn rollback_plan<'m>(
+    statuses: &[MigrationStatus],
+    migrations: &'m [Migration],
     steps: Option<usize>,
     to: Option<&str>,
-    dry_run: bool,
-) -> Result<Vec<String>, MigrateError> {
-    let statuses = locked.statuses(migrations).await?;
+    format: crate::source::Format,
+) -> Result<Vec<&'m Migration>, MigrateError> {
     let applied: Vec<&Migration> = migrations
         .iter()
         .filter(|m| {
@@ -912,12 +930,26 @@ pub async fn rollback(
         return Err(MigrateError::Refused(format!(
             "no down script for {}; write {} beside the migration, then roll back again (nothing was rolled back)",
             missing.join(", "),
-            match locked.history.format {
+            match format {
                 crate::source::Format::Prisma => "down.sql",
                 crate::source::Format::Tend => "NAME.down.sql",
             }
         )));
     }
+    Ok(chosen)
+}
+
+/// Undoes applied migrations, newest first, through their down scripts. Each down script
+/// and its history update run in one transaction.
+pub async fn rollback(
+    locked: &Locked,
+    migrations: &[Migration],
+    steps: Option<usize>,
+    to: Option<&str>,
+    dry_run: bool,
+) -> Result<Vec<String>, MigrateError> {
+    let statuses = locked.statuses(migrations).await?;
+    let chosen = rollback_plan(&statuses, migrations, steps, to, locked.history.format)?;
     let names: Vec<String> = chosen.iter().map(|m| m.name.clone()).collect();
     if dry_run {
         return Ok(names);
@@ -1034,13 +1066,11 @@ pub async fn seed(
             _ => 1,
         };
         let failure = failure_text(&err);
-        return Err(MigrateError::Failed {
-            name: "seed".to_string(),
+        return Err(MigrateError::SeedFailed {
             path: path.to_path_buf(),
             line,
             message: failure.message,
             code: failure.code,
-            state: "nothing of it was applied (it ran in one transaction)",
         });
     }
     session

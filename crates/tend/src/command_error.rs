@@ -11,7 +11,6 @@ pub mod exit {
     /// The command ran and reports a problem (doctor found one; the cluster is not running).
     pub const FAILURE: i32 = 1;
     /// The command line is wrong (clap's own code).
-    #[allow(dead_code)]
     pub const USAGE: i32 = 2;
     /// The configuration (tend.toml, environment, URL) is invalid.
     pub const CONFIG: i32 = 3;

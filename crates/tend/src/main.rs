@@ -9,9 +9,13 @@ mod output;
 mod settings;
 
 use clap::Parser;
+use clap::error::ErrorKind as ClapErrorKind;
 
 fn main() {
-    let cli = cli::Cli::parse();
+    let cli = match cli::Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(err) => usage_error(err),
+    };
     let mut out = output::Output::new(
         cli.global.json,
         cli.global.quiet,
@@ -32,4 +36,38 @@ fn main() {
         }
     };
     std::process::exit(code);
+}
+
+/// clap's own exit for help, version and usage errors; with `--json`, a usage error is also
+/// a JSON document on stdout, like every other error.
+fn usage_error(err: clap::Error) -> ! {
+    let is_usage = !matches!(
+        err.kind(),
+        ClapErrorKind::DisplayHelp
+            | ClapErrorKind::DisplayVersion
+            | ClapErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+    );
+    if is_usage && std::env::args().any(|a| a == "--json") {
+        let message = err
+            .render()
+            .to_string()
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .trim_start_matches("error: ")
+            .to_string();
+        let doc = serde_json::json!({
+            "error": {
+                "kind": "usage",
+                "exit_code": command_error::exit::USAGE,
+                "message": message,
+                "hints": ["run `tend --help` for usage"],
+            }
+        });
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&doc).expect("JSON values serialize")
+        );
+    }
+    err.exit()
 }

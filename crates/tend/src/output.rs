@@ -12,19 +12,22 @@ pub struct Output {
     pub json: bool,
     pub quiet: bool,
     pub verbose: bool,
+    /// Colors on stdout (its own terminal test: `tend doctor > file` gets none).
     pub color: bool,
+    /// Colors on stderr.
+    pub color_err: bool,
     secrets: Vec<String>,
 }
 
 impl Output {
     pub fn new(json: bool, quiet: bool, verbose: bool, no_color: bool) -> Output {
-        let color =
-            !no_color && std::env::var_os("NO_COLOR").is_none() && std::io::stderr().is_terminal();
+        let allowed = !no_color && std::env::var_os("NO_COLOR").is_none();
         Output {
             json,
             quiet,
             verbose,
-            color,
+            color: allowed && std::io::stdout().is_terminal(),
+            color_err: allowed && std::io::stderr().is_terminal(),
             secrets: Vec::new(),
         }
     }
@@ -86,12 +89,21 @@ impl Output {
         let _ = writeln!(err, "{}", self.scrub(text.as_ref()));
     }
 
-    /// Wraps text in an ANSI color when color is on.
+    /// Wraps text for stdout in an ANSI color when stdout shows colors.
     pub fn paint(&self, text: &str, code: &str) -> String {
-        if self.color {
-            format!("\x1b[{code}m{text}\x1b[0m")
-        } else {
-            text.to_string()
+        paint(self.color, text, code)
+    }
+
+    /// The same for stderr.
+    fn paint_err(&self, text: &str, code: &str) -> String {
+        paint(self.color_err, text, code)
+    }
+
+    /// A line of a command's narrative on stdout (human mode), silenced by -q: for
+    /// commands such as `demo` whose steps are not their result.
+    pub fn step(&self, text: impl AsRef<str>) {
+        if !self.quiet {
+            self.line(text);
         }
     }
 
@@ -117,11 +129,16 @@ impl Output {
         let _ = writeln!(
             stderr,
             "{} {}",
-            self.paint("error:", "31;1"),
+            self.paint_err("error:", "31;1"),
             self.scrub(&err.message)
         );
         for hint in &err.hints {
-            let _ = writeln!(stderr, "{} {}", self.paint("hint:", "36"), self.scrub(hint));
+            let _ = writeln!(
+                stderr,
+                "{} {}",
+                self.paint_err("hint:", "36"),
+                self.scrub(hint)
+            );
         }
         if self.verbose
             && let Some(detail) = &err.detail
@@ -138,8 +155,9 @@ impl Output {
         if !std::io::stdin().is_terminal() || !std::io::stderr().is_terminal() {
             return Err(CommandError::new(
                 crate::command_error::ErrorKind::Aborted,
-                format!("{question} needs confirmation, and there is no terminal to ask on"),
+                "this needs confirmation and there is no terminal to ask on; nothing was changed",
             )
+            .with_hint(format!("the question was: {question}"))
             .with_hint("pass --yes to confirm, or --dry-run to see what would happen"));
         }
         eprint!("{} [y/N] ", self.scrub(question));
@@ -154,5 +172,13 @@ impl Output {
                 "not confirmed; nothing was changed",
             ))
         }
+    }
+}
+
+fn paint(enabled: bool, text: &str, code: &str) -> String {
+    if enabled {
+        format!("\x1b[{code}m{text}\x1b[0m")
+    } else {
+        text.to_string()
     }
 }

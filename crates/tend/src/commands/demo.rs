@@ -67,11 +67,11 @@ struct Step<'a> {
 impl Step<'_> {
     fn begin(&mut self, title: &str, equivalent: &str) -> Instant {
         self.number += 1;
-        self.ctx.out.line(format!(
+        self.ctx.out.step(format!(
             "\n{} {title}",
             self.ctx.out.paint(&format!("[{}]", self.number), "1")
         ));
-        self.ctx.out.line(format!("    $ {equivalent}"));
+        self.ctx.out.step(format!("    $ {equivalent}"));
         Instant::now()
     }
 
@@ -111,7 +111,7 @@ pub fn run(args: DemoArgs, ctx: &Context) -> Result<i32, CommandError> {
     );
     let cluster = ctx.local_cluster();
     let admin = ctx.start_local_cluster("postgres", false)?;
-    out.line(format!(
+    out.step(format!(
         "    local cluster running in {}",
         cluster.root().display()
     ));
@@ -128,7 +128,7 @@ pub fn run(args: DemoArgs, ctx: &Context) -> Result<i32, CommandError> {
     );
     block_on(recreate_database(ctx, &admin))?;
     let demo = admin.with_dbname(DEMO_DATABASE);
-    out.line(format!("    {}", demo.redacted()));
+    out.step(format!("    {}", demo.redacted()));
     steps.end(
         "create database",
         t,
@@ -162,7 +162,7 @@ pub fn run(args: DemoArgs, ctx: &Context) -> Result<i32, CommandError> {
     ))?;
     bar.finish_and_clear();
     for applied in &report.applied {
-        out.line(format!(
+        out.step(format!(
             "    applied {}  ({} ms)",
             applied.name, applied.millis
         ));
@@ -173,7 +173,7 @@ pub fn run(args: DemoArgs, ctx: &Context) -> Result<i32, CommandError> {
         history,
         &migrations,
     ))?;
-    out.line(format!(
+    out.step(format!(
         "    $ tend migrate status  ->  {}",
         if tend_migrate::status::is_up_to_date(&statuses) {
             "every migration applied (exit 0)"
@@ -205,10 +205,10 @@ pub fn run(args: DemoArgs, ctx: &Context) -> Result<i32, CommandError> {
         spinner.finish_and_clear();
         let counts = block_on(row_counts(&session))?;
         for (table, rows) in &counts {
-            out.line(format!("    {table:<28} {rows:>8} rows"));
+            out.step(format!("    {table:<28} {rows:>8} rows"));
             total_rows += rows;
         }
-        out.line(format!("    {:<28} {total_rows:>8} rows", "total"));
+        out.step(format!("    {:<28} {total_rows:>8} rows", "total"));
         steps.end(
             "generate data",
             t,
@@ -227,7 +227,7 @@ pub fn run(args: DemoArgs, ctx: &Context) -> Result<i32, CommandError> {
         &[],
     ))?
     .get(0);
-    out.line(format!(
+    out.step(format!(
         "    PostgreSQL {} as `{}` (superuser: {}, standby: {}), database size {size}",
         facts.version, facts.user, facts.is_superuser, facts.in_recovery
     ));
@@ -244,7 +244,7 @@ pub fn run(args: DemoArgs, ctx: &Context) -> Result<i32, CommandError> {
     );
     let doctor = doctor_summary(ctx, &demo);
     for line in &doctor {
-        out.line(format!("    {line}"));
+        out.step(format!("    {line}"));
     }
     steps.end("doctor", t, serde_json::json!({ "findings": doctor }));
 

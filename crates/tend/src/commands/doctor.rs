@@ -200,9 +200,9 @@ pub fn run(
             Status::Warning => out.paint("warn", "33"),
             Status::Error => out.paint("FAIL", "31;1"),
         };
-        out.line(format!("{mark} {:<18} {}", finding.check, finding.message));
+        out.line(format!("{mark} {:<26} {}", finding.check, finding.message));
         if let Some(fix) = &finding.fix {
-            out.line(format!("     {:<18} fix: {fix}", ""));
+            out.line(format!("     {:<26} fix: {fix}", ""));
         }
     }
     if problems == 0 {

@@ -143,9 +143,14 @@ pub fn run_options(ctx: &Context) -> RunOptions {
     }
 }
 
-/// DIRECT_URL when set (it bypasses a pooler), else the database every command uses.
+/// DIRECT_URL when set (it bypasses a pooler), else the database every command uses; a
+/// `--database-url` flag beats both, as flags beat all configuration.
 pub fn migration_target(ctx: &Context) -> Result<ConnInfo, CommandError> {
-    if let Some(direct) = ctx.settings.url("database.direct_url") {
+    let from_flag = matches!(
+        ctx.settings.get("database.url").map(|s| &s.source),
+        Some(crate::settings::Source::Flag { .. })
+    );
+    if !from_flag && let Some(direct) = ctx.settings.url("database.direct_url") {
         return Ok(direct);
     }
     Ok(ctx.target()?.info)
@@ -220,18 +225,19 @@ fn deploy(ctx: &Context, args: DeployArgs) -> Result<i32, CommandError> {
             ctx.out
                 .line("Nothing to apply: the database is up to date.");
         } else {
-            ctx.out
-                .line(format!("Would apply {}:", report.applied.len()));
+            ctx.out.line(format!(
+                "Would apply {}:",
+                count(report.applied.len(), "migration")
+            ));
             for m in &report.applied {
-                ctx.out.line(format!("  {}  ({:?})", m.name, m.mode));
+                ctx.out.line(format!("  {}  ({})", m.name, m.mode));
             }
         }
         return Ok(exit::OK);
     }
     ctx.out.line(format!(
-        "{} migration{} applied, {} already applied, in {:.2}s.",
-        report.applied.len(),
-        if report.applied.len() == 1 { "" } else { "s" },
+        "{} applied, {} already applied, in {:.2}s.",
+        count(report.applied.len(), "migration"),
         report.already_applied,
         started.elapsed().as_secs_f64()
     ));
@@ -315,14 +321,24 @@ fn resolve(ctx: &Context, args: ResolveArgs) -> Result<i32, CommandError> {
 fn rollback(ctx: &Context, args: RollbackArgs) -> Result<i32, CommandError> {
     let project = Project::from_settings(ctx);
     let migrations = project.load()?;
-    let (_, locked) = locked(ctx, &project)?;
-    let plan = block_on(apply::rollback(
-        &locked,
+    let info = migration_target(ctx)?;
+    // Plan and ask without holding the lock, so a prompt never blocks a deploy.
+    let statuses = block_on(apply::status(
+        &info,
+        &run_options(ctx),
+        History::new(project.format),
+        &migrations,
+    ))?;
+    let plan: Vec<String> = apply::rollback_plan(
+        &statuses,
         &migrations,
         args.steps,
         args.to.as_deref(),
-        true,
-    ))?;
+        project.format,
+    )?
+    .iter()
+    .map(|m| m.name.clone())
+    .collect();
     if plan.is_empty() {
         ctx.out
             .json_value(&serde_json::json!({ "rolled_back": [] }));
@@ -340,13 +356,27 @@ fn rollback(ctx: &Context, args: RollbackArgs) -> Result<i32, CommandError> {
     }
     ctx.out.confirm(
         &format!(
-            "Undo {} migration{} ({}) through their down scripts?",
-            plan.len(),
-            if plan.len() == 1 { "" } else { "s" },
-            plan.join(", ")
+            "Undo {} ({}) through {} down script{}?",
+            count(plan.len(), "migration"),
+            plan.join(", "),
+            if plan.len() == 1 { "its" } else { "their" },
+            if plan.len() == 1 { "" } else { "s" }
         ),
         ctx.yes,
     )?;
+    let (_, locked) = locked(ctx, &project)?;
+    let again = block_on(apply::rollback(
+        &locked,
+        &migrations,
+        args.steps,
+        args.to.as_deref(),
+        true,
+    ))?;
+    if again != plan {
+        return Err(CommandError::failure(
+            "the migration history changed while you were asked; nothing was rolled back, run the command again",
+        ));
+    }
     let done = block_on(apply::rollback(
         &locked,
         &migrations,
@@ -363,11 +393,23 @@ fn rollback(ctx: &Context, args: RollbackArgs) -> Result<i32, CommandError> {
     Ok(exit::OK)
 }
 
+/// "1 migration", "3 migrations".
+fn count(n: usize, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
+}
+
 fn reset(ctx: &Context, args: ResetArgs) -> Result<i32, CommandError> {
     let project = Project::from_settings(ctx);
     let migrations = project.load()?;
-    let (info, locked) = locked(ctx, &project)?;
-    let schemas = block_on(apply::application_schemas(locked.client()))?;
+    let info = migration_target(ctx)?;
+    let schemas = {
+        let session = ctx.connect(&info)?;
+        block_on(apply::application_schemas(&session))?
+    };
     if args.dry_run {
         ctx.out.json_value(&serde_json::json!({
             "dry_run": true,
@@ -375,10 +417,10 @@ fn reset(ctx: &Context, args: ResetArgs) -> Result<i32, CommandError> {
             "would_apply": migrations.iter().map(|m| &m.name).collect::<Vec<_>>(),
         }));
         ctx.out.line(format!(
-            "Would drop the schemas {} of {}, then apply {} migrations{}.",
+            "Would drop the schemas {} of {}, then apply {}{}.",
             schemas.join(", "),
             info.redacted(),
-            migrations.len(),
+            count(migrations.len(), "migration"),
             if args.skip_seed { "" } else { " and seed" }
         ));
         return Ok(exit::OK);
@@ -391,6 +433,10 @@ fn reset(ctx: &Context, args: ResetArgs) -> Result<i32, CommandError> {
         ),
         ctx.yes,
     )?;
+    let (_, locked) = locked(ctx, &project)?;
+    // Drop what is there now: a schema created while the user was asked goes too, as the
+    // question said "the application's schemas".
+    let schemas = block_on(apply::application_schemas(locked.client()))?;
     block_on(apply::drop_schemas(&locked, &schemas))?;
     block_on(locked.release())?;
     ctx.out.line(format!("Dropped {}.", schemas.join(", ")));
@@ -414,8 +460,8 @@ fn reset(ctx: &Context, args: ResetArgs) -> Result<i32, CommandError> {
         "seed": seeded,
     }));
     ctx.out.line(format!(
-        "Reset done: {} migrations applied{}.",
-        report.applied.len(),
+        "Reset done: {} applied{}.",
+        count(report.applied.len(), "migration"),
         match &seeded {
             Some(path) => format!(", seeded from {}", path.display()),
             None => String::new(),
@@ -433,9 +479,8 @@ fn baseline(ctx: &Context, args: BaselineArgs) -> Result<i32, CommandError> {
     ctx.out
         .json_value(&serde_json::json!({ "recorded": recorded }));
     ctx.out.line(format!(
-        "Recorded {} migration{} as applied without running {}.",
-        recorded.len(),
-        if recorded.len() == 1 { "" } else { "s" },
+        "Recorded {} as applied without running {}.",
+        count(recorded.len(), "migration"),
         if recorded.len() == 1 { "it" } else { "them" }
     ));
     Ok(exit::OK)

@@ -31,9 +31,14 @@ pub fn run_seed(
     optional: bool,
 ) -> Result<Option<PathBuf>, CommandError> {
     let root = &ctx.settings.project_root;
-    let path = match file.or_else(|| ctx.settings.path("migrate.seed")) {
+    // A flag's path is the shell's (relative to the working directory); the config's is
+    // relative to the project root.
+    let given = match file {
+        Some(file) => Some(std::env::current_dir()?.join(file)),
+        None => ctx.settings.path("migrate.seed"),
+    };
+    let path = match given {
         Some(path) => {
-            let path = root.join(path);
             if !path.is_file() {
                 return Err(CommandError::failure(format!(
                     "the seed file {} does not exist",

@@ -157,3 +157,13 @@ fn a_missing_postgres_program_exits_5_with_an_install_hint() {
     );
     assert!(err.contains("apt-get install postgresql"), "{err}");
 }
+
+#[test]
+fn usage_errors_are_json_documents_with_json() {
+    let project = TestProject::new();
+    let (code, out, err) = run(project.tend().args(["dev", "--json", "frobnicate"]));
+    assert_eq!(code, 2, "{err}");
+    let doc: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(doc["error"]["kind"], "usage");
+    assert!(err.contains("frobnicate"), "{err}");
+}

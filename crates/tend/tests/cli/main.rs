@@ -7,6 +7,7 @@ mod dev;
 mod doctor;
 mod migrate;
 mod redaction;
+mod reference;
 
 use std::process::Output;
 
