@@ -59,6 +59,10 @@ pub enum Command {
     Migrate(crate::commands::migrate::MigrateCommand),
     /// Run the project's seed SQL in one transaction.
     Seed(crate::commands::seed::SeedArgs),
+    /// Probe the database fast: connect, latency, role, connections, replica lag (Nagios exit codes).
+    Health(crate::commands::health::HealthArgs),
+    /// Run the catalog of checks and report findings with remedies (exit 0 ok, 1 warning, 2 critical).
+    Check(crate::commands::check::CheckArgs),
     /// Check tools, versions, connectivity and configuration, and say how to fix problems.
     Doctor(crate::commands::doctor::DoctorArgs),
     /// Build an example SaaS database on the local cluster and show what tend does with it.

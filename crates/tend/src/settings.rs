@@ -169,6 +169,27 @@ pub const KEYS: &[Key] = &[
         default: None,
         doc: "statement_timeout for migration statements.",
     },
+    Key {
+        name: "health.latency_warning",
+        env: &["DB_CONNECTION_TIME_THRESHOLD"],
+        kind: Kind::Duration,
+        default: Some("500ms"),
+        doc: "`tend health` warns when connecting plus one round trip takes this long (a bare number is seconds; the environment variable is in milliseconds).",
+    },
+    Key {
+        name: "health.latency_critical",
+        env: &[],
+        kind: Kind::Duration,
+        default: Some("2s"),
+        doc: "`tend health` is critical when connecting plus one round trip takes this long.",
+    },
+    Key {
+        name: "checks.history",
+        env: &["TEND_CHECK_HISTORY"],
+        kind: Kind::Choice(&["on", "off"]),
+        default: Some("on"),
+        doc: "Keep each `tend check` run's results in the database's `tend` schema (for growth and trends).",
+    },
 ];
 
 /// Where a value came from, for `tend config show`.
@@ -230,6 +251,16 @@ pub enum ConfigError {
         origin: Source,
         reason: String,
     },
+    #[error(
+        "there is no check `{id}` (in {}){}; `tend check --list` lists them",
+        path.display(),
+        nearest.map(|n| format!("; did you mean `{n}`?")).unwrap_or_default()
+    )]
+    UnknownCheck {
+        id: String,
+        path: PathBuf,
+        nearest: Option<&'static str>,
+    },
     #[error("the config file {} given with --config does not exist", path.display())]
     MissingFile { path: PathBuf },
 }
@@ -285,6 +316,8 @@ pub struct FlagOverrides {
 #[derive(Debug, Clone)]
 pub struct Settings {
     values: BTreeMap<&'static str, Sourced>,
+    /// `[checks."<id>"]` tables: per-check thresholds, with the environment's mapped in.
+    pub checks: BTreeMap<String, tend_ops::CheckOverride>,
     /// The directory holding `tend.toml`, or the working directory when there is none.
     pub project_root: PathBuf,
     pub config_file: Option<PathBuf>,
@@ -323,8 +356,10 @@ impl Settings {
                 );
             }
         }
+        let mut checks = BTreeMap::new();
         if let Some(path) = &config_file {
-            for (name, value) in read_config_file(path)? {
+            let contents = read_config_file(path)?;
+            for (name, value) in contents.values {
                 values.insert(
                     name,
                     Sourced {
@@ -333,6 +368,7 @@ impl Settings {
                     },
                 );
             }
+            checks = contents.checks;
         }
         let dotenv_path = project_root.join(".env");
         let dotenv = read_dotenv(&dotenv_path);
@@ -386,8 +422,39 @@ impl Settings {
                 },
             );
         }
+        // The variables these teams' scripts already use, mapped onto checks.
+        let dotenv_or_env = |var: &str| env(var).or_else(|| dotenv.get(var).cloned());
+        for (var, check, scale) in [
+            ("DB_QUERY_TIME_THRESHOLD", "queries.long_running", 0.001),
+            ("DB_CONNECTION_COUNT_THRESHOLD", "connections.count", 1.0),
+        ] {
+            if let Some(raw) = dotenv_or_env(var).filter(|v| !v.is_empty()) {
+                let number: f64 = raw.trim().parse().map_err(|_| ConfigError::Invalid {
+                    key: check,
+                    origin: Source::Env {
+                        var: var.to_string(),
+                    },
+                    reason: format!("{var} must be a number"),
+                })?;
+                checks
+                    .entry(check.to_string())
+                    .or_insert_with(tend_ops::CheckOverride::default)
+                    .warning = Some(number * scale);
+            }
+        }
+        // DB_CONNECTION_TIME_THRESHOLD is milliseconds in those scripts.
+        if let Some(Sourced {
+            value,
+            source: Source::Env { var } | Source::DotEnv { var, .. },
+        }) = values.get_mut("health.latency_warning")
+            && var == "DB_CONNECTION_TIME_THRESHOLD"
+            && value.chars().all(|c| c.is_ascii_digit() || c == '.')
+        {
+            value.push_str("ms");
+        }
         let settings = Settings {
             values,
+            checks,
             project_root,
             config_file,
         };
@@ -529,7 +596,13 @@ pub fn find_config(start: &Path) -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
-fn read_config_file(path: &Path) -> Result<Vec<(&'static str, String)>, ConfigError> {
+/// What a tend.toml holds: plain keys, and per-check settings.
+struct FileContents {
+    values: Vec<(&'static str, String)>,
+    checks: BTreeMap<String, tend_ops::CheckOverride>,
+}
+
+fn read_config_file(path: &Path) -> Result<FileContents, ConfigError> {
     let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
         path: path.to_path_buf(),
         source,
@@ -540,6 +613,10 @@ fn read_config_file(path: &Path) -> Result<Vec<(&'static str, String)>, ConfigEr
             path: path.to_path_buf(),
             message: e.message().to_string(),
         })?;
+    let mut checks = BTreeMap::new();
+    if let Some(toml::Value::Table(section)) = table.get("checks") {
+        collect_checks(path, "", section, &mut checks)?;
+    }
     let mut out = Vec::new();
     for (section, value) in &table {
         let toml::Value::Table(entries) = value else {
@@ -551,6 +628,9 @@ fn read_config_file(path: &Path) -> Result<Vec<(&'static str, String)>, ConfigEr
             });
         };
         for (name, value) in entries {
+            if section == "checks" && value.is_table() {
+                continue;
+            }
             let full = format!("{section}.{name}");
             let Some(key) = KEYS.iter().find(|k| k.name == full) else {
                 return Err(ConfigError::UnknownKey {
@@ -579,7 +659,88 @@ fn read_config_file(path: &Path) -> Result<Vec<(&'static str, String)>, ConfigEr
             out.push((key.name, text));
         }
     }
-    Ok(out)
+    Ok(FileContents {
+        values: out,
+        checks,
+    })
+}
+
+/// Reads `[checks."<id>"]` (or nested `[checks.<category>.<name>]`) tables: `warning`,
+/// `critical` and `enabled` for a check of the catalog.
+fn collect_checks(
+    path: &Path,
+    prefix: &str,
+    table: &toml::Table,
+    out: &mut BTreeMap<String, tend_ops::CheckOverride>,
+) -> Result<(), ConfigError> {
+    const FIELDS: [&str; 3] = ["warning", "critical", "enabled"];
+    for (name, value) in table {
+        let toml::Value::Table(inner) = value else {
+            continue;
+        };
+        let id = if prefix.is_empty() {
+            name.to_string()
+        } else {
+            format!("{prefix}.{name}")
+        };
+        let is_settings = inner.keys().all(|k| FIELDS.contains(&k.as_str()));
+        if !is_settings || tend_ops::checks::find(&id).is_none() {
+            if inner.values().all(toml::Value::is_table) && tend_ops::checks::find(&id).is_none() {
+                collect_checks(path, &id, inner, out)?;
+                continue;
+            }
+            if tend_ops::checks::find(&id).is_none() {
+                return Err(ConfigError::UnknownCheck {
+                    nearest: nearest_check(&id),
+                    id,
+                    path: path.to_path_buf(),
+                });
+            }
+        }
+        let mut over = tend_ops::CheckOverride::default();
+        for (field, value) in inner {
+            let wrong = |expected: &'static str| ConfigError::WrongType {
+                key: format!("checks.\"{id}\".{field}"),
+                path: path.to_path_buf(),
+                expected,
+            };
+            match field.as_str() {
+                "warning" | "critical" => {
+                    let number = match value {
+                        toml::Value::Integer(i) => *i as f64,
+                        toml::Value::Float(f) => *f,
+                        _ => return Err(wrong("a number")),
+                    };
+                    if field == "warning" {
+                        over.warning = Some(number);
+                    } else {
+                        over.critical = Some(number);
+                    }
+                }
+                "enabled" => {
+                    over.enabled = Some(value.as_bool().ok_or_else(|| wrong("true or false"))?);
+                }
+                other => {
+                    return Err(ConfigError::UnknownKey {
+                        key: format!("checks.\"{id}\".{other}"),
+                        path: path.to_path_buf(),
+                        nearest: None,
+                    });
+                }
+            }
+        }
+        out.insert(id, over);
+    }
+    Ok(())
+}
+
+fn nearest_check(id: &str) -> Option<&'static str> {
+    tend_ops::checks::catalog()
+        .into_iter()
+        .map(|c| (c.id, strsim::damerau_levenshtein(id, c.id)))
+        .filter(|(_, d)| *d <= 4)
+        .min_by_key(|(_, d)| *d)
+        .map(|(id, _)| id)
 }
 
 /// A `.env` file as Prisma and dotenv read it: `KEY=value`, optional `export`, quotes and

@@ -1,11 +1,13 @@
 //! One module per command (groups are modules with subcommands). Each exposes its clap
 //! arguments and a `run` function that takes the [`Context`] and returns an exit code.
 
+pub mod check;
 pub mod completions;
 pub mod config;
 pub mod demo;
 pub mod dev;
 pub mod doctor;
+pub mod health;
 pub mod init;
 pub mod migrate;
 pub mod seed;
@@ -44,6 +46,8 @@ pub fn run(cli: Cli, out: &mut Output) -> Result<i32, CommandError> {
                 Command::Demo(args) => demo::run(args, &ctx),
                 Command::Migrate(cmd) => migrate::run(cmd, &ctx),
                 Command::Seed(args) => seed::run(args, &ctx),
+                Command::Health(args) => health::run(args, &ctx),
+                Command::Check(args) => check::run(args, &ctx),
                 Command::Init(_) | Command::Doctor(_) | Command::Completions(_) => {
                     unreachable!("handled above")
                 }

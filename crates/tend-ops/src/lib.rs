@@ -1,0 +1,14 @@
+//! Operations: the fast health probe, the catalog of checks with its runner, and the
+//! maintenance actions built on the same queries.
+//!
+//! Probes are light by construction: one session, `statement_timeout` at most 5 s,
+//! `lock_timeout` at most 50 ms, read-only, nothing stronger than ACCESS SHARE. This crate
+//! never prints.
+
+pub mod check;
+pub mod checks;
+pub mod health;
+pub mod runner;
+
+pub use check::{Category, Check, Finding, Rule, Severity, Thresholds, Unit};
+pub use runner::{CheckOverride, Report, RunOptions};

@@ -1,0 +1,146 @@
+//! `tend check`: the full catalog of checks, as a report. Exit codes follow Nagios: 0 when
+//! nothing is worse than info, 1 for a warning, 2 for a critical finding.
+
+use clap::Args;
+use tend_ops::{Check, RunOptions, Severity, checks};
+
+use crate::command_error::{CommandError, exit};
+use crate::context::{Context, block_on};
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// Print the catalog (ids, categories, thresholds; with --json also the SQL) and run nothing.
+    #[arg(long)]
+    pub list: bool,
+    /// Run only these checks or categories (comma-separated ids, categories or prefixes).
+    #[arg(long, value_delimiter = ',', value_name = "IDS")]
+    pub only: Vec<String>,
+    /// Leave out these checks or categories.
+    #[arg(long, value_delimiter = ',', value_name = "IDS")]
+    pub skip: Vec<String>,
+}
+
+pub fn run(args: CheckArgs, ctx: &Context) -> Result<i32, CommandError> {
+    let catalog = checks::catalog();
+    let options = RunOptions {
+        only: args.only.clone(),
+        skip: args.skip.clone(),
+        overrides: ctx.settings.checks.clone(),
+        ..RunOptions::default()
+    };
+    for pattern in args.only.iter().chain(&args.skip) {
+        let known = catalog.iter().any(|c| {
+            c.id == pattern
+                || c.category.as_str() == pattern
+                || c.id.starts_with(&format!("{pattern}."))
+        });
+        if !known {
+            return Err(CommandError::new(
+                crate::command_error::ErrorKind::Config,
+                format!("there is no check or category `{pattern}`"),
+            )
+            .with_hint("`tend check --list` lists them"));
+        }
+    }
+    if args.list {
+        return list(ctx, &catalog, &options);
+    }
+    let target = ctx.target()?;
+    let session = ctx.connect(&target.info)?;
+    let report = block_on(tend_ops::runner::run(&session, &catalog, &options))?;
+    let worst = report.worst();
+    let code = match worst {
+        Severity::Critical => 2,
+        Severity::Warning => 1,
+        _ => exit::OK,
+    };
+    ctx.out.json_value(&serde_json::json!({
+        "status": worst,
+        "exit_code": code,
+        "server": report.server,
+        "millis": report.millis,
+        "checks": report.results,
+        "findings": report.findings,
+    }));
+    for finding in &report.findings {
+        let mark = match finding.severity {
+            Severity::Critical => ctx.out.paint("CRIT", "31;1"),
+            Severity::Warning => ctx.out.paint("WARN", "33"),
+            Severity::Info => ctx.out.paint("info", "34"),
+            Severity::Unknown => ctx.out.paint("????", "35"),
+            Severity::Ok => ctx.out.paint("ok  ", "32"),
+        };
+        ctx.out
+            .line(format!("{mark} {:<34} {}", finding.check, finding.message));
+        if matches!(finding.severity, Severity::Warning | Severity::Critical) {
+            ctx.out
+                .line(format!("     {:<34} fix: {}", "", finding.remedy));
+        }
+    }
+    let count = |s: Severity| report.findings.iter().filter(|f| f.severity == s).count();
+    ctx.out.line(format!(
+        "\n{} checks in {} ms on {}: {} critical, {} warning, {} info, {} could not look.",
+        report.results.len(),
+        report.millis,
+        target.info.redacted(),
+        count(Severity::Critical),
+        count(Severity::Warning),
+        count(Severity::Info),
+        count(Severity::Unknown),
+    ));
+    Ok(code)
+}
+
+fn list(
+    ctx: &Context,
+    catalog: &[&'static Check],
+    options: &RunOptions,
+) -> Result<i32, CommandError> {
+    let selected: Vec<&&Check> = catalog
+        .iter()
+        .filter(|c| {
+            options.only.is_empty()
+                || options.only.iter().any(|p| {
+                    c.id == p || c.category.as_str() == p || c.id.starts_with(&format!("{p}."))
+                })
+        })
+        .collect();
+    ctx.out.json_value(&serde_json::json!({
+        "count": selected.len(),
+        "checks": selected.iter().map(|c| {
+            let t = options.thresholds(c);
+            serde_json::json!({
+                "id": c.id,
+                "category": c.category,
+                "title": c.title,
+                "rule": c.rule,
+                "unit": c.unit,
+                "warning": t.warning,
+                "critical": t.critical,
+                "default_warning": c.warning,
+                "default_critical": c.critical,
+                "remedy": c.remedy,
+                "min_major": c.min_major,
+                "extension": c.extension,
+                "sql": c.query(),
+            })
+        }).collect::<Vec<_>>(),
+    }));
+    for c in &selected {
+        let t = options.thresholds(c);
+        let threshold = |v: Option<f64>| {
+            v.map(|v| tend_ops::check::format_value(v, c.unit))
+                .unwrap_or_else(|| "-".to_string())
+        };
+        ctx.out.line(format!(
+            "{:<34} {:<12} warn {:<10} crit {:<10} {}",
+            c.id,
+            c.category.as_str(),
+            threshold(t.warning),
+            threshold(t.critical),
+            c.title
+        ));
+    }
+    ctx.out.line(format!("\n{} checks.", selected.len()));
+    Ok(exit::OK)
+}
