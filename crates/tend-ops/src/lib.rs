@@ -5,6 +5,7 @@
 //! `lock_timeout` at most 50 ms, read-only, nothing stronger than ACCESS SHARE. This crate
 //! never prints.
 
+pub mod actions;
 pub mod check;
 pub mod checks;
 pub mod health;

@@ -7,6 +7,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
 
 use tend_pg::cluster::{ClusterOptions, LocalCluster};
 use tend_pg::conninfo::ConnInfo;
@@ -489,5 +490,70 @@ fn server_owner() -> Option<(u32, u32)> {
             return None;
         }
         Some(((*pw).pw_uid, (*pw).pw_gid))
+    }
+}
+
+/// A second session that holds some state (an open transaction, a lock) while the test
+/// runs checks; dropped, it disconnects, which rolls back and releases everything.
+pub struct Holder {
+    runtime: Option<tokio::runtime::Runtime>,
+    session: std::sync::Arc<tend_pg::Session>,
+}
+
+impl Holder {
+    pub fn open(db: &TestDb, application_name: &str) -> Holder {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let mut info = db.info.clone();
+        info.set("application_name", application_name);
+        let session = runtime
+            .block_on(tend_pg::connect(&info, &Default::default()))
+            .unwrap();
+        Holder {
+            runtime: Some(runtime),
+            session: std::sync::Arc::new(session),
+        }
+    }
+
+    fn runtime(&self) -> &tokio::runtime::Runtime {
+        self.runtime.as_ref().unwrap()
+    }
+
+    /// Runs SQL and waits for it.
+    pub fn execute(&self, sql: &str) {
+        self.runtime()
+            .block_on(self.session.batch_execute(sql))
+            .unwrap();
+    }
+
+    /// Starts SQL that will block (on a lock, a sleep), and returns while it runs.
+    pub fn start(&self, sql: &str) {
+        let session = self.session.clone();
+        let sql = sql.to_string();
+        self.runtime().spawn(async move {
+            let _ = session.batch_execute(&sql).await;
+        });
+        std::thread::sleep(Duration::from_millis(300));
+    }
+
+    pub fn pid(&self) -> i32 {
+        self.runtime()
+            .block_on(self.session.query_one("SELECT pg_backend_pid()", &[]))
+            .unwrap()
+            .get(0)
+    }
+}
+
+impl Drop for Holder {
+    fn drop(&mut self) {
+        // Dropping the runtime ends the connection task: the server rolls back and
+        // releases the session's locks.
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_timeout(Duration::from_millis(100));
+        }
+        std::thread::sleep(Duration::from_millis(50));
     }
 }

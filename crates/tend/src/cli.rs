@@ -63,6 +63,18 @@ pub enum Command {
     Health(crate::commands::health::HealthArgs),
     /// Run the catalog of checks and report findings with remedies (exit 0 ok, 1 warning, 2 critical).
     Check(crate::commands::check::CheckArgs),
+    /// Show what client sessions are doing now, longest first.
+    Queries(crate::commands::queries::QueriesArgs),
+    /// Show who blocks whom, as a tree rooted at the blockers.
+    Locks(crate::commands::locks::LocksArgs),
+    /// Cancel sessions' queries (or terminate sessions) by pid, age or state.
+    Kill(crate::commands::kill::KillArgs),
+    /// VACUUM (and ANALYZE) tables with progress.
+    Vacuum(crate::commands::vacuum::VacuumArgs),
+    /// Rebuild indexes with REINDEX CONCURRENTLY, never stalling the lock queue.
+    Reindex(crate::commands::reindex::ReindexArgs),
+    /// Analyze stale statistics, index foreign keys; with --apply drop unused/duplicate indexes.
+    Optimize(crate::commands::optimize::OptimizeArgs),
     /// Check tools, versions, connectivity and configuration, and say how to fix problems.
     Doctor(crate::commands::doctor::DoctorArgs),
     /// Build an example SaaS database on the local cluster and show what tend does with it.

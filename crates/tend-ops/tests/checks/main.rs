@@ -6,8 +6,6 @@ mod config;
 mod maintenance;
 mod schema;
 
-use std::time::Duration;
-
 use tend_ops::checks;
 use tend_ops::{CheckOverride, Finding, RunOptions, Severity};
 use tend_testkit::TestDb;
@@ -81,67 +79,6 @@ pub fn on_runtime<T: Send + 'static>(
     .expect("the test's async part panicked")
 }
 
-/// A second session that holds some state (an open transaction, a lock) while the test
-/// runs checks; dropped, it disconnects, which rolls back and releases everything.
-pub struct Holder {
-    runtime: Option<tokio::runtime::Runtime>,
-    session: std::sync::Arc<tend_pg::Session>,
-}
-
-impl Holder {
-    pub fn open(db: &TestDb, application_name: &str) -> Holder {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .unwrap();
-        let mut info = db.info.clone();
-        info.set("application_name", application_name);
-        let session = runtime
-            .block_on(tend_pg::connect(&info, &Default::default()))
-            .unwrap();
-        Holder {
-            runtime: Some(runtime),
-            session: std::sync::Arc::new(session),
-        }
-    }
-
-    fn runtime(&self) -> &tokio::runtime::Runtime {
-        self.runtime.as_ref().unwrap()
-    }
-
-    /// Runs SQL and waits for it.
-    pub fn execute(&self, sql: &str) {
-        self.runtime()
-            .block_on(self.session.batch_execute(sql))
-            .unwrap();
-    }
-
-    /// Starts SQL that will block (on a lock, a sleep), and returns while it runs.
-    pub fn start(&self, sql: &str) {
-        let session = self.session.clone();
-        let sql = sql.to_string();
-        self.runtime().spawn(async move {
-            let _ = session.batch_execute(&sql).await;
-        });
-        std::thread::sleep(Duration::from_millis(300));
-    }
-
-    pub fn pid(&self) -> i32 {
-        self.runtime()
-            .block_on(self.session.query_one("SELECT pg_backend_pid()", &[]))
-            .unwrap()
-            .get(0)
-    }
-}
-
-impl Drop for Holder {
-    fn drop(&mut self) {
-        // Dropping the runtime ends the connection task: the server rolls back and
-        // releases the session's locks.
-        if let Some(runtime) = self.runtime.take() {
-            runtime.shutdown_timeout(Duration::from_millis(100));
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
+/// A second session holding state while checks run (in the test kit, shared with the CLI
+/// tests).
+pub use tend_testkit::Holder;

@@ -9,8 +9,14 @@ pub mod dev;
 pub mod doctor;
 pub mod health;
 pub mod init;
+pub mod kill;
+pub mod locks;
 pub mod migrate;
+pub mod optimize;
+pub mod queries;
+pub mod reindex;
 pub mod seed;
+pub mod vacuum;
 
 use crate::cli::{Cli, Command};
 use crate::command_error::CommandError;
@@ -48,6 +54,12 @@ pub fn run(cli: Cli, out: &mut Output) -> Result<i32, CommandError> {
                 Command::Seed(args) => seed::run(args, &ctx),
                 Command::Health(args) => health::run(args, &ctx),
                 Command::Check(args) => check::run(args, &ctx),
+                Command::Queries(args) => queries::run(args, &ctx),
+                Command::Locks(args) => locks::run(args, &ctx),
+                Command::Kill(args) => kill::run(args, &ctx),
+                Command::Vacuum(args) => vacuum::run(args, &ctx),
+                Command::Reindex(args) => reindex::run(args, &ctx),
+                Command::Optimize(args) => optimize::run(args, &ctx),
                 Command::Init(_) | Command::Doctor(_) | Command::Completions(_) => {
                     unreachable!("handled above")
                 }

@@ -6,6 +6,7 @@ mod demo;
 mod dev;
 mod doctor;
 mod migrate;
+mod ops;
 mod redaction;
 mod reference;
 

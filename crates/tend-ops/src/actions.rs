@@ -1,0 +1,636 @@
+//! Maintenance actions: what is running, who blocks whom, ending sessions, vacuum, reindex
+//! and optimize. Every action that changes something is first a plan (a list of statements
+//! with their reasons), so the binary can show it, ask, or stop at a dry run.
+
+use std::time::Duration;
+
+use serde::Serialize;
+use tend_pg::quote_ident;
+use tokio_postgres::Client;
+
+/// A session, as `tend queries` and `tend kill` see it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Activity {
+    pub pid: i32,
+    pub user: String,
+    pub application: String,
+    pub client: Option<String>,
+    pub state: String,
+    pub wait: Option<String>,
+    /// Seconds the current query (or the idle-in-transaction state) has lasted.
+    pub seconds: f64,
+    /// Seconds since the transaction began.
+    pub transaction_seconds: Option<f64>,
+    pub query: String,
+    pub blocked_by: Vec<i32>,
+}
+
+/// Client sessions other than ours, longest first.
+pub async fn activity(client: &Client) -> Result<Vec<Activity>, tokio_postgres::Error> {
+    let rows = client
+        .query(
+            "SELECT pid, coalesce(usename::text, ''), coalesce(application_name, ''),
+                    host(client_addr), coalesce(state, 'unknown'),
+                    CASE WHEN wait_event IS NOT NULL THEN wait_event_type || '/' || wait_event END,
+                    extract(epoch FROM clock_timestamp() -
+                        CASE WHEN state = 'active' THEN query_start ELSE state_change END)::float8,
+                    extract(epoch FROM clock_timestamp() - xact_start)::float8,
+                    coalesce(query, ''),
+                    pg_blocking_pids(pid)
+               FROM pg_stat_activity
+              WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()
+              ORDER BY 7 DESC NULLS LAST",
+            &[],
+        )
+        .await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| Activity {
+            pid: r.get(0),
+            user: r.get(1),
+            application: r.get(2),
+            client: r.get(3),
+            state: r.get(4),
+            wait: r.get(5),
+            seconds: r.get::<_, Option<f64>>(6).unwrap_or(0.0),
+            transaction_seconds: r.get(7),
+            query: r.get(8),
+            blocked_by: r.get(9),
+        })
+        .collect())
+}
+
+/// One node of the blocking tree: a session and those waiting on it.
+#[derive(Debug, Clone, Serialize)]
+pub struct BlockNode {
+    pub session: Activity,
+    pub waiting: Vec<BlockNode>,
+}
+
+/// The blocking forest: roots are sessions that block others and wait on nobody.
+pub fn blocking_tree(sessions: &[Activity]) -> Vec<BlockNode> {
+    fn build(pid: i32, sessions: &[Activity], seen: &mut Vec<i32>) -> Option<BlockNode> {
+        if seen.contains(&pid) {
+            return None;
+        }
+        seen.push(pid);
+        let session = sessions.iter().find(|s| s.pid == pid)?.clone();
+        let mut waiting: Vec<BlockNode> = sessions
+            .iter()
+            .filter(|s| s.blocked_by.contains(&pid))
+            .filter_map(|s| build(s.pid, sessions, seen))
+            .collect();
+        waiting.sort_by(|a, b| b.session.seconds.total_cmp(&a.session.seconds));
+        Some(BlockNode { session, waiting })
+    }
+    let blockers: Vec<i32> = sessions
+        .iter()
+        .flat_map(|s| s.blocked_by.iter().copied())
+        .collect();
+    let mut roots = Vec::new();
+    let mut seen = Vec::new();
+    for session in sessions {
+        if blockers.contains(&session.pid) && session.blocked_by.is_empty() {
+            if let Some(node) = build(session.pid, sessions, &mut seen) {
+                roots.push(node);
+            }
+        }
+    }
+    // Cycles (a deadlock about to be broken) have no root: show them from any member.
+    for session in sessions {
+        if !session.blocked_by.is_empty() && !seen.contains(&session.pid) {
+            if let Some(node) = build(session.pid, sessions, &mut seen) {
+                roots.push(node);
+            }
+        }
+    }
+    roots
+}
+
+/// Which sessions `tend kill` ends.
+#[derive(Debug, Clone)]
+pub enum KillSelection {
+    Pids(Vec<i32>),
+    IdleInTransaction(Duration),
+    LongerThan(Duration),
+}
+
+/// A session to end, and why.
+#[derive(Debug, Clone, Serialize)]
+pub struct KillTarget {
+    pub session: Activity,
+    pub reason: String,
+}
+
+/// The sessions a selection matches (never ours, never a non-client backend).
+pub fn kill_targets(sessions: &[Activity], selection: &KillSelection) -> Vec<KillTarget> {
+    sessions
+        .iter()
+        .filter_map(|s| {
+            let reason = match selection {
+                KillSelection::Pids(pids) => pids.contains(&s.pid).then(|| "named".to_string()),
+                KillSelection::IdleInTransaction(d) => (s.state.starts_with("idle in transaction")
+                    && s.seconds >= d.as_secs_f64())
+                .then(|| format!("idle in transaction for {:.0}s", s.seconds)),
+                KillSelection::LongerThan(d) => (s.state == "active"
+                    && s.seconds >= d.as_secs_f64())
+                .then(|| format!("running one query for {:.0}s", s.seconds)),
+            }?;
+            Some(KillTarget {
+                session: s.clone(),
+                reason,
+            })
+        })
+        .collect()
+}
+
+/// Cancels (or terminates) a session; true when the signal was sent.
+pub async fn signal(
+    client: &Client,
+    pid: i32,
+    terminate: bool,
+) -> Result<bool, tokio_postgres::Error> {
+    let sql = if terminate {
+        "SELECT pg_terminate_backend($1)"
+    } else {
+        "SELECT pg_cancel_backend($1)"
+    };
+    Ok(client.query_one(sql, &[&pid]).await?.get(0))
+}
+
+/// A statement a maintenance plan would run, with its reason.
+#[derive(Debug, Clone, Serialize)]
+pub struct PlannedStatement {
+    pub sql: String,
+    pub reason: String,
+    /// Drops and other changes that need `--apply` and a confirmation.
+    pub destructive: bool,
+    /// Must run outside a transaction (CONCURRENTLY).
+    pub concurrent: bool,
+}
+
+/// User tables, qualified and quoted, by name pattern (`schema.table` or `table`).
+pub async fn resolve_tables(client: &Client, names: &[String]) -> Result<Vec<String>, String> {
+    let mut out = Vec::new();
+    for name in names {
+        let row = client
+            .query_opt(
+                "SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname)
+                   FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+                  WHERE c.oid = to_regclass($1) AND c.relkind IN ('r', 'm', 'p')",
+                &[name],
+            )
+            .await
+            .map_err(|e| e.to_string())?;
+        match row {
+            Some(row) => out.push(row.get(0)),
+            None => return Err(format!("there is no table `{name}` in this database")),
+        }
+    }
+    Ok(out)
+}
+
+/// Progress of a running vacuum, from `pg_stat_progress_vacuum`.
+#[derive(Debug, Clone, Serialize)]
+pub struct VacuumProgress {
+    pub phase: String,
+    pub scanned: i64,
+    pub total: i64,
+}
+
+/// The progress of the vacuum run by `pid`, if it is vacuuming.
+pub async fn vacuum_progress(
+    client: &Client,
+    pid: i32,
+) -> Result<Option<VacuumProgress>, tokio_postgres::Error> {
+    let row = client
+        .query_opt(
+            "SELECT phase, heap_blks_scanned, heap_blks_total FROM pg_stat_progress_vacuum WHERE pid = $1",
+            &[&pid],
+        )
+        .await?;
+    Ok(row.map(|r| VacuumProgress {
+        phase: r.get(0),
+        scanned: r.get(1),
+        total: r.get(2),
+    }))
+}
+
+/// Indexes to rebuild: invalid ones, or named ones.
+pub async fn reindex_plan(
+    client: &Client,
+    invalid: bool,
+    bloated_min_ratio: Option<f64>,
+    names: &[String],
+) -> Result<Vec<PlannedStatement>, String> {
+    let mut plan = Vec::new();
+    if invalid {
+        let rows = client
+            .query(
+                "SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname)
+                   FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
+                   JOIN pg_namespace n ON n.oid = c.relnamespace
+                  WHERE NOT i.indisvalid AND n.nspname NOT IN ('pg_catalog', 'pg_toast')
+                  ORDER BY 1",
+                &[],
+            )
+            .await
+            .map_err(|e| e.to_string())?;
+        for row in rows {
+            let name: String = row.get(0);
+            plan.push(PlannedStatement {
+                sql: format!("REINDEX INDEX CONCURRENTLY {name}"),
+                reason: "invalid (a failed concurrent build): queries cannot use it, writes still pay for it".to_string(),
+                destructive: false,
+                concurrent: true,
+            });
+        }
+    }
+    if let Some(ratio) = bloated_min_ratio {
+        // Leaf density from the btree's statistics is the honest measure, but needs
+        // pgstattuple; without it, compare the index's size with what its rows need.
+        let rows = client
+            .query(
+                "SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname),
+                        c.relpages::float8,
+                        greatest(1, ceil(c.reltuples * 24 / 8192.0 / 0.9))::float8
+                   FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
+                   JOIN pg_namespace n ON n.oid = c.relnamespace
+                   JOIN pg_am am ON am.oid = c.relam
+                  WHERE am.amname = 'btree' AND i.indisvalid AND c.relpages > 128
+                    AND n.nspname NOT IN ('pg_catalog', 'pg_toast', 'information_schema')
+                  ORDER BY 1",
+                &[],
+            )
+            .await
+            .map_err(|e| e.to_string())?;
+        for row in rows {
+            let name: String = row.get(0);
+            let pages: f64 = row.get(1);
+            let needed: f64 = row.get(2);
+            if pages / needed >= ratio {
+                plan.push(PlannedStatement {
+                    sql: format!("REINDEX INDEX CONCURRENTLY {name}"),
+                    reason: format!(
+                        "about {:.0}x the size its rows need ({pages:.0} pages)",
+                        pages / needed
+                    ),
+                    destructive: false,
+                    concurrent: true,
+                });
+            }
+        }
+    }
+    for name in names {
+        let row = client
+            .query_opt(
+                "SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname)
+                   FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+                  WHERE c.oid = to_regclass($1) AND c.relkind IN ('i', 'I')",
+                &[name],
+            )
+            .await
+            .map_err(|e| e.to_string())?;
+        let Some(row) = row else {
+            return Err(format!("there is no index `{name}` in this database"));
+        };
+        let qualified: String = row.get(0);
+        plan.push(PlannedStatement {
+            sql: format!("REINDEX INDEX CONCURRENTLY {qualified}"),
+            reason: "asked for".to_string(),
+            destructive: false,
+            concurrent: true,
+        });
+    }
+    plan.dedup_by(|a, b| a.sql == b.sql);
+    Ok(plan)
+}
+
+/// Runs a concurrent statement with a short `lock_timeout`, retrying with jitter when the
+/// lock is busy, so it never queues in front of traffic for long. Returns the attempts used.
+pub async fn run_with_lock_retries(
+    client: &Client,
+    sql: &str,
+    lock_timeout: Duration,
+    attempts: u32,
+) -> Result<u32, tokio_postgres::Error> {
+    client
+        .batch_execute(&format!(
+            "SET lock_timeout = {}",
+            lock_timeout.as_millis().max(1)
+        ))
+        .await?;
+    let mut attempt = 1;
+    loop {
+        match client.batch_execute(sql).await {
+            Ok(()) => break,
+            Err(err)
+                if err.code() == Some(&tokio_postgres::error::SqlState::LOCK_NOT_AVAILABLE)
+                    && attempt < attempts =>
+            {
+                // A failed concurrent build leaves an invalid index: REINDEX of the same
+                // index simply runs again; CREATE INDEX needs the leftover dropped.
+                if let Some(name) = created_index_name(sql) {
+                    let _ = client
+                        .batch_execute(&format!("DROP INDEX CONCURRENTLY IF EXISTS {name}"))
+                        .await;
+                }
+                let jitter = jitter_ms(attempt);
+                tokio::time::sleep(Duration::from_millis(200 * u64::from(attempt) + jitter)).await;
+                attempt += 1;
+            }
+            Err(err) => {
+                drop_reindex_leftovers(client, sql).await;
+                let _ = client.batch_execute("RESET lock_timeout").await;
+                return Err(err);
+            }
+        }
+    }
+    client.batch_execute("RESET lock_timeout").await?;
+    Ok(attempt)
+}
+
+/// A failed REINDEX CONCURRENTLY leaves an invalid copy named `<index>_ccnew[N]` behind;
+/// drop it, so a failure costs nothing but the time.
+async fn drop_reindex_leftovers(client: &Client, sql: &str) {
+    let Some(index) = sql.strip_prefix("REINDEX INDEX CONCURRENTLY ") else {
+        return;
+    };
+    let Ok(rows) = client
+        .query(
+            "SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname)
+               FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
+               JOIN pg_namespace n ON n.oid = c.relnamespace
+               JOIN pg_class o ON o.oid = to_regclass($1)
+              WHERE NOT i.indisvalid AND c.relnamespace = o.relnamespace
+                AND starts_with(c.relname::text, o.relname::text || '_ccnew')
+                AND substr(c.relname::text, length(o.relname::text) + 7) ~ '^[0-9]*$'",
+            &[&index],
+        )
+        .await
+    else {
+        return;
+    };
+    for row in rows {
+        let leftover: String = row.get(0);
+        let _ = client
+            .batch_execute(&format!("DROP INDEX CONCURRENTLY IF EXISTS {leftover}"))
+            .await;
+    }
+}
+
+fn created_index_name(sql: &str) -> Option<&str> {
+    let rest = sql.strip_prefix("CREATE INDEX CONCURRENTLY ")?;
+    rest.split_whitespace().next()
+}
+
+/// A little randomness without a dependency: the clock's nanoseconds.
+fn jitter_ms(attempt: u32) -> u64 {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    u64::from(nanos % 200) + u64::from(attempt) * 7
+}
+
+/// What `tend optimize` would do: analyze tables with stale statistics, create the indexes
+/// foreign keys lack, and (destructive, needing `--apply` and a confirmation) drop unused
+/// and duplicate indexes.
+pub async fn optimize_plan(
+    client: &Client,
+    unused_min_bytes: i64,
+) -> Result<Vec<PlannedStatement>, tokio_postgres::Error> {
+    let mut plan = Vec::new();
+    // Stale statistics: never analyzed, or many rows changed since.
+    let rows = client
+        .query(
+            "SELECT quote_ident(schemaname) || '.' || quote_ident(relname),
+                    coalesce(greatest(last_analyze, last_autoanalyze)::text, 'never'),
+                    n_mod_since_analyze, greatest(n_live_tup, 1)
+               FROM pg_stat_user_tables
+              WHERE schemaname <> 'tend'
+                AND ((last_analyze IS NULL AND last_autoanalyze IS NULL AND n_live_tup + n_mod_since_analyze > 0)
+                     OR n_mod_since_analyze > 0.2 * greatest(n_live_tup, 1) + 500)
+              ORDER BY n_mod_since_analyze DESC LIMIT 200",
+            &[],
+        )
+        .await?;
+    for row in rows {
+        let table: String = row.get(0);
+        let last: String = row.get(1);
+        let modified: i64 = row.get(2);
+        plan.push(PlannedStatement {
+            sql: format!("ANALYZE {table}"),
+            reason: format!(
+                "statistics are stale: last analyzed {last}, {modified} rows changed since"
+            ),
+            destructive: false,
+            concurrent: false,
+        });
+    }
+    // Foreign keys whose columns lead no index: every delete or update of the referenced
+    // row scans the referencing table.
+    let rows = client
+        .query(
+            "SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname),
+                    c.relname::text, con.conname::text,
+                    array_agg(quote_ident(a.attname) ORDER BY k.ord)::text[],
+                    array_agg(a.attname::text ORDER BY k.ord)::text[]
+               FROM pg_constraint con
+               JOIN pg_class c ON c.oid = con.conrelid
+               JOIN pg_namespace n ON n.oid = c.relnamespace
+               CROSS JOIN LATERAL unnest(con.conkey) WITH ORDINALITY AS k(attnum, ord)
+               JOIN pg_attribute a ON a.attrelid = con.conrelid AND a.attnum = k.attnum
+              WHERE con.contype = 'f' AND n.nspname NOT IN ('pg_catalog', 'information_schema', 'tend')
+                AND NOT EXISTS (
+                    SELECT 1 FROM pg_index i
+                     WHERE i.indrelid = con.conrelid AND i.indpred IS NULL
+                       AND (i.indkey::int2[])[0:cardinality(con.conkey) - 1] @> con.conkey
+                       AND (i.indkey::int2[])[0:cardinality(con.conkey) - 1] <@ con.conkey)
+              GROUP BY n.nspname, c.relname, con.conname
+              ORDER BY 1, 3",
+            &[],
+        )
+        .await?;
+    for row in rows {
+        let table: String = row.get(0);
+        let bare: String = row.get(1);
+        let constraint: String = row.get(2);
+        let quoted_columns: Vec<String> = row.get(3);
+        let columns: Vec<String> = row.get(4);
+        let index = quote_ident(&truncate_name(&format!("{bare}_{}_idx", columns.join("_"))));
+        plan.push(PlannedStatement {
+            sql: format!(
+                "CREATE INDEX CONCURRENTLY {index} ON {table} ({})",
+                quoted_columns.join(", ")
+            ),
+            reason: format!(
+                "the foreign key {constraint} has no index on ({}): deletes and updates of the rows it references scan {table}",
+                columns.join(", ")
+            ),
+            destructive: false,
+            concurrent: true,
+        });
+    }
+    // Unused indexes: never scanned since statistics began, not backing a constraint.
+    let rows = client
+        .query(
+            "SELECT quote_ident(s.schemaname) || '.' || quote_ident(s.indexrelname),
+                    pg_relation_size(s.indexrelid),
+                    quote_ident(s.schemaname) || '.' || quote_ident(s.relname)
+               FROM pg_stat_user_indexes s
+               JOIN pg_index i ON i.indexrelid = s.indexrelid
+              WHERE s.idx_scan = 0 AND NOT i.indisunique AND NOT i.indisprimary
+                AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conindid = s.indexrelid)
+                AND s.schemaname <> 'tend'
+                AND pg_relation_size(s.indexrelid) >= $1
+              ORDER BY 2 DESC LIMIT 100",
+            &[&unused_min_bytes],
+        )
+        .await?;
+    for row in rows {
+        let index: String = row.get(0);
+        let bytes: i64 = row.get(1);
+        let table: String = row.get(2);
+        plan.push(PlannedStatement {
+            sql: format!("DROP INDEX CONCURRENTLY {index}"),
+            reason: format!(
+                "never used since statistics were reset, yet every write to {table} maintains it ({} kB)",
+                bytes / 1024
+            ),
+            destructive: true,
+            concurrent: true,
+        });
+    }
+    // Duplicate indexes: same table, same definition apart from the name; keep the first.
+    let rows = client
+        .query(
+            "SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname),
+                    quote_ident(n.nspname) || '.' || quote_ident(k.relname)
+               FROM (SELECT indrelid, indexrelid, indkey, indclass, indcollation, indoption,
+                            coalesce(indexprs::text, '') AS e, coalesce(indpred::text, '') AS p,
+                            indisunique,
+                            row_number() OVER (PARTITION BY indrelid, indkey::text, indclass::text,
+                                coalesce(indexprs::text, ''), coalesce(indpred::text, '')
+                                ORDER BY indisunique DESC, indisprimary DESC, indexrelid) AS rn,
+                            first_value(indexrelid) OVER (PARTITION BY indrelid, indkey::text, indclass::text,
+                                coalesce(indexprs::text, ''), coalesce(indpred::text, '')
+                                ORDER BY indisunique DESC, indisprimary DESC, indexrelid) AS keep
+                       FROM pg_index) d
+               JOIN pg_class c ON c.oid = d.indexrelid
+               JOIN pg_class k ON k.oid = d.keep
+               JOIN pg_namespace n ON n.oid = c.relnamespace
+              WHERE d.rn > 1 AND n.nspname NOT IN ('pg_catalog', 'pg_toast', 'information_schema', 'tend')
+                AND NOT EXISTS (SELECT 1 FROM pg_constraint con WHERE con.conindid = d.indexrelid)
+              ORDER BY 1",
+            &[],
+        )
+        .await?;
+    for row in rows {
+        let index: String = row.get(0);
+        let kept: String = row.get(1);
+        let sql = format!("DROP INDEX CONCURRENTLY {index}");
+        if plan.iter().any(|p| p.sql == sql) {
+            continue;
+        }
+        plan.push(PlannedStatement {
+            sql,
+            reason: format!("a duplicate of {kept}"),
+            destructive: true,
+            concurrent: true,
+        });
+    }
+    Ok(plan)
+}
+
+/// PostgreSQL cuts identifiers at 63 bytes; cut on a character boundary ourselves.
+fn truncate_name(name: &str) -> String {
+    let mut out = String::new();
+    for c in name.chars() {
+        if out.len() + c.len_utf8() > 63 {
+            break;
+        }
+        out.push(c);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn session(pid: i32, blocked_by: &[i32]) -> Activity {
+        Activity {
+            pid,
+            user: "u".into(),
+            application: "a".into(),
+            client: None,
+            state: "active".into(),
+            wait: None,
+            seconds: f64::from(pid),
+            transaction_seconds: None,
+            query: String::new(),
+            blocked_by: blocked_by.to_vec(),
+        }
+    }
+
+    #[test]
+    fn blocking_tree_roots_at_the_blocker() {
+        let sessions = vec![
+            session(1, &[]),
+            session(2, &[1]),
+            session(3, &[2]),
+            session(4, &[1]),
+            session(5, &[]),
+        ];
+        let tree = blocking_tree(&sessions);
+        assert_eq!(tree.len(), 1);
+        assert_eq!(tree[0].session.pid, 1);
+        let children: Vec<i32> = tree[0].waiting.iter().map(|n| n.session.pid).collect();
+        assert_eq!(children, vec![4, 2]);
+        assert_eq!(tree[0].waiting[1].waiting[0].session.pid, 3);
+    }
+
+    #[test]
+    fn cycles_still_show() {
+        let sessions = vec![session(1, &[2]), session(2, &[1])];
+        let tree = blocking_tree(&sessions);
+        assert_eq!(tree.len(), 1);
+    }
+
+    #[test]
+    fn kill_selects_by_state_and_age() {
+        let mut idle = session(7, &[]);
+        idle.state = "idle in transaction".into();
+        idle.seconds = 120.0;
+        let mut fast = session(8, &[]);
+        fast.seconds = 5.0;
+        let mut slow = session(9, &[]);
+        slow.seconds = 90.0;
+        let all = vec![idle, fast, slow];
+        let pick = |sel| -> Vec<i32> {
+            kill_targets(&all, &sel)
+                .iter()
+                .map(|t| t.session.pid)
+                .collect()
+        };
+        assert_eq!(
+            pick(KillSelection::IdleInTransaction(Duration::from_secs(60))),
+            vec![7]
+        );
+        assert_eq!(
+            pick(KillSelection::LongerThan(Duration::from_secs(60))),
+            vec![9]
+        );
+        assert_eq!(pick(KillSelection::Pids(vec![8, 99])), vec![8]);
+    }
+
+    #[test]
+    fn index_names_fit_postgres() {
+        assert_eq!(truncate_name(&"x".repeat(80)).len(), 63);
+        assert_eq!(
+            created_index_name("CREATE INDEX CONCURRENTLY \"a_b_idx\" ON t (b)"),
+            Some("\"a_b_idx\"")
+        );
+    }
+}

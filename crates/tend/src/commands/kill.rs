@@ -1,0 +1,134 @@
+//! `tend kill`: cancels sessions' queries (or terminates the sessions, when asked), by pid or
+//! by what they are doing. Asks first; `--dry-run` changes nothing.
+
+use clap::Args;
+use tend_ops::actions::{self, KillSelection};
+
+use crate::command_error::{CommandError, ErrorKind, exit};
+use crate::context::{Context, block_on};
+
+#[derive(Debug, Args)]
+#[command(group(
+    clap::ArgGroup::new("selection")
+        .required(true)
+        .multiple(false)
+        .args(["pids", "idle_in_transaction", "longer_than"])
+))]
+pub struct KillArgs {
+    /// Sessions by backend pid.
+    pub pids: Vec<i32>,
+    /// Sessions idle in a transaction at least this long ("5m"); needs --terminate, since an
+    /// idle session has no query to cancel.
+    #[arg(long, value_name = "D", value_parser = super::queries::duration_arg)]
+    pub idle_in_transaction: Option<std::time::Duration>,
+    /// Sessions whose current query has run at least this long ("1m").
+    #[arg(long, value_name = "D", value_parser = super::queries::duration_arg)]
+    pub longer_than: Option<std::time::Duration>,
+    /// End the sessions (pg_terminate_backend) instead of cancelling their queries.
+    #[arg(long)]
+    pub terminate: bool,
+    /// Show which sessions would be signalled, and signal none.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+pub fn run(args: KillArgs, ctx: &Context) -> Result<i32, CommandError> {
+    let selection = if let Some(d) = args.idle_in_transaction {
+        if !args.terminate {
+            return Err(CommandError::new(
+                ErrorKind::Config,
+                "a session idle in a transaction runs no query to cancel",
+            )
+            .with_hint("add --terminate to end those sessions (their transactions roll back)"));
+        }
+        KillSelection::IdleInTransaction(d)
+    } else if let Some(d) = args.longer_than {
+        KillSelection::LongerThan(d)
+    } else {
+        KillSelection::Pids(args.pids.clone())
+    };
+    let target = ctx.target()?;
+    let session = ctx.connect(&target.info)?;
+    let sessions = block_on(actions::activity(&session))?;
+    let targets = actions::kill_targets(&sessions, &selection);
+    if let KillSelection::Pids(pids) = &selection {
+        let missing: Vec<String> = pids
+            .iter()
+            .filter(|p| !targets.iter().any(|t| t.session.pid == **p))
+            .map(|p| p.to_string())
+            .collect();
+        if !missing.is_empty() {
+            return Err(CommandError::failure(format!(
+                "no client session of this database has pid {}; nothing was signalled",
+                missing.join(", ")
+            ))
+            .with_hint("`tend queries --all` lists the sessions"));
+        }
+    }
+    let verb = if args.terminate {
+        "terminate"
+    } else {
+        "cancel the query of"
+    };
+    let listing: Vec<serde_json::Value> = targets
+        .iter()
+        .map(|t| {
+            serde_json::json!({
+                "pid": t.session.pid,
+                "application": t.session.application,
+                "user": t.session.user,
+                "state": t.session.state,
+                "reason": t.reason,
+                "query": t.session.query,
+            })
+        })
+        .collect();
+    if targets.is_empty() {
+        ctx.out
+            .json_value(&serde_json::json!({ "signalled": [], "dry_run": args.dry_run }));
+        ctx.out.line("No session matches; nothing to do.");
+        return Ok(exit::OK);
+    }
+    for t in &targets {
+        ctx.out.line(format!(
+            "{} pid {} ({}, {}): {} — {}",
+            if args.dry_run { "would" } else { "will" },
+            t.session.pid,
+            t.session.application,
+            t.session.user,
+            t.reason,
+            super::queries::one_line(&t.session.query, 70)
+        ));
+    }
+    if args.dry_run {
+        ctx.out.json_value(&serde_json::json!({ "dry_run": true, "would_signal": listing, "terminate": args.terminate }));
+        return Ok(exit::OK);
+    }
+    ctx.out.confirm(
+        &format!(
+            "{verb} {} session{}?",
+            targets.len(),
+            if targets.len() == 1 { "" } else { "s" }
+        ),
+        ctx.yes,
+    )?;
+    let mut done = Vec::new();
+    for t in &targets {
+        if block_on(actions::signal(&session, t.session.pid, args.terminate))? {
+            done.push(t.session.pid);
+        }
+    }
+    ctx.out
+        .json_value(&serde_json::json!({ "signalled": done, "terminate": args.terminate }));
+    ctx.out.line(format!(
+        "{} {} session{}.",
+        if args.terminate {
+            "Terminated"
+        } else {
+            "Cancelled the queries of"
+        },
+        done.len(),
+        if done.len() == 1 { "" } else { "s" }
+    ));
+    Ok(exit::OK)
+}

@@ -1,0 +1,70 @@
+//! `tend queries`: what client sessions are doing now, longest first.
+
+use clap::Args;
+use tend_ops::actions;
+
+use crate::command_error::{CommandError, exit};
+use crate::context::{Context, block_on};
+use crate::settings::parse_duration;
+
+#[derive(Debug, Args)]
+pub struct QueriesArgs {
+    /// Only sessions whose current query (or idle transaction) has lasted this long ("30s", "5m").
+    #[arg(long, value_name = "D", value_parser = duration_arg)]
+    pub min_duration: Option<std::time::Duration>,
+    /// Include idle sessions.
+    #[arg(long)]
+    pub all: bool,
+}
+
+pub fn duration_arg(text: &str) -> Result<std::time::Duration, String> {
+    parse_duration(text)
+}
+
+pub fn run(args: QueriesArgs, ctx: &Context) -> Result<i32, CommandError> {
+    let target = ctx.target()?;
+    let session = ctx.connect(&target.info)?;
+    let sessions = block_on(actions::activity(&session))?;
+    let min = args.min_duration.map(|d| d.as_secs_f64()).unwrap_or(0.0);
+    let shown: Vec<_> = sessions
+        .into_iter()
+        .filter(|s| args.all || s.state != "idle")
+        .filter(|s| s.seconds >= min)
+        .collect();
+    ctx.out
+        .json_value(&serde_json::json!({ "sessions": shown }));
+    if shown.is_empty() {
+        ctx.out.line("No sessions match.");
+        return Ok(exit::OK);
+    }
+    ctx.out.line(format!(
+        "{:>7}  {:>8}  {:<20} {:<12} {:<22} {}",
+        "pid", "seconds", "state", "user", "application / wait", "query"
+    ));
+    for s in &shown {
+        let who = match &s.wait {
+            Some(wait) => format!("{} [{wait}]", s.application),
+            None => s.application.clone(),
+        };
+        ctx.out.line(format!(
+            "{:>7}  {:>8.1}  {:<20} {:<12} {:<22} {}",
+            s.pid,
+            s.seconds,
+            s.state,
+            s.user,
+            who,
+            one_line(&s.query, 100)
+        ));
+    }
+    Ok(exit::OK)
+}
+
+/// A query on one line, cut to `max` characters.
+pub fn one_line(query: &str, max: usize) -> String {
+    let flat: String = query.split_whitespace().collect::<Vec<_>>().join(" ");
+    if flat.chars().count() > max {
+        format!("{}...", flat.chars().take(max).collect::<String>())
+    } else {
+        flat
+    }
+}

@@ -1,0 +1,98 @@
+//! `tend vacuum`: VACUUM (and ANALYZE) table by table, with progress from
+//! `pg_stat_progress_vacuum`.
+
+use std::time::{Duration, Instant};
+
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+use tend_ops::actions;
+
+use crate::command_error::{CommandError, exit};
+use crate::context::{Context, block_on};
+
+#[derive(Debug, Args)]
+pub struct VacuumArgs {
+    /// Also update planner statistics (VACUUM (ANALYZE)).
+    #[arg(long)]
+    pub analyze: bool,
+    /// Tables to vacuum (default: every user table, the most dead rows first).
+    pub tables: Vec<String>,
+}
+
+pub fn run(args: VacuumArgs, ctx: &Context) -> Result<i32, CommandError> {
+    let target = ctx.target()?;
+    let session = ctx.connect(&target.info)?;
+    let watcher = ctx.connect(&target.info)?;
+    let tables = if args.tables.is_empty() {
+        block_on(session.query(
+            "SELECT quote_ident(schemaname) || '.' || quote_ident(relname)
+               FROM pg_stat_user_tables WHERE schemaname <> 'tend'
+              ORDER BY n_dead_tup DESC, relname",
+            &[],
+        ))?
+        .into_iter()
+        .map(|r| r.get::<_, String>(0))
+        .collect()
+    } else {
+        block_on(actions::resolve_tables(&session, &args.tables)).map_err(CommandError::failure)?
+    };
+    let pid: i32 = block_on(session.query_one("SELECT pg_backend_pid()", &[]))?.get(0);
+    let command = if args.analyze {
+        "VACUUM (ANALYZE)"
+    } else {
+        "VACUUM"
+    };
+    let bar = if ctx.out.quiet || ctx.out.json {
+        ProgressBar::hidden()
+    } else {
+        let bar = ProgressBar::new(100);
+        bar.set_style(
+            ProgressStyle::with_template("{prefix:>30} {bar:30} {pos:>3}% {msg}")
+                .expect("a valid template"),
+        );
+        bar
+    };
+    let mut done = Vec::new();
+    for table in &tables {
+        let started = Instant::now();
+        bar.set_prefix(table.clone());
+        bar.set_position(0);
+        let sql = format!("{command} {table}");
+        block_on(async {
+            let work = session.batch_execute(&sql);
+            tokio::pin!(work);
+            loop {
+                tokio::select! {
+                    result = &mut work => return result,
+                    _ = tokio::time::sleep(Duration::from_millis(200)) => {
+                        if let Ok(Some(p)) = actions::vacuum_progress(&watcher, pid).await {
+                            if p.total > 0 {
+                                bar.set_position((100 * p.scanned / p.total) as u64);
+                            }
+                            bar.set_message(p.phase);
+                        }
+                    }
+                }
+            }
+        })?;
+        ctx.out
+            .step(format!("{sql}  ({:.1}s)", started.elapsed().as_secs_f64()));
+        done.push(
+            serde_json::json!({ "table": table, "seconds": started.elapsed().as_secs_f64() }),
+        );
+    }
+    bar.finish_and_clear();
+    ctx.out
+        .json_value(&serde_json::json!({ "vacuumed": done, "analyze": args.analyze }));
+    ctx.out.line(format!(
+        "Vacuumed {} table{}{}.",
+        done.len(),
+        if done.len() == 1 { "" } else { "s" },
+        if args.analyze {
+            " and refreshed their statistics"
+        } else {
+            ""
+        }
+    ));
+    Ok(exit::OK)
+}

@@ -1,0 +1,214 @@
+//! `tend health`, `check`, `queries`, `locks`, `kill`, `vacuum`, `reindex` and `optimize`
+//! against real sessions.
+
+use std::time::Duration;
+
+use tend_testkit::{Holder, TestDb, TestProject};
+
+use crate::run;
+
+#[test]
+fn health_is_ok_and_nagios_coded() {
+    let db = TestDb::create();
+    let project = TestProject::new();
+    let (code, out, err) = run(project.tend().env("DATABASE_URL", db.url()).arg("health"));
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.starts_with("OK - "), "{out}");
+    let (code, out, _) = run(project
+        .tend()
+        .env("DATABASE_URL", db.url())
+        .args(["health", "--json"]));
+    assert_eq!(code, 0);
+    let doc: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(doc["status"], "ok");
+    // A latency threshold no server meets: warning, exit 1.
+    let (code, out, _) = run(project
+        .tend()
+        .env("DATABASE_URL", db.url())
+        .env("DB_CONNECTION_TIME_THRESHOLD", "0.0001")
+        .arg("health"));
+    assert_eq!(code, 1, "{out}");
+    assert!(out.starts_with("WARNING"), "{out}");
+    // Nothing listening: critical, exit 2.
+    let (code, out, _) = run(project
+        .tend()
+        .env("DATABASE_URL", "postgresql://x:pw@127.0.0.1:1/x")
+        .arg("health"));
+    assert_eq!(code, 2, "{out}");
+    assert!(out.starts_with("CRITICAL"), "{out}");
+    // The replica probe: pointing at a primary is critical.
+    let (code, out, _) = run(project
+        .tend()
+        .env("DATABASE_URL", db.url())
+        .env("DATABASE_READ_REPLICA_URL", db.url())
+        .arg("health"));
+    assert_eq!(code, 2, "{out}");
+    assert!(out.contains("not in recovery"), "{out}");
+}
+
+#[test]
+fn check_lists_the_catalog_with_thresholds() {
+    let project = TestProject::new();
+    let (code, out, err) = run(project.tend().args(["check", "--list", "--json"]));
+    assert_eq!(code, 0, "{err}");
+    let doc: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let checks = doc["checks"].as_array().unwrap();
+    assert_eq!(doc["count"].as_u64().unwrap() as usize, checks.len());
+    for check in checks {
+        assert!(check["sql"].as_str().unwrap().contains("SELECT"), "{check}");
+        assert!(check.get("warning").is_some() && check.get("critical").is_some());
+    }
+    // Thresholds from tend.toml are the ones in force.
+    project.write("tend.toml", "[checks.\"locks.blocked\"]\nwarning = 7\n");
+    let (_, out, _) =
+        run(project
+            .tend()
+            .args(["check", "--list", "--json", "--only", "locks.blocked"]));
+    let doc: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(doc["checks"][0]["warning"], 7.0);
+    assert_eq!(doc["checks"][0]["default_warning"], 60.0);
+    // An unknown check id in tend.toml names the nearest one.
+    project.write("tend.toml", "[checks.\"locks.blockd\"]\nwarning = 7\n");
+    let (code, _, err) = run(project.tend().args(["check", "--list"]));
+    assert_eq!(code, 3, "{err}");
+    assert!(err.contains("did you mean `locks.blocked`"), "{err}");
+    let (code, _, err) = run(project.tend().args(["check", "--only", "nonsense"]));
+    assert_eq!(code, 3, "{err}");
+}
+
+#[test]
+fn kill_asks_refuses_dry_runs_and_cancels() {
+    let db = TestDb::create();
+    let slow = Holder::open(&db, "slow-report");
+    slow.start("SELECT pg_sleep(30)");
+    std::thread::sleep(Duration::from_millis(1200));
+    let project = TestProject::new();
+    let tend = |args: &[&str]| run(project.tend().env("DATABASE_URL", db.url()).args(args));
+    let alive = || {
+        db.query_column("SELECT count(*)::text FROM pg_stat_activity WHERE query LIKE 'SELECT pg_sleep(30)%' AND state = 'active'")
+    };
+    let (code, out, _) = tend(&["kill", "--longer-than", "1s", "--dry-run"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("would pid") && out.contains("slow-report"),
+        "{out}"
+    );
+    assert_eq!(alive(), vec![Some("1".into())]);
+    let (code, _, err) = tend(&["kill", "--longer-than", "1s"]);
+    assert_eq!(code, 6, "{err}");
+    assert_eq!(alive(), vec![Some("1".into())]);
+    let (code, out, err) = tend(&["kill", "--longer-than", "1s", "--yes", "--json"]);
+    assert_eq!(code, 0, "{out}{err}");
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(alive(), vec![Some("0".into())]);
+    // Idle sessions need --terminate.
+    let (code, _, err) = tend(&["kill", "--idle-in-transaction", "1s"]);
+    assert_eq!(code, 3, "{err}");
+    let (code, _, err) = tend(&["kill", "999999", "--yes"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("999999"), "{err}");
+}
+
+#[test]
+fn queries_and_locks_show_the_chain() {
+    let db = TestDb::create();
+    db.execute("CREATE TABLE t (id int)");
+    let blocker = Holder::open(&db, "holder-app");
+    blocker.execute("BEGIN; LOCK TABLE t");
+    let waiter = Holder::open(&db, "waiting-app");
+    waiter.start("SELECT * FROM t");
+    let project = TestProject::new();
+    let (code, out, err) = run(project.tend().env("DATABASE_URL", db.url()).arg("locks"));
+    assert_eq!(code, 0, "{err}");
+    let holder_line = out.lines().position(|l| l.contains("holder-app")).unwrap();
+    let waiter_line = out.lines().position(|l| l.contains("waiting-app")).unwrap();
+    assert!(holder_line < waiter_line, "{out}");
+    assert!(
+        out.contains(&format!("tend kill {}", blocker.pid())),
+        "{out}"
+    );
+    let (code, out, _) = run(project
+        .tend()
+        .env("DATABASE_URL", db.url())
+        .args(["queries", "--json"]));
+    assert_eq!(code, 0);
+    let doc: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert!(
+        doc["sessions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s["application"] == "waiting-app")
+    );
+}
+
+#[test]
+fn vacuum_reindex_and_optimize_do_what_they_say() {
+    let db = TestDb::create();
+    db.execute(
+        "CREATE TABLE parent (id int PRIMARY KEY);
+         CREATE TABLE child (id int, parent_id int REFERENCES parent (id), email text);
+         INSERT INTO parent SELECT g FROM generate_series(1, 100) g;
+         INSERT INTO child SELECT g, g % 100 + 1, 'same' FROM generate_series(1, 50000) g;
+         CREATE INDEX child_id_a ON child (id); CREATE INDEX child_id_b ON child (id);",
+    );
+    // A failed concurrent build leaves an invalid index.
+    let _ = std::process::Command::new("psql")
+        .args([
+            db.url().as_str(),
+            "-Xqc",
+            "CREATE UNIQUE INDEX CONCURRENTLY child_email_key ON child (email)",
+        ])
+        .output();
+    let project = TestProject::new();
+    let tend = |args: &[&str]| run(project.tend().env("DATABASE_URL", db.url()).args(args));
+    let (code, out, err) = tend(&["vacuum", "--analyze", "child"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(
+        db.query_column("SELECT (last_vacuum IS NOT NULL AND last_analyze IS NOT NULL)::text FROM pg_stat_user_tables WHERE relname = 'child'"),
+        vec![Some("true".into())]
+    );
+    let (code, out, _) = tend(&["reindex", "--invalid", "--dry-run"]);
+    assert_eq!(code, 0);
+    assert!(
+        out.contains("REINDEX INDEX CONCURRENTLY public.child_email_key"),
+        "{out}"
+    );
+    // Rebuilding a unique index over duplicates fails again, with PostgreSQL's reason.
+    let (code, _, err) = tend(&["reindex", "--invalid"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("could not create unique index"), "{err}");
+    // ... and leaves no half-built copy behind.
+    assert_eq!(
+        db.query_column(
+            "SELECT count(*)::text FROM pg_class WHERE relname LIKE 'child_email_key_ccnew%'"
+        ),
+        vec![Some("0".into())]
+    );
+    db.execute("DROP INDEX child_email_key");
+
+    let (code, out, _) = tend(&["optimize", "--dry-run"]);
+    assert_eq!(code, 0);
+    assert!(
+        out.contains("CREATE INDEX CONCURRENTLY \"child_parent_id_idx\""),
+        "{out}"
+    );
+    assert!(
+        out.contains("(with --apply) DROP INDEX CONCURRENTLY"),
+        "{out}"
+    );
+    let (code, out, err) = tend(&["optimize"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("need --apply"), "{out}");
+    assert_eq!(
+        db.query_column("SELECT count(*)::text FROM pg_indexes WHERE tablename = 'child'"),
+        vec![Some("3".into())]
+    );
+    assert_eq!(tend(&["optimize", "--apply"]).0, 6);
+    let (code, out, err) = tend(&["optimize", "--apply", "--yes"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(
+        db.query_column("SELECT string_agg(indexname, ',' ORDER BY indexname) FROM pg_indexes WHERE tablename = 'child'"),
+        vec![Some("child_parent_id_idx".into())]
+    );
+}
