@@ -67,6 +67,8 @@ pub struct RunOptions {
     /// `statement_timeout` for the migrations' statements.
     pub statement_timeout: Option<Duration>,
     pub connect: ConnectOptions,
+    /// The advisory lock taken; Prisma's by default, another for tend's internal history.
+    pub lock_key: i64,
 }
 
 impl Default for RunOptions {
@@ -76,6 +78,7 @@ impl Default for RunOptions {
             lock_timeout: None,
             statement_timeout: None,
             connect: ConnectOptions::default(),
+            lock_key: LOCK_KEY,
         }
     }
 }
@@ -254,7 +257,8 @@ impl Locked {
     ) -> Result<Locked, MigrateError> {
         let started = Instant::now();
         let lock =
-            AdvisoryLock::acquire(info, &options.connect, LOCK_KEY, options.lock_wait).await?;
+            AdvisoryLock::acquire(info, &options.connect, options.lock_key, options.lock_wait)
+                .await?;
         on_event(Event::Locked {
             waited: started.elapsed(),
         });

@@ -53,8 +53,27 @@ impl History {
         }
     }
 
-    /// Pins the table to the session's current schema.
+    /// A history kept in a given schema (tend's own `tend` schema, for its internal
+    /// migrations), created when missing.
+    pub fn in_schema(format: Format, schema: &str) -> History {
+        History {
+            format,
+            schema: Some(schema.to_string()),
+        }
+    }
+
+    /// Pins the table to the session's current schema, unless a schema was given; creates
+    /// a given schema that does not exist.
     pub async fn pin_schema(&mut self, client: &Client) -> Result<(), tokio_postgres::Error> {
+        if let Some(schema) = &self.schema {
+            client
+                .batch_execute(&format!(
+                    "CREATE SCHEMA IF NOT EXISTS {}",
+                    quote_ident(schema)
+                ))
+                .await?;
+            return Ok(());
+        }
         let row = client
             .query_one("SELECT current_schema()::text", &[])
             .await?;

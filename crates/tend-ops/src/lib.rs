@@ -9,6 +9,7 @@ pub mod actions;
 pub mod check;
 pub mod checks;
 pub mod health;
+pub mod history;
 pub mod runner;
 
 pub use check::{Category, Check, Finding, Rule, Severity, Thresholds, Unit};

@@ -7,6 +7,7 @@ mod commands;
 mod context;
 mod output;
 mod settings;
+mod tend_schema;
 
 use clap::Parser;
 use clap::error::ErrorKind as ClapErrorKind;

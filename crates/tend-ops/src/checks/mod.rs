@@ -3,6 +3,7 @@
 
 pub mod activity;
 pub mod config;
+pub mod history;
 pub mod maintenance;
 pub mod schema;
 
@@ -15,6 +16,7 @@ pub fn catalog() -> Vec<&'static Check> {
         .chain(schema::CHECKS)
         .chain(maintenance::CHECKS)
         .chain(config::CHECKS)
+        .chain(history::CHECKS)
         .collect()
 }
 

@@ -48,6 +48,7 @@ pub fn run(args: CheckArgs, ctx: &Context) -> Result<i32, CommandError> {
     let target = ctx.target()?;
     let session = ctx.connect(&target.info)?;
     let report = block_on(tend_ops::runner::run(&session, &catalog, &options))?;
+    let history = keep_history(ctx, &target.info, &report);
     let worst = report.worst();
     let code = match worst {
         Severity::Critical => 2,
@@ -61,6 +62,7 @@ pub fn run(args: CheckArgs, ctx: &Context) -> Result<i32, CommandError> {
         "millis": report.millis,
         "checks": report.results,
         "findings": report.findings,
+        "history": history,
     }));
     for finding in &report.findings {
         let mark = match finding.severity {
@@ -143,4 +145,43 @@ fn list(
     }
     ctx.out.line(format!("\n{} checks.", selected.len()));
     Ok(exit::OK)
+}
+
+/// Stores the run in the database's `tend` schema (created by tend's own migrations), unless
+/// history is off or the server is a standby. A failure is a notice, never the check's.
+fn keep_history(
+    ctx: &Context,
+    info: &tend_pg::ConnInfo,
+    report: &tend_ops::Report,
+) -> serde_json::Value {
+    if ctx.settings.text("checks.history") == Some("off") {
+        return serde_json::json!({ "kept": false, "reason": "checks.history is off" });
+    }
+    if report.server.in_recovery {
+        return serde_json::json!({ "kept": false, "reason": "the server is a standby" });
+    }
+    let connect = ctx.settings.connect_options();
+    let result = block_on(async {
+        crate::tend_schema::ensure(info, &connect)
+            .await
+            .map_err(|e| e.to_string())?;
+        let session = tend_pg::connect(info, &connect)
+            .await
+            .map_err(|e| e.to_string())?;
+        tend_ops::history::record(&session, report, env!("CARGO_PKG_VERSION"))
+            .await
+            .map_err(|e| match e.as_db_error() {
+                Some(db) => db.message().to_string(),
+                None => e.to_string(),
+            })
+    });
+    match result {
+        Ok(run_id) => serde_json::json!({ "kept": true, "run_id": run_id }),
+        Err(reason) => {
+            ctx.out.notice(format!(
+                "The check history was not kept ({reason}); set checks.history = \"off\" in tend.toml to stop trying."
+            ));
+            serde_json::json!({ "kept": false, "reason": reason })
+        }
+    }
 }

@@ -140,6 +140,7 @@ pub fn run_options(ctx: &Context) -> RunOptions {
         lock_timeout: ctx.settings.duration("migrate.lock_timeout"),
         statement_timeout: ctx.settings.duration("migrate.statement_timeout"),
         connect: ctx.settings.connect_options(),
+        ..RunOptions::default()
     }
 }
 

@@ -212,3 +212,74 @@ fn vacuum_reindex_and_optimize_do_what_they_say() {
         vec![Some("child_parent_id_idx".into())]
     );
 }
+
+#[test]
+fn check_history_is_kept_and_growth_is_reported() {
+    let db = TestDb::create();
+    db.execute("CREATE TABLE events AS SELECT g AS id, md5(g::text) AS body FROM generate_series(1, 200000) g");
+    let project = TestProject::new();
+    let tend = |args: &[&str]| run(project.tend().env("DATABASE_URL", db.url()).args(args));
+    let (_, out, err) = tend(&["check", "--json", "--only", "storage.growth"]);
+    let doc: serde_json::Value =
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}{err}"));
+    assert_eq!(doc["history"]["kept"], true, "{doc}");
+    assert_eq!(
+        db.query_column("SELECT count(*)::text FROM tend.check_runs"),
+        vec![Some("1".into())]
+    );
+    db.execute("INSERT INTO events SELECT g, md5(g::text) FROM generate_series(1, 200000) g");
+    let (code, out, _) = tend(&["check", "--json", "--only", "storage.growth"]);
+    assert!(code >= 1, "{out}");
+    let doc: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert!(
+        doc["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f["subject"] == "public.events"),
+        "{doc}"
+    );
+    // Opting out writes nothing.
+    let (_, out, _) = run(project
+        .tend()
+        .env("DATABASE_URL", db.url())
+        .env("TEND_CHECK_HISTORY", "off")
+        .args(["check", "--json", "--only", "storage.growth"]));
+    let doc: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(doc["history"]["kept"], false);
+    assert_eq!(
+        db.query_column("SELECT count(*)::text FROM tend.check_runs"),
+        vec![Some("2".into())]
+    );
+}
+
+#[test]
+fn checks_work_without_superuser_and_say_what_they_could_not_see() {
+    let server = tend_testkit::TestServer::get();
+    let db = TestDb::create();
+    let Some(mut monitor) = server.password_user("tend_monitor_role", "monitor-pw", &db.name)
+    else {
+        return;
+    };
+    db.execute("GRANT pg_monitor TO tend_monitor_role");
+    monitor.set("sslmode", "disable");
+    let project = TestProject::new();
+    let (code, out, err) = run(project
+        .tend()
+        .env("DATABASE_URL", monitor.to_secret_string())
+        .env("TEND_CHECK_HISTORY", "off")
+        .args(["check", "--json"]));
+    assert!(code <= 2, "{out}{err}");
+    let doc: serde_json::Value =
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}{err}"));
+    assert_eq!(doc["server"]["is_superuser"], false);
+    for result in doc["checks"].as_array().unwrap() {
+        if result["severity"] == "unknown" {
+            // Anything it could not see is said, with the reason.
+            assert!(
+                result["note"].as_str().is_some_and(|n| !n.is_empty()),
+                "{result}"
+            );
+        }
+    }
+}
