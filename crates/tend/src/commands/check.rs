@@ -149,7 +149,7 @@ fn list(
 
 /// Stores the run in the database's `tend` schema (created by tend's own migrations), unless
 /// history is off or the server is a standby. A failure is a notice, never the check's.
-fn keep_history(
+pub fn keep_history(
     ctx: &Context,
     info: &tend_pg::ConnInfo,
     report: &tend_ops::Report,

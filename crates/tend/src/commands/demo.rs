@@ -248,6 +248,62 @@ pub fn run(args: DemoArgs, ctx: &Context) -> Result<i32, CommandError> {
     }
     steps.end("doctor", t, serde_json::json!({ "findings": doctor }));
 
+    // 7. The checks catalog on the example, with a finding and its remedy.
+    let t = steps.begin(
+        "Run the checks catalog on the example database",
+        "tend check --database-url \"$(tend dev url -d tend_demo)\"",
+    );
+    let catalog = tend_ops::checks::catalog();
+    let check_options = tend_ops::RunOptions {
+        overrides: ctx.settings.checks.clone(),
+        ..tend_ops::RunOptions::default()
+    };
+    let check_session = ctx.connect(&demo)?;
+    let report = block_on(tend_ops::runner::run(
+        &check_session,
+        &catalog,
+        &check_options,
+    ))?;
+    let history = super::check::keep_history(ctx, &demo, &report);
+    let count = |s: tend_ops::Severity| report.findings.iter().filter(|f| f.severity == s).count();
+    out.step(format!(
+        "    {} checks in {} ms: {} critical, {} warning, {} info, {} could not look",
+        report.results.len(),
+        report.millis,
+        count(tend_ops::Severity::Critical),
+        count(tend_ops::Severity::Warning),
+        count(tend_ops::Severity::Info),
+        count(tend_ops::Severity::Unknown),
+    ));
+    // The first finding of each of the three worst checks: variety shows more.
+    let mut shown: Vec<&tend_ops::Finding> = Vec::new();
+    for finding in report
+        .findings
+        .iter()
+        .filter(|f| f.severity != tend_ops::Severity::Unknown)
+    {
+        if shown.len() < 3 && !shown.iter().any(|s| s.check == finding.check) {
+            shown.push(finding);
+        }
+    }
+    for finding in &shown {
+        let word = match finding.severity {
+            tend_ops::Severity::Critical => "critical",
+            tend_ops::Severity::Warning => "warning",
+            _ => "info",
+        };
+        out.step(format!(
+            "    {word}: {} [{}]",
+            finding.message, finding.check
+        ));
+        out.step(format!("      fix: {}", finding.remedy));
+    }
+    steps.end(
+        "check",
+        t,
+        serde_json::json!({ "checks": report.results.len(), "findings": report.findings, "history": history }),
+    );
+
     let elapsed = started.elapsed();
     out.json_value(&serde_json::json!({
         "database": DEMO_DATABASE,
