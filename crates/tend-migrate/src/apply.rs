@@ -467,22 +467,28 @@ fn plan<'m>(
     Ok((todo, done))
 }
 
+/// The `SET` statements for the configured timeouts.
+fn timeouts_sql(options: &RunOptions, local: bool) -> String {
+    let scope = if local { "LOCAL " } else { "" };
+    let mut sql = String::new();
+    if let Some(t) = options.lock_timeout {
+        sql.push_str(&format!("SET {scope}lock_timeout = {};\n", t.as_millis()));
+    }
+    if let Some(t) = options.statement_timeout {
+        sql.push_str(&format!(
+            "SET {scope}statement_timeout = {};\n",
+            t.as_millis()
+        ));
+    }
+    sql
+}
+
 async fn set_timeouts(
     client: &Client,
     options: &RunOptions,
     local: bool,
 ) -> Result<(), MigrateError> {
-    let scope = if local { "LOCAL " } else { "" };
-    let mut sql = String::new();
-    if let Some(t) = options.lock_timeout {
-        sql.push_str(&format!("SET {scope}lock_timeout = {};", t.as_millis()));
-    }
-    if let Some(t) = options.statement_timeout {
-        sql.push_str(&format!(
-            "SET {scope}statement_timeout = {};",
-            t.as_millis()
-        ));
-    }
+    let sql = timeouts_sql(options, local);
     if !sql.is_empty() {
         client
             .batch_execute(&sql)
@@ -501,27 +507,21 @@ async fn apply_in_transaction(
 ) -> Result<(), MigrateError> {
     let client = locked.client();
     let history = &locked.history;
-    client
-        .batch_execute("BEGIN")
-        .await
-        .map_err(db("starting a transaction"))?;
-    set_timeouts(client, options, true).await?;
-    let id = history
-        .start(client, &migration.name, &migration.checksum)
-        .await
-        .map_err(db("recording the migration's start"))?;
-    match client.batch_execute(&migration.sql).await {
-        Ok(()) => {
-            history
-                .finish(client, &id, 1)
-                .await
-                .map_err(db("recording the migration's end"))?;
-            client
-                .batch_execute("COMMIT")
-                .await
-                .map_err(db(format!("committing {}", migration.name)))?;
-            Ok(())
-        }
+    // One message, one round trip: the transaction, its history row, the file and the
+    // row's completion. The newline and `;` after the file end a trailing comment or a
+    // last statement without a semicolon.
+    let id = History::new_id();
+    let mut prefix = String::from("BEGIN;\n");
+    prefix.push_str(&timeouts_sql(options, true));
+    prefix.push_str(&history.start_sql(&id, &migration.name, &migration.checksum));
+    prefix.push_str(";\n");
+    let script = format!(
+        "{prefix}{}\n;\n{};\nCOMMIT",
+        migration.sql,
+        history.finish_sql(&id, 1)
+    );
+    match client.batch_execute(&script).await {
+        Ok(()) => Ok(()),
         Err(err) => {
             let _ = client.batch_execute("ROLLBACK").await;
             if err.code() == Some(&SqlState::UNSAFE_NEW_ENUM_VALUE_USAGE) {
@@ -529,9 +529,15 @@ async fn apply_in_transaction(
                 // statement, as psql runs it.
                 return Box::pin(apply_statements(locked, options, migration, None)).await;
             }
+            // The position counts characters of the whole message: take the prefix off.
+            let prefix_chars = prefix.chars().count();
+            let file_chars = migration.sql.chars().count();
             let line = match err.as_db_error().and_then(|d| d.position()) {
-                Some(tokio_postgres::error::ErrorPosition::Original(pos)) => {
-                    line_of_char_position(&migration.sql, *pos as usize)
+                Some(tokio_postgres::error::ErrorPosition::Original(pos))
+                    if (*pos as usize) > prefix_chars
+                        && (*pos as usize) <= prefix_chars + file_chars =>
+                {
+                    line_of_char_position(&migration.sql, *pos as usize - prefix_chars)
                 }
                 _ => locate_failure(client, options, &migration.sql, &err).await,
             };
@@ -654,6 +660,7 @@ async fn apply_statements(
     let client = locked.client();
     let history = &locked.history;
     let statements = split(&migration.sql);
+    let resuming = resume.is_some();
     let (id, from) = match resume {
         Some((from, id)) => (id, from),
         None => (
@@ -674,9 +681,10 @@ async fn apply_statements(
         if let Some(index_name) = &traits.concurrent_index {
             // A failed or interrupted CREATE INDEX CONCURRENTLY leaves an INVALID index
             // behind: drop it and build again. A valid one where a killed run stopped means
-            // the build finished before the kill.
+            // the build finished after the kill (the server finishes the statement before it
+            // notices the client is gone).
             let valid = settle_concurrent_index(client, index_name).await?;
-            skip = valid && index == from && from > 0;
+            skip = valid && resuming && index == from;
         }
         // A statement that may run in a transaction goes in one message with its progress
         // update: an implicit transaction makes the pair atomic, so a kill never leaves a

@@ -181,6 +181,31 @@ impl History {
         Ok(id)
     }
 
+    /// A fresh attempt id (Prisma uses UUIDs).
+    pub fn new_id() -> String {
+        uuid::Uuid::new_v4().to_string()
+    }
+
+    /// The start of an attempt as text, to send in one message with the migration.
+    pub fn start_sql(&self, id: &str, name: &str, checksum: &str) -> String {
+        format!(
+            "INSERT INTO {} (id, checksum, migration_name, started_at, applied_steps_count) VALUES ({}, {}, {}, clock_timestamp(), 0)",
+            self.table(),
+            tend_pg::quote_literal(id),
+            tend_pg::quote_literal(checksum),
+            tend_pg::quote_literal(name)
+        )
+    }
+
+    /// The end of an attempt as text.
+    pub fn finish_sql(&self, id: &str, steps: i32) -> String {
+        format!(
+            "UPDATE {} SET finished_at = clock_timestamp(), applied_steps_count = {steps}, logs = NULL WHERE id = {}",
+            self.table(),
+            tend_pg::quote_literal(id)
+        )
+    }
+
     /// The progress update as text, to send in one message with the statement it counts.
     pub fn set_steps_sql(&self, id: &str, steps: i32) -> String {
         format!(

@@ -227,7 +227,7 @@ fn unknown(check: &'static Check, note: &str) -> Finding {
 fn could_not_look(err: &tokio_postgres::Error, server: &ServerFacts) -> String {
     match err.code() {
         Some(code) if *code == SqlState::INSUFFICIENT_PRIVILEGE => format!(
-            "the role `{}` may not read this; grant it pg_monitor (`GRANT pg_monitor TO {};`)",
+            "the role `{}` may not read this; `GRANT pg_monitor TO {};` opens most checks, a few (such as pg_hba_file_rules) only a superuser may read",
             server.user, server.user
         ),
         Some(code) if *code == SqlState::QUERY_CANCELED => {

@@ -199,9 +199,10 @@ fn print_event(ctx: &Context, event: Event) {
                 ));
             }
         }
-        Event::Applied { name, elapsed } => ctx
-            .out
-            .line(format!("applied  {name}  ({} ms)", elapsed.as_millis())),
+        Event::Applied { name, elapsed } => ctx.out.step(format!(
+            "applied  {name}  ({:.1} ms)",
+            elapsed.as_secs_f64() * 1000.0
+        )),
     }
 }
 
