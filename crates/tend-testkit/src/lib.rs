@@ -66,6 +66,11 @@ fn start_process_cluster() -> TestServer {
             ("full_page_writes".into(), "off".into()),
             ("max_connections".into(), "200".into()),
             ("shared_buffers".into(), "64MB".into()),
+            // Loaded so the slow-statement check can be tested for real.
+            (
+                "shared_preload_libraries".into(),
+                "pg_stat_statements".into(),
+            ),
         ],
         fast_init: true,
         hba: vec![

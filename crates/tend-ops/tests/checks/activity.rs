@@ -124,6 +124,25 @@ fn long_running_queries_fire() {
 }
 
 #[test]
+fn slow_statements_fire_from_pg_stat_statements() {
+    // The test kit's cluster preloads pg_stat_statements; another server may not.
+    if !tend_testkit::TestServer::get().is_throwaway() {
+        return;
+    }
+    let db = TestDb::create();
+    db.execute("CREATE EXTENSION pg_stat_statements");
+    for _ in 0..5 {
+        db.execute("SELECT pg_sleep(0.2)");
+    }
+    let found = findings_with(&db, "queries.slow_statements", 0.1);
+    assert_fires(&found, "queries.slow_statements", Severity::Warning);
+    assert!(
+        found.iter().any(|f| f.message.contains("pg_sleep")),
+        "{found:#?}"
+    );
+}
+
+#[test]
 fn slow_statements_say_how_to_enable_pg_stat_statements() {
     let db = TestDb::create();
     let found = findings(&db, "queries.slow_statements");
