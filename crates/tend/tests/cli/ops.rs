@@ -76,6 +76,52 @@ fn check_lists_the_catalog_with_thresholds() {
     assert_eq!(code, 3, "{err}");
 }
 
+/// The acceptance case, with default thresholds: a session idle in a transaction for over a
+/// minute, a lock chain blocked for over a minute, a foreign key without an index and a
+/// sequence at 99% of its maximum, each reported under its id.
+#[test]
+fn default_thresholds_catch_the_classic_four() {
+    let db = TestDb::create();
+    db.execute(
+        "CREATE TABLE parent (id int PRIMARY KEY);
+         CREATE TABLE child (id int PRIMARY KEY, parent_id int REFERENCES parent (id));
+         CREATE SEQUENCE nearly_out MAXVALUE 100; SELECT setval('nearly_out', 99);
+         CREATE TABLE hot (id int)",
+    );
+    let idle = Holder::open(&db, "forgetful-worker");
+    idle.execute("BEGIN; SELECT 1");
+    let blocker = Holder::open(&db, "blocker");
+    blocker.execute("BEGIN; LOCK TABLE hot IN EXCLUSIVE MODE");
+    let waiter = Holder::open(&db, "waiter");
+    waiter.start("SELECT * FROM hot FOR UPDATE");
+    std::thread::sleep(Duration::from_secs(62));
+    let project = TestProject::new();
+    let (code, out, err) = run(project
+        .tend()
+        .env("DATABASE_URL", db.url())
+        .args(["check", "--json"]));
+    assert!(code == 1 || code == 2, "{out}{err}");
+    let doc: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let ids: Vec<&str> = doc["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["severity"] == "warning" || f["severity"] == "critical")
+        .map(|f| f["check"].as_str().unwrap())
+        .collect();
+    for id in [
+        "transactions.idle_in_transaction",
+        "locks.blocked",
+        "constraints.fk_without_index",
+        "sequences.near_max",
+    ] {
+        assert!(ids.contains(&id), "{id} missing from {ids:?}");
+    }
+    drop(waiter);
+    drop(blocker);
+    drop(idle);
+}
+
 #[test]
 fn kill_asks_refuses_dry_runs_and_cancels() {
     let db = TestDb::create();
