@@ -11,7 +11,10 @@ fn demo_builds_the_example_database_and_leaves_it_running() {
     assert_eq!(code, 0, "{out}{err}");
     assert!(out.contains("$ tend dev start"), "{out}");
     assert!(out.contains("Demo done"), "{out}");
-    assert!(out.contains("tend migrate deploy") && out.contains("$ tend check"), "{out}");
+    assert!(
+        out.contains("tend migrate deploy") && out.contains("$ tend check"),
+        "{out}"
+    );
     assert!(out.contains("fix: "), "a finding and its remedy: {out}");
     // The cluster is left running with the example database.
     let (code, url, _) = run(project.tend().args(["dev", "url", "-d", "tend_demo"]));
