@@ -25,7 +25,8 @@ pub struct Activity {
     pub blocked_by: Vec<i32>,
 }
 
-/// Client sessions other than ours, longest first.
+/// Client sessions of this database other than ours, longest first. Other databases on
+/// the same server are not ours to show or to end.
 pub async fn activity(client: &Client) -> Result<Vec<Activity>, tokio_postgres::Error> {
     let rows = client
         .query(
@@ -39,6 +40,7 @@ pub async fn activity(client: &Client) -> Result<Vec<Activity>, tokio_postgres::
                     pg_blocking_pids(pid)
                FROM pg_stat_activity
               WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()
+                AND datname = current_database()
               ORDER BY 7 DESC NULLS LAST",
             &[],
         )

@@ -329,3 +329,25 @@ fn checks_work_without_superuser_and_say_what_they_could_not_see() {
         }
     }
 }
+
+#[test]
+fn kill_never_touches_another_database() {
+    let ours = TestDb::create();
+    let theirs = TestDb::create();
+    let slow = Holder::open(&theirs, "someone-else");
+    slow.start("SELECT pg_sleep(10)");
+    std::thread::sleep(Duration::from_millis(1200));
+    let project = TestProject::new();
+    let (code, out, err) = run(project.tend().env("DATABASE_URL", ours.url()).args([
+        "kill",
+        "--longer-than",
+        "1s",
+        "--yes",
+    ]));
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("nothing to do"), "{out}");
+    assert_eq!(
+        theirs.query_column("SELECT count(*)::text FROM pg_stat_activity WHERE application_name = 'someone-else' AND state = 'active'"),
+        vec![Some("1".into())]
+    );
+}
