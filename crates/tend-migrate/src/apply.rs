@@ -628,9 +628,26 @@ impl Failure {
                 .as_ref()
                 .map(|c| format!(" (SQLSTATE {c})"))
                 .unwrap_or_default(),
-            migration.path.display()
+            portable_path(&migration.path).display()
         )
     }
+}
+
+/// The migration's path as the project sees it (`prisma/migrations/x/migration.sql`): the
+/// history table is shared by every machine that deploys, so it keeps no absolute path of
+/// one of them.
+fn portable_path(path: &std::path::Path) -> PathBuf {
+    let from_cwd = std::env::current_dir().ok().and_then(|cwd| {
+        path.strip_prefix(cwd)
+            .ok()
+            .map(std::path::Path::to_path_buf)
+    });
+    from_cwd.unwrap_or_else(|| {
+        // Outside the working directory: keep the layout's own part of the path.
+        let parts: Vec<_> = path.components().collect();
+        let keep = parts.len().min(3);
+        parts[parts.len() - keep..].iter().collect()
+    })
 }
 
 fn failure_text(err: &tokio_postgres::Error) -> Failure {
