@@ -239,3 +239,91 @@ fn the_whole_catalog_runs_clean_on_a_fresh_database() {
         }
     }
 }
+
+/// Prepared transactions need `max_prepared_transactions` > 0, a restart-only setting: a
+/// private cluster has it. An old one holds locks and the xmin horizon.
+#[test]
+fn old_prepared_transactions_fire_and_hold_the_horizon() {
+    use std::os::unix::fs::PermissionsExt;
+    use tend_ops::{CheckOverride, RunOptions, checks};
+    use tend_pg::cluster::{ClusterOptions, LocalCluster};
+
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let cluster = LocalCluster::new(
+        dir.path().join("cluster"),
+        ClusterOptions {
+            settings: vec![
+                ("fsync".into(), "off".into()),
+                ("max_prepared_transactions".into(), "5".into()),
+            ],
+            fast_init: true,
+            ..ClusterOptions::default()
+        },
+    );
+    let started = cluster.start(&mut |_| {}).unwrap();
+    let info = cluster.conninfo(started.port, "postgres");
+    let report = crate::on_runtime(async move {
+        let session = tend_pg::connect(&info, &Default::default()).await.unwrap();
+        session
+            .batch_execute(
+                "CREATE TABLE t (id int); BEGIN; INSERT INTO t VALUES (1); PREPARE TRANSACTION 'tend-test-gid'",
+            )
+            .await
+            .unwrap();
+        // Burn a few transaction ids so the horizon's age is above zero.
+        for _ in 0..5 {
+            session
+                .batch_execute("SELECT txid_current()")
+                .await
+                .unwrap();
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+        let tiny = |w: f64| CheckOverride {
+            warning: Some(w),
+            ..Default::default()
+        };
+        let options = RunOptions {
+            only: vec!["transactions.prepared_old".into(), "xmin.horizon".into()],
+            overrides: [
+                ("transactions.prepared_old".to_string(), tiny(1.0)),
+                ("xmin.horizon".to_string(), tiny(1.0)),
+            ]
+            .into_iter()
+            .collect(),
+            ..RunOptions::default()
+        };
+        let report = tend_ops::runner::run(&session, &checks::catalog(), &options)
+            .await
+            .unwrap();
+        session
+            .batch_execute("ROLLBACK PREPARED 'tend-test-gid'")
+            .await
+            .unwrap();
+        report
+    });
+    let _ = cluster.kill();
+    let _ = cluster.destroy();
+    assert_fires(
+        &report.findings,
+        "transactions.prepared_old",
+        Severity::Warning,
+    );
+    assert!(
+        report
+            .findings
+            .iter()
+            .any(|f| f.check == "transactions.prepared_old" && f.subject == "tend-test-gid"),
+        "{:#?}",
+        report.findings
+    );
+    assert_fires(&report.findings, "xmin.horizon", Severity::Warning);
+    assert!(
+        report
+            .findings
+            .iter()
+            .any(|f| f.check == "xmin.horizon" && f.message.to_lowercase().contains("prepared")),
+        "{:#?}",
+        report.findings
+    );
+}

@@ -556,3 +556,61 @@ fn every_config_check_runs_and_only_durability_is_critical() {
         }
     }
 }
+
+/// A private cluster started with the settings that need a restart to change: autovacuum
+/// off, wal_level minimal, listening everywhere without TLS. Their checks fire for real.
+#[test]
+fn restart_only_settings_fire_on_a_cluster_started_with_them() {
+    use std::os::unix::fs::PermissionsExt;
+    use tend_pg::cluster::{ClusterOptions, LocalCluster};
+
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let cluster = LocalCluster::new(
+        dir.path().join("cluster"),
+        ClusterOptions {
+            settings: vec![
+                ("fsync".into(), "off".into()),
+                ("autovacuum".into(), "off".into()),
+                ("wal_level".into(), "minimal".into()),
+                ("max_wal_senders".into(), "0".into()),
+                ("archive_mode".into(), "off".into()),
+                ("listen_addresses".into(), "*".into()),
+                ("ssl".into(), "off".into()),
+            ],
+            fast_init: true,
+            ..ClusterOptions::default()
+        },
+    );
+    let started = cluster.start(&mut |_| {}).unwrap();
+    let info = cluster.conninfo(started.port, "postgres");
+    let report = on_runtime(async move {
+        let session = tend_pg::connect(&info, &Default::default()).await.unwrap();
+        let options = RunOptions {
+            only: vec![
+                "settings.autovacuum_off".into(),
+                "settings.wal_level_minimal".into(),
+                "security.listen_all".into(),
+                "security.ssl_off".into(),
+            ],
+            ..RunOptions::default()
+        };
+        tend_ops::runner::run(&session, &checks::catalog(), &options)
+            .await
+            .unwrap()
+    });
+    let _ = cluster.kill();
+    let _ = cluster.destroy();
+    assert_fires(
+        &report.findings,
+        "settings.autovacuum_off",
+        Severity::Critical,
+    );
+    assert_fires(
+        &report.findings,
+        "settings.wal_level_minimal",
+        Severity::Warning,
+    );
+    assert_fires(&report.findings, "security.listen_all", Severity::Info);
+    assert_fires(&report.findings, "security.ssl_off", Severity::Warning);
+}
