@@ -2,7 +2,8 @@
 # Installs what tend's demo and tests need on a fresh Debian/Ubuntu machine, and nothing
 # when it is all there: PostgreSQL server and client programs (initdb, pg_ctl, postgres,
 # psql, pg_dump, pg_restore), the unprivileged `postgres` OS user that runs local clusters
-# when tend runs as root, and openssl (the TLS tests make their own CA with it).
+# when tend runs as root, openssl (the TLS tests make their own CA with it), and s3s-fs, the
+# S3-compatible server over a directory that the backup tests store into (built from crates.io).
 # Safe to run again; quiet when there is nothing to do.
 set -euo pipefail
 
@@ -16,6 +17,8 @@ done
 $have_server || need+=(postgresql)
 command -v psql >/dev/null && command -v pg_dump >/dev/null || need+=(postgresql-client)
 command -v openssl >/dev/null || need+=(openssl)
+# The stock age CLI: tests prove a stored backup opens with it.
+command -v age >/dev/null || need+=(age)
 
 if ((${#need[@]})); then
     if [[ $(id -u) -ne 0 ]]; then
@@ -45,4 +48,12 @@ fi
 if ! command -v cargo >/dev/null; then
     echo "setup: cargo is missing; install the Rust toolchain (rustup) and run this again" >&2
     exit 1
+fi
+
+# The backup tests' S3 server. 0.14.1 is the newest s3s-fs that builds on rustc 1.95
+# (0.15 and later need 1.96); `binary` is the feature that builds the program.
+cargo_bin="${CARGO_HOME:-${HOME:-/root}/.cargo}/bin"
+if ! command -v s3s-fs >/dev/null && [[ ! -x "$cargo_bin/s3s-fs" ]]; then
+    echo "setup: building s3s-fs 0.14.1 from crates.io with cargo install (about 5 minutes on 2 cores)" >&2
+    cargo install s3s-fs --version 0.14.1 --features binary --locked --quiet
 fi

@@ -4,6 +4,8 @@
 //!
 //! Nothing here is a mock: every test talks to a real server.
 
+pub mod s3;
+
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU32, Ordering};

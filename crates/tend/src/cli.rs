@@ -59,6 +59,11 @@ pub enum Command {
     Migrate(crate::commands::migrate::MigrateCommand),
     /// Run the project's seed SQL in one transaction.
     Seed(crate::commands::seed::SeedArgs),
+    /// Take, list and verify backups (compressed, encrypted, to a directory or S3).
+    #[command(subcommand)]
+    Backup(crate::commands::backup::BackupCommand),
+    /// Restore a backup from the store into a database.
+    Restore(crate::commands::restore::RestoreArgs),
     /// Probe the database fast: connect, latency, role, connections, replica lag (Nagios exit codes).
     Health(crate::commands::health::HealthArgs),
     /// Run the catalog of checks and report findings with remedies (exit 0 ok, 1 warning, 2 critical).

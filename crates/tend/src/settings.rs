@@ -22,6 +22,8 @@ pub enum Kind {
     Text,
     /// A connection string: validated, and shown with its password masked.
     Url,
+    /// A secret: never shown.
+    Secret,
     Integer,
     Duration,
     Path,
@@ -168,6 +170,76 @@ pub const KEYS: &[Key] = &[
         kind: Kind::Duration,
         default: None,
         doc: "statement_timeout for migration statements.",
+    },
+    Key {
+        name: "backup.dir",
+        env: &["BACKUP_DIR"],
+        kind: Kind::Path,
+        default: None,
+        doc: "A directory for backups. Unset, with no S3 bucket: .tend/backups in the project.",
+    },
+    Key {
+        name: "backup.s3_bucket",
+        env: &["BACKUP_S3_BUCKET"],
+        kind: Kind::Text,
+        default: None,
+        doc: "An S3-compatible bucket for backups (credentials: the standard AWS variables).",
+    },
+    Key {
+        name: "backup.s3_region",
+        env: &["BACKUP_S3_REGION", "AWS_REGION"],
+        kind: Kind::Text,
+        default: None,
+        doc: "The bucket's region.",
+    },
+    Key {
+        name: "backup.s3_endpoint",
+        env: &["BACKUP_S3_ENDPOINT", "AWS_ENDPOINT_URL"],
+        kind: Kind::Text,
+        default: None,
+        doc: "The endpoint of an S3-compatible server (MinIO, R2, ...).",
+    },
+    Key {
+        name: "backup.s3_force_path_style",
+        env: &["BACKUP_S3_FORCE_PATH_STYLE"],
+        kind: Kind::Choice(&["true", "false"]),
+        default: Some("false"),
+        doc: "Address the bucket in the path (most S3-compatible servers need it).",
+    },
+    Key {
+        name: "backup.s3_prefix",
+        env: &["BACKUP_S3_PREFIX"],
+        kind: Kind::Text,
+        default: None,
+        doc: "A folder inside the bucket.",
+    },
+    Key {
+        name: "backup.encryption_key",
+        env: &["BACKUP_ENCRYPTION_KEY"],
+        kind: Kind::Secret,
+        default: None,
+        doc: "A passphrase that encrypts backups (age's scrypt). Never shown.",
+    },
+    Key {
+        name: "backup.recipients",
+        env: &["BACKUP_AGE_RECIPIENTS"],
+        kind: Kind::Text,
+        default: None,
+        doc: "age public keys (age1..., comma-separated) that encrypt backups, instead of a passphrase.",
+    },
+    Key {
+        name: "backup.identity_file",
+        env: &["BACKUP_AGE_IDENTITY_FILE"],
+        kind: Kind::Path,
+        default: None,
+        doc: "The age identity file (AGE-SECRET-KEY-1...) that decrypts backups made for recipients.",
+    },
+    Key {
+        name: "backup.compression_level",
+        env: &["BACKUP_COMPRESSION_LEVEL"],
+        kind: Kind::Integer,
+        default: Some("3"),
+        doc: "zstd level (1-19): 3 is fast and already beats gzip -6.",
     },
     Key {
         name: "health.latency_warning",
@@ -490,7 +562,7 @@ impl Settings {
                         return Err(invalid(format!("it must be one of {}", choices.join(", "))));
                     }
                 }
-                Kind::Text | Kind::Path => {}
+                Kind::Text | Kind::Path | Kind::Secret => {}
             }
         }
         Ok(())
@@ -532,6 +604,9 @@ impl Settings {
                 && let Ok(info) = ConnInfo::parse(&sourced.value)
             {
                 secrets.extend(info.secrets());
+            }
+            if key.kind == Kind::Secret {
+                secrets.push(sourced.value.clone());
             }
         }
         secrets
@@ -584,6 +659,7 @@ fn display_value(kind: Kind, value: &str) -> String {
         Kind::Url => ConnInfo::parse(value)
             .map(|c| c.redacted().to_string())
             .unwrap_or_else(|_| "(invalid)".to_string()),
+        Kind::Secret => tend_pg::conninfo::MASK.to_string(),
         _ => value.to_string(),
     }
 }

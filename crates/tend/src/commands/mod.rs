@@ -1,6 +1,7 @@
 //! One module per command (groups are modules with subcommands). Each exposes its clap
 //! arguments and a `run` function that takes the [`Context`] and returns an exit code.
 
+pub mod backup;
 pub mod check;
 pub mod completions;
 pub mod config;
@@ -15,6 +16,7 @@ pub mod migrate;
 pub mod optimize;
 pub mod queries;
 pub mod reindex;
+pub mod restore;
 pub mod seed;
 pub mod vacuum;
 
@@ -60,6 +62,8 @@ pub fn run(cli: Cli, out: &mut Output) -> Result<i32, CommandError> {
                 Command::Vacuum(args) => vacuum::run(args, &ctx),
                 Command::Reindex(args) => reindex::run(args, &ctx),
                 Command::Optimize(args) => optimize::run(args, &ctx),
+                Command::Backup(cmd) => backup::run(cmd, &ctx),
+                Command::Restore(args) => restore::run(args, &ctx),
                 Command::Init(_) | Command::Doctor(_) | Command::Completions(_) => {
                     unreachable!("handled above")
                 }

@@ -1,6 +1,7 @@
 //! The one integration-test binary: each module spawns the real `tend` binary against real
 //! PostgreSQL clusters, the way a user meets it, and reads its output and exit code.
 
+mod backup;
 mod config;
 mod demo;
 mod dev;

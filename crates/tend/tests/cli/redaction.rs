@@ -45,7 +45,11 @@ fn no_command_prints_a_password() {
     for url in [&good, &unreachable, &broken_port, &wrong_scheme, &kv] {
         for args in commands {
             // Through the environment, through .env-free flags, and through tend.toml.
-            let (code, out, err) = run(project.tend().env("DATABASE_URL", url).args(*args));
+            let (code, out, err) = run(project
+                .tend()
+                .env("DATABASE_URL", url)
+                .env("BACKUP_ENCRYPTION_KEY", PASSWORD)
+                .args(*args));
             assert_hidden(&format!("DATABASE_URL {args:?}"), code, &out, &err);
             let (code, out, err) = run(project
                 .tend()

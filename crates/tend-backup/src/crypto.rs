@@ -1,0 +1,131 @@
+//! Encryption with age: a passphrase (age's scrypt recipient) or X25519 recipients. The
+//! stored files are standard age files, so the stock `age` CLI decrypts them.
+
+use std::io::{Read, Write};
+use std::str::FromStr;
+
+use age::secrecy::SecretString;
+
+use crate::manifest::RecipientInfo;
+
+/// How backups are encrypted.
+#[derive(Clone)]
+pub enum Encryption {
+    /// `BACKUP_ENCRYPTION_KEY`: a passphrase, through age's scrypt recipient.
+    Passphrase(SecretString),
+    /// age X25519 public keys (`age1...`).
+    Recipients(Vec<age::x25519::Recipient>),
+}
+
+impl std::fmt::Debug for Encryption {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Encryption::Passphrase(_) => f.write_str("Encryption::Passphrase(********)"),
+            Encryption::Recipients(r) => write!(f, "Encryption::Recipients({})", r.len()),
+        }
+    }
+}
+
+/// How backups are decrypted.
+#[derive(Clone)]
+pub enum Decryption {
+    Passphrase(SecretString),
+    /// age X25519 identities (`AGE-SECRET-KEY-1...`).
+    Identities(Vec<age::x25519::Identity>),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CryptoError {
+    #[error("`{0}` is not an age recipient (it should start with age1)")]
+    BadRecipient(String),
+    #[error("the age identity is not valid (it should start with AGE-SECRET-KEY-1)")]
+    BadIdentity,
+    #[error("cannot set up encryption: {0}")]
+    Setup(String),
+}
+
+impl Encryption {
+    pub fn recipients_from(list: &[String]) -> Result<Encryption, CryptoError> {
+        let recipients = list
+            .iter()
+            .map(|r| {
+                age::x25519::Recipient::from_str(r.trim())
+                    .map_err(|_| CryptoError::BadRecipient(r.trim().to_string()))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Encryption::Recipients(recipients))
+    }
+
+    /// What the manifest says about the recipients: public facts only.
+    pub fn describe(&self) -> Vec<RecipientInfo> {
+        match self {
+            Encryption::Passphrase(_) => vec![RecipientInfo {
+                kind: "scrypt".to_string(),
+                public_key: None,
+            }],
+            Encryption::Recipients(list) => list
+                .iter()
+                .map(|r| RecipientInfo {
+                    kind: "x25519".to_string(),
+                    public_key: Some(r.to_string()),
+                })
+                .collect(),
+        }
+    }
+
+    /// Wraps a writer so what is written to it is encrypted. Call `finish` on the result.
+    pub fn wrap<W: Write>(&self, output: W) -> Result<age::stream::StreamWriter<W>, CryptoError> {
+        let encryptor = match self {
+            Encryption::Passphrase(pass) => age::Encryptor::with_user_passphrase(pass.clone()),
+            Encryption::Recipients(list) => {
+                age::Encryptor::with_recipients(list.iter().map(|r| r as &dyn age::Recipient))
+                    .map_err(|e| CryptoError::Setup(e.to_string()))?
+            }
+        };
+        encryptor
+            .wrap_output(output)
+            .map_err(|e| CryptoError::Setup(e.to_string()))
+    }
+}
+
+impl Decryption {
+    pub fn identities_from(text: &str) -> Result<Decryption, CryptoError> {
+        let identities = text
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && !l.starts_with('#'))
+            .map(|l| age::x25519::Identity::from_str(l).map_err(|_| CryptoError::BadIdentity))
+            .collect::<Result<Vec<_>, _>>()?;
+        if identities.is_empty() {
+            return Err(CryptoError::BadIdentity);
+        }
+        Ok(Decryption::Identities(identities))
+    }
+
+    /// Opens an age stream; the error says whether the key is wrong or the file is not age.
+    pub fn open<R: Read>(&self, input: R) -> Result<age::stream::StreamReader<R>, String> {
+        let decryptor = age::Decryptor::new(input).map_err(|e| describe_decrypt_error(&e))?;
+        let result = match self {
+            Decryption::Passphrase(pass) => {
+                let identity = age::scrypt::Identity::new(pass.clone());
+                decryptor.decrypt(std::iter::once(&identity as &dyn age::Identity))
+            }
+            Decryption::Identities(list) => {
+                decryptor.decrypt(list.iter().map(|i| i as &dyn age::Identity))
+            }
+        };
+        result.map_err(|e| describe_decrypt_error(&e))
+    }
+}
+
+fn describe_decrypt_error(err: &age::DecryptError) -> String {
+    match err {
+        age::DecryptError::NoMatchingKeys | age::DecryptError::DecryptionFailed => {
+            "the key does not open this backup (a wrong BACKUP_ENCRYPTION_KEY or identity), or its data is corrupt".to_string()
+        }
+        age::DecryptError::InvalidHeader | age::DecryptError::UnknownFormat => {
+            "the stored data is not an age file (it is corrupt, or not a tend backup)".to_string()
+        }
+        other => other.to_string(),
+    }
+}

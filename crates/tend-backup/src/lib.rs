@@ -1,0 +1,16 @@
+//! Backups: `pg_dump` (custom format, its own compression off) streamed through
+//! multithreaded zstd and age encryption into a store (a directory or an S3-compatible
+//! bucket) that is its own catalog; list, verify and restore read the store alone.
+//!
+//! This crate never prints; only `store` talks to object storage.
+
+pub mod crypto;
+pub mod manifest;
+pub mod ops;
+pub mod pipeline;
+pub mod store;
+
+pub use crypto::{Decryption, Encryption};
+pub use manifest::Manifest;
+pub use ops::{BackupError, BackupOptions, Progress};
+pub use store::{Store, StoreConfig};

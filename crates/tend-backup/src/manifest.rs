@@ -1,0 +1,80 @@
+//! A backup's manifest: what it holds and how to read it back. Written last, so a backup
+//! without one never counts as usable. It names encryption recipients by their public
+//! fingerprints and never holds a key or anything derived from a passphrase.
+
+use serde::{Deserialize, Serialize};
+
+/// The manifest's object name inside a backup's folder.
+pub const MANIFEST: &str = "manifest.json";
+/// The data object: pg_dump's custom format, zstd, then age.
+pub const DATA: &str = "data.dump.zst.age";
+/// The result of the last `verify`, written beside the manifest.
+pub const VERIFICATION: &str = "verification.json";
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Manifest {
+    /// `tend-backup/1`.
+    pub format: String,
+    pub id: String,
+    pub database: String,
+    pub server_version: String,
+    pub pg_dump_version: String,
+    pub started_at: String,
+    pub finished_at: String,
+    /// Bytes pg_dump wrote.
+    pub raw_bytes: u64,
+    /// Bytes stored (compressed and encrypted).
+    pub stored_bytes: u64,
+    pub objects: Vec<StoredObject>,
+    pub compression: Compression,
+    pub encryption: Encryption,
+    /// Rows per table, counted in the dump's own snapshot.
+    pub tables: Vec<TableRows>,
+    pub tend_version: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct StoredObject {
+    pub name: String,
+    pub bytes: u64,
+    /// Lowercase hex SHA-256 of the stored bytes.
+    pub sha256: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Compression {
+    pub algorithm: String,
+    pub level: i32,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Encryption {
+    pub scheme: String,
+    pub recipients: Vec<RecipientInfo>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct RecipientInfo {
+    /// `scrypt` (a passphrase) or `x25519`.
+    pub kind: String,
+    /// For x25519: the recipient's public key (age1...), which is public by design.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub public_key: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct TableRows {
+    pub schema: String,
+    pub table: String,
+    pub rows: i64,
+}
+
+/// What `verify` found, kept in the store.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Verification {
+    pub verified_at: String,
+    pub ok: bool,
+    /// `read` (checksums, decryption, decompression, archive) or `restore` (a drill).
+    pub level: String,
+    pub message: String,
+}

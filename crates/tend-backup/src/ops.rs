@@ -1,0 +1,708 @@
+//! Backup, list, verify and restore. Any stage failing (pg_dump, the store, the key, a
+//! corrupt byte) fails the whole operation with one sentence, writes no manifest and
+//! removes what was stored.
+
+use std::io::{Read, Write};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::SystemTime;
+
+use bytes::Bytes;
+use futures::StreamExt;
+use serde::Serialize;
+use tend_pg::{ConnInfo, ConnectOptions, ServerFacts};
+use tokio::io::AsyncWriteExt;
+use tokio::sync::mpsc;
+
+use crate::crypto::{Decryption, Encryption};
+use crate::manifest::{
+    Compression, DATA, MANIFEST, Manifest, StoredObject, TableRows, VERIFICATION, Verification,
+};
+use crate::pipeline::{ChannelReader, ChannelWriter, CountingReader, drain};
+use crate::store::{Store, StoreError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum BackupError {
+    #[error(transparent)]
+    Connect(#[from] tend_pg::ConnectError),
+    #[error(transparent)]
+    Store(Box<StoreError>),
+    #[error("{context}: {message}")]
+    Database { context: String, message: String },
+    #[error("pg_dump failed (exit {code}): {stderr}; nothing was kept")]
+    Dump { code: String, stderr: String },
+    #[error("pg_restore failed (exit {code}): {stderr}")]
+    Restore { code: String, stderr: String },
+    #[error("cannot run {program}: {source}")]
+    Spawn {
+        program: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("the backup pipeline failed: {0}; nothing was kept")]
+    Pipeline(String),
+    #[error("there is no backup `{0}` in the store; `tend backup list` shows them")]
+    NoSuchBackup(String),
+    #[error("the store holds no complete backup yet; take one with `tend backup run`")]
+    NoBackups,
+    #[error("the manifest of backup `{id}` is unreadable: {reason}")]
+    BadManifest { id: String, reason: String },
+    #[error("backup {id} is damaged: {reason}")]
+    Damaged { id: String, reason: String },
+    #[error("cannot decrypt backup {id}: {reason}")]
+    Decrypt { id: String, reason: String },
+    #[error(transparent)]
+    Crypto(#[from] crate::crypto::CryptoError),
+}
+
+impl From<StoreError> for BackupError {
+    fn from(err: StoreError) -> Self {
+        BackupError::Store(Box::new(err))
+    }
+}
+
+fn db_error(context: &str) -> impl FnOnce(tokio_postgres::Error) -> BackupError + '_ {
+    move |e| BackupError::Database {
+        context: context.to_string(),
+        message: match e.as_db_error() {
+            Some(db) => db.message().to_string(),
+            None => e.to_string(),
+        },
+    }
+}
+
+/// Settings of a backup.
+#[derive(Debug, Clone)]
+pub struct BackupOptions {
+    pub pg_dump: PathBuf,
+    pub pg_dump_version: String,
+    pub encryption: Encryption,
+    pub level: i32,
+    pub threads: u32,
+    pub connect: ConnectOptions,
+}
+
+/// Progress for a display.
+#[derive(Debug, Clone)]
+pub enum Progress {
+    Started { id: String, tables: usize },
+    Bytes { raw: u64, stored: u64 },
+}
+
+/// The environment that hands a child libpq program the connection without putting the
+/// password on its command line (where `ps` shows it).
+pub fn libpq_env(info: &ConnInfo) -> (String, Vec<(String, String)>) {
+    let mut without_password = info.clone();
+    let password = without_password.remove("password");
+    // The driver-only keys libpq would reject.
+    for key in [
+        "schema",
+        "connection_limit",
+        "pool_timeout",
+        "pgbouncer",
+        "socket_timeout",
+    ] {
+        without_password.remove(key);
+    }
+    let mut env = Vec::new();
+    if let Some(password) = password {
+        env.push(("PGPASSWORD".to_string(), password));
+    }
+    if without_password.get("application_name").is_none() {
+        without_password.set("application_name", "tend");
+    }
+    (without_password.to_secret_string(), env)
+}
+
+fn now_rfc3339() -> String {
+    let secs = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs() as i64;
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        (rem % 3600) / 60,
+        rem % 60
+    )
+}
+
+/// A new backup id: the UTC time, sortable, plus a little randomness.
+fn new_id() -> String {
+    let stamp = now_rfc3339().replace(['-', ':'], "");
+    let nanos = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    format!("{stamp}-{:04x}", (nanos ^ std::process::id()) & 0xffff)
+}
+
+/// Takes a backup of `info` into `store`. Returns its manifest.
+pub async fn backup(
+    info: &ConnInfo,
+    store: &Store,
+    options: &BackupOptions,
+    on_progress: &mut (dyn FnMut(Progress) + Send),
+) -> Result<Manifest, BackupError> {
+    let started_at = now_rfc3339();
+    // A snapshot pg_dump shares, so the row counts describe exactly what was dumped.
+    let session = tend_pg::connect(info, &options.connect).await?;
+    let facts = ServerFacts::read(&session)
+        .await
+        .map_err(db_error("reading the server's facts"))?;
+    let snapshot: String = {
+        session
+            .batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            .await
+            .map_err(db_error("starting the snapshot"))?;
+        session
+            .query_one("SELECT pg_export_snapshot()", &[])
+            .await
+            .map_err(db_error("exporting the snapshot"))?
+            .get(0)
+    };
+    let tables: Vec<(String, String, String)> = session
+        .query(
+            "SELECT n.nspname::text, c.relname::text,
+                    quote_ident(n.nspname) || '.' || quote_ident(c.relname)
+               FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+              WHERE c.relkind = 'r' AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+                AND n.nspname NOT LIKE 'pg\\_%'
+              ORDER BY 1, 2",
+            &[],
+        )
+        .await
+        .map_err(db_error("listing tables"))?
+        .into_iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2)))
+        .collect();
+    let id = new_id();
+    on_progress(Progress::Started {
+        id: id.clone(),
+        tables: tables.len(),
+    });
+
+    let (tx, mut rx) = mpsc::channel::<Bytes>(8);
+    let raw = Arc::new(AtomicU64::new(0));
+    let stored = Arc::new(AtomicU64::new(0));
+    let (dbname, env) = libpq_env(info);
+    let pg_dump = options.pg_dump.clone();
+    let encryption = options.encryption.clone();
+    let (level, threads) = (options.level, options.threads);
+    let (raw_t, stored_t) = (raw.clone(), stored.clone());
+    let snapshot_arg = format!("--snapshot={snapshot}");
+    let producer = tokio::task::spawn_blocking(move || -> Result<String, BackupError> {
+        let mut child = Command::new(&pg_dump)
+            .args([
+                "--format=custom",
+                "--compress=0",
+                "--no-password",
+                &snapshot_arg,
+            ])
+            .arg(format!("--dbname={dbname}"))
+            .envs(env)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|source| BackupError::Spawn {
+                program: pg_dump.display().to_string(),
+                source,
+            })?;
+        let stdout = child.stdout.take().expect("piped");
+        let mut stderr = child.stderr.take().expect("piped");
+        let stderr_reader = std::thread::spawn(move || {
+            let mut text = String::new();
+            let _ = stderr.read_to_string(&mut text);
+            text
+        });
+        let result = (|| -> std::io::Result<String> {
+            let sink = ChannelWriter::new(tx, stored_t);
+            let age = encryption
+                .wrap(sink)
+                .map_err(|e| std::io::Error::other(e.to_string()))?;
+            let mut zstd = zstd::stream::write::Encoder::new(age, level)?;
+            if threads > 1 {
+                zstd.multithread(threads)?;
+            }
+            let mut source = CountingReader {
+                inner: stdout,
+                count: raw_t,
+            };
+            std::io::copy(&mut source, &mut zstd)?;
+            let age = zstd.finish()?;
+            let sink = age.finish()?;
+            sink.finish()
+        })();
+        let status = child.wait().map_err(|source| BackupError::Spawn {
+            program: pg_dump.display().to_string(),
+            source,
+        })?;
+        let stderr_text = stderr_reader.join().unwrap_or_default();
+        if !status.success() {
+            return Err(BackupError::Dump {
+                code: status
+                    .code()
+                    .map(|c| c.to_string())
+                    .unwrap_or_else(|| "by a signal".to_string()),
+                stderr: tend_pg::redact_text(stderr_text.trim()),
+            });
+        }
+        result.map_err(|e| BackupError::Pipeline(e.to_string()))
+    });
+
+    // Row counts in the same snapshot, while the dump flows.
+    let counter = tokio::spawn(async move {
+        let mut rows = Vec::with_capacity(tables.len());
+        for (schema, table, qualified) in tables {
+            let count: i64 = session
+                .query_one(&format!("SELECT count(*) FROM {qualified}"), &[])
+                .await
+                .map_err(|e| e.to_string())?
+                .get(0);
+            rows.push(TableRows {
+                schema,
+                table,
+                rows: count,
+            });
+        }
+        // The transaction stays open, and with it the snapshot pg_dump imports, until the
+        // dump is done: pg_dump may start after the counting ends.
+        Ok::<_, String>((rows, session))
+    });
+
+    let data_path = store.path(&id, DATA);
+    let mut writer = store.writer(&data_path);
+    let mut upload_error = None;
+    while let Some(chunk) = rx.recv().await {
+        if let Err(e) = writer.put(chunk).await {
+            upload_error = Some(e);
+            break;
+        }
+        on_progress(Progress::Bytes {
+            raw: raw.load(Ordering::Relaxed),
+            stored: stored.load(Ordering::Relaxed),
+        });
+    }
+    // Closing the channel stops the producer if the upload failed.
+    drop(rx);
+    let produced = producer
+        .await
+        .map_err(|e| BackupError::Pipeline(e.to_string()))
+        .and_then(|r| r);
+    let rows = counter
+        .await
+        .map_err(|e| BackupError::Pipeline(e.to_string()))
+        .and_then(|r| {
+            r.map_err(|m| BackupError::Database {
+                context: "counting rows".to_string(),
+                message: m,
+            })
+        });
+    let rows = match rows {
+        Ok((rows, session)) => {
+            let _ = session.batch_execute("COMMIT").await;
+            Ok(rows)
+        }
+        Err(e) => Err(e),
+    };
+    let failure = match (upload_error, produced, rows) {
+        (Some(e), _, _) => Some(BackupError::from(StoreError::Object {
+            store: store.description.clone(),
+            action: "write",
+            path: data_path.to_string(),
+            source: Box::new(e),
+        })),
+        (None, Err(e), _) => Some(e),
+        (None, Ok(_), Err(e)) => Some(e),
+        (None, Ok(sha256), Ok(rows)) => {
+            if let Err(e) = writer.shutdown().await {
+                let _ = store.delete_backup(&id, MANIFEST).await;
+                return Err(BackupError::Pipeline(format!("finishing the upload: {e}")));
+            }
+            let manifest = Manifest {
+                format: "tend-backup/1".to_string(),
+                id: id.clone(),
+                database: facts.database.clone(),
+                server_version: facts.version.clone(),
+                pg_dump_version: options.pg_dump_version.clone(),
+                started_at,
+                finished_at: now_rfc3339(),
+                raw_bytes: raw.load(Ordering::Relaxed),
+                stored_bytes: stored.load(Ordering::Relaxed),
+                objects: vec![StoredObject {
+                    name: DATA.to_string(),
+                    bytes: stored.load(Ordering::Relaxed),
+                    sha256,
+                }],
+                compression: Compression {
+                    algorithm: "zstd".to_string(),
+                    level,
+                },
+                encryption: crate::manifest::Encryption {
+                    scheme: "age".to_string(),
+                    recipients: options.encryption.describe(),
+                },
+                tables: rows,
+                tend_version: env!("CARGO_PKG_VERSION").to_string(),
+            };
+            let text = serde_json::to_vec_pretty(&manifest).expect("manifests serialize");
+            if let Err(e) = store
+                .put(&store.path(&id, MANIFEST), Bytes::from(text))
+                .await
+            {
+                let _ = store.delete_backup(&id, MANIFEST).await;
+                return Err(e.into());
+            }
+            return Ok(manifest);
+        }
+    };
+    let _ = writer.abort().await;
+    let _ = store.delete_backup(&id, MANIFEST).await;
+    Err(failure.expect("a failure was found"))
+}
+
+/// A backup as `list` shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Listed {
+    pub manifest: Manifest,
+    pub verification: Option<Verification>,
+}
+
+/// Every complete backup (with a readable manifest), oldest first. Folders without a
+/// manifest are incomplete and never listed.
+pub async fn list(store: &Store) -> Result<Vec<Listed>, BackupError> {
+    let mut out = Vec::new();
+    for id in store.ids().await? {
+        let manifest = match store.size(&store.path(&id, MANIFEST)).await? {
+            Some(_) => read_manifest(store, &id).await?,
+            None => continue,
+        };
+        let verification = match store.size(&store.path(&id, VERIFICATION)).await? {
+            Some(_) => {
+                serde_json::from_slice(&store.get(&store.path(&id, VERIFICATION)).await?).ok()
+            }
+            None => None,
+        };
+        out.push(Listed {
+            manifest,
+            verification,
+        });
+    }
+    Ok(out)
+}
+
+pub async fn read_manifest(store: &Store, id: &str) -> Result<Manifest, BackupError> {
+    let path = store.path(id, MANIFEST);
+    if store.size(&path).await?.is_none() {
+        return Err(BackupError::NoSuchBackup(id.to_string()));
+    }
+    let bytes = store.get(&path).await?;
+    let manifest: Manifest =
+        serde_json::from_slice(&bytes).map_err(|e| BackupError::BadManifest {
+            id: id.to_string(),
+            reason: e.to_string(),
+        })?;
+    if manifest.id != id {
+        return Err(BackupError::BadManifest {
+            id: id.to_string(),
+            reason: format!("it describes backup {}, not this one", manifest.id),
+        });
+    }
+    Ok(manifest)
+}
+
+/// The id asked for, or the newest one.
+pub async fn resolve_id(store: &Store, id: Option<&str>) -> Result<String, BackupError> {
+    match id {
+        Some(id) => Ok(id.to_string()),
+        None => list(store)
+            .await?
+            .last()
+            .map(|l| l.manifest.id.clone())
+            .ok_or(BackupError::NoBackups),
+    }
+}
+
+/// Streams a backup's data through a reader on a blocking thread: `consume` gets the
+/// decrypted, decompressed pg_dump archive. Checks size and SHA-256 against the manifest.
+async fn read_back<T: Send + 'static>(
+    store: &Store,
+    manifest: &Manifest,
+    decryption: &Decryption,
+    consume: impl FnOnce(&mut dyn Read) -> Result<T, String> + Send + 'static,
+) -> Result<(T, u64), BackupError> {
+    let object = manifest
+        .objects
+        .iter()
+        .find(|o| o.name == DATA)
+        .ok_or_else(|| BackupError::BadManifest {
+            id: manifest.id.clone(),
+            reason: format!("it lists no {DATA}"),
+        })?
+        .clone();
+    let path = store.path(&manifest.id, DATA);
+    let size = store
+        .size(&path)
+        .await?
+        .ok_or_else(|| BackupError::Damaged {
+            id: manifest.id.clone(),
+            reason: format!("its data object {DATA} is missing from the store"),
+        })?;
+    if size != object.bytes {
+        return Err(BackupError::Damaged {
+            id: manifest.id.clone(),
+            reason: format!(
+                "its data object holds {size} bytes, the manifest says {}",
+                object.bytes
+            ),
+        });
+    }
+    let mut stream = store.stream(&path).await?;
+    let (tx, rx) = mpsc::channel::<Result<Bytes, String>>(8);
+    let decryption = decryption.clone();
+    let id = manifest.id.clone();
+    let worker = tokio::task::spawn_blocking(move || {
+        let mut reader = ChannelReader::new(rx);
+        let outcome = (|| {
+            let age = decryption
+                .open(&mut reader)
+                .map_err(|reason| BackupError::Decrypt {
+                    id: id.clone(),
+                    reason,
+                })?;
+            let mut zstd =
+                zstd::stream::read::Decoder::new(age).map_err(|e| BackupError::Damaged {
+                    id: id.clone(),
+                    reason: e.to_string(),
+                })?;
+            let mut counting = CountingReader {
+                inner: &mut zstd,
+                count: Arc::new(AtomicU64::new(0)),
+            };
+            let count = counting.count.clone();
+            let result = consume(&mut counting).map_err(|reason| BackupError::Damaged {
+                id: id.clone(),
+                reason,
+            })?;
+            Ok::<_, BackupError>((result, count.load(Ordering::Relaxed)))
+        })();
+        // Read to the end, so the checksum covers every stored byte.
+        let _ = drain(&mut reader);
+        (outcome, reader.digest())
+    });
+    while let Some(chunk) = stream.next().await {
+        let item = chunk.map_err(|e| e.to_string());
+        let stop = item.is_err();
+        if tx.send(item).await.is_err() || stop {
+            break;
+        }
+    }
+    drop(tx);
+    let (outcome, digest) = worker
+        .await
+        .map_err(|e| BackupError::Pipeline(e.to_string()))?;
+    if digest != object.sha256 {
+        return Err(BackupError::Damaged {
+            id: manifest.id.clone(),
+            reason: "the checksum of its stored bytes does not match the manifest (a flipped, missing or extra byte)".to_string(),
+        });
+    }
+    let (result, raw) = outcome?;
+    if raw != manifest.raw_bytes {
+        return Err(BackupError::Damaged {
+            id: manifest.id.clone(),
+            reason: format!(
+                "it decompresses to {raw} bytes, the manifest says {}",
+                manifest.raw_bytes
+            ),
+        });
+    }
+    Ok((result, raw))
+}
+
+/// Re-reads a backup: checksum, decryption, decompression to the end, and pg_restore's
+/// reading of the archive's table of contents. Records the result in the store.
+pub async fn verify(
+    store: &Store,
+    id: &str,
+    decryption: &Decryption,
+    pg_restore: PathBuf,
+) -> Result<Verification, BackupError> {
+    let manifest = read_manifest(store, id).await?;
+    let outcome = read_back(store, &manifest, decryption, move |archive| {
+        let mut child = Command::new(&pg_restore)
+            .arg("--list")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| format!("cannot run {}: {e}", pg_restore.display()))?;
+        let mut stdin = child.stdin.take().expect("piped");
+        let copied = std::io::copy(archive, &mut stdin);
+        drop(stdin);
+        let output = child.wait_with_output().map_err(|e| e.to_string())?;
+        // pg_restore --list stops reading after the table of contents: a broken pipe then
+        // is normal; the rest is drained for the checksum.
+        if let Err(e) = copied
+            && e.kind() != std::io::ErrorKind::BrokenPipe
+        {
+            return Err(e.to_string());
+        }
+        if !output.status.success() {
+            return Err(format!(
+                "pg_restore cannot read the archive: {}",
+                String::from_utf8_lossy(&output.stderr).trim()
+            ));
+        }
+        // Decompress what pg_restore did not need, to the end: every byte is checked.
+        drain(archive).map_err(|e| e.to_string())?;
+        Ok(())
+    })
+    .await;
+    let verification = Verification {
+        verified_at: now_rfc3339(),
+        ok: outcome.is_ok(),
+        level: "read".to_string(),
+        message: match &outcome {
+            Ok(_) => "checksum, decryption, decompression and archive are sound".to_string(),
+            Err(e) => e.to_string(),
+        },
+    };
+    record_verification(store, id, &verification).await?;
+    outcome.map(|_| verification)
+}
+
+pub async fn record_verification(
+    store: &Store,
+    id: &str,
+    verification: &Verification,
+) -> Result<(), BackupError> {
+    let text = serde_json::to_vec_pretty(verification).expect("verifications serialize");
+    store
+        .put(&store.path(id, VERIFICATION), Bytes::from(text))
+        .await?;
+    Ok(())
+}
+
+/// Restores a backup into `target` with pg_restore in one transaction: a failure (or a
+/// damaged backup, caught before the last byte) leaves the target as it was.
+pub async fn restore(
+    store: &Store,
+    id: &str,
+    decryption: &Decryption,
+    target: &ConnInfo,
+    pg_restore: PathBuf,
+    clean: bool,
+) -> Result<Manifest, BackupError> {
+    let manifest = read_manifest(store, id).await?;
+    let (dbname, env) = libpq_env(target);
+    let program = pg_restore.clone();
+    let mut child = Command::new(&pg_restore)
+        .args(["--single-transaction", "--exit-on-error", "--no-password"])
+        .args(if clean {
+            vec!["--clean", "--if-exists"]
+        } else {
+            vec![]
+        })
+        .arg(format!("--dbname={dbname}"))
+        .envs(env)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|source| BackupError::Spawn {
+            program: program.display().to_string(),
+            source,
+        })?;
+    let stdin = child.stdin.take().expect("piped");
+    let child = Arc::new(std::sync::Mutex::new(Some(child)));
+    let feeding = child.clone();
+    let fed = read_back(store, &manifest, decryption, move |archive| {
+        let mut stdin = stdin;
+        let mut buf = vec![0u8; 256 * 1024];
+        loop {
+            let n = match archive.read(&mut buf) {
+                Ok(n) => n,
+                Err(e) => {
+                    // Damaged or wrong key: kill pg_restore before it can commit.
+                    if let Some(mut c) = feeding.lock().expect("lock").take() {
+                        let _ = c.kill();
+                        let _ = c.wait();
+                    }
+                    return Err(e.to_string());
+                }
+            };
+            if n == 0 {
+                break;
+            }
+            if let Err(e) = stdin.write_all(&buf[..n]) {
+                return Err(format!("pg_restore stopped reading: {e}"));
+            }
+        }
+        // stdin stays open until the checksum is confirmed (see below).
+        Ok(stdin)
+    })
+    .await;
+    let taken = child.lock().expect("lock").take();
+    match fed {
+        Ok((stdin, _)) => {
+            drop(stdin);
+            let Some(child) = taken else {
+                return Err(BackupError::Pipeline("pg_restore was stopped".to_string()));
+            };
+            let output = tokio::task::spawn_blocking(move || child.wait_with_output())
+                .await
+                .map_err(|e| BackupError::Pipeline(e.to_string()))?
+                .map_err(|source| BackupError::Spawn {
+                    program: program.display().to_string(),
+                    source,
+                })?;
+            if !output.status.success() {
+                return Err(BackupError::Restore {
+                    code: output
+                        .status
+                        .code()
+                        .map(|c| c.to_string())
+                        .unwrap_or_else(|| "by a signal".to_string()),
+                    stderr: tend_pg::redact_text(String::from_utf8_lossy(&output.stderr).trim()),
+                });
+            }
+            Ok(manifest)
+        }
+        Err(e) => {
+            if let Some(mut child) = taken {
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+            Err(e)
+        }
+    }
+}
+
+/// Is the target database empty of user tables?
+pub async fn user_tables(info: &ConnInfo, connect: &ConnectOptions) -> Result<i64, BackupError> {
+    let session = tend_pg::connect(info, connect).await?;
+    Ok(session
+        .query_one(
+            "SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+              WHERE c.relkind IN ('r', 'p', 'v', 'm') AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+                AND n.nspname NOT LIKE 'pg\\_%'",
+            &[],
+        )
+        .await
+        .map_err(db_error("looking at the target database"))?
+        .get(0))
+}

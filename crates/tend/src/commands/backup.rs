@@ -1,0 +1,262 @@
+//! `tend backup run|list|show|verify`: logical backups, compressed and encrypted, into a
+//! directory or an S3-compatible bucket that is its own catalog.
+
+use std::time::Instant;
+
+use clap::{Args, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
+use tend_backup::ops::{self, Listed};
+use tend_backup::{BackupOptions, Decryption, Encryption, Progress, Store, StoreConfig};
+use tend_pg::{PgTool, VersionNeed};
+
+use crate::command_error::{CommandError, ErrorKind, exit};
+use crate::context::{Context, block_on};
+
+#[derive(Debug, Subcommand)]
+pub enum BackupCommand {
+    /// Take a backup: pg_dump, zstd, age, SHA-256, into the store as it flows.
+    Run,
+    /// List the complete backups in the store (the store is the catalog).
+    List,
+    /// Print one backup's manifest.
+    Show(IdArgs),
+    /// Re-read a backup: checksum, decryption, decompression, archive.
+    Verify(VerifyArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct IdArgs {
+    /// The backup's id (see `tend backup list`).
+    pub id: String,
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// The backup's id.
+    #[arg(conflicts_with = "latest")]
+    pub id: Option<String>,
+    /// The newest backup (the default).
+    #[arg(long)]
+    pub latest: bool,
+}
+
+impl From<tend_backup::BackupError> for CommandError {
+    fn from(err: tend_backup::BackupError) -> Self {
+        match err {
+            tend_backup::BackupError::Connect(e) => e.into(),
+            tend_backup::BackupError::Crypto(e) => {
+                CommandError::new(ErrorKind::Config, e.to_string())
+            }
+            other => CommandError::failure(other.to_string()),
+        }
+    }
+}
+
+impl From<tend_backup::crypto::CryptoError> for CommandError {
+    fn from(err: tend_backup::crypto::CryptoError) -> Self {
+        CommandError::new(ErrorKind::Config, err.to_string())
+    }
+}
+
+impl From<tend_backup::store::StoreError> for CommandError {
+    fn from(err: tend_backup::store::StoreError) -> Self {
+        match err {
+            tend_backup::store::StoreError::S3Config(_) => {
+                CommandError::new(ErrorKind::Config, err.to_string())
+            }
+            other => CommandError::failure(other.to_string()),
+        }
+    }
+}
+
+/// The store from config: the S3 bucket when set, else the directory (default
+/// `.tend/backups` in the project).
+pub fn store(ctx: &Context) -> Result<Store, CommandError> {
+    let config = match ctx.settings.text("backup.s3_bucket") {
+        Some(bucket) => StoreConfig::S3 {
+            bucket: bucket.to_string(),
+            region: ctx.settings.text("backup.s3_region").map(str::to_string),
+            endpoint: ctx.settings.text("backup.s3_endpoint").map(str::to_string),
+            force_path_style: ctx.settings.text("backup.s3_force_path_style") == Some("true"),
+            prefix: ctx.settings.text("backup.s3_prefix").map(str::to_string),
+        },
+        None => StoreConfig::Directory(
+            ctx.settings
+                .path("backup.dir")
+                .unwrap_or_else(|| ctx.settings.project_root.join(".tend/backups")),
+        ),
+    };
+    Ok(Store::open(&config)?)
+}
+
+fn no_key() -> CommandError {
+    CommandError::new(
+        ErrorKind::Config,
+        "backups are always encrypted, and no key is configured",
+    )
+    .with_hint("set BACKUP_ENCRYPTION_KEY to a passphrase, or BACKUP_AGE_RECIPIENTS to age public keys (age-keygen makes a pair)")
+}
+
+pub fn encryption(ctx: &Context) -> Result<Encryption, CommandError> {
+    if let Some(list) = ctx.settings.text("backup.recipients") {
+        let keys: Vec<String> = list
+            .split(',')
+            .map(str::to_string)
+            .filter(|s| !s.trim().is_empty())
+            .collect();
+        return Ok(Encryption::recipients_from(&keys)?);
+    }
+    match ctx.settings.text("backup.encryption_key") {
+        Some(pass) => Ok(Encryption::Passphrase(pass.to_string().into())),
+        None => Err(no_key()),
+    }
+}
+
+pub fn decryption(ctx: &Context) -> Result<Decryption, CommandError> {
+    if let Some(path) = ctx.settings.path("backup.identity_file") {
+        let text = std::fs::read_to_string(&path).map_err(|e| {
+            CommandError::new(
+                ErrorKind::Config,
+                format!("cannot read the age identity file {}: {e}", path.display()),
+            )
+        })?;
+        return Ok(Decryption::identities_from(&text)?);
+    }
+    match ctx.settings.text("backup.encryption_key") {
+        Some(pass) => Ok(Decryption::Passphrase(pass.to_string().into())),
+        None => Err(no_key()),
+    }
+}
+
+pub fn run(cmd: BackupCommand, ctx: &Context) -> Result<i32, CommandError> {
+    match cmd {
+        BackupCommand::Run => run_backup(ctx),
+        BackupCommand::List => list(ctx),
+        BackupCommand::Show(args) => show(ctx, &args.id),
+        BackupCommand::Verify(args) => verify(ctx, args.id.as_deref()),
+    }
+}
+
+fn run_backup(ctx: &Context) -> Result<i32, CommandError> {
+    let encryption = encryption(ctx)?;
+    let store = store(ctx)?;
+    let target = ctx.target()?;
+    // A pg_dump older than the server cannot dump it: find one that fits before starting.
+    let session = ctx.connect(&target.info)?;
+    let facts = block_on(tend_pg::ServerFacts::read(&session))?;
+    drop(session);
+    let pg_dump = ctx
+        .settings
+        .tool_search()
+        .find(PgTool::PgDump, VersionNeed::AtLeastMajor(facts.major()))?;
+    let options = BackupOptions {
+        pg_dump: pg_dump.path.clone(),
+        pg_dump_version: pg_dump.version.to_string(),
+        encryption,
+        level: ctx
+            .settings
+            .integer("backup.compression_level")
+            .unwrap_or(3) as i32,
+        threads: std::thread::available_parallelism()
+            .map(|n| n.get() as u32)
+            .unwrap_or(2),
+        connect: ctx.settings.connect_options(),
+    };
+    let bar = if ctx.out.quiet || ctx.out.json {
+        ProgressBar::hidden()
+    } else {
+        let bar = ProgressBar::new_spinner();
+        bar.set_style(ProgressStyle::with_template("{spinner} {msg}").expect("a valid template"));
+        bar.enable_steady_tick(std::time::Duration::from_millis(120));
+        bar
+    };
+    let started = Instant::now();
+    let manifest = block_on(ops::backup(
+        &target.info,
+        &store,
+        &options,
+        &mut |p| match p {
+            Progress::Started { id, tables } => {
+                bar.set_message(format!("backup {id}: {tables} tables"))
+            }
+            Progress::Bytes { raw, stored } => bar.set_message(format!(
+                "dumped {:.1} MB, stored {:.1} MB",
+                raw as f64 / 1e6,
+                stored as f64 / 1e6
+            )),
+        },
+    ));
+    bar.finish_and_clear();
+    let manifest = manifest?;
+    ctx.out
+        .json_value(&serde_json::to_value(&manifest).expect("manifests serialize"));
+    ctx.out.line(format!(
+        "Backup {} of {}: {:.1} MB dumped, {:.1} MB stored ({:.1}x), {} tables, in {:.1}s, to {}.",
+        manifest.id,
+        manifest.database,
+        manifest.raw_bytes as f64 / 1e6,
+        manifest.stored_bytes as f64 / 1e6,
+        manifest.raw_bytes as f64 / manifest.stored_bytes.max(1) as f64,
+        manifest.tables.len(),
+        started.elapsed().as_secs_f64(),
+        store.description
+    ));
+    Ok(exit::OK)
+}
+
+fn list(ctx: &Context) -> Result<i32, CommandError> {
+    let store = store(ctx)?;
+    let backups: Vec<Listed> = block_on(ops::list(&store))?;
+    ctx.out
+        .json_value(&serde_json::json!({ "store": store.description, "backups": backups }));
+    if backups.is_empty() {
+        ctx.out
+            .line(format!("No complete backup in {}.", store.description));
+        return Ok(exit::OK);
+    }
+    for b in &backups {
+        let m = &b.manifest;
+        let verified = match &b.verification {
+            Some(v) if v.ok => format!("verified {}", v.verified_at),
+            Some(v) => format!("VERIFY FAILED {}: {}", v.verified_at, v.message),
+            None => "not verified".to_string(),
+        };
+        ctx.out.line(format!(
+            "{}  {:<16} {:>9.1} MB  {}",
+            m.id,
+            m.database,
+            m.stored_bytes as f64 / 1e6,
+            verified
+        ));
+    }
+    Ok(exit::OK)
+}
+
+fn show(ctx: &Context, id: &str) -> Result<i32, CommandError> {
+    let store = store(ctx)?;
+    let manifest = block_on(ops::read_manifest(&store, id))?;
+    let value = serde_json::to_value(&manifest).expect("manifests serialize");
+    if ctx.out.json {
+        ctx.out.json_value(&value);
+    } else {
+        ctx.out
+            .line(serde_json::to_string_pretty(&value).expect("JSON values serialize"));
+    }
+    Ok(exit::OK)
+}
+
+fn verify(ctx: &Context, id: Option<&str>) -> Result<i32, CommandError> {
+    let store = store(ctx)?;
+    let decryption = decryption(ctx)?;
+    let id = block_on(ops::resolve_id(&store, id))?;
+    let pg_restore = ctx
+        .settings
+        .tool_search()
+        .find(PgTool::PgRestore, VersionNeed::Any)?;
+    let verification = block_on(ops::verify(&store, &id, &decryption, pg_restore.path))?;
+    ctx.out
+        .json_value(&serde_json::json!({ "id": id, "verification": verification }));
+    ctx.out
+        .line(format!("Backup {id} is sound: {}.", verification.message));
+    Ok(exit::OK)
+}

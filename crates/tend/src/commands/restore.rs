@@ -1,0 +1,99 @@
+//! `tend restore`: streams a backup from the store into pg_restore, in one transaction,
+//! refusing to write into a database that holds tables unless `--clean` is confirmed.
+
+use clap::Args;
+use tend_backup::ops;
+use tend_pg::{ConnInfo, PgTool, VersionNeed};
+
+use crate::command_error::{CommandError, exit};
+use crate::context::{Context, block_on};
+
+#[derive(Debug, Args)]
+pub struct RestoreArgs {
+    /// The backup's id (default: the newest).
+    #[arg(conflicts_with_all = ["latest", "list"])]
+    pub id: Option<String>,
+    /// The newest backup.
+    #[arg(long)]
+    pub latest: bool,
+    /// List the backups in the store, and restore nothing.
+    #[arg(long)]
+    pub list: bool,
+    /// The database to restore into (default: the configured one).
+    #[arg(long, value_name = "URL")]
+    pub to: Option<String>,
+    /// Drop the objects the backup holds before restoring them (asks first).
+    #[arg(long)]
+    pub clean: bool,
+    /// Say what would be restored where, and restore nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+pub fn run(args: RestoreArgs, ctx: &Context) -> Result<i32, CommandError> {
+    let store = super::backup::store(ctx)?;
+    if args.list {
+        return super::backup::run(super::backup::BackupCommand::List, ctx);
+    }
+    let id = block_on(ops::resolve_id(&store, args.id.as_deref()))?;
+    let manifest = block_on(ops::read_manifest(&store, &id))?;
+    let target = match &args.to {
+        Some(url) => ConnInfo::parse(url)?,
+        None => ctx.target()?.info,
+    };
+    let tables = block_on(ops::user_tables(&target, &ctx.settings.connect_options()))?;
+    if args.dry_run {
+        ctx.out.json_value(&serde_json::json!({
+            "dry_run": true, "id": id, "to": target.redacted().to_string(), "target_tables": tables,
+        }));
+        ctx.out.line(format!(
+            "Would restore backup {id} ({} tables) into {} (which holds {tables} tables{}).",
+            manifest.tables.len(),
+            target.redacted(),
+            if tables > 0 && !args.clean {
+                "; --clean would be needed"
+            } else {
+                ""
+            }
+        ));
+        return Ok(exit::OK);
+    }
+    if tables > 0 {
+        if !args.clean {
+            return Err(CommandError::failure(format!(
+                "{} already holds {tables} tables; nothing was restored",
+                target.redacted()
+            ))
+            .with_hint(
+                "restore into an empty database (--to URL), or replace what is there with --clean",
+            ));
+        }
+        ctx.out.confirm(
+            &format!(
+                "Replace the objects of backup {id} in {} (it holds {tables} tables)?",
+                target.redacted()
+            ),
+            ctx.yes,
+        )?;
+    }
+    let decryption = super::backup::decryption(ctx)?;
+    let pg_restore = ctx
+        .settings
+        .tool_search()
+        .find(PgTool::PgRestore, VersionNeed::Any)?;
+    let restored = block_on(ops::restore(
+        &store,
+        &id,
+        &decryption,
+        &target,
+        pg_restore.path,
+        args.clean,
+    ))?;
+    ctx.out.json_value(&serde_json::json!({ "restored": id, "to": target.redacted().to_string(), "tables": restored.tables.len() }));
+    ctx.out.line(format!(
+        "Restored backup {id} ({} tables) into {}.",
+        restored.tables.len(),
+        target.redacted()
+    ));
+    Ok(exit::OK)
+}

@@ -1,0 +1,321 @@
+//! Backups and restores through the real binary: a directory store and a real S3-compatible
+//! server, round trips compared table by table, wrong keys, damaged bytes, the stock age CLI.
+
+use std::process::Command;
+
+use tend_testkit::{TestDb, TestProject};
+
+use crate::run;
+
+const PASSPHRASE: &str = "correct horse battery staple 42";
+
+/// A database with the column types teams use, sequences, a view, a function, a trigger and
+/// an extension.
+fn rich_database() -> TestDb {
+    let db = TestDb::create();
+    db.execute(
+        "CREATE EXTENSION IF NOT EXISTS pgcrypto;
+         CREATE TYPE mood AS ENUM ('happy', 'sad');
+         CREATE TABLE things (
+             id bigserial PRIMARY KEY, amount numeric(12,2), name text, blob bytea, doc jsonb, raw json,
+             tags text[], feeling mood, uid uuid DEFAULT gen_random_uuid(), span int4range,
+             at timestamptz DEFAULT now(), day date);
+         INSERT INTO things (amount, name, blob, doc, raw, tags, feeling, span, day)
+              SELECT g * 1.5, 'secret-marker-' || g, decode(md5(g::text), 'hex'),
+                     jsonb_build_object('n', g), json_build_object('n', g), ARRAY['a', g::text],
+                     CASE WHEN g % 2 = 0 THEN 'happy'::mood ELSE 'sad' END,
+                     int4range(g, g + 10), date '2024-01-01' + g
+                FROM generate_series(1, 5000) g;
+         CREATE TABLE events (id int PRIMARY KEY, thing_id bigint REFERENCES things (id));
+         INSERT INTO events SELECT g, g FROM generate_series(1, 1000) g;
+         CREATE VIEW happy_things AS SELECT id, name FROM things WHERE feeling = 'happy';
+         CREATE FUNCTION touch() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN NEW.at := now(); RETURN NEW; END $$;
+         CREATE TRIGGER things_touch BEFORE UPDATE ON things FOR EACH ROW EXECUTE FUNCTION touch();
+         SELECT setval('things_id_seq', 7777);",
+    );
+    db
+}
+
+fn schema_and_hashes(db: &TestDb) -> (String, Vec<Option<String>>) {
+    let output = Command::new("pg_dump")
+        .args(["--schema-only", "--no-owner"])
+        .arg(db.url())
+        .output()
+        .unwrap();
+    let schema = String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .filter(|l| {
+            !l.starts_with("\\restrict") && !l.starts_with("\\unrestrict") && !l.starts_with("--")
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    let hashes = db.query_column(
+        "SELECT 'things ' || md5(string_agg(t::text, ',' ORDER BY id)) FROM things t
+         UNION ALL SELECT 'events ' || md5(string_agg(e::text, ',' ORDER BY id)) FROM events e
+         UNION ALL SELECT 'seq ' || last_value FROM things_id_seq",
+    );
+    (schema, hashes)
+}
+
+#[test]
+fn round_trip_through_a_directory_with_verify_and_refusals() {
+    let source = rich_database();
+    let project = TestProject::new();
+    let tend = |args: &[&str], url: &str| {
+        run(project
+            .tend()
+            .env("DATABASE_URL", url)
+            .env("BACKUP_ENCRYPTION_KEY", PASSPHRASE)
+            .args(args))
+    };
+    let (code, out, err) = tend(&["backup", "run", "--json"], &source.url());
+    assert_eq!(code, 0, "{out}{err}");
+    let manifest: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let id = manifest["id"].as_str().unwrap().to_string();
+    let things = manifest["tables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["table"] == "things")
+        .unwrap();
+    assert_eq!(things["rows"], 5000);
+    assert!(!out.contains(PASSPHRASE));
+
+    // The store is the catalog.
+    let (code, out, _) = tend(&["backup", "list"], "postgresql://nobody@127.0.0.1:1/none");
+    assert_eq!(code, 0, "list needs no database: {out}");
+    assert!(out.contains(&id) && out.contains("not verified"), "{out}");
+    let (code, out, err) = tend(&["backup", "verify", "--latest"], &source.url());
+    assert_eq!(code, 0, "{out}{err}");
+    let (_, out, _) = tend(&["backup", "list"], &source.url());
+    assert!(out.contains("verified"), "{out}");
+
+    // No plaintext of the data is stored.
+    let dir = project.path().join(".tend/backups").join(&id);
+    let data = std::fs::read(dir.join("data.dump.zst.age")).unwrap();
+    assert!(data.starts_with(b"age-encryption.org/v1"));
+    assert!(!data.windows(14).any(|w| w == b"secret-marker-"));
+
+    // Restore into an empty database: identical schema and contents.
+    let target = TestDb::create();
+    let (code, out, err) = tend(&["restore", &id, "--to", &target.url()], &source.url());
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(schema_and_hashes(&target), schema_and_hashes(&source));
+    // A database holding tables is refused, then replaced only with --clean and a yes.
+    let (code, _, err) = tend(&["restore", "--to", &target.url()], &source.url());
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("already holds"), "{err}");
+    assert_eq!(
+        tend(
+            &["restore", "--clean", "--to", &target.url()],
+            &source.url()
+        )
+        .0,
+        6
+    );
+    let (code, out, err) = tend(
+        &["restore", "--clean", "--yes", "--to", &target.url()],
+        &source.url(),
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(schema_and_hashes(&target), schema_and_hashes(&source));
+
+    // A wrong passphrase is caught, and says so.
+    let (code, _, err) = run(project
+        .tend()
+        .env("DATABASE_URL", source.url())
+        .env("BACKUP_ENCRYPTION_KEY", "not the passphrase at all")
+        .args(["backup", "verify", &id]));
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("does not open this backup"), "{err}");
+    // No key at all is a configuration error.
+    let (code, _, err) = run(project
+        .tend()
+        .env("DATABASE_URL", source.url())
+        .args(["backup", "run"]));
+    assert_eq!(code, 3, "{err}");
+}
+
+#[test]
+fn damage_is_caught_by_verify_and_restore_leaves_the_target_alone() {
+    let source = rich_database();
+    let project = TestProject::new();
+    let tend = |args: &[&str]| {
+        run(project
+            .tend()
+            .env("DATABASE_URL", source.url())
+            .env("BACKUP_ENCRYPTION_KEY", PASSPHRASE)
+            .args(args))
+    };
+    let (code, out, err) = tend(&["backup", "run", "--json"]);
+    assert_eq!(code, 0, "{out}{err}");
+    let manifest: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let id = manifest["id"].as_str().unwrap().to_string();
+    let data = project
+        .path()
+        .join(".tend/backups")
+        .join(&id)
+        .join("data.dump.zst.age");
+    let original = std::fs::read(&data).unwrap();
+    let target = TestDb::create();
+    let faults: Vec<(&str, Vec<u8>)> = vec![
+        ("a flipped byte in the middle", {
+            let mut d = original.clone();
+            let i = d.len() / 2;
+            d[i] ^= 0x40;
+            d
+        }),
+        ("a flipped byte in the header", {
+            let mut d = original.clone();
+            d[30] ^= 0x01;
+            d
+        }),
+        ("truncation", original[..original.len() - 100].to_vec()),
+        ("an extra byte", {
+            let mut d = original.clone();
+            d.push(0);
+            d
+        }),
+    ];
+    for (what, bytes) in faults {
+        std::fs::write(&data, &bytes).unwrap();
+        let (code, _, err) = tend(&["backup", "verify", &id]);
+        assert_eq!(code, 1, "{what} not caught by verify: {err}");
+        assert!(
+            err.contains("damaged") || err.contains("cannot decrypt"),
+            "{what}: {err}"
+        );
+        let (code, _, err) = tend(&["restore", &id, "--to", &target.url()]);
+        assert_eq!(code, 1, "{what} not caught by restore: {err}");
+        assert_eq!(
+            target.query_column("SELECT count(*)::text FROM pg_tables WHERE schemaname = 'public'"),
+            vec![Some("0".into())],
+            "{what}: the target must stay empty"
+        );
+    }
+    // A missing part, and a manifest from another backup.
+    std::fs::remove_file(&data).unwrap();
+    let (code, _, err) = tend(&["backup", "verify", &id]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("missing"), "{err}");
+    std::fs::write(&data, &original).unwrap();
+    assert_eq!(
+        tend(&["backup", "verify", &id]).0,
+        0,
+        "intact again: no false alarm"
+    );
+    let (code, out, _) = tend(&["backup", "run", "--json"]);
+    assert_eq!(code, 0);
+    let other: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let other_manifest = project
+        .path()
+        .join(".tend/backups")
+        .join(other["id"].as_str().unwrap())
+        .join("manifest.json");
+    std::fs::copy(&other_manifest, data.with_file_name("manifest.json")).unwrap();
+    let (code, _, err) = tend(&["backup", "verify", &id]);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("not this one") || err.contains("damaged"),
+        "{err}"
+    );
+}
+
+#[test]
+fn the_stock_age_cli_opens_a_backup_made_for_recipients() {
+    if Command::new("age-keygen")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        eprintln!("skipped: the age CLI is not installed (scripts/setup.sh installs it)");
+        return;
+    }
+    let source = rich_database();
+    let project = TestProject::new();
+    let keygen = Command::new("age-keygen").output().unwrap();
+    let identity = String::from_utf8_lossy(&keygen.stdout).to_string();
+    let public = identity
+        .lines()
+        .find_map(|l| l.strip_prefix("# public key: "))
+        .unwrap()
+        .to_string();
+    project.write("key.txt", &identity);
+    let (code, out, err) = run(project
+        .tend()
+        .env("DATABASE_URL", source.url())
+        .env("BACKUP_AGE_RECIPIENTS", &public)
+        .args(["backup", "run", "--json"]));
+    assert_eq!(code, 0, "{out}{err}");
+    let manifest: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        manifest["encryption"]["recipients"][0]["public_key"],
+        public.as_str()
+    );
+    assert!(!out.contains("AGE-SECRET-KEY"));
+    let id = manifest["id"].as_str().unwrap();
+    let data = project
+        .path()
+        .join(".tend/backups")
+        .join(id)
+        .join("data.dump.zst.age");
+    // age -d | zstd -d | pg_restore --list, by hand.
+    let pipeline = format!(
+        "age -d -i {} {} | zstd -dq | pg_restore --list | grep -c 'TABLE DATA'",
+        project.path().join("key.txt").display(),
+        data.display()
+    );
+    let output = Command::new("sh").args(["-c", &pipeline]).output().unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&output.stdout).trim(),
+        "2",
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    // tend restores it with the identity file.
+    let target = TestDb::create();
+    let (code, out, err) = run(project
+        .tend()
+        .env("DATABASE_URL", source.url())
+        .env("BACKUP_AGE_IDENTITY_FILE", project.path().join("key.txt"))
+        .args(["restore", id, "--to", &target.url()]));
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(schema_and_hashes(&target), schema_and_hashes(&source));
+}
+
+#[test]
+fn round_trip_through_an_s3_compatible_server() {
+    if tend_testkit::s3::s3s_fs_binary().is_none() {
+        eprintln!("skipped: s3s-fs is not installed (scripts/setup.sh installs it)");
+        return;
+    }
+    let s3 = tend_testkit::s3::S3Server::start();
+    let source = rich_database();
+    let project = TestProject::new();
+    let tend = |args: &[&str]| {
+        let mut cmd = project.tend();
+        cmd.env("DATABASE_URL", source.url())
+            .env("BACKUP_ENCRYPTION_KEY", PASSPHRASE)
+            .envs(s3.env())
+            .args(args);
+        run(&mut cmd)
+    };
+    let (code, out, err) = tend(&["backup", "run", "--json"]);
+    assert_eq!(code, 0, "{out}{err}");
+    let manifest: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let id = manifest["id"].as_str().unwrap().to_string();
+    let keys = s3.object_paths();
+    assert!(
+        keys.iter()
+            .any(|k| k.ends_with(&format!("{id}/manifest.json"))),
+        "{keys:?}"
+    );
+    let (code, out, _) = tend(&["backup", "list", "--json"]);
+    assert_eq!(code, 0);
+    assert!(out.contains(&id));
+    assert_eq!(tend(&["backup", "verify", &id]).0, 0);
+    let target = TestDb::create();
+    let (code, out, err) = tend(&["restore", &id, "--to", &target.url()]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(schema_and_hashes(&target), schema_and_hashes(&source));
+}
