@@ -8,6 +8,8 @@ use serde::{Deserialize, Serialize};
 pub const MANIFEST: &str = "manifest.json";
 /// The data object: pg_dump's custom format, zstd, then age.
 pub const DATA: &str = "data.dump.zst.age";
+/// Roles and tablespaces (`--globals`): `pg_dumpall --globals-only`, zstd, then age.
+pub const GLOBALS: &str = "globals.sql.zst.age";
 /// The result of the last `verify`, written beside the manifest.
 pub const VERIFICATION: &str = "verification.json";
 

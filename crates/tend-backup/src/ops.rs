@@ -18,7 +18,8 @@ use tokio::sync::mpsc;
 
 use crate::crypto::{Decryption, Encryption};
 use crate::manifest::{
-    Compression, DATA, MANIFEST, Manifest, StoredObject, TableRows, VERIFICATION, Verification,
+    Compression, DATA, GLOBALS, MANIFEST, Manifest, StoredObject, TableRows, VERIFICATION,
+    Verification,
 };
 use crate::pipeline::{ChannelReader, ChannelWriter, CountingReader, drain};
 use crate::store::{Store, StoreError};
@@ -31,8 +32,12 @@ pub enum BackupError {
     Store(Box<StoreError>),
     #[error("{context}: {message}")]
     Database { context: String, message: String },
-    #[error("pg_dump failed (exit {code}): {stderr}; nothing was kept")]
-    Dump { code: String, stderr: String },
+    #[error("{program} failed (exit {code}): {stderr}; nothing was kept")]
+    Dump {
+        program: String,
+        code: String,
+        stderr: String,
+    },
     #[error("pg_restore failed (exit {code}): {stderr}")]
     Restore { code: String, stderr: String },
     #[error("cannot run {program}: {source}")]
@@ -78,6 +83,8 @@ fn db_error(context: &str) -> impl FnOnce(tokio_postgres::Error) -> BackupError 
 pub struct BackupOptions {
     pub pg_dump: PathBuf,
     pub pg_dump_version: String,
+    /// Also dump roles and tablespaces with this pg_dumpall (`--globals`).
+    pub pg_dumpall: Option<PathBuf>,
     pub encryption: Encryption,
     pub level: i32,
     pub threads: u32,
@@ -116,7 +123,8 @@ pub fn libpq_env(info: &ConnInfo) -> (String, Vec<(String, String)>) {
     (without_password.to_secret_string(), env)
 }
 
-fn now_rfc3339() -> String {
+/// Now, as the manifests write time: RFC 3339, UTC, seconds.
+pub fn now_rfc3339() -> String {
     let secs = SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
         .unwrap_or_default()
@@ -198,70 +206,21 @@ pub async fn backup(
     let raw = Arc::new(AtomicU64::new(0));
     let stored = Arc::new(AtomicU64::new(0));
     let (dbname, env) = libpq_env(info);
-    let pg_dump = options.pg_dump.clone();
-    let encryption = options.encryption.clone();
-    let (level, threads) = (options.level, options.threads);
-    let (raw_t, stored_t) = (raw.clone(), stored.clone());
-    let snapshot_arg = format!("--snapshot={snapshot}");
-    let producer = tokio::task::spawn_blocking(move || -> Result<String, BackupError> {
-        let mut child = Command::new(&pg_dump)
-            .args([
-                "--format=custom",
-                "--compress=0",
-                "--no-password",
-                &snapshot_arg,
-            ])
-            .arg(format!("--dbname={dbname}"))
-            .envs(env)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .map_err(|source| BackupError::Spawn {
-                program: pg_dump.display().to_string(),
-                source,
-            })?;
-        let stdout = child.stdout.take().expect("piped");
-        let mut stderr = child.stderr.take().expect("piped");
-        let stderr_reader = std::thread::spawn(move || {
-            let mut text = String::new();
-            let _ = stderr.read_to_string(&mut text);
-            text
-        });
-        let result = (|| -> std::io::Result<String> {
-            let sink = ChannelWriter::new(tx, stored_t);
-            let age = encryption
-                .wrap(sink)
-                .map_err(|e| std::io::Error::other(e.to_string()))?;
-            let mut zstd = zstd::stream::write::Encoder::new(age, level)?;
-            if threads > 1 {
-                zstd.multithread(threads)?;
-            }
-            let mut source = CountingReader {
-                inner: stdout,
-                count: raw_t,
-            };
-            std::io::copy(&mut source, &mut zstd)?;
-            let age = zstd.finish()?;
-            let sink = age.finish()?;
-            sink.finish()
-        })();
-        let status = child.wait().map_err(|source| BackupError::Spawn {
-            program: pg_dump.display().to_string(),
-            source,
-        })?;
-        let stderr_text = stderr_reader.join().unwrap_or_default();
-        if !status.success() {
-            return Err(BackupError::Dump {
-                code: status
-                    .code()
-                    .map(|c| c.to_string())
-                    .unwrap_or_else(|| "by a signal".to_string()),
-                stderr: tend_pg::redact_text(stderr_text.trim()),
-            });
-        }
-        result.map_err(|e| BackupError::Pipeline(e.to_string()))
-    });
+    let producer = spawn_producer(
+        options.pg_dump.clone(),
+        vec![
+            "--format=custom".to_string(),
+            "--compress=0".to_string(),
+            "--no-password".to_string(),
+            format!("--snapshot={snapshot}"),
+            format!("--dbname={dbname}"),
+        ],
+        env.clone(),
+        options,
+        tx,
+        raw.clone(),
+        stored.clone(),
+    );
 
     // Row counts in the same snapshot, while the dump flows.
     let counter = tokio::spawn(async move {
@@ -332,6 +291,20 @@ pub async fn backup(
                 let _ = store.delete_backup(&id, MANIFEST).await;
                 return Err(BackupError::Pipeline(format!("finishing the upload: {e}")));
             }
+            let mut objects = vec![StoredObject {
+                name: DATA.to_string(),
+                bytes: stored.load(Ordering::Relaxed),
+                sha256,
+            }];
+            if let Some(pg_dumpall) = &options.pg_dumpall {
+                match dump_globals(info, store, &id, pg_dumpall, options).await {
+                    Ok(object) => objects.push(object),
+                    Err(e) => {
+                        let _ = store.delete_backup(&id, MANIFEST).await;
+                        return Err(e);
+                    }
+                }
+            }
             let manifest = Manifest {
                 format: "tend-backup/1".to_string(),
                 id: id.clone(),
@@ -341,15 +314,11 @@ pub async fn backup(
                 started_at,
                 finished_at: now_rfc3339(),
                 raw_bytes: raw.load(Ordering::Relaxed),
-                stored_bytes: stored.load(Ordering::Relaxed),
-                objects: vec![StoredObject {
-                    name: DATA.to_string(),
-                    bytes: stored.load(Ordering::Relaxed),
-                    sha256,
-                }],
+                stored_bytes: objects.iter().map(|o| o.bytes).sum(),
+                objects,
                 compression: Compression {
                     algorithm: "zstd".to_string(),
-                    level,
+                    level: options.level,
                 },
                 encryption: crate::manifest::Encryption {
                     scheme: "age".to_string(),
@@ -372,6 +341,146 @@ pub async fn backup(
     let _ = writer.abort().await;
     let _ = store.delete_backup(&id, MANIFEST).await;
     Err(failure.expect("a failure was found"))
+}
+
+/// Runs a dump program on a blocking thread, its stdout through zstd and age into the
+/// channel. Returns the SHA-256 of what it sent.
+#[allow(clippy::too_many_arguments)]
+fn spawn_producer(
+    program: PathBuf,
+    args: Vec<String>,
+    env: Vec<(String, String)>,
+    options: &BackupOptions,
+    tx: mpsc::Sender<Bytes>,
+    raw: Arc<AtomicU64>,
+    stored: Arc<AtomicU64>,
+) -> tokio::task::JoinHandle<Result<String, BackupError>> {
+    let encryption = options.encryption.clone();
+    let (level, threads) = (options.level, options.threads);
+    tokio::task::spawn_blocking(move || -> Result<String, BackupError> {
+        let name = program
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| program.display().to_string());
+        let mut child = Command::new(&program)
+            .args(&args)
+            .envs(env)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|source| BackupError::Spawn {
+                program: program.display().to_string(),
+                source,
+            })?;
+        let stdout = child.stdout.take().expect("piped");
+        let mut stderr = child.stderr.take().expect("piped");
+        let stderr_reader = std::thread::spawn(move || {
+            let mut text = String::new();
+            let _ = stderr.read_to_string(&mut text);
+            text
+        });
+        let result = (|| -> std::io::Result<String> {
+            let sink = ChannelWriter::new(tx, stored);
+            let age = encryption
+                .wrap(sink)
+                .map_err(|e| std::io::Error::other(e.to_string()))?;
+            let mut zstd = zstd::stream::write::Encoder::new(age, level)?;
+            if threads > 1 {
+                zstd.multithread(threads)?;
+            }
+            let mut source = CountingReader {
+                inner: stdout,
+                count: raw,
+            };
+            std::io::copy(&mut source, &mut zstd)?;
+            let age = zstd.finish()?;
+            let sink = age.finish()?;
+            sink.finish()
+        })();
+        let status = child.wait().map_err(|source| BackupError::Spawn {
+            program: program.display().to_string(),
+            source,
+        })?;
+        let stderr_text = stderr_reader.join().unwrap_or_default();
+        if !status.success() {
+            return Err(BackupError::Dump {
+                program: name,
+                code: status
+                    .code()
+                    .map(|c| c.to_string())
+                    .unwrap_or_else(|| "by a signal".to_string()),
+                stderr: tend_pg::redact_text(stderr_text.trim()),
+            });
+        }
+        result.map_err(|e| BackupError::Pipeline(e.to_string()))
+    })
+}
+
+/// `pg_dumpall --globals-only` (roles and tablespaces) into its own object.
+async fn dump_globals(
+    info: &ConnInfo,
+    store: &Store,
+    id: &str,
+    pg_dumpall: &std::path::Path,
+    options: &BackupOptions,
+) -> Result<StoredObject, BackupError> {
+    let (tx, mut rx) = mpsc::channel::<Bytes>(8);
+    let stored = Arc::new(AtomicU64::new(0));
+    let (dbname, env) = libpq_env(info);
+    let producer = spawn_producer(
+        pg_dumpall.to_path_buf(),
+        vec![
+            "--globals-only".to_string(),
+            "--no-password".to_string(),
+            format!("--dbname={dbname}"),
+        ],
+        env,
+        options,
+        tx,
+        Arc::new(AtomicU64::new(0)),
+        stored.clone(),
+    );
+    let path = store.path(id, GLOBALS);
+    let mut writer = store.writer(&path);
+    let mut upload_error = None;
+    while let Some(chunk) = rx.recv().await {
+        if let Err(e) = writer.put(chunk).await {
+            upload_error = Some(e);
+            break;
+        }
+    }
+    drop(rx);
+    let produced = producer
+        .await
+        .map_err(|e| BackupError::Pipeline(e.to_string()))
+        .and_then(|r| r);
+    match (upload_error, produced) {
+        (None, Ok(sha256)) => {
+            writer
+                .shutdown()
+                .await
+                .map_err(|e| BackupError::Pipeline(format!("finishing the upload: {e}")))?;
+            Ok(StoredObject {
+                name: GLOBALS.to_string(),
+                bytes: stored.load(Ordering::Relaxed),
+                sha256,
+            })
+        }
+        (Some(e), _) => {
+            let _ = writer.abort().await;
+            Err(BackupError::from(StoreError::Object {
+                store: store.description.clone(),
+                action: "write",
+                path: path.to_string(),
+                source: Box::new(e),
+            }))
+        }
+        (None, Err(e)) => {
+            let _ = writer.abort().await;
+            Err(e)
+        }
+    }
 }
 
 /// A backup as `list` shows it.
@@ -442,24 +551,25 @@ async fn read_back<T: Send + 'static>(
     store: &Store,
     manifest: &Manifest,
     decryption: &Decryption,
+    name: &str,
     consume: impl FnOnce(&mut dyn Read) -> Result<T, String> + Send + 'static,
 ) -> Result<(T, u64), BackupError> {
     let object = manifest
         .objects
         .iter()
-        .find(|o| o.name == DATA)
+        .find(|o| o.name == name)
         .ok_or_else(|| BackupError::BadManifest {
             id: manifest.id.clone(),
-            reason: format!("it lists no {DATA}"),
+            reason: format!("it lists no {name}"),
         })?
         .clone();
-    let path = store.path(&manifest.id, DATA);
+    let path = store.path(&manifest.id, name);
     let size = store
         .size(&path)
         .await?
         .ok_or_else(|| BackupError::Damaged {
             id: manifest.id.clone(),
-            reason: format!("its data object {DATA} is missing from the store"),
+            reason: format!("its object {name} is missing from the store"),
         })?;
     if size != object.bytes {
         return Err(BackupError::Damaged {
@@ -521,7 +631,7 @@ async fn read_back<T: Send + 'static>(
         });
     }
     let (result, raw) = outcome?;
-    if raw != manifest.raw_bytes {
+    if name == DATA && raw != manifest.raw_bytes {
         return Err(BackupError::Damaged {
             id: manifest.id.clone(),
             reason: format!(
@@ -542,7 +652,7 @@ pub async fn verify(
     pg_restore: PathBuf,
 ) -> Result<Verification, BackupError> {
     let manifest = read_manifest(store, id).await?;
-    let outcome = read_back(store, &manifest, decryption, move |archive| {
+    let outcome = read_back(store, &manifest, decryption, DATA, move |archive| {
         let mut child = Command::new(&pg_restore)
             .arg("--list")
             .stdin(Stdio::piped())
@@ -572,6 +682,18 @@ pub async fn verify(
         Ok(())
     })
     .await;
+    // Every other object (roles and tablespaces): checksum, decryption, decompression.
+    let mut outcome = outcome.map(|_| ());
+    for object in manifest.objects.iter().filter(|o| o.name != DATA) {
+        if outcome.is_err() {
+            break;
+        }
+        outcome = read_back(store, &manifest, decryption, &object.name, |reader| {
+            drain(reader).map(|_| ()).map_err(|e| e.to_string())
+        })
+        .await
+        .map(|_| ());
+    }
     let verification = Verification {
         verified_at: now_rfc3339(),
         ok: outcome.is_ok(),
@@ -630,7 +752,7 @@ pub async fn restore(
     let stdin = child.stdin.take().expect("piped");
     let child = Arc::new(std::sync::Mutex::new(Some(child)));
     let feeding = child.clone();
-    let fed = read_back(store, &manifest, decryption, move |archive| {
+    let fed = read_back(store, &manifest, decryption, DATA, move |archive| {
         let mut stdin = stdin;
         let mut buf = vec![0u8; 256 * 1024];
         loop {

@@ -15,13 +15,20 @@ use crate::context::{Context, block_on};
 #[derive(Debug, Subcommand)]
 pub enum BackupCommand {
     /// Take a backup: pg_dump, zstd, age, SHA-256, into the store as it flows.
-    Run,
+    Run(RunArgs),
     /// List the complete backups in the store (the store is the catalog).
     List,
     /// Print one backup's manifest.
     Show(IdArgs),
     /// Re-read a backup: checksum, decryption, decompression, archive.
     Verify(VerifyArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Also dump roles and tablespaces (pg_dumpall --globals-only; needs a superuser).
+    #[arg(long)]
+    pub globals: bool,
 }
 
 #[derive(Debug, Args)]
@@ -38,6 +45,13 @@ pub struct VerifyArgs {
     /// The newest backup (the default).
     #[arg(long)]
     pub latest: bool,
+    /// Also restore it into a scratch database and compare every table's row count with
+    /// the manifest (the scratch database is dropped afterwards).
+    #[arg(long)]
+    pub restore: bool,
+    /// A server where the drill may create its scratch database (default: the local cluster).
+    #[arg(long, value_name = "URL", requires = "restore")]
+    pub scratch: Option<String>,
 }
 
 impl From<tend_backup::BackupError> for CommandError {
@@ -130,14 +144,14 @@ pub fn decryption(ctx: &Context) -> Result<Decryption, CommandError> {
 
 pub fn run(cmd: BackupCommand, ctx: &Context) -> Result<i32, CommandError> {
     match cmd {
-        BackupCommand::Run => run_backup(ctx),
+        BackupCommand::Run(args) => run_backup(ctx, &args),
         BackupCommand::List => list(ctx),
         BackupCommand::Show(args) => show(ctx, &args.id),
-        BackupCommand::Verify(args) => verify(ctx, args.id.as_deref()),
+        BackupCommand::Verify(args) => verify(ctx, &args),
     }
 }
 
-fn run_backup(ctx: &Context) -> Result<i32, CommandError> {
+fn run_backup(ctx: &Context, args: &RunArgs) -> Result<i32, CommandError> {
     let encryption = encryption(ctx)?;
     let store = store(ctx)?;
     let target = ctx.target()?;
@@ -152,6 +166,16 @@ fn run_backup(ctx: &Context) -> Result<i32, CommandError> {
     let options = BackupOptions {
         pg_dump: pg_dump.path.clone(),
         pg_dump_version: pg_dump.version.to_string(),
+        pg_dumpall: if args.globals {
+            Some(
+                ctx.settings
+                    .tool_search()
+                    .find(PgTool::PgDumpall, VersionNeed::AtLeastMajor(facts.major()))?
+                    .path,
+            )
+        } else {
+            None
+        },
         encryption,
         level: ctx
             .settings
@@ -245,18 +269,103 @@ fn show(ctx: &Context, id: &str) -> Result<i32, CommandError> {
     Ok(exit::OK)
 }
 
-fn verify(ctx: &Context, id: Option<&str>) -> Result<i32, CommandError> {
+fn verify(ctx: &Context, args: &VerifyArgs) -> Result<i32, CommandError> {
     let store = store(ctx)?;
     let decryption = decryption(ctx)?;
-    let id = block_on(ops::resolve_id(&store, id))?;
+    let id = block_on(ops::resolve_id(&store, args.id.as_deref()))?;
     let pg_restore = ctx
         .settings
         .tool_search()
         .find(PgTool::PgRestore, VersionNeed::Any)?;
-    let verification = block_on(ops::verify(&store, &id, &decryption, pg_restore.path))?;
+    let mut verification = block_on(ops::verify(
+        &store,
+        &id,
+        &decryption,
+        pg_restore.path.clone(),
+    ))?;
+    if args.restore {
+        verification = restore_drill(
+            ctx,
+            &store,
+            &id,
+            &decryption,
+            pg_restore.path,
+            args.scratch.as_deref(),
+        )?;
+    }
     ctx.out
         .json_value(&serde_json::json!({ "id": id, "verification": verification }));
     ctx.out
         .line(format!("Backup {id} is sound: {}.", verification.message));
     Ok(exit::OK)
+}
+
+/// Restores into a scratch database, compares row counts with the manifest, drops it, and
+/// records the result in the store.
+fn restore_drill(
+    ctx: &Context,
+    store: &Store,
+    id: &str,
+    decryption: &Decryption,
+    pg_restore: std::path::PathBuf,
+    scratch: Option<&str>,
+) -> Result<tend_backup::manifest::Verification, CommandError> {
+    let admin = match scratch {
+        Some(url) => tend_pg::ConnInfo::parse(url)?,
+        None => crate::context::start_local_cluster(&ctx.settings, ctx.out, "postgres", false)?,
+    };
+    let name = format!(
+        "tend_drill_{}",
+        id.to_ascii_lowercase()
+            .replace(|c: char| !c.is_ascii_alphanumeric(), "_")
+    );
+    let quoted = tend_pg::quote_ident(&name);
+    let session = ctx.connect(&admin)?;
+    block_on(session.batch_execute(&format!("DROP DATABASE IF EXISTS {quoted} WITH (FORCE)")))?;
+    block_on(session.batch_execute(&format!("CREATE DATABASE {quoted}")))?;
+    let target = admin.with_dbname(&name);
+    let outcome = (|| -> Result<String, CommandError> {
+        let manifest = block_on(ops::restore(
+            store, id, decryption, &target, pg_restore, false,
+        ))?;
+        let restored = ctx.connect(&target)?;
+        let mut mismatches = Vec::new();
+        for table in &manifest.tables {
+            let sql = format!(
+                "SELECT count(*) FROM {}",
+                tend_pg::quote::quote_qualified(&table.schema, &table.table)
+            );
+            let rows: i64 = block_on(restored.query_one(&sql, &[]))?.get(0);
+            if rows != table.rows {
+                mismatches.push(format!(
+                    "{}.{}: {} rows, the manifest says {}",
+                    table.schema, table.table, rows, table.rows
+                ));
+            }
+        }
+        if mismatches.is_empty() {
+            Ok(format!(
+                "restored into a scratch database: all {} tables hold the rows the manifest lists",
+                manifest.tables.len()
+            ))
+        } else {
+            Err(CommandError::failure(format!(
+                "the restore drill found different row counts: {}",
+                mismatches.join("; ")
+            )))
+        }
+    })();
+    let _ =
+        block_on(session.batch_execute(&format!("DROP DATABASE IF EXISTS {quoted} WITH (FORCE)")));
+    let verification = tend_backup::manifest::Verification {
+        verified_at: tend_backup::ops::now_rfc3339(),
+        ok: outcome.is_ok(),
+        level: "restore".to_string(),
+        message: match &outcome {
+            Ok(m) => m.clone(),
+            Err(e) => e.message.clone(),
+        },
+    };
+    block_on(ops::record_verification(store, id, &verification))?;
+    outcome.map(|_| verification)
 }

@@ -68,10 +68,15 @@ fn round_trip_through_a_directory_with_verify_and_refusals() {
             .env("BACKUP_ENCRYPTION_KEY", PASSPHRASE)
             .args(args))
     };
-    let (code, out, err) = tend(&["backup", "run", "--json"], &source.url());
+    let (code, out, err) = tend(&["backup", "run", "--globals", "--json"], &source.url());
     assert_eq!(code, 0, "{out}{err}");
     let manifest: serde_json::Value = serde_json::from_str(&out).unwrap();
     let id = manifest["id"].as_str().unwrap().to_string();
+    assert_eq!(
+        manifest["objects"].as_array().unwrap().len(),
+        2,
+        "{manifest}"
+    );
     let things = manifest["tables"]
         .as_array()
         .unwrap()
@@ -89,6 +94,10 @@ fn round_trip_through_a_directory_with_verify_and_refusals() {
     assert_eq!(code, 0, "{out}{err}");
     let (_, out, _) = tend(&["backup", "list"], &source.url());
     assert!(out.contains("verified"), "{out}");
+    // The restore drill: into a scratch database on the local cluster, rows compared.
+    let (code, out, err) = tend(&["backup", "verify", &id, "--restore"], &source.url());
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("hold the rows the manifest lists"), "{out}");
 
     // No plaintext of the data is stored.
     let dir = project.path().join(".tend/backups").join(&id);
