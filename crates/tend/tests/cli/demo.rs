@@ -16,6 +16,7 @@ fn demo_builds_the_example_database_and_leaves_it_running() {
         "{out}"
     );
     assert!(out.contains("fix: "), "a finding and its remedy: {out}");
+    assert!(out.contains("restored into tend_demo_restored"), "{out}");
     // The cluster is left running with the example database.
     let (code, url, _) = run(project.tend().args(["dev", "url", "-d", "tend_demo"]));
     assert_eq!(code, 0);
