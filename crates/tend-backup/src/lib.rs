@@ -8,6 +8,7 @@ pub mod crypto;
 pub mod manifest;
 pub mod ops;
 pub mod pipeline;
+pub mod retention;
 pub mod store;
 
 pub use crypto::{Decryption, Encryption};

@@ -242,6 +242,48 @@ pub const KEYS: &[Key] = &[
         doc: "zstd level (1-19): 3 is fast and already beats gzip -6.",
     },
     Key {
+        name: "backup.retention.keep_last",
+        env: &[],
+        kind: Kind::Integer,
+        default: None,
+        doc: "`tend backup prune` keeps the newest N backups.",
+    },
+    Key {
+        name: "backup.retention.keep_daily",
+        env: &[],
+        kind: Kind::Integer,
+        default: Some("7"),
+        doc: "... and the newest backup of each of the last N days that have one.",
+    },
+    Key {
+        name: "backup.retention.keep_weekly",
+        env: &[],
+        kind: Kind::Integer,
+        default: Some("4"),
+        doc: "... of each of the last N ISO weeks.",
+    },
+    Key {
+        name: "backup.retention.keep_monthly",
+        env: &[],
+        kind: Kind::Integer,
+        default: Some("12"),
+        doc: "... of each of the last N months.",
+    },
+    Key {
+        name: "backup.retention.keep_yearly",
+        env: &[],
+        kind: Kind::Integer,
+        default: None,
+        doc: "... of each of the last N years.",
+    },
+    Key {
+        name: "backup.retention.max_age_days",
+        env: &["BACKUP_RETENTION_DAYS"],
+        kind: Kind::Integer,
+        default: None,
+        doc: "Backups older than this are deleted whatever the rules say (never the newest verified one).",
+    },
+    Key {
         name: "health.latency_warning",
         env: &["DB_CONNECTION_TIME_THRESHOLD"],
         kind: Kind::Duration,
@@ -703,10 +745,21 @@ fn read_config_file(path: &Path) -> Result<FileContents, ConfigError> {
                 path: path.to_path_buf(),
             });
         };
+        // Sub-tables (`[backup.retention]`) hold keys named `section.table.key`.
+        let mut flat: Vec<(String, &toml::Value)> = Vec::new();
         for (name, value) in entries {
-            if section == "checks" && value.is_table() {
-                continue;
+            match value {
+                toml::Value::Table(_) if section == "checks" => {}
+                toml::Value::Table(inner) => {
+                    for (sub, v) in inner {
+                        flat.push((format!("{name}.{sub}"), v));
+                    }
+                }
+                other => flat.push((name.clone(), other)),
             }
+        }
+        for (name, value) in &flat {
+            let value = *value;
             let full = format!("{section}.{name}");
             let Some(key) = KEYS.iter().find(|k| k.name == full) else {
                 return Err(ConfigError::UnknownKey {

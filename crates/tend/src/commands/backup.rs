@@ -22,6 +22,15 @@ pub enum BackupCommand {
     Show(IdArgs),
     /// Re-read a backup: checksum, decryption, decompression, archive.
     Verify(VerifyArgs),
+    /// Delete backups the retention policy ([backup.retention]) no longer keeps.
+    Prune(PruneArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct PruneArgs {
+    /// Show what would be kept and deleted, and delete nothing.
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 #[derive(Debug, Args)]
@@ -148,6 +157,7 @@ pub fn run(cmd: BackupCommand, ctx: &Context) -> Result<i32, CommandError> {
         BackupCommand::List => list(ctx),
         BackupCommand::Show(args) => show(ctx, &args.id),
         BackupCommand::Verify(args) => verify(ctx, &args),
+        BackupCommand::Prune(args) => prune(ctx, &args),
     }
 }
 
@@ -368,4 +378,87 @@ fn restore_drill(
     };
     block_on(ops::record_verification(store, id, &verification))?;
     outcome.map(|_| verification)
+}
+
+/// The retention policy from `[backup.retention]` (and BACKUP_RETENTION_DAYS).
+fn policy(ctx: &Context) -> tend_backup::retention::Policy {
+    let get = |key: &str| ctx.settings.integer(key);
+    tend_backup::retention::Policy {
+        keep_last: get("backup.retention.keep_last"),
+        keep_daily: get("backup.retention.keep_daily"),
+        keep_weekly: get("backup.retention.keep_weekly"),
+        keep_monthly: get("backup.retention.keep_monthly"),
+        keep_yearly: get("backup.retention.keep_yearly"),
+        max_age_days: get("backup.retention.max_age_days"),
+    }
+}
+
+fn prune(ctx: &Context, args: &PruneArgs) -> Result<i32, CommandError> {
+    use tend_backup::retention::{Candidate, decide, parse_rfc3339};
+    let store = store(ctx)?;
+    let backups = block_on(ops::list(&store))?;
+    let candidates: Vec<Candidate> = backups
+        .iter()
+        .map(|b| Candidate {
+            id: b.manifest.id.clone(),
+            finished_at: parse_rfc3339(&b.manifest.finished_at).unwrap_or(0),
+            verified_ok: b.verification.as_ref().is_some_and(|v| v.ok),
+        })
+        .collect();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0);
+    let policy = policy(ctx);
+    let decisions = decide(&policy, &candidates, now);
+    let doomed: Vec<&tend_backup::retention::Decision> =
+        decisions.iter().filter(|d| !d.keep).collect();
+    for d in &decisions {
+        ctx.out.line(format!(
+            "{} {}  {}",
+            if d.keep {
+                "keep  "
+            } else if args.dry_run {
+                "would delete"
+            } else {
+                "delete"
+            },
+            d.id,
+            d.reasons.join(", ")
+        ));
+    }
+    if args.dry_run || doomed.is_empty() {
+        ctx.out.json_value(&serde_json::json!({
+            "dry_run": args.dry_run, "policy": policy, "decisions": decisions, "deleted": [],
+        }));
+        if doomed.is_empty() {
+            ctx.out.line("Nothing to delete.");
+        }
+        return Ok(exit::OK);
+    }
+    ctx.out.confirm(
+        &format!(
+            "Delete {} backup{} from {}?",
+            doomed.len(),
+            if doomed.len() == 1 { "" } else { "s" },
+            store.description
+        ),
+        ctx.yes,
+    )?;
+    let mut deleted = Vec::new();
+    for d in doomed {
+        // The manifest goes first: a crash here leaves an unlisted folder, never a listed
+        // backup with missing parts.
+        block_on(store.delete_backup(&d.id, tend_backup::manifest::MANIFEST))?;
+        deleted.push(d.id.clone());
+    }
+    ctx.out.json_value(&serde_json::json!({
+        "dry_run": false, "policy": policy, "decisions": decisions, "deleted": deleted,
+    }));
+    ctx.out.line(format!(
+        "Deleted {} backup{}.",
+        deleted.len(),
+        if deleted.len() == 1 { "" } else { "s" }
+    ));
+    Ok(exit::OK)
 }

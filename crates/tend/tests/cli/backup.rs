@@ -328,3 +328,96 @@ fn round_trip_through_an_s3_compatible_server() {
     assert_eq!(code, 0, "{out}{err}");
     assert_eq!(schema_and_hashes(&target), schema_and_hashes(&source));
 }
+
+#[test]
+fn a_killed_backup_never_leaves_a_listed_backup_that_fails() {
+    let source = TestDb::create();
+    source.execute(
+        "CREATE TABLE big AS SELECT g AS id, md5(g::text) || md5((g * 7)::text) AS body FROM generate_series(1, 400000) g",
+    );
+    let project = TestProject::new();
+    for delay_ms in [20u64, 80, 150, 250, 400] {
+        let mut child = project
+            .tend_process()
+            .env("DATABASE_URL", source.url())
+            .env("BACKUP_ENCRYPTION_KEY", PASSPHRASE)
+            .args(["backup", "run", "-q"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(delay_ms));
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    let tend = |args: &[&str]| {
+        run(project
+            .tend()
+            .env("DATABASE_URL", source.url())
+            .env("BACKUP_ENCRYPTION_KEY", PASSPHRASE)
+            .args(args))
+    };
+    // Every backup listed (those that finished before a kill) is sound.
+    let (code, out, _) = tend(&["backup", "list", "--json"]);
+    assert_eq!(code, 0);
+    let doc: serde_json::Value = serde_json::from_str(&out).unwrap();
+    for backup in doc["backups"].as_array().unwrap() {
+        let id = backup["manifest"]["id"].as_str().unwrap();
+        let (code, _, err) = tend(&["backup", "verify", id]);
+        assert_eq!(code, 0, "listed backup {id} fails: {err}");
+    }
+    // And the next run succeeds.
+    let (code, out, err) = tend(&["backup", "run"]);
+    assert_eq!(code, 0, "{out}{err}");
+}
+
+#[test]
+fn prune_follows_the_policy_and_never_drops_the_newest_verified() {
+    let source = TestDb::create();
+    source.execute("CREATE TABLE t AS SELECT g FROM generate_series(1, 100) g");
+    let project = TestProject::new();
+    project.write(
+        "tend.toml",
+        "[backup.retention]\nkeep_last = 1\nkeep_daily = 0\nkeep_weekly = 0\nkeep_monthly = 0\n",
+    );
+    let tend = |args: &[&str]| {
+        run(project
+            .tend()
+            .env("DATABASE_URL", source.url())
+            .env("BACKUP_ENCRYPTION_KEY", PASSPHRASE)
+            .args(args))
+    };
+    let mut ids = Vec::new();
+    for _ in 0..3 {
+        let (code, out, err) = tend(&["backup", "run", "--json"]);
+        assert_eq!(code, 0, "{out}{err}");
+        let manifest: serde_json::Value = serde_json::from_str(&out).unwrap();
+        ids.push(manifest["id"].as_str().unwrap().to_string());
+        std::thread::sleep(std::time::Duration::from_millis(1100));
+    }
+    // Only the oldest is verified: it is the newest verified one, so it stays.
+    assert_eq!(tend(&["backup", "verify", &ids[0]]).0, 0);
+    let (code, out, _) = tend(&["backup", "prune", "--dry-run"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains(&format!("would delete {}", ids[1])), "{out}");
+    assert_eq!(
+        tend(&["backup", "list", "--json"])
+            .1
+            .matches("\"format\"")
+            .count(),
+        3
+    );
+    assert_eq!(tend(&["backup", "prune"]).0, 6, "asks without a terminal");
+    let (code, out, err) = tend(&["backup", "prune", "--yes", "--json"]);
+    assert_eq!(code, 0, "{out}{err}");
+    let doc: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(doc["deleted"], serde_json::json!([ids[1]]));
+    let (_, out, _) = tend(&["backup", "list"]);
+    assert!(
+        out.contains(&ids[0]) && out.contains(&ids[2]) && !out.contains(&ids[1]),
+        "{out}"
+    );
+    // Pruning again deletes nothing more.
+    let (_, out, _) = tend(&["backup", "prune", "--yes"]);
+    assert!(out.contains("Nothing to delete"), "{out}");
+}
