@@ -814,6 +814,75 @@ pub async fn restore(
     }
 }
 
+/// Restores with `pg_restore --jobs N`: parallel restore needs a seekable archive, so the
+/// backup is checked and unpacked into a temporary file first (removed afterwards). Unlike
+/// the streaming restore it is not one transaction: a failure can leave the target
+/// partly restored.
+pub async fn restore_parallel(
+    store: &Store,
+    id: &str,
+    decryption: &Decryption,
+    target: &ConnInfo,
+    pg_restore: PathBuf,
+    clean: bool,
+    jobs: u32,
+) -> Result<Manifest, BackupError> {
+    let manifest = read_manifest(store, id).await?;
+    let file = tempfile_path(id);
+    let writing = file.clone();
+    let unpacked = read_back(store, &manifest, decryption, DATA, move |archive| {
+        let mut out = std::fs::File::create(&writing)
+            .map_err(|e| format!("cannot write {}: {e}", writing.display()))?;
+        std::io::copy(archive, &mut out).map_err(|e| e.to_string())?;
+        out.sync_all().map_err(|e| e.to_string())?;
+        Ok(())
+    })
+    .await;
+    if let Err(e) = unpacked {
+        let _ = std::fs::remove_file(&file);
+        return Err(e);
+    }
+    let (dbname, env) = libpq_env(target);
+    let mut command = Command::new(&pg_restore);
+    command
+        .args(["--exit-on-error", "--no-password"])
+        .arg(format!("--jobs={}", jobs.max(1)))
+        .args(if clean {
+            vec!["--clean", "--if-exists"]
+        } else {
+            vec![]
+        })
+        .arg(format!("--dbname={dbname}"))
+        .arg(&file)
+        .envs(env)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    let output = tokio::task::spawn_blocking(move || command.output())
+        .await
+        .map_err(|e| BackupError::Pipeline(e.to_string()));
+    let _ = std::fs::remove_file(&file);
+    let output = output?.map_err(|source| BackupError::Spawn {
+        program: pg_restore.display().to_string(),
+        source,
+    })?;
+    if !output.status.success() {
+        return Err(BackupError::Restore {
+            code: output
+                .status
+                .code()
+                .map(|c| c.to_string())
+                .unwrap_or_else(|| "by a signal".to_string()),
+            stderr: tend_pg::redact_text(String::from_utf8_lossy(&output.stderr).trim()),
+        });
+    }
+    Ok(manifest)
+}
+
+fn tempfile_path(id: &str) -> PathBuf {
+    std::env::temp_dir().join(format!("tend-restore-{id}-{}.dump", std::process::id()))
+}
+
 /// Is the target database empty of user tables?
 pub async fn user_tables(info: &ConnInfo, connect: &ConnectOptions) -> Result<i64, BackupError> {
     let session = tend_pg::connect(info, connect).await?;

@@ -287,12 +287,15 @@ fn verify(ctx: &Context, args: &VerifyArgs) -> Result<i32, CommandError> {
         .settings
         .tool_search()
         .find(PgTool::PgRestore, VersionNeed::Any)?;
-    let mut verification = block_on(ops::verify(
+    let bar = spinner(ctx, &format!("verifying backup {id}"));
+    let verification = block_on(ops::verify(
         &store,
         &id,
         &decryption,
         pg_restore.path.clone(),
-    ))?;
+    ));
+    bar.finish_and_clear();
+    let mut verification = verification?;
     if args.restore {
         verification = restore_drill(
             ctx,
@@ -461,4 +464,18 @@ fn prune(ctx: &Context, args: &PruneArgs) -> Result<i32, CommandError> {
         if deleted.len() == 1 { "" } else { "s" }
     ));
     Ok(exit::OK)
+}
+
+/// A spinner with the elapsed time, on stderr, for long steps that report no byte counts.
+pub fn spinner(ctx: &Context, message: &str) -> ProgressBar {
+    if ctx.out.quiet || ctx.out.json {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new_spinner();
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} {msg} ({elapsed})").expect("a valid template"),
+    );
+    bar.set_message(message.to_string());
+    bar.enable_steady_tick(std::time::Duration::from_millis(120));
+    bar
 }

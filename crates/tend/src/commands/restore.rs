@@ -28,6 +28,10 @@ pub struct RestoreArgs {
     /// Say what would be restored where, and restore nothing.
     #[arg(long)]
     pub dry_run: bool,
+    /// Restore with N parallel jobs (unpacks to a temporary file first, and is not one
+    /// transaction); 1, the default, streams in one transaction.
+    #[arg(long, short = 'j', value_name = "N", default_value_t = 1)]
+    pub jobs: u32,
 }
 
 pub fn run(args: RestoreArgs, ctx: &Context) -> Result<i32, CommandError> {
@@ -81,14 +85,29 @@ pub fn run(args: RestoreArgs, ctx: &Context) -> Result<i32, CommandError> {
         .settings
         .tool_search()
         .find(PgTool::PgRestore, VersionNeed::Any)?;
-    let restored = block_on(ops::restore(
-        &store,
-        &id,
-        &decryption,
-        &target,
-        pg_restore.path,
-        args.clean,
-    ))?;
+    let bar = super::backup::spinner(ctx, &format!("restoring backup {id}"));
+    let restored = if args.jobs > 1 {
+        block_on(ops::restore_parallel(
+            &store,
+            &id,
+            &decryption,
+            &target,
+            pg_restore.path,
+            args.clean,
+            args.jobs,
+        ))
+    } else {
+        block_on(ops::restore(
+            &store,
+            &id,
+            &decryption,
+            &target,
+            pg_restore.path,
+            args.clean,
+        ))
+    };
+    bar.finish_and_clear();
+    let restored = restored?;
     ctx.out.json_value(&serde_json::json!({ "restored": id, "to": target.redacted().to_string(), "tables": restored.tables.len() }));
     ctx.out.line(format!(
         "Restored backup {id} ({} tables) into {}.",

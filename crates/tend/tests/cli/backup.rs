@@ -421,3 +421,22 @@ fn prune_follows_the_policy_and_never_drops_the_newest_verified() {
     let (_, out, _) = tend(&["backup", "prune", "--yes"]);
     assert!(out.contains("Nothing to delete"), "{out}");
 }
+
+#[test]
+fn parallel_restore_gives_the_same_database() {
+    let source = rich_database();
+    let project = TestProject::new();
+    let tend = |args: &[&str]| {
+        run(project
+            .tend()
+            .env("DATABASE_URL", source.url())
+            .env("BACKUP_ENCRYPTION_KEY", PASSPHRASE)
+            .args(args))
+    };
+    let (code, out, err) = tend(&["backup", "run"]);
+    assert_eq!(code, 0, "{out}{err}");
+    let target = TestDb::create();
+    let (code, out, err) = tend(&["restore", "--latest", "--jobs", "2", "--to", &target.url()]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(schema_and_hashes(&target), schema_and_hashes(&source));
+}
