@@ -2,7 +2,7 @@
 # Installs what tend's demo and tests need on a fresh Debian/Ubuntu machine, and nothing
 # when it is all there: PostgreSQL server and client programs (initdb, pg_ctl, postgres,
 # psql, pg_dump, pg_restore), the unprivileged `postgres` OS user that runs local clusters
-# when tend runs as root, openssl (the TLS tests make their own CA with it), and s3s-fs, the
+# when tend runs as root, openssl (the TLS tests make their own CA with it), and (with --for-tests) s3s-fs, the
 # S3-compatible server over a directory that the backup tests store into (built from crates.io).
 # Safe to run again; quiet when there is nothing to do.
 set -euo pipefail
@@ -50,10 +50,11 @@ if ! command -v cargo >/dev/null; then
     exit 1
 fi
 
-# The backup tests' S3 server. 0.14.1 is the newest s3s-fs that builds on rustc 1.95
-# (0.15 and later need 1.96); `binary` is the feature that builds the program.
+# The backup tests' S3 server, only for the tests (`scripts/setup.sh --for-tests`, which
+# scripts/test.sh runs): the demo does not need it. 0.14.1 is the newest s3s-fs that builds
+# on rustc 1.95 (0.15 and later need 1.96); `binary` is the feature that builds the program.
 cargo_bin="${CARGO_HOME:-${HOME:-/root}/.cargo}/bin"
-if ! command -v s3s-fs >/dev/null && [[ ! -x "$cargo_bin/s3s-fs" ]]; then
+if [[ "${1:-}" == "--for-tests" ]] && ! command -v s3s-fs >/dev/null && [[ ! -x "$cargo_bin/s3s-fs" ]]; then
     echo "setup: building s3s-fs 0.14.1 from crates.io with cargo install (about 5 minutes on 2 cores)" >&2
     cargo install s3s-fs --version 0.14.1 --features binary --locked --quiet
 fi

@@ -3,5 +3,5 @@
 # themselves (set TEND_TEST_DATABASE_URL to use an existing superuser connection instead).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/setup.sh
+scripts/setup.sh --for-tests
 exec cargo test --workspace --locked "$@"
