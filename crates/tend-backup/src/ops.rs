@@ -261,6 +261,10 @@ pub async fn backup(
         .await
         .map_err(|e| BackupError::Pipeline(e.to_string()))
         .and_then(|r| r);
+    if produced.is_err() || upload_error.is_some() {
+        // No manifest will be written: counting the rest of a big database is wasted work.
+        counter.abort();
+    }
     let rows = counter
         .await
         .map_err(|e| BackupError::Pipeline(e.to_string()))
