@@ -8,6 +8,9 @@ use age::secrecy::SecretString;
 
 use crate::manifest::RecipientInfo;
 
+/// scrypt's cost for passphrase backups: log2 of N (64 MiB of memory).
+pub const SCRYPT_LOG_N: u8 = 16;
+
 /// How backups are encrypted.
 #[derive(Clone)]
 pub enum Encryption {
@@ -76,7 +79,17 @@ impl Encryption {
     /// Wraps a writer so what is written to it is encrypted. Call `finish` on the result.
     pub fn wrap<W: Write>(&self, output: W) -> Result<age::stream::StreamWriter<W>, CryptoError> {
         let encryptor = match self {
-            Encryption::Passphrase(pass) => age::Encryptor::with_user_passphrase(pass.clone()),
+            Encryption::Passphrase(pass) => {
+                // age times the machine to pick scrypt's cost, which here varied from
+                // 2^18 to 2^20 (up to 1 GiB of memory, for the backup and again for every
+                // restore, and a restore on a slower machine may refuse it). A fixed 2^16
+                // costs 64 MiB and a fraction of a second, and stays within what any
+                // machine accepts; a long passphrase is what makes it strong.
+                let mut recipient = age::scrypt::Recipient::new(pass.clone());
+                recipient.set_work_factor(SCRYPT_LOG_N);
+                age::Encryptor::with_recipients(std::iter::once(&recipient as &dyn age::Recipient))
+                    .map_err(|e| CryptoError::Setup(e.to_string()))?
+            }
             Encryption::Recipients(list) => {
                 age::Encryptor::with_recipients(list.iter().map(|r| r as &dyn age::Recipient))
                     .map_err(|e| CryptoError::Setup(e.to_string()))?

@@ -33,6 +33,35 @@ pub struct Manifest {
     /// Rows per table, counted in the dump's own snapshot.
     pub tables: Vec<TableRows>,
     pub tend_version: String,
+    /// SHA-256 of this manifest's JSON written with `checksum` absent: a damaged manifest is
+    /// caught like a damaged data object.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checksum: Option<String>,
+}
+
+impl Manifest {
+    fn digest(&self) -> String {
+        use sha2::{Digest, Sha256};
+        let mut bare = self.clone();
+        bare.checksum = None;
+        let bytes = serde_json::to_vec(&bare).expect("manifests serialize");
+        crate::pipeline::hex(&Sha256::digest(&bytes))
+    }
+
+    /// The manifest as stored: pretty JSON carrying its own checksum.
+    pub fn to_stored_bytes(&self) -> Vec<u8> {
+        let mut sealed = self.clone();
+        sealed.checksum = Some(self.digest());
+        serde_json::to_vec_pretty(&sealed).expect("manifests serialize")
+    }
+
+    /// Does the stored checksum match the contents? (Manifests without one pass.)
+    pub fn checksum_matches(&self) -> bool {
+        match &self.checksum {
+            Some(sum) => *sum == self.digest(),
+            None => true,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

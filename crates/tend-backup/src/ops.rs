@@ -330,8 +330,9 @@ pub async fn backup(
                 },
                 tables: rows,
                 tend_version: env!("CARGO_PKG_VERSION").to_string(),
+                checksum: None,
             };
-            let text = serde_json::to_vec_pretty(&manifest).expect("manifests serialize");
+            let text = manifest.to_stored_bytes();
             if let Err(e) = store
                 .put(&store.path(&id, MANIFEST), Bytes::from(text))
                 .await
@@ -366,6 +367,12 @@ fn spawn_producer(
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_else(|| program.display().to_string());
+        // The key wrapping (scrypt for a passphrase) comes first, so pg_dump never waits
+        // on its pipe while it runs.
+        let sink = ChannelWriter::new(tx, stored);
+        let age = encryption
+            .wrap(sink)
+            .map_err(|e| BackupError::Pipeline(e.to_string()))?;
         let mut child = Command::new(&program)
             .args(&args)
             .envs(env)
@@ -385,10 +392,6 @@ fn spawn_producer(
             text
         });
         let result = (|| -> std::io::Result<String> {
-            let sink = ChannelWriter::new(tx, stored);
-            let age = encryption
-                .wrap(sink)
-                .map_err(|e| std::io::Error::other(e.to_string()))?;
             let mut zstd = zstd::stream::write::Encoder::new(age, level)?;
             if threads > 1 {
                 zstd.multithread(threads)?;
@@ -500,7 +503,12 @@ pub async fn list(store: &Store) -> Result<Vec<Listed>, BackupError> {
     let mut out = Vec::new();
     for id in store.ids().await? {
         let manifest = match store.size(&store.path(&id, MANIFEST)).await? {
-            Some(_) => read_manifest(store, &id).await?,
+            // A damaged manifest makes the backup unusable: not listed (see `unusable`).
+            Some(_) => match read_manifest(store, &id).await {
+                Ok(manifest) => manifest,
+                Err(BackupError::BadManifest { .. }) => continue,
+                Err(e) => return Err(e),
+            },
             None => continue,
         };
         let verification = match store.size(&store.path(&id, VERIFICATION)).await? {
@@ -517,6 +525,21 @@ pub async fn list(store: &Store) -> Result<Vec<Listed>, BackupError> {
     Ok(out)
 }
 
+/// Folders whose manifest exists but cannot be trusted, with the reason: never listed as
+/// usable, reported so they are not forgotten.
+pub async fn unusable(store: &Store) -> Result<Vec<(String, String)>, BackupError> {
+    let mut out = Vec::new();
+    for id in store.ids().await? {
+        if store.size(&store.path(&id, MANIFEST)).await?.is_none() {
+            continue;
+        }
+        if let Err(BackupError::BadManifest { reason, .. }) = read_manifest(store, &id).await {
+            out.push((id, reason));
+        }
+    }
+    Ok(out)
+}
+
 pub async fn read_manifest(store: &Store, id: &str) -> Result<Manifest, BackupError> {
     let path = store.path(id, MANIFEST);
     if store.size(&path).await?.is_none() {
@@ -528,6 +551,13 @@ pub async fn read_manifest(store: &Store, id: &str) -> Result<Manifest, BackupEr
             id: id.to_string(),
             reason: e.to_string(),
         })?;
+    if !manifest.checksum_matches() {
+        return Err(BackupError::BadManifest {
+            id: id.to_string(),
+            reason: "its checksum does not match its contents (it was changed or damaged)"
+                .to_string(),
+        });
+    }
     if manifest.id != id {
         return Err(BackupError::BadManifest {
             id: id.to_string(),
@@ -837,8 +867,8 @@ pub async fn restore_parallel(
     let unpacked = read_back(store, &manifest, decryption, DATA, move |archive| {
         let mut out = std::fs::File::create(&writing)
             .map_err(|e| format!("cannot write {}: {e}", writing.display()))?;
+        // A scratch file: no fsync, it is read back at once and removed.
         std::io::copy(archive, &mut out).map_err(|e| e.to_string())?;
-        out.sync_all().map_err(|e| e.to_string())?;
         Ok(())
     })
     .await;

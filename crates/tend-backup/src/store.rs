@@ -68,6 +68,8 @@ impl Store {
                             source: std::io::Error::other(e.to_string()),
                         }
                     })?;
+                // fsync: a backup that says it is done must survive a power cut.
+                let fs = fs.with_fsync(true);
                 Ok(Store {
                     inner: Arc::new(fs),
                     description: dir.display().to_string(),

@@ -107,6 +107,16 @@ impl Output {
         }
     }
 
+    /// A warning on stderr, silenced by -q.
+    pub fn warn(&self, text: impl AsRef<str>) {
+        if self.quiet {
+            return;
+        }
+        let prefix = self.paint_err("warning:", "33");
+        let mut err = std::io::stderr().lock();
+        let _ = writeln!(err, "{prefix} {}", self.scrub(text.as_ref()));
+    }
+
     /// Prints an error once, at the top: message, hints, and the cause chain with -v.
     /// In JSON mode stdout also gets `{"error": ...}` for scripts.
     pub fn error(&self, err: &CommandError) {

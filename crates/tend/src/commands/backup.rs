@@ -241,6 +241,11 @@ fn run_backup(ctx: &Context, args: &RunArgs) -> Result<i32, CommandError> {
 fn list(ctx: &Context) -> Result<i32, CommandError> {
     let store = store(ctx)?;
     let backups: Vec<Listed> = block_on(ops::list(&store))?;
+    for (id, reason) in block_on(ops::unusable(&store))? {
+        ctx.out.warn(format!(
+            "backup {id} is not listed: its manifest is unusable ({reason})"
+        ));
+    }
     ctx.out
         .json_value(&serde_json::json!({ "store": store.description, "backups": backups }));
     if backups.is_empty() {
@@ -400,12 +405,15 @@ fn prune(ctx: &Context, args: &PruneArgs) -> Result<i32, CommandError> {
     use tend_backup::retention::{Candidate, decide, parse_rfc3339};
     let store = store(ctx)?;
     let backups = block_on(ops::list(&store))?;
+    // A backup whose time cannot be read is never a candidate for deletion.
     let candidates: Vec<Candidate> = backups
         .iter()
-        .map(|b| Candidate {
-            id: b.manifest.id.clone(),
-            finished_at: parse_rfc3339(&b.manifest.finished_at).unwrap_or(0),
-            verified_ok: b.verification.as_ref().is_some_and(|v| v.ok),
+        .filter_map(|b| {
+            Some(Candidate {
+                id: b.manifest.id.clone(),
+                finished_at: parse_rfc3339(&b.manifest.finished_at)?,
+                verified_ok: b.verification.as_ref().is_some_and(|v| v.ok),
+            })
         })
         .collect();
     let now = std::time::SystemTime::now()

@@ -202,6 +202,28 @@ fn damage_is_caught_by_verify_and_restore_leaves_the_target_alone() {
             "{what}: the target must stay empty"
         );
     }
+    // A changed manifest (a table renamed in it) is caught by its own checksum, and the
+    // backup drops out of the list with a warning.
+    let manifest_path = data.with_file_name("manifest.json");
+    let manifest_text = std::fs::read_to_string(&manifest_path).unwrap();
+    std::fs::write(
+        &manifest_path,
+        manifest_text.replace("\"things\"", "\"thinks\""),
+    )
+    .unwrap();
+    let (code, _, err) = tend(&["backup", "verify", &id]);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("checksum does not match its contents"),
+        "{err}"
+    );
+    let (code, out, err) = tend(&["backup", "list"]);
+    assert_eq!(code, 0);
+    assert!(
+        !out.contains(&id) && err.contains("not listed"),
+        "{out}{err}"
+    );
+    std::fs::write(&manifest_path, &manifest_text).unwrap();
     // A missing part, and a manifest from another backup.
     std::fs::remove_file(&data).unwrap();
     let (code, _, err) = tend(&["backup", "verify", &id]);
