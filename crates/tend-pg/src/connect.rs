@@ -47,9 +47,15 @@ impl Default for ConnectOptions {
 #[derive(Debug, thiserror::Error)]
 pub enum ConnectError {
     #[error(
-        "cannot reach PostgreSQL at {target}: {detail}; check that the server is running and that host and port are right"
+        "cannot reach PostgreSQL at {target}: {detail} ({attempts} attempt{}); check that the server is running and that host and port are right",
+        if *attempts == 1 { "" } else { "s" }
     )]
-    Unreachable { target: String, detail: String },
+    Unreachable {
+        target: String,
+        detail: String,
+        /// How many times it was tried.
+        attempts: u32,
+    },
     #[error(
         "PostgreSQL at {target} refused the password for user `{user}`; check the password in the connection string (DATABASE_URL)"
     )]
@@ -124,6 +130,13 @@ pub async fn connect(info: &ConnInfo, options: &ConnectOptions) -> Result<Sessio
                 last = Some(err);
                 tokio::time::sleep(delay).await;
                 delay = delay.saturating_mul(2);
+            }
+            Err(ConnectError::Unreachable { target, detail, .. }) => {
+                return Err(ConnectError::Unreachable {
+                    target,
+                    detail,
+                    attempts: attempt,
+                });
             }
             Err(err) => return Err(err),
         }
@@ -361,7 +374,11 @@ fn classify(err: tokio_postgres::Error, info: &ConnInfo, mode: SslMode) -> Conne
         } else {
             detail
         };
-        return ConnectError::Unreachable { target, detail };
+        return ConnectError::Unreachable {
+            target,
+            detail,
+            attempts: 1,
+        };
     }
     ConnectError::Other { target, detail }
 }

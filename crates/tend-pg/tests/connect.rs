@@ -70,13 +70,11 @@ fn unreachable_port_is_retried_then_explained() {
         backoff: Duration::from_millis(20),
         ..quick()
     };
-    let started = std::time::Instant::now();
     let err = rt().block_on(connect(&info, &options)).unwrap_err();
     assert!(
-        started.elapsed() >= Duration::from_millis(60),
-        "two backoffs"
+        matches!(err, ConnectError::Unreachable { attempts: 3, .. }),
+        "{err:?}"
     );
-    assert!(matches!(err, ConnectError::Unreachable { .. }), "{err:?}");
     let text = err.to_string();
     assert!(
         text.contains("127.0.0.1:1") && text.contains("refused"),
@@ -98,10 +96,14 @@ fn wrong_password_is_not_retried_and_names_the_user() {
         backoff: Duration::from_secs(5),
         ..quick()
     };
-    let started = std::time::Instant::now();
     let err = rt().block_on(connect(&info, &options)).unwrap_err();
-    assert!(started.elapsed() < Duration::from_secs(4), "not retried");
     assert!(matches!(err, ConnectError::WrongPassword { .. }), "{err:?}");
+    // Not retried: the server logged exactly one failed authentication.
+    let failures = server
+        .log()
+        .matches("password authentication failed for user \"tend_pw_alice\"")
+        .count();
+    assert_eq!(failures, 1, "{}", server.log());
     assert!(err.to_string().contains("tend_pw_alice"));
     assert!(!err.to_string().contains("wrong-password"));
     info.set("password", "right-password");

@@ -45,6 +45,15 @@ impl TestServer {
         })
     }
 
+    /// The throwaway cluster's server log (empty for an external server).
+    pub fn log(&self) -> String {
+        self.cluster
+            .as_ref()
+            .and_then(|c| c.state().ok().flatten())
+            .and_then(|state| std::fs::read_to_string(state.log_file).ok())
+            .unwrap_or_default()
+    }
+
     /// Is this server a throwaway cluster of ours (so tests may stop it or fill it)?
     pub fn is_throwaway(&self) -> bool {
         self.cluster.is_some()

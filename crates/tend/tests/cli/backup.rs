@@ -341,6 +341,14 @@ fn round_trip_through_an_s3_compatible_server() {
             .any(|k| k.ends_with(&format!("{id}/manifest.json"))),
         "{keys:?}"
     );
+    // Nothing stored in the bucket holds the data in plain text.
+    for key in &keys {
+        let bytes = std::fs::read(s3.object_file(key)).unwrap();
+        assert!(
+            !bytes.windows(14).any(|w| w == b"secret-marker-"),
+            "{key} holds plaintext"
+        );
+    }
     let (code, out, _) = tend(&["backup", "list", "--json"]);
     assert_eq!(code, 0);
     assert!(out.contains(&id));
