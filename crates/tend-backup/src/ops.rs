@@ -60,6 +60,8 @@ pub enum BackupError {
     Decrypt { id: String, reason: String },
     #[error(transparent)]
     Crypto(#[from] crate::crypto::CryptoError),
+    #[error(transparent)]
+    Tool(#[from] tend_pg::ToolError),
 }
 
 impl From<StoreError> for BackupError {
@@ -81,10 +83,11 @@ fn db_error(context: &str) -> impl FnOnce(tokio_postgres::Error) -> BackupError 
 /// Settings of a backup.
 #[derive(Debug, Clone)]
 pub struct BackupOptions {
-    pub pg_dump: PathBuf,
-    pub pg_dump_version: String,
-    /// Also dump roles and tablespaces with this pg_dumpall (`--globals`).
-    pub pg_dumpall: Option<PathBuf>,
+    /// Where pg_dump (and pg_dumpall) are found; the backup picks one no older than the
+    /// server, which cannot be dumped by an older one.
+    pub tools: tend_pg::ToolSearch,
+    /// Also dump roles and tablespaces with pg_dumpall (`--globals`).
+    pub globals: bool,
     pub encryption: Encryption,
     pub level: i32,
     pub threads: u32,
@@ -98,53 +101,25 @@ pub enum Progress {
     Bytes { raw: u64, stored: u64 },
 }
 
-/// The environment that hands a child libpq program the connection without putting the
-/// password on its command line (where `ps` shows it).
-pub fn libpq_env(info: &ConnInfo) -> (String, Vec<(String, String)>) {
-    let mut without_password = info.clone();
-    let password = without_password.remove("password");
-    // The driver-only keys libpq would reject.
-    for key in [
-        "schema",
-        "connection_limit",
-        "pool_timeout",
-        "pgbouncer",
-        "socket_timeout",
-    ] {
-        without_password.remove(key);
-    }
-    let mut env = Vec::new();
-    if let Some(password) = password {
-        env.push(("PGPASSWORD".to_string(), password));
-    }
-    if without_password.get("application_name").is_none() {
-        without_password.set("application_name", "tend");
-    }
-    (without_password.to_secret_string(), env)
-}
-
 /// Now, as the manifests write time: RFC 3339, UTC, seconds.
 pub fn now_rfc3339() -> String {
-    let secs = SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_secs() as i64;
-    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        (rem % 3600) / 60,
-        rem % 60
-    )
+    humantime::format_rfc3339_seconds(SystemTime::now()).to_string()
+}
+
+/// How a child process ended, for messages.
+fn exit_text(status: &std::process::ExitStatus) -> String {
+    status
+        .code()
+        .map(|c| c.to_string())
+        .unwrap_or_else(|| "by a signal".to_string())
+}
+
+/// A failed pg_restore, with its own words.
+fn restore_failed(output: &std::process::Output) -> BackupError {
+    BackupError::Restore {
+        code: exit_text(&output.status),
+        stderr: tend_pg::redact_text(String::from_utf8_lossy(&output.stderr).trim()),
+    }
 }
 
 /// A new backup id: the UTC time, sortable, plus a little randomness.
@@ -170,6 +145,14 @@ pub async fn backup(
     let facts = ServerFacts::read(&session)
         .await
         .map_err(db_error("reading the server's facts"))?;
+    // Checked before anything starts: a pg_dump older than the server cannot dump it.
+    let need = tend_pg::VersionNeed::AtLeastMajor(facts.major());
+    let pg_dump = options.tools.find(tend_pg::PgTool::PgDump, need)?;
+    let pg_dumpall = if options.globals {
+        Some(options.tools.find(tend_pg::PgTool::PgDumpall, need)?.path)
+    } else {
+        None
+    };
     let snapshot: String = {
         session
             .batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
@@ -205,9 +188,9 @@ pub async fn backup(
     let (tx, mut rx) = mpsc::channel::<Bytes>(8);
     let raw = Arc::new(AtomicU64::new(0));
     let stored = Arc::new(AtomicU64::new(0));
-    let (dbname, env) = libpq_env(info);
+    let (dbname, env) = info.for_child_program();
     let producer = spawn_producer(
-        options.pg_dump.clone(),
+        pg_dump.path.clone(),
         vec![
             "--format=custom".to_string(),
             "--compress=0".to_string(),
@@ -300,7 +283,7 @@ pub async fn backup(
                 bytes: stored.load(Ordering::Relaxed),
                 sha256,
             }];
-            if let Some(pg_dumpall) = &options.pg_dumpall {
+            if let Some(pg_dumpall) = &pg_dumpall {
                 match dump_globals(info, store, &id, pg_dumpall, options).await {
                     Ok(object) => objects.push(object),
                     Err(e) => {
@@ -314,7 +297,7 @@ pub async fn backup(
                 id: id.clone(),
                 database: facts.database.clone(),
                 server_version: facts.version.clone(),
-                pg_dump_version: options.pg_dump_version.clone(),
+                pg_dump_version: pg_dump.version.to_string(),
                 started_at,
                 finished_at: now_rfc3339(),
                 raw_bytes: raw.load(Ordering::Relaxed),
@@ -413,10 +396,7 @@ fn spawn_producer(
         if !status.success() {
             return Err(BackupError::Dump {
                 program: name,
-                code: status
-                    .code()
-                    .map(|c| c.to_string())
-                    .unwrap_or_else(|| "by a signal".to_string()),
+                code: exit_text(&status),
                 stderr: tend_pg::redact_text(stderr_text.trim()),
             });
         }
@@ -434,7 +414,7 @@ async fn dump_globals(
 ) -> Result<StoredObject, BackupError> {
     let (tx, mut rx) = mpsc::channel::<Bytes>(8);
     let stored = Arc::new(AtomicU64::new(0));
-    let (dbname, env) = libpq_env(info);
+    let (dbname, env) = info.for_child_program();
     let producer = spawn_producer(
         pg_dumpall.to_path_buf(),
         vec![
@@ -500,52 +480,53 @@ pub struct Listed {
 /// Every complete backup (with a readable manifest), oldest first. Folders without a
 /// manifest are incomplete and never listed.
 pub async fn list(store: &Store) -> Result<Vec<Listed>, BackupError> {
-    let mut out = Vec::new();
+    Ok(catalog(store).await?.backups)
+}
+
+/// What the store holds, read once: the usable backups, and the folders whose manifest
+/// exists but cannot be trusted (never listed as usable, reported so they are not
+/// forgotten). Folders without a manifest are incomplete and appear in neither.
+#[derive(Debug, Clone, Default)]
+pub struct Catalog {
+    pub backups: Vec<Listed>,
+    pub unusable: Vec<(String, String)>,
+}
+
+pub async fn catalog(store: &Store) -> Result<Catalog, BackupError> {
+    let mut catalog = Catalog::default();
     for id in store.ids().await? {
-        let manifest = match store.size(&store.path(&id, MANIFEST)).await? {
-            // A damaged manifest makes the backup unusable: not listed (see `unusable`).
-            Some(_) => match read_manifest(store, &id).await {
-                Ok(manifest) => manifest,
-                Err(BackupError::BadManifest { .. }) => continue,
-                Err(e) => return Err(e),
-            },
-            None => continue,
-        };
-        let verification = match store.size(&store.path(&id, VERIFICATION)).await? {
-            Some(_) => {
-                serde_json::from_slice(&store.get(&store.path(&id, VERIFICATION)).await?).ok()
+        let manifest = match load_manifest(store, &id).await {
+            Ok(Some(manifest)) => manifest,
+            Ok(None) => continue,
+            Err(BackupError::BadManifest { reason, .. }) => {
+                catalog.unusable.push((id, reason));
+                continue;
             }
-            None => None,
+            Err(e) => return Err(e),
         };
-        out.push(Listed {
+        let verification = store
+            .get_opt(&store.path(&id, VERIFICATION))
+            .await?
+            .and_then(|bytes| serde_json::from_slice(&bytes).ok());
+        catalog.backups.push(Listed {
             manifest,
             verification,
         });
     }
-    Ok(out)
-}
-
-/// Folders whose manifest exists but cannot be trusted, with the reason: never listed as
-/// usable, reported so they are not forgotten.
-pub async fn unusable(store: &Store) -> Result<Vec<(String, String)>, BackupError> {
-    let mut out = Vec::new();
-    for id in store.ids().await? {
-        if store.size(&store.path(&id, MANIFEST)).await?.is_none() {
-            continue;
-        }
-        if let Err(BackupError::BadManifest { reason, .. }) = read_manifest(store, &id).await {
-            out.push((id, reason));
-        }
-    }
-    Ok(out)
+    Ok(catalog)
 }
 
 pub async fn read_manifest(store: &Store, id: &str) -> Result<Manifest, BackupError> {
-    let path = store.path(id, MANIFEST);
-    if store.size(&path).await?.is_none() {
-        return Err(BackupError::NoSuchBackup(id.to_string()));
-    }
-    let bytes = store.get(&path).await?;
+    load_manifest(store, id)
+        .await?
+        .ok_or_else(|| BackupError::NoSuchBackup(id.to_string()))
+}
+
+/// A backup's manifest, checked; `None` when the folder has none.
+async fn load_manifest(store: &Store, id: &str) -> Result<Option<Manifest>, BackupError> {
+    let Some(bytes) = store.get_opt(&store.path(id, MANIFEST)).await? else {
+        return Ok(None);
+    };
     let manifest: Manifest =
         serde_json::from_slice(&bytes).map_err(|e| BackupError::BadManifest {
             id: id.to_string(),
@@ -564,7 +545,7 @@ pub async fn read_manifest(store: &Store, id: &str) -> Result<Manifest, BackupEr
             reason: format!("it describes backup {}, not this one", manifest.id),
         });
     }
-    Ok(manifest)
+    Ok(Some(manifest))
 }
 
 /// The id asked for, or the newest one.
@@ -764,7 +745,7 @@ pub async fn restore(
     clean: bool,
 ) -> Result<Manifest, BackupError> {
     let manifest = read_manifest(store, id).await?;
-    let (dbname, env) = libpq_env(target);
+    let (dbname, env) = target.for_child_program();
     let program = pg_restore.clone();
     let mut child = Command::new(&pg_restore)
         .args(["--single-transaction", "--exit-on-error", "--no-password"])
@@ -827,14 +808,7 @@ pub async fn restore(
                     source,
                 })?;
             if !output.status.success() {
-                return Err(BackupError::Restore {
-                    code: output
-                        .status
-                        .code()
-                        .map(|c| c.to_string())
-                        .unwrap_or_else(|| "by a signal".to_string()),
-                    stderr: tend_pg::redact_text(String::from_utf8_lossy(&output.stderr).trim()),
-                });
+                return Err(restore_failed(&output));
             }
             Ok(manifest)
         }
@@ -876,7 +850,7 @@ pub async fn restore_parallel(
         let _ = std::fs::remove_file(&file);
         return Err(e);
     }
-    let (dbname, env) = libpq_env(target);
+    let (dbname, env) = target.for_child_program();
     let mut command = Command::new(&pg_restore);
     command
         .args(["--exit-on-error", "--no-password"])
@@ -901,14 +875,7 @@ pub async fn restore_parallel(
         source,
     })?;
     if !output.status.success() {
-        return Err(BackupError::Restore {
-            code: output
-                .status
-                .code()
-                .map(|c| c.to_string())
-                .unwrap_or_else(|| "by a signal".to_string()),
-            stderr: tend_pg::redact_text(String::from_utf8_lossy(&output.stderr).trim()),
-        });
+        return Err(restore_failed(&output));
     }
     Ok(manifest)
 }

@@ -153,6 +153,17 @@ impl Store {
         result.bytes().await.map_err(self.error("read", path))
     }
 
+    /// The object's bytes, or `None` when it does not exist (one request either way).
+    pub async fn get_opt(&self, path: &ObjectPath) -> Result<Option<Bytes>, StoreError> {
+        match self.inner.get(path).await {
+            Ok(result) => Ok(Some(
+                result.bytes().await.map_err(self.error("read", path))?,
+            )),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(self.error("read", path)(e)),
+        }
+    }
+
     /// The object's bytes as a stream of chunks.
     pub async fn stream(
         &self,

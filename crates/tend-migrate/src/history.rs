@@ -167,7 +167,7 @@ impl History {
         name: &str,
         checksum: &str,
     ) -> Result<String, tokio_postgres::Error> {
-        let id = uuid::Uuid::new_v4().to_string();
+        let id = Self::new_id();
         client
             .execute(
                 &format!(
@@ -275,7 +275,7 @@ impl History {
                     .await?;
             }
             None => {
-                let id = uuid::Uuid::new_v4().to_string();
+                let id = Self::new_id();
                 client
                     .execute(
                         &format!(
@@ -298,16 +298,7 @@ impl History {
         client: &Client,
         name: &str,
     ) -> Result<u64, tokio_postgres::Error> {
-        client
-            .execute(
-                &format!(
-                    "UPDATE {} SET rolled_back_at = clock_timestamp()
-                      WHERE migration_name = $1 AND finished_at IS NULL AND rolled_back_at IS NULL",
-                    self.table()
-                ),
-                &[&name],
-            )
-            .await
+        self.roll_back(client, name, "finished_at IS NULL").await
     }
 
     /// Marks the applied attempt of `name` rolled back (after its down script ran).
@@ -316,11 +307,21 @@ impl History {
         client: &Client,
         name: &str,
     ) -> Result<u64, tokio_postgres::Error> {
+        self.roll_back(client, name, "finished_at IS NOT NULL")
+            .await
+    }
+
+    async fn roll_back(
+        &self,
+        client: &Client,
+        name: &str,
+        which: &str,
+    ) -> Result<u64, tokio_postgres::Error> {
         client
             .execute(
                 &format!(
                     "UPDATE {} SET rolled_back_at = clock_timestamp()
-                      WHERE migration_name = $1 AND finished_at IS NOT NULL AND rolled_back_at IS NULL",
+                      WHERE migration_name = $1 AND {which} AND rolled_back_at IS NULL",
                     self.table()
                 ),
                 &[&name],
@@ -335,7 +336,7 @@ impl History {
         name: &str,
         checksum: &str,
     ) -> Result<(), tokio_postgres::Error> {
-        let id = uuid::Uuid::new_v4().to_string();
+        let id = Self::new_id();
         client
             .execute(
                 &format!(

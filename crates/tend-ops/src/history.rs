@@ -18,10 +18,7 @@ pub async fn record(
 ) -> Result<i64, tokio_postgres::Error> {
     client.batch_execute("BEGIN").await?;
     let result = async {
-        let worst = serde_json::to_value(report.worst())
-            .ok()
-            .and_then(|v| v.as_str().map(str::to_string))
-            .unwrap_or_default();
+        let worst = report.worst().as_str();
         let id: i64 = client
             .query_one(
                 "INSERT INTO tend.check_runs (millis, worst, checks, findings, tend_version)
@@ -36,19 +33,19 @@ pub async fn record(
             )
             .await?
             .get(0);
-        for finding in &report.findings {
-            let severity = serde_json::to_value(finding.severity)
-                .ok()
-                .and_then(|v| v.as_str().map(str::to_string))
-                .unwrap_or_default();
-            client
-                .execute(
-                    "INSERT INTO tend.check_findings (run_id, check_id, severity, subject, value, message)
-                     VALUES ($1, $2, $3, $4, $5, $6)",
-                    &[&id, &finding.check, &severity, &finding.subject, &finding.value, &finding.message],
-                )
-                .await?;
-        }
+        // All findings in one statement, column by column.
+        let checks: Vec<&str> = report.findings.iter().map(|f| f.check).collect();
+        let severities: Vec<&str> = report.findings.iter().map(|f| f.severity.as_str()).collect();
+        let subjects: Vec<&str> = report.findings.iter().map(|f| f.subject.as_str()).collect();
+        let values: Vec<Option<f64>> = report.findings.iter().map(|f| f.value).collect();
+        let messages: Vec<&str> = report.findings.iter().map(|f| f.message.as_str()).collect();
+        client
+            .execute(
+                "INSERT INTO tend.check_findings (run_id, check_id, severity, subject, value, message)
+                 SELECT $1, * FROM unnest($2::text[], $3::text[], $4::text[], $5::float8[], $6::text[])",
+                &[&id, &checks, &severities, &subjects, &values, &messages],
+            )
+            .await?;
         client
             .execute(
                 "INSERT INTO tend.size_samples (run_id, relation, bytes)

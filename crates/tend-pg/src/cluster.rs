@@ -104,6 +104,8 @@ pub enum ClusterError {
     },
     #[error("initdb failed for {}: {output}", data_dir.display())]
     InitdbFailed { data_dir: PathBuf, output: String },
+    #[error("the base backup into {} failed: {output}", data_dir.display())]
+    BaseBackupFailed { data_dir: PathBuf, output: String },
     #[error(
         "the local PostgreSQL server did not start; its log ({}) ends with:\n{log_tail}", log.display()
     )]
@@ -477,6 +479,63 @@ impl LocalCluster {
                 .map_err(io_err("change the owner of", &path))?;
         }
         Ok(())
+    }
+
+    /// Creates this cluster as a streaming standby of the running local cluster `primary`
+    /// (a base backup with its recovery settings, `pg_basebackup -R`, taken as the server
+    /// user), ready to `start`.
+    pub fn init_standby(&self, primary: &LocalCluster) -> Result<(), ClusterError> {
+        let source = primary
+            .state()?
+            .ok_or_else(|| ClusterError::NotInitialized {
+                root: primary.root.clone(),
+            })?;
+        let primary_port = match primary.status()? {
+            ClusterStatus::Running { port, .. } => port,
+            _ => {
+                return Err(ClusterError::NotInitialized {
+                    root: primary.root.clone(),
+                });
+            }
+        };
+        fs::create_dir_all(&self.root).map_err(io_err("create", &self.root))?;
+        let _lock = FileLock::acquire(&self.root.join("lock"))?;
+        let user = ServerUser::resolve(&self.options.os_user)?;
+        let (data_dir, log_dir, socket_dir) = self.layout(&user)?;
+        user.own_dir(&data_dir)?;
+        user.own_dir(&log_dir)?;
+        user.own_dir(&socket_dir)?;
+        let program = source.bindir.join("pg_basebackup");
+        let output = user
+            .command(&program)
+            .args([
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &primary_port.to_string(),
+                "-U",
+                SUPERUSER,
+            ])
+            .arg("-D")
+            .arg(&data_dir)
+            .args(["-R", "-X", "stream", "-c", "fast"])
+            .output()
+            .map_err(io_err("run", &program))?;
+        if !output.status.success() {
+            return Err(ClusterError::BaseBackupFailed {
+                data_dir,
+                output: combined(&output),
+            });
+        }
+        self.save_state(&ClusterState {
+            port: free_port()?,
+            data_dir,
+            socket_dir,
+            log_file: log_dir.join("postgres.log"),
+            bindir: source.bindir,
+            major: source.major,
+            os_user: user.name.clone(),
+        })
     }
 
     /// Stops the server (fast shutdown: sessions are disconnected, nothing is lost).

@@ -14,6 +14,16 @@ use percent_encoding::{AsciiSet, CONTROLS, percent_decode_str, utf8_percent_enco
 /// What the redacted display shows in place of a secret.
 pub const MASK: &str = "********";
 
+/// Parameters Prisma's URLs carry for Prisma itself; libpq refuses them.
+const PRISMA_ONLY_KEYS: &[&str] = &[
+    "schema",
+    "connection_limit",
+    "pool_timeout",
+    "pgbouncer",
+    "socket_timeout",
+    "statement_cache_size",
+];
+
 /// Keys whose values are secrets (libpq's `password` and `sslpassword`).
 const SECRET_KEYS: &[&str] = &["password", "sslpassword"];
 
@@ -274,6 +284,25 @@ impl ConnInfo {
             reveal: true,
         }
         .to_string()
+    }
+
+    /// How to hand this connection to a libpq program (pg_dump, pg_restore, psql): a
+    /// connection string without the password, which goes to `PGPASSWORD` instead (a
+    /// command line is visible to every user through `ps`), and without the keys only
+    /// Prisma's URLs carry, which libpq rejects. `application_name` defaults to tend's.
+    pub fn for_child_program(&self) -> (String, Vec<(String, String)>) {
+        let mut plain = self.clone();
+        let password = plain.remove("password");
+        for key in PRISMA_ONLY_KEYS {
+            plain.remove(key);
+        }
+        if plain.get("application_name").is_none() {
+            plain.set("application_name", crate::connect::APPLICATION_NAME);
+        }
+        let env = password
+            .map(|p| vec![("PGPASSWORD".to_string(), p)])
+            .unwrap_or_default();
+        (plain.to_secret_string(), env)
     }
 
     /// "host:port" of the first address, for messages.

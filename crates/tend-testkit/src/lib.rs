@@ -356,6 +356,59 @@ pub fn tend_binary() -> PathBuf {
     assert_cmd::cargo::cargo_bin("tend")
 }
 
+/// A throwaway cluster of a test's own, for settings that need a restart (and so cannot be
+/// changed on the shared one). Stopped and deleted on drop.
+pub struct PrivateCluster {
+    pub cluster: LocalCluster,
+    /// A superuser connection to its `postgres` database.
+    pub info: ConnInfo,
+    dir: tempfile::TempDir,
+}
+
+impl PrivateCluster {
+    /// Starts a cluster with these `postgresql.conf` settings (and fsync off, for speed).
+    pub fn start(settings: &[(&str, &str)]) -> PrivateCluster {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::Builder::new()
+            .prefix("tend-private-")
+            .tempdir()
+            .expect("a temp dir");
+        // The server's OS user must reach the cluster inside.
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755))
+            .expect("permissions");
+        let mut all = vec![("fsync".to_string(), "off".to_string())];
+        all.extend(settings.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        let cluster = LocalCluster::new(
+            dir.path().join("cluster"),
+            ClusterOptions {
+                settings: all,
+                fast_init: true,
+                ..ClusterOptions::default()
+            },
+        );
+        let started = cluster
+            .start(&mut |_| {})
+            .unwrap_or_else(|e| panic!("cannot start a private cluster: {e}"));
+        PrivateCluster {
+            info: cluster.conninfo(started.port, "postgres"),
+            cluster,
+            dir,
+        }
+    }
+
+    /// The temporary directory holding it (room for more clusters beside it).
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+impl Drop for PrivateCluster {
+    fn drop(&mut self) {
+        let _ = self.cluster.kill();
+        let _ = self.cluster.destroy();
+    }
+}
+
 /// A second throwaway cluster that speaks TLS, with a certificate for `localhost` signed by
 /// its own CA. Needs the `openssl` program (installed by scripts/setup.sh).
 pub struct TlsServer {

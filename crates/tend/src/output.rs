@@ -185,6 +185,15 @@ impl Output {
     }
 }
 
+/// "1 table", "3 tables": a count with its noun.
+pub fn count(n: usize, one: &str, many: &str) -> String {
+    if n == 1 {
+        format!("1 {one}")
+    } else {
+        format!("{n} {many}")
+    }
+}
+
 fn paint(enabled: bool, text: &str, code: &str) -> String {
     if enabled {
         format!("\x1b[{code}m{text}\x1b[0m")

@@ -244,25 +244,10 @@ fn the_whole_catalog_runs_clean_on_a_fresh_database() {
 /// private cluster has it. An old one holds locks and the xmin horizon.
 #[test]
 fn old_prepared_transactions_fire_and_hold_the_horizon() {
-    use std::os::unix::fs::PermissionsExt;
     use tend_ops::{CheckOverride, RunOptions, checks};
-    use tend_pg::cluster::{ClusterOptions, LocalCluster};
 
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
-    let cluster = LocalCluster::new(
-        dir.path().join("cluster"),
-        ClusterOptions {
-            settings: vec![
-                ("fsync".into(), "off".into()),
-                ("max_prepared_transactions".into(), "5".into()),
-            ],
-            fast_init: true,
-            ..ClusterOptions::default()
-        },
-    );
-    let started = cluster.start(&mut |_| {}).unwrap();
-    let info = cluster.conninfo(started.port, "postgres");
+    let private = tend_testkit::PrivateCluster::start(&[("max_prepared_transactions", "5")]);
+    let info = private.info.clone();
     let report = crate::on_runtime(async move {
         let session = tend_pg::connect(&info, &Default::default()).await.unwrap();
         session
@@ -302,8 +287,7 @@ fn old_prepared_transactions_fire_and_hold_the_horizon() {
             .unwrap();
         report
     });
-    let _ = cluster.kill();
-    let _ = cluster.destroy();
+    drop(private);
     assert_fires(
         &report.findings,
         "transactions.prepared_old",

@@ -561,29 +561,15 @@ fn every_config_check_runs_and_only_durability_is_critical() {
 /// off, wal_level minimal, listening everywhere without TLS. Their checks fire for real.
 #[test]
 fn restart_only_settings_fire_on_a_cluster_started_with_them() {
-    use std::os::unix::fs::PermissionsExt;
-    use tend_pg::cluster::{ClusterOptions, LocalCluster};
-
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
-    let cluster = LocalCluster::new(
-        dir.path().join("cluster"),
-        ClusterOptions {
-            settings: vec![
-                ("fsync".into(), "off".into()),
-                ("autovacuum".into(), "off".into()),
-                ("wal_level".into(), "minimal".into()),
-                ("max_wal_senders".into(), "0".into()),
-                ("archive_mode".into(), "off".into()),
-                ("listen_addresses".into(), "*".into()),
-                ("ssl".into(), "off".into()),
-            ],
-            fast_init: true,
-            ..ClusterOptions::default()
-        },
-    );
-    let started = cluster.start(&mut |_| {}).unwrap();
-    let info = cluster.conninfo(started.port, "postgres");
+    let private = tend_testkit::PrivateCluster::start(&[
+        ("autovacuum", "off"),
+        ("wal_level", "minimal"),
+        ("max_wal_senders", "0"),
+        ("archive_mode", "off"),
+        ("listen_addresses", "*"),
+        ("ssl", "off"),
+    ]);
+    let info = private.info.clone();
     let report = on_runtime(async move {
         let session = tend_pg::connect(&info, &Default::default()).await.unwrap();
         let options = RunOptions {
@@ -599,8 +585,7 @@ fn restart_only_settings_fire_on_a_cluster_started_with_them() {
             .await
             .unwrap()
     });
-    let _ = cluster.kill();
-    let _ = cluster.destroy();
+    drop(private);
     assert_fires(
         &report.findings,
         "settings.autovacuum_off",

@@ -4,14 +4,12 @@
 //! fails. Standbys, lost slots and failing archiving need server settings the shared cluster
 //! must not have: they are made on a private primary and standby of their own.
 
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
-use std::path::Path;
 use std::time::Duration;
 
 use tend_ops::{CheckOverride, Finding, RunOptions, Severity};
 use tend_pg::ConnInfo;
-use tend_pg::cluster::{ClusterOptions, ClusterState, LocalCluster};
-use tend_testkit::{TestDb, TestServer};
+use tend_pg::cluster::{ClusterOptions, LocalCluster};
+use tend_testkit::{PrivateCluster, TestDb, TestServer};
 
 use crate::{Holder, assert_fires, findings, findings_with, on_runtime};
 
@@ -400,148 +398,49 @@ fn an_unused_slot_retaining_wal_fires() {
 /// A private primary (archiving to a command that fails, slots capped at 1 MB of WAL) and a
 /// streaming standby of it with hot_standby_feedback, each stopped and deleted on drop.
 struct Replicas {
-    primary: LocalCluster,
-    standby: Option<LocalCluster>,
+    standby: LocalCluster,
     primary_info: ConnInfo,
     standby_info: ConnInfo,
-    _dir: tempfile::TempDir,
+    // Dropped after the standby (see Drop): it holds the directory both live in.
+    _primary: PrivateCluster,
 }
 
 impl Drop for Replicas {
     fn drop(&mut self) {
-        if let Some(standby) = &self.standby {
-            let _ = standby.kill();
-            let _ = standby.destroy();
-        }
-        let _ = self.primary.kill();
-        let _ = self.primary.destroy();
+        let _ = self.standby.kill();
+        let _ = self.standby.destroy();
     }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// A directory the server's OS user owns, as the server wants it.
-fn server_dir(path: &Path, uid: u32, gid: u32) {
-    std::fs::create_dir_all(path).unwrap();
-    if std::fs::metadata("/proc/self").unwrap().uid() != uid {
-        std::os::unix::fs::chown(path, Some(uid), Some(gid)).unwrap();
-    }
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o700)).unwrap();
 }
 
 impl Replicas {
     fn start() -> Replicas {
-        let dir = tempfile::Builder::new()
-            .prefix("tend-replicas-")
-            .tempdir()
-            .unwrap();
-        // The server user must reach the clusters inside.
-        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
-        let setting = |k: &str, v: &str| (k.to_string(), v.to_string());
-        let primary = LocalCluster::new(
-            dir.path().join("primary"),
-            ClusterOptions {
-                settings: vec![
-                    setting("fsync", "off"),
-                    setting("archive_mode", "on"),
-                    setting("archive_command", "false"),
-                    setting("max_slot_wal_keep_size", "1MB"),
-                ],
-                fast_init: true,
-                ..ClusterOptions::default()
-            },
-        );
-        let mut replicas = Replicas {
-            standby: None,
-            primary_info: primary.conninfo(0, "postgres"),
-            standby_info: primary.conninfo(0, "postgres"),
-            primary,
-            _dir: dir,
-        };
-        let started = replicas
-            .primary
-            .start(&mut |_| {})
-            .unwrap_or_else(|e| panic!("cannot start the private primary: {e}"));
-        replicas.primary_info = replicas.primary.conninfo(started.port, "postgres");
-        let state = replicas
-            .primary
-            .state()
-            .unwrap()
-            .expect("the primary's state");
-        let owner = std::fs::metadata(&state.data_dir).unwrap();
-        let (uid, gid) = (owner.uid(), owner.gid());
-
-        // The standby: a base backup of the primary, with recovery settings (-R).
-        let root = replicas._dir.path().join("standby");
-        std::fs::create_dir_all(&root).unwrap();
-        std::fs::set_permissions(&root, std::fs::Permissions::from_mode(0o755)).unwrap();
-        let data_dir = root.join("data");
-        let log_dir = root.join("log");
-        server_dir(&data_dir, uid, gid);
-        server_dir(&log_dir, uid, gid);
-        let mut basebackup = std::process::Command::new(state.bindir.join("pg_basebackup"));
-        basebackup
-            .args([
-                "-h",
-                "127.0.0.1",
-                "-p",
-                &started.port.to_string(),
-                "-U",
-                "postgres",
-            ])
-            .arg("-D")
-            .arg(&data_dir)
-            .args(["-R", "-X", "stream", "-c", "fast"])
-            .env_remove("PGDATA")
-            .env_remove("PGPORT")
-            .env_remove("PGHOST")
-            .current_dir("/");
-        if std::fs::metadata("/proc/self").unwrap().uid() != uid {
-            use std::os::unix::process::CommandExt;
-            basebackup.uid(uid).gid(gid);
-        }
-        let output = basebackup.output().expect("pg_basebackup runs");
-        assert!(
-            output.status.success(),
-            "pg_basebackup failed: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        let standby_state = ClusterState {
-            port: free_port(),
-            data_dir,
-            socket_dir: root.join("run"),
-            log_file: log_dir.join("postgres.log"),
-            bindir: state.bindir.clone(),
-            major: state.major,
-            os_user: state.os_user.clone(),
-        };
-        std::fs::write(
-            root.join("cluster.json"),
-            serde_json::to_string_pretty(&standby_state).unwrap(),
-        )
-        .unwrap();
+        let primary = PrivateCluster::start(&[
+            ("archive_mode", "on"),
+            ("archive_command", "false"),
+            ("max_slot_wal_keep_size", "1MB"),
+        ]);
         let standby = LocalCluster::new(
-            &root,
+            primary.dir().join("standby"),
             ClusterOptions {
                 settings: vec![
-                    setting("fsync", "off"),
-                    setting("hot_standby_feedback", "on"),
+                    ("fsync".to_string(), "off".to_string()),
+                    ("hot_standby_feedback".to_string(), "on".to_string()),
                 ],
                 ..ClusterOptions::default()
             },
         );
-        let standby_started = standby
+        standby
+            .init_standby(&primary.cluster)
+            .unwrap_or_else(|e| panic!("cannot make the private standby: {e}"));
+        let started = standby
             .start(&mut |_| {})
             .unwrap_or_else(|e| panic!("cannot start the private standby: {e}"));
-        replicas.standby_info = standby.conninfo(standby_started.port, "postgres");
-        replicas.standby = Some(standby);
-        replicas
+        Replicas {
+            standby_info: standby.conninfo(started.port, "postgres"),
+            primary_info: primary.info.clone(),
+            standby,
+            _primary: primary,
+        }
     }
 }
 

@@ -11,6 +11,7 @@ use tend_pg::{PgTool, VersionNeed};
 
 use crate::command_error::{CommandError, ErrorKind, exit};
 use crate::context::{Context, block_on};
+use crate::output::count;
 
 #[derive(Debug, Subcommand)]
 pub enum BackupCommand {
@@ -67,6 +68,7 @@ impl From<tend_backup::BackupError> for CommandError {
     fn from(err: tend_backup::BackupError) -> Self {
         match err {
             tend_backup::BackupError::Connect(e) => e.into(),
+            tend_backup::BackupError::Tool(e) => e.into(),
             tend_backup::BackupError::Crypto(e) => {
                 CommandError::new(ErrorKind::Config, e.to_string())
             }
@@ -165,27 +167,9 @@ fn run_backup(ctx: &Context, args: &RunArgs) -> Result<i32, CommandError> {
     let encryption = encryption(ctx)?;
     let store = store(ctx)?;
     let target = ctx.target()?;
-    // A pg_dump older than the server cannot dump it: find one that fits before starting.
-    let session = ctx.connect(&target.info)?;
-    let facts = block_on(tend_pg::ServerFacts::read(&session))?;
-    drop(session);
-    let pg_dump = ctx
-        .settings
-        .tool_search()
-        .find(PgTool::PgDump, VersionNeed::AtLeastMajor(facts.major()))?;
     let options = BackupOptions {
-        pg_dump: pg_dump.path.clone(),
-        pg_dump_version: pg_dump.version.to_string(),
-        pg_dumpall: if args.globals {
-            Some(
-                ctx.settings
-                    .tool_search()
-                    .find(PgTool::PgDumpall, VersionNeed::AtLeastMajor(facts.major()))?
-                    .path,
-            )
-        } else {
-            None
-        },
+        tools: ctx.settings.tool_search(),
+        globals: args.globals,
         encryption,
         level: ctx
             .settings
@@ -240,8 +224,9 @@ fn run_backup(ctx: &Context, args: &RunArgs) -> Result<i32, CommandError> {
 
 fn list(ctx: &Context) -> Result<i32, CommandError> {
     let store = store(ctx)?;
-    let backups: Vec<Listed> = block_on(ops::list(&store))?;
-    for (id, reason) in block_on(ops::unusable(&store))? {
+    let catalog = block_on(ops::catalog(&store))?;
+    let backups: Vec<Listed> = catalog.backups;
+    for (id, reason) in catalog.unusable {
         ctx.out.warn(format!(
             "backup {id} is not listed: its manifest is unusable ({reason})"
         ));
@@ -449,9 +434,8 @@ fn prune(ctx: &Context, args: &PruneArgs) -> Result<i32, CommandError> {
     }
     ctx.out.confirm(
         &format!(
-            "Delete {} backup{} from {}?",
-            doomed.len(),
-            if doomed.len() == 1 { "" } else { "s" },
+            "Delete {} from {}?",
+            count(doomed.len(), "backup", "backups"),
             store.description
         ),
         ctx.yes,
@@ -467,9 +451,8 @@ fn prune(ctx: &Context, args: &PruneArgs) -> Result<i32, CommandError> {
         "dry_run": false, "policy": policy, "decisions": decisions, "deleted": deleted,
     }));
     ctx.out.line(format!(
-        "Deleted {} backup{}.",
-        deleted.len(),
-        if deleted.len() == 1 { "" } else { "s" }
+        "Deleted {}.",
+        count(deleted.len(), "backup", "backups")
     ));
     Ok(exit::OK)
 }

@@ -378,47 +378,22 @@ async fn row_counts(session: &tend_pg::Session) -> Result<Vec<(String, i64)>, Co
     Ok(counts)
 }
 
+/// `tend doctor`'s own checks, on the demo database, one line each.
 fn doctor_summary(ctx: &Context, demo: &ConnInfo) -> Vec<String> {
-    let search = ctx.settings.tool_search();
-    let mut lines = Vec::new();
-    for tool in [
-        tend_pg::PgTool::Psql,
-        tend_pg::PgTool::PgDump,
-        tend_pg::PgTool::PgRestore,
-        tend_pg::PgTool::Initdb,
-    ] {
-        match search.find(tool, tend_pg::VersionNeed::Any) {
-            Ok(found) => lines.push(format!(
-                "ok   {} {} ({})",
-                tool.program(),
-                found.version,
-                found.path.display()
-            )),
-            Err(err) => lines.push(format!("FAIL {err}")),
-        }
-    }
-    match ctx.connect(demo) {
-        Ok(session) => match block_on(ServerFacts::read(&session)) {
-            Ok(facts) => {
-                let dump = search.find(
-                    tend_pg::PgTool::PgDump,
-                    tend_pg::VersionNeed::AtLeastMajor(facts.major()),
-                );
-                lines.push(format!("ok   connected to {}", demo.redacted()));
-                match dump {
-                    Ok(found) => lines.push(format!(
-                        "ok   pg_dump {} can dump this PostgreSQL {} server",
-                        found.version,
-                        facts.major()
-                    )),
-                    Err(err) => lines.push(format!("FAIL {err}")),
-                }
-            }
-            Err(err) => lines.push(format!("FAIL {err}")),
-        },
-        Err(err) => lines.push(format!("FAIL {err}")),
-    }
-    lines
+    use super::doctor::{Status, check_one_database, check_tools};
+    check_tools(&ctx.settings, false)
+        .into_iter()
+        .chain(check_one_database(&ctx.settings, "database", demo))
+        .map(|f| {
+            let mark = match f.status {
+                Status::Ok => "ok  ",
+                Status::Info => "info",
+                Status::Warning => "warn",
+                Status::Error => "FAIL",
+            };
+            format!("{mark} {}", f.message)
+        })
+        .collect()
 }
 
 fn progress(ctx: &Context, len: u64, what: &str) -> ProgressBar {
@@ -503,12 +478,10 @@ fn demo_backup(
         root.join("demo-backups"),
     ))?;
     let search = ctx.settings.tool_search();
-    let pg_dump = search.find(tend_pg::PgTool::PgDump, tend_pg::VersionNeed::Any)?;
     let pg_restore = search.find(tend_pg::PgTool::PgRestore, tend_pg::VersionNeed::Any)?;
     let options = tend_backup::BackupOptions {
-        pg_dump: pg_dump.path.clone(),
-        pg_dump_version: pg_dump.version.to_string(),
-        pg_dumpall: None,
+        tools: search.clone(),
+        globals: false,
         encryption: tend_backup::Encryption::Recipients(vec![identity.to_public()]),
         level: 3,
         threads: 2,

@@ -10,6 +10,7 @@ use tend_pg::{ConnInfo, PgTool, ServerFacts, VersionNeed};
 use crate::command_error::{CommandError, ErrorKind, exit};
 use crate::context::{TargetOrigin, block_on, resolve_target};
 use crate::output::Output;
+use crate::output::count;
 use crate::settings::{ConfigError, Settings};
 
 #[derive(Debug, Args)]
@@ -92,57 +93,10 @@ pub fn run(
             })
         }
     };
-    let search = settings.tool_search();
-    let database = settings.url("database.url");
-
-    // Client tools are needed whatever the database; server tools for the local cluster,
-    // which is the database itself when none is configured.
-    let cluster_severity = if database.is_none() {
-        Status::Error
-    } else {
-        Status::Warning
-    };
-    for (tool, needed_for, severity) in [
-        (PgTool::Psql, "tend dev psql", Status::Error),
-        (PgTool::PgDump, "backups and schema dumps", Status::Error),
-        (PgTool::PgRestore, "restores", Status::Error),
-        (
-            PgTool::PgDumpall,
-            "backups of roles (--globals)",
-            Status::Warning,
-        ),
-        (PgTool::PgBasebackup, "physical backups", Status::Warning),
-        (
-            PgTool::Initdb,
-            "the local cluster (tend dev)",
-            cluster_severity,
-        ),
-        (
-            PgTool::PgCtl,
-            "the local cluster (tend dev)",
-            cluster_severity,
-        ),
-        (
-            PgTool::Postgres,
-            "the local cluster (tend dev)",
-            cluster_severity,
-        ),
-    ] {
-        let check = format!("tools.{}", tool.program());
-        match search.find(tool, VersionNeed::Any) {
-            Ok(found) => report.push(
-                check,
-                Status::Ok,
-                format!("{tool} {} at {}", found.version, found.path.display()),
-            ),
-            Err(err) => report.push_fix(
-                check,
-                severity,
-                format!("{tool} is missing; tend needs it for {needed_for}"),
-                err.to_string(),
-            ),
-        }
-    }
+    report.0.extend(check_tools(
+        &settings,
+        settings.url("database.url").is_some(),
+    ));
 
     // The database every command would use: configured, or the local cluster (the embedded
     // default, started on demand).
@@ -209,10 +163,7 @@ pub fn run(
         out.line(format!(
             "\nAll is well{}.",
             if warnings > 0 {
-                format!(
-                    " ({warnings} warning{})",
-                    if warnings == 1 { "" } else { "s" }
-                )
+                format!(" ({})", count(warnings, "warning", "warnings"))
             } else {
                 String::new()
             }
@@ -220,11 +171,75 @@ pub fn run(
         Ok(exit::OK)
     } else {
         out.line(format!(
-            "\n{problems} problem{} found.",
-            if problems == 1 { "" } else { "s" }
+            "\n{} found.",
+            count(problems, "problem", "problems")
         ));
         Err(CommandError::silent(ErrorKind::Failure))
     }
+}
+
+/// The PostgreSQL programs tend runs: client tools always, server tools for the local
+/// cluster (needed most when it is the database, with none configured).
+pub fn check_tools(settings: &Settings, database_configured: bool) -> Vec<Finding> {
+    let mut report = Report(Vec::new());
+    let search = settings.tool_search();
+
+    // Client tools are needed whatever the database; server tools for the local cluster,
+    // which is the database itself when none is configured.
+    let cluster_severity = if database_configured {
+        Status::Warning
+    } else {
+        Status::Error
+    };
+    for (tool, needed_for, severity) in [
+        (PgTool::Psql, "tend dev psql", Status::Error),
+        (PgTool::PgDump, "backups and schema dumps", Status::Error),
+        (PgTool::PgRestore, "restores", Status::Error),
+        (
+            PgTool::PgDumpall,
+            "backups of roles (--globals)",
+            Status::Warning,
+        ),
+        (PgTool::PgBasebackup, "physical backups", Status::Warning),
+        (
+            PgTool::Initdb,
+            "the local cluster (tend dev)",
+            cluster_severity,
+        ),
+        (
+            PgTool::PgCtl,
+            "the local cluster (tend dev)",
+            cluster_severity,
+        ),
+        (
+            PgTool::Postgres,
+            "the local cluster (tend dev)",
+            cluster_severity,
+        ),
+    ] {
+        let check = format!("tools.{}", tool.program());
+        match search.find(tool, VersionNeed::Any) {
+            Ok(found) => report.push(
+                check,
+                Status::Ok,
+                format!("{tool} {} at {}", found.version, found.path.display()),
+            ),
+            Err(err) => report.push_fix(
+                check,
+                severity,
+                format!("{tool} is missing; tend needs it for {needed_for}"),
+                err.to_string(),
+            ),
+        }
+    }
+    report.0
+}
+
+/// Connects to `info` and checks what tend needs of it (a pg_dump that can dump it).
+pub fn check_one_database(settings: &Settings, check: &str, info: &ConnInfo) -> Vec<Finding> {
+    let mut report = Report(Vec::new());
+    check_database(&mut report, check, info, settings);
+    report.0
 }
 
 fn check_database(report: &mut Report, check: &str, info: &ConnInfo, settings: &Settings) {

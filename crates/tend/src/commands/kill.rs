@@ -6,6 +6,7 @@ use tend_ops::actions::{self, KillSelection};
 
 use crate::command_error::{CommandError, ErrorKind, exit};
 use crate::context::{Context, block_on};
+use crate::output::count;
 
 #[derive(Debug, Args)]
 #[command(group(
@@ -105,11 +106,7 @@ pub fn run(args: KillArgs, ctx: &Context) -> Result<i32, CommandError> {
         return Ok(exit::OK);
     }
     ctx.out.confirm(
-        &format!(
-            "{verb} {} session{}?",
-            targets.len(),
-            if targets.len() == 1 { "" } else { "s" }
-        ),
+        &format!("{verb} {}?", count(targets.len(), "session", "sessions")),
         ctx.yes,
     )?;
     let mut done = Vec::new();
@@ -121,14 +118,13 @@ pub fn run(args: KillArgs, ctx: &Context) -> Result<i32, CommandError> {
     ctx.out
         .json_value(&serde_json::json!({ "signalled": done, "terminate": args.terminate }));
     ctx.out.line(format!(
-        "{} {} session{}.",
+        "{} {}.",
         if args.terminate {
             "Terminated"
         } else {
             "Cancelled the queries of"
         },
-        done.len(),
-        if done.len() == 1 { "" } else { "s" }
+        count(done.len(), "session", "sessions")
     ));
     Ok(exit::OK)
 }

@@ -13,6 +13,7 @@ use tend_pg::ConnInfo;
 
 use crate::command_error::{CommandError, ErrorKind, exit};
 use crate::context::{Context, block_on};
+use crate::output::count;
 
 #[derive(Debug, Subcommand)]
 pub enum MigrateCommand {
@@ -229,7 +230,7 @@ fn deploy(ctx: &Context, args: DeployArgs) -> Result<i32, CommandError> {
         } else {
             ctx.out.line(format!(
                 "Would apply {}:",
-                count(report.applied.len(), "migration")
+                count(report.applied.len(), "migration", "migrations")
             ));
             for m in &report.applied {
                 ctx.out.line(format!("  {}  ({})", m.name, m.mode));
@@ -239,7 +240,7 @@ fn deploy(ctx: &Context, args: DeployArgs) -> Result<i32, CommandError> {
     }
     ctx.out.line(format!(
         "{} applied, {} already applied, in {:.2}s.",
-        count(report.applied.len(), "migration"),
+        count(report.applied.len(), "migration", "migrations"),
         report.already_applied,
         started.elapsed().as_secs_f64()
     ));
@@ -358,11 +359,14 @@ fn rollback(ctx: &Context, args: RollbackArgs) -> Result<i32, CommandError> {
     }
     ctx.out.confirm(
         &format!(
-            "Undo {} ({}) through {} down script{}?",
-            count(plan.len(), "migration"),
+            "Undo {} ({}) through {}?",
+            count(plan.len(), "migration", "migrations"),
             plan.join(", "),
-            if plan.len() == 1 { "its" } else { "their" },
-            if plan.len() == 1 { "" } else { "s" }
+            if plan.len() == 1 {
+                "its down script"
+            } else {
+                "their down scripts"
+            }
         ),
         ctx.yes,
     )?;
@@ -395,15 +399,6 @@ fn rollback(ctx: &Context, args: RollbackArgs) -> Result<i32, CommandError> {
     Ok(exit::OK)
 }
 
-/// "1 migration", "3 migrations".
-fn count(n: usize, noun: &str) -> String {
-    if n == 1 {
-        format!("1 {noun}")
-    } else {
-        format!("{n} {noun}s")
-    }
-}
-
 fn reset(ctx: &Context, args: ResetArgs) -> Result<i32, CommandError> {
     let project = Project::from_settings(ctx);
     let migrations = project.load()?;
@@ -422,7 +417,7 @@ fn reset(ctx: &Context, args: ResetArgs) -> Result<i32, CommandError> {
             "Would drop the schemas {} of {}, then apply {}{}.",
             schemas.join(", "),
             info.redacted(),
-            count(migrations.len(), "migration"),
+            count(migrations.len(), "migration", "migrations"),
             if args.skip_seed { "" } else { " and seed" }
         ));
         return Ok(exit::OK);
@@ -463,7 +458,7 @@ fn reset(ctx: &Context, args: ResetArgs) -> Result<i32, CommandError> {
     }));
     ctx.out.line(format!(
         "Reset done: {} applied{}.",
-        count(report.applied.len(), "migration"),
+        count(report.applied.len(), "migration", "migrations"),
         match &seeded {
             Some(path) => format!(", seeded from {}", path.display()),
             None => String::new(),
@@ -482,7 +477,7 @@ fn baseline(ctx: &Context, args: BaselineArgs) -> Result<i32, CommandError> {
         .json_value(&serde_json::json!({ "recorded": recorded }));
     ctx.out.line(format!(
         "Recorded {} as applied without running {}.",
-        count(recorded.len(), "migration"),
+        count(recorded.len(), "migration", "migrations"),
         if recorded.len() == 1 { "it" } else { "them" }
     ));
     Ok(exit::OK)
@@ -490,25 +485,9 @@ fn baseline(ctx: &Context, args: BaselineArgs) -> Result<i32, CommandError> {
 
 /// `YYYYMMDDHHMMSS` in UTC, as Prisma names migrations.
 fn utc_timestamp() -> String {
-    let secs = SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0) as i64;
-    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}{month:02}{day:02}{:02}{:02}{:02}",
-        rem / 3600,
-        (rem % 3600) / 60,
-        rem % 60
-    )
+    humantime::format_rfc3339_seconds(SystemTime::now())
+        .to_string()
+        .chars()
+        .filter(char::is_ascii_digit)
+        .collect()
 }

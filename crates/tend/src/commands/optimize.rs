@@ -9,6 +9,7 @@ use tend_ops::actions;
 
 use crate::command_error::{CommandError, exit};
 use crate::context::{Context, block_on};
+use crate::output::count;
 
 #[derive(Debug, Args)]
 pub struct OptimizeArgs {
@@ -49,9 +50,8 @@ pub fn run(args: OptimizeArgs, ctx: &Context) -> Result<i32, CommandError> {
         }
         ctx.out.confirm(
             &format!(
-                "Drop these {} index{}?",
-                destructive.len(),
-                if destructive.len() == 1 { "" } else { "es" }
+                "Drop these {}?",
+                count(destructive.len(), "index", "indexes")
             ),
             ctx.yes,
         )?;
@@ -79,15 +79,13 @@ pub fn run(args: OptimizeArgs, ctx: &Context) -> Result<i32, CommandError> {
     ctx.out
         .json_value(&serde_json::json!({ "ran": ran, "needs_apply": skipped }));
     ctx.out.line(format!(
-        "Ran {} statement{}.",
-        ran.len(),
-        if ran.len() == 1 { "" } else { "s" }
+        "Ran {}.",
+        count(ran.len(), "statement", "statements")
     ));
     if !skipped.is_empty() {
         ctx.out.line(format!(
-            "{} index drop{} need --apply (see them with --dry-run).",
-            skipped.len(),
-            if skipped.len() == 1 { "" } else { "s" }
+            "{} need --apply (see them with --dry-run).",
+            count(skipped.len(), "index drop", "index drops")
         ));
     }
     Ok(exit::OK)

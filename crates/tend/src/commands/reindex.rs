@@ -8,6 +8,7 @@ use tend_ops::actions;
 
 use crate::command_error::{CommandError, exit};
 use crate::context::{Context, block_on};
+use crate::output::count;
 
 #[derive(Debug, Args)]
 #[command(group(
@@ -66,9 +67,8 @@ pub fn run(args: ReindexArgs, ctx: &Context) -> Result<i32, CommandError> {
     }
     ctx.out.json_value(&serde_json::json!({ "rebuilt": done }));
     ctx.out.line(format!(
-        "Rebuilt {} index{}.",
-        done.len(),
-        if done.len() == 1 { "" } else { "es" }
+        "Rebuilt {}.",
+        count(done.len(), "index", "indexes")
     ));
     Ok(exit::OK)
 }

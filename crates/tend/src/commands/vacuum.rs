@@ -9,6 +9,7 @@ use tend_ops::actions;
 
 use crate::command_error::{CommandError, exit};
 use crate::context::{Context, block_on};
+use crate::output::count;
 
 #[derive(Debug, Args)]
 pub struct VacuumArgs {
@@ -85,9 +86,8 @@ pub fn run(args: VacuumArgs, ctx: &Context) -> Result<i32, CommandError> {
     ctx.out
         .json_value(&serde_json::json!({ "vacuumed": done, "analyze": args.analyze }));
     ctx.out.line(format!(
-        "Vacuumed {} table{}{}.",
-        done.len(),
-        if done.len() == 1 { "" } else { "s" },
+        "Vacuumed {}{}.",
+        count(done.len(), "table", "tables"),
         if args.analyze {
             " and refreshed their statistics"
         } else {

@@ -36,6 +36,20 @@ fn rich_database() -> TestDb {
     db
 }
 
+/// `tend` in `project`, working on `db`, with the backup passphrase.
+fn backing_up<'a>(
+    project: &'a TestProject,
+    db: &'a TestDb,
+) -> impl Fn(&[&str]) -> (i32, String, String) + 'a {
+    move |args| {
+        run(project
+            .tend()
+            .env("DATABASE_URL", db.url())
+            .env("BACKUP_ENCRYPTION_KEY", PASSPHRASE)
+            .args(args))
+    }
+}
+
 fn schema_and_hashes(db: &TestDb) -> (String, Vec<Option<String>>) {
     let output = Command::new("pg_dump")
         .args(["--schema-only", "--no-owner"])
@@ -149,13 +163,7 @@ fn round_trip_through_a_directory_with_verify_and_refusals() {
 fn damage_is_caught_by_verify_and_restore_leaves_the_target_alone() {
     let source = rich_database();
     let project = TestProject::new();
-    let tend = |args: &[&str]| {
-        run(project
-            .tend()
-            .env("DATABASE_URL", source.url())
-            .env("BACKUP_ENCRYPTION_KEY", PASSPHRASE)
-            .args(args))
-    };
+    let tend = backing_up(&project, &source);
     let (code, out, err) = tend(&["backup", "run", "--json"]);
     assert_eq!(code, 0, "{out}{err}");
     let manifest: serde_json::Value = serde_json::from_str(&out).unwrap();
@@ -380,13 +388,7 @@ fn a_killed_backup_never_leaves_a_listed_backup_that_fails() {
         let _ = child.kill();
         let _ = child.wait();
     }
-    let tend = |args: &[&str]| {
-        run(project
-            .tend()
-            .env("DATABASE_URL", source.url())
-            .env("BACKUP_ENCRYPTION_KEY", PASSPHRASE)
-            .args(args))
-    };
+    let tend = backing_up(&project, &source);
     // Every backup listed (those that finished before a kill) is sound.
     let (code, out, _) = tend(&["backup", "list", "--json"]);
     assert_eq!(code, 0);
@@ -410,13 +412,7 @@ fn prune_follows_the_policy_and_never_drops_the_newest_verified() {
         "tend.toml",
         "[backup.retention]\nkeep_last = 1\nkeep_daily = 0\nkeep_weekly = 0\nkeep_monthly = 0\n",
     );
-    let tend = |args: &[&str]| {
-        run(project
-            .tend()
-            .env("DATABASE_URL", source.url())
-            .env("BACKUP_ENCRYPTION_KEY", PASSPHRASE)
-            .args(args))
-    };
+    let tend = backing_up(&project, &source);
     let mut ids = Vec::new();
     for _ in 0..3 {
         let (code, out, err) = tend(&["backup", "run", "--json"]);
@@ -456,13 +452,7 @@ fn prune_follows_the_policy_and_never_drops_the_newest_verified() {
 fn parallel_restore_gives_the_same_database() {
     let source = rich_database();
     let project = TestProject::new();
-    let tend = |args: &[&str]| {
-        run(project
-            .tend()
-            .env("DATABASE_URL", source.url())
-            .env("BACKUP_ENCRYPTION_KEY", PASSPHRASE)
-            .args(args))
-    };
+    let tend = backing_up(&project, &source);
     let (code, out, err) = tend(&["backup", "run"]);
     assert_eq!(code, 0, "{out}{err}");
     let target = TestDb::create();

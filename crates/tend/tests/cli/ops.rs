@@ -54,7 +54,11 @@ fn check_lists_the_catalog_with_thresholds() {
     let doc: serde_json::Value = serde_json::from_str(&out).unwrap();
     let checks = doc["checks"].as_array().unwrap();
     assert_eq!(doc["count"].as_u64().unwrap() as usize, checks.len());
-    assert!(checks.len() >= 60, "the catalog has {} checks", checks.len());
+    assert!(
+        checks.len() >= 60,
+        "the catalog has {} checks",
+        checks.len()
+    );
     for check in checks {
         assert!(check["sql"].as_str().unwrap().contains("SELECT"), "{check}");
         assert!(check.get("warning").is_some() && check.get("critical").is_some());
