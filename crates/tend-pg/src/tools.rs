@@ -10,7 +10,7 @@ use std::fmt;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::{Mutex, OnceLock, mpsc};
+use std::sync::{Arc, Mutex, OnceLock, mpsc};
 use std::time::{Duration, Instant};
 
 /// How long `PROGRAM --version` (or `pg_config --bindir`) may take before the
@@ -550,15 +550,15 @@ fn configured_unsuitable(
 }
 
 /// Where to look for programs; build once (from config) and reuse, since it
-/// caches what it finds.
-#[derive(Debug)]
+/// caches what it finds. Clones share the cache.
+#[derive(Debug, Clone)]
 pub struct ToolSearch {
     bindir: Option<PathBuf>,
     path: Option<OsString>,
     system_dirs: Vec<SystemDirPattern>,
     platform: Option<Platform>,
     timeout: Duration,
-    cache: Cache,
+    cache: Arc<Cache>,
 }
 
 /// Results of running programs, so repeated finds do not respawn them.
@@ -567,29 +567,6 @@ struct Cache {
     candidates: Mutex<HashMap<PgTool, Vec<FoundTool>>>,
     versions: Mutex<HashMap<PathBuf, Option<PgVersion>>>,
     pg_config_bindir: OnceLock<Option<PathBuf>>,
-}
-
-impl Clone for Cache {
-    fn clone(&self) -> Self {
-        Cache {
-            candidates: Mutex::new(lock(&self.candidates).clone()),
-            versions: Mutex::new(lock(&self.versions).clone()),
-            pg_config_bindir: self.pg_config_bindir.clone(),
-        }
-    }
-}
-
-impl Clone for ToolSearch {
-    fn clone(&self) -> Self {
-        ToolSearch {
-            bindir: self.bindir.clone(),
-            path: self.path.clone(),
-            system_dirs: self.system_dirs.clone(),
-            platform: self.platform,
-            timeout: self.timeout,
-            cache: self.cache.clone(),
-        }
-    }
 }
 
 impl Default for ToolSearch {
@@ -615,21 +592,21 @@ impl ToolSearch {
             system_dirs: SystemDirPattern::defaults(),
             platform: None,
             timeout: DEFAULT_TIMEOUT,
-            cache: Cache::default(),
+            cache: Arc::new(Cache::default()),
         }
     }
 
     /// Uses `path` instead of the process's PATH.
     pub fn with_path(mut self, path: impl Into<OsString>) -> Self {
         self.path = Some(path.into());
-        self.cache = Cache::default();
+        self.cache = Arc::new(Cache::default());
         self
     }
 
     /// Replaces the versioned system directories searched last.
     pub fn with_system_dirs(mut self, dirs: Vec<SystemDirPattern>) -> Self {
         self.system_dirs = dirs;
-        self.cache = Cache::default();
+        self.cache = Arc::new(Cache::default());
         self
     }
 
@@ -642,7 +619,7 @@ impl ToolSearch {
     /// Changes how long each `--version` run may take.
     pub fn with_timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
-        self.cache = Cache::default();
+        self.cache = Arc::new(Cache::default());
         self
     }
 

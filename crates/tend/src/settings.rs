@@ -435,6 +435,9 @@ pub struct Settings {
     /// The directory holding `tend.toml`, or the working directory when there is none.
     pub project_root: PathBuf,
     pub config_file: Option<PathBuf>,
+    /// Built once: it remembers which programs it ran, so a command that needs several
+    /// does not run `--version` on each candidate again.
+    tools: std::sync::OnceLock<tend_pg::ToolSearch>,
 }
 
 impl Settings {
@@ -571,6 +574,7 @@ impl Settings {
             checks,
             project_root,
             config_file,
+            tools: std::sync::OnceLock::new(),
         };
         settings.validate()?;
         Ok(settings)
@@ -683,7 +687,9 @@ impl Settings {
 
     /// Where to find PostgreSQL programs.
     pub fn tool_search(&self) -> tend_pg::ToolSearch {
-        tend_pg::ToolSearch::new(self.path("tools.pg_bindir"))
+        self.tools
+            .get_or_init(|| tend_pg::ToolSearch::new(self.path("tools.pg_bindir")))
+            .clone()
     }
 }
 
