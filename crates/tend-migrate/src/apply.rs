@@ -204,13 +204,16 @@ fn db(context: impl Into<String>) -> impl FnOnce(tokio_postgres::Error) -> Migra
 
 /// Prisma keeps its tables in the schema named by the URL's `schema` parameter (default
 /// public). Put it first on the search_path, creating it as Prisma does.
-async fn use_schema(client: &Client, info: &ConnInfo) -> Result<(), MigrateError> {
+async fn use_schema(client: &Client, info: &ConnInfo, create: bool) -> Result<(), MigrateError> {
     if let Some(schema) = info.get("schema").filter(|s| !s.is_empty()) {
         let schema = quote_ident(schema);
+        let create = if create {
+            format!("CREATE SCHEMA IF NOT EXISTS {schema}; ")
+        } else {
+            String::new()
+        };
         client
-            .batch_execute(&format!(
-                "CREATE SCHEMA IF NOT EXISTS {schema}; SET search_path TO {schema}"
-            ))
+            .batch_execute(&format!("{create}SET search_path TO {schema}"))
             .await
             .map_err(db("setting the schema from the URL"))?;
     }
@@ -225,12 +228,7 @@ pub async fn status(
     migrations: &[Migration],
 ) -> Result<Vec<MigrationStatus>, MigrateError> {
     let session = tend_pg::connect(info, &options.connect).await?;
-    if let Some(schema) = info.get("schema").filter(|s| !s.is_empty()) {
-        session
-            .batch_execute(&format!("SET search_path TO {}", quote_ident(schema)))
-            .await
-            .map_err(db("setting the schema from the URL"))?;
-    }
+    use_schema(&session, info, false).await?;
     history
         .pin_schema(&session)
         .await
@@ -262,7 +260,7 @@ impl Locked {
         on_event(Event::Locked {
             waited: started.elapsed(),
         });
-        use_schema(&lock.session().client, info).await?;
+        use_schema(&lock.session().client, info, true).await?;
         let mut history = history;
         history
             .pin_schema(&lock.session().client)
@@ -422,7 +420,7 @@ async fn reset_session(
             .await
             .map_err(db("resetting the session between migrations"))?;
     }
-    use_schema(client, info).await
+    use_schema(client, info, true).await
 }
 
 /// What to apply and how many are already applied. Refuses when a file was modified after
@@ -1081,7 +1079,7 @@ pub async fn seed(
     sql: &str,
 ) -> Result<(), MigrateError> {
     let session = tend_pg::connect(info, &options.connect).await?;
-    use_schema(&session, info).await?;
+    use_schema(&session, info, true).await?;
     session
         .batch_execute("BEGIN")
         .await
