@@ -1,0 +1,2247 @@
+//! The diff from one [`Model`] to another: ordered DDL steps, each tagged with its hazards.
+//!
+//! The order is what PostgreSQL's dependencies require, in phases:
+//! 1. dependents of what changes are dropped first: views over changed tables, triggers,
+//!    policies, foreign keys, constraints and indexes that go or change;
+//! 2. what the tables need is created: schemas, extensions, types (enum values are added in
+//!    place), sequences and functions;
+//! 3. tables are created, altered (columns added, retyped with `USING`, defaults, `NOT NULL`
+//!    through a validated check, identity) and dropped;
+//! 4. constraints are added (on existing tables `NOT VALID`, then validated), keys first and
+//!    foreign keys last; indexes on existing tables are built `CONCURRENTLY`, each a step
+//!    outside any transaction;
+//! 5. views, triggers, policies, row level security and comments follow;
+//! 6. what nothing uses any more is dropped last: functions, types, sequences, extensions
+//!    and schemas.
+//!
+//! Renames cannot be told from a drop and an add: they come out as such, with a warning,
+//! unless a [`Rename`] hint says otherwise.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::fmt;
+
+use serde::Serialize;
+use tend_pg::quote_literal;
+
+use crate::ddl;
+use crate::model::*;
+
+/// What a step may do to a live database, shown before it runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Hazard {
+    /// Deletes data: a dropped table or column, enum values taken away.
+    DataLoss,
+    /// Rewrites the whole table under an `ACCESS EXCLUSIVE` lock.
+    TableRewrite,
+    /// Holds a lock that blocks writes (or reads) for as long as a scan or build takes.
+    LongLock,
+    /// May fail on the data that is there (a `NOT NULL` column without a default, a cast).
+    MayFail,
+}
+
+impl Hazard {
+    pub fn describe(self) -> &'static str {
+        match self {
+            Hazard::DataLoss => "data loss",
+            Hazard::TableRewrite => "table rewrite (ACCESS EXCLUSIVE lock while it runs)",
+            Hazard::LongLock => "long lock (blocks writes while it scans or builds)",
+            Hazard::MayFail => "may fail on existing rows",
+        }
+    }
+}
+
+impl fmt::Display for Hazard {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.describe())
+    }
+}
+
+/// How a step changes its object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Change {
+    Create,
+    Alter,
+    Drop,
+}
+
+/// One statement of a plan.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Step {
+    /// What it touches, for people: `column public.users.email`.
+    pub object: String,
+    pub change: Change,
+    /// One statement, without the final semicolon.
+    pub sql: String,
+    /// False for statements that cannot run in a transaction block
+    /// (`CREATE INDEX CONCURRENTLY`, `ALTER TYPE ... ADD VALUE` before its use).
+    pub transactional: bool,
+    pub hazards: Vec<Hazard>,
+    /// Done only because of another change (a view recreated over a retyped column):
+    /// the object itself does not differ.
+    pub derived: bool,
+}
+
+/// The ordered steps from one model to another, and what the user should know.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Plan {
+    pub steps: Vec<Step>,
+    pub warnings: Vec<String>,
+}
+
+impl Plan {
+    pub fn is_empty(&self) -> bool {
+        self.steps.is_empty()
+    }
+
+    /// The objects that differ (not those only rebuilt because of another change), in plan
+    /// order, each once with its first change.
+    pub fn changed_objects(&self) -> Vec<(&str, Change)> {
+        let mut seen = HashSet::new();
+        self.steps
+            .iter()
+            .filter(|s| !s.derived && s.object != SESSION)
+            .filter(|s| seen.insert(s.object.as_str()))
+            .map(|s| (s.object.as_str(), s.change))
+            .collect()
+    }
+
+    /// A script `psql -f` runs as it is: each step preceded by comments naming its object
+    /// and hazards.
+    pub fn to_sql(&self, with_comments: bool) -> String {
+        let mut out = String::new();
+        for warning in &self.warnings {
+            out.push_str(&format!("-- warning: {warning}\n"));
+        }
+        if !self.warnings.is_empty() {
+            out.push('\n');
+        }
+        for step in &self.steps {
+            if with_comments && step.object != SESSION {
+                let change = match step.change {
+                    Change::Create => "create",
+                    Change::Alter => "alter",
+                    Change::Drop => "drop",
+                };
+                let mut line = format!("-- {}: {change}", step.object);
+                if !step.transactional {
+                    line.push_str(" (outside a transaction)");
+                }
+                out.push_str(&line);
+                out.push('\n');
+                for hazard in &step.hazards {
+                    out.push_str(&format!("-- hazard: {hazard}\n"));
+                }
+            }
+            out.push_str(&step.sql);
+            out.push_str(";\n");
+            if with_comments {
+                out.push('\n');
+            }
+        }
+        out
+    }
+}
+
+/// A hint that an object was renamed, so the diff renames instead of dropping and adding.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Rename {
+    Table {
+        from: QualifiedName,
+        to: QualifiedName,
+    },
+    Column {
+        table: QualifiedName,
+        from: String,
+        to: String,
+    },
+}
+
+impl Rename {
+    /// `schema.table=new_table` (or `=schema.new_table`), or `schema.table.column=new_column`.
+    pub fn parse(text: &str) -> Result<Rename, String> {
+        let (left, right) = text.split_once('=').ok_or_else(|| {
+            format!("rename hint {text:?} has no `=`: write OLD=NEW, e.g. public.users=people or public.users.name=full_name")
+        })?;
+        let old = split_dotted(left.trim());
+        let new = split_dotted(right.trim());
+        match (old.as_slice(), new.as_slice()) {
+            ([schema, table, column], [to]) => Ok(Rename::Column {
+                table: QualifiedName::new(schema.clone(), table.clone()),
+                from: column.clone(),
+                to: to.clone(),
+            }),
+            ([schema, table], [to]) => Ok(Rename::Table {
+                from: QualifiedName::new(schema.clone(), table.clone()),
+                to: QualifiedName::new(schema.clone(), to.clone()),
+            }),
+            ([schema, table], [to_schema, to]) => Ok(Rename::Table {
+                from: QualifiedName::new(schema.clone(), table.clone()),
+                to: QualifiedName::new(to_schema.clone(), to.clone()),
+            }),
+            _ => Err(format!(
+                "rename hint {text:?} is not SCHEMA.TABLE=NEW_TABLE or SCHEMA.TABLE.COLUMN=NEW_COLUMN"
+            )),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct DiffOptions {
+    pub renames: Vec<Rename>,
+    /// Build indexes on existing tables `CONCURRENTLY` (outside a transaction).
+    pub concurrently: bool,
+}
+
+impl Default for DiffOptions {
+    fn default() -> Self {
+        DiffOptions {
+            renames: Vec::new(),
+            concurrently: true,
+        }
+    }
+}
+
+/// The object of the `SET` statements a plan starts with.
+const SESSION: &str = "session";
+
+/// The ordered steps that turn a database at `from` into one at `to`.
+pub fn diff(from: &Model, to: &Model, options: &DiffOptions) -> Plan {
+    let mut from = from.clone();
+    let mut diff = Differ {
+        to,
+        options,
+        plan: Plan::default(),
+        retyped: HashSet::new(),
+        recreated_views: BTreeSet::new(),
+        recreated_enums: BTreeSet::new(),
+        foreign_keys_to_readd: BTreeSet::new(),
+        policies_to_readd: BTreeSet::new(),
+        triggers_to_readd: BTreeSet::new(),
+    };
+    diff.renames(&mut from);
+    let from = &from;
+    diff.analyse(from);
+    diff.session(from);
+    diff.drop_dependents(from);
+    diff.schemas_and_extensions(from);
+    diff.types(from);
+    diff.sequences(from);
+    diff.functions(from, false);
+    diff.tables(from);
+    diff.functions(from, true);
+    diff.constraints(from);
+    diff.indexes(from);
+    diff.sequence_owners(from);
+    diff.views(from);
+    diff.triggers(from);
+    diff.policies(from);
+    diff.drop_unused(from);
+    diff.plan
+}
+
+struct Differ<'a> {
+    to: &'a Model,
+    options: &'a DiffOptions,
+    plan: Plan,
+    /// Columns whose type changes: views, policies and triggers over them are rebuilt.
+    retyped: HashSet<(QualifiedName, String)>,
+    /// Views dropped and created again (changed, or over something that changes).
+    recreated_views: BTreeSet<QualifiedName>,
+    /// Enums whose values are taken away or reordered: built anew and swapped in.
+    recreated_enums: BTreeSet<QualifiedName>,
+    /// Foreign keys (table, name) dropped because the key they point at is rebuilt.
+    foreign_keys_to_readd: BTreeSet<(QualifiedName, String)>,
+    policies_to_readd: BTreeSet<QualifiedName>,
+    triggers_to_readd: BTreeSet<QualifiedName>,
+}
+
+impl Differ<'_> {
+    fn push(&mut self, object: impl Into<String>, change: Change, sql: String) -> &mut Step {
+        self.plan.steps.push(Step {
+            object: object.into(),
+            change,
+            sql,
+            transactional: true,
+            hazards: Vec::new(),
+            derived: false,
+        });
+        self.plan.steps.last_mut().expect("just pushed")
+    }
+
+    fn warn(&mut self, warning: String) {
+        self.plan.warnings.push(warning);
+    }
+
+    // ---- renames -------------------------------------------------------------------------
+
+    fn renames(&mut self, from: &mut Model) {
+        for rename in &self.options.renames {
+            match rename {
+                Rename::Table { from: old, to: new } => {
+                    if !from.tables.contains_key(old) || from.tables.contains_key(new) {
+                        self.warn(format!(
+                            "rename hint {old} -> {new} ignored: {old} is not a table on the from side, or {new} already is"
+                        ));
+                        continue;
+                    }
+                    let mut sql = String::new();
+                    if old.schema != new.schema {
+                        sql.push_str(&format!(
+                            "ALTER TABLE {} SET SCHEMA {}",
+                            old.sql(),
+                            ident(&new.schema)
+                        ));
+                        if old.name != new.name {
+                            sql.push_str(&format!(
+                                ";\nALTER TABLE {} RENAME TO {}",
+                                QualifiedName::new(new.schema.clone(), old.name.clone()).sql(),
+                                ident(&new.name)
+                            ));
+                        }
+                    } else {
+                        sql.push_str(&format!(
+                            "ALTER TABLE {} RENAME TO {}",
+                            old.sql(),
+                            ident(&new.name)
+                        ));
+                    }
+                    self.push(format!("table {old}"), Change::Alter, sql);
+                    rename_table(from, old, new);
+                }
+                Rename::Column {
+                    table,
+                    from: old,
+                    to: new,
+                } => {
+                    let Some(t) = from.tables.get_mut(table) else {
+                        self.warn(format!(
+                            "rename hint {table}.{old} -> {new} ignored: no table {table} on the from side"
+                        ));
+                        continue;
+                    };
+                    if t.column(new).is_some() || t.column(old).is_none() {
+                        self.warn(format!(
+                            "rename hint {table}.{old} -> {new} ignored: {old} is not a column of {table}, or {new} already is"
+                        ));
+                        continue;
+                    }
+                    for column in &mut t.columns {
+                        if column.name == *old {
+                            column.name = new.clone();
+                        }
+                    }
+                    for constraint in t.constraints.values_mut() {
+                        for column in &mut constraint.columns {
+                            if column == old {
+                                *column = new.clone();
+                            }
+                        }
+                    }
+                    for sequence in from.sequences.values_mut() {
+                        if let Some((owner, column)) = &mut sequence.owned_by {
+                            if owner == table && column == old {
+                                *column = new.clone();
+                            }
+                        }
+                    }
+                    self.push(
+                        format!("column {table}.{old}"),
+                        Change::Alter,
+                        format!(
+                            "ALTER TABLE {} RENAME COLUMN {} TO {}",
+                            table.sql(),
+                            ident(old),
+                            ident(new)
+                        ),
+                    );
+                }
+            }
+        }
+    }
+
+    // ---- what changes, before anything is written -------------------------------------
+
+    fn analyse(&mut self, from: &Model) {
+        let to = self.to;
+        for (name, ty) in &to.types {
+            if let (Some(old), TypeKind::Enum { values: new_values }) =
+                (from.types.get(name), &ty.kind)
+                && let TypeKind::Enum { values: old_values } = &old.kind
+                && !is_in_order_subset(old_values, new_values)
+            {
+                self.recreated_enums.insert(name.clone());
+            }
+        }
+        for (name, new) in &to.tables {
+            let Some(old) = from.tables.get(name) else {
+                continue;
+            };
+            for column in &new.columns {
+                let Some(before) = old.column(&column.name) else {
+                    continue;
+                };
+                let retyped = before.data_type != column.data_type
+                    || before.collation != column.collation
+                    || before.generated != column.generated
+                    || self
+                        .recreated_enums
+                        .iter()
+                        .any(|e| uses_type(&column.data_type, e));
+                if retyped {
+                    self.retyped.insert((name.clone(), column.name.clone()));
+                }
+            }
+        }
+        // Views to rebuild: changed ones, and those over dropped or retyped columns and
+        // over rebuilt views, transitively.
+        let mut rebuild: BTreeSet<QualifiedName> = BTreeSet::new();
+        for (name, view) in &from.views {
+            let changed = match to.views.get(name) {
+                None => true,
+                Some(new) => !same_view(view, new),
+            };
+            let over_changed_table = view.depends_on.iter().any(|dep| {
+                let Some(old) = from.tables.get(dep) else {
+                    return false;
+                };
+                match to.tables.get(dep) {
+                    None => true,
+                    Some(new) => old.columns.iter().any(|c| {
+                        new.column(&c.name).is_none()
+                            || self.retyped.contains(&(dep.clone(), c.name.clone()))
+                    }),
+                }
+            });
+            if changed || over_changed_table {
+                rebuild.insert(name.clone());
+            }
+        }
+        loop {
+            let more: Vec<QualifiedName> = from
+                .views
+                .iter()
+                .filter(|(name, view)| {
+                    !rebuild.contains(*name) && view.depends_on.iter().any(|d| rebuild.contains(d))
+                })
+                .map(|(name, _)| name.clone())
+                .collect();
+            if more.is_empty() {
+                break;
+            }
+            rebuild.extend(more);
+        }
+        self.recreated_views = rebuild;
+        // Policies and triggers over retyped columns block the type change.
+        for (table, _) in &self.retyped {
+            self.policies_to_readd.insert(table.clone());
+            self.triggers_to_readd.insert(table.clone());
+        }
+        // Foreign keys that point at a key being dropped or changed.
+        let mut rebuilt_keys: HashSet<QualifiedName> = HashSet::new();
+        for (name, old) in &from.tables {
+            let Some(new) = to.tables.get(name) else {
+                continue;
+            };
+            for constraint in old.constraints.values() {
+                if !matches!(
+                    constraint.kind,
+                    ConstraintKind::PrimaryKey | ConstraintKind::Unique
+                ) {
+                    continue;
+                }
+                let kept = new
+                    .constraints
+                    .get(&constraint.name)
+                    .is_some_and(|c| same_constraint(c, constraint));
+                let retyped = constraint
+                    .columns
+                    .iter()
+                    .any(|c| self.retyped.contains(&(name.clone(), c.clone())));
+                if !kept || retyped {
+                    rebuilt_keys.insert(name.clone());
+                }
+            }
+        }
+        for (name, old) in &from.tables {
+            let Some(new) = to.tables.get(name) else {
+                continue;
+            };
+            for constraint in old.constraints.values() {
+                let Some(target) = &constraint.references else {
+                    continue;
+                };
+                let unchanged = new
+                    .constraints
+                    .get(&constraint.name)
+                    .is_some_and(|c| same_constraint(c, constraint));
+                if unchanged && rebuilt_keys.contains(target) {
+                    self.foreign_keys_to_readd
+                        .insert((name.clone(), constraint.name.clone()));
+                }
+            }
+        }
+    }
+
+    fn session(&mut self, from: &Model) {
+        let functions_change = self
+            .to
+            .functions
+            .iter()
+            .any(|(key, f)| from.functions.get(key) != Some(f));
+        if functions_change {
+            self.push(
+                SESSION,
+                Change::Alter,
+                "SET check_function_bodies = false".to_string(),
+            );
+        }
+    }
+
+    // ---- phase 1: dependents of what changes ------------------------------------------
+
+    fn drop_dependents(&mut self, from: &Model) {
+        let to = self.to;
+        // Views, dependents first.
+        let order = view_order(&from.views);
+        for name in order.iter().rev() {
+            if !self.recreated_views.contains(name) {
+                continue;
+            }
+            let view = &from.views[name];
+            let gone = !to.views.contains_key(name);
+            let changed = to.views.get(name).is_some_and(|v| !same_view(view, v));
+            let step = self.push(
+                view_object(view),
+                if gone { Change::Drop } else { Change::Alter },
+                ddl::drop_view(view),
+            );
+            step.derived = !gone && !changed;
+        }
+        for (name, old) in &from.tables {
+            let new = to.tables.get(name);
+            let Some(new) = new else {
+                continue;
+            };
+            for trigger in old.triggers.values() {
+                let rebuilt = self.triggers_to_readd.contains(name);
+                let same = new
+                    .triggers
+                    .get(&trigger.name)
+                    .is_some_and(|t| t.definition == trigger.definition);
+                if !same || rebuilt {
+                    let step = self.push(
+                        format!("trigger {} on {name}", trigger.name),
+                        if new.triggers.contains_key(&trigger.name) {
+                            Change::Alter
+                        } else {
+                            Change::Drop
+                        },
+                        format!("DROP TRIGGER {} ON {}", ident(&trigger.name), name.sql()),
+                    );
+                    step.derived = same;
+                }
+            }
+            for policy in old.policies.values() {
+                let rebuilt = self.policies_to_readd.contains(name);
+                let same = new
+                    .policies
+                    .get(&policy.name)
+                    .is_some_and(|p| same_policy(p, policy));
+                if !same || rebuilt {
+                    let step = self.push(
+                        format!("policy {} on {name}", policy.name),
+                        if new.policies.contains_key(&policy.name) {
+                            Change::Alter
+                        } else {
+                            Change::Drop
+                        },
+                        format!("DROP POLICY {} ON {}", ident(&policy.name), name.sql()),
+                    );
+                    step.derived = same;
+                }
+            }
+        }
+        // Foreign keys first (they depend on keys), then the other constraints.
+        for foreign in [true, false] {
+            for (name, old) in &from.tables {
+                for constraint in old.constraints.values() {
+                    if constraint.inherited
+                        || (constraint.kind == ConstraintKind::ForeignKey) != foreign
+                    {
+                        continue;
+                    }
+                    let (drop, derived) = match to.tables.get(name) {
+                        // A dropped table's foreign keys go first, so tables that point at
+                        // each other can be dropped in any order.
+                        None => (
+                            foreign && constraint.references.as_ref() != Some(name),
+                            true,
+                        ),
+                        Some(new) => match new.constraints.get(&constraint.name) {
+                            None => (true, false),
+                            Some(c) if !same_constraint(c, constraint) => {
+                                // Only validation to do: VALIDATE later, no drop.
+                                let validate_only = c.definition == constraint.definition
+                                    && c.validated
+                                    && !constraint.validated;
+                                (!validate_only, false)
+                            }
+                            Some(_) => (
+                                self.foreign_keys_to_readd
+                                    .contains(&(name.clone(), constraint.name.clone())),
+                                true,
+                            ),
+                        },
+                    };
+                    if !drop {
+                        continue;
+                    }
+                    let kept = to
+                        .tables
+                        .get(name)
+                        .is_some_and(|t| t.constraints.contains_key(&constraint.name));
+                    let step = self.push(
+                        format!("constraint {} on {name}", constraint.name),
+                        if kept { Change::Alter } else { Change::Drop },
+                        format!(
+                            "ALTER TABLE {} DROP CONSTRAINT {}",
+                            name.sql(),
+                            ident(&constraint.name)
+                        ),
+                    );
+                    step.derived = derived;
+                }
+            }
+        }
+        for (name, old) in &from.tables {
+            let Some(new) = to.tables.get(name) else {
+                continue;
+            };
+            for index in old.indexes.values() {
+                if index.parent.is_some() {
+                    continue;
+                }
+                let same = new
+                    .indexes
+                    .get(&index.name)
+                    .is_some_and(|i| same_index(i, index));
+                if !same {
+                    self.push(
+                        index_object(name, &index.name),
+                        if new.indexes.contains_key(&index.name) {
+                            Change::Alter
+                        } else {
+                            Change::Drop
+                        },
+                        format!(
+                            "DROP INDEX {}",
+                            QualifiedName::new(name.schema.clone(), index.name.clone()).sql()
+                        ),
+                    );
+                }
+            }
+        }
+    }
+
+    // ---- phase 2: what tables need ---------------------------------------------------
+
+    fn schemas_and_extensions(&mut self, from: &Model) {
+        let to = self.to;
+        for (name, schema) in &to.schemas {
+            match from.schemas.get(name) {
+                None => {
+                    if name != "public" {
+                        self.push(
+                            format!("schema {name}"),
+                            Change::Create,
+                            format!("CREATE SCHEMA {}", ident(name)),
+                        );
+                    }
+                    if schema.comment.is_some() && name != "public" {
+                        self.comment(
+                            format!("schema {name}"),
+                            format!("SCHEMA {}", ident(name)),
+                            schema.comment.as_deref(),
+                        );
+                    }
+                }
+                Some(old) if old.comment != schema.comment => {
+                    self.comment(
+                        format!("schema {name}"),
+                        format!("SCHEMA {}", ident(name)),
+                        schema.comment.as_deref(),
+                    );
+                }
+                Some(_) => {}
+            }
+        }
+        for (name, extension) in &to.extensions {
+            match from.extensions.get(name) {
+                None => {
+                    self.push(
+                        format!("extension {name}"),
+                        Change::Create,
+                        format!(
+                            "CREATE EXTENSION IF NOT EXISTS {} WITH SCHEMA {}",
+                            ident(name),
+                            ident(&extension.schema)
+                        ),
+                    );
+                }
+                Some(old) => {
+                    if old.schema != extension.schema {
+                        self.push(
+                            format!("extension {name}"),
+                            Change::Alter,
+                            format!(
+                                "ALTER EXTENSION {} SET SCHEMA {}",
+                                ident(name),
+                                ident(&extension.schema)
+                            ),
+                        );
+                    }
+                    if old.version != extension.version {
+                        self.push(
+                            format!("extension {name}"),
+                            Change::Alter,
+                            format!(
+                                "ALTER EXTENSION {} UPDATE TO {}",
+                                ident(name),
+                                quote_literal(&extension.version)
+                            ),
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    fn types(&mut self, from: &Model) {
+        let to = self.to;
+        for (name, ty) in &to.types {
+            let object = type_object(ty);
+            match from.types.get(name) {
+                None => {
+                    self.push(object.clone(), Change::Create, ddl::create_type(ty));
+                }
+                Some(old) if old.kind == ty.kind => {}
+                Some(old) => self.alter_type(old, ty, object.clone()),
+            }
+            let before = from.types.get(name).and_then(|t| t.comment.as_deref());
+            let recreated = self.recreated_enums.contains(name);
+            let comment_before = if recreated { None } else { before };
+            if comment_before != ty.comment.as_deref() {
+                self.comment(object, type_target(ty), ty.comment.as_deref());
+            }
+        }
+    }
+
+    fn alter_type(&mut self, old: &Type, new: &Type, object: String) {
+        let name = new.name.sql();
+        match (&old.kind, &new.kind) {
+            (TypeKind::Enum { values: before }, TypeKind::Enum { values: after })
+                if !self.recreated_enums.contains(&new.name) =>
+            {
+                // Every old value is kept in order: add the new ones in place.
+                let mut present: Vec<String> = before.clone();
+                for (i, value) in after.iter().enumerate() {
+                    if present.contains(value) {
+                        continue;
+                    }
+                    let position = match after[..i].iter().rev().find(|v| present.contains(v)) {
+                        Some(previous) => format!(" AFTER {}", quote_literal(previous)),
+                        None => match after[i + 1..].iter().find(|v| present.contains(v)) {
+                            Some(next) => format!(" BEFORE {}", quote_literal(next)),
+                            None => String::new(),
+                        },
+                    };
+                    let step = self.push(
+                        object.clone(),
+                        Change::Alter,
+                        format!(
+                            "ALTER TYPE {name} ADD VALUE {}{position}",
+                            quote_literal(value)
+                        ),
+                    );
+                    // A value added in a transaction cannot be used before it commits.
+                    step.transactional = false;
+                    present.push(value.clone());
+                }
+            }
+            (TypeKind::Enum { values: before }, TypeKind::Enum { values: after }) => {
+                let removed: Vec<&String> = before.iter().filter(|v| !after.contains(v)).collect();
+                let old_name = QualifiedName::new(
+                    new.name.schema.clone(),
+                    format!("{}__tend_old", new.name.name),
+                );
+                if !removed.is_empty() {
+                    self.warn(format!(
+                        "enum {} loses the values {}: rows holding them make the change fail",
+                        new.name,
+                        removed
+                            .iter()
+                            .map(|v| quote_literal(v))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ));
+                }
+                self.push(
+                    object.clone(),
+                    Change::Alter,
+                    format!("ALTER TYPE {name} RENAME TO {}", ident(&old_name.name)),
+                );
+                let step = self.push(object, Change::Alter, ddl::create_type(new));
+                if !removed.is_empty() {
+                    step.hazards.push(Hazard::DataLoss);
+                }
+                // The columns are switched over in the table phase, the old type dropped last.
+            }
+            (
+                TypeKind::Domain {
+                    base: old_base,
+                    collation: old_collation,
+                    default: old_default,
+                    not_null: old_not_null,
+                    checks: old_checks,
+                },
+                TypeKind::Domain {
+                    base,
+                    collation,
+                    default,
+                    not_null,
+                    checks,
+                },
+            ) if old_base == base && old_collation == collation => {
+                if old_default != default {
+                    let sql = match default {
+                        Some(d) => format!("ALTER DOMAIN {name} SET DEFAULT {d}"),
+                        None => format!("ALTER DOMAIN {name} DROP DEFAULT"),
+                    };
+                    self.push(object.clone(), Change::Alter, sql);
+                }
+                if old_not_null != not_null {
+                    let sql = if *not_null {
+                        format!("ALTER DOMAIN {name} SET NOT NULL")
+                    } else {
+                        format!("ALTER DOMAIN {name} DROP NOT NULL")
+                    };
+                    let step = self.push(object.clone(), Change::Alter, sql);
+                    if *not_null {
+                        step.hazards.push(Hazard::MayFail);
+                    }
+                }
+                for (check, definition) in old_checks {
+                    if checks.get(check) != Some(definition) {
+                        self.push(
+                            object.clone(),
+                            Change::Alter,
+                            format!("ALTER DOMAIN {name} DROP CONSTRAINT {}", ident(check)),
+                        );
+                    }
+                }
+                for (check, definition) in checks {
+                    if old_checks.get(check) != Some(definition) {
+                        let step = self.push(
+                            object.clone(),
+                            Change::Alter,
+                            format!(
+                                "ALTER DOMAIN {name} ADD CONSTRAINT {} {definition}",
+                                ident(check)
+                            ),
+                        );
+                        step.hazards.push(Hazard::MayFail);
+                    }
+                }
+            }
+            _ => {
+                self.warn(format!(
+                    "type {} changes in a way ALTER TYPE cannot do: it is dropped and created again, which fails while columns use it",
+                    new.name
+                ));
+                let step = self.push(object.clone(), Change::Alter, ddl::drop_type(old));
+                step.hazards.push(Hazard::DataLoss);
+                self.push(object, Change::Alter, ddl::create_type(new));
+            }
+        }
+    }
+
+    fn sequences(&mut self, from: &Model) {
+        let to = self.to;
+        for (name, sequence) in &to.sequences {
+            let object = format!("sequence {name}");
+            match from.sequences.get(name) {
+                None => {
+                    self.push(
+                        object.clone(),
+                        Change::Create,
+                        ddl::create_sequence(sequence),
+                    );
+                }
+                Some(old) => {
+                    let options_differ = old.data_type != sequence.data_type
+                        || old.start != sequence.start
+                        || old.increment != sequence.increment
+                        || old.min != sequence.min
+                        || old.max != sequence.max
+                        || old.cache != sequence.cache
+                        || old.cycle != sequence.cycle;
+                    if options_differ {
+                        self.push(
+                            object.clone(),
+                            Change::Alter,
+                            format!(
+                                "ALTER SEQUENCE {} AS {}{}",
+                                name.sql(),
+                                sequence.data_type,
+                                ddl::sequence_options(sequence)
+                            ),
+                        );
+                    }
+                }
+            }
+            let before = from.sequences.get(name).and_then(|s| s.comment.as_deref());
+            if before != sequence.comment.as_deref() {
+                self.comment(
+                    object,
+                    format!("SEQUENCE {}", name.sql()),
+                    sequence.comment.as_deref(),
+                );
+            }
+        }
+    }
+
+    /// Functions go before tables (defaults and checks call them), except those whose
+    /// signature names a table or view created here: those go after the tables.
+    fn functions(&mut self, from: &Model, after_tables: bool) {
+        let to = self.to;
+        let new_relations: Vec<String> = to
+            .tables
+            .keys()
+            .chain(to.views.keys())
+            .filter(|n| !from.tables.contains_key(*n) && !from.views.contains_key(*n))
+            .map(QualifiedName::sql)
+            .collect();
+        for (key, function) in &to.functions {
+            let signature = format!(
+                "{} {}",
+                key.arguments,
+                function.result.as_deref().unwrap_or_default()
+            );
+            let late = new_relations.iter().any(|r| signature.contains(r.as_str()));
+            if late != after_tables {
+                continue;
+            }
+            let object = function_object(function);
+            match from.functions.get(key) {
+                None => {
+                    self.push(
+                        object.clone(),
+                        Change::Create,
+                        ddl::create_function(function),
+                    );
+                }
+                Some(old) if old.definition == function.definition => {}
+                Some(old) => {
+                    if old.result != function.result || old.procedure != function.procedure {
+                        self.push(object.clone(), Change::Alter, ddl::drop_function(old));
+                    }
+                    self.push(
+                        object.clone(),
+                        Change::Alter,
+                        ddl::create_function(function),
+                    );
+                }
+            }
+            let before = from.functions.get(key).and_then(|f| f.comment.as_deref());
+            if before != function.comment.as_deref() {
+                self.comment(
+                    object,
+                    function_target(function),
+                    function.comment.as_deref(),
+                );
+            }
+        }
+    }
+
+    // ---- phase 3: tables ----------------------------------------------------------------
+
+    fn tables(&mut self, from: &Model) {
+        let to = self.to;
+        // Parents before their partitions and children.
+        for name in table_order(&to.tables) {
+            let table = &to.tables[&name];
+            if from.tables.contains_key(&name) {
+                continue;
+            }
+            self.warn_possible_table_rename(from, table);
+            let object = format!("table {name}");
+            self.push(object.clone(), Change::Create, ddl::create_table(table));
+            if table.row_security {
+                self.push(
+                    object.clone(),
+                    Change::Create,
+                    format!("ALTER TABLE {} ENABLE ROW LEVEL SECURITY", name.sql()),
+                );
+            }
+            if table.force_row_security {
+                self.push(
+                    object.clone(),
+                    Change::Create,
+                    format!("ALTER TABLE {} FORCE ROW LEVEL SECURITY", name.sql()),
+                );
+            }
+            if table.comment.is_some() {
+                self.comment(
+                    object,
+                    format!("TABLE {}", name.sql()),
+                    table.comment.as_deref(),
+                );
+            }
+            for column in &table.columns {
+                if column.comment.is_some() && !column.inherited {
+                    self.comment(
+                        format!("column {name}.{}", column.name),
+                        format!("COLUMN {}.{}", name.sql(), ident(&column.name)),
+                        column.comment.as_deref(),
+                    );
+                }
+            }
+        }
+        for (name, new) in &to.tables {
+            if let Some(old) = from.tables.get(name) {
+                self.alter_table(name, old, new);
+            }
+        }
+        // Children before parents; sequences they own go with them.
+        let mut order = table_order(&from.tables);
+        order.reverse();
+        for name in order {
+            if to.tables.contains_key(&name) {
+                continue;
+            }
+            let table = &from.tables[&name];
+            // A partition goes with its parent when that is dropped too.
+            if let Some(partition) = &table.partition_of
+                && !to.tables.contains_key(&partition.parent)
+                && from.tables.contains_key(&partition.parent)
+            {
+                continue;
+            }
+            let step = self.push(
+                format!("table {name}"),
+                Change::Drop,
+                format!("DROP TABLE {}", name.sql()),
+            );
+            step.hazards.push(Hazard::DataLoss);
+        }
+    }
+
+    fn warn_possible_table_rename(&mut self, from: &Model, table: &Table) {
+        let signature = |t: &Table| -> Vec<(String, String)> {
+            t.columns
+                .iter()
+                .map(|c| (c.name.clone(), c.data_type.clone()))
+                .collect()
+        };
+        let wanted = signature(table);
+        for (name, old) in &from.tables {
+            if !self.to.tables.contains_key(name) && signature(old) == wanted {
+                self.warn(format!(
+                    "table {name} is dropped and {} created with the same columns: if it is a rename, pass --rename {}={} or {name}'s rows are lost",
+                    table.name, name, table.name.name
+                ));
+            }
+        }
+    }
+
+    fn alter_table(&mut self, name: &QualifiedName, old: &Table, new: &Table) {
+        let table_sql = name.sql();
+        let object = format!("table {name}");
+        if old.partition_by != new.partition_by {
+            self.warn(format!(
+                "the partition key of {name} cannot change in place: change it by hand (create a new table and move the rows)"
+            ));
+        }
+        if old.partition_of != new.partition_of {
+            if let Some(partition) = &old.partition_of {
+                self.push(
+                    object.clone(),
+                    Change::Alter,
+                    format!(
+                        "ALTER TABLE {} DETACH PARTITION {table_sql}",
+                        partition.parent.sql()
+                    ),
+                );
+            }
+            if let Some(partition) = &new.partition_of {
+                let step = self.push(
+                    object.clone(),
+                    Change::Alter,
+                    format!(
+                        "ALTER TABLE {} ATTACH PARTITION {table_sql} {}",
+                        partition.parent.sql(),
+                        partition.bound
+                    ),
+                );
+                step.hazards.push(Hazard::LongLock);
+            }
+        }
+        for parent in &old.inherits {
+            if !new.inherits.contains(parent) {
+                self.push(
+                    object.clone(),
+                    Change::Alter,
+                    format!("ALTER TABLE {table_sql} NO INHERIT {}", parent.sql()),
+                );
+            }
+        }
+        if old.unlogged != new.unlogged {
+            let step = self.push(
+                object.clone(),
+                Change::Alter,
+                format!(
+                    "ALTER TABLE {table_sql} SET {}",
+                    if new.unlogged { "UNLOGGED" } else { "LOGGED" }
+                ),
+            );
+            step.hazards.push(Hazard::TableRewrite);
+        }
+        if old.options != new.options {
+            let key = |o: &String| o.split('=').next().unwrap_or_default().to_string();
+            let new_keys: Vec<String> = new.options.iter().map(key).collect();
+            let reset: Vec<String> = old
+                .options
+                .iter()
+                .map(key)
+                .filter(|k| !new_keys.contains(k))
+                .collect();
+            if !reset.is_empty() {
+                self.push(
+                    object.clone(),
+                    Change::Alter,
+                    format!("ALTER TABLE {table_sql} RESET ({})", reset.join(", ")),
+                );
+            }
+            if !new.options.is_empty() {
+                self.push(
+                    object.clone(),
+                    Change::Alter,
+                    format!("ALTER TABLE {table_sql} SET ({})", new.options.join(", ")),
+                );
+            }
+        }
+        self.columns(name, old, new);
+        for parent in &new.inherits {
+            if !old.inherits.contains(parent) {
+                self.push(
+                    object.clone(),
+                    Change::Alter,
+                    format!("ALTER TABLE {table_sql} INHERIT {}", parent.sql()),
+                );
+            }
+        }
+        if old.comment != new.comment {
+            self.comment(
+                object.clone(),
+                format!("TABLE {table_sql}"),
+                new.comment.as_deref(),
+            );
+        }
+    }
+
+    fn columns(&mut self, name: &QualifiedName, old: &Table, new: &Table) {
+        let table_sql = name.sql();
+        let dropped: Vec<&Column> = old
+            .columns
+            .iter()
+            .filter(|c| !c.inherited && new.column(&c.name).is_none())
+            .collect();
+        let added: Vec<&Column> = new
+            .columns
+            .iter()
+            .filter(|c| !c.inherited && old.column(&c.name).is_none())
+            .collect();
+        for gone in &dropped {
+            if let Some(candidate) = added.iter().find(|c| c.data_type == gone.data_type) {
+                self.warn(format!(
+                    "column {name}.{} is dropped and {} added with the same type: if it is a rename, pass --rename {name}.{}={} or its data is lost",
+                    gone.name, candidate.name, gone.name, candidate.name
+                ));
+            }
+        }
+        for column in &dropped {
+            let step = self.push(
+                format!("column {name}.{}", column.name),
+                Change::Drop,
+                format!(
+                    "ALTER TABLE {table_sql} DROP COLUMN {}",
+                    ident(&column.name)
+                ),
+            );
+            step.hazards.push(Hazard::DataLoss);
+        }
+        for after in &new.columns {
+            if after.inherited {
+                continue;
+            }
+            let Some(before) = old.column(&after.name) else {
+                continue;
+            };
+            self.alter_column(name, before, after);
+        }
+        for column in &added {
+            let object = format!("column {name}.{}", column.name);
+            let step = self.push(
+                object.clone(),
+                Change::Create,
+                format!(
+                    "ALTER TABLE {table_sql} ADD COLUMN {}",
+                    ddl::column_definition(column)
+                ),
+            );
+            let rewrites = column.generated.is_some()
+                || column.identity.is_some()
+                || column.default.as_deref().is_some_and(is_volatile_default);
+            if rewrites {
+                step.hazards.push(Hazard::TableRewrite);
+            }
+            if column.not_null
+                && column.default.is_none()
+                && column.identity.is_none()
+                && column.generated.is_none()
+            {
+                step.hazards.push(Hazard::MayFail);
+            }
+            if column.comment.is_some() {
+                self.comment(
+                    object,
+                    format!("COLUMN {table_sql}.{}", ident(&column.name)),
+                    column.comment.as_deref(),
+                );
+            }
+        }
+    }
+
+    fn alter_column(&mut self, table: &QualifiedName, before: &Column, after: &Column) {
+        let table_sql = table.sql();
+        let column_sql = ident(&after.name);
+        let object = format!("column {table}.{}", after.name);
+        let alter = format!("ALTER TABLE {table_sql} ALTER COLUMN {column_sql}");
+        if before.generated != after.generated {
+            // PostgreSQL 15 cannot change a generation expression in place.
+            let step = self.push(
+                object.clone(),
+                Change::Alter,
+                format!("ALTER TABLE {table_sql} DROP COLUMN {column_sql}"),
+            );
+            step.hazards.push(Hazard::DataLoss);
+            let step = self.push(
+                object.clone(),
+                Change::Alter,
+                format!(
+                    "ALTER TABLE {table_sql} ADD COLUMN {}",
+                    ddl::column_definition(after)
+                ),
+            );
+            step.hazards.push(Hazard::TableRewrite);
+            return;
+        }
+        let enum_swapped = self
+            .recreated_enums
+            .iter()
+            .find(|e| uses_type(&after.data_type, e))
+            .cloned();
+        let retype = before.data_type != after.data_type
+            || before.collation != after.collation
+            || enum_swapped.is_some();
+        if retype {
+            if before.default.is_some() {
+                self.push(
+                    object.clone(),
+                    Change::Alter,
+                    format!("{alter} DROP DEFAULT"),
+                );
+            }
+            let collate = after
+                .collation
+                .as_ref()
+                .map(|c| format!(" COLLATE {c}"))
+                .unwrap_or_default();
+            let using = if enum_swapped.is_some() {
+                let text = if after.data_type.ends_with("[]") {
+                    "text[]"
+                } else {
+                    "text"
+                };
+                format!(" USING {column_sql}::{text}::{}", after.data_type)
+            } else if needs_using(&before.data_type, &after.data_type) {
+                format!(" USING {column_sql}::{}", after.data_type)
+            } else {
+                String::new()
+            };
+            let step = self.push(
+                object.clone(),
+                Change::Alter,
+                format!("{alter} TYPE {}{collate}{using}", after.data_type),
+            );
+            if enum_swapped.is_some()
+                || before.collation != after.collation
+                || !is_binary_widening(&before.data_type, &after.data_type)
+            {
+                step.hazards.push(Hazard::TableRewrite);
+            }
+            if !using.is_empty() {
+                step.hazards.push(Hazard::MayFail);
+            }
+            if let Some(default) = &after.default {
+                self.push(
+                    object.clone(),
+                    Change::Alter,
+                    format!("{alter} SET DEFAULT {default}"),
+                );
+            }
+        } else if before.default != after.default {
+            let sql = match &after.default {
+                Some(default) => format!("{alter} SET DEFAULT {default}"),
+                None => format!("{alter} DROP DEFAULT"),
+            };
+            self.push(object.clone(), Change::Alter, sql);
+        }
+        if before.identity.is_some() && after.identity.is_none() {
+            self.push(
+                object.clone(),
+                Change::Alter,
+                format!("{alter} DROP IDENTITY"),
+            );
+        }
+        if !before.not_null && after.not_null {
+            // A validated CHECK lets SET NOT NULL skip its scan under ACCESS EXCLUSIVE:
+            // the scan happens during VALIDATE, which lets writes through.
+            let check = ident(&format!("{}_not_null_tend", after.name));
+            self.push(
+                object.clone(),
+                Change::Alter,
+                format!(
+                    "ALTER TABLE {table_sql} ADD CONSTRAINT {check} CHECK ({column_sql} IS NOT NULL) NOT VALID"
+                ),
+            );
+            let step = self.push(
+                object.clone(),
+                Change::Alter,
+                format!("ALTER TABLE {table_sql} VALIDATE CONSTRAINT {check}"),
+            );
+            step.hazards.push(Hazard::MayFail);
+            self.push(
+                object.clone(),
+                Change::Alter,
+                format!("{alter} SET NOT NULL"),
+            );
+            self.push(
+                object.clone(),
+                Change::Alter,
+                format!("ALTER TABLE {table_sql} DROP CONSTRAINT {check}"),
+            );
+        } else if before.not_null && !after.not_null {
+            self.push(
+                object.clone(),
+                Change::Alter,
+                format!("{alter} DROP NOT NULL"),
+            );
+        }
+        match (before.identity, after.identity) {
+            (None, Some(identity)) => {
+                self.push(
+                    object.clone(),
+                    Change::Alter,
+                    format!("{alter} ADD {}", identity.sql()),
+                );
+            }
+            (Some(a), Some(b)) if a != b => {
+                let kind = match b {
+                    Identity::Always => "ALWAYS",
+                    Identity::ByDefault => "BY DEFAULT",
+                };
+                self.push(
+                    object.clone(),
+                    Change::Alter,
+                    format!("{alter} SET GENERATED {kind}"),
+                );
+            }
+            _ => {}
+        }
+        if before.comment != after.comment {
+            self.comment(
+                object,
+                format!("COLUMN {table_sql}.{column_sql}"),
+                after.comment.as_deref(),
+            );
+        }
+    }
+
+    // ---- phase 4: constraints and indexes -----------------------------------------------
+
+    fn constraints(&mut self, from: &Model) {
+        let to = self.to;
+        // Keys first: foreign keys need the keys they point at.
+        let mut order: Vec<(&QualifiedName, &Constraint)> = to
+            .tables
+            .iter()
+            .flat_map(|(name, t)| t.constraints.values().map(move |c| (name, c)))
+            .filter(|(_, c)| !c.inherited)
+            .collect();
+        order.sort_by_key(|(name, c)| (c.kind, (*name).clone(), c.name.clone()));
+        for (name, constraint) in order {
+            let old_table = from.tables.get(name);
+            let existing_table = old_table.is_some();
+            let before = old_table.and_then(|t| t.constraints.get(&constraint.name));
+            let object = format!("constraint {} on {name}", constraint.name);
+            let readd = self
+                .foreign_keys_to_readd
+                .contains(&(name.clone(), constraint.name.clone()));
+            match before {
+                Some(old) if same_constraint(old, constraint) && !readd => {}
+                Some(old)
+                    if old.definition == constraint.definition
+                        && !old.validated
+                        && constraint.validated
+                        && !readd =>
+                {
+                    self.push(
+                        object.clone(),
+                        Change::Alter,
+                        format!(
+                            "ALTER TABLE {} VALIDATE CONSTRAINT {}",
+                            name.sql(),
+                            ident(&constraint.name)
+                        ),
+                    );
+                }
+                _ => {
+                    let change = if before.is_some() {
+                        Change::Alter
+                    } else {
+                        Change::Create
+                    };
+                    self.add_constraint(name, constraint, existing_table, object.clone(), change);
+                    if readd && before.is_some_and(|b| same_constraint(b, constraint)) {
+                        let count = self.plan.steps.len();
+                        for step in &mut self.plan.steps[count.saturating_sub(2)..] {
+                            if step.object == object {
+                                step.derived = true;
+                            }
+                        }
+                    }
+                }
+            }
+            let old_comment = before.and_then(|c| c.comment.as_deref());
+            if old_comment != constraint.comment.as_deref()
+                || (readd && constraint.comment.is_some())
+            {
+                self.comment(
+                    object,
+                    format!("CONSTRAINT {} ON {}", ident(&constraint.name), name.sql()),
+                    constraint.comment.as_deref(),
+                );
+            }
+        }
+    }
+
+    fn add_constraint(
+        &mut self,
+        table: &QualifiedName,
+        constraint: &Constraint,
+        existing_table: bool,
+        object: String,
+        change: Change,
+    ) {
+        let validate_later = existing_table
+            && constraint.validated
+            && matches!(
+                constraint.kind,
+                ConstraintKind::Check | ConstraintKind::ForeignKey
+            );
+        if validate_later {
+            self.push(
+                object.clone(),
+                change,
+                ddl::add_constraint(table, constraint, true),
+            );
+            let step = self.push(
+                object,
+                change,
+                format!(
+                    "ALTER TABLE {} VALIDATE CONSTRAINT {}",
+                    table.sql(),
+                    ident(&constraint.name)
+                ),
+            );
+            step.hazards.push(Hazard::MayFail);
+            return;
+        }
+        let is_key = matches!(
+            constraint.kind,
+            ConstraintKind::PrimaryKey | ConstraintKind::Unique
+        );
+        let partitioned = self
+            .to
+            .tables
+            .get(table)
+            .is_some_and(|t| t.partition_by.is_some());
+        if existing_table && is_key && self.options.concurrently && !partitioned {
+            if let Some(index) = key_index(table, constraint) {
+                // Build the index without blocking writes, then make it the key.
+                let step = self.push(object.clone(), change, index);
+                step.transactional = false;
+                step.hazards.push(Hazard::MayFail);
+                let kind = if constraint.kind == ConstraintKind::PrimaryKey {
+                    "PRIMARY KEY"
+                } else {
+                    "UNIQUE"
+                };
+                self.push(
+                    object,
+                    change,
+                    format!(
+                        "ALTER TABLE {} ADD CONSTRAINT {} {kind} USING INDEX {}",
+                        table.sql(),
+                        ident(&constraint.name),
+                        ident(&constraint.name)
+                    ),
+                );
+                return;
+            }
+        }
+        let step = self.push(
+            object,
+            change,
+            ddl::add_constraint(table, constraint, !constraint.validated),
+        );
+        if existing_table {
+            if is_key || constraint.kind == ConstraintKind::Exclusion {
+                step.hazards.push(Hazard::LongLock);
+            }
+            step.hazards.push(Hazard::MayFail);
+        }
+    }
+
+    fn indexes(&mut self, from: &Model) {
+        let to = self.to;
+        for (name, table) in &to.tables {
+            let old = from.tables.get(name);
+            for index in table.indexes.values() {
+                if index.parent.is_some() {
+                    continue;
+                }
+                let before = old.and_then(|t| t.indexes.get(&index.name));
+                if before.is_some_and(|b| same_index(b, index)) {
+                    if before.and_then(|b| b.comment.as_deref()) != index.comment.as_deref() {
+                        self.index_comment(name, index);
+                    }
+                    continue;
+                }
+                let online =
+                    old.is_some() && self.options.concurrently && table.partition_by.is_none();
+                self.create_index(
+                    name,
+                    index,
+                    online,
+                    if before.is_some() {
+                        Change::Alter
+                    } else {
+                        Change::Create
+                    },
+                );
+                if old.is_some() && !online {
+                    if let Some(step) = self.plan.steps.last_mut() {
+                        step.hazards.push(Hazard::LongLock);
+                    }
+                }
+                if index.comment.is_some() {
+                    self.index_comment(name, index);
+                }
+            }
+        }
+    }
+
+    fn create_index(&mut self, table: &QualifiedName, index: &Index, online: bool, change: Change) {
+        // A partitioned table's index is rendered `ON ONLY`; created plainly it cascades to
+        // the partitions, as the original did.
+        let definition = index.definition.replacen(" ON ONLY ", " ON ", 1);
+        let sql = if online {
+            ddl::concurrently(&definition)
+        } else {
+            definition
+        };
+        let is_unique = sql.starts_with("CREATE UNIQUE");
+        let step = self.push(index_object(table, &index.name), change, sql);
+        step.transactional = !online;
+        if is_unique {
+            step.hazards.push(Hazard::MayFail);
+        }
+    }
+
+    fn index_comment(&mut self, table: &QualifiedName, index: &Index) {
+        self.comment(
+            index_object(table, &index.name),
+            format!(
+                "INDEX {}",
+                QualifiedName::new(table.schema.clone(), index.name.clone()).sql()
+            ),
+            index.comment.as_deref(),
+        );
+    }
+
+    fn sequence_owners(&mut self, from: &Model) {
+        let to = self.to;
+        for (name, sequence) in &to.sequences {
+            let before = from.sequences.get(name).and_then(|s| s.owned_by.as_ref());
+            if before == sequence.owned_by.as_ref() {
+                continue;
+            }
+            let owner = match &sequence.owned_by {
+                Some((table, column)) => format!("{}.{}", table.sql(), ident(column)),
+                None => "NONE".to_string(),
+            };
+            self.push(
+                format!("sequence {name}"),
+                if from.sequences.contains_key(name) {
+                    Change::Alter
+                } else {
+                    Change::Create
+                },
+                format!("ALTER SEQUENCE {} OWNED BY {owner}", name.sql()),
+            );
+        }
+    }
+
+    // ---- phase 5: views, triggers, policies -------------------------------------------
+
+    fn views(&mut self, from: &Model) {
+        let to = self.to;
+        for name in view_order(&to.views) {
+            let view = &to.views[&name];
+            let old = from.views.get(&name);
+            let object = view_object(view);
+            let rebuilt = old.is_none() || self.recreated_views.contains(&name);
+            if rebuilt {
+                let changed = old.is_none_or(|o| !same_view(o, view));
+                let step = self.push(
+                    object.clone(),
+                    if old.is_some() {
+                        Change::Alter
+                    } else {
+                        Change::Create
+                    },
+                    ddl::create_view(view),
+                );
+                step.derived = !changed;
+                if view.materialized && old.is_some() {
+                    step.hazards.push(Hazard::LongLock);
+                }
+            }
+            for index in view.indexes.values() {
+                let before = old.and_then(|v| v.indexes.get(&index.name));
+                let same = before.is_some_and(|b| same_index(b, index));
+                if same && !rebuilt {
+                    continue;
+                }
+                if before.is_some() && !same && !rebuilt {
+                    self.push(
+                        index_object(&name, &index.name),
+                        Change::Alter,
+                        format!(
+                            "DROP INDEX {}",
+                            QualifiedName::new(name.schema.clone(), index.name.clone()).sql()
+                        ),
+                    );
+                }
+                let online = !rebuilt && self.options.concurrently;
+                self.create_index(&name, index, online, Change::Create);
+                if let Some(step) = self.plan.steps.last_mut() {
+                    step.derived = same;
+                }
+            }
+            if let Some(old) = old {
+                for index in old.indexes.values() {
+                    if !view.indexes.contains_key(&index.name) && !rebuilt {
+                        self.push(
+                            index_object(&name, &index.name),
+                            Change::Drop,
+                            format!(
+                                "DROP INDEX {}",
+                                QualifiedName::new(name.schema.clone(), index.name.clone()).sql()
+                            ),
+                        );
+                    }
+                }
+            }
+            let before = old.and_then(|v| v.comment.as_deref());
+            if before != view.comment.as_deref() || (rebuilt && view.comment.is_some()) {
+                let kind = if view.materialized {
+                    "MATERIALIZED VIEW"
+                } else {
+                    "VIEW"
+                };
+                self.comment(
+                    object,
+                    format!("{kind} {}", name.sql()),
+                    view.comment.as_deref(),
+                );
+            }
+        }
+    }
+
+    fn triggers(&mut self, from: &Model) {
+        let to = self.to;
+        for (name, table) in &to.tables {
+            let old = from.tables.get(name);
+            for trigger in table.triggers.values() {
+                let before = old.and_then(|t| t.triggers.get(&trigger.name));
+                let object = format!("trigger {} on {name}", trigger.name);
+                let rebuilt = self.triggers_to_readd.contains(name);
+                let recreate = rebuilt || before.is_none_or(|b| b.definition != trigger.definition);
+                if recreate {
+                    let step = self.push(
+                        object.clone(),
+                        if before.is_some() {
+                            Change::Alter
+                        } else {
+                            Change::Create
+                        },
+                        trigger.definition.clone(),
+                    );
+                    step.derived = before.is_some_and(|b| b == trigger);
+                }
+                let state_before = if recreate {
+                    'O'
+                } else {
+                    before.map(|b| b.enabled).unwrap_or('O')
+                };
+                if state_before != trigger.enabled {
+                    self.push(
+                        object.clone(),
+                        Change::Alter,
+                        ddl::trigger_state(name, trigger),
+                    );
+                }
+                let comment_before = if recreate {
+                    None
+                } else {
+                    before.and_then(|b| b.comment.as_deref())
+                };
+                if comment_before != trigger.comment.as_deref() {
+                    self.comment(
+                        object,
+                        format!("TRIGGER {} ON {}", ident(&trigger.name), name.sql()),
+                        trigger.comment.as_deref(),
+                    );
+                }
+            }
+        }
+    }
+
+    fn policies(&mut self, from: &Model) {
+        let to = self.to;
+        for (name, table) in &to.tables {
+            let old = from.tables.get(name);
+            for policy in table.policies.values() {
+                let before = old.and_then(|t| t.policies.get(&policy.name));
+                let object = format!("policy {} on {name}", policy.name);
+                let rebuilt = self.policies_to_readd.contains(name);
+                let recreate = rebuilt || before.is_none_or(|b| !same_policy(b, policy));
+                if recreate {
+                    let step = self.push(
+                        object.clone(),
+                        if before.is_some() {
+                            Change::Alter
+                        } else {
+                            Change::Create
+                        },
+                        ddl::create_policy(name, policy),
+                    );
+                    step.derived = before.is_some_and(|b| same_policy(b, policy));
+                }
+                let comment_before = if recreate {
+                    None
+                } else {
+                    before.and_then(|b| b.comment.as_deref())
+                };
+                if comment_before != policy.comment.as_deref() {
+                    self.comment(
+                        object,
+                        format!("POLICY {} ON {}", ident(&policy.name), name.sql()),
+                        policy.comment.as_deref(),
+                    );
+                }
+            }
+            if let Some(old) = old {
+                let object = format!("table {name}");
+                if old.row_security != table.row_security {
+                    self.push(
+                        object.clone(),
+                        Change::Alter,
+                        format!(
+                            "ALTER TABLE {} {} ROW LEVEL SECURITY",
+                            name.sql(),
+                            if table.row_security {
+                                "ENABLE"
+                            } else {
+                                "DISABLE"
+                            }
+                        ),
+                    );
+                }
+                if old.force_row_security != table.force_row_security {
+                    self.push(
+                        object,
+                        Change::Alter,
+                        format!(
+                            "ALTER TABLE {} {} ROW LEVEL SECURITY",
+                            name.sql(),
+                            if table.force_row_security {
+                                "FORCE"
+                            } else {
+                                "NO FORCE"
+                            }
+                        ),
+                    );
+                }
+            }
+        }
+    }
+
+    // ---- phase 6: what nothing uses any more -------------------------------------------
+
+    fn drop_unused(&mut self, from: &Model) {
+        let to = self.to;
+        for (key, function) in &from.functions {
+            if !to.functions.contains_key(key) {
+                self.push(
+                    function_object(function),
+                    Change::Drop,
+                    ddl::drop_function(function),
+                );
+            }
+        }
+        for name in self.recreated_enums.clone() {
+            let old = QualifiedName::new(name.schema.clone(), format!("{}__tend_old", name.name));
+            self.push(
+                format!("type {name}"),
+                Change::Alter,
+                format!("DROP TYPE {}", old.sql()),
+            );
+        }
+        for (name, ty) in &from.types {
+            if !to.types.contains_key(name) {
+                self.push(type_object(ty), Change::Drop, ddl::drop_type(ty));
+            }
+        }
+        for (name, sequence) in &from.sequences {
+            if to.sequences.contains_key(name) {
+                continue;
+            }
+            // A sequence owned by a dropped column or table went with it.
+            if let Some((table, column)) = &sequence.owned_by {
+                let owner_kept = to
+                    .tables
+                    .get(table)
+                    .is_some_and(|t| t.column(column).is_some());
+                if !owner_kept {
+                    continue;
+                }
+            }
+            self.push(
+                format!("sequence {name}"),
+                Change::Drop,
+                format!("DROP SEQUENCE {}", name.sql()),
+            );
+        }
+        for name in from.extensions.keys() {
+            if !to.extensions.contains_key(name) {
+                self.push(
+                    format!("extension {name}"),
+                    Change::Drop,
+                    format!("DROP EXTENSION {}", ident(name)),
+                );
+            }
+        }
+        for name in from.schemas.keys() {
+            if !to.schemas.contains_key(name) && name != "public" {
+                self.push(
+                    format!("schema {name}"),
+                    Change::Drop,
+                    format!("DROP SCHEMA {}", ident(name)),
+                );
+            }
+        }
+    }
+
+    fn comment(&mut self, object: String, target: String, comment: Option<&str>) {
+        self.push(object, Change::Alter, ddl::comment_on(&target, comment));
+    }
+}
+
+fn rename_table(model: &mut Model, old: &QualifiedName, new: &QualifiedName) {
+    if let Some(mut table) = model.tables.remove(old) {
+        table.name = new.clone();
+        model.tables.insert(new.clone(), table);
+    }
+    for table in model.tables.values_mut() {
+        for constraint in table.constraints.values_mut() {
+            if constraint.references.as_ref() == Some(old) {
+                constraint.references = Some(new.clone());
+            }
+        }
+        if let Some(partition) = &mut table.partition_of
+            && partition.parent == *old
+        {
+            partition.parent = new.clone();
+        }
+        for parent in &mut table.inherits {
+            if parent == old {
+                *parent = new.clone();
+            }
+        }
+    }
+    for view in model.views.values_mut() {
+        for dep in &mut view.depends_on {
+            if dep == old {
+                *dep = new.clone();
+            }
+        }
+    }
+    for sequence in model.sequences.values_mut() {
+        if let Some((owner, _)) = &mut sequence.owned_by
+            && owner == old
+        {
+            *owner = new.clone();
+        }
+    }
+}
+
+/// Views in an order where each comes after the views it reads.
+fn view_order(views: &BTreeMap<QualifiedName, View>) -> Vec<QualifiedName> {
+    let mut order = Vec::new();
+    let mut placed: HashSet<&QualifiedName> = HashSet::new();
+    let mut visiting: HashSet<&QualifiedName> = HashSet::new();
+    fn visit<'a>(
+        name: &'a QualifiedName,
+        views: &'a BTreeMap<QualifiedName, View>,
+        placed: &mut HashSet<&'a QualifiedName>,
+        visiting: &mut HashSet<&'a QualifiedName>,
+        order: &mut Vec<QualifiedName>,
+    ) {
+        if placed.contains(name) || !visiting.insert(name) {
+            return;
+        }
+        if let Some(view) = views.get(name) {
+            for dep in &view.depends_on {
+                if views.contains_key(dep) {
+                    visit(dep, views, placed, visiting, order);
+                }
+            }
+        }
+        placed.insert(name);
+        order.push(name.clone());
+    }
+    for name in views.keys() {
+        visit(name, views, &mut placed, &mut visiting, &mut order);
+    }
+    order
+}
+
+/// Tables in an order where parents (partitioned or inherited) come before children.
+fn table_order(tables: &BTreeMap<QualifiedName, Table>) -> Vec<QualifiedName> {
+    let depth = |table: &Table| -> usize {
+        let mut depth = 0;
+        let mut current = table;
+        let mut seen = HashSet::new();
+        while let Some(parent) = current
+            .partition_of
+            .as_ref()
+            .map(|p| &p.parent)
+            .or(current.inherits.first())
+        {
+            if !seen.insert(parent.clone()) {
+                break;
+            }
+            match tables.get(parent) {
+                Some(p) => {
+                    depth += 1;
+                    current = p;
+                }
+                None => break,
+            }
+        }
+        depth
+    };
+    let mut order: Vec<(usize, &QualifiedName)> =
+        tables.iter().map(|(name, t)| (depth(t), name)).collect();
+    order.sort();
+    order.into_iter().map(|(_, name)| name.clone()).collect()
+}
+
+fn same_view(a: &View, b: &View) -> bool {
+    a.definition == b.definition
+        && a.materialized == b.materialized
+        && a.options == b.options
+        && a.columns == b.columns
+}
+
+fn same_constraint(a: &Constraint, b: &Constraint) -> bool {
+    a.kind == b.kind && a.definition == b.definition && a.validated == b.validated
+}
+
+fn same_index(a: &Index, b: &Index) -> bool {
+    a.definition == b.definition && a.valid == b.valid
+}
+
+fn same_policy(a: &Policy, b: &Policy) -> bool {
+    a.permissive == b.permissive
+        && a.command == b.command
+        && a.roles == b.roles
+        && a.using == b.using
+        && a.check == b.check
+}
+
+/// True when `before` appears in `after` in the same relative order (values only added).
+fn is_in_order_subset(before: &[String], after: &[String]) -> bool {
+    let mut positions = before.iter().map(|v| after.iter().position(|a| a == v));
+    let mut last = None;
+    positions.all(|p| match p {
+        None => false,
+        Some(p) => {
+            let ok = last.is_none_or(|l| p > l);
+            last = Some(p);
+            ok
+        }
+    })
+}
+
+/// Whether a column of `data_type` is of the type `ty` (or an array of it).
+fn uses_type(data_type: &str, ty: &QualifiedName) -> bool {
+    let name = ty.sql();
+    let base = data_type.strip_suffix("[]").unwrap_or(data_type);
+    base == name || base.replace('"', "") == format!("{}.{}", ty.schema, ty.name)
+}
+
+fn base_type(data_type: &str) -> &str {
+    data_type.split('(').next().unwrap_or(data_type).trim()
+}
+
+const STRINGS: [&str; 3] = ["text", "character varying", "character"];
+const NUMBERS: [&str; 6] = [
+    "smallint",
+    "integer",
+    "bigint",
+    "numeric",
+    "real",
+    "double precision",
+];
+
+/// A change within the string or number families, or of modifiers only, needs no `USING`:
+/// PostgreSQL has an assignment cast for it.
+fn needs_using(from: &str, to: &str) -> bool {
+    let (a, b) = (base_type(from), base_type(to));
+    let arrays = from.ends_with("[]") || to.ends_with("[]");
+    if arrays {
+        return from.trim_end_matches("[]") != to.trim_end_matches("[]");
+    }
+    let family = |t: &str| {
+        if STRINGS.contains(&t) {
+            1
+        } else if NUMBERS.contains(&t) {
+            2
+        } else {
+            0
+        }
+    };
+    !(a == b || (family(a) != 0 && family(a) == family(b)))
+}
+
+/// Changes PostgreSQL makes without rewriting the table: a longer or unlimited `varchar`,
+/// `varchar` to `text`, an unconstrained `numeric`.
+fn is_binary_widening(from: &str, to: &str) -> bool {
+    let length = |t: &str| -> Option<u32> {
+        t.split_once('(')
+            .and_then(|(_, rest)| rest.trim_end_matches(')').parse().ok())
+    };
+    match (base_type(from), base_type(to)) {
+        ("character varying", "text") => true,
+        ("character varying", "character varying") => match (length(from), length(to)) {
+            (Some(a), Some(b)) => b >= a,
+            (_, None) => true,
+            (None, Some(_)) => false,
+        },
+        ("numeric", "numeric") => to == "numeric",
+        _ => false,
+    }
+}
+
+/// Defaults that are evaluated per row when a column is added: the table is rewritten.
+fn is_volatile_default(default: &str) -> bool {
+    const VOLATILE: [&str; 6] = [
+        "nextval(",
+        "random(",
+        "gen_random_uuid(",
+        "uuid_generate_",
+        "clock_timestamp(",
+        "timeofday(",
+    ];
+    VOLATILE.iter().any(|f| default.contains(f))
+}
+
+/// `CREATE UNIQUE INDEX CONCURRENTLY` for a plain `PRIMARY KEY (..)` or `UNIQUE (..)`
+/// constraint; `None` for anything fancier (it is then added directly).
+fn key_index(table: &QualifiedName, constraint: &Constraint) -> Option<String> {
+    let definition = &constraint.definition;
+    let columns = definition
+        .strip_prefix("PRIMARY KEY ")
+        .or_else(|| definition.strip_prefix("UNIQUE "))?;
+    if !columns.starts_with('(') || !columns.ends_with(')') || columns[1..].contains('(') {
+        return None;
+    }
+    Some(format!(
+        "CREATE UNIQUE INDEX CONCURRENTLY {} ON {} USING btree {columns}",
+        ident(&constraint.name),
+        table.sql()
+    ))
+}
+
+fn view_object(view: &View) -> String {
+    if view.materialized {
+        format!("materialized view {}", view.name)
+    } else {
+        format!("view {}", view.name)
+    }
+}
+
+fn index_object(table: &QualifiedName, index: &str) -> String {
+    format!("index {}.{index} on {table}", table.schema)
+}
+
+fn type_object(ty: &Type) -> String {
+    match ty.kind {
+        TypeKind::Domain { .. } => format!("domain {}", ty.name),
+        TypeKind::Enum { .. } => format!("enum {}", ty.name),
+        _ => format!("type {}", ty.name),
+    }
+}
+
+fn type_target(ty: &Type) -> String {
+    match ty.kind {
+        TypeKind::Domain { .. } => format!("DOMAIN {}", ty.name.sql()),
+        _ => format!("TYPE {}", ty.name.sql()),
+    }
+}
+
+fn function_object(function: &Function) -> String {
+    if function.procedure {
+        format!("procedure {}", function.key)
+    } else {
+        format!("function {}", function.key)
+    }
+}
+
+fn function_target(function: &Function) -> String {
+    if function.procedure {
+        format!("PROCEDURE {}", function.key.sql())
+    } else {
+        format!("FUNCTION {}", function.key.sql())
+    }
+}
+
+/// The steps grouped by object, for a listing of drift.
+pub fn group_by_object(plan: &Plan) -> HashMap<&str, Vec<&Step>> {
+    let mut groups: HashMap<&str, Vec<&Step>> = HashMap::new();
+    for step in &plan.steps {
+        groups.entry(step.object.as_str()).or_default().push(step);
+    }
+    groups
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn enum_additions_are_in_order_subsets() {
+        let v = |s: &[&str]| s.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+        assert!(is_in_order_subset(
+            &v(&["a", "b"]),
+            &v(&["a", "x", "b", "y"])
+        ));
+        assert!(!is_in_order_subset(&v(&["a", "b"]), &v(&["b", "a"])));
+        assert!(!is_in_order_subset(&v(&["a", "b"]), &v(&["a"])));
+    }
+
+    #[test]
+    fn using_only_across_families() {
+        assert!(!needs_using("character varying(10)", "text"));
+        assert!(!needs_using("integer", "bigint"));
+        assert!(needs_using("text", "integer"));
+        assert!(needs_using("text", "jsonb"));
+        assert!(!needs_using("numeric(10,2)", "numeric(12,2)"));
+    }
+
+    #[test]
+    fn widening_without_rewrite() {
+        assert!(is_binary_widening(
+            "character varying(10)",
+            "character varying(20)"
+        ));
+        assert!(!is_binary_widening(
+            "character varying(20)",
+            "character varying(10)"
+        ));
+        assert!(is_binary_widening("character varying(10)", "text"));
+        assert!(!is_binary_widening("integer", "bigint"));
+    }
+
+    #[test]
+    fn rename_hints_parse() {
+        assert_eq!(
+            Rename::parse("public.users=people").unwrap(),
+            Rename::Table {
+                from: QualifiedName::new("public", "users"),
+                to: QualifiedName::new("public", "people")
+            }
+        );
+        assert_eq!(
+            Rename::parse("public.users.name=full_name").unwrap(),
+            Rename::Column {
+                table: QualifiedName::new("public", "users"),
+                from: "name".into(),
+                to: "full_name".into()
+            }
+        );
+        assert!(Rename::parse("users").is_err());
+    }
+
+    #[test]
+    fn a_model_against_itself_is_empty() {
+        let mut model = Model::default();
+        model.tables.insert(
+            QualifiedName::new("public", "t"),
+            Table {
+                name: QualifiedName::new("public", "t"),
+                unlogged: false,
+                partition_by: None,
+                partition_of: None,
+                inherits: vec![],
+                options: vec![],
+                columns: vec![],
+                constraints: BTreeMap::new(),
+                indexes: BTreeMap::new(),
+                triggers: BTreeMap::new(),
+                row_security: false,
+                force_row_security: false,
+                policies: BTreeMap::new(),
+                comment: None,
+            },
+        );
+        assert!(diff(&model, &model, &DiffOptions::default()).is_empty());
+    }
+}

@@ -1,0 +1,648 @@
+//! Reads a database's schema from `pg_catalog` into a [`Model`].
+//!
+//! One read-only, repeatable-read transaction with an empty `search_path`, so every name the
+//! server renders is schema-qualified, and one query per kind of object, so the cost does not
+//! grow with round trips. Left out, because they are not the application's: system schemas,
+//! tend's own `tend` schema, objects that belong to an extension, and the migration history
+//! tables (`_prisma_migrations`, `_tend_migrations`).
+
+use std::collections::{BTreeMap, HashMap};
+
+use tokio_postgres::Client;
+use tokio_postgres::types::Oid;
+
+use crate::error::SchemaError;
+use crate::model::*;
+
+/// The history tables of both layouts: bookkeeping, not schema.
+pub const HISTORY_TABLES: [&str; 2] = ["_prisma_migrations", "_tend_migrations"];
+
+/// Namespaces whose objects are read: not the system's, not tend's own.
+const NAMESPACE_FILTER: &str = "n.nspname NOT IN ('pg_catalog', 'information_schema', 'pg_toast', 'tend') \
+     AND n.nspname NOT LIKE 'pg\\_temp\\_%' AND n.nspname NOT LIKE 'pg\\_toast\\_temp\\_%'";
+
+/// Reads the whole model in one consistent snapshot.
+pub async fn introspect(client: &Client) -> Result<Model, SchemaError> {
+    client
+        .batch_execute(
+            "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SET LOCAL search_path = ''",
+        )
+        .await
+        .map_err(SchemaError::Catalog)?;
+    let result = read(client).await;
+    // A read-only transaction: ending it cannot lose anything, and the result decides.
+    let _ = client.batch_execute("ROLLBACK").await;
+    result.map_err(SchemaError::Catalog)
+}
+
+fn not_extension_member(catalog: &str, alias: &str) -> String {
+    format!(
+        "NOT EXISTS (SELECT 1 FROM pg_depend dep WHERE dep.classid = '{catalog}'::regclass \
+         AND dep.objid = {alias}.oid AND dep.deptype = 'e')"
+    )
+}
+
+async fn read(client: &Client) -> Result<Model, tokio_postgres::Error> {
+    let mut model = Model::default();
+    read_schemas(client, &mut model).await?;
+    read_extensions(client, &mut model).await?;
+    read_types(client, &mut model).await?;
+    read_sequences(client, &mut model).await?;
+    let relations = read_relations(client, &mut model).await?;
+    read_columns(client, &mut model, &relations).await?;
+    read_constraints(client, &mut model, &relations).await?;
+    read_indexes(client, &mut model, &relations).await?;
+    read_triggers(client, &mut model, &relations).await?;
+    read_policies(client, &mut model, &relations).await?;
+    read_view_dependencies(client, &mut model, &relations).await?;
+    read_functions(client, &mut model).await?;
+    Ok(model)
+}
+
+async fn read_schemas(client: &Client, model: &mut Model) -> Result<(), tokio_postgres::Error> {
+    let sql = format!(
+        "SELECT n.nspname::text, obj_description(n.oid, 'pg_namespace') \
+         FROM pg_namespace n WHERE {NAMESPACE_FILTER} AND {}",
+        not_extension_member("pg_namespace", "n")
+    );
+    for row in client.query(&sql, &[]).await? {
+        let name: String = row.get(0);
+        model.schemas.insert(
+            name.clone(),
+            Namespace {
+                name,
+                comment: row.get(1),
+            },
+        );
+    }
+    Ok(())
+}
+
+async fn read_extensions(client: &Client, model: &mut Model) -> Result<(), tokio_postgres::Error> {
+    let sql = "SELECT e.extname::text, n.nspname::text, e.extversion \
+               FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace \
+               WHERE e.extname <> 'plpgsql'";
+    for row in client.query(sql, &[]).await? {
+        let name: String = row.get(0);
+        model.extensions.insert(
+            name.clone(),
+            Extension {
+                name,
+                schema: row.get(1),
+                version: row.get(2),
+            },
+        );
+    }
+    Ok(())
+}
+
+async fn read_types(client: &Client, model: &mut Model) -> Result<(), tokio_postgres::Error> {
+    let base = format!(
+        "FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace WHERE {NAMESPACE_FILTER} AND {}",
+        not_extension_member("pg_type", "t")
+    );
+    let enums = format!(
+        "SELECT n.nspname::text, t.typname::text, \
+         array(SELECT e.enumlabel::text FROM pg_enum e WHERE e.enumtypid = t.oid ORDER BY e.enumsortorder), \
+         obj_description(t.oid, 'pg_type') {base} AND t.typtype = 'e'"
+    );
+    for row in client.query(&enums, &[]).await? {
+        let name = QualifiedName::new(row.get::<_, String>(0), row.get::<_, String>(1));
+        let kind = TypeKind::Enum { values: row.get(2) };
+        insert_type(model, name, kind, row.get(3));
+    }
+    let domains = format!(
+        "SELECT n.nspname::text, t.typname::text, format_type(t.typbasetype, t.typtypmod), t.typnotnull, \
+         pg_get_expr(t.typdefaultbin, 0), \
+         CASE WHEN t.typcollation <> 0 AND t.typcollation <> bt.typcollation THEN \
+           (SELECT quote_ident(cn.nspname) || '.' || quote_ident(co.collname) FROM pg_collation co \
+            JOIN pg_namespace cn ON cn.oid = co.collnamespace WHERE co.oid = t.typcollation) END, \
+         array(SELECT c.conname::text FROM pg_constraint c WHERE c.contypid = t.oid ORDER BY c.conname), \
+         array(SELECT pg_get_constraintdef(c.oid) FROM pg_constraint c WHERE c.contypid = t.oid ORDER BY c.conname), \
+         obj_description(t.oid, 'pg_type') \
+         FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace JOIN pg_type bt ON bt.oid = t.typbasetype \
+         WHERE {NAMESPACE_FILTER} AND t.typtype = 'd' AND {}",
+        not_extension_member("pg_type", "t")
+    );
+    for row in client.query(&domains, &[]).await? {
+        let name = QualifiedName::new(row.get::<_, String>(0), row.get::<_, String>(1));
+        let names: Vec<String> = row.get(6);
+        let definitions: Vec<String> = row.get(7);
+        let kind = TypeKind::Domain {
+            base: row.get(2),
+            not_null: row.get(3),
+            default: row.get(4),
+            collation: row.get(5),
+            checks: names.into_iter().zip(definitions).collect(),
+        };
+        insert_type(model, name, kind, row.get(8));
+    }
+    let composites = format!(
+        "SELECT n.nspname::text, t.typname::text, \
+         array(SELECT a.attname::text FROM pg_attribute a WHERE a.attrelid = t.typrelid AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum), \
+         array(SELECT format_type(a.atttypid, a.atttypmod) FROM pg_attribute a WHERE a.attrelid = t.typrelid AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum), \
+         obj_description(t.oid, 'pg_type') {base} AND t.typtype = 'c' \
+         AND (SELECT c.relkind FROM pg_class c WHERE c.oid = t.typrelid) = 'c'"
+    );
+    for row in client.query(&composites, &[]).await? {
+        let name = QualifiedName::new(row.get::<_, String>(0), row.get::<_, String>(1));
+        let names: Vec<String> = row.get(2);
+        let types: Vec<String> = row.get(3);
+        let kind = TypeKind::Composite {
+            attributes: names.into_iter().zip(types).collect(),
+        };
+        insert_type(model, name, kind, row.get(4));
+    }
+    let ranges = format!(
+        "SELECT n.nspname::text, t.typname::text, \
+         'SUBTYPE = ' || format_type(r.rngsubtype, NULL) \
+         || CASE WHEN r.rngsubdiff <> 0 THEN ', SUBTYPE_DIFF = ' || r.rngsubdiff::regproc::text ELSE '' END \
+         || CASE WHEN r.rngcanonical <> 0 THEN ', CANONICAL = ' || r.rngcanonical::regproc::text ELSE '' END, \
+         obj_description(t.oid, 'pg_type') \
+         FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace JOIN pg_range r ON r.rngtypid = t.oid \
+         WHERE {NAMESPACE_FILTER} AND t.typtype = 'r' AND {}",
+        not_extension_member("pg_type", "t")
+    );
+    for row in client.query(&ranges, &[]).await? {
+        let name = QualifiedName::new(row.get::<_, String>(0), row.get::<_, String>(1));
+        let kind = TypeKind::Range {
+            options: row.get(2),
+        };
+        insert_type(model, name, kind, row.get(3));
+    }
+    Ok(())
+}
+
+fn insert_type(model: &mut Model, name: QualifiedName, kind: TypeKind, comment: Option<String>) {
+    model.types.insert(
+        name.clone(),
+        Type {
+            name,
+            kind,
+            comment,
+        },
+    );
+}
+
+async fn read_sequences(client: &Client, model: &mut Model) -> Result<(), tokio_postgres::Error> {
+    // Identity columns' sequences are part of their column, not objects of their own.
+    let sql = format!(
+        "SELECT n.nspname::text, c.relname::text, format_type(s.seqtypid, NULL), s.seqstart, \
+         s.seqincrement, s.seqmin, s.seqmax, s.seqcache, s.seqcycle, \
+         (SELECT tn.nspname::text FROM pg_depend d JOIN pg_class tc ON tc.oid = d.refobjid \
+            JOIN pg_namespace tn ON tn.oid = tc.relnamespace \
+            WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.refclassid = 'pg_class'::regclass \
+            AND d.deptype = 'a' AND d.refobjsubid > 0 LIMIT 1), \
+         (SELECT tc.relname::text FROM pg_depend d JOIN pg_class tc ON tc.oid = d.refobjid \
+            WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.refclassid = 'pg_class'::regclass \
+            AND d.deptype = 'a' AND d.refobjsubid > 0 LIMIT 1), \
+         (SELECT a.attname::text FROM pg_depend d JOIN pg_attribute a ON a.attrelid = d.refobjid AND a.attnum = d.refobjsubid \
+            WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.refclassid = 'pg_class'::regclass \
+            AND d.deptype = 'a' AND d.refobjsubid > 0 LIMIT 1), \
+         obj_description(c.oid, 'pg_class') \
+         FROM pg_sequence s JOIN pg_class c ON c.oid = s.seqrelid JOIN pg_namespace n ON n.oid = c.relnamespace \
+         WHERE {NAMESPACE_FILTER} AND {} AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass \
+            AND d.objid = c.oid AND d.deptype = 'i')",
+        not_extension_member("pg_class", "c")
+    );
+    for row in client.query(&sql, &[]).await? {
+        let name = QualifiedName::new(row.get::<_, String>(0), row.get::<_, String>(1));
+        let owned_by = match (
+            row.get::<_, Option<String>>(9),
+            row.get::<_, Option<String>>(10),
+            row.get::<_, Option<String>>(11),
+        ) {
+            (Some(schema), Some(table), Some(column)) => {
+                Some((QualifiedName::new(schema, table), column))
+            }
+            _ => None,
+        };
+        model.sequences.insert(
+            name.clone(),
+            Sequence {
+                name,
+                data_type: row.get(2),
+                start: row.get(3),
+                increment: row.get(4),
+                min: row.get(5),
+                max: row.get(6),
+                cache: row.get(7),
+                cycle: row.get(8),
+                owned_by,
+                comment: row.get(12),
+            },
+        );
+    }
+    Ok(())
+}
+
+/// Where each table or view read so far is, by oid.
+#[derive(Default)]
+struct Relations {
+    by_oid: HashMap<Oid, (QualifiedName, RelationKind)>,
+    tables: Vec<Oid>,
+    views: Vec<Oid>,
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum RelationKind {
+    Table,
+    View,
+}
+
+impl Relations {
+    fn name(&self, oid: Oid) -> Option<&QualifiedName> {
+        self.by_oid.get(&oid).map(|(name, _)| name)
+    }
+
+    fn all(&self) -> Vec<Oid> {
+        self.tables.iter().chain(&self.views).copied().collect()
+    }
+}
+
+async fn read_relations(
+    client: &Client,
+    model: &mut Model,
+) -> Result<Relations, tokio_postgres::Error> {
+    let sql = format!(
+        "SELECT c.oid, n.nspname::text, c.relname::text, c.relkind::text, c.relpersistence = 'u', \
+         CASE WHEN c.relkind = 'p' THEN pg_get_partkeydef(c.oid) END, \
+         CASE WHEN c.relispartition THEN pg_get_expr(c.relpartbound, c.oid) END, \
+         array(SELECT pn.nspname::text FROM pg_inherits i JOIN pg_class pc ON pc.oid = i.inhparent \
+               JOIN pg_namespace pn ON pn.oid = pc.relnamespace WHERE i.inhrelid = c.oid ORDER BY i.inhseqno), \
+         array(SELECT pc.relname::text FROM pg_inherits i JOIN pg_class pc ON pc.oid = i.inhparent \
+               WHERE i.inhrelid = c.oid ORDER BY i.inhseqno), \
+         coalesce(c.reloptions, '{{}}')::text[], c.relrowsecurity, c.relforcerowsecurity, \
+         CASE WHEN c.relkind IN ('v', 'm') THEN pg_get_viewdef(c.oid) END, \
+         obj_description(c.oid, 'pg_class') \
+         FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+         WHERE c.relkind IN ('r', 'p', 'v', 'm') AND {NAMESPACE_FILTER} AND {} \
+         AND NOT (c.relkind = 'r' AND c.relname IN ('{}', '{}'))",
+        not_extension_member("pg_class", "c"),
+        HISTORY_TABLES[0],
+        HISTORY_TABLES[1]
+    );
+    let mut relations = Relations::default();
+    for row in client.query(&sql, &[]).await? {
+        let oid: Oid = row.get(0);
+        let name = QualifiedName::new(row.get::<_, String>(1), row.get::<_, String>(2));
+        let kind: String = row.get(3);
+        let options: Vec<String> = row.get(9);
+        let comment: Option<String> = row.get(13);
+        if kind == "v" || kind == "m" {
+            relations
+                .by_oid
+                .insert(oid, (name.clone(), RelationKind::View));
+            relations.views.push(oid);
+            model.views.insert(
+                name.clone(),
+                View {
+                    name,
+                    materialized: kind == "m",
+                    definition: row.get::<_, Option<String>>(12).unwrap_or_default(),
+                    columns: Vec::new(),
+                    options,
+                    depends_on: Vec::new(),
+                    indexes: BTreeMap::new(),
+                    comment,
+                },
+            );
+            continue;
+        }
+        let parent_schemas: Vec<String> = row.get(7);
+        let parent_names: Vec<String> = row.get(8);
+        let parents: Vec<QualifiedName> = parent_schemas
+            .into_iter()
+            .zip(parent_names)
+            .map(|(s, n)| QualifiedName::new(s, n))
+            .collect();
+        let bound: Option<String> = row.get(6);
+        let (partition_of, inherits) = match bound {
+            Some(bound) => (
+                parents
+                    .first()
+                    .cloned()
+                    .map(|parent| Partition { parent, bound }),
+                Vec::new(),
+            ),
+            None => (None, parents),
+        };
+        relations
+            .by_oid
+            .insert(oid, (name.clone(), RelationKind::Table));
+        relations.tables.push(oid);
+        model.tables.insert(
+            name.clone(),
+            Table {
+                name,
+                unlogged: row.get(4),
+                partition_by: row.get(5),
+                partition_of,
+                inherits,
+                options,
+                columns: Vec::new(),
+                constraints: BTreeMap::new(),
+                indexes: BTreeMap::new(),
+                triggers: BTreeMap::new(),
+                row_security: row.get(10),
+                force_row_security: row.get(11),
+                policies: BTreeMap::new(),
+                comment,
+            },
+        );
+    }
+    Ok(relations)
+}
+
+async fn read_columns(
+    client: &Client,
+    model: &mut Model,
+    relations: &Relations,
+) -> Result<(), tokio_postgres::Error> {
+    let sql = "SELECT a.attrelid, a.attname::text, format_type(a.atttypid, a.atttypmod), a.attnotnull, \
+         CASE WHEN a.attgenerated = '' THEN pg_get_expr(d.adbin, d.adrelid) END, a.attidentity::text, \
+         CASE WHEN a.attgenerated <> '' THEN pg_get_expr(d.adbin, d.adrelid) END, \
+         CASE WHEN a.attcollation <> 0 AND a.attcollation <> t.typcollation THEN \
+           (SELECT quote_ident(cn.nspname) || '.' || quote_ident(co.collname) FROM pg_collation co \
+            JOIN pg_namespace cn ON cn.oid = co.collnamespace WHERE co.oid = a.attcollation) END, \
+         NOT a.attislocal, col_description(a.attrelid, a.attnum) \
+         FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid \
+         LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum \
+         WHERE a.attnum > 0 AND NOT a.attisdropped AND a.attrelid = ANY($1) \
+         ORDER BY a.attrelid, a.attnum";
+    let oids = relations.all();
+    for row in client.query(sql, &[&oids]).await? {
+        let oid: Oid = row.get(0);
+        let Some((name, kind)) = relations.by_oid.get(&oid) else {
+            continue;
+        };
+        let column_name: String = row.get(1);
+        if *kind == RelationKind::View {
+            if let Some(view) = model.views.get_mut(name) {
+                view.columns.push(column_name);
+            }
+            continue;
+        }
+        let identity = match row.get::<_, String>(5).as_str() {
+            "a" => Some(Identity::Always),
+            "d" => Some(Identity::ByDefault),
+            _ => None,
+        };
+        if let Some(table) = model.tables.get_mut(name) {
+            table.columns.push(Column {
+                name: column_name,
+                data_type: row.get(2),
+                not_null: row.get(3),
+                default: row.get(4),
+                identity,
+                generated: row.get(6),
+                collation: row.get(7),
+                inherited: row.get(8),
+                comment: row.get(9),
+            });
+        }
+    }
+    Ok(())
+}
+
+async fn read_constraints(
+    client: &Client,
+    model: &mut Model,
+    relations: &Relations,
+) -> Result<(), tokio_postgres::Error> {
+    let sql = "SELECT c.conrelid, c.conname::text, c.contype::text, pg_get_constraintdef(c.oid), c.convalidated, \
+         array(SELECT a.attname::text FROM unnest(c.conkey) WITH ORDINALITY k(attnum, i) \
+               JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = k.attnum ORDER BY k.i), \
+         c.confrelid, (NOT c.conislocal OR c.conparentid <> 0), obj_description(c.oid, 'pg_constraint'), \
+         CASE WHEN c.contype IN ('p', 'u', 'x') THEN \
+           (SELECT array_to_string(i.reloptions, ', ') FROM pg_class i WHERE i.oid = c.conindid) END \
+         FROM pg_constraint c WHERE c.conrelid = ANY($1) AND c.contype IN ('p', 'u', 'f', 'c', 'x')";
+    for row in client.query(sql, &[&relations.tables]).await? {
+        let oid: Oid = row.get(0);
+        let Some(table) = relations.name(oid).and_then(|n| model.tables.get_mut(n)) else {
+            continue;
+        };
+        let kind = match row.get::<_, String>(2).as_str() {
+            "p" => ConstraintKind::PrimaryKey,
+            "u" => ConstraintKind::Unique,
+            "f" => ConstraintKind::ForeignKey,
+            "c" => ConstraintKind::Check,
+            _ => ConstraintKind::Exclusion,
+        };
+        let referenced: Oid = row.get(6);
+        let references = if referenced == 0 {
+            None
+        } else {
+            relations.name(referenced).cloned()
+        };
+        let name: String = row.get(1);
+        // A key's index storage parameters are not in pg_get_constraintdef (pg_dump adds them).
+        let mut definition: String = row.get(3);
+        if let Some(options) = row.get::<_, Option<String>>(9) {
+            if !options.is_empty() && !definition.contains(" WITH (") {
+                definition = with_index_options(&definition, &options);
+            }
+        }
+        table.constraints.insert(
+            name.clone(),
+            Constraint {
+                name,
+                kind,
+                definition,
+                validated: row.get(4),
+                columns: row.get(5),
+                references,
+                inherited: row.get(7),
+                comment: row.get(8),
+            },
+        );
+    }
+    Ok(())
+}
+
+/// Puts `WITH (options)` where a key's definition takes it: after the columns and `INCLUDE`,
+/// before `DEFERRABLE`.
+fn with_index_options(definition: &str, options: &str) -> String {
+    let with = format!(" WITH ({options})");
+    for tail in [" DEFERRABLE", " NOT DEFERRABLE", " INITIALLY"] {
+        if let Some(at) = definition.find(tail) {
+            return format!("{}{with}{}", &definition[..at], &definition[at..]);
+        }
+    }
+    format!("{definition}{with}")
+}
+
+async fn read_indexes(
+    client: &Client,
+    model: &mut Model,
+    relations: &Relations,
+) -> Result<(), tokio_postgres::Error> {
+    let sql = "SELECT i.indrelid, ic.relname::text, pg_get_indexdef(i.indexrelid), i.indisvalid, \
+         (SELECT pn.nspname::text FROM pg_inherits h JOIN pg_class pc ON pc.oid = h.inhparent \
+            JOIN pg_namespace pn ON pn.oid = pc.relnamespace WHERE h.inhrelid = i.indexrelid), \
+         (SELECT pc.relname::text FROM pg_inherits h JOIN pg_class pc ON pc.oid = h.inhparent \
+            WHERE h.inhrelid = i.indexrelid), \
+         obj_description(i.indexrelid, 'pg_class') \
+         FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid \
+         WHERE i.indrelid = ANY($1) AND NOT EXISTS (SELECT 1 FROM pg_constraint c \
+            WHERE c.conindid = i.indexrelid AND c.conrelid = i.indrelid AND c.contype IN ('p', 'u', 'x'))";
+    let oids = relations.all();
+    for row in client.query(sql, &[&oids]).await? {
+        let oid: Oid = row.get(0);
+        let Some((owner, kind)) = relations.by_oid.get(&oid) else {
+            continue;
+        };
+        let parent = match (
+            row.get::<_, Option<String>>(4),
+            row.get::<_, Option<String>>(5),
+        ) {
+            (Some(schema), Some(name)) => Some(QualifiedName::new(schema, name)),
+            _ => None,
+        };
+        let name: String = row.get(1);
+        let index = Index {
+            name: name.clone(),
+            definition: row.get(2),
+            valid: row.get(3),
+            parent,
+            comment: row.get(6),
+        };
+        let indexes = match kind {
+            RelationKind::Table => model.tables.get_mut(owner).map(|t| &mut t.indexes),
+            RelationKind::View => model.views.get_mut(owner).map(|v| &mut v.indexes),
+        };
+        if let Some(indexes) = indexes {
+            indexes.insert(name, index);
+        }
+    }
+    Ok(())
+}
+
+async fn read_triggers(
+    client: &Client,
+    model: &mut Model,
+    relations: &Relations,
+) -> Result<(), tokio_postgres::Error> {
+    // Triggers a partition inherits from its parent (tgparentid) come with the parent's.
+    let sql = "SELECT t.tgrelid, t.tgname::text, pg_get_triggerdef(t.oid), t.tgenabled::text, \
+         obj_description(t.oid, 'pg_trigger') \
+         FROM pg_trigger t WHERE NOT t.tgisinternal AND t.tgparentid = 0 AND t.tgrelid = ANY($1)";
+    for row in client.query(sql, &[&relations.tables]).await? {
+        let oid: Oid = row.get(0);
+        let Some(table) = relations.name(oid).and_then(|n| model.tables.get_mut(n)) else {
+            continue;
+        };
+        let name: String = row.get(1);
+        let enabled: String = row.get(3);
+        table.triggers.insert(
+            name.clone(),
+            Trigger {
+                name,
+                definition: row.get(2),
+                enabled: enabled.chars().next().unwrap_or('O'),
+                comment: row.get(4),
+            },
+        );
+    }
+    Ok(())
+}
+
+async fn read_policies(
+    client: &Client,
+    model: &mut Model,
+    relations: &Relations,
+) -> Result<(), tokio_postgres::Error> {
+    let sql = "SELECT p.polrelid, p.polname::text, p.polpermissive, p.polcmd::text, \
+         array(SELECT CASE WHEN r = 0 THEN 'PUBLIC' ELSE quote_ident(pg_get_userbyid(r)) END \
+               FROM unnest(p.polroles) r ORDER BY 1), \
+         pg_get_expr(p.polqual, p.polrelid), pg_get_expr(p.polwithcheck, p.polrelid), \
+         obj_description(p.oid, 'pg_policy') \
+         FROM pg_policy p WHERE p.polrelid = ANY($1)";
+    for row in client.query(sql, &[&relations.tables]).await? {
+        let oid: Oid = row.get(0);
+        let Some(table) = relations.name(oid).and_then(|n| model.tables.get_mut(n)) else {
+            continue;
+        };
+        let command = match row.get::<_, String>(3).as_str() {
+            "r" => "SELECT",
+            "a" => "INSERT",
+            "w" => "UPDATE",
+            "d" => "DELETE",
+            _ => "ALL",
+        };
+        let name: String = row.get(1);
+        table.policies.insert(
+            name.clone(),
+            Policy {
+                name,
+                permissive: row.get(2),
+                command: command.to_string(),
+                roles: row.get(4),
+                using: row.get(5),
+                check: row.get(6),
+                comment: row.get(7),
+            },
+        );
+    }
+    Ok(())
+}
+
+async fn read_view_dependencies(
+    client: &Client,
+    model: &mut Model,
+    relations: &Relations,
+) -> Result<(), tokio_postgres::Error> {
+    let sql = "SELECT DISTINCT r.ev_class, d.refobjid FROM pg_rewrite r \
+         JOIN pg_depend d ON d.classid = 'pg_rewrite'::regclass AND d.objid = r.oid \
+         AND d.refclassid = 'pg_class'::regclass AND d.refobjid <> r.ev_class \
+         WHERE r.ev_class = ANY($1)";
+    for row in client.query(sql, &[&relations.views]).await? {
+        let view: Oid = row.get(0);
+        let on: Oid = row.get(1);
+        let (Some(view), Some(on)) = (relations.name(view), relations.name(on)) else {
+            continue;
+        };
+        if let Some(view) = model.views.get_mut(view) {
+            view.depends_on.push(on.clone());
+        }
+    }
+    for view in model.views.values_mut() {
+        view.depends_on.sort();
+        view.depends_on.dedup();
+    }
+    Ok(())
+}
+
+async fn read_functions(client: &Client, model: &mut Model) -> Result<(), tokio_postgres::Error> {
+    // Aggregates and window functions have no pg_get_functiondef: not modelled yet. Functions
+    // a type made for itself (a range's constructors) come with the type.
+    let sql = format!(
+        "SELECT n.nspname::text, p.proname::text, pg_get_function_identity_arguments(p.oid), \
+         p.prokind = 'p', pg_get_functiondef(p.oid), \
+         CASE WHEN p.prokind = 'f' THEN pg_get_function_result(p.oid) END, \
+         obj_description(p.oid, 'pg_proc') \
+         FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace \
+         WHERE p.prokind IN ('f', 'p') AND {NAMESPACE_FILTER} AND {} \
+         AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_proc'::regclass \
+            AND d.objid = p.oid AND d.deptype = 'i')",
+        not_extension_member("pg_proc", "p")
+    );
+    for row in client.query(&sql, &[]).await? {
+        let key = FunctionKey {
+            schema: row.get(0),
+            name: row.get(1),
+            arguments: row.get(2),
+        };
+        model.functions.insert(
+            key.clone(),
+            Function {
+                key,
+                procedure: row.get(3),
+                definition: row.get(4),
+                result: row.get(5),
+                comment: row.get(6),
+            },
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,562 @@
+//! The model of a database's schema: what introspection reads and what the diff compares.
+//!
+//! Everything is kept in ordered maps so two reads of the same database give the same model,
+//! and the server renders the definitions (`pg_get_indexdef`, `pg_get_constraintdef`,
+//! `pg_get_viewdef`, `pg_get_functiondef`, ...) with an empty `search_path`: names are then
+//! fully qualified and two databases built from the same SQL compare equal text for text.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::{Serialize, Serializer};
+
+/// A name inside a schema.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+pub struct QualifiedName {
+    pub schema: String,
+    pub name: String,
+}
+
+impl QualifiedName {
+    pub fn new(schema: impl Into<String>, name: impl Into<String>) -> QualifiedName {
+        QualifiedName {
+            schema: schema.into(),
+            name: name.into(),
+        }
+    }
+
+    /// Parses `schema.name` or `name` (then in `public`), with optional double quotes.
+    pub fn parse(text: &str) -> QualifiedName {
+        let parts = split_dotted(text);
+        match parts.as_slice() {
+            [name] => QualifiedName::new("public", name.clone()),
+            [schema, name] => QualifiedName::new(schema.clone(), name.clone()),
+            _ => QualifiedName::new("public", text),
+        }
+    }
+
+    /// `"schema"."name"`, quoted only where SQL needs it.
+    pub fn sql(&self) -> String {
+        format!("{}.{}", ident(&self.schema), ident(&self.name))
+    }
+}
+
+impl fmt::Display for QualifiedName {
+    /// The form people read: `schema.name` without quotes.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}.{}", self.schema, self.name)
+    }
+}
+
+/// Quotes an identifier only where SQL needs it, as PostgreSQL's `quote_ident` and
+/// `format_type` do, so the names tend writes read like the ones the server renders.
+pub fn ident(name: &str) -> String {
+    let plain = name
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_lowercase() || c == '_')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '$')
+        && KEYWORDS.binary_search(&name).is_err();
+    if plain {
+        name.to_string()
+    } else {
+        tend_pg::quote_ident(name)
+    }
+}
+
+/// PostgreSQL's keywords that are not "unreserved": as names they need quotes. Sorted.
+const KEYWORDS: [&str; 151] = [
+    "all",
+    "analyse",
+    "analyze",
+    "and",
+    "any",
+    "array",
+    "as",
+    "asc",
+    "asymmetric",
+    "authorization",
+    "between",
+    "bigint",
+    "binary",
+    "bit",
+    "boolean",
+    "both",
+    "case",
+    "cast",
+    "char",
+    "character",
+    "check",
+    "coalesce",
+    "collate",
+    "collation",
+    "column",
+    "concurrently",
+    "constraint",
+    "create",
+    "cross",
+    "current_catalog",
+    "current_date",
+    "current_role",
+    "current_schema",
+    "current_time",
+    "current_timestamp",
+    "current_user",
+    "dec",
+    "decimal",
+    "default",
+    "deferrable",
+    "desc",
+    "distinct",
+    "do",
+    "else",
+    "end",
+    "except",
+    "exists",
+    "extract",
+    "false",
+    "fetch",
+    "float",
+    "for",
+    "foreign",
+    "freeze",
+    "from",
+    "full",
+    "grant",
+    "greatest",
+    "group",
+    "grouping",
+    "having",
+    "ilike",
+    "in",
+    "initially",
+    "inner",
+    "inout",
+    "int",
+    "integer",
+    "intersect",
+    "interval",
+    "into",
+    "is",
+    "isnull",
+    "join",
+    "lateral",
+    "leading",
+    "least",
+    "left",
+    "like",
+    "limit",
+    "localtime",
+    "localtimestamp",
+    "national",
+    "natural",
+    "nchar",
+    "none",
+    "normalize",
+    "not",
+    "notnull",
+    "null",
+    "nullif",
+    "numeric",
+    "offset",
+    "on",
+    "only",
+    "or",
+    "order",
+    "out",
+    "outer",
+    "overlaps",
+    "overlay",
+    "placing",
+    "position",
+    "precision",
+    "primary",
+    "real",
+    "references",
+    "returning",
+    "right",
+    "row",
+    "select",
+    "session_user",
+    "setof",
+    "similar",
+    "smallint",
+    "some",
+    "substring",
+    "symmetric",
+    "table",
+    "tablesample",
+    "then",
+    "time",
+    "timestamp",
+    "to",
+    "trailing",
+    "treat",
+    "trim",
+    "true",
+    "union",
+    "unique",
+    "user",
+    "using",
+    "values",
+    "varchar",
+    "variadic",
+    "verbose",
+    "when",
+    "where",
+    "window",
+    "with",
+    "xmlattributes",
+    "xmlconcat",
+    "xmlelement",
+    "xmlexists",
+    "xmlforest",
+    "xmlnamespaces",
+    "xmlparse",
+    "xmlpi",
+    "xmlroot",
+    "xmlserialize",
+    "xmltable",
+];
+
+/// Splits `a.b.c` on dots outside double quotes, removing the quotes.
+pub fn split_dotted(text: &str) -> Vec<String> {
+    let mut parts = Vec::new();
+    let mut current = String::new();
+    let mut quoted = false;
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '"' if quoted && chars.peek() == Some(&'"') => {
+                current.push('"');
+                chars.next();
+            }
+            '"' => quoted = !quoted,
+            '.' if !quoted => parts.push(std::mem::take(&mut current)),
+            c => current.push(c),
+        }
+    }
+    parts.push(current);
+    parts
+}
+
+/// A function is known by its schema, name and argument types (overloads are distinct).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+pub struct FunctionKey {
+    pub schema: String,
+    pub name: String,
+    /// `pg_get_function_identity_arguments`, e.g. `a integer, b text`.
+    pub arguments: String,
+}
+
+impl FunctionKey {
+    pub fn sql(&self) -> String {
+        format!(
+            "{}.{}({})",
+            ident(&self.schema),
+            ident(&self.name),
+            self.arguments
+        )
+    }
+}
+
+impl fmt::Display for FunctionKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}.{}({})", self.schema, self.name, self.arguments)
+    }
+}
+
+/// A database's schema, as far as an application's migrations shape it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Model {
+    #[serde(serialize_with = "values")]
+    pub schemas: BTreeMap<String, Namespace>,
+    #[serde(serialize_with = "values")]
+    pub extensions: BTreeMap<String, Extension>,
+    #[serde(serialize_with = "values")]
+    pub types: BTreeMap<QualifiedName, Type>,
+    #[serde(serialize_with = "values")]
+    pub sequences: BTreeMap<QualifiedName, Sequence>,
+    #[serde(serialize_with = "values")]
+    pub tables: BTreeMap<QualifiedName, Table>,
+    #[serde(serialize_with = "values")]
+    pub views: BTreeMap<QualifiedName, View>,
+    #[serde(serialize_with = "values")]
+    pub functions: BTreeMap<FunctionKey, Function>,
+}
+
+impl Model {
+    /// How many objects the model holds, counting columns, constraints, indexes, triggers and
+    /// policies one each.
+    pub fn object_count(&self) -> usize {
+        let tables: usize = self
+            .tables
+            .values()
+            .map(|t| {
+                1 + t.columns.len()
+                    + t.constraints.len()
+                    + t.indexes.len()
+                    + t.triggers.len()
+                    + t.policies.len()
+            })
+            .sum();
+        let views: usize = self.views.values().map(|v| 1 + v.indexes.len()).sum();
+        self.schemas.len()
+            + self.extensions.len()
+            + self.types.len()
+            + self.sequences.len()
+            + tables
+            + views
+            + self.functions.len()
+    }
+}
+
+fn values<K, V: Serialize, S: Serializer>(
+    map: &BTreeMap<K, V>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    serializer.collect_seq(map.values())
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Namespace {
+    pub name: String,
+    pub comment: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Extension {
+    pub name: String,
+    pub schema: String,
+    pub version: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Type {
+    pub name: QualifiedName,
+    pub kind: TypeKind,
+    pub comment: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum TypeKind {
+    /// Labels in their sort order.
+    Enum { values: Vec<String> },
+    Domain {
+        base: String,
+        not_null: bool,
+        default: Option<String>,
+        collation: Option<String>,
+        /// Check constraints by name, as `CHECK (...)`.
+        checks: BTreeMap<String, String>,
+    },
+    /// `CREATE TYPE x AS (...)`: attribute names and types, in order.
+    Composite { attributes: Vec<(String, String)> },
+    /// `CREATE TYPE x AS RANGE (...)`: the parenthesised options.
+    Range { options: String },
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Sequence {
+    pub name: QualifiedName,
+    pub data_type: String,
+    pub start: i64,
+    pub increment: i64,
+    pub min: i64,
+    pub max: i64,
+    pub cache: i64,
+    pub cycle: bool,
+    /// `OWNED BY` a column: dropped with it.
+    pub owned_by: Option<(QualifiedName, String)>,
+    pub comment: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Table {
+    pub name: QualifiedName,
+    pub unlogged: bool,
+    /// `PARTITION BY ...` (`pg_get_partkeydef`) of a partitioned table.
+    pub partition_by: Option<String>,
+    /// The parent and the bound (`FOR VALUES ...`) of a partition.
+    pub partition_of: Option<Partition>,
+    /// Parents of classic inheritance.
+    pub inherits: Vec<QualifiedName>,
+    /// Storage parameters (`reloptions`), e.g. `fillfactor=70`.
+    pub options: Vec<String>,
+    /// In `attnum` order: the order `CREATE TABLE` gives and `pg_dump` shows.
+    pub columns: Vec<Column>,
+    pub constraints: BTreeMap<String, Constraint>,
+    /// Indexes that no constraint owns (those come with their constraint).
+    pub indexes: BTreeMap<String, Index>,
+    pub triggers: BTreeMap<String, Trigger>,
+    pub row_security: bool,
+    pub force_row_security: bool,
+    pub policies: BTreeMap<String, Policy>,
+    pub comment: Option<String>,
+}
+
+impl Table {
+    pub fn column(&self, name: &str) -> Option<&Column> {
+        self.columns.iter().find(|c| c.name == name)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Partition {
+    pub parent: QualifiedName,
+    pub bound: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Column {
+    pub name: String,
+    /// `format_type`: the type with its modifiers, e.g. `character varying(40)`, `integer[]`.
+    pub data_type: String,
+    pub not_null: bool,
+    pub default: Option<String>,
+    pub identity: Option<Identity>,
+    /// The expression of a `GENERATED ALWAYS AS (...) STORED` column.
+    pub generated: Option<String>,
+    /// A collation other than the type's default.
+    pub collation: Option<String>,
+    /// Defined by a parent (inheritance or partitioning), not by this table.
+    pub inherited: bool,
+    pub comment: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Identity {
+    Always,
+    ByDefault,
+}
+
+impl Identity {
+    pub fn sql(self) -> &'static str {
+        match self {
+            Identity::Always => "GENERATED ALWAYS AS IDENTITY",
+            Identity::ByDefault => "GENERATED BY DEFAULT AS IDENTITY",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Constraint {
+    pub name: String,
+    pub kind: ConstraintKind,
+    /// `pg_get_constraintdef`, e.g. `FOREIGN KEY (a) REFERENCES public.t(id) ON DELETE CASCADE`.
+    pub definition: String,
+    /// False for a `NOT VALID` constraint not validated yet.
+    pub validated: bool,
+    pub columns: Vec<String>,
+    /// The table a foreign key points at.
+    pub references: Option<QualifiedName>,
+    /// Defined by a parent table, not by this one.
+    pub inherited: bool,
+    pub comment: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConstraintKind {
+    PrimaryKey,
+    Unique,
+    Check,
+    Exclusion,
+    ForeignKey,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Index {
+    pub name: String,
+    /// `pg_get_indexdef`: the whole `CREATE [UNIQUE] INDEX ... ON ... USING ...` statement.
+    pub definition: String,
+    /// False for an index a failed `CREATE INDEX CONCURRENTLY` left behind.
+    pub valid: bool,
+    /// The index of a partitioned parent this one is attached to.
+    pub parent: Option<QualifiedName>,
+    pub comment: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Trigger {
+    pub name: String,
+    /// `pg_get_triggerdef`.
+    pub definition: String,
+    /// `O` (origin, the default), `D` disabled, `R` replica, `A` always.
+    pub enabled: char,
+    pub comment: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Policy {
+    pub name: String,
+    pub permissive: bool,
+    /// `ALL`, `SELECT`, `INSERT`, `UPDATE` or `DELETE`.
+    pub command: String,
+    pub roles: Vec<String>,
+    pub using: Option<String>,
+    pub check: Option<String>,
+    pub comment: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct View {
+    pub name: QualifiedName,
+    pub materialized: bool,
+    /// `pg_get_viewdef`: the query.
+    pub definition: String,
+    pub columns: Vec<String>,
+    pub options: Vec<String>,
+    /// Tables and views the query reads: created before it, and a change to one of them
+    /// recreates it.
+    pub depends_on: Vec<QualifiedName>,
+    /// Indexes of a materialized view.
+    pub indexes: BTreeMap<String, Index>,
+    pub comment: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Function {
+    pub key: FunctionKey,
+    pub procedure: bool,
+    /// `pg_get_functiondef`: a complete `CREATE OR REPLACE FUNCTION` statement.
+    pub definition: String,
+    /// `pg_get_function_result`: a change to it needs a drop and a create.
+    pub result: Option<String>,
+    pub comment: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keywords_are_sorted_and_quoted() {
+        assert!(KEYWORDS.windows(2).all(|w| w[0] < w[1]));
+        assert_eq!(ident("user"), "\"user\"");
+        assert_eq!(ident("users"), "users");
+        assert_eq!(ident("User"), "\"User\"");
+        assert_eq!(ident("a b"), "\"a b\"");
+        assert_eq!(ident("_x1$"), "_x1$");
+    }
+
+    #[test]
+    fn qualified_names_parse_and_quote() {
+        assert_eq!(
+            QualifiedName::parse("users"),
+            QualifiedName::new("public", "users")
+        );
+        assert_eq!(
+            QualifiedName::parse("\"My Schema\".\"a.b\""),
+            QualifiedName::new("My Schema", "a.b")
+        );
+        assert_eq!(
+            QualifiedName::new("public", "User").sql(),
+            "public.\"User\""
+        );
+    }
+}
