@@ -1547,6 +1547,7 @@ impl Differ<'_> {
                     name,
                     index,
                     online,
+                    old.is_some(),
                     if before.is_some() {
                         Change::Alter
                     } else {
@@ -1565,7 +1566,15 @@ impl Differ<'_> {
         }
     }
 
-    fn create_index(&mut self, table: &QualifiedName, index: &Index, online: bool, change: Change) {
+    /// `existing`: the table or view holds rows already (a unique index can fail on them).
+    fn create_index(
+        &mut self,
+        table: &QualifiedName,
+        index: &Index,
+        online: bool,
+        existing: bool,
+        change: Change,
+    ) {
         // A partitioned table's index is rendered `ON ONLY`; created plainly it cascades to
         // the partitions, as the original did.
         let definition = index.definition.replacen(" ON ONLY ", " ON ", 1);
@@ -1577,7 +1586,7 @@ impl Differ<'_> {
         let is_unique = sql.starts_with("CREATE UNIQUE");
         let step = self.push(index_object(table, &index.name), change, sql);
         step.transactional = !online;
-        if is_unique {
+        if is_unique && existing {
             step.hazards.push(Hazard::MayFail);
         }
     }
@@ -1658,7 +1667,7 @@ impl Differ<'_> {
                     );
                 }
                 let online = !rebuilt && self.options.concurrently;
-                self.create_index(&name, index, online, Change::Create);
+                self.create_index(&name, index, online, old.is_some(), Change::Create);
                 if let Some(step) = self.plan.steps.last_mut() {
                     step.derived = same;
                 }
@@ -1777,7 +1786,7 @@ impl Differ<'_> {
                 }
             }
             if let Some(old) = old {
-                let object = format!("table {name}");
+                let object = format!("row level security on {name}");
                 if old.row_security != table.row_security {
                     self.push(
                         object.clone(),

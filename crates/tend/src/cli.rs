@@ -57,6 +57,9 @@ pub enum Command {
     /// Apply and manage migrations (Prisma's layout or tend's own).
     #[command(subcommand)]
     Migrate(crate::commands::migrate::MigrateCommand),
+    /// Dump, diff and verify schemas: databases, migrations, desired-state SQL.
+    #[command(subcommand)]
+    Schema(crate::commands::schema::SchemaCommand),
     /// Run the project's seed SQL in one transaction.
     Seed(crate::commands::seed::SeedArgs),
     /// Take, list and verify backups (compressed, encrypted, to a directory or S3).

@@ -172,6 +172,13 @@ pub const KEYS: &[Key] = &[
         doc: "statement_timeout for migration statements.",
     },
     Key {
+        name: "schema.path",
+        env: &["TEND_SCHEMA_PATH"],
+        kind: Kind::Path,
+        default: Some("schema"),
+        doc: "The desired schema for `tend migrate dev`: a .sql file or a directory of them.",
+    },
+    Key {
         name: "backup.dir",
         env: &["BACKUP_DIR"],
         kind: Kind::Path,

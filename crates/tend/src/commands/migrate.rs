@@ -19,6 +19,8 @@ use crate::output::count;
 pub enum MigrateCommand {
     /// Create an empty migration, named with the current UTC time.
     New(NewArgs),
+    /// Write the next migration from the desired schema (schema/), then apply it to the dev database.
+    Dev(DevArgs),
     /// Apply pending migrations in order, each exactly once, under a lock.
     Deploy(DeployArgs),
     /// Show each migration's state; exit 0 only when all are applied and none failed or changed.
@@ -37,6 +39,20 @@ pub enum MigrateCommand {
 pub struct NewArgs {
     /// What the migration does, e.g. "add users".
     pub name: String,
+}
+
+#[derive(Debug, Args)]
+pub struct DevArgs {
+    /// What the migration does, e.g. "add invoices".
+    #[arg(long)]
+    pub name: String,
+    /// Write the migration and apply nothing.
+    #[arg(long)]
+    pub create_only: bool,
+    /// A rename, so it is not a drop and an add: `schema.table=new_name` or
+    /// `schema.table.column=new_name` (repeatable).
+    #[arg(long, value_name = "OLD=NEW")]
+    pub rename: Vec<String>,
 }
 
 #[derive(Debug, Args)]
@@ -161,6 +177,7 @@ pub fn migration_target(ctx: &Context) -> Result<ConnInfo, CommandError> {
 pub fn run(cmd: MigrateCommand, ctx: &Context) -> Result<i32, CommandError> {
     match cmd {
         MigrateCommand::New(args) => new(ctx, args),
+        MigrateCommand::Dev(args) => dev(ctx, args),
         MigrateCommand::Deploy(args) => deploy(ctx, args),
         MigrateCommand::Status => status(ctx),
         MigrateCommand::Resolve(args) => resolve(ctx, args),
@@ -181,6 +198,123 @@ fn new(ctx: &Context, args: NewArgs) -> Result<i32, CommandError> {
         .map_err(|e| CommandError::failure(e.to_string()))?;
     ctx.out.json_value(&serde_json::json!({ "path": path }));
     ctx.out.line(format!("Created {}", path.display()));
+    Ok(exit::OK)
+}
+
+/// Diffs the migrations (replayed in a shadow database) against the desired schema, writes
+/// the difference as the next migration, and deploys it to the dev database. It never resets
+/// the dev database: when the deploy cannot apply, it says so and leaves the choice to the user.
+fn dev(ctx: &Context, args: DevArgs) -> Result<i32, CommandError> {
+    use tend_schema::diff::{DiffOptions, Rename};
+    use tend_schema::source::{Source, SqlSource};
+
+    let project = Project::from_settings(ctx);
+    if source::sanitize_name(&args.name).is_empty() {
+        return Err(CommandError::failure(
+            "a migration name needs at least one letter or digit",
+        ));
+    }
+    let renames = args
+        .rename
+        .iter()
+        .map(|r| Rename::parse(r).map_err(|e| CommandError::new(ErrorKind::Config, e)))
+        .collect::<Result<Vec<_>, _>>()?;
+    let migrations = if project.dir.exists() {
+        project.load()?
+    } else {
+        Vec::new()
+    };
+    let desired = SqlSource {
+        path: super::schema::schema_path(ctx)?,
+    };
+    let target = if args.create_only {
+        None
+    } else {
+        Some(migration_target(ctx)?)
+    };
+    let shadows = super::schema::shadows(ctx, target.as_ref())?;
+    let current = block_on(async {
+        let shadow = shadows
+            .replay_migrations(&migrations, project.format)
+            .await?;
+        let result = async {
+            let session = shadow.connect().await?;
+            tend_schema::introspect(&session).await
+        }
+        .await;
+        shadow.release().await?;
+        result
+    })?;
+    let wanted = block_on(desired.load(Some(&shadows)))?;
+    // Prisma runs a migration file as one script, where CONCURRENTLY cannot run.
+    let plan = tend_schema::diff(
+        &current,
+        &wanted,
+        &DiffOptions {
+            renames,
+            concurrently: project.format == Format::Tend,
+        },
+    );
+    for warning in &plan.warnings {
+        ctx.out.warn(warning);
+    }
+    if plan.is_empty() {
+        ctx.out
+            .json_value(&serde_json::json!({ "path": null, "steps": 0 }));
+        ctx.out.line(format!(
+            "No changes: the migrations already give the schema in {}.",
+            desired.describe()
+        ));
+        return Ok(exit::OK);
+    }
+    let path = source::create(&project.dir, project.format, &utc_timestamp(), &args.name)
+        .map_err(|e| CommandError::failure(e.to_string()))?;
+    let header = format!(
+        "-- {}: written by `tend migrate dev` from {}.\n-- Review it, hazards especially, before it reaches production.\n\n",
+        args.name,
+        desired.describe()
+    );
+    std::fs::write(&path, format!("{header}{}", plan.to_sql(true)))
+        .map_err(|e| CommandError::failure(format!("cannot write {}: {e}", path.display())))?;
+    let hazards = plan.steps.iter().filter(|s| !s.hazards.is_empty()).count();
+    ctx.out.line(format!(
+        "Created {} ({}{})",
+        path.display(),
+        count(plan.steps.len(), "step", "steps"),
+        if hazards > 0 {
+            format!(
+                ", {} with hazards: read them",
+                count(hazards, "step", "steps")
+            )
+        } else {
+            String::new()
+        }
+    ));
+    let Some(info) = target else {
+        ctx.out.json_value(&serde_json::json!({
+            "path": path, "steps": plan.steps.len(), "applied": false,
+        }));
+        return Ok(exit::OK);
+    };
+    let migrations = project.load()?;
+    let report = block_on(apply::deploy(
+        &info,
+        &run_options(ctx),
+        History::new(project.format),
+        &migrations,
+        None,
+        false,
+        &mut |event| print_event(ctx, event),
+    ))
+    .map_err(|e| {
+        CommandError::from(e)
+            .with_hint(format!("the migration is written ({}); fix the cause and run `tend migrate deploy`", path.display()))
+            .with_hint("if the dev database drifted from its migrations, `tend schema verify` shows how, and `tend migrate reset` rebuilds it (it asks first)")
+    })?;
+    ctx.out.json_value(&serde_json::json!({
+        "path": path, "steps": plan.steps.len(), "applied": true, "deploy": report,
+    }));
+    ctx.out.line(format!("Applied to {}.", info.redacted()));
     Ok(exit::OK)
 }
 

@@ -17,6 +17,7 @@ pub mod optimize;
 pub mod queries;
 pub mod reindex;
 pub mod restore;
+pub mod schema;
 pub mod seed;
 pub mod vacuum;
 
@@ -53,6 +54,7 @@ pub fn run(cli: Cli, out: &mut Output) -> Result<i32, CommandError> {
                 Command::Config(cmd) => config::run(cmd, &ctx),
                 Command::Demo(args) => demo::run(args, &ctx),
                 Command::Migrate(cmd) => migrate::run(cmd, &ctx),
+                Command::Schema(cmd) => schema::run(cmd, &ctx),
                 Command::Seed(args) => seed::run(args, &ctx),
                 Command::Health(args) => health::run(args, &ctx),
                 Command::Check(args) => check::run(args, &ctx),

@@ -10,6 +10,7 @@ mod migrate;
 mod ops;
 mod redaction;
 mod reference;
+mod schema;
 
 use std::process::Output;
 

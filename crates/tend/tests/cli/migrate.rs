@@ -76,7 +76,7 @@ fn write_prisma(project: &TestProject, history: &[(&str, &str)]) {
 }
 
 /// The schema as pg_dump sees it, without the history table and comments that differ.
-fn schema_of(db: &TestDb) -> String {
+pub fn schema_of(db: &TestDb) -> String {
     let output = Command::new("pg_dump")
         .args([
             "--schema-only",
