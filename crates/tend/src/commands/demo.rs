@@ -188,7 +188,22 @@ pub fn run(args: DemoArgs, ctx: &Context) -> Result<i32, CommandError> {
         serde_json::json!({ "migrations": migrations.iter().map(|m| &m.name).collect::<Vec<_>>() }),
     );
 
-    // 4. Sample data.
+    // 4. The schema proven against the migrations, and drift caught.
+    let t = steps.begin(
+        "Verify the schema against its migrations, then catch an out-of-band change",
+        "tend schema verify",
+    );
+    let drift_summary = demo_drift(ctx, &demo, &admin, &migrations)?;
+    for line in &drift_summary {
+        out.step(format!("    {line}"));
+    }
+    steps.end(
+        "schema verify",
+        t,
+        serde_json::json!({ "summary": drift_summary }),
+    );
+
+    // 5. Sample data.
     let mut total_rows = 0i64;
     if !args.no_data {
         let t = steps.begin(
@@ -216,7 +231,7 @@ pub fn run(args: DemoArgs, ctx: &Context) -> Result<i32, CommandError> {
         );
     }
 
-    // 5. What tend knows about the server.
+    // 6. What tend knows about the server.
     let t = steps.begin(
         "Read the server's facts and sizes",
         "psql -c 'SELECT version(), pg_size_pretty(pg_database_size(current_database()))'",
@@ -237,7 +252,7 @@ pub fn run(args: DemoArgs, ctx: &Context) -> Result<i32, CommandError> {
         serde_json::json!({ "facts": facts, "size": size }),
     );
 
-    // 6. The diagnosis a user runs first.
+    // 7. The diagnosis a user runs first.
     let t = steps.begin(
         "Check tools, versions and connectivity",
         "tend doctor --database-url \"$(tend dev url -d tend_demo)\"",
@@ -248,7 +263,7 @@ pub fn run(args: DemoArgs, ctx: &Context) -> Result<i32, CommandError> {
     }
     steps.end("doctor", t, serde_json::json!({ "findings": doctor }));
 
-    // 7. The checks catalog on the example, with a finding and its remedy.
+    // 8. The checks catalog on the example, with a finding and its remedy.
     let t = steps.begin(
         "Run the checks catalog on the example database",
         "tend check --database-url \"$(tend dev url -d tend_demo)\"",
@@ -304,7 +319,7 @@ pub fn run(args: DemoArgs, ctx: &Context) -> Result<i32, CommandError> {
         serde_json::json!({ "checks": report.results.len(), "findings": report.findings, "history": history }),
     );
 
-    // 8. A backup: taken, verified, restored.
+    // 9. A backup: taken, verified, restored.
     let t = steps.begin(
         "Back up the example (pg_dump, zstd, age), verify it, and restore it into a new database",
         "tend backup run && tend backup verify --latest && tend restore --to \"$(tend dev url -d tend_demo_restored)\"",
@@ -341,6 +356,70 @@ pub fn run(args: DemoArgs, ctx: &Context) -> Result<i32, CommandError> {
         "    stop:     {tend} dev stop        (the cluster keeps running until then)"
     ));
     Ok(exit::OK)
+}
+
+/// `tend schema verify` on the demo: clean, then an out-of-band change caught by name, then
+/// the reconciling DDL applied so the demo database ends as its migrations say.
+fn demo_drift(
+    ctx: &Context,
+    demo: &ConnInfo,
+    admin: &ConnInfo,
+    migrations: &[tend_migrate::Migration],
+) -> Result<Vec<String>, CommandError> {
+    use tend_schema::shadow::{ShadowHost, Shadows};
+    let project = super::migrate::Project {
+        format: tend_migrate::Format::Prisma,
+        dir: "examples/saas/prisma/migrations".into(),
+    };
+    let shadows = Shadows::new(
+        ShadowHost::Server(admin.clone()),
+        ctx.settings.connect_options(),
+    )
+    .protecting(demo);
+    let mut lines = Vec::new();
+    let clean = super::schema::drift(ctx, demo, &project, migrations, &shadows)?;
+    lines.push(format!(
+        "{} (exit {})",
+        if clean.plan.is_empty() {
+            format!("no drift from the {} applied migrations", clean.applied)
+        } else {
+            format!("{} drifted objects", clean.plan.changed_objects().len())
+        },
+        if clean.plan.is_empty() { 0 } else { 1 }
+    ));
+    let change = "ALTER TABLE users ADD COLUMN nickname text; \
+                  ALTER TABLE agencies ALTER COLUMN timezone SET DEFAULT 'Europe/Paris'";
+    lines.push(format!(
+        "$ psql -c \"{}\"  (by hand, outside any migration)",
+        change.split_whitespace().collect::<Vec<_>>().join(" ")
+    ));
+    let session = ctx.connect(demo)?;
+    block_on(session.batch_execute(change))?;
+    let drifted = super::schema::drift(ctx, demo, &project, migrations, &shadows)?;
+    lines.push(format!(
+        "$ tend schema verify  ->  drift (exit 1): {}",
+        drifted
+            .plan
+            .changed_objects()
+            .iter()
+            .map(|(object, _)| *object)
+            .collect::<Vec<_>>()
+            .join(", ")
+    ));
+    for step in &drifted.plan.steps {
+        block_on(session.batch_execute(&step.sql))?;
+        lines.push(format!("  reconciled: {}", step.sql));
+    }
+    let after = super::schema::drift(ctx, demo, &project, migrations, &shadows)?;
+    lines.push(format!(
+        "$ tend schema verify  ->  {}",
+        if after.plan.is_empty() {
+            "no drift again (exit 0)"
+        } else {
+            "still drifted (exit 1)"
+        }
+    ));
+    Ok(lines)
 }
 
 async fn recreate_database(ctx: &Context<'_>, admin: &ConnInfo) -> Result<(), CommandError> {

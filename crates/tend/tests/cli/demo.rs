@@ -16,6 +16,18 @@ fn demo_builds_the_example_database_and_leaves_it_running() {
         "{out}"
     );
     assert!(out.contains("fix: "), "a finding and its remedy: {out}");
+    // Schema verify passes, then catches the out-of-band change by name.
+    assert!(
+        out.contains("no drift from the 6 applied migrations (exit 0)"),
+        "{out}"
+    );
+    assert!(
+        out.contains(
+            "drift (exit 1): column public.agencies.timezone, column public.users.nickname"
+        ),
+        "{out}"
+    );
+    assert!(out.contains("no drift again (exit 0)"), "{out}");
     assert!(out.contains("restored into tend_demo_restored"), "{out}");
     // The cluster is left running with the example database.
     let (code, url, _) = run(project.tend().args(["dev", "url", "-d", "tend_demo"]));
