@@ -30,6 +30,10 @@ fn no_command_prints_a_password() {
     let wrong_scheme = format!("mysql://app:{PASSWORD}@127.0.0.1/app");
     let kv = format!("host=127.0.0.1 port=1 user=app password={PASSWORD} dbname=app");
     let project = TestProject::new();
+    project.write(
+        "migrations/20260101_000000_a.sql",
+        "CREATE TABLE a (id int);",
+    );
     let commands: &[&[&str]] = &[
         &["config", "show"],
         &["config", "show", "--json"],
@@ -41,6 +45,17 @@ fn no_command_prints_a_password() {
         &["dev", "url"],
         &["init", "--force"],
         &["config", "show", "-q"],
+        &["schema", "verify"],
+        &["schema", "verify", "--json"],
+        &[
+            "schema",
+            "diff",
+            "--from",
+            "database",
+            "--to",
+            "migrations",
+            "--json",
+        ],
     ];
     for url in [&good, &unreachable, &broken_port, &wrong_scheme, &kv] {
         for args in commands {
