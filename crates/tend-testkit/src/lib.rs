@@ -215,23 +215,7 @@ impl TestDb {
 
     /// Runs a query and returns the rows' first column as text.
     pub fn query_column(&self, sql: &str) -> Vec<Option<String>> {
-        let info = self.info.clone();
-        let sql = sql.to_string();
-        on_runtime(async move {
-            let session = tend_pg::connect(&info, &Default::default())
-                .await
-                .expect("connect to the test database");
-            let messages = session.simple_query(&sql).await.expect("query");
-            messages
-                .into_iter()
-                .filter_map(|m| match m {
-                    tokio_postgres::SimpleQueryMessage::Row(row) => {
-                        Some(row.get(0).map(str::to_string))
-                    }
-                    _ => None,
-                })
-                .collect()
-        })
+        query_column(&self.info, sql)
     }
 }
 
@@ -259,6 +243,30 @@ fn run_admin_sql(info: &ConnInfo, statements: &[&str]) {
                 .await
                 .unwrap_or_else(|e| panic!("test SQL failed: {statement}: {e:?}"));
         }
+    })
+}
+
+/// Runs a query (simple protocol) on any database and returns the rows' first column as text.
+pub fn query_column(info: &ConnInfo, sql: &str) -> Vec<Option<String>> {
+    let info = info.clone();
+    let sql = sql.to_string();
+    on_runtime(async move {
+        let session = tend_pg::connect(&info, &Default::default())
+            .await
+            .expect("connect to the test database");
+        let messages = session
+            .simple_query(&sql)
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e:?}"));
+        messages
+            .into_iter()
+            .filter_map(|m| match m {
+                tokio_postgres::SimpleQueryMessage::Row(row) => {
+                    Some(row.get(0).map(str::to_string))
+                }
+                _ => None,
+            })
+            .collect()
     })
 }
 

@@ -23,16 +23,7 @@ fn show(db: &TestDb, name: &str) -> String {
 fn run_as(db: &TestDb, user: &str, only: &[&str]) -> tend_ops::Report {
     let mut info = db.info.clone();
     info.set("user", user);
-    let options = RunOptions {
-        only: only.iter().map(|s| s.to_string()).collect(),
-        ..RunOptions::default()
-    };
-    on_runtime(async move {
-        let session = tend_pg::connect(&info, &Default::default()).await.unwrap();
-        tend_ops::runner::run(&session, &checks::catalog(), &options)
-            .await
-            .unwrap()
-    })
+    crate::run_checks_on(&info, only, &[])
 }
 
 /// Runs SQL as the test server's superuser, outside any test database.

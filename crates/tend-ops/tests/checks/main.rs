@@ -8,6 +8,7 @@ mod schema;
 
 use tend_ops::checks;
 use tend_ops::{CheckOverride, Finding, RunOptions, Severity};
+use tend_pg::ConnInfo;
 use tend_testkit::TestDb;
 
 /// Runs checks on `db` (ids or categories) with optional threshold overrides.
@@ -16,7 +17,16 @@ pub fn run_checks(
     only: &[&str],
     overrides: &[(&str, CheckOverride)],
 ) -> tend_ops::Report {
-    let info = db.info.clone();
+    run_checks_on(&db.info, only, overrides)
+}
+
+/// The same on any database, as any role.
+pub fn run_checks_on(
+    info: &ConnInfo,
+    only: &[&str],
+    overrides: &[(&str, CheckOverride)],
+) -> tend_ops::Report {
+    let info = info.clone();
     let options = RunOptions {
         only: only.iter().map(|s| s.to_string()).collect(),
         overrides: overrides

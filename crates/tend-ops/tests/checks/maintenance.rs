@@ -6,12 +6,12 @@
 
 use std::time::Duration;
 
-use tend_ops::{CheckOverride, Finding, RunOptions, Severity};
+use tend_ops::{CheckOverride, Finding, Severity};
 use tend_pg::ConnInfo;
 use tend_pg::cluster::{ClusterOptions, LocalCluster};
 use tend_testkit::{PrivateCluster, TestDb, TestServer};
 
-use crate::{Holder, assert_fires, findings, findings_with, on_runtime};
+use crate::{Holder, assert_fires, findings, findings_with};
 
 /// Every check of this module, to run them all at once.
 const MAINTENANCE: &[&str] = &[
@@ -48,52 +48,25 @@ fn about(found: &[Finding], subject: &str) -> bool {
 /// Checks (ids or categories) run on any server, with an optional warning threshold for
 /// each of them.
 fn findings_on(info: &ConnInfo, only: &[&str], warning: Option<f64>) -> Vec<Finding> {
-    let info = info.clone();
-    let options = RunOptions {
-        only: only.iter().map(|s| s.to_string()).collect(),
-        overrides: only
-            .iter()
-            .map(|id| {
-                (
-                    id.to_string(),
-                    CheckOverride {
-                        warning,
-                        ..Default::default()
-                    },
-                )
-            })
-            .collect(),
-        ..RunOptions::default()
-    };
-    on_runtime(async move {
-        let session = tend_pg::connect(&info, &Default::default()).await.unwrap();
-        tend_ops::runner::run(&session, &tend_ops::checks::catalog(), &options)
-            .await
-            .unwrap()
-            .findings
-    })
+    let overrides: Vec<(&str, CheckOverride)> = only
+        .iter()
+        .map(|id| {
+            (
+                *id,
+                CheckOverride {
+                    warning,
+                    ..Default::default()
+                },
+            )
+        })
+        .collect();
+    crate::run_checks_on(info, only, &overrides).findings
 }
 
 /// Runs SQL (one simple query, so one transaction unless it says otherwise) on any server
 /// and returns the first column of its rows.
 fn sql_on(info: &ConnInfo, sql: &str) -> Vec<Option<String>> {
-    let info = info.clone();
-    let sql = sql.to_string();
-    on_runtime(async move {
-        let session = tend_pg::connect(&info, &Default::default()).await.unwrap();
-        session
-            .simple_query(&sql)
-            .await
-            .unwrap_or_else(|e| panic!("{sql}: {e:?}"))
-            .into_iter()
-            .filter_map(|m| match m {
-                tokio_postgres::SimpleQueryMessage::Row(row) => {
-                    Some(row.get(0).map(str::to_string))
-                }
-                _ => None,
-            })
-            .collect()
-    })
+    tend_testkit::query_column(info, sql)
 }
 
 fn no_unknown(found: &[Finding]) {
