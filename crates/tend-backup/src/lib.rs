@@ -4,10 +4,12 @@
 //!
 //! This crate never prints; only `store` talks to object storage.
 
+pub mod archive;
 pub mod crypto;
 pub mod manifest;
 pub mod ops;
 pub mod pipeline;
+pub mod restore;
 pub mod retention;
 pub mod store;
 

@@ -40,6 +40,12 @@ pub enum BackupError {
     },
     #[error("pg_restore failed (exit {code}): {stderr}")]
     Restore { code: String, stderr: String },
+    /// A restore that failed after it had changed the target; `state` says what is left.
+    #[error("{source}; {state}")]
+    Unfinished {
+        source: Box<BackupError>,
+        state: &'static str,
+    },
     #[error("cannot run {program}: {source}")]
     Spawn {
         program: String,
@@ -70,7 +76,7 @@ impl From<StoreError> for BackupError {
     }
 }
 
-fn db_error(context: &str) -> impl FnOnce(tokio_postgres::Error) -> BackupError + '_ {
+pub(crate) fn db_error(context: &str) -> impl FnOnce(tokio_postgres::Error) -> BackupError + '_ {
     move |e| BackupError::Database {
         context: context.to_string(),
         message: match e.as_db_error() {
@@ -107,7 +113,7 @@ pub fn now_rfc3339() -> String {
 }
 
 /// How a child process ended, for messages.
-fn exit_text(status: &std::process::ExitStatus) -> String {
+pub(crate) fn exit_text(status: &std::process::ExitStatus) -> String {
     status
         .code()
         .map(|c| c.to_string())
@@ -115,7 +121,7 @@ fn exit_text(status: &std::process::ExitStatus) -> String {
 }
 
 /// A failed pg_restore, with its own words.
-fn restore_failed(output: &std::process::Output) -> BackupError {
+pub(crate) fn restore_failed(output: &std::process::Output) -> BackupError {
     BackupError::Restore {
         code: exit_text(&output.status),
         stderr: tend_pg::redact_text(String::from_utf8_lossy(&output.stderr).trim()),
@@ -560,14 +566,28 @@ pub async fn resolve_id(store: &Store, id: Option<&str>) -> Result<String, Backu
     }
 }
 
+/// Why `consume` stopped reading a backup: the bytes were bad (the backup is damaged), or
+/// something else failed (the target database, a program), which says so itself.
+pub(crate) enum Stop {
+    Damaged(String),
+    Failed(BackupError),
+}
+
+impl From<String> for Stop {
+    fn from(reason: String) -> Stop {
+        Stop::Damaged(reason)
+    }
+}
+
 /// Streams a backup's data through a reader on a blocking thread: `consume` gets the
-/// decrypted, decompressed pg_dump archive. Checks size and SHA-256 against the manifest.
-async fn read_back<T: Send + 'static>(
+/// decrypted, decompressed pg_dump archive. Checks size and SHA-256 against the manifest;
+/// the size only when `consume` read to the end.
+pub(crate) async fn read_back<T: Send + 'static>(
     store: &Store,
     manifest: &Manifest,
     decryption: &Decryption,
     name: &str,
-    consume: impl FnOnce(&mut dyn Read) -> Result<T, String> + Send + 'static,
+    consume: impl FnOnce(&mut dyn Read) -> Result<T, Stop> + Send + 'static,
 ) -> Result<(T, u64), BackupError> {
     let object = manifest
         .objects
@@ -618,9 +638,12 @@ async fn read_back<T: Send + 'static>(
                 count: Arc::new(AtomicU64::new(0)),
             };
             let count = counting.count.clone();
-            let result = consume(&mut counting).map_err(|reason| BackupError::Damaged {
-                id: id.clone(),
-                reason,
+            let result = consume(&mut counting).map_err(|stop| match stop {
+                Stop::Damaged(reason) => BackupError::Damaged {
+                    id: id.clone(),
+                    reason,
+                },
+                Stop::Failed(e) => e,
             })?;
             Ok::<_, BackupError>((result, count.load(Ordering::Relaxed)))
         })();
@@ -684,13 +707,14 @@ pub async fn verify(
         if let Err(e) = copied
             && e.kind() != std::io::ErrorKind::BrokenPipe
         {
-            return Err(e.to_string());
+            return Err(e.to_string().into());
         }
         if !output.status.success() {
             return Err(format!(
                 "pg_restore cannot read the archive: {}",
                 String::from_utf8_lossy(&output.stderr).trim()
-            ));
+            )
+            .into());
         }
         // Decompress what pg_restore did not need, to the end: every byte is checked.
         drain(archive).map_err(|e| e.to_string())?;
@@ -704,7 +728,9 @@ pub async fn verify(
             break;
         }
         outcome = read_back(store, &manifest, decryption, &object.name, |reader| {
-            drain(reader).map(|_| ()).map_err(|e| e.to_string())
+            drain(reader)
+                .map(|_| ())
+                .map_err(|e| Stop::Damaged(e.to_string()))
         })
         .await
         .map(|_| ());
@@ -735,7 +761,8 @@ pub async fn record_verification(
 }
 
 /// Restores a backup into `target` with pg_restore in one transaction: a failure (or a
-/// damaged backup, caught before the last byte) leaves the target as it was.
+/// damaged backup, caught before the last byte) leaves the target as it was. Slower than
+/// [`crate::restore::restore_parallel`], which loads on several connections.
 pub async fn restore(
     store: &Store,
     id: &str,
@@ -745,143 +772,133 @@ pub async fn restore(
     clean: bool,
 ) -> Result<Manifest, BackupError> {
     let manifest = read_manifest(store, id).await?;
-    let (dbname, env) = target.for_child_program();
-    let program = pg_restore.clone();
-    let mut child = Command::new(&pg_restore)
-        .args(["--single-transaction", "--exit-on-error", "--no-password"])
-        .args(if clean {
-            vec!["--clean", "--if-exists"]
-        } else {
-            vec![]
-        })
-        .arg(format!("--dbname={dbname}"))
-        .envs(env)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|source| BackupError::Spawn {
-            program: program.display().to_string(),
-            source,
-        })?;
-    let stdin = child.stdin.take().expect("piped");
-    let child = Arc::new(std::sync::Mutex::new(Some(child)));
+    let child = SingleTransaction::spawn(&pg_restore, target, clean)?;
     let feeding = child.clone();
     let fed = read_back(store, &manifest, decryption, DATA, move |archive| {
-        let mut stdin = stdin;
+        feeding.feed(&[], archive)
+    })
+    .await;
+    tokio::task::spawn_blocking(move || child.finish(fed.map(|(stdin, _)| stdin)))
+        .await
+        .map_err(|e| BackupError::Pipeline(e.to_string()))??;
+    Ok(manifest)
+}
+
+/// pg_restore reading an archive on its stdin and restoring it in one transaction. Its
+/// stdin stays open until the backup's checksum is confirmed, and a read error kills it:
+/// it never commits a damaged backup.
+#[derive(Clone)]
+pub(crate) struct SingleTransaction {
+    child: Arc<std::sync::Mutex<Option<std::process::Child>>>,
+    program: PathBuf,
+}
+
+impl SingleTransaction {
+    pub(crate) fn spawn(
+        pg_restore: &std::path::Path,
+        target: &ConnInfo,
+        clean: bool,
+    ) -> Result<SingleTransaction, BackupError> {
+        let (dbname, env) = target.for_child_program();
+        let child = Command::new(pg_restore)
+            .args(["--single-transaction", "--exit-on-error", "--no-password"])
+            .args(if clean {
+                vec!["--clean", "--if-exists"]
+            } else {
+                vec![]
+            })
+            .arg(format!("--dbname={dbname}"))
+            .envs(env)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|source| BackupError::Spawn {
+                program: pg_restore.display().to_string(),
+                source,
+            })?;
+        Ok(SingleTransaction {
+            child: Arc::new(std::sync::Mutex::new(Some(child))),
+            program: pg_restore.to_path_buf(),
+        })
+    }
+
+    fn kill(&self) {
+        if let Some(mut c) = self.child.lock().expect("lock").take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Writes `prefix` (bytes already read from the archive), then the rest of `archive`.
+    /// Returns the still open stdin.
+    pub(crate) fn feed(
+        &self,
+        prefix: &[u8],
+        archive: &mut dyn Read,
+    ) -> Result<std::process::ChildStdin, Stop> {
+        let stdin = self
+            .child
+            .lock()
+            .expect("lock")
+            .as_mut()
+            .and_then(|c| c.stdin.take());
+        let Some(mut stdin) = stdin else {
+            return Err(Stop::Failed(BackupError::Pipeline(
+                "pg_restore was stopped".to_string(),
+            )));
+        };
+        let broken = |e: std::io::Error| format!("pg_restore stopped reading: {e}");
+        stdin.write_all(prefix).map_err(broken)?;
         let mut buf = vec![0u8; 256 * 1024];
         loop {
             let n = match archive.read(&mut buf) {
                 Ok(n) => n,
                 Err(e) => {
                     // Damaged or wrong key: kill pg_restore before it can commit.
-                    if let Some(mut c) = feeding.lock().expect("lock").take() {
-                        let _ = c.kill();
-                        let _ = c.wait();
-                    }
-                    return Err(e.to_string());
+                    self.kill();
+                    return Err(e.to_string().into());
                 }
             };
             if n == 0 {
-                break;
+                return Ok(stdin);
             }
-            if let Err(e) = stdin.write_all(&buf[..n]) {
-                return Err(format!("pg_restore stopped reading: {e}"));
-            }
-        }
-        // stdin stays open until the checksum is confirmed (see below).
-        Ok(stdin)
-    })
-    .await;
-    let taken = child.lock().expect("lock").take();
-    match fed {
-        Ok((stdin, _)) => {
-            drop(stdin);
-            let Some(child) = taken else {
-                return Err(BackupError::Pipeline("pg_restore was stopped".to_string()));
-            };
-            let output = tokio::task::spawn_blocking(move || child.wait_with_output())
-                .await
-                .map_err(|e| BackupError::Pipeline(e.to_string()))?
-                .map_err(|source| BackupError::Spawn {
-                    program: program.display().to_string(),
-                    source,
-                })?;
-            if !output.status.success() {
-                return Err(restore_failed(&output));
-            }
-            Ok(manifest)
-        }
-        Err(e) => {
-            if let Some(mut child) = taken {
-                let _ = child.kill();
-                let _ = child.wait();
-            }
-            Err(e)
+            stdin.write_all(&buf[..n]).map_err(broken)?;
         }
     }
-}
 
-/// Restores with `pg_restore --jobs N`: parallel restore needs a seekable archive, so the
-/// backup is checked and unpacked into a temporary file first (removed afterwards). Unlike
-/// the streaming restore it is not one transaction: a failure can leave the target
-/// partly restored.
-pub async fn restore_parallel(
-    store: &Store,
-    id: &str,
-    decryption: &Decryption,
-    target: &ConnInfo,
-    pg_restore: PathBuf,
-    clean: bool,
-    jobs: u32,
-) -> Result<Manifest, BackupError> {
-    let manifest = read_manifest(store, id).await?;
-    let file = tempfile_path(id);
-    let writing = file.clone();
-    let unpacked = read_back(store, &manifest, decryption, DATA, move |archive| {
-        let mut out = std::fs::File::create(&writing)
-            .map_err(|e| format!("cannot write {}: {e}", writing.display()))?;
-        // A scratch file: no fsync, it is read back at once and removed.
-        std::io::copy(archive, &mut out).map_err(|e| e.to_string())?;
+    /// After the read: on success closes stdin (pg_restore commits) and waits; on failure
+    /// kills pg_restore (it rolls back).
+    pub(crate) fn finish(
+        &self,
+        fed: Result<std::process::ChildStdin, BackupError>,
+    ) -> Result<(), BackupError> {
+        let taken = self.child.lock().expect("lock").take();
+        let stdin = match fed {
+            Ok(stdin) => stdin,
+            Err(e) => {
+                if let Some(mut child) = taken {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                }
+                return Err(e);
+            }
+        };
+        drop(stdin);
+        let Some(child) = taken else {
+            return Err(BackupError::Pipeline("pg_restore was stopped".to_string()));
+        };
+        let output = child
+            .wait_with_output()
+            .map_err(|source| BackupError::Spawn {
+                program: self.program.display().to_string(),
+                source,
+            })?;
+        if !output.status.success() {
+            return Err(restore_failed(&output));
+        }
         Ok(())
-    })
-    .await;
-    if let Err(e) = unpacked {
-        let _ = std::fs::remove_file(&file);
-        return Err(e);
     }
-    let (dbname, env) = target.for_child_program();
-    let mut command = Command::new(&pg_restore);
-    command
-        .args(["--exit-on-error", "--no-password"])
-        .arg(format!("--jobs={}", jobs.max(1)))
-        .args(if clean {
-            vec!["--clean", "--if-exists"]
-        } else {
-            vec![]
-        })
-        .arg(format!("--dbname={dbname}"))
-        .arg(&file)
-        .envs(env)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped());
-    let output = tokio::task::spawn_blocking(move || command.output())
-        .await
-        .map_err(|e| BackupError::Pipeline(e.to_string()));
-    let _ = std::fs::remove_file(&file);
-    let output = output?.map_err(|source| BackupError::Spawn {
-        program: pg_restore.display().to_string(),
-        source,
-    })?;
-    if !output.status.success() {
-        return Err(restore_failed(&output));
-    }
-    Ok(manifest)
-}
-
-fn tempfile_path(id: &str) -> PathBuf {
-    std::env::temp_dir().join(format!("tend-restore-{id}-{}.dump", std::process::id()))
 }
 
 /// Is the target database empty of user tables?

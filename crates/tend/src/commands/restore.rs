@@ -1,8 +1,11 @@
-//! `tend restore`: streams a backup from the store into pg_restore, in one transaction,
-//! refusing to write into a database that holds tables unless `--clean` is confirmed.
+//! `tend restore`: streams a backup from the store into the target, loading rows on
+//! several connections (`tend_backup::restore`), or with `--single-transaction` or
+//! `--clean` through pg_restore in one transaction; refuses to write into a database that
+//! holds tables unless `--clean` is confirmed.
 
 use clap::Args;
 use tend_backup::ops;
+use tend_backup::restore::{Method, ParallelOptions, restore_parallel};
 use tend_pg::{ConnInfo, PgTool, VersionNeed};
 
 use crate::command_error::{CommandError, exit};
@@ -22,16 +25,29 @@ pub struct RestoreArgs {
     /// The database to restore into (default: the configured one).
     #[arg(long, value_name = "URL")]
     pub to: Option<String>,
-    /// Drop the objects the backup holds before restoring them (asks first).
+    /// Drop the objects the backup holds before restoring them (asks first); restores in
+    /// one transaction, like --single-transaction.
     #[arg(long)]
     pub clean: bool,
     /// Say what would be restored where, and restore nothing.
     #[arg(long)]
     pub dry_run: bool,
-    /// Restore with N parallel jobs (unpacks to a temporary file first, and is not one
-    /// transaction); 1, the default, streams in one transaction.
-    #[arg(long, short = 'j', value_name = "N", default_value_t = 1)]
-    pub jobs: u32,
+    /// Load rows and build indexes on N connections (default: the number of CPUs). Not one
+    /// transaction: a restore that fails drops what it had created.
+    #[arg(long, short = 'j', value_name = "N", value_parser = clap::value_parser!(u32).range(1..=64))]
+    pub jobs: Option<u32>,
+    /// Restore in one transaction through pg_restore: slower, but a failure at any point
+    /// leaves the target exactly as it was.
+    #[arg(long, conflicts_with = "jobs")]
+    pub single_transaction: bool,
+}
+
+/// The default number of connections: one per CPU, at least 2, at most 8.
+fn default_jobs() -> u32 {
+    std::thread::available_parallelism()
+        .map(|n| n.get() as u32)
+        .unwrap_or(2)
+        .clamp(2, 8)
 }
 
 pub fn run(args: RestoreArgs, ctx: &Context) -> Result<i32, CommandError> {
@@ -86,17 +102,7 @@ pub fn run(args: RestoreArgs, ctx: &Context) -> Result<i32, CommandError> {
         .tool_search()
         .find(PgTool::PgRestore, VersionNeed::Any)?;
     let bar = super::backup::spinner(ctx, &format!("restoring backup {id}"));
-    let restored = if args.jobs > 1 {
-        block_on(ops::restore_parallel(
-            &store,
-            &id,
-            &decryption,
-            &target,
-            pg_restore.path,
-            args.clean,
-            args.jobs,
-        ))
-    } else {
+    let restored = if args.single_transaction || args.clean {
         block_on(ops::restore(
             &store,
             &id,
@@ -105,12 +111,47 @@ pub fn run(args: RestoreArgs, ctx: &Context) -> Result<i32, CommandError> {
             pg_restore.path,
             args.clean,
         ))
+        .map(|manifest| {
+            (
+                manifest,
+                "in one transaction".to_string(),
+                "single-transaction",
+            )
+        })
+    } else {
+        let options = ParallelOptions {
+            jobs: args.jobs.unwrap_or_else(default_jobs),
+            connect: ctx.settings.connect_options(),
+            pg_restore: pg_restore.path,
+        };
+        block_on(restore_parallel(
+            &store,
+            &id,
+            &decryption,
+            &target,
+            &options,
+        ))
+        .map(|restored| match restored.method {
+            Method::Parallel { jobs } => (
+                restored.manifest,
+                format!("on {jobs} connections"),
+                "parallel",
+            ),
+            Method::SingleTransaction { reason } => (
+                restored.manifest,
+                format!("in one transaction through pg_restore ({reason})"),
+                "single-transaction",
+            ),
+        })
     };
     bar.finish_and_clear();
-    let restored = restored?;
-    ctx.out.json_value(&serde_json::json!({ "restored": id, "to": target.redacted().to_string(), "tables": restored.tables.len() }));
+    let (restored, how, method) = restored?;
+    ctx.out.json_value(&serde_json::json!({
+        "restored": id, "to": target.redacted().to_string(),
+        "tables": restored.tables.len(), "method": method,
+    }));
     ctx.out.line(format!(
-        "Restored backup {id} ({} tables) into {}.",
+        "Restored backup {id} ({} tables) into {} {how}.",
         restored.tables.len(),
         target.redacted()
     ));
