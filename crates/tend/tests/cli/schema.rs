@@ -56,7 +56,11 @@ fn psql(db: &TestDb, sql: &str) {
         .arg(db.url())
         .output()
         .unwrap();
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
 }
 
 fn psql_file(db: &TestDb, path: &Path) {
@@ -66,7 +70,11 @@ fn psql_file(db: &TestDb, path: &Path) {
         .arg(db.url())
         .output()
         .unwrap();
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
 }
 
 #[test]
@@ -77,7 +85,10 @@ fn verify_passes_then_names_each_out_of_band_change() {
     assert_eq!(code, 0, "{err}");
     let (code, out, err) = tend(&project, &db, &["schema", "verify"]);
     assert_eq!(code, 0, "{out}{err}");
-    assert!(out.contains("No drift: the database matches its 3 applied migrations."), "{out}");
+    assert!(
+        out.contains("No drift: the database matches its 3 applied migrations."),
+        "{out}"
+    );
 
     psql(
         &db,
@@ -132,14 +143,30 @@ fn diff_is_runnable_with_psql_and_exit_code_tells_equal_from_different() {
     let project = TestProject::new();
     let from = TestDb::create();
     let to = TestDb::create();
-    psql(&from, "CREATE TABLE t (id int PRIMARY KEY, a text); CREATE TYPE mood AS ENUM ('sad', 'ok');");
+    psql(
+        &from,
+        "CREATE TABLE t (id int PRIMARY KEY, a text); CREATE TYPE mood AS ENUM ('sad', 'ok');",
+    );
     psql(
         &to,
         "CREATE TYPE mood AS ENUM ('sad', 'meh', 'ok'); CREATE TABLE t (id int PRIMARY KEY, a varchar(20) NOT NULL, m mood);
          CREATE INDEX t_a ON t (a); CREATE VIEW v AS SELECT id, a FROM t;",
     );
-    let diff = |args: &[&str]| run(project.tend().env("SHADOW_DATABASE_URL", shadow_url()).args(args));
-    let (code, out, err) = diff(&["schema", "diff", "--from", &from.url(), "--to", &to.url(), "--exit-code"]);
+    let diff = |args: &[&str]| {
+        run(project
+            .tend()
+            .env("SHADOW_DATABASE_URL", shadow_url())
+            .args(args))
+    };
+    let (code, out, err) = diff(&[
+        "schema",
+        "diff",
+        "--from",
+        &from.url(),
+        "--to",
+        &to.url(),
+        "--exit-code",
+    ]);
     assert_eq!(code, 1, "{out}{err}");
     assert!(out.contains("CREATE INDEX CONCURRENTLY"), "{out}");
     assert!(out.contains("ADD VALUE 'meh' AFTER 'sad'"), "{out}");
@@ -147,18 +174,36 @@ fn diff_is_runnable_with_psql_and_exit_code_tells_equal_from_different() {
     let script = project.path().join("plan.sql");
     std::fs::write(&script, &out).unwrap();
     psql_file(&from, &script);
-    let (code, out, err) = diff(&["schema", "diff", "--from", &from.url(), "--to", &to.url(), "--exit-code"]);
+    let (code, out, err) = diff(&[
+        "schema",
+        "diff",
+        "--from",
+        &from.url(),
+        "--to",
+        &to.url(),
+        "--exit-code",
+    ]);
     assert_eq!(code, 0, "{out}{err}");
     assert_eq!(schema_of(&from), schema_of(&to));
 
-    let (code, out, _) = diff(&["schema", "diff", "--from", &to.url(), "--to", "empty", "--json"]);
+    let (code, out, _) = diff(&[
+        "schema",
+        "diff",
+        "--from",
+        &to.url(),
+        "--to",
+        "empty",
+        "--json",
+    ]);
     assert_eq!(code, 0);
     let plan: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(plan["equal"], false);
-    assert!(plan["steps"].as_array().unwrap().iter().any(|s| s["hazards"]
-        .as_array()
-        .unwrap()
-        .contains(&serde_json::json!("data_loss"))));
+    assert!(plan["steps"].as_array().unwrap().iter().any(|s| {
+        s["hazards"]
+            .as_array()
+            .unwrap()
+            .contains(&serde_json::json!("data_loss"))
+    }));
 }
 
 #[test]
@@ -175,19 +220,46 @@ fn dump_recreates_the_schema_and_bad_sources_are_config_errors() {
     let (code, out, err) = tend(
         &project,
         &copy,
-        &["schema", "diff", "--from", "database", "--to", "migrations", "--exit-code"],
+        &[
+            "schema",
+            "diff",
+            "--from",
+            "database",
+            "--to",
+            "migrations",
+            "--exit-code",
+        ],
     );
     assert_eq!(code, 0, "{out}{err}");
 
-    let (code, out, _) = tend(&project, &db, &["schema", "dump", "--from", "migrations", "--json"]);
+    let (code, out, _) = tend(
+        &project,
+        &db,
+        &["schema", "dump", "--from", "migrations", "--json"],
+    );
     assert_eq!(code, 0);
     let model: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(model["tables"].as_array().unwrap().len(), 2);
 
-    let (code, _, err) = tend(&project, &db, &["schema", "diff", "--from", "nonsense", "--to", "empty"]);
+    let (code, _, err) = tend(
+        &project,
+        &db,
+        &["schema", "diff", "--from", "nonsense", "--to", "empty"],
+    );
     assert_eq!(code, 3, "{err}");
     assert!(err.contains("is not a schema source"), "{err}");
-    let (code, _, err) = tend(&project, &db, &["schema", "diff", "--from", "sql:missing.sql", "--to", "empty"]);
+    let (code, _, err) = tend(
+        &project,
+        &db,
+        &[
+            "schema",
+            "diff",
+            "--from",
+            "sql:missing.sql",
+            "--to",
+            "empty",
+        ],
+    );
     assert_eq!(code, 3, "{err}");
     assert!(err.contains("missing.sql does not exist"), "{err}");
 }
@@ -219,7 +291,12 @@ fn copy_example(project: &TestProject) {
             if path.is_dir() {
                 walk(&path, root, project);
             } else {
-                let relative = path.strip_prefix(root).unwrap().to_str().unwrap().to_string();
+                let relative = path
+                    .strip_prefix(root)
+                    .unwrap()
+                    .to_str()
+                    .unwrap()
+                    .to_string();
                 project.write(&relative, &std::fs::read_to_string(&path).unwrap());
             }
         }
@@ -254,7 +331,15 @@ fn migrate_dev_on_the_example_writes_a_migration_deploy_reproduces() {
     let (code, out, err) = tend(
         &project,
         &fresh,
-        &["schema", "diff", "--from", "database", "--to", "schema", "--exit-code"],
+        &[
+            "schema",
+            "diff",
+            "--from",
+            "database",
+            "--to",
+            "schema",
+            "--exit-code",
+        ],
     );
     assert_eq!(code, 0, "{out}{err}");
     let (code, out, err) = tend(&project, &fresh, &["schema", "verify"]);
@@ -275,7 +360,10 @@ fn migrate_dev_create_only_writes_without_applying_and_uses_the_local_cluster() 
         "CREATE TABLE accounts (id int PRIMARY KEY, name text NOT NULL);",
     );
     // No database and no shadow configured: the local cluster holds the shadows.
-    let (code, out, err) = run(project.tend().args(["migrate", "dev", "--name", "accounts", "--create-only"]));
+    let (code, out, err) =
+        run(project
+            .tend()
+            .args(["migrate", "dev", "--name", "accounts", "--create-only"]));
     assert_eq!(code, 0, "{out}{err}");
     let files: Vec<_> = std::fs::read_dir(project.path().join("migrations"))
         .unwrap()
