@@ -216,7 +216,9 @@ pub fn diff(from: &Model, to: &Model, options: &DiffOptions) -> Plan {
         retyped: HashSet::new(),
         recreated_views: BTreeSet::new(),
         recreated_enums: BTreeSet::new(),
-        foreign_keys_to_readd: BTreeSet::new(),
+        constraints_to_readd: BTreeSet::new(),
+        indexes_to_rebuild: BTreeSet::new(),
+        disowned_sequences: BTreeSet::new(),
         policies_to_readd: BTreeSet::new(),
         triggers_to_readd: BTreeSet::new(),
     };
@@ -231,8 +233,9 @@ pub fn diff(from: &Model, to: &Model, options: &DiffOptions) -> Plan {
     diff.functions(from, false);
     diff.tables(from);
     diff.functions(from, true);
-    diff.constraints(from);
+    diff.constraints(from, false);
     diff.indexes(from);
+    diff.constraints(from, true);
     diff.sequence_owners(from);
     diff.views(from);
     diff.triggers(from);
@@ -251,8 +254,15 @@ struct Differ<'a> {
     recreated_views: BTreeSet<QualifiedName>,
     /// Enums whose values are taken away or reordered: built anew and swapped in.
     recreated_enums: BTreeSet<QualifiedName>,
-    /// Foreign keys (table, name) dropped because the key they point at is rebuilt.
-    foreign_keys_to_readd: BTreeSet<(QualifiedName, String)>,
+    /// Unchanged constraints (table, name) dropped and added again: foreign keys whose key
+    /// is rebuilt, and checks that name an enum being swapped.
+    constraints_to_readd: BTreeSet<(QualifiedName, String)>,
+    /// Unchanged indexes (table, name) dropped and built again because they name an enum
+    /// being swapped (a predicate `status = 'x'::enum` cannot follow the column's new type).
+    indexes_to_rebuild: BTreeSet<(QualifiedName, String)>,
+    /// Sequences released (`OWNED BY NONE`) before the table or column that owned them is
+    /// dropped, because they outlive it (a renamed table's `serial`).
+    disowned_sequences: BTreeSet<QualifiedName>,
     policies_to_readd: BTreeSet<QualifiedName>,
     triggers_to_readd: BTreeSet<QualifiedName>,
 }
@@ -438,6 +448,38 @@ impl Differ<'_> {
             self.policies_to_readd.insert(table.clone());
             self.triggers_to_readd.insert(table.clone());
         }
+        // Indexes and checks that name an enum being swapped are built again over the new one.
+        for (name, old) in &from.tables {
+            let Some(new) = to.tables.get(name) else {
+                continue;
+            };
+            let names_swapped_enum =
+                |text: &str| self.recreated_enums.iter().any(|e| mentions_type(text, e));
+            for index in old.indexes.values() {
+                let kept = new
+                    .indexes
+                    .get(&index.name)
+                    .is_some_and(|i| same_index(i, index));
+                if kept && index.parent.is_none() && names_swapped_enum(&index.definition) {
+                    self.indexes_to_rebuild
+                        .insert((name.clone(), index.name.clone()));
+                }
+            }
+            for constraint in old.constraints.values() {
+                let kept = new
+                    .constraints
+                    .get(&constraint.name)
+                    .is_some_and(|c| same_constraint(c, constraint));
+                if kept
+                    && !constraint.inherited
+                    && constraint.kind != ConstraintKind::ForeignKey
+                    && names_swapped_enum(&constraint.definition)
+                {
+                    self.constraints_to_readd
+                        .insert((name.clone(), constraint.name.clone()));
+                }
+            }
+        }
         // Foreign keys that point at a key being dropped or changed.
         let mut rebuilt_keys: HashSet<QualifiedName> = HashSet::new();
         for (name, old) in &from.tables {
@@ -477,7 +519,7 @@ impl Differ<'_> {
                     .get(&constraint.name)
                     .is_some_and(|c| same_constraint(c, constraint));
                 if unchanged && rebuilt_keys.contains(target) {
-                    self.foreign_keys_to_readd
+                    self.constraints_to_readd
                         .insert((name.clone(), constraint.name.clone()));
                 }
             }
@@ -589,7 +631,7 @@ impl Differ<'_> {
                                 (!validate_only, false)
                             }
                             Some(_) => (
-                                self.foreign_keys_to_readd
+                                self.constraints_to_readd
                                     .contains(&(name.clone(), constraint.name.clone())),
                                 true,
                             ),
@@ -627,8 +669,11 @@ impl Differ<'_> {
                     .indexes
                     .get(&index.name)
                     .is_some_and(|i| same_index(i, index));
-                if !same {
-                    self.push(
+                let rebuild = self
+                    .indexes_to_rebuild
+                    .contains(&(name.clone(), index.name.clone()));
+                if !same || rebuild {
+                    let step = self.push(
                         index_object(name, &index.name),
                         if new.indexes.contains_key(&index.name) {
                             Change::Alter
@@ -640,6 +685,7 @@ impl Differ<'_> {
                             QualifiedName::new(name.schema.clone(), index.name.clone()).sql()
                         ),
                     );
+                    step.derived = same;
                 }
             }
         }
@@ -900,6 +946,22 @@ impl Differ<'_> {
                         );
                     }
                 }
+            }
+            // A sequence that outlives the table or column owning it (a renamed table's
+            // `serial`) is released first, or dropping its owner would drop it too.
+            if let Some(Some((owner, column))) = from.sequences.get(name).map(|s| &s.owned_by)
+                && sequence.owned_by.as_ref() != Some(&(owner.clone(), column.clone()))
+                && !to
+                    .tables
+                    .get(owner)
+                    .is_some_and(|t| t.column(column).is_some_and(|c| !c.inherited))
+            {
+                self.push(
+                    object.clone(),
+                    Change::Alter,
+                    format!("ALTER SEQUENCE {} OWNED BY NONE", name.sql()),
+                );
+                self.disowned_sequences.insert(name.clone());
             }
             let before = from.sequences.get(name).and_then(|s| s.comment.as_deref());
             if before != sequence.comment.as_deref() {
@@ -1269,18 +1331,22 @@ impl Differ<'_> {
                 .as_ref()
                 .map(|c| format!(" COLLATE {c}"))
                 .unwrap_or_default();
-            let using = if enum_swapped.is_some() {
-                let text = if after.data_type.ends_with("[]") {
-                    "text[]"
+            let to_enum = self.to.types.values().any(|t| {
+                matches!(t.kind, TypeKind::Enum { .. }) && uses_type(&after.data_type, &t.name)
+            });
+            let using =
+                if enum_swapped.is_some() || (to_enum && before.data_type != after.data_type) {
+                    let text = if after.data_type.ends_with("[]") {
+                        "text[]"
+                    } else {
+                        "text"
+                    };
+                    format!(" USING {column_sql}::{text}::{}", after.data_type)
+                } else if needs_using(&before.data_type, &after.data_type) {
+                    format!(" USING {column_sql}::{}", after.data_type)
                 } else {
-                    "text"
+                    String::new()
                 };
-                format!(" USING {column_sql}::{text}::{}", after.data_type)
-            } else if needs_using(&before.data_type, &after.data_type) {
-                format!(" USING {column_sql}::{}", after.data_type)
-            } else {
-                String::new()
-            };
             let step = self.push(
                 object.clone(),
                 Change::Alter,
@@ -1382,14 +1448,15 @@ impl Differ<'_> {
 
     // ---- phase 4: constraints and indexes -----------------------------------------------
 
-    fn constraints(&mut self, from: &Model) {
+    /// Keys and checks first, foreign keys (`foreign`) after the indexes: a foreign key
+    /// needs the key or unique index it points at.
+    fn constraints(&mut self, from: &Model, foreign: bool) {
         let to = self.to;
-        // Keys first: foreign keys need the keys they point at.
         let mut order: Vec<(&QualifiedName, &Constraint)> = to
             .tables
             .iter()
             .flat_map(|(name, t)| t.constraints.values().map(move |c| (name, c)))
-            .filter(|(_, c)| !c.inherited)
+            .filter(|(_, c)| !c.inherited && (c.kind == ConstraintKind::ForeignKey) == foreign)
             .collect();
         order.sort_by_key(|(name, c)| (c.kind, (*name).clone(), c.name.clone()));
         for (name, constraint) in order {
@@ -1398,7 +1465,7 @@ impl Differ<'_> {
             let before = old_table.and_then(|t| t.constraints.get(&constraint.name));
             let object = format!("constraint {} on {name}", constraint.name);
             let readd = self
-                .foreign_keys_to_readd
+                .constraints_to_readd
                 .contains(&(name.clone(), constraint.name.clone()));
             match before {
                 Some(old) if same_constraint(old, constraint) && !readd => {}
@@ -1535,7 +1602,11 @@ impl Differ<'_> {
                     continue;
                 }
                 let before = old.and_then(|t| t.indexes.get(&index.name));
-                if before.is_some_and(|b| same_index(b, index)) {
+                let rebuild = self
+                    .indexes_to_rebuild
+                    .contains(&(name.clone(), index.name.clone()));
+                let same = before.is_some_and(|b| same_index(b, index));
+                if same && !rebuild {
                     if before.and_then(|b| b.comment.as_deref()) != index.comment.as_deref() {
                         self.index_comment(name, index);
                     }
@@ -1554,10 +1625,11 @@ impl Differ<'_> {
                         Change::Create
                     },
                 );
-                if old.is_some() && !online {
-                    if let Some(step) = self.plan.steps.last_mut() {
+                if let Some(step) = self.plan.steps.last_mut() {
+                    if old.is_some() && !online {
                         step.hazards.push(Hazard::LongLock);
                     }
+                    step.derived = same;
                 }
                 if index.comment.is_some() {
                     self.index_comment(name, index);
@@ -1605,7 +1677,11 @@ impl Differ<'_> {
     fn sequence_owners(&mut self, from: &Model) {
         let to = self.to;
         for (name, sequence) in &to.sequences {
-            let before = from.sequences.get(name).and_then(|s| s.owned_by.as_ref());
+            let before = from
+                .sequences
+                .get(name)
+                .filter(|_| !self.disowned_sequences.contains(name))
+                .and_then(|s| s.owned_by.as_ref());
             if before == sequence.owned_by.as_ref() {
                 continue;
             }
@@ -2034,6 +2110,18 @@ fn uses_type(data_type: &str, ty: &QualifiedName) -> bool {
     let name = ty.sql();
     let base = data_type.strip_suffix("[]").unwrap_or(data_type);
     base == name || base.replace('"', "") == format!("{}.{}", ty.schema, ty.name)
+}
+
+/// Whether an expression or definition names the type `ty` (as the server renders it with
+/// an empty `search_path`: schema-qualified).
+fn mentions_type(text: &str, ty: &QualifiedName) -> bool {
+    let name = ty.sql();
+    text.match_indices(&name).any(|(at, _)| {
+        text[at + name.len()..]
+            .chars()
+            .next()
+            .is_none_or(|c| !(c.is_ascii_alphanumeric() || c == '_' || c == '$'))
+    })
 }
 
 fn base_type(data_type: &str) -> &str {

@@ -450,3 +450,48 @@ fn every_step_of_a_history_converges() {
         state = next;
     }
 }
+
+/// Found on real histories: a table renamed by its migration keeps its `serial` sequence,
+/// which the diff (a drop and a create) must release before dropping the old table.
+#[test]
+fn a_renamed_tables_serial_sequence_outlives_the_old_table() {
+    let from = "CREATE TABLE public.users (id serial PRIMARY KEY, email text)";
+    let to = format!("{from}; ALTER TABLE public.users RENAME TO \"User\"");
+    let plan = converge(from, &to, &plain());
+    assert!(plan.to_sql(false).contains("OWNED BY NONE"));
+}
+
+/// An index or check whose expression names an enum that is swapped (values taken away or
+/// reordered) is built again over the new enum.
+#[test]
+fn indexes_and_checks_naming_a_swapped_enum_are_rebuilt() {
+    let from = "CREATE TYPE public.status AS ENUM ('a', 'b');
+        CREATE TABLE public.t (id int, s public.status NOT NULL DEFAULT 'a',
+            CONSTRAINT not_b CHECK (s <> 'b'));
+        CREATE INDEX t_a ON public.t (id) WHERE s = 'a'";
+    let to = from.replace("('a', 'b')", "('b', 'a', 'c')");
+    converge(from, &to, &plain());
+}
+
+/// A foreign key may point at a unique index rather than a constraint: the index is built
+/// before the key.
+#[test]
+fn foreign_keys_come_after_the_unique_indexes_they_point_at() {
+    let from = "CREATE TABLE public.team (id int PRIMARY KEY, slug text)";
+    let to = format!(
+        "{from}; CREATE UNIQUE INDEX team_slug_key ON public.team (slug);
+        CREATE TABLE public.post (id int, team_slug text REFERENCES public.team (slug))"
+    );
+    converge(from, &to, &plain());
+}
+
+/// A column moving to another enum (a renamed enum, or text to enum) casts through text.
+#[test]
+fn a_column_retyped_to_another_enum_casts_through_text() {
+    let from = "CREATE TYPE public.status AS ENUM ('a', 'b');
+        CREATE TABLE public.t (s public.status DEFAULT 'a', l text, r public.status[])";
+    let to = "CREATE TYPE public.user_status AS ENUM ('a', 'b');
+        CREATE TABLE public.t (s public.user_status DEFAULT 'a', l public.user_status, r public.user_status[])";
+    let plan = converge(from, to, &plain());
+    assert!(plan.to_sql(false).contains("::text::public.user_status"));
+}
