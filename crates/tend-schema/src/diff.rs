@@ -219,6 +219,7 @@ pub fn diff(from: &Model, to: &Model, options: &DiffOptions) -> Plan {
         constraints_to_readd: BTreeSet::new(),
         indexes_to_rebuild: BTreeSet::new(),
         disowned_sequences: BTreeSet::new(),
+        replaced_by_identity: BTreeMap::new(),
         policies_to_readd: BTreeSet::new(),
         triggers_to_readd: BTreeSet::new(),
     };
@@ -263,6 +264,9 @@ struct Differ<'a> {
     /// Sequences released (`OWNED BY NONE`) before the table or column that owned them is
     /// dropped, because they outlive it (a renamed table's `serial`).
     disowned_sequences: BTreeSet<QualifiedName>,
+    /// Sequences of a column that becomes an identity (`serial` to identity), dropped just
+    /// before, so the identity's own sequence gets their name as the original did.
+    replaced_by_identity: BTreeMap<(QualifiedName, String), Vec<QualifiedName>>,
     policies_to_readd: BTreeSet<QualifiedName>,
     triggers_to_readd: BTreeSet<QualifiedName>,
 }
@@ -447,6 +451,26 @@ impl Differ<'_> {
         for (table, _) in &self.retyped {
             self.policies_to_readd.insert(table.clone());
             self.triggers_to_readd.insert(table.clone());
+        }
+        for (name, sequence) in &from.sequences {
+            if let Some((table, column)) = &sequence.owned_by
+                && !to.sequences.contains_key(name)
+                && from
+                    .tables
+                    .get(table)
+                    .and_then(|t| t.column(column))
+                    .is_some_and(|c| c.identity.is_none())
+                && to
+                    .tables
+                    .get(table)
+                    .and_then(|t| t.column(column))
+                    .is_some_and(|c| c.identity.is_some())
+            {
+                self.replaced_by_identity
+                    .entry((table.clone(), column.clone()))
+                    .or_default()
+                    .push(name.clone());
+            }
         }
         // Indexes and checks that name an enum being swapped are built again over the new one.
         for (name, old) in &from.tables {
@@ -1244,14 +1268,61 @@ impl Differ<'_> {
             );
             step.hazards.push(Hazard::DataLoss);
         }
+        // A generated column over a column whose type changes blocks the change: it is
+        // dropped first and added again after.
+        let regenerated: Vec<&Column> = new
+            .columns
+            .iter()
+            .filter(|c| {
+                let expression = c.generated.as_deref().unwrap_or_default();
+                !c.inherited
+                    && c.generated.is_some()
+                    && old
+                        .column(&c.name)
+                        .is_some_and(|b| b.generated == c.generated)
+                    && new.columns.iter().any(|other| {
+                        other.name != c.name
+                            && self.retyped.contains(&(name.clone(), other.name.clone()))
+                            && mentions_column(expression, &other.name)
+                    })
+            })
+            .collect();
+        for column in &regenerated {
+            self.push(
+                format!("column {name}.{}", column.name),
+                Change::Alter,
+                format!(
+                    "ALTER TABLE {table_sql} DROP COLUMN {}",
+                    ident(&column.name)
+                ),
+            );
+        }
         for after in &new.columns {
-            if after.inherited {
+            if after.inherited || regenerated.iter().any(|c| c.name == after.name) {
                 continue;
             }
             let Some(before) = old.column(&after.name) else {
                 continue;
             };
             self.alter_column(name, before, after);
+        }
+        for column in &regenerated {
+            let step = self.push(
+                format!("column {name}.{}", column.name),
+                Change::Alter,
+                format!(
+                    "ALTER TABLE {table_sql} ADD COLUMN {}",
+                    ddl::column_definition(column)
+                ),
+            );
+            step.hazards.push(Hazard::TableRewrite);
+            if column.comment.is_some() {
+                self.comment(
+                    format!("column {name}.{}", column.name),
+                    format!("COLUMN {table_sql}.{}", ident(&column.name)),
+                    column.comment.as_deref(),
+                );
+            }
         }
         for column in &added {
             let object = format!("column {name}.{}", column.name);
@@ -1418,6 +1489,18 @@ impl Differ<'_> {
         }
         match (before.identity, after.identity) {
             (None, Some(identity)) => {
+                let replaced = self
+                    .replaced_by_identity
+                    .get(&(table.clone(), after.name.clone()))
+                    .cloned()
+                    .unwrap_or_default();
+                for sequence in replaced {
+                    self.push(
+                        format!("sequence {sequence}"),
+                        Change::Drop,
+                        format!("DROP SEQUENCE {}", sequence.sql()),
+                    );
+                }
                 self.push(
                     object.clone(),
                     Change::Alter,
@@ -1924,7 +2007,12 @@ impl Differ<'_> {
             }
         }
         for (name, sequence) in &from.sequences {
-            if to.sequences.contains_key(name) {
+            if to.sequences.contains_key(name)
+                || self
+                    .replaced_by_identity
+                    .values()
+                    .any(|gone| gone.contains(name))
+            {
                 continue;
             }
             // A sequence owned by a dropped column or table went with it.
@@ -2110,6 +2198,17 @@ fn uses_type(data_type: &str, ty: &QualifiedName) -> bool {
     let name = ty.sql();
     let base = data_type.strip_suffix("[]").unwrap_or(data_type);
     base == name || base.replace('"', "") == format!("{}.{}", ty.schema, ty.name)
+}
+
+/// Whether an expression names the column `column` (as a whole identifier).
+fn mentions_column(expression: &str, column: &str) -> bool {
+    let name = ident(column);
+    let is_part = |c: char| c.is_ascii_alphanumeric() || c == '_' || c == '$' || c == '"';
+    expression.match_indices(&name).any(|(at, _)| {
+        let before = expression[..at].chars().next_back();
+        let after = expression[at + name.len()..].chars().next();
+        before.is_none_or(|c| !is_part(c) && c != '.') && after.is_none_or(|c| !is_part(c))
+    })
 }
 
 /// Whether an expression or definition names the type `ty` (as the server renders it with
