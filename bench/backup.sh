@@ -12,7 +12,7 @@
 # --size-gb X   the database to generate, at least X GiB (default 1.5)
 # --no-extras   leave out the extra rows (tend backup and restore with an age key instead of
 #               the passphrase, pg_dump -Z0 | zstd, pg_restore --single-transaction,
-#               tend restore --jobs 2)
+#               tend restore --single-transaction)
 #
 # Prints a Markdown report and writes it to bench/.work/backup/results.md; the output of every
 # command goes to bench/.work/backup/logs/. Timing is never asserted: the script fails only
@@ -266,9 +266,9 @@ restore_tend() {
     restore_into "$1" tend_restore env BACKUP_DIR="$WORK/store" BACKUP_ENCRYPTION_KEY="$PASSPHRASE" \
         "$TEND" restore "$TEND_ID" --to @DB@
 }
-restore_tend_j2() {
-    restore_into "$1" tend_restore_j2 env BACKUP_DIR="$WORK/store" BACKUP_ENCRYPTION_KEY="$PASSPHRASE" \
-        "$TEND" restore "$TEND_ID" --jobs 2 --to @DB@
+restore_tend_st() {
+    restore_into "$1" tend_restore_st env BACKUP_DIR="$WORK/store" BACKUP_ENCRYPTION_KEY="$PASSPHRASE" \
+        "$TEND" restore "$TEND_ID" --single-transaction --to @DB@
 }
 restore_tend_key() {
     restore_into "$1" tend_restore_key env BACKUP_DIR="$WORK/store-key" \
@@ -291,8 +291,8 @@ RESTORES=(restore_tend restore_psql restore_pgr)
 if [ "$EXTRAS" = 1 ]; then
     BACKUPS+=(backup_tend_key backup_zstd)
     RESTORES+=(restore_tend_key restore_pgr_1)
-    if "$TEND" restore --help 2>/dev/null | grep -q -- '--jobs'; then
-        RESTORES+=(restore_tend_j2)
+    if "$TEND" restore --help 2>/dev/null | grep -q -- '--single-transaction'; then
+        RESTORES+=(restore_tend_st)
     fi
 fi
 
@@ -386,12 +386,12 @@ for label, cmd in rows:
           f"{sizes[label] / sizes['gzip_backup']:.2f}x | {s / t:.2f}x |")
 print()
 rrows = [
-    ("tend_restore", "`tend restore ID --to URL` (passphrase; streamed into `pg_restore --single-transaction`)"),
+    ("tend_restore", "`tend restore ID --to URL` (passphrase; rows on one COPY connection per CPU, here 2; post-data by `pg_restore -j2`)"),
     ("tend_restore_key", "`tend restore ID --to URL` of the backup with an age key (BACKUP_AGE_IDENTITY_FILE)"),
     ("psql_restore", "`gunzip -c db.sql.gz \\| psql -X -q -v ON_ERROR_STOP=1 URL`"),
     ("pgrestore_restore", "`pg_restore -j2 -d URL db-z0.dump` (uncompressed, 2 jobs: the limit)"),
     ("pgrestore1_restore", "reference: `pg_restore --single-transaction -d URL db-z0.dump` (uncompressed, what tend's stream feeds)"),
-    ("tend_restore_j2", "reference: `tend restore ID --jobs 2 --to URL` (passphrase; unpacks to a temporary file, then pg_restore -j2)"),
+    ("tend_restore_st", "reference: `tend restore ID --single-transaction --to URL` (passphrase; streamed into `pg_restore --single-transaction`)"),
 ]
 t = med["tend_restore"]
 print("| restore into a fresh empty database | median | CPU (median) | peak RSS | time / tend's |")

@@ -460,3 +460,134 @@ fn parallel_restore_gives_the_same_database() {
     assert_eq!(code, 0, "{out}{err}");
     assert_eq!(schema_and_hashes(&target), schema_and_hashes(&source));
 }
+
+/// The row count and md5 of every row of `table` (in text order) in `db`.
+fn table_hash(db: &TestDb, table: &str) -> Vec<Option<String>> {
+    db.query_column(&format!(
+        "SELECT count(*) || ' ' || coalesce(md5(string_agg(t::text, ',' ORDER BY t::text)), '') FROM {table} t"
+    ))
+}
+
+#[test]
+fn parallel_restore_splits_big_tables_and_keeps_awkward_text() {
+    let source = TestDb::create();
+    // Far more than one 1 MiB piece, with the bytes COPY's text format escapes: newlines,
+    // tabs, backslashes, a `\.` that is data, NULLs, multibyte characters.
+    source.execute(
+        r#"CREATE TABLE notes (id int PRIMARY KEY, body text, raw bytea, tags text[], doc jsonb);
+         INSERT INTO notes
+              SELECT g, 'line one' || E'\n' || 'tab' || E'\t' || E'back\\slash \\.' || ' \N '
+                        || repeat('é', g % 50) || md5(g::text),
+                     decode(md5(g::text) || '5c2e0a', 'hex'), ARRAY[E'a\nb', 'c"d', NULL],
+                     jsonb_build_object('k', E'\\.\n', 'n', g)
+                FROM generate_series(1, 60000) g;
+         INSERT INTO notes VALUES (0, E'\\.', NULL, NULL, NULL), (-1, E'\n\\.\n', '\x5c2e0a', '{}', '{}');
+         CREATE TABLE empty_one (x int);
+         CREATE TABLE "Odd ""Name""" ("a b" text PRIMARY KEY);
+         INSERT INTO "Odd ""Name""" SELECT 'v' || g FROM generate_series(1, 3000) g;
+         CREATE TABLE child (id serial PRIMARY KEY, note_id int REFERENCES notes (id));
+         INSERT INTO child (note_id) SELECT g FROM generate_series(1, 50000) g;
+         CREATE INDEX notes_body ON notes (left(body, 20));"#,
+    );
+    let project = TestProject::new();
+    let tend = backing_up(&project, &source);
+    let (code, out, err) = tend(&["backup", "run"]);
+    assert_eq!(code, 0, "{out}{err}");
+    let target = TestDb::create();
+    let (code, out, err) = tend(&["restore", "--jobs", "3", "--json", "--to", &target.url()]);
+    assert_eq!(code, 0, "{out}{err}");
+    let result: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(result["method"], "parallel", "{out}");
+    for table in ["notes", "empty_one", r#""Odd ""Name""""#, "child"] {
+        assert_eq!(
+            table_hash(&target, table),
+            table_hash(&source, table),
+            "{table}"
+        );
+    }
+    assert_eq!(
+        target.query_column("SELECT last_value::text FROM child_id_seq"),
+        vec![Some("50000".to_string())]
+    );
+    // Indexes, keys and the foreign key were built after the rows.
+    assert_eq!(
+        target.query_column(
+            "SELECT string_agg(conname, ',' ORDER BY conname) FROM pg_constraint WHERE connamespace = 'public'::regnamespace"
+        ),
+        source.query_column(
+            "SELECT string_agg(conname, ',' ORDER BY conname) FROM pg_constraint WHERE connamespace = 'public'::regnamespace"
+        )
+    );
+    assert_eq!(
+        target.query_column("SELECT count(*)::text FROM pg_indexes WHERE indexname = 'notes_body'"),
+        vec![Some("1".to_string())]
+    );
+}
+
+#[test]
+fn a_restore_that_fails_building_an_index_is_undone() {
+    let source = TestDb::create();
+    // An index on a function that reads a table without naming its schema: fine here, but
+    // pg_restore builds indexes with an empty search_path, so the build fails there.
+    source.execute(
+        "CREATE EXTENSION IF NOT EXISTS pgcrypto;
+         CREATE TABLE cfg (n int); INSERT INTO cfg VALUES (7);
+         CREATE FUNCTION bucket(int) RETURNS int LANGUAGE sql IMMUTABLE AS $$ SELECT $1 % (SELECT n FROM cfg) $$;
+         CREATE TABLE t (id int PRIMARY KEY, v text);
+         INSERT INTO t SELECT g, md5(g::text) FROM generate_series(1, 20000) g;
+         CREATE INDEX t_bucket ON t (bucket(id));
+         CREATE VIEW v AS SELECT id FROM t;",
+    );
+    let project = TestProject::new();
+    let tend = backing_up(&project, &source);
+    let (code, out, err) = tend(&["backup", "run"]);
+    assert_eq!(code, 0, "{out}{err}");
+    let target = TestDb::create();
+    target.execute("CREATE EXTENSION IF NOT EXISTS pgcrypto");
+    let (code, _, err) = tend(&["restore", "--to", &target.url()]);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("cfg") && err.contains("the restore was undone"),
+        "{err}"
+    );
+    assert_eq!(err.trim().lines().count(), 1, "one sentence: {err}");
+    // Nothing of it is left, and what the target held before (the extension) still is.
+    assert_eq!(
+        target.query_column(
+            "SELECT count(*)::text FROM pg_class WHERE relnamespace = 'public'::regnamespace"
+        ),
+        vec![Some("0".into())]
+    );
+    assert_eq!(
+        target.query_column("SELECT count(*)::text FROM pg_proc WHERE proname = 'bucket'"),
+        vec![Some("0".into())]
+    );
+    assert_eq!(
+        target.query_column("SELECT count(*)::text FROM pg_extension WHERE extname = 'pgcrypto'"),
+        vec![Some("1".into())]
+    );
+}
+
+#[test]
+fn large_objects_are_restored_through_pg_restore_in_one_transaction() {
+    let source = TestDb::create();
+    source.execute(
+        "CREATE TABLE docs (id int PRIMARY KEY, body oid);
+         INSERT INTO docs SELECT g, lo_from_bytea(0, convert_to('large object ' || g, 'UTF8'))
+           FROM generate_series(1, 3) g;",
+    );
+    let project = TestProject::new();
+    let tend = backing_up(&project, &source);
+    let (code, out, err) = tend(&["backup", "run"]);
+    assert_eq!(code, 0, "{out}{err}");
+    let target = TestDb::create();
+    let (code, out, err) = tend(&["restore", "--json", "--to", &target.url()]);
+    assert_eq!(code, 0, "{out}{err}");
+    let result: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(result["method"], "single-transaction", "{out}");
+    let contents = "SELECT string_agg(id || '=' || convert_from(lo_get(body), 'UTF8'), ',' ORDER BY id) FROM docs";
+    assert_eq!(target.query_column(contents), source.query_column(contents));
+    let (code, out, _) = tend(&["restore", "--to", &target.url(), "--clean", "--yes"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("in one transaction"), "{out}");
+}
