@@ -312,6 +312,7 @@ fn without_privileges(dump: &str) -> String {
                 && !l.starts_with("REVOKE ")
                 && !l.contains("; Type: ACL;")
                 && !l.trim().is_empty()
+                && l.trim() != "--"
         })
         .collect::<Vec<_>>()
         .join("\n")

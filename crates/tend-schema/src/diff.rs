@@ -975,10 +975,10 @@ impl Differ<'_> {
             // `serial`) is released first, or dropping its owner would drop it too.
             if let Some(Some((owner, column))) = from.sequences.get(name).map(|s| &s.owned_by)
                 && sequence.owned_by.as_ref() != Some(&(owner.clone(), column.clone()))
-                && !to
+                && to
                     .tables
                     .get(owner)
-                    .is_some_and(|t| t.column(column).is_some_and(|c| !c.inherited))
+                    .is_none_or(|t| t.column(column).is_none_or(|c| c.inherited))
             {
                 self.push(
                     object.clone(),

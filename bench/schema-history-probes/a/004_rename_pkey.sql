@@ -1,0 +1,1 @@
+ALTER TABLE "User" RENAME CONSTRAINT "users_pkey" TO "User_pkey";

@@ -1,0 +1,1 @@
+ALTER SEQUENCE "users_id_seq" RENAME TO "User_id_seq";

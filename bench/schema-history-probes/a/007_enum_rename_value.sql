@@ -1,0 +1,1 @@
+ALTER TYPE "Status" RENAME VALUE 'B' TO 'C';

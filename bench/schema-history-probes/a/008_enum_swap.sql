@@ -1,0 +1,1 @@
+BEGIN; CREATE TYPE "Status_new" AS ENUM ('C','A'); ALTER TABLE "User" ALTER COLUMN "status" DROP DEFAULT; ALTER TABLE "User" ALTER COLUMN "status" TYPE "Status_new" USING ("status"::text::"Status_new"); ALTER TYPE "Status" RENAME TO "Status_old"; ALTER TYPE "Status_new" RENAME TO "Status"; DROP TYPE "Status_old"; ALTER TABLE "User" ALTER COLUMN "status" SET DEFAULT 'A'; COMMIT;

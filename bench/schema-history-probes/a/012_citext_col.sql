@@ -1,0 +1,1 @@
+ALTER TABLE "User" ADD COLUMN handle CITEXT; CREATE UNIQUE INDEX ON "User"(handle);

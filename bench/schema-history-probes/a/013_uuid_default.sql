@@ -1,0 +1,1 @@
+CREATE TABLE "Token" (id UUID PRIMARY KEY DEFAULT gen_random_uuid(), "userId" TEXT NOT NULL REFERENCES "User"(id) ON DELETE CASCADE, created TIMESTAMPTZ DEFAULT now(), data JSONB DEFAULT '{}'::jsonb);

@@ -1,0 +1,1 @@
+CREATE FUNCTION touch() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN NEW.created := now(); RETURN NEW; END $$; CREATE TRIGGER token_touch BEFORE UPDATE ON "Token" FOR EACH ROW EXECUTE FUNCTION touch();

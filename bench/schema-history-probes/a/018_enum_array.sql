@@ -1,0 +1,1 @@
+CREATE TYPE "Role" AS ENUM ('ADMIN', 'USER'); ALTER TABLE "User" ADD COLUMN roles "Role"[] DEFAULT ARRAY['USER']::"Role"[];

@@ -1,0 +1,1 @@
+CREATE INDEX "User_admin_idx" ON "User"(id) WHERE status = 'A';

@@ -1,0 +1,1 @@
+COMMENT ON TABLE "Team" IS 'teams'; COMMENT ON COLUMN "Team".slug IS 'url';

@@ -1,0 +1,1 @@
+ALTER TABLE "Log" SET SCHEMA app;

@@ -1,0 +1,1 @@
+CREATE MATERIALIZED VIEW "TeamCount" AS SELECT count(*) FROM "Team"; CREATE UNIQUE INDEX ON "TeamCount"(count);

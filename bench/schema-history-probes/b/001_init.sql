@@ -1,0 +1,1 @@
+CREATE EXTENSION IF NOT EXISTS "uuid-ossp"; CREATE EXTENSION IF NOT EXISTS pg_trgm; CREATE TYPE "Kind" AS ENUM ('x','y'); CREATE TABLE "A" (id uuid PRIMARY KEY DEFAULT uuid_generate_v4(), kind "Kind" NOT NULL, n integer, t text, ts timestamp(3)); CREATE INDEX "A_t_trgm" ON "A" USING gin (t gin_trgm_ops);

@@ -1,0 +1,1 @@
+ALTER TABLE "A" ALTER COLUMN ts TYPE timestamptz(3);

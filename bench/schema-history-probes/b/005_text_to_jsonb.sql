@@ -1,0 +1,1 @@
+ALTER TABLE "A" ALTER COLUMN t TYPE jsonb USING to_jsonb(t);

@@ -1,0 +1,1 @@
+REVOKE SELECT ON "A" FROM app_reader_probe;

@@ -1,0 +1,1 @@
+BEGIN; CREATE TYPE "AKind_new" AS ENUM ('y','x'); DROP POLICY p ON "A"; ALTER TABLE "A" ALTER COLUMN kind TYPE "AKind_new" USING kind::text::"AKind_new"; DROP INDEX "A_kind_x"; DROP TYPE "AKind"; ALTER TYPE "AKind_new" RENAME TO "AKind"; CREATE POLICY p ON "A" USING (kind = 'x'); COMMIT;

@@ -1,0 +1,1 @@
+ALTER TABLE s ADD COLUMN code text CONSTRAINT s_code_key UNIQUE;

@@ -1,0 +1,1 @@
+ALTER TABLE s DROP CONSTRAINT s_code_key; CREATE UNIQUE INDEX s_code_key ON s(code);

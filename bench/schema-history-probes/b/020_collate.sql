@@ -1,0 +1,1 @@
+ALTER TABLE s ADD COLUMN c text COLLATE "C";

@@ -1,0 +1,1 @@
+ALTER TABLE ev ADD COLUMN payload jsonb;
