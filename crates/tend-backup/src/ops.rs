@@ -131,7 +131,11 @@ pub(crate) fn restore_failed(output: &std::process::Output) -> BackupError {
 /// The line of pg_restore's output that says what went wrong (the server's error, else its
 /// first line), on one line: the rest (the command, "a worker process died") repeats it.
 fn first_error(stderr: &str) -> String {
-    let lines: Vec<&str> = stderr.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
+    let lines: Vec<&str> = stderr
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
     let line = lines
         .iter()
         .find(|l| l.contains("ERROR:"))
@@ -139,7 +143,9 @@ fn first_error(stderr: &str) -> String {
         .copied()
         .unwrap_or("no message");
     let line = line.strip_prefix("pg_restore: error: ").unwrap_or(line);
-    let line = line.strip_prefix("could not execute query: ").unwrap_or(line);
+    let line = line
+        .strip_prefix("could not execute query: ")
+        .unwrap_or(line);
     line.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
@@ -938,7 +944,10 @@ mod tests {
     #[test]
     fn pg_restore_errors_come_down_to_the_servers_line() {
         let stderr = "pg_restore: error: could not execute query: ERROR:  relation \"cfg\" does not exist\nLINE 1: ...\nCommand was: CREATE INDEX t_bucket ON public.t USING btree (public.bucket(id));\npg_restore: error: a worker process died unexpectedly\n";
-        assert_eq!(first_error(stderr), "ERROR: relation \"cfg\" does not exist");
+        assert_eq!(
+            first_error(stderr),
+            "ERROR: relation \"cfg\" does not exist"
+        );
         assert_eq!(
             first_error("pg_restore: error: input file is too short\n"),
             "input file is too short"

@@ -256,7 +256,19 @@ fn run_pg_restore(
     args: &[String],
 ) -> Result<(), BackupError> {
     let (dbname, env) = target.for_child_program();
-    let output = Command::new(pg_restore)
+    let mut command = Command::new(pg_restore);
+    // If tend dies, pg_restore goes too, instead of building indexes behind a rerun's back.
+    // The signal follows the spawning thread, which waits here until pg_restore ends.
+    #[cfg(target_os = "linux")]
+    unsafe {
+        use std::os::unix::process::CommandExt;
+        command.pre_exec(|| {
+            // SAFETY: prctl is async-signal-safe; nothing else runs between fork and exec.
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            Ok(())
+        });
+    }
+    let output = command
         .args(["--exit-on-error", "--no-password"])
         .args(args)
         .arg(format!("--dbname={dbname}"))

@@ -591,3 +591,43 @@ fn large_objects_are_restored_through_pg_restore_in_one_transaction() {
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("in one transaction"), "{out}");
 }
+
+#[test]
+fn a_killed_parallel_restore_is_replaced_by_a_clean_rerun() {
+    let source = TestDb::create();
+    source.execute(
+        "CREATE TABLE parent (id int PRIMARY KEY);
+         INSERT INTO parent SELECT g FROM generate_series(1, 1000) g;
+         CREATE TABLE big (id int PRIMARY KEY, parent_id int REFERENCES parent (id), body text);
+         INSERT INTO big SELECT g, g % 1000 + 1, md5(g::text) || md5((g * 7)::text)
+           FROM generate_series(1, 300000) g;",
+    );
+    let project = TestProject::new();
+    let tend = backing_up(&project, &source);
+    let (code, out, err) = tend(&["backup", "run"]);
+    assert_eq!(code, 0, "{out}{err}");
+    let target = TestDb::create();
+    // Killed at some point of the restore (wherever it is: before, during or after the
+    // rows), the target holds some part of the backup, or none, or all of it.
+    let mut child = project
+        .tend_process()
+        .env("DATABASE_URL", source.url())
+        .env("BACKUP_ENCRYPTION_KEY", PASSPHRASE)
+        .args(["restore", "-q", "--to", &target.url()])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(700));
+    let _ = child.kill();
+    let _ = child.wait();
+    let (code, out, err) = tend(&["restore", "--clean", "--yes", "--to", &target.url()]);
+    assert_eq!(code, 0, "{out}{err}");
+    for table in ["parent", "big"] {
+        assert_eq!(
+            table_hash(&target, table),
+            table_hash(&source, table),
+            "{table}"
+        );
+    }
+}
