@@ -27,7 +27,7 @@ pub struct RestoreArgs {
     pub to: Option<String>,
     /// Drop the objects the backup holds before restoring them (asks first); restores in
     /// one transaction, like --single-transaction.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "jobs")]
     pub clean: bool,
     /// Say what would be restored where, and restore nothing.
     #[arg(long)]
