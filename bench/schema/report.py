@@ -77,8 +77,9 @@ def main():
     p()
     p(f"Inside one process (`examples/diff_timing`, medians of {n}): connecting and introspecting "
       f"A {float(intro_a):.0f} ms, B {float(intro_b):.0f} ms, the diff {float(diff_ms):.1f} ms: "
-      f"{float(sequential):.0f} ms in all, as the CLI does it (one side after the other); "
-      f"{float(concurrent):.0f} ms with both sides introspected at once on two connections.")
+      f"{float(sequential):.0f} ms in all one side after the other; "
+      f"{float(concurrent):.0f} ms with both sides introspected at once on two connections, "
+      f"as the CLI does it.")
     p()
     target_ms = 200
     t = med("tend_ab")

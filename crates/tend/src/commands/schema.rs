@@ -233,8 +233,19 @@ fn diff(ctx: &Context, args: DiffArgs) -> Result<i32, CommandError> {
     } else {
         None
     };
-    let before = load(from.as_ref(), shadows.as_ref())?;
-    let after = load(to.as_ref(), shadows.as_ref())?;
+    // The two catalogs are read at once (each read waits on its server). Two shadow
+    // replays stay one after the other: a dedicated shadow database serves one at a time.
+    let (before, after) = if from.needs_shadow() && to.needs_shadow() {
+        (
+            load(from.as_ref(), shadows.as_ref())?,
+            load(to.as_ref(), shadows.as_ref())?,
+        )
+    } else {
+        let (before, after) = block_on(async {
+            tokio::join!(from.load(shadows.as_ref()), to.load(shadows.as_ref()))
+        });
+        (before?, after?)
+    };
     let options = DiffOptions {
         renames,
         concurrently: !args.no_concurrently,
@@ -345,23 +356,25 @@ pub fn drift(
         .filter(|m| applied.contains(&m.name.as_str()))
         .cloned()
         .collect();
-    let expected = block_on(async {
-        let shadow = shadows.replay_migrations(&replay, project.format).await?;
-        let result = async {
-            let session = shadow.connect().await?;
-            tend_schema::introspect(&session).await
-        }
-        .await;
-        shadow.release().await?;
-        result
-    })?;
-    let live = load(
-        &DatabaseSource {
-            info: info.clone(),
-            connect: ctx.settings.connect_options(),
-        },
-        None,
-    )?;
+    let live_source = DatabaseSource {
+        info: info.clone(),
+        connect: ctx.settings.connect_options(),
+    };
+    // The live catalog is read while the shadow replays the history.
+    let (expected, live) = block_on(async {
+        let expected = async {
+            let shadow = shadows.replay_migrations(&replay, project.format).await?;
+            let result = async {
+                let session = shadow.connect().await?;
+                tend_schema::introspect(&session).await
+            }
+            .await;
+            shadow.release().await?;
+            result
+        };
+        tokio::join!(expected, live_source.load(None))
+    });
+    let (expected, live) = (expected?, live?);
     let plan = tend_schema::diff(&live, &expected, &DiffOptions::default());
     Ok(Drift {
         applied: replay.len(),
