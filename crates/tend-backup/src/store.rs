@@ -84,6 +84,7 @@ impl Store {
                 prefix,
             } => {
                 let mut builder = object_store::aws::AmazonS3Builder::from_env()
+                    .with_retry(retry_policy())
                     .with_bucket_name(bucket)
                     .with_virtual_hosted_style_request(!force_path_style);
                 if let Some(region) = region {
@@ -249,5 +250,21 @@ impl Store {
             }
         }
         Ok(())
+    }
+}
+
+/// How S3 errors that may pass (connection refused or reset, 5xx, throttling) are retried:
+/// up to 10 times, the first after a second, each wait drawn between one second and twice
+/// the last (at most 20 s), for at most three minutes in all. object_store's default starts at
+/// 100 ms and gave up on a server that was away for two seconds.
+fn retry_policy() -> object_store::RetryConfig {
+    object_store::RetryConfig {
+        backoff: object_store::BackoffConfig {
+            init_backoff: std::time::Duration::from_secs(1),
+            max_backoff: std::time::Duration::from_secs(20),
+            base: 2.0,
+        },
+        max_retries: 10,
+        retry_timeout: std::time::Duration::from_secs(180),
     }
 }

@@ -26,6 +26,7 @@ pub struct S3Server {
     /// Any region signs correctly (s3s-fs takes the one in the request); this is the one to use.
     pub region: String,
     pub bucket: String,
+    binary: PathBuf,
     child: Child,
     /// Holds `data/` (the server's root) and `s3s-fs.log` (its output).
     dir: tempfile::TempDir,
@@ -51,51 +52,42 @@ impl S3Server {
         let root = dir.path().join("data");
         // A bucket is a directory under the root: this is all CreateBucket does in s3s-fs.
         std::fs::create_dir_all(root.join(&bucket)).expect("create the bucket's directory");
-        let log_path = dir.path().join("s3s-fs.log");
-        let log = std::fs::File::create(&log_path).expect("create the s3s-fs log");
         let access_key = "tend-test-access-key".to_string();
         let secret_key = "tend-test-secret-key".to_string();
-        let mut child = Command::new(&binary)
-            // Port 0: the OS picks a free port, and s3s-fs logs the address it bound.
-            .args(["--host", "127.0.0.1", "--port", "0"])
-            .args(["--access-key", &access_key, "--secret-key", &secret_key])
-            .arg(&root)
-            // The bound address is an info-level line; without RUST_LOG it logs errors only.
-            .env("RUST_LOG", "warn,s3s_fs=info")
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().expect("clone the log file"))
-            .stderr(log)
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot run {}: {e}", binary.display()));
-
-        let deadline = Instant::now() + READY_TIMEOUT;
-        let addr = loop {
-            let output = std::fs::read_to_string(&log_path).unwrap_or_default();
-            if let Some(addr) = bound_address(&output)
-                && TcpStream::connect_timeout(&addr, Duration::from_secs(1)).is_ok()
-            {
-                break addr;
-            }
-            if let Ok(Some(status)) = child.try_wait() {
-                panic!("s3s-fs exited ({status}) before it served; its output:\n{output}");
-            }
-            if Instant::now() >= deadline {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!("s3s-fs did not answer within {READY_TIMEOUT:?}; its output:\n{output}");
-            }
-            std::thread::sleep(Duration::from_millis(25));
-        };
-
+        // Port 0: the OS picks a free port, and s3s-fs logs the address it bound.
+        let (child, addr) = spawn(&binary, dir.path(), 0, &access_key, &secret_key);
         S3Server {
             endpoint: format!("http://{addr}"),
             access_key,
             secret_key,
             region: "us-east-1".to_string(),
             bucket,
+            binary,
             child,
             dir,
         }
+    }
+
+    /// Takes the server away for `outage` (connections are refused meanwhile), then brings it
+    /// back on the same address over the same files: a store that fails for a while.
+    pub fn interrupt(&mut self, outage: Duration) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        std::thread::sleep(outage);
+        let port: u16 = self
+            .endpoint
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.parse().ok())
+            .expect("the endpoint ends in its port");
+        let (child, _) = spawn(
+            &self.binary,
+            self.dir.path(),
+            port,
+            &self.access_key,
+            &self.secret_key,
+        );
+        self.child = child;
     }
 
     /// The environment a `tend` command needs to store into this server (add it to
@@ -166,6 +158,55 @@ impl Drop for S3Server {
         let _ = self.child.kill();
         let _ = self.child.wait();
         // `dir` is removed when the field drops, after this.
+    }
+}
+
+/// Starts s3s-fs over `<dir>/data` on `port` (0: any), appending its output to
+/// `<dir>/s3s-fs.log`, and waits until it answers.
+fn spawn(
+    binary: &Path,
+    dir: &Path,
+    port: u16,
+    access_key: &str,
+    secret_key: &str,
+) -> (Child, SocketAddr) {
+    let log_path = dir.join("s3s-fs.log");
+    // A restart appends: the address is then read from the new lines only.
+    let seen = std::fs::metadata(&log_path).map_or(0, |m| m.len() as usize);
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log_path)
+        .expect("open the s3s-fs log");
+    let mut child = Command::new(binary)
+        .args(["--host", "127.0.0.1", "--port", &port.to_string()])
+        .args(["--access-key", access_key, "--secret-key", secret_key])
+        .arg(dir.join("data"))
+        // The bound address is an info-level line; without RUST_LOG it logs errors only.
+        .env("RUST_LOG", "warn,s3s_fs=info")
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().expect("clone the log file"))
+        .stderr(log)
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", binary.display()));
+    let deadline = Instant::now() + READY_TIMEOUT;
+    loop {
+        let output = std::fs::read_to_string(&log_path).unwrap_or_default();
+        let fresh = output.get(seen..).unwrap_or_default();
+        if let Some(addr) = bound_address(fresh)
+            && TcpStream::connect_timeout(&addr, Duration::from_secs(1)).is_ok()
+        {
+            return (child, addr);
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("s3s-fs exited ({status}) before it served; its output:\n{fresh}");
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("s3s-fs did not answer within {READY_TIMEOUT:?}; its output:\n{fresh}");
+        }
+        std::thread::sleep(Duration::from_millis(25));
     }
 }
 

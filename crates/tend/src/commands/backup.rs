@@ -72,8 +72,20 @@ impl From<tend_backup::BackupError> for CommandError {
             tend_backup::BackupError::Crypto(e) => {
                 CommandError::new(ErrorKind::Config, e.to_string())
             }
-            other => CommandError::failure(other.to_string()),
+            other => with_disk_hint(CommandError::failure(other.to_string())),
         }
+    }
+}
+
+/// A full disk shows up deep in an I/O error; say what to do about it.
+fn with_disk_hint(err: CommandError) -> CommandError {
+    if err.to_string().contains("os error 28") {
+        err.with_hint(
+            "the disk is full: free space where backups are stored (BACKUP_DIR) or in the \
+             temporary directory (TMPDIR), or store backups elsewhere (BACKUP_DIR, BACKUP_S3_BUCKET)",
+        )
+    } else {
+        err
     }
 }
 
@@ -89,7 +101,7 @@ impl From<tend_backup::store::StoreError> for CommandError {
             tend_backup::store::StoreError::S3Config(_) => {
                 CommandError::new(ErrorKind::Config, err.to_string())
             }
-            other => CommandError::failure(other.to_string()),
+            other => with_disk_hint(CommandError::failure(other.to_string())),
         }
     }
 }

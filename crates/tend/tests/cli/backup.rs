@@ -631,3 +631,146 @@ fn a_killed_parallel_restore_is_replaced_by_a_clean_rerun() {
         );
     }
 }
+
+/// A small filesystem of its own, unmounted when dropped. Needs root (CI runs as root).
+struct SmallDisk {
+    dir: tempfile::TempDir,
+}
+
+impl SmallDisk {
+    fn mount(size: &str) -> Option<SmallDisk> {
+        let dir = tempfile::Builder::new()
+            .prefix("tend-small-disk-")
+            .tempdir()
+            .unwrap();
+        let mounted = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir.path())
+            .output()
+            .is_ok_and(|o| o.status.success());
+        mounted.then_some(SmallDisk { dir })
+    }
+
+    fn files(&self) -> Vec<String> {
+        walk(self.dir.path())
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(self.dir.path()).status();
+    }
+}
+
+fn walk(dir: &std::path::Path) -> Vec<String> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            found.extend(walk(&path));
+        } else {
+            found.push(path.display().to_string());
+        }
+    }
+    found
+}
+
+#[test]
+fn a_full_disk_fails_the_backup_cleanly_and_leaves_nothing_behind() {
+    let Some(disk) = SmallDisk::mount("2m") else {
+        eprintln!("skipped: cannot mount a small tmpfs (needs root)");
+        return;
+    };
+    let source = TestDb::create();
+    // About 6 MB of random bytes: zstd cannot make them fit in 2 MB.
+    source.execute(
+        "CREATE TABLE noise AS SELECT g AS id, decode(md5(random()::text) || md5(random()::text), 'hex') AS body
+           FROM generate_series(1, 200000) g",
+    );
+    let project = TestProject::new();
+    let store = disk.dir.path().display().to_string();
+    let tend = |args: &[&str]| {
+        run(project
+            .tend()
+            .env("DATABASE_URL", source.url())
+            .env("BACKUP_ENCRYPTION_KEY", PASSPHRASE)
+            .env("BACKUP_DIR", &store)
+            .args(args))
+    };
+    let (code, out, err) = tend(&["backup", "run"]);
+    assert_ne!(
+        code, 0,
+        "a backup larger than the disk succeeded: {out}{err}"
+    );
+    assert!(
+        err.contains("No space left on device") && err.contains("free space"),
+        "the error does not say the disk is full: {err}"
+    );
+    assert!(
+        disk.files().is_empty(),
+        "a failed backup left files: {:?}",
+        disk.files()
+    );
+    let (code, out, _) = tend(&["backup", "list", "--json"]);
+    assert_eq!(code, 0);
+    let doc: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(doc["backups"].as_array().unwrap().len(), 0, "{out}");
+    // Room again: the next run succeeds and restores.
+    source.execute("DELETE FROM noise WHERE id > 20000");
+    let (code, out, err) = tend(&["backup", "run"]);
+    assert_eq!(code, 0, "{out}{err}");
+}
+
+#[test]
+fn a_store_that_goes_away_for_a_moment_is_retried() {
+    if tend_testkit::s3::s3s_fs_binary().is_none() {
+        eprintln!("skipped: s3s-fs is not installed (scripts/setup.sh installs it)");
+        return;
+    }
+    let mut s3 = tend_testkit::s3::S3Server::start();
+    let source = TestDb::create();
+    // About 40 MB that zstd cannot shrink: several multipart parts.
+    source.execute(
+        "CREATE TABLE noise AS SELECT g AS id, decode(md5(random()::text) || md5(random()::text), 'hex') AS body
+           FROM generate_series(1, 1200000) g",
+    );
+    let project = TestProject::new();
+    let mut child = project
+        .tend_process()
+        .env("DATABASE_URL", source.url())
+        .env("BACKUP_ENCRYPTION_KEY", PASSPHRASE)
+        .envs(s3.env())
+        .args(["backup", "run", "--json"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The outage starts once the upload has begun (s3s-fs keeps parts in flight in dot
+    // files under its root) and lasts two seconds.
+    let root = s3.bucket_dir().parent().unwrap().to_path_buf();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while walk(&root).iter().all(|f| !f.contains("/.")) && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    let running = child.try_wait().unwrap().is_none();
+    s3.interrupt(std::time::Duration::from_secs(2));
+    let output = child.wait_with_output().unwrap();
+    let (out, err) = (
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr),
+    );
+    assert!(running, "the backup ended before the outage: {out}{err}");
+    assert!(output.status.success(), "{out}{err}");
+    let manifest: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let id = manifest["id"].as_str().unwrap().to_string();
+    let tend = |args: &[&str]| {
+        let mut cmd = project.tend();
+        cmd.env("DATABASE_URL", source.url())
+            .env("BACKUP_ENCRYPTION_KEY", PASSPHRASE)
+            .envs(s3.env())
+            .args(args);
+        run(&mut cmd)
+    };
+    let (code, out, err) = tend(&["backup", "verify", &id]);
+    assert_eq!(code, 0, "{out}{err}");
+}
