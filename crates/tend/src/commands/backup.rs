@@ -72,14 +72,21 @@ impl From<tend_backup::BackupError> for CommandError {
             tend_backup::BackupError::Crypto(e) => {
                 CommandError::new(ErrorKind::Config, e.to_string())
             }
-            other => with_disk_hint(CommandError::failure(other.to_string())),
+            other => with_store_hint(CommandError::failure(other.to_string())),
         }
     }
 }
 
-/// A full disk shows up deep in an I/O error; say what to do about it.
-fn with_disk_hint(err: CommandError) -> CommandError {
-    if err.to_string().contains("os error 28") {
+/// A full disk or a refusing store shows up deep in an I/O or HTTP error; say what to do.
+fn with_store_hint(err: CommandError) -> CommandError {
+    let message = err.to_string();
+    if message.contains("403 Forbidden") || message.contains("lacked the necessary privileges") {
+        err.with_hint(
+            "the store refused tend's requests: check AWS_ACCESS_KEY_ID and \
+             AWS_SECRET_ACCESS_KEY (or the instance's role) and that they may read, write, list \
+             and delete in the bucket",
+        )
+    } else if message.contains("os error 28") {
         err.with_hint(
             "the disk is full: free space where backups are stored (BACKUP_DIR) or in the \
              temporary directory (TMPDIR), or store backups elsewhere (BACKUP_DIR, BACKUP_S3_BUCKET)",
@@ -101,7 +108,7 @@ impl From<tend_backup::store::StoreError> for CommandError {
             tend_backup::store::StoreError::S3Config(_) => {
                 CommandError::new(ErrorKind::Config, err.to_string())
             }
-            other => with_disk_hint(CommandError::failure(other.to_string())),
+            other => with_store_hint(CommandError::failure(other.to_string())),
         }
     }
 }

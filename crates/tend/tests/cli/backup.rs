@@ -774,3 +774,37 @@ fn a_store_that_goes_away_for_a_moment_is_retried() {
     let (code, out, err) = tend(&["backup", "verify", &id]);
     assert_eq!(code, 0, "{out}{err}");
 }
+
+#[test]
+fn a_store_that_refuses_fails_the_backup_with_a_clear_message() {
+    if tend_testkit::s3::s3s_fs_binary().is_none() {
+        eprintln!("skipped: s3s-fs is not installed (scripts/setup.sh installs it)");
+        return;
+    }
+    let s3 = tend_testkit::s3::S3Server::start();
+    let source = rich_database();
+    let project = TestProject::new();
+    let tend = |args: &[&str], secret: &str| {
+        let mut cmd = project.tend();
+        cmd.env("DATABASE_URL", source.url())
+            .env("BACKUP_ENCRYPTION_KEY", PASSPHRASE)
+            .envs(s3.env())
+            .env("AWS_SECRET_ACCESS_KEY", secret)
+            .args(args);
+        run(&mut cmd)
+    };
+    let (code, out, err) = tend(&["backup", "run"], "not-the-secret-key");
+    assert_ne!(code, 0, "{out}{err}");
+    assert!(
+        err.contains("403") && err.contains("AWS_SECRET_ACCESS_KEY"),
+        "{err}"
+    );
+    assert!(!err.contains("not-the-secret-key"), "{err}");
+    assert!(
+        s3.object_paths().is_empty(),
+        "objects left: {:?}",
+        s3.object_paths()
+    );
+    let (code, out, err) = tend(&["backup", "run"], &s3.secret_key);
+    assert_eq!(code, 0, "{out}{err}");
+}
