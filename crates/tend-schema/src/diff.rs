@@ -999,7 +999,9 @@ impl Differ<'_> {
     }
 
     /// Functions go before tables (defaults and checks call them), except those whose
-    /// signature names a table or view created here: those go after the tables.
+    /// signature names a table or view created here, and those with an SQL-standard body
+    /// (`BEGIN ATOMIC`, `RETURN`), which PostgreSQL parses at once (`check_function_bodies`
+    /// does not apply): those go after the tables.
     fn functions(&mut self, from: &Model, after_tables: bool) {
         let to = self.to;
         let new_relations: Vec<String> = to
@@ -1015,7 +1017,8 @@ impl Differ<'_> {
                 key.arguments,
                 function.result.as_deref().unwrap_or_default()
             );
-            let late = new_relations.iter().any(|r| signature.contains(r.as_str()));
+            let late = has_sql_body(&function.definition)
+                || new_relations.iter().any(|r| signature.contains(r.as_str()));
             if late != after_tables {
                 continue;
             }
@@ -2358,9 +2361,40 @@ pub fn group_by_object(plan: &Plan) -> HashMap<&str, Vec<&Step>> {
     groups
 }
 
+/// Whether `pg_get_functiondef` shows an SQL-standard body: after the header's attribute
+/// lines (indented by one space) comes `BEGIN ATOMIC` or `RETURN ...`, where a body in a
+/// string comes as `AS $function$...`.
+fn has_sql_body(definition: &str) -> bool {
+    for line in definition.lines().skip(1) {
+        if line.starts_with("BEGIN ATOMIC") || line.starts_with("RETURN ") {
+            return true;
+        }
+        if !line.starts_with(' ') {
+            return false;
+        }
+    }
+    false
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sql_standard_bodies_are_told_from_string_bodies() {
+        let header =
+            "CREATE OR REPLACE FUNCTION public.f(a integer)\n RETURNS integer\n LANGUAGE sql\n";
+        assert!(has_sql_body(&format!(
+            "{header}BEGIN ATOMIC\n SELECT a;\nEND"
+        )));
+        assert!(has_sql_body(&format!("{header} IMMUTABLE\nRETURN (a + 1)")));
+        assert!(!has_sql_body(&format!(
+            "{header}AS $function$\nRETURN a + 1$function$\n"
+        )));
+        assert!(!has_sql_body(&format!(
+            "{header}AS $function$\nBEGIN ATOMIC\n$function$\n"
+        )));
+    }
 
     #[test]
     fn enum_additions_are_in_order_subsets() {

@@ -5,7 +5,11 @@ use std::process::Command;
 
 use tend_testkit::{TestDb, TestProject};
 
+use crate::migrate::schema_of;
 use crate::run;
+
+/// Uncommon column types and objects (tests/cli/fixtures/uncommon.sql).
+pub const UNCOMMON: &str = include_str!("fixtures/uncommon.sql");
 
 const PASSPHRASE: &str = "correct horse battery staple 42";
 
@@ -50,25 +54,8 @@ fn backing_up<'a>(
     }
 }
 
-/// `pg_dump -s --no-owner` of `db`, without its comment and `\restrict` lines.
-fn dump_schema(db: &TestDb) -> String {
-    let output = Command::new("pg_dump")
-        .args(["--schema-only", "--no-owner"])
-        .arg(db.url())
-        .output()
-        .unwrap();
-    assert!(output.status.success(), "pg_dump -s failed");
-    String::from_utf8_lossy(&output.stdout)
-        .lines()
-        .filter(|l| {
-            !l.starts_with("\\restrict") && !l.starts_with("\\unrestrict") && !l.starts_with("--")
-        })
-        .collect::<Vec<_>>()
-        .join("\n")
-}
-
 fn schema_and_hashes(db: &TestDb) -> (String, Vec<Option<String>>) {
-    let schema = dump_schema(db);
+    let schema = schema_of(db);
     let hashes = db.query_column(
         "SELECT 'things ' || md5(string_agg(t::text, ',' ORDER BY id)) FROM things t
          UNION ALL SELECT 'events ' || md5(string_agg(e::text, ',' ORDER BY id)) FROM events e
@@ -818,7 +805,7 @@ fn a_store_that_refuses_fails_the_backup_with_a_clear_message() {
 /// `pg_dump -s` without comments, and every user table's row count and row hash, so two
 /// databases compare whole whatever they hold.
 fn whole_database(db: &TestDb) -> (String, Vec<Option<String>>) {
-    let schema = dump_schema(db);
+    let schema = schema_of(db);
     let tables = db.query_column(
         "SELECT format('%I.%I', n.nspname, c.relname) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
           WHERE c.relkind IN ('r', 'm') AND n.nspname NOT IN ('pg_catalog', 'information_schema')
@@ -840,61 +827,7 @@ fn whole_database(db: &TestDb) -> (String, Vec<Option<String>>) {
 #[test]
 fn round_trip_of_uncommon_types_and_objects_in_both_restore_modes() {
     let source = TestDb::create();
-    source.execute(
-        r#"CREATE EXTENSION IF NOT EXISTS hstore;
-         CREATE EXTENSION IF NOT EXISTS citext;
-         CREATE SCHEMA billing;
-         CREATE DOMAIN positive AS numeric CHECK (VALUE > 0);
-         CREATE TYPE address AS (street text, zip varchar(10));
-         CREATE TYPE billing.state AS ENUM ('draft', 'open', 'paid');
-         CREATE TABLE billing.invoices (
-             id int GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-             state billing.state NOT NULL DEFAULT 'draft',
-             amount positive, cost money, tax numeric(30, 10), ratio double precision, small real,
-             gross numeric GENERATED ALWAYS AS (amount * 1.2) STORED,
-             took interval, at timetz, d date, ts timestamp, tz timestamptz,
-             ip inet, net cidr, mac macaddr, flags bit(8), vflags varbit,
-             search tsvector, q tsquery, spot point, box box, circle circle,
-             doc xml, attrs hstore, email citext, addr address, period tstzrange,
-             ranges int4multirange, matrix int[][], uids uuid[], blob bytea, ok boolean, ch "char");
-         INSERT INTO billing.invoices (state, amount, cost, tax, ratio, small, took, at, d, ts, tz, ip, net, mac,
-                 flags, vflags, search, q, spot, box, circle, doc, attrs, email, addr, period, ranges, matrix,
-                 uids, blob, ok, ch)
-              SELECT (ARRAY['draft', 'open', 'paid'])[1 + g % 3]::billing.state, g + 0.5, g * 1.25,
-                     g / 7.0, 'NaN'::float8 * (g % 2) + g / 3.0, g * 1e-30, make_interval(days => g),
-                     '10:11:12+05:30', date '2000-02-29' + g, timestamp '1999-12-31 23:59:59.999999' + g * interval '1 s',
-                     timestamptz '2024-03-31 01:30:00 Europe/Berlin' + g * interval '1 h', '10.0.0.1'::inet + g,
-                     '192.168.0.0/16', '08:00:2b:01:02:03', (g % 256)::bit(8), B'10101', to_tsvector('english', 'rows number ' || g),
-                     'row & number', point(g, -g), box(point(0, 0), point(g, g)), circle(point(1, 1), g),
-                     xmlparse(content '<a n="' || g || '">x &amp; y</a>'), hstore('k', g::text) || hstore('e', NULL),
-                     'MiXeD' || g, ROW('Main St ' || g, '0' || g)::address, tstzrange(now(), 'infinity'),
-                     int4multirange(int4range(1, g + 2), int4range(g + 5, g + 9)), ARRAY[[g, 2], [3, NULL]],
-                     ARRAY[gen_random_uuid()], '\x00ff'::bytea || int4send(g), g % 2 = 0, 'x'
-                FROM generate_series(1, 3000) g;
-         INSERT INTO billing.invoices (amount, doc) VALUES (1, NULL);
-         CREATE TABLE events (id bigint, at date NOT NULL, body jsonb) PARTITION BY RANGE (at);
-         CREATE TABLE events_2024 PARTITION OF events FOR VALUES FROM ('2024-01-01') TO ('2025-01-01');
-         CREATE TABLE events_rest PARTITION OF events DEFAULT;
-         INSERT INTO events SELECT g, date '2023-06-01' + g, jsonb_build_object('g', g, 'deep', jsonb_build_array(g, 'x'))
-           FROM generate_series(1, 1000) g;
-         CREATE UNLOGGED TABLE cache (k text PRIMARY KEY, v text);
-         INSERT INTO cache SELECT g::text, repeat('v', g % 100) FROM generate_series(1, 500) g;
-         CREATE MATERIALIZED VIEW billing.totals AS SELECT state, sum(amount) AS total FROM billing.invoices GROUP BY state;
-         CREATE UNIQUE INDEX ON billing.totals (state);
-         CREATE INDEX invoices_search ON billing.invoices USING gin (search);
-         CREATE INDEX invoices_attrs ON billing.invoices USING gist (attrs);
-         CREATE INDEX invoices_open ON billing.invoices (tz) WHERE state = 'open';
-         ALTER TABLE billing.invoices ENABLE ROW LEVEL SECURITY;
-         CREATE POLICY mine ON billing.invoices USING (email = current_user::citext);
-         COMMENT ON TABLE billing.invoices IS 'money in';
-         COMMENT ON COLUMN billing.invoices.gross IS 'with tax';
-         CREATE SEQUENCE billing.numbers START 1000 INCREMENT 7;
-         SELECT nextval('billing.numbers'), nextval('billing.numbers');
-         CREATE FUNCTION billing.total(s billing.state) RETURNS numeric LANGUAGE sql STABLE
-           BEGIN ATOMIC SELECT sum(amount) FROM billing.invoices WHERE state = s; END;
-         CREATE VIEW billing.open_invoices WITH (security_barrier) AS SELECT id, amount FROM billing.invoices WHERE state = 'open';
-         ALTER TABLE billing.invoices ADD CONSTRAINT positive_tax CHECK (tax >= 0) NOT VALID;"#,
-    );
+    source.execute(UNCOMMON);
     let project = TestProject::new();
     let tend = backing_up(&project, &source);
     let (code, out, err) = tend(&["backup", "run"]);

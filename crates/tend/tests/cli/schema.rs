@@ -374,3 +374,31 @@ fn migrate_dev_create_only_writes_without_applying_and_uses_the_local_cluster() 
     assert_eq!(code, 1, "pending after --create-only: {out}{err}");
     let _ = run(project.tend().args(["dev", "destroy", "--yes"]));
 }
+
+#[test]
+fn uncommon_objects_show_no_false_drift_and_rebuild_from_empty() {
+    let project = TestProject::new();
+    let source = TestDb::create();
+    source.execute(crate::backup::UNCOMMON);
+    let diff = |from: &str, to: &str, extra: &[&str]| {
+        let mut args = vec!["schema", "diff", "--from", from, "--to", to];
+        args.extend_from_slice(extra);
+        run(project
+            .tend()
+            .env("SHADOW_DATABASE_URL", shadow_url())
+            .args(&args))
+    };
+    let url = source.url();
+    let (code, out, err) = diff(&url, &url, &["--exit-code"]);
+    assert_eq!(code, 0, "a database differs from itself:\n{out}{err}");
+    // From nothing to this: the script, run by psql on an empty database, rebuilds it.
+    let target = TestDb::create();
+    let (code, out, err) = diff("empty", &url, &[]);
+    assert_eq!(code, 0, "{err}");
+    let script = project.path().join("build.sql");
+    std::fs::write(&script, &out).unwrap();
+    psql_file(&target, &script);
+    let (code, out, err) = diff(&target.url(), &url, &["--exit-code"]);
+    assert_eq!(code, 0, "still different after the script:\n{out}{err}");
+    assert_eq!(schema_of(&target), schema_of(&source));
+}
