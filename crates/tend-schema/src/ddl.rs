@@ -18,12 +18,21 @@ pub fn column_definition(column: &Column) -> String {
     }
     if let Some(identity) = column.identity {
         sql.push(' ');
-        sql.push_str(identity.sql());
+        sql.push_str(&identity_sql(identity, &column.identity_options));
     }
     if column.not_null {
         sql.push_str(" NOT NULL");
     }
     sql
+}
+
+/// `GENERATED ... AS IDENTITY`, with its sequence options when they are not the defaults.
+pub fn identity_sql(identity: Identity, options: &[String]) -> String {
+    if options.is_empty() {
+        identity.sql().to_string()
+    } else {
+        format!("{} ({})", identity.sql(), options.join(" "))
+    }
 }
 
 /// `CREATE TABLE`, without its constraints, indexes and the like (separate steps).

@@ -790,7 +790,9 @@ impl Differ<'_> {
 
     fn types(&mut self, from: &Model) {
         let to = self.to;
-        for (name, ty) in &to.types {
+        for name in type_order(&to.types) {
+            let ty = &to.types[&name];
+            let name = &name;
             let object = type_object(ty);
             match from.types.get(name) {
                 None => {
@@ -1507,7 +1509,10 @@ impl Differ<'_> {
                 self.push(
                     object.clone(),
                     Change::Alter,
-                    format!("{alter} ADD {}", identity.sql()),
+                    format!(
+                        "{alter} ADD {}",
+                        ddl::identity_sql(identity, &after.identity_options)
+                    ),
                 );
             }
             (Some(a), Some(b)) if a != b => {
@@ -1522,6 +1527,19 @@ impl Differ<'_> {
                 );
             }
             _ => {}
+        }
+        if before.identity.is_some()
+            && after.identity.is_some()
+            && before.identity_options != after.identity_options
+        {
+            self.push(
+                object.clone(),
+                Change::Alter,
+                format!(
+                    "{alter} {}",
+                    identity_changes(&before.identity_options, &after.identity_options)
+                ),
+            );
         }
         if before.comment != after.comment {
             self.comment(
@@ -2128,6 +2146,63 @@ fn view_order(views: &BTreeMap<QualifiedName, View>) -> Vec<QualifiedName> {
     order
 }
 
+/// Types in an order where each comes after the types it is made of: a domain's base type, a
+/// composite's attribute types, a range's subtype.
+fn type_order(types: &BTreeMap<QualifiedName, Type>) -> Vec<QualifiedName> {
+    let parts = |ty: &Type| -> String {
+        match &ty.kind {
+            TypeKind::Enum { .. } => String::new(),
+            TypeKind::Domain { base, .. } => base.clone(),
+            TypeKind::Composite { attributes } => attributes
+                .iter()
+                .map(|(_, t)| t.as_str())
+                .collect::<Vec<_>>()
+                .join(" "),
+            TypeKind::Range { options } => options.clone(),
+        }
+    };
+    let mut order = Vec::new();
+    let mut placed: HashSet<&QualifiedName> = HashSet::new();
+    let mut visiting: HashSet<&QualifiedName> = HashSet::new();
+    fn visit<'a>(
+        name: &'a QualifiedName,
+        types: &'a BTreeMap<QualifiedName, Type>,
+        parts: &dyn Fn(&Type) -> String,
+        placed: &mut HashSet<&'a QualifiedName>,
+        visiting: &mut HashSet<&'a QualifiedName>,
+        order: &mut Vec<QualifiedName>,
+    ) {
+        if placed.contains(name) || !visiting.insert(name) {
+            return;
+        }
+        let made_of = parts(&types[name]);
+        for other in types.keys() {
+            if other != name && names_type(&made_of, &other.sql()) {
+                visit(other, types, parts, placed, visiting, order);
+            }
+        }
+        placed.insert(name);
+        order.push(name.clone());
+    }
+    for name in types.keys() {
+        visit(name, types, &parts, &mut placed, &mut visiting, &mut order);
+    }
+    order
+}
+
+/// Whether the type text `text` (as `format_type` writes it, qualified) names `ty`: not as
+/// the prefix of a longer name.
+fn names_type(text: &str, ty: &str) -> bool {
+    text.match_indices(ty).any(|(at, _)| {
+        let before = text[..at].chars().next_back();
+        let after = text[at + ty.len()..].chars().next();
+        let part = |c: Option<char>| {
+            c.is_some_and(|c| c.is_alphanumeric() || c == '_' || c == '"' || c == '.')
+        };
+        !part(before) && !part(after)
+    })
+}
+
 /// Tables in an order where parents (partitioned or inherited) come before children.
 fn table_order(tables: &BTreeMap<QualifiedName, Table>) -> Vec<QualifiedName> {
     let depth = |table: &Table| -> usize {
@@ -2376,9 +2451,90 @@ fn has_sql_body(definition: &str) -> bool {
     false
 }
 
+/// `SET ...` clauses of `ALTER COLUMN` that take an identity's sequence from `before`'s
+/// options to `after`'s (both lists of non-default clauses, as introspected). A clause that
+/// goes away is set back to its default.
+fn identity_changes(before: &[String], after: &[String]) -> String {
+    let value = |options: &[String], key: &str| -> Option<String> {
+        options
+            .iter()
+            .find_map(|o| o.strip_prefix(key).map(|v| v.trim().to_string()))
+    };
+    let descending = value(after, "INCREMENT BY").is_some_and(|v| v.starts_with('-'));
+    let mut clauses = Vec::new();
+    for key in ["INCREMENT BY", "MINVALUE", "MAXVALUE", "CACHE"] {
+        match (value(before, key), value(after, key)) {
+            (b, Some(a)) if b.as_deref() != Some(a.as_str()) => {
+                clauses.push(format!("SET {key} {a}"))
+            }
+            (Some(_), None) => clauses.push(match key {
+                "INCREMENT BY" => "SET INCREMENT BY 1".to_string(),
+                "CACHE" => "SET CACHE 1".to_string(),
+                _ => format!("SET NO {key}"),
+            }),
+            _ => {}
+        }
+    }
+    let cycle = |o: &[String]| o.iter().any(|c| c == "CYCLE");
+    if cycle(before) != cycle(after) {
+        clauses.push(
+            if cycle(after) {
+                "SET CYCLE"
+            } else {
+                "SET NO CYCLE"
+            }
+            .to_string(),
+        );
+    }
+    // START WITH is always set: its default follows MINVALUE (or MAXVALUE going down).
+    let start = value(after, "START WITH").unwrap_or_else(|| {
+        if descending {
+            value(after, "MAXVALUE").unwrap_or_else(|| "-1".to_string())
+        } else {
+            value(after, "MINVALUE").unwrap_or_else(|| "1".to_string())
+        }
+    });
+    if value(before, "START WITH").as_deref() != Some(start.as_str()) || !clauses.is_empty() {
+        clauses.push(format!("SET START WITH {start}"));
+    }
+    clauses.join(" ")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn identity_options_change_clause_by_clause() {
+        let v = |s: &[&str]| s.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            identity_changes(&v(&[]), &v(&["START WITH 100", "INCREMENT BY 10"])),
+            "SET INCREMENT BY 10 SET START WITH 100"
+        );
+        assert_eq!(
+            identity_changes(
+                &v(&["START WITH 50", "INCREMENT BY 5", "CACHE 10", "CYCLE"]),
+                &v(&[])
+            ),
+            "SET INCREMENT BY 1 SET CACHE 1 SET NO CYCLE SET START WITH 1"
+        );
+        assert_eq!(
+            identity_changes(&v(&["MINVALUE 7"]), &v(&[])),
+            "SET NO MINVALUE SET START WITH 1"
+        );
+    }
+
+    #[test]
+    fn type_names_match_whole_names_only() {
+        assert!(names_type("public.short_text", "public.short_text"));
+        assert!(names_type("public.short_text[]", "public.short_text"));
+        assert!(names_type(
+            "a public.short_text, b integer",
+            "public.short_text"
+        ));
+        assert!(!names_type("public.short_text2", "public.short_text"));
+        assert!(!names_type("x.public.short_text", "public.short_text"));
+    }
 
     #[test]
     fn sql_standard_bodies_are_told_from_string_bodies() {

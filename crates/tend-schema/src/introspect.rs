@@ -365,7 +365,25 @@ async fn read_columns(
          CASE WHEN a.attcollation <> 0 AND a.attcollation <> t.typcollation THEN \
            (SELECT quote_ident(cn.nspname) || '.' || quote_ident(co.collname) FROM pg_collation co \
             JOIN pg_namespace cn ON cn.oid = co.collnamespace WHERE co.oid = a.attcollation) END, \
-         NOT a.attislocal, col_description(a.attrelid, a.attnum) \
+         NOT a.attislocal, col_description(a.attrelid, a.attnum), \
+         (SELECT ARRAY[ \
+            CASE WHEN s.seqstart <> CASE WHEN s.seqincrement > 0 THEN s.seqmin ELSE s.seqmax END \
+              THEN 'START WITH ' || s.seqstart END, \
+            CASE WHEN s.seqincrement <> 1 THEN 'INCREMENT BY ' || s.seqincrement END, \
+            CASE WHEN s.seqmin <> CASE WHEN s.seqincrement > 0 THEN 1 ELSE lim.low END \
+              THEN 'MINVALUE ' || s.seqmin END, \
+            CASE WHEN s.seqmax <> CASE WHEN s.seqincrement > 0 THEN lim.high ELSE -1 END \
+              THEN 'MAXVALUE ' || s.seqmax END, \
+            CASE WHEN s.seqcache <> 1 THEN 'CACHE ' || s.seqcache END, \
+            CASE WHEN s.seqcycle THEN 'CYCLE' END] \
+          FROM pg_depend dep JOIN pg_sequence s ON s.seqrelid = dep.objid, \
+            LATERAL (SELECT CASE s.seqtypid WHEN 'int2'::regtype THEN -32768 \
+                       WHEN 'int4'::regtype THEN -2147483648 ELSE -9223372036854775808 END AS low, \
+                     CASE s.seqtypid WHEN 'int2'::regtype THEN 32767 \
+                       WHEN 'int4'::regtype THEN 2147483647 ELSE 9223372036854775807 END AS high) lim \
+          WHERE a.attidentity <> '' AND dep.classid = 'pg_class'::regclass \
+            AND dep.refclassid = 'pg_class'::regclass AND dep.refobjid = a.attrelid \
+            AND dep.refobjsubid = a.attnum AND dep.deptype = 'i' LIMIT 1) \
          FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid \
          LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum \
          WHERE a.attnum > 0 AND NOT a.attisdropped AND a.attrelid = ANY($1) \
@@ -395,6 +413,12 @@ async fn read_columns(
                 not_null: row.get(3),
                 default: row.get(4),
                 identity,
+                identity_options: row
+                    .get::<_, Option<Vec<Option<String>>>>(10)
+                    .unwrap_or_default()
+                    .into_iter()
+                    .flatten()
+                    .collect(),
                 generated: row.get(6),
                 collation: row.get(7),
                 inherited: row.get(8),

@@ -418,6 +418,10 @@ pub struct Column {
     pub not_null: bool,
     pub default: Option<String>,
     pub identity: Option<Identity>,
+    /// The identity's sequence options that differ from the defaults for its type, as
+    /// clauses in a fixed order (`START WITH 100`, `INCREMENT BY 10`, `MINVALUE 5`,
+    /// `MAXVALUE 99`, `CACHE 20`, `CYCLE`).
+    pub identity_options: Vec<String>,
     /// The expression of a `GENERATED ALWAYS AS (...) STORED` column.
     pub generated: Option<String>,
     /// A collation other than the type's default.

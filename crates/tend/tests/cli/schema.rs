@@ -380,6 +380,8 @@ fn uncommon_objects_show_no_false_drift_and_rebuild_from_empty() {
     let project = TestProject::new();
     let source = TestDb::create();
     source.execute(crate::backup::UNCOMMON);
+    source.execute("CREATE EXTENSION IF NOT EXISTS btree_gist");
+    source.execute(include_str!("fixtures/constraints.sql"));
     let diff = |from: &str, to: &str, extra: &[&str]| {
         let mut args = vec!["schema", "diff", "--from", from, "--to", to];
         args.extend_from_slice(extra);
