@@ -5,8 +5,9 @@
 //!    policies, foreign keys, constraints and indexes that go or change;
 //! 2. what the tables need is created: schemas, extensions, types (enum values are added in
 //!    place), sequences and functions;
-//! 3. tables are created, altered (columns added, retyped with `USING`, defaults, `NOT NULL`
-//!    through a validated check, identity) and dropped;
+//! 3. tables are created, altered (columns added, retyped with `USING` or recreated at the
+//!    end when a migration's drop and add moved them, defaults, `NOT NULL` through a
+//!    validated check, identity) and dropped;
 //! 4. constraints are added (on existing tables `NOT VALID`, then validated), keys first and
 //!    foreign keys last; indexes on existing tables are built `CONCURRENTLY`, each a step
 //!    outside any transaction;
@@ -222,6 +223,7 @@ pub fn diff(from: &Model, to: &Model, options: &DiffOptions) -> Plan {
         replaced_by_identity: BTreeMap::new(),
         policies_to_readd: BTreeSet::new(),
         triggers_to_readd: BTreeSet::new(),
+        moved: HashSet::new(),
     };
     diff.renames(&mut from);
     let from = &from;
@@ -269,6 +271,9 @@ struct Differ<'a> {
     replaced_by_identity: BTreeMap<(QualifiedName, String), Vec<QualifiedName>>,
     policies_to_readd: BTreeSet<QualifiedName>,
     triggers_to_readd: BTreeSet<QualifiedName>,
+    /// Retyped columns recreated at the end of their table (copied through a temporary
+    /// column), so the column order matches a migration that dropped and added them.
+    moved: HashSet<(QualifiedName, String)>,
 }
 
 impl Differ<'_> {
@@ -504,8 +509,73 @@ impl Differ<'_> {
                 }
             }
         }
-        // Foreign keys that point at a key being dropped or changed.
-        let mut rebuilt_keys: HashSet<QualifiedName> = HashSet::new();
+        // Columns recreated at the end: indexes and constraints over them go with the old
+        // column, so they are dropped first and built again after.
+        for (name, new) in &to.tables {
+            let Some(old) = from.tables.get(name) else {
+                continue;
+            };
+            for column in self.column_moves(from, name, old, new) {
+                self.moved.insert((name.clone(), column));
+            }
+        }
+        for (name, old) in &from.tables {
+            let Some(new) = to.tables.get(name) else {
+                continue;
+            };
+            let moved: Vec<&str> = old
+                .columns
+                .iter()
+                .filter(|c| self.moved.contains(&(name.clone(), c.name.clone())))
+                .map(|c| c.name.as_str())
+                .collect();
+            if moved.is_empty() {
+                continue;
+            }
+            for index in old.indexes.values() {
+                let kept = new
+                    .indexes
+                    .get(&index.name)
+                    .is_some_and(|i| same_index(i, index));
+                let columns = index
+                    .definition
+                    .split_once(" USING ")
+                    .map_or(index.definition.as_str(), |(_, rest)| rest);
+                if kept && moved.iter().any(|c| mentions_column(columns, c)) {
+                    self.indexes_to_rebuild
+                        .insert((name.clone(), index.name.clone()));
+                }
+            }
+            for constraint in old.constraints.values() {
+                let kept = new
+                    .constraints
+                    .get(&constraint.name)
+                    .is_some_and(|c| same_constraint(c, constraint));
+                if kept
+                    && !constraint.inherited
+                    && constraint
+                        .columns
+                        .iter()
+                        .any(|c| moved.contains(&c.as_str()))
+                {
+                    self.constraints_to_readd
+                        .insert((name.clone(), constraint.name.clone()));
+                }
+            }
+        }
+        // Foreign keys that point at a key being dropped or changed, or at a unique index
+        // built again.
+        let mut rebuilt_keys: HashSet<QualifiedName> = self
+            .indexes_to_rebuild
+            .iter()
+            .filter(|(table, index)| {
+                from.tables
+                    .get(table)
+                    .and_then(|t| t.indexes.get(index))
+                    .is_some_and(|i| i.definition.starts_with("CREATE UNIQUE"))
+            })
+            .map(|(table, _)| table.clone())
+            .collect();
         for (name, old) in &from.tables {
             let Some(new) = to.tables.get(name) else {
                 continue;
@@ -977,10 +1047,11 @@ impl Differ<'_> {
             // `serial`) is released first, or dropping its owner would drop it too.
             if let Some(Some((owner, column))) = from.sequences.get(name).map(|s| &s.owned_by)
                 && sequence.owned_by.as_ref() != Some(&(owner.clone(), column.clone()))
-                && to
+                && (to
                     .tables
                     .get(owner)
                     .is_none_or(|t| t.column(column).is_none_or(|c| c.inherited))
+                    || self.moved.contains(&(owner.clone(), column.clone())))
             {
                 self.push(
                     object.clone(),
@@ -1242,6 +1313,140 @@ impl Differ<'_> {
         }
     }
 
+    /// Generated columns kept as they are but over a column whose type changes: that blocks
+    /// the change, so they are dropped first and added again after.
+    fn regenerated<'t>(
+        &self,
+        name: &QualifiedName,
+        old: &Table,
+        new: &'t Table,
+    ) -> Vec<&'t Column> {
+        new.columns
+            .iter()
+            .filter(|c| {
+                let expression = c.generated.as_deref().unwrap_or_default();
+                !c.inherited
+                    && c.generated.is_some()
+                    && old
+                        .column(&c.name)
+                        .is_some_and(|b| b.generated == c.generated)
+                    && new.columns.iter().any(|other| {
+                        other.name != c.name
+                            && self.retyped.contains(&(name.clone(), other.name.clone()))
+                            && mentions_column(expression, &other.name)
+                    })
+            })
+            .collect()
+    }
+
+    /// The retyped columns to recreate at the end of the table, in `new`'s order, so that
+    /// the columns end in `new`'s order. A migration that changes a type by `DROP COLUMN x,
+    /// ADD COLUMN x newtype` moves `x` last; `ALTER COLUMN ... TYPE` keeps it in place.
+    ///
+    /// After the plan, the table holds its kept columns in their old order, then whatever
+    /// the plan adds (new columns, generated columns added again, moved columns), in `new`'s
+    /// order. So `new`'s order must be a prefix of the kept columns without the moved ones,
+    /// then the rest; the longest such prefix moves the fewest columns. Only columns whose
+    /// type changes move (a desired-state file listing a new column in the middle rewrites
+    /// nothing), and not identity or generated columns, nor those of partitioned or
+    /// inheriting tables: those keep the in-place `ALTER COLUMN ... TYPE`.
+    fn column_moves(
+        &self,
+        from: &Model,
+        name: &QualifiedName,
+        old: &Table,
+        new: &Table,
+    ) -> Vec<String> {
+        let family = |t: &Table| {
+            t.partition_by.is_some() || t.partition_of.is_some() || !t.inherits.is_empty()
+        };
+        let has_children = from.tables.values().any(|t| {
+            t.inherits.contains(name) || t.partition_of.as_ref().is_some_and(|p| p.parent == *name)
+        });
+        if family(old) || family(new) || has_children {
+            return Vec::new();
+        }
+        let movable = |column: &str| {
+            let (Some(before), Some(after)) = (old.column(column), new.column(column)) else {
+                return false;
+            };
+            before.data_type != after.data_type
+                && before.identity.is_none()
+                && after.identity.is_none()
+                && before.generated.is_none()
+                && after.generated.is_none()
+        };
+        let wanted: Vec<&str> = new.columns.iter().map(|c| c.name.as_str()).collect();
+        if !wanted.iter().any(|c| movable(c)) {
+            return Vec::new();
+        }
+        let generation_changed = |c: &Column| {
+            old.column(&c.name)
+                .is_some_and(|b| b.generated != c.generated)
+        };
+        let regenerated: Vec<&str> = self
+            .regenerated(name, old, new)
+            .iter()
+            .map(|c| c.name.as_str())
+            .collect();
+        // Added by the plan whatever happens.
+        let appended: Vec<&str> = new
+            .columns
+            .iter()
+            .filter(|c| {
+                old.column(&c.name).is_none()
+                    || generation_changed(c)
+                    || regenerated.contains(&c.name.as_str())
+            })
+            .map(|c| c.name.as_str())
+            .collect();
+        let kept: Vec<&str> = old
+            .columns
+            .iter()
+            .map(|c| c.name.as_str())
+            .filter(|c| new.column(c).is_some() && !appended.contains(c))
+            .collect();
+        for split in (0..=wanted.len()).rev() {
+            let (prefix, suffix) = wanted.split_at(split);
+            if appended.iter().any(|c| !suffix.contains(c)) {
+                continue;
+            }
+            let moves: Vec<&str> = suffix
+                .iter()
+                .copied()
+                .filter(|c| kept.contains(c))
+                .collect();
+            if !moves.iter().all(|c| movable(c)) {
+                // A shorter prefix only moves more columns.
+                return Vec::new();
+            }
+            let rest: Vec<&str> = kept
+                .iter()
+                .copied()
+                .filter(|c| !suffix.contains(c))
+                .collect();
+            if rest != prefix {
+                continue;
+            }
+            // A generated column added before a moved column it reads would hold on to
+            // the old one.
+            let blocked = suffix.iter().enumerate().any(|(at, c)| {
+                let expression = new
+                    .column(c)
+                    .and_then(|c| c.generated.as_deref())
+                    .unwrap_or_default();
+                suffix[at + 1..]
+                    .iter()
+                    .any(|later| moves.contains(later) && mentions_column(expression, later))
+            });
+            if blocked {
+                return Vec::new();
+            }
+            return moves.into_iter().map(str::to_string).collect();
+        }
+        Vec::new()
+    }
+
     fn columns(&mut self, name: &QualifiedName, old: &Table, new: &Table) {
         let table_sql = name.sql();
         let dropped: Vec<&Column> = old
@@ -1273,23 +1478,17 @@ impl Differ<'_> {
             );
             step.hazards.push(Hazard::DataLoss);
         }
-        // A generated column over a column whose type changes blocks the change: it is
-        // dropped first and added again after.
-        let regenerated: Vec<&Column> = new
+        let regenerated = self.regenerated(name, old, new);
+        // PostgreSQL 15 cannot change a generation expression in place: such a column is
+        // dropped and added again.
+        let generation_changed: Vec<&Column> = new
             .columns
             .iter()
             .filter(|c| {
-                let expression = c.generated.as_deref().unwrap_or_default();
                 !c.inherited
-                    && c.generated.is_some()
                     && old
                         .column(&c.name)
-                        .is_some_and(|b| b.generated == c.generated)
-                    && new.columns.iter().any(|other| {
-                        other.name != c.name
-                            && self.retyped.contains(&(name.clone(), other.name.clone()))
-                            && mentions_column(expression, &other.name)
-                    })
+                        .is_some_and(|b| b.generated != c.generated)
             })
             .collect();
         for column in &regenerated {
@@ -1302,8 +1501,26 @@ impl Differ<'_> {
                 ),
             );
         }
+        for column in &generation_changed {
+            let step = self.push(
+                format!("column {name}.{}", column.name),
+                Change::Alter,
+                format!(
+                    "ALTER TABLE {table_sql} DROP COLUMN {}",
+                    ident(&column.name)
+                ),
+            );
+            step.hazards.push(Hazard::DataLoss);
+        }
+        let is = |list: &[&Column], column: &Column| list.iter().any(|c| c.name == column.name);
+        let moved = |column: &Column| self.moved.contains(&(name.clone(), column.name.clone()));
+        let moved_columns: Vec<&Column> = new.columns.iter().filter(|c| moved(c)).collect();
         for after in &new.columns {
-            if after.inherited || regenerated.iter().any(|c| c.name == after.name) {
+            if after.inherited
+                || is(&regenerated, after)
+                || is(&generation_changed, after)
+                || is(&moved_columns, after)
+            {
                 continue;
             }
             let Some(before) = old.column(&after.name) else {
@@ -1311,29 +1528,29 @@ impl Differ<'_> {
             };
             self.alter_column(name, before, after);
         }
-        for column in &regenerated {
-            let step = self.push(
-                format!("column {name}.{}", column.name),
-                Change::Alter,
-                format!(
-                    "ALTER TABLE {table_sql} ADD COLUMN {}",
-                    ddl::column_definition(column)
-                ),
-            );
-            step.hazards.push(Hazard::TableRewrite);
-            if column.comment.is_some() {
-                self.comment(
-                    format!("column {name}.{}", column.name),
-                    format!("COLUMN {table_sql}.{}", ident(&column.name)),
-                    column.comment.as_deref(),
-                );
+        // What the plan adds goes at the end, in the new order.
+        for column in &new.columns {
+            if column.inherited {
+                continue;
             }
-        }
-        for column in &added {
             let object = format!("column {name}.{}", column.name);
+            if let Some(before) = old
+                .column(&column.name)
+                .filter(|_| is(&moved_columns, column))
+            {
+                self.move_column(name, old, new, before, column);
+                continue;
+            }
+            let change = if is(&added, column) {
+                Change::Create
+            } else if is(&regenerated, column) || is(&generation_changed, column) {
+                Change::Alter
+            } else {
+                continue;
+            };
             let step = self.push(
                 object.clone(),
-                Change::Create,
+                change,
                 format!(
                     "ALTER TABLE {table_sql} ADD COLUMN {}",
                     ddl::column_definition(column)
@@ -1362,30 +1579,148 @@ impl Differ<'_> {
         }
     }
 
+    /// Recreates a retyped column at the end of its table, keeping its data: a new column
+    /// under a temporary name, filled with the same cast `ALTER COLUMN ... TYPE` would use,
+    /// then the old one dropped and the new one renamed. What depends on the column
+    /// (indexes, constraints, views, policies, triggers, generated columns) was dropped in
+    /// phase 1 and is built again later.
+    fn move_column(
+        &mut self,
+        table: &QualifiedName,
+        old: &Table,
+        new: &Table,
+        before: &Column,
+        after: &Column,
+    ) {
+        let table_sql = table.sql();
+        let column_sql = ident(&after.name);
+        let object = format!("column {table}.{}", after.name);
+        let temporary = temporary_column(&after.name, old, new);
+        let temporary_sql = ident(&temporary);
+        let collate = after
+            .collation
+            .as_ref()
+            .map(|c| format!(" COLLATE {c}"))
+            .unwrap_or_default();
+        self.push(
+            object.clone(),
+            Change::Alter,
+            format!(
+                "ALTER TABLE {table_sql} ADD COLUMN {temporary_sql} {}{collate}",
+                after.data_type
+            ),
+        );
+        let (cast, lossy) = self.cast(before, after);
+        if lossy {
+            self.warn_first_element(table, after);
+        }
+        let value = cast.clone().unwrap_or_else(|| column_sql.clone());
+        let step = self.push(
+            object.clone(),
+            Change::Alter,
+            format!("UPDATE {table_sql} SET {temporary_sql} = {value}"),
+        );
+        step.hazards.push(Hazard::TableRewrite);
+        step.hazards.push(Hazard::LongLock);
+        if cast.is_some() {
+            step.hazards.push(Hazard::MayFail);
+        }
+        if lossy {
+            step.hazards.push(Hazard::DataLoss);
+        }
+        self.push(
+            object.clone(),
+            Change::Alter,
+            format!("ALTER TABLE {table_sql} DROP COLUMN {column_sql}"),
+        );
+        self.push(
+            object.clone(),
+            Change::Alter,
+            format!("ALTER TABLE {table_sql} RENAME COLUMN {temporary_sql} TO {column_sql}"),
+        );
+        let alter = format!("ALTER TABLE {table_sql} ALTER COLUMN {column_sql}");
+        if let Some(default) = &after.default {
+            self.push(
+                object.clone(),
+                Change::Alter,
+                format!("{alter} SET DEFAULT {default}"),
+            );
+        }
+        if after.not_null {
+            let step = self.push(
+                object.clone(),
+                Change::Alter,
+                format!("{alter} SET NOT NULL"),
+            );
+            if !before.not_null {
+                step.hazards.push(Hazard::MayFail);
+            }
+        }
+        if after.comment.is_some() {
+            self.comment(
+                object,
+                format!("COLUMN {table_sql}.{column_sql}"),
+                after.comment.as_deref(),
+            );
+        }
+    }
+
+    /// The `USING` expression that turns `before`'s values into `after`'s type, or `None`
+    /// where an assignment cast does it. A scalar becomes a one-element array; an array
+    /// keeps its first element (`lossy`).
+    fn cast(&self, before: &Column, after: &Column) -> (Option<String>, bool) {
+        let column_sql = ident(&after.name);
+        let (from, to) = (before.data_type.as_str(), after.data_type.as_str());
+        match (from.strip_suffix("[]"), to.strip_suffix("[]")) {
+            (None, Some(element)) => {
+                let value = self
+                    .scalar_cast(&column_sql, from, element)
+                    .unwrap_or_else(|| column_sql.clone());
+                let array =
+                    format!("CASE WHEN {column_sql} IS NULL THEN NULL ELSE ARRAY[{value}] END");
+                (Some(array), false)
+            }
+            (Some(element), None) => {
+                let first = format!("({column_sql})[1]");
+                let value = self.scalar_cast(&first, element, to).unwrap_or(first);
+                (Some(value), true)
+            }
+            _ => (self.scalar_cast(&column_sql, from, to), false),
+        }
+    }
+
+    /// The cast of `value` from `from` to `to`, both scalars or both arrays: through text
+    /// to an enum (another enum's values, or a swapped enum's), `::to` across type
+    /// families, nothing within one.
+    fn scalar_cast(&self, value: &str, from: &str, to: &str) -> Option<String> {
+        let enum_swapped = self.recreated_enums.iter().any(|e| uses_type(to, e));
+        let to_enum = self
+            .to
+            .types
+            .values()
+            .any(|t| matches!(t.kind, TypeKind::Enum { .. }) && uses_type(to, &t.name));
+        if enum_swapped || (to_enum && from != to) {
+            let text = if to.ends_with("[]") { "text[]" } else { "text" };
+            Some(format!("{value}::{text}::{to}"))
+        } else if needs_using(from, to) {
+            Some(format!("{value}::{to}"))
+        } else {
+            None
+        }
+    }
+
+    fn warn_first_element(&mut self, table: &QualifiedName, column: &Column) {
+        self.warn(format!(
+            "column {table}.{} becomes {}, not an array: each row keeps only its first element",
+            column.name, column.data_type
+        ));
+    }
+
     fn alter_column(&mut self, table: &QualifiedName, before: &Column, after: &Column) {
         let table_sql = table.sql();
         let column_sql = ident(&after.name);
         let object = format!("column {table}.{}", after.name);
         let alter = format!("ALTER TABLE {table_sql} ALTER COLUMN {column_sql}");
-        if before.generated != after.generated {
-            // PostgreSQL 15 cannot change a generation expression in place.
-            let step = self.push(
-                object.clone(),
-                Change::Alter,
-                format!("ALTER TABLE {table_sql} DROP COLUMN {column_sql}"),
-            );
-            step.hazards.push(Hazard::DataLoss);
-            let step = self.push(
-                object.clone(),
-                Change::Alter,
-                format!(
-                    "ALTER TABLE {table_sql} ADD COLUMN {}",
-                    ddl::column_definition(after)
-                ),
-            );
-            step.hazards.push(Hazard::TableRewrite);
-            return;
-        }
         let enum_swapped = self
             .recreated_enums
             .iter()
@@ -1407,22 +1742,13 @@ impl Differ<'_> {
                 .as_ref()
                 .map(|c| format!(" COLLATE {c}"))
                 .unwrap_or_default();
-            let to_enum = self.to.types.values().any(|t| {
-                matches!(t.kind, TypeKind::Enum { .. }) && uses_type(&after.data_type, &t.name)
-            });
-            let using =
-                if enum_swapped.is_some() || (to_enum && before.data_type != after.data_type) {
-                    let text = if after.data_type.ends_with("[]") {
-                        "text[]"
-                    } else {
-                        "text"
-                    };
-                    format!(" USING {column_sql}::{text}::{}", after.data_type)
-                } else if needs_using(&before.data_type, &after.data_type) {
-                    format!(" USING {column_sql}::{}", after.data_type)
-                } else {
-                    String::new()
-                };
+            let (cast, lossy) = self.cast(before, after);
+            if lossy {
+                self.warn_first_element(table, after);
+            }
+            let using = cast
+                .map(|cast| format!(" USING {cast}"))
+                .unwrap_or_default();
             let step = self.push(
                 object.clone(),
                 Change::Alter,
@@ -1436,6 +1762,9 @@ impl Differ<'_> {
             }
             if !using.is_empty() {
                 step.hazards.push(Hazard::MayFail);
+            }
+            if lossy {
+                step.hazards.push(Hazard::DataLoss);
             }
             if let Some(default) = &after.default {
                 self.push(
@@ -2036,12 +2365,13 @@ impl Differ<'_> {
             {
                 continue;
             }
-            // A sequence owned by a dropped column or table went with it.
+            // A sequence owned by a dropped (or recreated) column or table went with it.
             if let Some((table, column)) = &sequence.owned_by {
                 let owner_kept = to
                     .tables
                     .get(table)
-                    .is_some_and(|t| t.column(column).is_some());
+                    .is_some_and(|t| t.column(column).is_some())
+                    && !self.moved.contains(&(table.clone(), column.clone()));
                 if !owner_kept {
                     continue;
                 }
@@ -2434,6 +2764,27 @@ pub fn group_by_object(plan: &Plan) -> HashMap<&str, Vec<&Step>> {
         groups.entry(step.object.as_str()).or_default().push(step);
     }
     groups
+}
+
+/// A name for a column being recreated that neither table uses, within PostgreSQL's 63
+/// bytes.
+fn temporary_column(name: &str, old: &Table, new: &Table) -> String {
+    for n in 0.. {
+        let suffix = if n == 0 {
+            "__tend_new".to_string()
+        } else {
+            format!("__tend_new{n}")
+        };
+        let mut base = name.to_string();
+        while base.len() + suffix.len() > 63 {
+            base.pop();
+        }
+        let candidate = format!("{base}{suffix}");
+        if old.column(&candidate).is_none() && new.column(&candidate).is_none() {
+            return candidate;
+        }
+    }
+    unreachable!("some suffix is free")
 }
 
 /// Whether `pg_get_functiondef` shows an SQL-standard body: after the header's attribute
