@@ -493,11 +493,11 @@ fn check_step(
         ));
     }
     let reason = if without_column_order(&reached_dump) == without_column_order(&wanted_dump) {
-        // Not a miss of the model: the diff keeps a column in place (ALTER ... TYPE) where the
-        // migration dropped and added it at the end, and PostgreSQL cannot reorder columns.
+        // The diff kept a column in place (ALTER ... TYPE) where the migration dropped and
+        // added it at the end, and could not move it (see docs/schema-diff.md).
         return show("column order differs (drop and add in the migration)".to_string());
     } else if without_privileges(&reached_dump) == without_privileges(&wanted_dump) {
-        return show("privileges differ (GRANT and REVOKE are not modelled)".to_string());
+        return show("privileges differ (GRANT and REVOKE)".to_string());
     } else {
         let extra = only_in(&reached_dump, &wanted_dump);
         let missing = only_in(&wanted_dump, &reached_dump);

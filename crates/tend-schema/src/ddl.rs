@@ -263,6 +263,51 @@ pub fn comment_on(target: &str, comment: Option<&str>) -> String {
     }
 }
 
+/// What one `GRANT` or `REVOKE` does to a grantee.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum PrivilegeChange {
+    /// `REVOKE`: the privileges go, with their grant option.
+    Revoke,
+    /// `REVOKE GRANT OPTION FOR`: the privileges stay.
+    RevokeGrantOption,
+    Grant,
+    GrantWithGrantOption,
+}
+
+/// A `GRANT` or `REVOKE` of `privileges` on `target` (`TABLE public.t`, `FUNCTION
+/// public.f(integer)`), on its `column` only if one is given.
+pub fn privilege_statement(
+    change: PrivilegeChange,
+    target: &str,
+    column: Option<&str>,
+    privileges: &[&str],
+    grantee: &str,
+) -> String {
+    let list: Vec<String> = privileges
+        .iter()
+        .map(|p| match column {
+            Some(column) => format!("{p} ({})", ident(column)),
+            None => p.to_string(),
+        })
+        .collect();
+    let list = list.join(", ");
+    let grantee = if grantee == PUBLIC {
+        PUBLIC.to_string()
+    } else {
+        ident(grantee)
+    };
+    match change {
+        PrivilegeChange::Revoke => format!("REVOKE {list} ON {target} FROM {grantee}"),
+        PrivilegeChange::RevokeGrantOption => {
+            format!("REVOKE GRANT OPTION FOR {list} ON {target} FROM {grantee}")
+        }
+        PrivilegeChange::Grant => format!("GRANT {list} ON {target} TO {grantee}"),
+        PrivilegeChange::GrantWithGrantOption => {
+            format!("GRANT {list} ON {target} TO {grantee} WITH GRANT OPTION")
+        }
+    }
+}
+
 /// An index's definition made `CONCURRENTLY`.
 pub fn concurrently(definition: &str) -> String {
     for prefix in ["CREATE UNIQUE INDEX ", "CREATE INDEX "] {

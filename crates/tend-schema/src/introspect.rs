@@ -56,13 +56,15 @@ async fn read(client: &Client) -> Result<Model, tokio_postgres::Error> {
     read_policies(client, &mut model, &relations).await?;
     read_view_dependencies(client, &mut model, &relations).await?;
     read_functions(client, &mut model).await?;
+    read_default_privileges(client, &mut model).await?;
     Ok(model)
 }
 
 async fn read_schemas(client: &Client, model: &mut Model) -> Result<(), tokio_postgres::Error> {
     let sql = format!(
-        "SELECT n.nspname::text, obj_description(n.oid, 'pg_namespace') \
+        "SELECT n.nspname::text, obj_description(n.oid, 'pg_namespace'), {} \
          FROM pg_namespace n WHERE {NAMESPACE_FILTER} AND {}",
+        acl_sql("n.nspacl", "'n'", "n.nspowner"),
         not_extension_member("pg_namespace", "n")
     );
     for row in client.query(&sql, &[]).await? {
@@ -72,6 +74,7 @@ async fn read_schemas(client: &Client, model: &mut Model) -> Result<(), tokio_po
             Namespace {
                 name,
                 comment: row.get(1),
+                privileges: privileges(&row, 2),
             },
         );
     }
@@ -101,15 +104,16 @@ async fn read_types(client: &Client, model: &mut Model) -> Result<(), tokio_post
         "FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace WHERE {NAMESPACE_FILTER} AND {}",
         not_extension_member("pg_type", "t")
     );
+    let acl = acl_sql("t.typacl", "'T'", "t.typowner");
     let enums = format!(
         "SELECT n.nspname::text, t.typname::text, \
          array(SELECT e.enumlabel::text FROM pg_enum e WHERE e.enumtypid = t.oid ORDER BY e.enumsortorder), \
-         obj_description(t.oid, 'pg_type') {base} AND t.typtype = 'e'"
+         obj_description(t.oid, 'pg_type'), {acl} {base} AND t.typtype = 'e'"
     );
     for row in client.query(&enums, &[]).await? {
         let name = QualifiedName::new(row.get::<_, String>(0), row.get::<_, String>(1));
         let kind = TypeKind::Enum { values: row.get(2) };
-        insert_type(model, name, kind, row.get(3));
+        insert_type(model, name, kind, row.get(3), privileges(&row, 4));
     }
     let domains = format!(
         "SELECT n.nspname::text, t.typname::text, format_type(t.typbasetype, t.typtypmod), t.typnotnull, \
@@ -119,7 +123,7 @@ async fn read_types(client: &Client, model: &mut Model) -> Result<(), tokio_post
             JOIN pg_namespace cn ON cn.oid = co.collnamespace WHERE co.oid = t.typcollation) END, \
          array(SELECT c.conname::text FROM pg_constraint c WHERE c.contypid = t.oid ORDER BY c.conname), \
          array(SELECT pg_get_constraintdef(c.oid) FROM pg_constraint c WHERE c.contypid = t.oid ORDER BY c.conname), \
-         obj_description(t.oid, 'pg_type') \
+         obj_description(t.oid, 'pg_type'), {acl} \
          FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace JOIN pg_type bt ON bt.oid = t.typbasetype \
          WHERE {NAMESPACE_FILTER} AND t.typtype = 'd' AND {}",
         not_extension_member("pg_type", "t")
@@ -135,13 +139,13 @@ async fn read_types(client: &Client, model: &mut Model) -> Result<(), tokio_post
             collation: row.get(5),
             checks: names.into_iter().zip(definitions).collect(),
         };
-        insert_type(model, name, kind, row.get(8));
+        insert_type(model, name, kind, row.get(8), privileges(&row, 9));
     }
     let composites = format!(
         "SELECT n.nspname::text, t.typname::text, \
          array(SELECT a.attname::text FROM pg_attribute a WHERE a.attrelid = t.typrelid AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum), \
          array(SELECT format_type(a.atttypid, a.atttypmod) FROM pg_attribute a WHERE a.attrelid = t.typrelid AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum), \
-         obj_description(t.oid, 'pg_type') {base} AND t.typtype = 'c' \
+         obj_description(t.oid, 'pg_type'), {acl} {base} AND t.typtype = 'c' \
          AND (SELECT c.relkind FROM pg_class c WHERE c.oid = t.typrelid) = 'c'"
     );
     for row in client.query(&composites, &[]).await? {
@@ -151,14 +155,14 @@ async fn read_types(client: &Client, model: &mut Model) -> Result<(), tokio_post
         let kind = TypeKind::Composite {
             attributes: names.into_iter().zip(types).collect(),
         };
-        insert_type(model, name, kind, row.get(4));
+        insert_type(model, name, kind, row.get(4), privileges(&row, 5));
     }
     let ranges = format!(
         "SELECT n.nspname::text, t.typname::text, \
          'SUBTYPE = ' || format_type(r.rngsubtype, NULL) \
          || CASE WHEN r.rngsubdiff <> 0 THEN ', SUBTYPE_DIFF = ' || r.rngsubdiff::regproc::text ELSE '' END \
          || CASE WHEN r.rngcanonical <> 0 THEN ', CANONICAL = ' || r.rngcanonical::regproc::text ELSE '' END, \
-         obj_description(t.oid, 'pg_type') \
+         obj_description(t.oid, 'pg_type'), {acl} \
          FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace JOIN pg_range r ON r.rngtypid = t.oid \
          WHERE {NAMESPACE_FILTER} AND t.typtype = 'r' AND {}",
         not_extension_member("pg_type", "t")
@@ -168,18 +172,25 @@ async fn read_types(client: &Client, model: &mut Model) -> Result<(), tokio_post
         let kind = TypeKind::Range {
             options: row.get(2),
         };
-        insert_type(model, name, kind, row.get(3));
+        insert_type(model, name, kind, row.get(3), privileges(&row, 4));
     }
     Ok(())
 }
 
-fn insert_type(model: &mut Model, name: QualifiedName, kind: TypeKind, comment: Option<String>) {
+fn insert_type(
+    model: &mut Model,
+    name: QualifiedName,
+    kind: TypeKind,
+    comment: Option<String>,
+    privileges: Privileges,
+) {
     model.types.insert(
         name.clone(),
         Type {
             name,
             kind,
             comment,
+            privileges,
         },
     );
 }
@@ -199,10 +210,11 @@ async fn read_sequences(client: &Client, model: &mut Model) -> Result<(), tokio_
          (SELECT a.attname::text FROM pg_depend d JOIN pg_attribute a ON a.attrelid = d.refobjid AND a.attnum = d.refobjsubid \
             WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.refclassid = 'pg_class'::regclass \
             AND d.deptype = 'a' AND d.refobjsubid > 0 LIMIT 1), \
-         obj_description(c.oid, 'pg_class') \
+         obj_description(c.oid, 'pg_class'), {} \
          FROM pg_sequence s JOIN pg_class c ON c.oid = s.seqrelid JOIN pg_namespace n ON n.oid = c.relnamespace \
          WHERE {NAMESPACE_FILTER} AND {} AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass \
             AND d.objid = c.oid AND d.deptype = 'i')",
+        acl_sql("c.relacl", "'s'", "c.relowner"),
         not_extension_member("pg_class", "c")
     );
     for row in client.query(&sql, &[]).await? {
@@ -230,6 +242,7 @@ async fn read_sequences(client: &Client, model: &mut Model) -> Result<(), tokio_
                 cycle: row.get(8),
                 owned_by,
                 comment: row.get(12),
+                privileges: privileges(&row, 13),
             },
         );
     }
@@ -274,10 +287,11 @@ async fn read_relations(
                WHERE i.inhrelid = c.oid ORDER BY i.inhseqno), \
          coalesce(c.reloptions, '{{}}')::text[], c.relrowsecurity, c.relforcerowsecurity, \
          CASE WHEN c.relkind IN ('v', 'm') THEN pg_get_viewdef(c.oid) END, \
-         obj_description(c.oid, 'pg_class') \
+         obj_description(c.oid, 'pg_class'), {} \
          FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
          WHERE c.relkind IN ('r', 'p', 'v', 'm') AND {NAMESPACE_FILTER} AND {} \
          AND NOT (c.relkind = 'r' AND c.relname IN ('{}', '{}'))",
+        acl_sql("c.relacl", "'r'", "c.relowner"),
         not_extension_member("pg_class", "c"),
         HISTORY_TABLES[0],
         HISTORY_TABLES[1]
@@ -289,6 +303,7 @@ async fn read_relations(
         let kind: String = row.get(3);
         let options: Vec<String> = row.get(9);
         let comment: Option<String> = row.get(13);
+        let privileges = privileges(&row, 14);
         if kind == "v" || kind == "m" {
             relations
                 .by_oid
@@ -305,6 +320,7 @@ async fn read_relations(
                     depends_on: Vec::new(),
                     indexes: BTreeMap::new(),
                     comment,
+                    privileges,
                 },
             );
             continue;
@@ -348,6 +364,7 @@ async fn read_relations(
                 force_row_security: row.get(11),
                 policies: BTreeMap::new(),
                 comment,
+                privileges,
             },
         );
     }
@@ -359,7 +376,8 @@ async fn read_columns(
     model: &mut Model,
     relations: &Relations,
 ) -> Result<(), tokio_postgres::Error> {
-    let sql = "SELECT a.attrelid, a.attname::text, format_type(a.atttypid, a.atttypmod), a.attnotnull, \
+    let sql = format!(
+        "SELECT a.attrelid, a.attname::text, format_type(a.atttypid, a.atttypmod), a.attnotnull, \
          CASE WHEN a.attgenerated = '' THEN pg_get_expr(d.adbin, d.adrelid) END, a.attidentity::text, \
          CASE WHEN a.attgenerated <> '' THEN pg_get_expr(d.adbin, d.adrelid) END, \
          CASE WHEN a.attcollation <> 0 AND a.attcollation <> t.typcollation THEN \
@@ -383,13 +401,19 @@ async fn read_columns(
                        WHEN 'int4'::regtype THEN 2147483647 ELSE 9223372036854775807 END AS high) lim \
           WHERE a.attidentity <> '' AND dep.classid = 'pg_class'::regclass \
             AND dep.refclassid = 'pg_class'::regclass AND dep.refobjid = a.attrelid \
-            AND dep.refobjsubid = a.attnum AND dep.deptype = 'i' LIMIT 1) \
+            AND dep.refobjsubid = a.attnum AND dep.deptype = 'i' LIMIT 1), {} \
          FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid \
          LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum \
          WHERE a.attnum > 0 AND NOT a.attisdropped AND a.attrelid = ANY($1) \
-         ORDER BY a.attrelid, a.attnum";
+         ORDER BY a.attrelid, a.attnum",
+        acl_sql(
+            "a.attacl",
+            "'c'",
+            "(SELECT ac.relowner FROM pg_class ac WHERE ac.oid = a.attrelid)"
+        )
+    );
     let oids = relations.all();
-    for row in client.query(sql, &[&oids]).await? {
+    for row in client.query(&sql, &[&oids]).await? {
         let oid: Oid = row.get(0);
         let Some((name, kind)) = relations.by_oid.get(&oid) else {
             continue;
@@ -423,6 +447,7 @@ async fn read_columns(
                 collation: row.get(7),
                 inherited: row.get(8),
                 comment: row.get(9),
+                privileges: privileges(&row, 11),
             });
         }
     }
@@ -644,11 +669,12 @@ async fn read_functions(client: &Client, model: &mut Model) -> Result<(), tokio_
         "SELECT n.nspname::text, p.proname::text, pg_get_function_identity_arguments(p.oid), \
          p.prokind = 'p', pg_get_functiondef(p.oid), \
          CASE WHEN p.prokind = 'f' THEN pg_get_function_result(p.oid) END, \
-         obj_description(p.oid, 'pg_proc') \
+         obj_description(p.oid, 'pg_proc'), {} \
          FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace \
          WHERE p.prokind IN ('f', 'p') AND {NAMESPACE_FILTER} AND {} \
          AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_proc'::regclass \
             AND d.objid = p.oid AND d.deptype = 'i')",
+        acl_sql("p.proacl", "'f'", "p.proowner"),
         not_extension_member("pg_proc", "p")
     );
     for row in client.query(&sql, &[]).await? {
@@ -665,8 +691,106 @@ async fn read_functions(client: &Client, model: &mut Model) -> Result<(), tokio_
                 definition: row.get(4),
                 result: row.get(5),
                 comment: row.get(6),
+                privileges: privileges(&row, 7),
             },
         );
     }
     Ok(())
+}
+
+async fn read_default_privileges(
+    client: &Client,
+    model: &mut Model,
+) -> Result<(), tokio_postgres::Error> {
+    // acldefault's kinds are pg_default_acl's, but for sequences.
+    let sql = format!(
+        "SELECT n.nspname::text, d.defaclobjtype::text, {} \
+         FROM pg_default_acl d LEFT JOIN pg_namespace n ON n.oid = d.defaclnamespace \
+         WHERE d.defaclnamespace = 0 OR ({NAMESPACE_FILTER})",
+        acl_sql(
+            "d.defaclacl",
+            "(CASE d.defaclobjtype WHEN 'S' THEN 's' ELSE d.defaclobjtype END)::\"char\"",
+            "d.defaclrole"
+        )
+    );
+    for row in client.query(&sql, &[]).await? {
+        let schema: Option<String> = row.get(0);
+        let objects = match row.get::<_, String>(1).as_str() {
+            "r" => "TABLES",
+            "S" => "SEQUENCES",
+            "f" => "FUNCTIONS",
+            "T" => "TYPES",
+            _ => "SCHEMAS",
+        };
+        let mut privileges = privileges(&row, 2);
+        let key = DefaultPrivilegesKey {
+            role: row.get(5),
+            schema,
+            objects: objects.to_string(),
+        };
+        if key.schema.is_some() {
+            // Added to the global default: the role's own privileges are not in it.
+            privileges.owner_revoked.clear();
+        }
+        model
+            .default_privileges
+            .insert(key.clone(), DefaultPrivileges { key, privileges });
+    }
+    Ok(())
+}
+
+/// Five columns reading an ACL (`acl`, of the `acldefault` kind `kind`, of the object owned
+/// by `owner`): the grantees, privileges and grant options held by roles other than the
+/// owner (three arrays in one order), then the owner's name and the default privileges it
+/// lacks. A NULL ACL reads as its default.
+fn acl_sql(acl: &str, kind: &str, owner: &str) -> String {
+    let effective = format!("aclexplode(coalesce({acl}, acldefault({kind}, {owner})))");
+    let others = |column: &str| {
+        format!(
+            "array(SELECT {column} FROM {effective} x WHERE x.grantee <> {owner} \
+             ORDER BY x.grantee, x.privilege_type, x.is_grantable, x.grantor)"
+        )
+    };
+    format!(
+        "{}, {}, {}, pg_get_userbyid({owner})::text, \
+         array(SELECT dflt.privilege_type FROM aclexplode(acldefault({kind}, {owner})) dflt \
+               WHERE dflt.grantee = {owner} AND NOT EXISTS (SELECT 1 FROM {effective} x \
+               WHERE x.grantee = {owner} AND x.privilege_type = dflt.privilege_type) ORDER BY 1)",
+        others("CASE WHEN x.grantee = 0 THEN 'PUBLIC' ELSE pg_get_userbyid(x.grantee)::text END"),
+        others("x.privilege_type"),
+        others("x.is_grantable"),
+    )
+}
+
+/// The [`Privileges`] of the five columns of [`acl_sql`] from `first` on.
+fn privileges(row: &tokio_postgres::Row, first: usize) -> Privileges {
+    let grantees: Vec<String> = row.get(first);
+    let kinds: Vec<String> = row.get(first + 1);
+    let grantable: Vec<bool> = row.get(first + 2);
+    let owner: String = row.get(first + 3);
+    let lacking: Vec<String> = row.get(first + 4);
+    // Grants of one privilege by several grantors are one entry, with the grant option if
+    // any of them gave it.
+    let mut held: BTreeMap<(String, String), bool> = BTreeMap::new();
+    for ((grantee, privilege), option) in grantees.into_iter().zip(kinds).zip(grantable) {
+        *held.entry((grantee, privilege)).or_default() |= option;
+    }
+    Privileges {
+        grants: held
+            .into_iter()
+            .map(|((grantee, privilege), grantable)| Grant {
+                grantee,
+                privilege,
+                grantable,
+            })
+            .collect(),
+        owner_revoked: lacking
+            .into_iter()
+            .map(|privilege| Grant {
+                grantee: owner.clone(),
+                privilege,
+                grantable: false,
+            })
+            .collect(),
+    }
 }

@@ -285,6 +285,9 @@ pub struct Model {
     pub views: BTreeMap<QualifiedName, View>,
     #[serde(serialize_with = "values")]
     pub functions: BTreeMap<FunctionKey, Function>,
+    /// `ALTER DEFAULT PRIVILEGES`: what objects get when they are created.
+    #[serde(serialize_with = "values")]
+    pub default_privileges: BTreeMap<DefaultPrivilegesKey, DefaultPrivileges>,
 }
 
 impl Model {
@@ -324,6 +327,7 @@ fn values<K, V: Serialize, S: Serializer>(
 pub struct Namespace {
     pub name: String,
     pub comment: Option<String>,
+    pub privileges: Privileges,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -338,6 +342,7 @@ pub struct Type {
     pub name: QualifiedName,
     pub kind: TypeKind,
     pub comment: Option<String>,
+    pub privileges: Privileges,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -372,6 +377,7 @@ pub struct Sequence {
     /// `OWNED BY` a column: dropped with it.
     pub owned_by: Option<(QualifiedName, String)>,
     pub comment: Option<String>,
+    pub privileges: Privileges,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -396,6 +402,7 @@ pub struct Table {
     pub force_row_security: bool,
     pub policies: BTreeMap<String, Policy>,
     pub comment: Option<String>,
+    pub privileges: Privileges,
 }
 
 impl Table {
@@ -429,6 +436,8 @@ pub struct Column {
     /// Defined by a parent (inheritance or partitioning), not by this table.
     pub inherited: bool,
     pub comment: Option<String>,
+    /// Column privileges (`GRANT SELECT (col) ON ...`): none by default.
+    pub privileges: Privileges,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -521,6 +530,7 @@ pub struct View {
     /// Indexes of a materialized view.
     pub indexes: BTreeMap<String, Index>,
     pub comment: Option<String>,
+    pub privileges: Privileges,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -532,6 +542,113 @@ pub struct Function {
     /// `pg_get_function_result`: a change to it needs a drop and a create.
     pub result: Option<String>,
     pub comment: Option<String>,
+    pub privileges: Privileges,
+}
+
+/// What an object's ACL grants, without what its owner holds by default: an ACL never set
+/// (NULL, the owner's implicit default) and one set back to the default compare equal.
+/// Grantors are left out (as if the owner granted everything). Roles are the cluster's:
+/// the model names them and does not check they exist.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Privileges {
+    /// Privileges held by roles other than the owner, `PUBLIC` included, sorted, one entry
+    /// per grantee and privilege.
+    pub grants: Vec<Grant>,
+    /// Default privileges the owner took away from itself (`REVOKE ... FROM owner`).
+    pub owner_revoked: Vec<Grant>,
+}
+
+impl Privileges {
+    /// What a new object of the kind holds before any `GRANT`: functions and procedures
+    /// are executable by `PUBLIC`, types and domains usable by it.
+    pub fn default_for(kind: PrivilegeTarget) -> Privileges {
+        let public = |privilege: &str| Grant {
+            grantee: PUBLIC.to_string(),
+            privilege: privilege.to_string(),
+            grantable: false,
+        };
+        let grants = match kind {
+            PrivilegeTarget::Function | PrivilegeTarget::Procedure => vec![public("EXECUTE")],
+            PrivilegeTarget::Type | PrivilegeTarget::Domain => vec![public("USAGE")],
+            _ => Vec::new(),
+        };
+        Privileges {
+            grants,
+            owner_revoked: Vec::new(),
+        }
+    }
+}
+
+/// Whose new objects, where, and of which kind, `ALTER DEFAULT PRIVILEGES` applies to.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+pub struct DefaultPrivilegesKey {
+    /// `FOR ROLE`: the role creating the objects.
+    pub role: String,
+    /// `IN SCHEMA`, or every schema.
+    pub schema: Option<String>,
+    /// `TABLES` (views and sequences' tables included), `SEQUENCES`, `FUNCTIONS` (and
+    /// procedures), `TYPES` or `SCHEMAS`.
+    pub objects: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DefaultPrivileges {
+    pub key: DefaultPrivilegesKey,
+    /// For every schema, what differs from the built-in default (as an object's
+    /// [`Privileges`] do, the role standing for the owner); in one schema, what is added.
+    pub privileges: Privileges,
+}
+
+impl DefaultPrivileges {
+    /// What holds with no `ALTER DEFAULT PRIVILEGES`.
+    pub fn baseline(key: &DefaultPrivilegesKey) -> Privileges {
+        match (&key.schema, key.objects.as_str()) {
+            (None, "FUNCTIONS") => Privileges::default_for(PrivilegeTarget::Function),
+            (None, "TYPES") => Privileges::default_for(PrivilegeTarget::Type),
+            _ => Privileges::default(),
+        }
+    }
+}
+
+/// The grantee that stands for every role.
+pub const PUBLIC: &str = "PUBLIC";
+
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+pub struct Grant {
+    /// A role's name, or `PUBLIC`.
+    pub grantee: String,
+    /// `SELECT`, `INSERT`, `UPDATE`, `DELETE`, `TRUNCATE`, `REFERENCES`, `TRIGGER`,
+    /// `USAGE`, `CREATE`, `EXECUTE`.
+    pub privilege: String,
+    /// `WITH GRANT OPTION`.
+    pub grantable: bool,
+}
+
+/// The kinds of object `GRANT ... ON` names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PrivilegeTarget {
+    Schema,
+    /// Tables, views and materialized views.
+    Table,
+    Sequence,
+    Function,
+    Procedure,
+    Type,
+    Domain,
+}
+
+impl PrivilegeTarget {
+    pub fn keyword(self) -> &'static str {
+        match self {
+            PrivilegeTarget::Schema => "SCHEMA",
+            PrivilegeTarget::Table => "TABLE",
+            PrivilegeTarget::Sequence => "SEQUENCE",
+            PrivilegeTarget::Function => "FUNCTION",
+            PrivilegeTarget::Procedure => "PROCEDURE",
+            PrivilegeTarget::Type => "TYPE",
+            PrivilegeTarget::Domain => "DOMAIN",
+        }
+    }
 }
 
 #[cfg(test)]

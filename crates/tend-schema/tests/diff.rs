@@ -639,3 +639,163 @@ fn a_new_column_in_the_middle_rewrites_nothing() {
         "{sql}"
     );
 }
+
+/// Roles are the cluster's: each test makes its own, whichever database runs first.
+fn roles(names: &[&str]) -> String {
+    names
+        .iter()
+        .map(|name| {
+            format!(
+                "DO $$ BEGIN CREATE ROLE {name} NOLOGIN; EXCEPTION WHEN duplicate_object THEN NULL; END $$;\n"
+            )
+        })
+        .collect()
+}
+
+const GRANTABLE: &str = "
+CREATE SCHEMA app;
+CREATE TYPE app.mood AS ENUM ('ok', 'sad');
+CREATE DOMAIN app.short AS text CHECK (length(VALUE) < 10);
+CREATE TABLE app.item (id serial PRIMARY KEY, name app.short, mood app.mood, secret text);
+CREATE VIEW app.names AS SELECT id, name FROM app.item;
+CREATE FUNCTION app.twice(a integer) RETURNS integer LANGUAGE sql AS 'SELECT a * 2';
+CREATE PROCEDURE app.nothing() LANGUAGE sql AS 'SELECT 1';
+";
+
+/// Privileges on every kind of object the model covers, granted, changed and revoked,
+/// from nothing and back.
+#[test]
+fn privileges_are_granted_and_revoked_on_every_kind_of_object() {
+    let roles = roles(&["tend_test_reader", "tend_test_writer"]);
+    let base = format!("{roles}{GRANTABLE}");
+    let granted = format!(
+        "{base}
+        GRANT USAGE ON SCHEMA app TO tend_test_reader;
+        GRANT CREATE ON SCHEMA app TO tend_test_writer WITH GRANT OPTION;
+        GRANT SELECT ON app.item TO tend_test_reader;
+        GRANT INSERT, UPDATE ON app.item TO tend_test_writer WITH GRANT OPTION;
+        GRANT SELECT (id, name), UPDATE (name) ON app.item TO tend_test_writer;
+        GRANT SELECT ON app.names TO PUBLIC;
+        GRANT USAGE, SELECT ON SEQUENCE app.item_id_seq TO tend_test_writer;
+        REVOKE EXECUTE ON FUNCTION app.twice(integer) FROM PUBLIC;
+        GRANT EXECUTE ON FUNCTION app.twice(integer) TO tend_test_reader;
+        REVOKE EXECUTE ON PROCEDURE app.nothing() FROM PUBLIC;
+        REVOKE USAGE ON TYPE app.mood FROM PUBLIC;
+        GRANT USAGE ON TYPE app.mood TO tend_test_reader;
+        GRANT USAGE ON DOMAIN app.short TO tend_test_writer WITH GRANT OPTION;
+        REVOKE TRUNCATE ON app.item FROM CURRENT_USER;"
+    );
+    converge("", &granted, &plain());
+    let plan = converge(&base, &granted, &plain());
+    assert!(
+        plan.steps
+            .iter()
+            .filter(|s| s.sql.starts_with("GRANT") && !s.sql.contains("TO PUBLIC"))
+            .all(|s| s.hazards.contains(&Hazard::MayFail)),
+        "{}",
+        plan.to_sql(true)
+    );
+    let changed = format!(
+        "{base}
+        GRANT USAGE ON SCHEMA app TO tend_test_writer;
+        GRANT SELECT, DELETE ON app.item TO tend_test_reader WITH GRANT OPTION;
+        GRANT INSERT ON app.item TO tend_test_writer;
+        GRANT SELECT (secret) ON app.item TO tend_test_reader;
+        REVOKE EXECUTE ON FUNCTION app.twice(integer) FROM PUBLIC;"
+    );
+    let plan = converge(&granted, &changed, &plain());
+    let sql = plan.to_sql(false);
+    assert!(
+        sql.contains("REVOKE GRANT OPTION FOR INSERT ON TABLE app.item FROM tend_test_writer"),
+        "{sql}"
+    );
+    converge(&changed, &base, &plain());
+    converge(&granted, "", &plain());
+}
+
+/// An ACL never set (NULL) and one set back to its default are the same: nothing to do,
+/// either way.
+#[test]
+fn a_default_acl_equals_no_acl() {
+    let roles = roles(&["tend_test_other"]);
+    let untouched = format!("{roles}{GRANTABLE}");
+    let restored = format!(
+        "{untouched}
+        GRANT SELECT ON app.item TO tend_test_other; REVOKE SELECT ON app.item FROM tend_test_other;
+        GRANT SELECT (name) ON app.item TO tend_test_other; REVOKE SELECT (name) ON app.item FROM tend_test_other;
+        REVOKE EXECUTE ON FUNCTION app.twice(integer) FROM PUBLIC;
+        GRANT EXECUTE ON FUNCTION app.twice(integer) TO PUBLIC;
+        REVOKE USAGE ON TYPE app.mood FROM PUBLIC; GRANT USAGE ON TYPE app.mood TO PUBLIC;
+        GRANT USAGE ON SCHEMA app TO tend_test_other; REVOKE USAGE ON SCHEMA app FROM tend_test_other;"
+    );
+    let (a, b) = (database(&untouched), database(&restored));
+    let acl: Vec<Option<String>> =
+        b.query_column("SELECT relacl::text FROM pg_class WHERE relname = 'item'");
+    assert!(acl[0].is_some(), "the ACL is set, to its default");
+    let (a, b) = (model_of(&a), model_of(&b));
+    assert!(diff(&a, &b, &plain()).is_empty());
+    assert!(diff(&b, &a, &plain()).is_empty());
+    assert!(diff(&b, &b, &plain()).is_empty());
+}
+
+/// Objects built again by the diff lose their privileges, which are granted again: a
+/// moved column, a swapped enum, a rebuilt view, a function whose result changes.
+#[test]
+fn privileges_come_back_on_objects_built_again() {
+    let roles = roles(&["tend_test_again"]);
+    let from = format!(
+        "{roles}
+        CREATE TYPE public.st AS ENUM ('a', 'b');
+        REVOKE USAGE ON TYPE public.st FROM PUBLIC; GRANT USAGE ON TYPE public.st TO tend_test_again;
+        CREATE TABLE public.t (id int, n text, s public.st);
+        GRANT SELECT (n), UPDATE (n) ON public.t TO tend_test_again;
+        CREATE VIEW public.v AS SELECT id, n FROM public.t;
+        GRANT SELECT ON public.v TO tend_test_again;
+        CREATE FUNCTION public.f() RETURNS integer LANGUAGE sql AS 'SELECT 1';
+        REVOKE EXECUTE ON FUNCTION public.f() FROM PUBLIC;
+        GRANT EXECUTE ON FUNCTION public.f() TO tend_test_again"
+    );
+    let to = format!(
+        "{roles}
+        CREATE TYPE public.st AS ENUM ('b', 'a', 'c');
+        REVOKE USAGE ON TYPE public.st FROM PUBLIC; GRANT USAGE ON TYPE public.st TO tend_test_again;
+        CREATE TABLE public.t (id int, s public.st, n integer);
+        GRANT SELECT (n), UPDATE (n) ON public.t TO tend_test_again;
+        CREATE VIEW public.v AS SELECT id, n FROM public.t;
+        GRANT SELECT ON public.v TO tend_test_again;
+        CREATE FUNCTION public.f() RETURNS bigint LANGUAGE sql AS 'SELECT 1::bigint';
+        REVOKE EXECUTE ON FUNCTION public.f() FROM PUBLIC;
+        GRANT EXECUTE ON FUNCTION public.f() TO tend_test_again"
+    );
+    converge(&from, &to, &plain());
+}
+
+/// `ALTER DEFAULT PRIVILEGES`, global and per schema, changed; a table the plan creates
+/// while the from side's defaults still hold loses what the target never gave it.
+#[test]
+fn default_privileges_change_and_do_not_leak_into_new_objects() {
+    let roles = roles(&["tend_test_default_a", "tend_test_default_b"]);
+    let from = format!(
+        "{roles}
+        ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT SELECT ON TABLES TO tend_test_default_a;
+        ALTER DEFAULT PRIVILEGES REVOKE EXECUTE ON FUNCTIONS FROM PUBLIC;
+        ALTER DEFAULT PRIVILEGES GRANT USAGE ON SEQUENCES TO tend_test_default_b;
+        CREATE TABLE public.a (id int)"
+    );
+    let to = format!(
+        "{roles}
+        CREATE TABLE public.a (id int);
+        GRANT SELECT ON public.a TO tend_test_default_a;
+        CREATE TABLE public.b (id int);
+        ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT INSERT ON TABLES TO tend_test_default_b WITH GRANT OPTION;
+        ALTER DEFAULT PRIVILEGES REVOKE TRUNCATE ON TABLES FROM CURRENT_USER"
+    );
+    let plan = converge(&from, &to, &plain());
+    let sql = plan.to_sql(false);
+    assert!(
+        sql.contains("REVOKE SELECT ON TABLE public.b FROM tend_test_default_a"),
+        "{sql}"
+    );
+    converge(&to, &from, &plain());
+    converge("", &to, &plain());
+}
