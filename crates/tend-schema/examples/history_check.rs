@@ -7,8 +7,14 @@
 //! `bench/schema-history.sh` runs it; see docs/schema-diff.md.
 //!
 //! ```text
-//! history_check DIR [--from N] [--limit N] [--url URL] [--show-plan]
+//! history_check DIR [--from N] [--limit N] [--url URL] [--show-plan] [--rename-hints]
 //! ```
+//!
+//! A rename cannot be told from a drop and an add: without a hint the diff drops the old
+//! column or table and adds the new one (at the end of the table), so a step whose
+//! migration renames fails, and is counted apart. `--rename-hints` passes the renames the
+//! migration states (`ALTER TABLE ... RENAME [COLUMN] a TO b`) as hints, as a user who knows
+//! them would with `tend schema diff --rename`.
 //!
 //! DIR is Prisma's layout (`<name>/migration.sql`) or plain `*.sql` files, applied in name
 //! order. Each state is a database cloned (`CREATE DATABASE ... TEMPLATE`) from the previous
@@ -26,7 +32,8 @@ use std::time::Duration;
 
 use tend_pg::cluster::{ClusterOptions, LocalCluster};
 use tend_pg::{ConnInfo, ConnectOptions, PgTool, ToolSearch, VersionNeed, quote_ident};
-use tend_schema::diff::DiffOptions;
+use tend_schema::diff::{DiffOptions, Rename};
+use tend_schema::model::QualifiedName;
 use tend_schema::{Model, diff, introspect};
 
 /// Every database this checker makes starts with this, so a rerun can drop a crashed run's.
@@ -38,10 +45,13 @@ struct Args {
     limit: Option<usize>,
     url: Option<String>,
     show_plan: bool,
+    rename_hints: bool,
 }
 
 fn usage() -> ! {
-    eprintln!("usage: history_check DIR [--from N] [--limit N] [--url URL] [--show-plan]");
+    eprintln!(
+        "usage: history_check DIR [--from N] [--limit N] [--url URL] [--show-plan] [--rename-hints]"
+    );
     std::process::exit(2);
 }
 
@@ -54,6 +64,7 @@ fn parse_args() -> Args {
         limit: None,
         url: None,
         show_plan: false,
+        rename_hints: false,
     };
     while let Some(arg) = args.next() {
         let number = |args: &mut dyn Iterator<Item = String>| -> usize {
@@ -66,6 +77,7 @@ fn parse_args() -> Args {
             "--limit" => parsed.limit = Some(number(&mut args)),
             "--url" => parsed.url = Some(args.next().unwrap_or_else(|| usage())),
             "--show-plan" => parsed.show_plan = true,
+            "--rename-hints" => parsed.rename_hints = true,
             "-h" | "--help" => usage(),
             _ if arg.starts_with('-') => usage(),
             _ => dir = Some(PathBuf::from(arg)),
@@ -395,7 +407,22 @@ fn main() {
             continue;
         }
         if step >= args.from {
-            let outcome = check_step(&server, &rt, &current, &next, scratch.path(), &args);
+            let sql = std::fs::read_to_string(&migration.path).unwrap_or_default();
+            let renames = stated_renames(&sql);
+            let outcome = check_step(
+                &server,
+                &rt,
+                (&current, &next),
+                scratch.path(),
+                &args,
+                &renames,
+            );
+            let outcome = match outcome {
+                Outcome::Fail(reason) if !renames.is_empty() && !args.rename_hints => {
+                    Outcome::Fail(format!("{RENAME_WITHOUT_HINT}; {reason}"))
+                }
+                other => other,
+            };
             match outcome {
                 Outcome::Ok => {
                     ok += 1;
@@ -429,6 +456,17 @@ fn main() {
         failed.len(),
         skipped.len()
     );
+    let renames = failed
+        .iter()
+        .filter(|(_, _, r)| r.starts_with(RENAME_WITHOUT_HINT))
+        .count();
+    if renames > 0 {
+        println!(
+            "  {renames} of the failures are renames without a hint: {} of {checked} pass otherwise ({:.1}%); --rename-hints passes them",
+            ok,
+            100.0 * ok as f64 / (checked - renames).max(1) as f64
+        );
+    }
     for (step, name, reason) in &failed {
         println!("  FAIL {step} {name}: {reason}");
     }
@@ -440,17 +478,22 @@ fn main() {
     }
 }
 
+const RENAME_WITHOUT_HINT: &str = "the migration renames, and no hint was given";
+
 fn check_step(
     server: &Server,
     rt: &tokio::runtime::Runtime,
-    before_db: &str,
-    after_db: &str,
+    (before_db, after_db): (&str, &str),
     scratch: &Path,
     args: &Args,
+    renames: &[Rename],
 ) -> Outcome {
     let before = server.model(rt, before_db);
     let after = server.model(rt, after_db);
-    let options = DiffOptions::default();
+    let mut options = DiffOptions::default();
+    if args.rename_hints {
+        options.renames = renames.to_vec();
+    }
     for (model, db) in [(&before, before_db), (&after, after_db)] {
         let itself = diff(model, model, &options);
         if !itself.is_empty() {
@@ -532,4 +575,126 @@ fn first_error(stderr: &str) -> String {
         .unwrap_or(stderr)
         .trim()
         .to_string()
+}
+
+/// The renames a migration states: `ALTER TABLE [ONLY] [IF EXISTS] name RENAME [COLUMN] a TO
+/// b` and `ALTER TABLE name RENAME TO b`, with names unqualified in `public`.
+fn stated_renames(sql: &str) -> Vec<Rename> {
+    let words = sql_words(sql);
+    let mut renames = Vec::new();
+    let keyword = |w: &(String, bool), k: &str| !w.1 && w.0.eq_ignore_ascii_case(k);
+    let mut i = 0;
+    while i + 1 < words.len() {
+        if !(keyword(&words[i], "ALTER") && keyword(&words[i + 1], "TABLE")) {
+            i += 1;
+            continue;
+        }
+        let mut j = i + 2;
+        while j < words.len()
+            && (keyword(&words[j], "ONLY")
+                || keyword(&words[j], "IF")
+                || keyword(&words[j], "EXISTS"))
+        {
+            j += 1;
+        }
+        // A name: `a` or `a . b`.
+        let Some((first, _)) = words.get(j) else {
+            break;
+        };
+        let table = if words.get(j + 1).is_some_and(|w| w.0 == ".") {
+            j += 2;
+            QualifiedName::new(
+                first.clone(),
+                words.get(j).map(|w| w.0.clone()).unwrap_or_default(),
+            )
+        } else {
+            QualifiedName::new("public".to_string(), first.clone())
+        };
+        j += 1;
+        if !words.get(j).is_some_and(|w| keyword(w, "RENAME")) {
+            i = j;
+            continue;
+        }
+        j += 1;
+        if words.get(j).is_some_and(|w| keyword(w, "TO")) {
+            if let Some((to, _)) = words.get(j + 1) {
+                renames.push(Rename::Table {
+                    from: table.clone(),
+                    to: QualifiedName::new(table.schema.clone(), to.clone()),
+                });
+            }
+        } else {
+            if words.get(j).is_some_and(|w| keyword(w, "COLUMN")) {
+                j += 1;
+            }
+            if let (Some((from, _)), Some(to_kw), Some((to, _))) =
+                (words.get(j), words.get(j + 1), words.get(j + 2))
+                && keyword(to_kw, "TO")
+            {
+                renames.push(Rename::Column {
+                    table: table.clone(),
+                    from: from.clone(),
+                    to: to.clone(),
+                });
+            }
+        }
+        i = j;
+    }
+    renames
+}
+
+/// SQL split into words and punctuation: each with whether it was a quoted identifier
+/// (unquoted words are folded to lower case, as PostgreSQL does). Comments and string
+/// literals are skipped.
+fn sql_words(sql: &str) -> Vec<(String, bool)> {
+    let chars: Vec<char> = sql.chars().collect();
+    let mut words = Vec::new();
+    let mut i = 0;
+    while i < chars.len() {
+        let c = chars[i];
+        if c == '-' && chars.get(i + 1) == Some(&'-') {
+            while i < chars.len() && chars[i] != '\n' {
+                i += 1;
+            }
+        } else if c == '\'' {
+            i += 1;
+            while i < chars.len() && chars[i] != '\'' {
+                i += 1;
+            }
+            i += 1;
+        } else if c == '"' {
+            let mut word = String::new();
+            i += 1;
+            while i < chars.len() {
+                if chars[i] == '"' && chars.get(i + 1) == Some(&'"') {
+                    word.push('"');
+                    i += 2;
+                } else if chars[i] == '"' {
+                    break;
+                } else {
+                    word.push(chars[i]);
+                    i += 1;
+                }
+            }
+            i += 1;
+            words.push((word, true));
+        } else if c.is_alphanumeric() || c == '_' {
+            let start = i;
+            while i < chars.len()
+                && (chars[i].is_alphanumeric() || chars[i] == '_' || chars[i] == '$')
+            {
+                i += 1;
+            }
+            words.push((
+                chars[start..i].iter().collect::<String>().to_lowercase(),
+                false,
+            ));
+        } else {
+            if !c.is_whitespace() {
+                words.push((c.to_string(), false));
+            }
+            i += 1;
+        }
+    }
+    words
 }

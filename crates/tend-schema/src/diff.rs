@@ -317,6 +317,12 @@ impl Differ<'_> {
                         ));
                         continue;
                     }
+                    if !self.to.tables.contains_key(new) || self.to.tables.contains_key(old) {
+                        self.warn(format!(
+                            "rename hint {old} -> {new} ignored: {new} is not a table on the to side, or {old} still is"
+                        ));
+                        continue;
+                    }
                     let mut sql = String::new();
                     if old.schema != new.schema {
                         sql.push_str(&format!(
@@ -355,6 +361,13 @@ impl Differ<'_> {
                     if t.column(new).is_some() || t.column(old).is_none() {
                         self.warn(format!(
                             "rename hint {table}.{old} -> {new} ignored: {old} is not a column of {table}, or {new} already is"
+                        ));
+                        continue;
+                    }
+                    let target = self.to.tables.get(table);
+                    if target.is_none_or(|t| t.column(new).is_none() || t.column(old).is_some()) {
+                        self.warn(format!(
+                            "rename hint {table}.{old} -> {new} ignored: on the to side, {table} has no column {new}, or still has {old}"
                         ));
                         continue;
                     }

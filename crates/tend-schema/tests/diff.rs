@@ -799,3 +799,19 @@ fn default_privileges_change_and_do_not_leak_into_new_objects() {
     converge(&to, &from, &plain());
     converge("", &to, &plain());
 }
+
+#[test]
+fn a_rename_hint_the_target_does_not_bear_out_is_ignored_with_a_warning() {
+    let db = database("CREATE TABLE t (a int); CREATE TABLE u (x int)");
+    let model = model_of(&db);
+    let options = DiffOptions {
+        renames: vec![
+            Rename::parse("public.t.a=b").unwrap(),
+            Rename::parse("public.u=v").unwrap(),
+        ],
+        ..plain()
+    };
+    let plan = diff(&model, &model, &options);
+    assert!(plan.is_empty(), "{}", plan.to_sql(true));
+    assert_eq!(plan.warnings.len(), 2, "{:?}", plan.warnings);
+}
