@@ -57,6 +57,21 @@ pub struct Toc {
     int_size: usize,
 }
 
+impl Toc {
+    /// A TOC of these entries, for tests of what is done with them.
+    #[cfg(test)]
+    pub(crate) fn for_tests(entries: Vec<TocEntry>) -> Toc {
+        Toc {
+            version: (1, 14, 0),
+            compressed: false,
+            readable: true,
+            entries,
+            prefix: Vec::new(),
+            int_size: 4,
+        }
+    }
+}
+
 /// A malformed or unsupported archive, in words.
 fn bad(message: impl Into<String>) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, message.into())

@@ -8,9 +8,12 @@
 //!    handed to N connections, each running `COPY ... FROM STDIN`: even one big table
 //!    loads on every connection while the stream is read only once. The queues are
 //!    bounded, so memory stays flat whatever the database's size;
-//! 3. once the stream's checksum is confirmed, the sequences are set and
-//!    `pg_restore --section=post-data --jobs N` builds indexes, constraints, foreign keys
-//!    and triggers from the scratch file, in parallel, in the TOC's dependency order.
+//! 3. as soon as a big table's rows are all in, its indexes and constraints are built by
+//!    a pg_restore of their own while later tables load (`early`), as pg_restore -j does;
+//! 4. once the stream's checksum is confirmed, the sequences are set and
+//!    `pg_restore --section=post-data --jobs N` builds the rest (indexes, constraints,
+//!    foreign keys, triggers) from the scratch file, in parallel, in the TOC's dependency
+//!    order.
 //!
 //! It is not one transaction. A restore that fails after the tables were created (a
 //! damaged backup, a failing COPY or constraint) undoes itself: it runs the archive's own
@@ -23,7 +26,9 @@
 //! compressed by pg_dump, an archive version newer than `archive` knows) are restored by
 //! the one-transaction path instead, fed the same stream: no second download.
 
-use std::collections::HashMap;
+mod early;
+
+use std::collections::{HashMap, HashSet};
 use std::io::{BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -36,6 +41,8 @@ use tend_pg::{ConnInfo, ConnectOptions};
 use tokio::sync::mpsc;
 use tokio_postgres::Client;
 
+pub use self::early::EARLY_BUILD;
+use self::early::{Early, EarlyState};
 use crate::archive::{self, BLOCK_DATA, DataBlocks, Section, Toc};
 use crate::crypto::Decryption;
 use crate::manifest::{DATA, Manifest};
@@ -74,6 +81,9 @@ pub enum Method {
 pub struct Restored {
     pub manifest: Manifest,
     pub method: Method,
+    /// The tables (`schema.table`) whose indexes and constraints were built while later
+    /// tables were still loading.
+    pub built_early: Vec<String>,
 }
 
 /// What the target's state is after a failed restore, appended to its error.
@@ -90,6 +100,30 @@ enum Work {
         copy: Arc<str>,
         bytes: Bytes,
     },
+    /// Every row of this table has been handed out: end its COPY, and count it in.
+    TableEnd(i32),
+}
+
+/// Tables whose rows are being counted in: how many connections have yet to end their
+/// COPY of each, and who is told when none has.
+#[derive(Clone)]
+struct Finished {
+    remaining: Arc<Mutex<HashMap<i32, usize>>>,
+    builder: std::sync::mpsc::Sender<Early>,
+}
+
+impl Finished {
+    fn count_in(&self, table: i32) {
+        let mut remaining = self.remaining.lock().expect("lock");
+        if let Some(n) = remaining.get_mut(&table) {
+            *n -= 1;
+            if *n == 0 {
+                remaining.remove(&table);
+                // A builder that stopped has its own error to report.
+                let _ = self.builder.send(Early::Loaded(table));
+            }
+        }
+    }
 }
 
 /// Why the reader thread stopped without a loader error: the loader's own error (a
@@ -99,13 +133,18 @@ const LOADER_STOPPED: &str = "a loading connection stopped";
 enum Outcome {
     Loaded {
         toc: Toc,
-        scratch: Scratch,
+        /// Shared with the builder of early indexes; removed when both are done with it.
+        scratch: Arc<Scratch>,
     },
     FellBack {
         stdin: std::process::ChildStdin,
         reason: String,
     },
 }
+
+/// Why the reader stopped when an early index build failed: the build's error is the one
+/// shown.
+const BUILD_STOPPED: &str = "an index build stopped";
 
 /// Restores a backup into `target`, which must hold no tables (see the module's comment
 /// for the steps, and what a failure leaves).
@@ -124,12 +163,26 @@ pub async fn restore_parallel(
     }
     let before = Existing::read(&clients[0]).await?;
     let per_connection = (QUEUED / jobs).max(1);
+    let (builder_tx, builder_rx) = std::sync::mpsc::channel();
+    let early_state = Arc::new(EarlyState::default());
+    let builder = {
+        let (program, target, state) = (
+            options.pg_restore.clone(),
+            target.clone(),
+            early_state.clone(),
+        );
+        std::thread::spawn(move || early::build(builder_rx, program, target, state))
+    };
+    let finished = Finished {
+        remaining: Arc::default(),
+        builder: builder_tx,
+    };
     let mut senders = Vec::with_capacity(jobs);
     let mut loaders = Vec::with_capacity(jobs);
     for client in clients {
         let (tx, rx) = mpsc::channel(per_connection);
         senders.push(tx);
-        loaders.push(tokio::spawn(load(client, rx)));
+        loaders.push(tokio::spawn(load(client, rx, finished.clone())));
     }
 
     let created = Arc::new(AtomicBool::new(false));
@@ -144,11 +197,15 @@ pub async fn restore_parallel(
         created: created.clone(),
         entries: entries.clone(),
         fallback: fallback.clone(),
+        finished,
+        early: early_state.clone(),
     };
     let fed = read_back(store, &manifest, decryption, DATA, move |archive| {
         reader.run(archive)
     })
     .await;
+    // Tables whose rows end from now on are left to the final pg_restore.
+    early_state.ending.store(true, Ordering::SeqCst);
     // The reader is gone with its senders: each loader ends its last COPY and returns.
     let mut loaded = Vec::with_capacity(jobs);
     let mut load_error = None;
@@ -163,13 +220,22 @@ pub async fn restore_parallel(
             }
         }
     }
-    let outcome = match (fed, load_error) {
-        (_, Some(e)) => Err(e),
-        (Err(e), None) => Err(e),
-        (Ok((outcome, _)), None) => Ok(outcome),
+    // The loaders are gone with their senders: the builder ends its current build.
+    let built = tokio::task::spawn_blocking(move || builder.join())
+        .await
+        .map_err(|e| BackupError::Pipeline(e.to_string()))
+        .and_then(|joined| {
+            joined
+                .unwrap_or_else(|_| Err(BackupError::Pipeline("the index builder panicked".into())))
+        });
+    let outcome = match (fed, load_error, built) {
+        (_, Some(e), _) => Err(e),
+        (_, None, Err(e)) => Err(e),
+        (Err(e), None, Ok(_)) => Err(e),
+        (Ok((outcome, _)), None, Ok(built)) => Ok((outcome, built)),
     };
     let result = match outcome {
-        Ok(Outcome::FellBack { stdin, reason }) => {
+        Ok((Outcome::FellBack { stdin, reason }, _)) => {
             let child = fallback.lock().expect("lock").take();
             let finished = tokio::task::spawn_blocking(move || match child {
                 Some(child) => child.finish(Ok(stdin)),
@@ -181,10 +247,27 @@ pub async fn restore_parallel(
             return finished.map(|()| Restored {
                 manifest,
                 method: Method::SingleTransaction { reason },
+                built_early: Vec::new(),
             });
         }
-        Ok(Outcome::Loaded { toc, scratch }) => {
-            finish(&toc, &scratch, loaded.first(), target, options, jobs).await
+        Ok((Outcome::Loaded { toc, scratch }, built)) => {
+            let tables = built
+                .tables
+                .iter()
+                .filter_map(|id| toc.entries.iter().find(|e| e.dump_id == *id))
+                .map(|e| format!("{}.{}", e.namespace, e.tag))
+                .collect();
+            finish(
+                &toc,
+                &scratch,
+                &built.entries,
+                loaded.first(),
+                target,
+                options,
+                jobs,
+            )
+            .await
+            .map(|()| tables)
         }
         Err(e) => {
             // A fallback pg_restore still running must not commit.
@@ -199,9 +282,10 @@ pub async fn restore_parallel(
         }
     };
     match result {
-        Ok(()) => Ok(Restored {
+        Ok(built_early) => Ok(Restored {
             manifest,
             method: Method::Parallel { jobs: jobs as u32 },
+            built_early,
         }),
         Err(e) if created.load(Ordering::SeqCst) => {
             let entries = std::mem::take(&mut *entries.lock().expect("lock"));
@@ -218,10 +302,12 @@ pub async fn restore_parallel(
     }
 }
 
-/// After every row is in: the sequences' values, then the post-data part.
+/// After every row is in: the sequences' values, then the post-data part that was not
+/// built early.
 async fn finish(
     toc: &Toc,
     scratch: &Scratch,
+    built: &HashSet<i32>,
     client: Option<&Client>,
     target: &ConnInfo,
     options: &ParallelOptions,
@@ -238,14 +324,33 @@ async fn finish(
     if jobs > 1 {
         args.push(format!("--jobs={jobs}"));
     }
+    let list = if built.is_empty() {
+        None
+    } else {
+        let rest: Vec<i32> = toc
+            .entries
+            .iter()
+            .filter(|e| e.section == Section::PostData && !built.contains(&e.dump_id))
+            .map(|e| e.dump_id)
+            .collect();
+        if rest.is_empty() {
+            return Ok(());
+        }
+        let list = early::use_list(scratch, "post-data", &rest)?;
+        args.push(format!("--use-list={}", list.path.display()));
+        Some(list)
+    };
     let (program, target, path) = (
         options.pg_restore.clone(),
         target.clone(),
         scratch.path.clone(),
     );
-    tokio::task::spawn_blocking(move || run_pg_restore(&program, &target, &path, &args))
-        .await
-        .map_err(|e| BackupError::Pipeline(e.to_string()))?
+    let result =
+        tokio::task::spawn_blocking(move || run_pg_restore(&program, &target, &path, &args))
+            .await
+            .map_err(|e| BackupError::Pipeline(e.to_string()))?;
+    drop(list);
+    result
 }
 
 /// Runs pg_restore on the scratch file (header and TOC, no rows) and waits for it.
@@ -300,6 +405,9 @@ struct Reader {
     /// The TOC's entries, for an undo.
     entries: Arc<Mutex<Vec<archive::TocEntry>>>,
     fallback: Arc<Mutex<Option<SingleTransaction>>>,
+    /// Counts in the tables whose indexes are built early.
+    finished: Finished,
+    early: Arc<EarlyState>,
 }
 
 impl Reader {
@@ -313,7 +421,8 @@ impl Reader {
             let stdin = child.feed(&toc.prefix, &mut input)?;
             return Ok(Outcome::FellBack { stdin, reason });
         }
-        let scratch = Scratch::write(&self.scratch_name, &toc.prefix).map_err(Stop::Failed)?;
+        let scratch =
+            Arc::new(Scratch::write(&self.scratch_name, &toc.prefix).map_err(Stop::Failed)?);
         *self.entries.lock().expect("lock") = toc.entries.clone();
         run_pg_restore(
             &self.pg_restore,
@@ -326,6 +435,12 @@ impl Reader {
         )
         .map_err(Stop::Failed)?;
         self.created.store(true, Ordering::SeqCst);
+        let plan = early::plan(&toc);
+        let early_tables: HashSet<i32> = plan.keys().copied().collect();
+        let _ = self.finished.builder.send(Early::Plan {
+            plan,
+            scratch: scratch.clone(),
+        });
 
         let setup: Arc<str> = session_setup(&toc).into();
         for sender in &self.senders {
@@ -354,11 +469,13 @@ impl Reader {
                 .ok_or_else(|| format!("it holds rows for entry {id}, which is no table"))?
                 .clone();
             let mut ended = false;
+            let mut bytes: u64 = 0;
             loop {
                 let len = blocks.chunk_len().map_err(|e| e.to_string())?;
                 if len == 0 {
                     break;
                 }
+                bytes += len as u64;
                 if ended {
                     skipped.clear();
                     blocks
@@ -392,13 +509,40 @@ impl Reader {
                 buf.reserve(PIECE + 64 * 1024);
                 self.send(id, &copy, piece)?;
             }
+            if bytes >= EARLY_BUILD && early_tables.contains(&id) {
+                self.table_end(id)?;
+            }
         }
+        // The last tables' indexes are left to the final pg_restore, which builds on every
+        // connection.
+        self.early.ending.store(true, Ordering::SeqCst);
         Ok(Outcome::Loaded { toc, scratch })
+    }
+
+    /// Tells every connection that `table`'s rows are all handed out; the last to end its
+    /// COPY of it has the builder build its indexes.
+    fn table_end(&mut self, table: i32) -> Result<(), Stop> {
+        self.finished
+            .remaining
+            .lock()
+            .expect("lock")
+            .insert(table, self.senders.len());
+        for sender in &self.senders {
+            sender
+                .blocking_send(Work::TableEnd(table))
+                .map_err(|_| stopped())?;
+        }
+        Ok(())
     }
 
     /// Hands a piece to the first connection with room in its queue, else waits for the
     /// next one in turn.
     fn send(&mut self, table: i32, copy: &Arc<str>, piece: Vec<u8>) -> Result<(), Stop> {
+        if self.early.failed.load(Ordering::SeqCst) {
+            return Err(Stop::Failed(BackupError::Pipeline(
+                BUILD_STOPPED.to_string(),
+            )));
+        }
         let mut work = Work::Rows {
             table,
             copy: copy.clone(),
@@ -476,7 +620,11 @@ fn session_setup(toc: &Toc) -> String {
 }
 
 /// One loading connection: runs a COPY per run of pieces of the same table.
-async fn load(client: Client, mut rx: mpsc::Receiver<Work>) -> Result<Client, BackupError> {
+async fn load(
+    client: Client,
+    mut rx: mpsc::Receiver<Work>,
+    finished: Finished,
+) -> Result<Client, BackupError> {
     type Sink = std::pin::Pin<Box<tokio_postgres::CopyInSink<Bytes>>>;
     let mut open: Option<(i32, Arc<str>, Sink)> = None;
     let failed = |copy: &str| {
@@ -509,6 +657,14 @@ async fn load(client: Client, mut rx: mpsc::Receiver<Work>) -> Result<Client, Ba
                 }
                 let (_, copy, sink) = open.as_mut().expect("opened above");
                 sink.send(bytes).await.map_err(failed(copy))?;
+            }
+            Work::TableEnd(table) => {
+                if open.as_ref().map(|(t, _, _)| *t) == Some(table)
+                    && let Some((_, copy, mut sink)) = open.take()
+                {
+                    sink.as_mut().finish().await.map_err(failed(&copy))?;
+                }
+                finished.count_in(table);
             }
         }
     }
