@@ -6,13 +6,15 @@
 # Reports medians, output sizes, peak memory, the issue's goals as ratios, and checks that the
 # restored database holds the source's rows.
 #
-#   bench/backup.sh [--runs N] [--size-gb X] [--no-build] [--no-extras]
+#   bench/backup.sh [--runs N] [--size-gb X] [--no-build] [--no-extras] [--restores-only]
 #
 # --runs N      timed rounds (default 3); each round runs every method once, in turn
 # --size-gb X   the database to generate, at least X GiB (default 1.5)
 # --no-extras   leave out the extra rows (tend backup and restore with an age key instead of
 #               the passphrase, pg_dump -Z0 | zstd, pg_restore --single-transaction,
 #               tend restore --single-transaction)
+# --restores-only  take the backups once (in run 1, timed but one sample each), then time
+#               only the restores in every run
 #
 # Prints a Markdown report and writes it to bench/.work/backup/results.md; the output of every
 # command goes to bench/.work/backup/logs/. Timing is never asserted: the script fails only
@@ -23,13 +25,15 @@ RUNS=3
 SIZE_GB=1.5
 BUILD=1
 EXTRAS=1
-usage() { sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; }
+RESTORES_ONLY=0
+usage() { sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'; }
 while [ $# -gt 0 ]; do
     case "$1" in
         --runs) RUNS=$2; shift 2 ;;
         --size-gb) SIZE_GB=$2; shift 2 ;;
         --no-build) BUILD=0; shift ;;
         --no-extras) EXTRAS=0; shift ;;
+        --restores-only) RESTORES_ONLY=1; shift ;;
         -h|--help) usage; exit 0 ;;
         *) echo "backup.sh: unknown argument $1" >&2; usage >&2; exit 2 ;;
     esac
@@ -299,6 +303,7 @@ fi
 for run in $(seq "$RUNS"); do
     # The methods take turns: each round starts one further along the list.
     n=${#BACKUPS[@]}
+    [ "$RESTORES_ONLY" = 1 ] && [ "$run" -gt 1 ] && n=0
     for i in $(seq 0 $((n - 1))); do
         step=${BACKUPS[$(((i + run - 1) % n))]}
         say "run $run/$RUNS: $step"
@@ -327,10 +332,10 @@ CPU=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)
 MEM=$(awk '/^MemTotal/ {printf "%.0f", $2 / 1048576}' /proc/meminfo)
 python3 - "$TIMES" "$OUTDIR/sizes.tsv" "$OUTDIR/relations.txt" "$OUTDIR/rows-source.txt" \
     "$OUTDIR/scrypt.tsv" "$DB_SIZE" "$RAW_BYTES" "$RUNS" "$(nproc)" "$MEM" "$CPU" "$PGVERSION" \
-    "$MANIFEST_ROWS" "${CHECKED[*]}" "$SIZE_GB" "$SCALE" >"$OUTDIR/results.md" <<'PY'
+    "$MANIFEST_ROWS" "${CHECKED[*]}" "$SIZE_GB" "$SCALE" "$RESTORES_ONLY" >"$OUTDIR/results.md" <<'PY'
 import statistics, sys
 (times_f, sizes_f, rel_f, rows_f, scrypt_f, db_size, raw_bytes, runs, cores, mem, cpu, pgversion,
- manifest_rows, checked, size_gb, scale) = sys.argv[1:]
+ manifest_rows, checked, size_gb, scale, restores_only) = sys.argv[1:]
 db_size, raw_bytes, runs = int(db_size), int(raw_bytes), int(runs)
 times, rss, cpu_s, sizes = {}, {}, {}, {}
 loads = []
@@ -385,6 +390,10 @@ for label, cmd in rows:
           f"{peak(label):.0f} MB | {mb(sizes[label]):,.1f} MB | "
           f"{sizes[label] / sizes['gzip_backup']:.2f}x | {s / t:.2f}x |")
 print()
+if restores_only == "1":
+    print("(`--restores-only`: each backup ran once, in run 1; the backup rows and goals are one "
+          "sample each.)")
+    print()
 rrows = [
     ("tend_restore", "`tend restore ID --to URL` (passphrase; rows on one COPY connection per CPU, here 2; post-data by `pg_restore -j2`)"),
     ("tend_restore_key", "`tend restore ID --to URL` of the backup with an age key (BACKUP_AGE_IDENTITY_FILE)"),
