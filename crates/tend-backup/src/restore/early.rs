@@ -7,7 +7,7 @@
 //! stream ends is left to the final `pg_restore --jobs N`, which then skips what was built.
 //!
 //! Only entries that need nothing but the one table's rows and the schema are taken:
-//! indexes and primary key, unique, exclusion and check constraints on a table with rows.
+//! indexes and primary key, unique and exclusion constraints on a table with rows.
 //! Foreign keys (which need two tables' rows and the other's key), indexes of partitioned
 //! tables, a partition's indexes that belong to one of its parent's (pg_dump makes them
 //! depend on the parent's), attachments, and anything on a materialized view wait for the
