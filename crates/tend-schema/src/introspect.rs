@@ -25,7 +25,10 @@ const NAMESPACE_FILTER: &str = "n.nspname NOT IN ('pg_catalog', 'information_sch
 pub async fn introspect(client: &Client) -> Result<Model, SchemaError> {
     client
         .batch_execute(
-            "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SET LOCAL search_path = ''",
+            // JIT compiling the catalog queries' expressions costs more than running them:
+            // with it, reading the columns of 2,000 objects took 60-100 ms instead of 15.
+            "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SET LOCAL search_path = ''; \
+             SET LOCAL jit = off",
         )
         .await
         .map_err(SchemaError::Catalog)?;
@@ -384,7 +387,7 @@ async fn read_columns(
            (SELECT quote_ident(cn.nspname) || '.' || quote_ident(co.collname) FROM pg_collation co \
             JOIN pg_namespace cn ON cn.oid = co.collnamespace WHERE co.oid = a.attcollation) END, \
          NOT a.attislocal, col_description(a.attrelid, a.attnum), \
-         (SELECT ARRAY[ \
+         CASE WHEN a.attidentity <> '' THEN (SELECT ARRAY[ \
             CASE WHEN s.seqstart <> CASE WHEN s.seqincrement > 0 THEN s.seqmin ELSE s.seqmax END \
               THEN 'START WITH ' || s.seqstart END, \
             CASE WHEN s.seqincrement <> 1 THEN 'INCREMENT BY ' || s.seqincrement END, \
@@ -401,7 +404,7 @@ async fn read_columns(
                        WHEN 'int4'::regtype THEN 2147483647 ELSE 9223372036854775807 END AS high) lim \
           WHERE a.attidentity <> '' AND dep.classid = 'pg_class'::regclass \
             AND dep.refclassid = 'pg_class'::regclass AND dep.refobjid = a.attrelid \
-            AND dep.refobjsubid = a.attnum AND dep.deptype = 'i' LIMIT 1), {} \
+            AND dep.refobjsubid = a.attnum AND dep.deptype = 'i' LIMIT 1) END, {} \
          FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid \
          LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum \
          WHERE a.attnum > 0 AND NOT a.attisdropped AND a.attrelid = ANY($1) \
