@@ -509,30 +509,16 @@ impl Differ<'_> {
             };
             let names_swapped_enum =
                 |text: &str| self.recreated_enums.iter().any(|e| mentions_type(text, e));
-            for index in old.indexes.values() {
-                let kept = new
-                    .indexes
-                    .get(&index.name)
-                    .is_some_and(|i| same_index(i, index));
-                if kept && index.parent.is_none() && names_swapped_enum(&index.definition) {
-                    self.indexes_to_rebuild
-                        .insert((name.clone(), index.name.clone()));
-                }
-            }
-            for constraint in old.constraints.values() {
-                let kept = new
-                    .constraints
-                    .get(&constraint.name)
-                    .is_some_and(|c| same_constraint(c, constraint));
-                if kept
-                    && !constraint.inherited
-                    && constraint.kind != ConstraintKind::ForeignKey
-                    && names_swapped_enum(&constraint.definition)
-                {
-                    self.constraints_to_readd
-                        .insert((name.clone(), constraint.name.clone()));
-                }
-            }
+            let (indexes, constraints) = kept_dependents(
+                old,
+                new,
+                |index| index.parent.is_none() && names_swapped_enum(&index.definition),
+                |constraint| {
+                    constraint.kind != ConstraintKind::ForeignKey
+                        && names_swapped_enum(&constraint.definition)
+                },
+            );
+            self.rebuild(name, indexes, constraints);
         }
         // Columns recreated at the end: indexes and constraints over them go with the old
         // column, so they are dropped first and built again after.
@@ -557,36 +543,24 @@ impl Differ<'_> {
             if moved.is_empty() {
                 continue;
             }
-            for index in old.indexes.values() {
-                let kept = new
-                    .indexes
-                    .get(&index.name)
-                    .is_some_and(|i| same_index(i, index));
-                let columns = index
-                    .definition
-                    .split_once(" USING ")
-                    .map_or(index.definition.as_str(), |(_, rest)| rest);
-                if kept && moved.iter().any(|c| mentions_column(columns, c)) {
-                    self.indexes_to_rebuild
-                        .insert((name.clone(), index.name.clone()));
-                }
-            }
-            for constraint in old.constraints.values() {
-                let kept = new
-                    .constraints
-                    .get(&constraint.name)
-                    .is_some_and(|c| same_constraint(c, constraint));
-                if kept
-                    && !constraint.inherited
-                    && constraint
+            let (indexes, constraints) = kept_dependents(
+                old,
+                new,
+                |index| {
+                    let columns = index
+                        .definition
+                        .split_once(" USING ")
+                        .map_or(index.definition.as_str(), |(_, rest)| rest);
+                    moved.iter().any(|c| mentions_column(columns, c))
+                },
+                |constraint| {
+                    constraint
                         .columns
                         .iter()
                         .any(|c| moved.contains(&c.as_str()))
-                {
-                    self.constraints_to_readd
-                        .insert((name.clone(), constraint.name.clone()));
-                }
-            }
+                },
+            );
+            self.rebuild(name, indexes, constraints);
         }
         // Foreign keys that point at a key being dropped or changed, or at a unique index
         // built again.
@@ -880,6 +854,17 @@ impl Differ<'_> {
                     }
                 }
             }
+        }
+    }
+
+    /// Marks unchanged indexes and constraints of `table` to be dropped and built again.
+    fn rebuild(&mut self, table: &QualifiedName, indexes: Vec<String>, constraints: Vec<String>) {
+        for index in indexes {
+            self.indexes_to_rebuild.insert((table.clone(), index));
+        }
+        for constraint in constraints {
+            self.constraints_to_readd
+                .insert((table.clone(), constraint));
         }
     }
 
@@ -2899,6 +2884,35 @@ fn same_view(a: &View, b: &View) -> bool {
         && a.materialized == b.materialized
         && a.options == b.options
         && a.columns == b.columns
+}
+
+/// The names of `old`'s indexes and own (not inherited) constraints that `new` keeps
+/// unchanged and that `index` / `constraint` pick: unchanged, yet to be built again.
+fn kept_dependents(
+    old: &Table,
+    new: &Table,
+    index: impl Fn(&Index) -> bool,
+    constraint: impl Fn(&Constraint) -> bool,
+) -> (Vec<String>, Vec<String>) {
+    let indexes = old
+        .indexes
+        .values()
+        .filter(|i| new.indexes.get(&i.name).is_some_and(|n| same_index(n, i)) && index(i))
+        .map(|i| i.name.clone())
+        .collect();
+    let constraints = old
+        .constraints
+        .values()
+        .filter(|c| {
+            new.constraints
+                .get(&c.name)
+                .is_some_and(|n| same_constraint(n, c))
+                && !c.inherited
+                && constraint(c)
+        })
+        .map(|c| c.name.clone())
+        .collect();
+    (indexes, constraints)
 }
 
 fn same_constraint(a: &Constraint, b: &Constraint) -> bool {

@@ -223,7 +223,9 @@ impl Source for EmptySource {
 }
 
 /// Reads a shadow database's model and drops the shadow, whether the read worked or not.
-async fn introspect_and_release(shadow: ShadowDb) -> Result<Model, SchemaError> {
+/// The model of a shadow database, which is then released (dropped or unlocked) whatever
+/// happened.
+pub async fn introspect_and_release(shadow: ShadowDb) -> Result<Model, SchemaError> {
     let model = async {
         let session = shadow.connect().await?;
         crate::introspect::introspect(&session.client).await

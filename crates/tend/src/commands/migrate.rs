@@ -237,13 +237,7 @@ fn dev(ctx: &Context, args: DevArgs) -> Result<i32, CommandError> {
         let shadow = shadows
             .replay_migrations(&migrations, project.format)
             .await?;
-        let result = async {
-            let session = shadow.connect().await?;
-            tend_schema::introspect(&session).await
-        }
-        .await;
-        shadow.release().await?;
-        result
+        tend_schema::source::introspect_and_release(shadow).await
     })?;
     let wanted = block_on(desired.load(Some(&shadows)))?;
     // Prisma runs a migration file as one script, where CONCURRENTLY cannot run.

@@ -11,7 +11,7 @@ use tend_migrate::{History, Migration, State};
 use tend_pg::{ConnInfo, ServerFacts};
 use tend_schema::diff::{Change, DiffOptions, Plan, Rename};
 use tend_schema::shadow::{ShadowError, ShadowHost, Shadows};
-use tend_schema::source::{DatabaseSource, MigrationsSource, Source};
+use tend_schema::source::{DatabaseSource, MigrationsSource, Source, introspect_and_release};
 use tend_schema::{Model, SchemaError};
 
 use crate::command_error::{CommandError, ErrorKind, exit};
@@ -364,13 +364,7 @@ pub fn drift(
     let (expected, live) = block_on(async {
         let expected = async {
             let shadow = shadows.replay_migrations(&replay, project.format).await?;
-            let result = async {
-                let session = shadow.connect().await?;
-                tend_schema::introspect(&session).await
-            }
-            .await;
-            shadow.release().await?;
-            result
+            introspect_and_release(shadow).await
         };
         tokio::join!(expected, live_source.load(None))
     });

@@ -45,13 +45,32 @@ fn backing_up<'a>(
     project: &'a TestProject,
     db: &'a TestDb,
 ) -> impl Fn(&[&str]) -> (i32, String, String) + 'a {
+    backing_up_with(project, db, Vec::new())
+}
+
+/// [`backing_up`], with more environment (a store's settings, say).
+fn backing_up_with<'a>(
+    project: &'a TestProject,
+    db: &'a TestDb,
+    env: Vec<(String, String)>,
+) -> impl Fn(&[&str]) -> (i32, String, String) + 'a {
     move |args| {
         run(project
             .tend()
             .env("DATABASE_URL", db.url())
             .env("BACKUP_ENCRYPTION_KEY", PASSPHRASE)
+            .envs(env.clone())
             .args(args))
     }
+}
+
+/// A real S3-compatible server, or None (the test then skips) when s3s-fs is not installed.
+fn s3_server() -> Option<tend_testkit::s3::S3Server> {
+    if tend_testkit::s3::s3s_fs_binary().is_none() {
+        eprintln!("skipped: s3s-fs is not installed (scripts/setup.sh installs it)");
+        return None;
+    }
+    Some(tend_testkit::s3::S3Server::start())
 }
 
 fn schema_and_hashes(db: &TestDb) -> (String, Vec<Option<String>>) {
@@ -317,21 +336,12 @@ fn the_stock_age_cli_opens_a_backup_made_for_recipients() {
 
 #[test]
 fn round_trip_through_an_s3_compatible_server() {
-    if tend_testkit::s3::s3s_fs_binary().is_none() {
-        eprintln!("skipped: s3s-fs is not installed (scripts/setup.sh installs it)");
+    let Some(s3) = s3_server() else {
         return;
-    }
-    let s3 = tend_testkit::s3::S3Server::start();
+    };
     let source = rich_database();
     let project = TestProject::new();
-    let tend = |args: &[&str]| {
-        let mut cmd = project.tend();
-        cmd.env("DATABASE_URL", source.url())
-            .env("BACKUP_ENCRYPTION_KEY", PASSPHRASE)
-            .envs(s3.env())
-            .args(args);
-        run(&mut cmd)
-    };
+    let tend = backing_up_with(&project, &source, s3.env());
     let (code, out, err) = tend(&["backup", "run", "--json"]);
     assert_eq!(code, 0, "{out}{err}");
     let manifest: serde_json::Value = serde_json::from_str(&out).unwrap();
@@ -716,11 +726,9 @@ fn a_full_disk_fails_the_backup_cleanly_and_leaves_nothing_behind() {
 
 #[test]
 fn a_store_that_goes_away_for_a_moment_is_retried() {
-    if tend_testkit::s3::s3s_fs_binary().is_none() {
-        eprintln!("skipped: s3s-fs is not installed (scripts/setup.sh installs it)");
+    let Some(mut s3) = s3_server() else {
         return;
-    }
-    let mut s3 = tend_testkit::s3::S3Server::start();
+    };
     let source = TestDb::create();
     // About 40 MB that zstd cannot shrink: several multipart parts.
     source.execute(
@@ -756,35 +764,22 @@ fn a_store_that_goes_away_for_a_moment_is_retried() {
     assert!(output.status.success(), "{out}{err}");
     let manifest: serde_json::Value = serde_json::from_str(&out).unwrap();
     let id = manifest["id"].as_str().unwrap().to_string();
-    let tend = |args: &[&str]| {
-        let mut cmd = project.tend();
-        cmd.env("DATABASE_URL", source.url())
-            .env("BACKUP_ENCRYPTION_KEY", PASSPHRASE)
-            .envs(s3.env())
-            .args(args);
-        run(&mut cmd)
-    };
+    let tend = backing_up_with(&project, &source, s3.env());
     let (code, out, err) = tend(&["backup", "verify", &id]);
     assert_eq!(code, 0, "{out}{err}");
 }
 
 #[test]
 fn a_store_that_refuses_fails_the_backup_with_a_clear_message() {
-    if tend_testkit::s3::s3s_fs_binary().is_none() {
-        eprintln!("skipped: s3s-fs is not installed (scripts/setup.sh installs it)");
+    let Some(s3) = s3_server() else {
         return;
-    }
-    let s3 = tend_testkit::s3::S3Server::start();
+    };
     let source = rich_database();
     let project = TestProject::new();
     let tend = |args: &[&str], secret: &str| {
-        let mut cmd = project.tend();
-        cmd.env("DATABASE_URL", source.url())
-            .env("BACKUP_ENCRYPTION_KEY", PASSPHRASE)
-            .envs(s3.env())
-            .env("AWS_SECRET_ACCESS_KEY", secret)
-            .args(args);
-        run(&mut cmd)
+        let mut env = s3.env();
+        env.push(("AWS_SECRET_ACCESS_KEY".to_string(), secret.to_string()));
+        backing_up_with(&project, &source, env)(args)
     };
     let (code, out, err) = tend(&["backup", "run"], "not-the-secret-key");
     assert_ne!(code, 0, "{out}{err}");
