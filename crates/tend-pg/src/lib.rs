@@ -10,6 +10,7 @@ pub mod cluster;
 pub mod connect;
 pub mod conninfo;
 pub mod facts;
+pub mod pgerror;
 pub mod quote;
 pub mod tools;
 
@@ -18,5 +19,6 @@ pub use cluster::{ClusterOptions, ClusterStatus, LocalCluster};
 pub use connect::{ConnectError, ConnectOptions, Session, connect};
 pub use conninfo::{ConnInfo, ConnInfoError, SslMode, redact_text};
 pub use facts::ServerFacts;
+pub use pgerror::{error_text, sqlstate};
 pub use quote::{quote_ident, quote_literal};
 pub use tools::{FoundTool, PgTool, PgVersion, ToolError, ToolSearch, VersionNeed};
