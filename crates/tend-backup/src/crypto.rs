@@ -10,6 +10,11 @@ use crate::manifest::RecipientInfo;
 
 /// scrypt's cost for passphrase backups: log2 of N (64 MiB of memory).
 pub const SCRYPT_LOG_N: u8 = 16;
+/// The highest scrypt cost a backup may ask of its reader (1 GiB of memory), above what
+/// tend writes and what the age CLI picks. age would otherwise time this machine and refuse
+/// a cost it guesses to be slow, so a restore on a busy server failed ("excessive work
+/// parameter") for a backup tend itself wrote.
+const SCRYPT_MAX_LOG_N: u8 = 20;
 
 /// How backups are encrypted.
 #[derive(Clone)]
@@ -120,7 +125,8 @@ impl Decryption {
         let decryptor = age::Decryptor::new(input).map_err(|e| describe_decrypt_error(&e))?;
         let result = match self {
             Decryption::Passphrase(pass) => {
-                let identity = age::scrypt::Identity::new(pass.clone());
+                let mut identity = age::scrypt::Identity::new(pass.clone());
+                identity.set_max_work_factor(SCRYPT_MAX_LOG_N);
                 decryptor.decrypt(std::iter::once(&identity as &dyn age::Identity))
             }
             Decryption::Identities(list) => {

@@ -334,7 +334,12 @@ fn restore_drill(
 ) -> Result<tend_backup::manifest::Verification, CommandError> {
     let admin = match scratch {
         Some(url) => tend_pg::ConnInfo::parse(url)?,
-        None => crate::context::start_local_cluster(&ctx.settings, ctx.out, "postgres", false)?,
+        None => crate::context::start_local_cluster(
+            &ctx.settings,
+            ctx.out,
+            "postgres",
+            crate::context::ClusterUse::Scratch,
+        )?,
     };
     let name = format!(
         "tend_drill_{}",

@@ -110,7 +110,7 @@ pub fn run(args: DemoArgs, ctx: &Context) -> Result<i32, CommandError> {
         "tend dev start",
     );
     let cluster = ctx.local_cluster();
-    let admin = ctx.start_local_cluster("postgres", false)?;
+    let admin = ctx.start_local_cluster("postgres", crate::context::ClusterUse::Asked)?;
     out.step(format!(
         "    local cluster running in {}",
         cluster.root().display()

@@ -153,7 +153,12 @@ pub fn shadows(ctx: &Context, live: Option<&ConnInfo>) -> Result<Shadows, Comman
         })?),
         None => None,
     };
-    let local = crate::context::start_local_cluster(&ctx.settings, ctx.out, "postgres", false);
+    let local = crate::context::start_local_cluster(
+        &ctx.settings,
+        ctx.out,
+        "postgres",
+        crate::context::ClusterUse::Shadow,
+    );
     match (local, live) {
         (Ok(admin), _) => {
             let local_major = block_on(async {

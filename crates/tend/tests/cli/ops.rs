@@ -120,6 +120,10 @@ fn default_thresholds_catch_the_classic_four() {
         "constraints.fk_without_index",
         "sequences.near_max",
     ] {
+        if id == "sequences.near_max" && !tend_testkit::TestServer::get().has_xml() {
+            // Read through query_to_xml: unknown on a server built without XML support.
+            continue;
+        }
         assert!(ids.contains(&id), "{id} missing from {ids:?}");
     }
     drop(waiter);

@@ -379,7 +379,7 @@ fn migrate_dev_create_only_writes_without_applying_and_uses_the_local_cluster() 
 fn uncommon_objects_show_no_false_drift_and_rebuild_from_empty() {
     let project = TestProject::new();
     let source = TestDb::create();
-    source.execute(crate::backup::UNCOMMON);
+    source.execute(&crate::backup::uncommon());
     source.execute("CREATE EXTENSION IF NOT EXISTS btree_gist");
     source.execute(include_str!("fixtures/constraints.sql"));
     let diff = |from: &str, to: &str, extra: &[&str]| {
