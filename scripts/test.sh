@@ -70,12 +70,14 @@ on_major() {
     TEND_TEST_PG_BINDIR=$server_bin PATH="$client_bin:$PATH" cargo test --locked "$@"
 }
 
+# Every part of the subset runs, even after one fails; the status says whether any did.
 run_subset() {
-    local on=$1 args
+    local on=$1 args failed=0
     for args in "${subset_runs[@]}"; do
         # shellcheck disable=SC2086 # each entry is a list of arguments
-        on_major "$on" $args
+        on_major "$on" $args || failed=1
     done
+    return $failed
 }
 
 if [[ -n "$major" ]]; then
@@ -91,7 +93,9 @@ if ((${#cargo_args[@]})); then
     exec cargo test --workspace --locked "${cargo_args[@]}"
 fi
 
-on_major "" --workspace
+status=0
+on_major "" --workspace || status=1
 for other in 16 17 18; do
-    run_subset "$other"
+    run_subset "$other" || status=1
 done
+exit $status
