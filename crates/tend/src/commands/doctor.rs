@@ -253,7 +253,7 @@ fn check_database(report: &mut Report, check: &str, info: &ConnInfo, settings: &
                 .await
                 .map_err(|e| tend_pg::ConnectError::Other {
                     target: info.target(),
-                    detail: e.to_string(),
+                    detail: tend_pg::error_text(&e),
                 })?;
         let tls: Option<bool> = session
             .query_opt(

@@ -572,3 +572,88 @@ fn check_without_stats_privilege_says_it_could_not_look_and_exits_non_zero() {
     assert_eq!(code, 2, "{out}{err}");
     drop(idle);
 }
+
+/// An application role that owns its database but not every table: `vacuum` and `reindex`
+/// of a table it may not maintain say so and exit 1 (PostgreSQL's VACUUM would only warn),
+/// and a run over every table vacuums the ones it may, names the rest and exits 1.
+#[test]
+fn vacuum_and_reindex_refuse_what_the_role_may_not_maintain() {
+    let server = tend_testkit::TestServer::get();
+    let db = TestDb::create();
+    let Some(mut app) = server.password_user("tend_maint_app", "maint-pw", &db.name) else {
+        return;
+    };
+    app.set("sslmode", "disable");
+    db.execute(&format!(
+        "ALTER DATABASE {} OWNER TO tend_maint_app;
+         CREATE TABLE theirs (id int PRIMARY KEY); INSERT INTO theirs SELECT generate_series(1, 100);
+         CREATE TABLE mine (id int PRIMARY KEY); ALTER TABLE mine OWNER TO tend_maint_app",
+        db.name
+    ));
+    let project = TestProject::new();
+    let tend = |args: &[&str]| {
+        run(project
+            .tend()
+            .env("DATABASE_URL", app.to_secret_string())
+            .args(args))
+    };
+    let vacuumed = |table: &str| {
+        db.query_column(&format!(
+            "SELECT (last_vacuum IS NOT NULL)::text FROM pg_stat_user_tables WHERE relname = '{table}'"
+        ))
+    };
+    // The database owner may vacuum every table up to PostgreSQL 16, not from 17 on.
+    let major: u32 = db.query_column("SHOW server_version_num")[0]
+        .as_deref()
+        .unwrap()
+        .parse::<u32>()
+        .unwrap()
+        / 10000;
+    if major >= 17 {
+        let (code, out, err) = tend(&["vacuum", "theirs"]);
+        assert_eq!(code, 1, "{out}{err}");
+        assert!(
+            err.contains("may not vacuum public.theirs") && err.contains("owner `postgres`"),
+            "{err}"
+        );
+        assert!(!out.contains("Vacuumed"), "{out}");
+        assert_eq!(vacuumed("theirs"), vec![Some("false".into())]);
+    }
+    let (code, out, err) = tend(&["vacuum", "mine"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(vacuumed("mine"), vec![Some("true".into())]);
+    // Reindex needs the table's owner on every version.
+    let (code, out, err) = tend(&["reindex", "theirs_pkey"]);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(
+        err.contains("may not rebuild public.theirs_pkey") && err.contains("owner `postgres`"),
+        "{err}"
+    );
+    assert!(!err.contains("db error"), "{err}");
+    let (code, out, err) = tend(&["reindex", "mine_pkey"]);
+    assert_eq!(code, 0, "{out}{err}");
+    // A role that owns nothing: the whole-database vacuum names what it skipped, exit 1.
+    let Some(mut stranger) = server.password_user("tend_maint_stranger", "s-pw", &db.name) else {
+        return;
+    };
+    stranger.set("sslmode", "disable");
+    let (code, out, err) = run(project
+        .tend()
+        .env("DATABASE_URL", stranger.to_secret_string())
+        .args(["vacuum", "--json"]));
+    assert_eq!(code, 1, "{out}{err}");
+    let doc: serde_json::Value =
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}{err}"));
+    assert_eq!(doc["complete"], false, "{doc}");
+    assert_eq!(doc["skipped"].as_array().unwrap().len(), 2, "{doc}");
+    assert!(err.contains("skipped 2 tables"), "{err}");
+    let (code, _, err) = run(project
+        .tend()
+        .env("DATABASE_URL", stranger.to_secret_string())
+        .args(["vacuum", "mine"]));
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("may not vacuum public.mine") && err.contains("owner `tend_maint_app`"),
+        "{err}"
+    );
+}
