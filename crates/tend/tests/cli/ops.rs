@@ -229,6 +229,7 @@ fn vacuum_reindex_and_optimize_do_what_they_say() {
     let (code, _, err) = tend(&["reindex", "--invalid"]);
     assert_eq!(code, 1, "{err}");
     assert!(err.contains("could not create unique index"), "{err}");
+    assert!(err.contains("SQLSTATE 23505"), "{err}");
     // ... and leaves no half-built copy behind.
     assert_eq!(
         db.query_column(
