@@ -183,7 +183,7 @@ pub async fn resolve_tables(client: &Client, names: &[String]) -> Result<Vec<Str
                 &[name],
             )
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| tend_pg::error_text(&e))?;
         match row {
             Some(row) => out.push(row.get(0)),
             None => return Err(format!("there is no table `{name}` in this database")),
@@ -218,6 +218,66 @@ pub async fn vacuum_progress(
     }))
 }
 
+/// What a maintenance command does to a relation, for [`may_maintain`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Maintenance {
+    /// VACUUM or ANALYZE of a table.
+    Vacuum,
+    /// REINDEX of an index.
+    Reindex,
+}
+
+/// Whether the session's role may maintain one relation, and who owns it.
+#[derive(Debug, Clone, Serialize)]
+pub struct MaintenanceRight {
+    /// As given (qualified and quoted).
+    pub relation: String,
+    pub owner: String,
+    pub allowed: bool,
+}
+
+/// Whether the role may VACUUM (or REINDEX) each relation, decided before running
+/// anything: PostgreSQL's VACUUM only warns and skips a table it may not vacuum, and
+/// reports success. The rules are the server's: from PostgreSQL 17 the MAINTAIN privilege
+/// on the table; before, its owner (or a member of the owning role), and for VACUUM also
+/// the database's owner (shared catalogs aside). Superusers may always.
+pub async fn may_maintain(
+    client: &Client,
+    relations: &[String],
+    what: Maintenance,
+) -> Result<Vec<MaintenanceRight>, tokio_postgres::Error> {
+    let version: i32 = client
+        .query_one("SELECT current_setting('server_version_num')::int", &[])
+        .await?
+        .get(0);
+    let allowed = if version >= 170000 {
+        "has_table_privilege(t.oid, 'MAINTAIN')"
+    } else if what == Maintenance::Vacuum {
+        "pg_has_role(t.relowner, 'USAGE') OR (NOT t.relisshared AND pg_has_role(d.datdba, 'USAGE'))"
+    } else {
+        "pg_has_role(t.relowner, 'USAGE')"
+    };
+    let sql = format!(
+        "SELECT r.rel, pg_get_userbyid(t.relowner)::text, {allowed}
+           FROM unnest($1::text[]) WITH ORDINALITY AS r(rel, ord)
+           JOIN pg_class c ON c.oid = to_regclass(r.rel)
+           LEFT JOIN pg_index i ON i.indexrelid = c.oid
+           JOIN pg_class t ON t.oid = coalesce(i.indrelid, c.oid)
+           JOIN pg_database d ON d.datname = current_database()
+          ORDER BY r.ord"
+    );
+    Ok(client
+        .query(&sql, &[&relations])
+        .await?
+        .into_iter()
+        .map(|r| MaintenanceRight {
+            relation: r.get(0),
+            owner: r.get(1),
+            allowed: r.get(2),
+        })
+        .collect())
+}
+
 /// Indexes to rebuild: invalid ones, or named ones.
 pub async fn reindex_plan(
     client: &Client,
@@ -237,7 +297,7 @@ pub async fn reindex_plan(
                 &[],
             )
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| tend_pg::error_text(&e))?;
         for row in rows {
             let name: String = row.get(0);
             plan.push(PlannedStatement {
@@ -265,7 +325,7 @@ pub async fn reindex_plan(
                 &[],
             )
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| tend_pg::error_text(&e))?;
         for row in rows {
             let name: String = row.get(0);
             let pages: f64 = row.get(1);
@@ -292,7 +352,7 @@ pub async fn reindex_plan(
                 &[name],
             )
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| tend_pg::error_text(&e))?;
         let Some(row) = row else {
             return Err(format!("there is no index `{name}` in this database"));
         };

@@ -81,6 +81,9 @@ pub enum Rule {
     AtMost,
     /// Every row is a finding of this severity; thresholds do not apply.
     Each(Severity),
+    /// Like `AtLeast`, but a row below the warning threshold is still an `info` finding: its
+    /// presence is worth knowing (a lock held now), its value says how bad it is.
+    AtLeastElseInfo,
 }
 
 /// What the value counts, for display and for the units of thresholds.
@@ -121,6 +124,10 @@ pub struct Check {
     pub min_major: u32,
     /// An extension it needs in the database, and how to enable it when absent.
     pub extension: Option<&'static str>,
+    /// It judges other sessions (`pg_stat_activity`, `pg_stat_progress_*`), whose state,
+    /// times and queries PostgreSQL hides from a role without pg_read_all_stats: for such a
+    /// role the runner reports that it could not see them, rather than "nothing found".
+    pub reads_sessions: bool,
 }
 
 impl Check {
@@ -151,6 +158,10 @@ impl Thresholds {
                     Severity::Ok
                 }
             }
+            Rule::AtLeastElseInfo => match Thresholds::judge(self, Rule::AtLeast, value) {
+                Severity::Ok => Severity::Info,
+                worse => worse,
+            },
             Rule::AtMost => {
                 if self.critical.is_some_and(|c| value <= c) {
                     Severity::Critical
@@ -258,6 +269,13 @@ mod tests {
         assert_eq!(t.judge(Rule::AtMost, 0.95), Severity::Warning);
         assert_eq!(t.judge(Rule::AtMost, 0.5), Severity::Critical);
         assert_eq!(t.judge(Rule::Each(Severity::Info), 0.0), Severity::Info);
+        let t = Thresholds {
+            warning: Some(60.0),
+            critical: Some(300.0),
+        };
+        assert_eq!(t.judge(Rule::AtLeastElseInfo, 1.0), Severity::Info);
+        assert_eq!(t.judge(Rule::AtLeastElseInfo, 61.0), Severity::Warning);
+        assert_eq!(t.judge(Rule::AtLeastElseInfo, 301.0), Severity::Critical);
     }
 
     #[test]

@@ -143,7 +143,10 @@ async fn probe_server(
                 name: if is_replica { "replica.query" } else { "query" },
                 status: Severity::Critical,
                 value: None,
-                message: format!("the {role} accepted the connection but not a query: {err}"),
+                message: format!(
+                    "the {role} accepted the connection but not a query: {}",
+                    tend_pg::error_text(&err)
+                ),
             });
             return;
         }

@@ -13,4 +13,4 @@ pub mod history;
 pub mod runner;
 
 pub use check::{Category, Check, Finding, Rule, Severity, Thresholds, Unit};
-pub use runner::{CheckOverride, Report, RunOptions};
+pub use runner::{Blind, CheckOverride, Report, RunOptions};

@@ -85,9 +85,38 @@ pub struct CheckResult {
     pub severity: Severity,
     pub findings: usize,
     pub millis: u64,
-    /// Why it could not look, for `unknown`.
+    /// Why it could not look, for `unknown` (or why it found nothing to compare).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
+    /// What kept it from looking, when it could not (wholly or in part).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unknown: Option<Blind>,
+}
+
+/// What kept a check from looking. All but [`Blind::NotInstalled`] may hide a problem a
+/// more privileged or luckier run would have found, so they count in [`Report::status`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Blind {
+    /// An extension it needs is not installed: the check does not apply to this database.
+    NotInstalled,
+    /// The role may not read what the check reads.
+    NoPrivilege,
+    /// Sessions of other roles are hidden from the role (no pg_read_all_stats).
+    HiddenSessions,
+    /// A lock it needed was held by another session (checks never wait).
+    Locked,
+    /// Its query ran out of time.
+    Timeout,
+    /// Any other error.
+    Failed,
+}
+
+impl Blind {
+    /// Whether a check blind this way might have found something.
+    pub fn may_hide(self) -> bool {
+        self != Blind::NotInstalled
+    }
 }
 
 /// A whole run.
@@ -101,7 +130,7 @@ pub struct Report {
 }
 
 impl Report {
-    /// The worst severity of the run, ignoring `unknown` (reported, but not a failure).
+    /// The worst severity among the findings, leaving out `unknown`.
     pub fn worst(&self) -> Severity {
         self.findings
             .iter()
@@ -109,6 +138,26 @@ impl Report {
             .filter(|s| *s != Severity::Unknown)
             .max()
             .unwrap_or(Severity::Ok)
+    }
+
+    /// The run's status: critical or warning when a finding is; otherwise `unknown` when a
+    /// check could not look for a reason that may hide a problem (no privilege, sessions
+    /// of other roles hidden, a lock, a timeout, an error), so a blind run never passes for
+    /// a clean one; otherwise ok or info. An extension that is not installed does not count.
+    pub fn status(&self) -> Severity {
+        let worst = self.worst();
+        if worst >= Severity::Warning {
+            return worst;
+        }
+        if self
+            .results
+            .iter()
+            .any(|r| r.unknown.is_some_and(Blind::may_hide))
+        {
+            Severity::Unknown
+        } else {
+            worst
+        }
     }
 }
 
@@ -144,13 +193,24 @@ pub async fn run(
         .into_iter()
         .map(|r| r.get(0))
         .collect();
+    // Sessions of other roles whose state PostgreSQL hides from this role.
+    let hidden_sessions: i64 = client
+        .query_one(
+            "SELECT CASE WHEN pg_has_role(current_user, 'pg_read_all_stats', 'USAGE') THEN 0
+                         ELSE (SELECT count(*) FROM pg_stat_activity
+                                WHERE query = '<insufficient privilege>' AND datname IS NOT NULL)
+                    END",
+            &[],
+        )
+        .await?
+        .get(0);
     let mut results = Vec::new();
     let mut findings = Vec::new();
     for check in catalog.iter().copied().filter(|c| options.selects(c)) {
         let check = crate::checks::for_major(check, server.major());
         let check_started = Instant::now();
         let thresholds = options.thresholds(check);
-        let (mut found, note) = if server.major() < check.min_major {
+        let (mut found, note, blind) = if server.major() < check.min_major {
             (
                 Vec::new(),
                 Some(format!(
@@ -158,6 +218,7 @@ pub async fn run(
                     check.min_major,
                     server.major()
                 )),
+                None,
             )
         } else if let Some(ext) = check
             .extension
@@ -166,10 +227,23 @@ pub async fn run(
             let note = format!(
                 "the {ext} extension is not installed in this database; enable it with `shared_preload_libraries = '{ext}'` in postgresql.conf (a restart), then `CREATE EXTENSION {ext};`"
             );
-            (vec![unknown(check, &note)], Some(note))
+            (
+                vec![unknown(check, &note)],
+                Some(note),
+                Some(Blind::NotInstalled),
+            )
         } else {
             match run_one(client, check, thresholds).await {
-                Ok(found) => (found, None),
+                // What it saw is real; what it could not see is said.
+                Ok(mut found) if check.reads_sessions && hidden_sessions > 0 => {
+                    let user = tend_pg::quote_ident(&server.user);
+                    let note = format!(
+                        "{hidden_sessions} sessions of other roles are hidden from {user} (PostgreSQL shows their state, times and queries only to members of pg_read_all_stats); `GRANT pg_read_all_stats TO {user};` (or pg_monitor) lets tend see them"
+                    );
+                    found.push(unknown(check, &note));
+                    (found, Some(note), Some(Blind::HiddenSessions))
+                }
+                Ok(found) => (found, None, None),
                 // Checks that compare with history find nothing to compare on a first run.
                 Err(err)
                     if err.code() == Some(&SqlState::UNDEFINED_TABLE)
@@ -181,11 +255,12 @@ pub async fn run(
                             "no check history yet: the first run with history on starts it"
                                 .to_string(),
                         ),
+                        None,
                     )
                 }
                 Err(err) => {
-                    let note = could_not_look(&err, &server);
-                    (vec![unknown(check, &note)], Some(note))
+                    let (blind, note) = could_not_look(&err, &server);
+                    (vec![unknown(check, &note)], Some(note), Some(blind))
                 }
             }
         };
@@ -201,6 +276,7 @@ pub async fn run(
             findings: found.len(),
             millis: check_started.elapsed().as_millis() as u64,
             note,
+            unknown: blind,
         });
         findings.append(&mut found);
     }
@@ -225,22 +301,26 @@ fn unknown(check: &'static Check, note: &str) -> Finding {
     }
 }
 
-fn could_not_look(err: &tokio_postgres::Error, server: &ServerFacts) -> String {
+fn could_not_look(err: &tokio_postgres::Error, server: &ServerFacts) -> (Blind, String) {
     match err.code() {
-        Some(code) if *code == SqlState::INSUFFICIENT_PRIVILEGE => format!(
-            "the role `{}` may not read this; `GRANT pg_monitor TO {};` opens most checks, a few (such as pg_hba_file_rules) only a superuser may read",
-            server.user, server.user
+        Some(code) if *code == SqlState::INSUFFICIENT_PRIVILEGE => (
+            Blind::NoPrivilege,
+            format!(
+                "the role `{}` may not read this ({}); `GRANT pg_monitor TO {};` opens most checks, a few (such as pg_hba_file_rules) only a superuser may read",
+                server.user,
+                tend_pg::error_text(err),
+                tend_pg::quote_ident(&server.user)
+            ),
         ),
-        Some(code) if *code == SqlState::QUERY_CANCELED => {
-            "the query took longer than the 5 s checks may take".to_string()
-        }
-        Some(code) if *code == SqlState::LOCK_NOT_AVAILABLE => {
-            "a lock it needed was held; checks never wait for locks".to_string()
-        }
-        _ => match err.as_db_error() {
-            Some(db) => db.message().to_string(),
-            None => err.to_string(),
-        },
+        Some(code) if *code == SqlState::QUERY_CANCELED => (
+            Blind::Timeout,
+            "the query took longer than the 5 s checks may take".to_string(),
+        ),
+        Some(code) if *code == SqlState::LOCK_NOT_AVAILABLE => (
+            Blind::Locked,
+            "a lock it needed was held by another session, and checks never wait for locks (locks.exclusive_held and `tend locks` name the holder)".to_string(),
+        ),
+        _ => (Blind::Failed, tend_pg::error_text(err)),
     }
 }
 

@@ -5,8 +5,16 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
-/// tend runs the database side of a PostgreSQL application: local clusters, configuration
-/// and diagnostics today; migrations, backups, checks and jobs as they land.
+/// tend runs the database side of a PostgreSQL application: migrations and schema drift,
+/// encrypted backups and restores, health checks and maintenance, and a local cluster.
+///
+/// Migrations and schemas (Prisma's layout or tend's own): migrate, schema, seed.
+///
+/// Backups (pg_dump, compressed and encrypted, to a directory or S3): backup, restore.
+///
+/// Health and maintenance: health, check, queries, locks, kill, vacuum, reindex, optimize.
+///
+/// Setup and diagnosis: init, dev, config, doctor, demo, completions.
 ///
 /// With no database configured, tend uses the project's local cluster under .tend/,
 /// starting it when needed.
@@ -69,7 +77,15 @@ pub enum Command {
     Restore(crate::commands::restore::RestoreArgs),
     /// Probe the database fast: connect, latency, role, connections, replica lag (Nagios exit codes).
     Health(crate::commands::health::HealthArgs),
-    /// Run the catalog of checks and report findings with remedies (exit 0 ok, 1 warning, 2 critical).
+    /// Run the catalog of checks and report findings with remedies (exit 0 ok, 1 warning or could not look, 2 critical).
+    ///
+    /// The checks run on one read-only session that never waits for a lock. Exit 0 when
+    /// nothing is worse than info; 1 for a warning, or when a check could not look for a
+    /// reason that may hide a problem (a privilege the role lacks, other roles' sessions
+    /// hidden from it, a lock, a timeout); 2 for a critical finding.
+    ///
+    /// Each run is kept in a `tend` schema of the database (created on the first run, which
+    /// says so first); set checks.history = "off" (TEND_CHECK_HISTORY=off) to write nothing.
     Check(crate::commands::check::CheckArgs),
     /// Show what client sessions are doing now, longest first.
     Queries(crate::commands::queries::QueriesArgs),
@@ -77,13 +93,20 @@ pub enum Command {
     Locks(crate::commands::locks::LocksArgs),
     /// Cancel sessions' queries (or terminate sessions) by pid, age or state.
     Kill(crate::commands::kill::KillArgs),
-    /// VACUUM (and ANALYZE) tables with progress.
+    /// VACUUM (and ANALYZE) tables with progress; tables the role may not vacuum are named, exit 1.
+    ///
+    /// PostgreSQL's own VACUUM skips a table the role may not vacuum with only a warning;
+    /// tend decides first: a named table it may not vacuum is an error and nothing runs;
+    /// with no table named, it vacuums the ones it may and names the rest (exit 1).
     Vacuum(crate::commands::vacuum::VacuumArgs),
     /// Rebuild indexes with REINDEX CONCURRENTLY, never stalling the lock queue.
+    ///
+    /// Indexes the role may not rebuild (it must own the table; from PostgreSQL 17 the
+    /// MAINTAIN privilege is enough) are refused when named, else skipped and named (exit 1).
     Reindex(crate::commands::reindex::ReindexArgs),
     /// Analyze stale statistics, index foreign keys; with --apply drop unused/duplicate indexes.
     Optimize(crate::commands::optimize::OptimizeArgs),
-    /// Check tools, versions, connectivity and configuration, and say how to fix problems.
+    /// Check tools, configuration, connectivity, the project's layout, backups and restore drills.
     Doctor(crate::commands::doctor::DoctorArgs),
     /// Build an example SaaS database on the local cluster and show what tend does with it.
     Demo(crate::commands::demo::DemoArgs),

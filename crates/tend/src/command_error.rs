@@ -81,19 +81,28 @@ impl CommandError {
         CommandError::new(kind, String::new())
     }
 
-    fn from_error(kind: ErrorKind, err: &dyn std::error::Error) -> CommandError {
+    fn from_error(kind: ErrorKind, err: &(dyn std::error::Error + 'static)) -> CommandError {
         let mut chain = Vec::new();
         let mut source = err.source();
         while let Some(cause) = source {
-            chain.push(cause.to_string());
+            chain.push(error_text(cause));
             source = cause.source();
         }
         CommandError {
             kind,
-            message: err.to_string(),
+            message: error_text(err),
             hints: Vec::new(),
             detail: (!chain.is_empty()).then(|| chain.join("\ncaused by: ")),
         }
+    }
+}
+
+/// An error for people: PostgreSQL's message and SQLSTATE for a driver error (whose own
+/// display is the bare "db error"), the error's display otherwise.
+fn error_text(err: &(dyn std::error::Error + 'static)) -> String {
+    match err.downcast_ref::<tokio_postgres::Error>() {
+        Some(pg) => tend_pg::error_text(pg),
+        None => err.to_string(),
     }
 }
 
@@ -153,9 +162,8 @@ impl From<tokio_postgres::Error> for CommandError {
         match err.as_db_error() {
             Some(db) => {
                 let mut e = CommandError::failure(format!(
-                    "PostgreSQL reported: {} ({})",
-                    db.message(),
-                    db.code().code()
+                    "PostgreSQL reported: {}",
+                    tend_pg::error_text(&err)
                 ));
                 if let Some(hint) = db.hint() {
                     e.hints.push(hint.to_string());

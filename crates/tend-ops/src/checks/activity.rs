@@ -20,6 +20,7 @@ pub static CHECKS: &[Check] = &[
         remedy: "Put a connection pooler (PgBouncer in transaction mode) in front of the database, lower the pool sizes of the applications, or raise max_connections (a restart).",
         min_major: 10,
         extension: None,
+        reads_sessions: true,
     },
     Check {
         id: "connections.count",
@@ -36,6 +37,7 @@ pub static CHECKS: &[Check] = &[
         remedy: "Find which application opens them (`tend check --only connections.by_application`) and lower its pool size.",
         min_major: 10,
         extension: None,
+        reads_sessions: true,
     },
     Check {
         id: "connections.by_application",
@@ -55,6 +57,7 @@ pub static CHECKS: &[Check] = &[
         remedy: "Lower that application's pool size, or route it through a pooler.",
         min_major: 10,
         extension: None,
+        reads_sessions: true,
     },
     Check {
         id: "connections.idle",
@@ -72,6 +75,7 @@ pub static CHECKS: &[Check] = &[
         remedy: "Idle sessions still cost memory and slots: shrink the applications' pools, set idle timeouts in them, or use a pooler.",
         min_major: 10,
         extension: None,
+        reads_sessions: true,
     },
     Check {
         id: "transactions.idle_in_transaction",
@@ -91,6 +95,7 @@ pub static CHECKS: &[Check] = &[
         remedy: "Fix the code path that leaves the transaction open; set idle_in_transaction_session_timeout (e.g. '5min') for the role; end this one with `tend kill PID`.",
         min_major: 10,
         extension: None,
+        reads_sessions: true,
     },
     Check {
         id: "transactions.long_running",
@@ -110,6 +115,7 @@ pub static CHECKS: &[Check] = &[
         remedy: "Commit in smaller batches; find the session with `tend queries` and end it with `tend kill PID` if it is stuck.",
         min_major: 10,
         extension: None,
+        reads_sessions: true,
     },
     Check {
         id: "transactions.prepared_old",
@@ -125,6 +131,7 @@ pub static CHECKS: &[Check] = &[
         remedy: "Have the transaction manager finish it, or end it by hand: `COMMIT PREPARED 'gid'` or `ROLLBACK PREPARED 'gid'`.",
         min_major: 10,
         extension: None,
+        reads_sessions: false,
     },
     Check {
         id: "locks.blocked",
@@ -145,6 +152,7 @@ pub static CHECKS: &[Check] = &[
         remedy: "See the whole chain with `tend locks`; end the blocker at its root with `tend kill PID` (or `--terminate`); set lock_timeout in migrations so DDL never queues behind traffic.",
         min_major: 10,
         extension: None,
+        reads_sessions: true,
     },
     Check {
         id: "locks.exclusive_queue",
@@ -164,6 +172,34 @@ pub static CHECKS: &[Check] = &[
         remedy: "Cancel the DDL (`tend kill PID`) and run it again with a short lock_timeout and retries (tend migrate's `migrate.lock_timeout`).",
         min_major: 10,
         extension: None,
+        reads_sessions: true,
+    },
+    Check {
+        id: "locks.exclusive_held",
+        category: Category::Locks,
+        title: "ACCESS EXCLUSIVE locks held on relations",
+        // Held at all, it is worth knowing (nothing can read the relation, and checks that
+        // would read it report that they could not); held long, it is an outage.
+        rule: Rule::AtLeastElseInfo,
+        unit: Unit::Seconds,
+        warning: Some(60.0),
+        critical: Some(300.0),
+        sql: "SELECT coalesce(l.relation::regclass::text, '?') || ' by pid ' || a.pid
+                       || ' (' || coalesce(nullif(a.application_name, ''), '?') || ', ' || coalesce(a.usename::text, '?') || ')',
+                     extract(epoch FROM clock_timestamp() - coalesce(a.xact_start, a.state_change))::float8,
+                     'session ' || coalesce(a.state, '?') || ', '
+                       || (SELECT count(*) FROM pg_locks w WHERE w.locktype = 'relation' AND w.relation = l.relation
+                              AND w.database = l.database AND NOT w.granted)
+                       || ' sessions waiting for it'
+                FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+               WHERE l.locktype = 'relation' AND l.granted AND l.mode = 'AccessExclusiveLock'
+                 AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+                 AND l.pid <> pg_backend_pid()",
+        finding: "{subject} holds an ACCESS EXCLUSIVE lock, for {value} so far ({detail}): no one can read it until that transaction ends",
+        remedy: "If it is not a migration in progress, end the transaction that holds it (`tend locks` shows the chain, `tend kill PID --terminate` ends it); DDL should run with a short lock_timeout.",
+        min_major: 10,
+        extension: None,
+        reads_sessions: true,
     },
     Check {
         id: "locks.deadlocks",
@@ -180,6 +216,7 @@ pub static CHECKS: &[Check] = &[
         remedy: "Deadlocks mean two code paths lock the same rows in different orders: make them lock in one order (e.g. by primary key) or lock up front with SELECT ... FOR UPDATE; log_lock_waits shows which statements collide.",
         min_major: 10,
         extension: None,
+        reads_sessions: false,
     },
     Check {
         id: "queries.long_running",
@@ -199,6 +236,7 @@ pub static CHECKS: &[Check] = &[
         remedy: "Look at its plan (EXPLAIN), add the index it lacks, or set statement_timeout for the role; `tend kill PID` cancels it.",
         min_major: 10,
         extension: None,
+        reads_sessions: true,
     },
     Check {
         id: "queries.slow_statements",
@@ -219,6 +257,7 @@ pub static CHECKS: &[Check] = &[
         remedy: "EXPLAIN (ANALYZE, BUFFERS) the statement and add the index or rewrite it; the slowest by total time pay back first.",
         min_major: 13,
         extension: Some("pg_stat_statements"),
+        reads_sessions: false,
     },
     Check {
         id: "queries.cache_hit_ratio",
@@ -236,6 +275,7 @@ pub static CHECKS: &[Check] = &[
         remedy: "The working set does not fit in memory: raise shared_buffers (about 25% of RAM), add RAM, or cut what queries read (indexes, narrower selects).",
         min_major: 10,
         extension: None,
+        reads_sessions: false,
     },
     Check {
         id: "queries.index_hit_ratio",
@@ -253,6 +293,7 @@ pub static CHECKS: &[Check] = &[
         remedy: "Raise shared_buffers or RAM, and drop unused indexes that compete for memory (`tend check --only indexes.unused`).",
         min_major: 10,
         extension: None,
+        reads_sessions: false,
     },
     Check {
         id: "queries.temp_files",
@@ -269,6 +310,7 @@ pub static CHECKS: &[Check] = &[
         remedy: "Sorts and hashes overflow work_mem: find them with log_temp_files = 0, add indexes that avoid the sort, or raise work_mem for the roles that need it.",
         min_major: 10,
         extension: None,
+        reads_sessions: false,
     },
     Check {
         id: "connections.waiting_clients",
@@ -288,6 +330,7 @@ pub static CHECKS: &[Check] = &[
         remedy: "Look at the wait events with `tend queries`: Lock means contention (see `tend locks`), IO means the disk is the limit, LWLock often means too many connections.",
         min_major: 10,
         extension: None,
+        reads_sessions: true,
     },
     Check {
         id: "locks.advisory_held",
@@ -308,5 +351,6 @@ pub static CHECKS: &[Check] = &[
         remedy: "Usually a job runner or a deploy lock; if its owner is gone, `tend kill PID --terminate` releases it.",
         min_major: 10,
         extension: None,
+        reads_sessions: true,
     },
 ];

@@ -23,6 +23,7 @@ pub static CHECKS: &[Check] = &[
         remedy: "Set `fsync = on` in postgresql.conf (or `ALTER SYSTEM SET fsync = on;`) and reload with `SELECT pg_reload_conf();`; if the server crashed while it was off, check the data (pg_amcheck) or restore from a backup.",
         min_major: 10,
         extension: None,
+        reads_sessions: false,
     },
     Check {
         id: "settings.full_page_writes_off",
@@ -38,6 +39,7 @@ pub static CHECKS: &[Check] = &[
         remedy: "Set `full_page_writes = on` (`ALTER SYSTEM SET full_page_writes = on;` then `SELECT pg_reload_conf();`); turn it off only on storage that guarantees atomic 8 kB writes (e.g. ZFS).",
         min_major: 10,
         extension: None,
+        reads_sessions: false,
     },
     Check {
         id: "settings.synchronous_commit_off",
@@ -53,6 +55,7 @@ pub static CHECKS: &[Check] = &[
         remedy: "If losing the last commits is not acceptable, `ALTER SYSTEM SET synchronous_commit = on;` and `SELECT pg_reload_conf();`, and turn it off only per transaction (`SET LOCAL synchronous_commit = off`) where the speed matters more.",
         min_major: 10,
         extension: None,
+        reads_sessions: false,
     },
     Check {
         id: "settings.autovacuum_off",
@@ -68,6 +71,7 @@ pub static CHECKS: &[Check] = &[
         remedy: "`ALTER SYSTEM SET autovacuum = on;` and `SELECT pg_reload_conf();`; to calm a busy table tune its autovacuum storage parameters instead of turning autovacuum off.",
         min_major: 10,
         extension: None,
+        reads_sessions: false,
     },
     Check {
         id: "settings.track_counts_off",
@@ -83,6 +87,7 @@ pub static CHECKS: &[Check] = &[
         remedy: "`ALTER SYSTEM SET track_counts = on;` and `SELECT pg_reload_conf();`, and remove any `ALTER DATABASE ... SET track_counts` or `ALTER ROLE ... SET track_counts`.",
         min_major: 10,
         extension: None,
+        reads_sessions: false,
     },
     Check {
         id: "settings.max_connections_high",
@@ -98,6 +103,7 @@ pub static CHECKS: &[Check] = &[
         remedy: "Put a connection pooler (PgBouncer in transaction mode) in front of the database and lower max_connections to what the pooler needs (a restart).",
         min_major: 10,
         extension: None,
+        reads_sessions: false,
     },
     Check {
         id: "settings.shared_buffers_small",
@@ -115,6 +121,7 @@ pub static CHECKS: &[Check] = &[
         remedy: "Set shared_buffers to about 25% of the server's RAM (`ALTER SYSTEM SET shared_buffers = '2GB';`) and restart.",
         min_major: 10,
         extension: None,
+        reads_sessions: false,
     },
     Check {
         id: "settings.work_mem_risky",
@@ -132,6 +139,7 @@ pub static CHECKS: &[Check] = &[
         remedy: "Keep the server-wide work_mem modest (`ALTER SYSTEM SET work_mem = '32MB';` then `SELECT pg_reload_conf();`) and raise it only for the roles or sessions that need it (`ALTER ROLE reporting SET work_mem = '512MB';`).",
         min_major: 10,
         extension: None,
+        reads_sessions: false,
     },
     Check {
         id: "settings.maintenance_work_mem_small",
@@ -149,6 +157,7 @@ pub static CHECKS: &[Check] = &[
         remedy: "Raise it to 256MB-1GB depending on RAM (`ALTER SYSTEM SET maintenance_work_mem = '512MB';` then `SELECT pg_reload_conf();`).",
         min_major: 10,
         extension: None,
+        reads_sessions: false,
     },
     Check {
         id: "settings.idle_in_transaction_timeout_unset",
@@ -172,6 +181,7 @@ pub static CHECKS: &[Check] = &[
         remedy: "Set it for the application's role, e.g. `ALTER ROLE app SET idle_in_transaction_session_timeout = '5min';` (new sessions pick it up).",
         min_major: 10,
         extension: None,
+        reads_sessions: false,
     },
     Check {
         id: "settings.statement_timeout_unset",
@@ -194,6 +204,7 @@ pub static CHECKS: &[Check] = &[
         remedy: "Set it for the application's role, above its slowest legitimate query, e.g. `ALTER ROLE app SET statement_timeout = '30s';` (new sessions pick it up).",
         min_major: 10,
         extension: None,
+        reads_sessions: false,
     },
     Check {
         id: "settings.checkpoint_timeout_short",
@@ -210,6 +221,7 @@ pub static CHECKS: &[Check] = &[
         remedy: "Raise it to 15min-30min (`ALTER SYSTEM SET checkpoint_timeout = '15min';` then `SELECT pg_reload_conf();`), with max_wal_size large enough that checkpoints are timed, not forced.",
         min_major: 10,
         extension: None,
+        reads_sessions: false,
     },
     Check {
         id: "settings.max_wal_size_small",
@@ -227,6 +239,7 @@ pub static CHECKS: &[Check] = &[
         remedy: "Raise it (`ALTER SYSTEM SET max_wal_size = '4GB';` then `SELECT pg_reload_conf();`); the log's \"checkpoints are occurring too frequently\" hints say by how much.",
         min_major: 10,
         extension: None,
+        reads_sessions: false,
     },
     Check {
         id: "settings.wal_level_minimal",
@@ -242,6 +255,7 @@ pub static CHECKS: &[Check] = &[
         remedy: "Set `wal_level = replica` (`ALTER SYSTEM SET wal_level = 'replica';`) and restart, then set up WAL archiving or a backup tool (pgBackRest, Barman).",
         min_major: 10,
         extension: None,
+        reads_sessions: false,
     },
     Check {
         id: "settings.data_checksums_off",
@@ -257,6 +271,7 @@ pub static CHECKS: &[Check] = &[
         remedy: "Enable them on a stopped cluster with `pg_checksums --enable -D $PGDATA` (it rewrites every file: plan the downtime, or do it on a replica and fail over).",
         min_major: 10,
         extension: None,
+        reads_sessions: false,
     },
     Check {
         id: "settings.log_lock_waits_off",
@@ -272,6 +287,7 @@ pub static CHECKS: &[Check] = &[
         remedy: "`ALTER SYSTEM SET log_lock_waits = on;` and `SELECT pg_reload_conf();`: the log then names the waiting and the blocking statements.",
         min_major: 10,
         extension: None,
+        reads_sessions: false,
     },
     Check {
         id: "settings.pending_restart",
@@ -288,6 +304,7 @@ pub static CHECKS: &[Check] = &[
         remedy: "Restart the server in a quiet moment (`pg_ctl restart` or the service manager), or undo the change (`ALTER SYSTEM RESET name;` or edit postgresql.conf) and `SELECT pg_reload_conf();`.",
         min_major: 10,
         extension: None,
+        reads_sessions: false,
     },
     Check {
         id: "security.superuser_app",
@@ -303,6 +320,7 @@ pub static CHECKS: &[Check] = &[
         remedy: "Give the application a role of its own that owns its schema but is not a superuser (`CREATE ROLE app LOGIN PASSWORD '...'; ALTER SCHEMA public OWNER TO app;`), and keep superusers for administration.",
         min_major: 10,
         extension: None,
+        reads_sessions: false,
     },
     Check {
         id: "security.trust_auth",
@@ -330,6 +348,7 @@ pub static CHECKS: &[Check] = &[
         remedy: "Replace `trust` with `scram-sha-256` (or `peer` for local sockets) in pg_hba.conf, give the roles passwords, and `SELECT pg_reload_conf();`.",
         min_major: 10,
         extension: None,
+        reads_sessions: false,
     },
     Check {
         id: "security.ssl_off",
@@ -349,6 +368,7 @@ pub static CHECKS: &[Check] = &[
         remedy: "Install a certificate and key, set `ssl = on` and reload, then require TLS with `hostssl` lines in pg_hba.conf (and `sslmode=verify-full` in clients).",
         min_major: 10,
         extension: None,
+        reads_sessions: false,
     },
     Check {
         id: "security.public_schema_create",
@@ -367,6 +387,7 @@ pub static CHECKS: &[Check] = &[
         remedy: "`REVOKE CREATE ON SCHEMA name FROM PUBLIC;` and grant CREATE only to the roles that own objects there.",
         min_major: 10,
         extension: None,
+        reads_sessions: false,
     },
     Check {
         id: "security.plaintext_secrets",
@@ -395,6 +416,7 @@ pub static CHECKS: &[Check] = &[
         remedy: "Store a slow hash for passwords (bcrypt, argon2) and a hash or an encrypted value for tokens and keys, and rename the column to say so (password_hash); tend judges by names only and never reads the data.",
         min_major: 10,
         extension: None,
+        reads_sessions: false,
     },
     Check {
         id: "security.weak_password_hashing",
@@ -421,6 +443,7 @@ pub static CHECKS: &[Check] = &[
         remedy: "`ALTER SYSTEM SET password_encryption = 'scram-sha-256';` and reload, have each listed role set its password again (`\\password` in psql), then switch `md5` lines in pg_hba.conf to `scram-sha-256`.",
         min_major: 10,
         extension: None,
+        reads_sessions: false,
     },
     Check {
         id: "security.superusers_many",
@@ -436,6 +459,7 @@ pub static CHECKS: &[Check] = &[
         remedy: "Keep one or two: `ALTER ROLE name NOSUPERUSER;` for the others, granting them pg_monitor, pg_signal_backend or ownership of what they manage instead.",
         min_major: 10,
         extension: None,
+        reads_sessions: false,
     },
     Check {
         id: "security.listen_all",
@@ -452,5 +476,6 @@ pub static CHECKS: &[Check] = &[
         remedy: "List only the interfaces clients use (`ALTER SYSTEM SET listen_addresses = 'localhost,10.0.0.5';`, a restart), and make sure no pg_hba.conf line uses `trust` for host connections.",
         min_major: 10,
         extension: None,
+        reads_sessions: false,
     },
 ];

@@ -1,5 +1,7 @@
 //! Checks that compare with earlier runs, read from the `tend` schema. Before the first run
-//! with history on there is nothing to compare: they report nothing.
+//! with history on there is nothing to compare: they report nothing. Sizes are never read
+//! of a relation another session holds an ACCESS EXCLUSIVE lock on (the size functions
+//! would wait for it).
 
 use crate::check::{Category, Check, Rule, Unit};
 
@@ -20,7 +22,20 @@ pub static CHECKS: &[Check] = &[Check {
                      CASE WHEN s.relation = '(database)' THEN pg_database_size(current_database())
                           ELSE pg_total_relation_size(to_regclass(s.relation)) END AS after
                 FROM tend.size_samples s JOIN last l ON l.run_id = s.run_id
-               WHERE s.relation = '(database)' OR to_regclass(s.relation) IS NOT NULL)
+               WHERE s.relation = '(database)'
+                  OR (to_regclass(s.relation) IS NOT NULL
+                      -- pg_total_relation_size waits for any ACCESS EXCLUSIVE lock on the
+                      -- table, its TOAST table or an index: such relations are left out
+                      -- (locks.exclusive_held reports the lock).
+                      AND NOT EXISTS (
+                          SELECT 1 FROM pg_locks l
+                           WHERE l.locktype = 'relation' AND l.mode = 'AccessExclusiveLock'
+                             AND l.pid <> pg_backend_pid()
+                             AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+                             AND l.relation IN (
+                                 SELECT c.oid FROM pg_class c WHERE c.oid = to_regclass(s.relation)
+                                 UNION ALL SELECT c.reltoastrelid FROM pg_class c WHERE c.oid = to_regclass(s.relation)
+                                 UNION ALL SELECT i.indexrelid FROM pg_index i WHERE i.indrelid = to_regclass(s.relation)))))
           SELECT relation,
                  (100.0 * (after - before) / before)::float8,
                  'from ' || pg_size_pretty(before) || ' to ' || pg_size_pretty(after) ||
@@ -31,4 +46,5 @@ pub static CHECKS: &[Check] = &[Check {
     remedy: "Find what writes to it (a runaway job, a table without a retention or purge rule) and make sure the disk has room for the trend.",
     min_major: 10,
     extension: None,
+    reads_sessions: false,
 }];

@@ -27,6 +27,7 @@ pub static CHECKS: &[Check] = &[
         remedy: "Find its oldest tables with `tend check --only wraparound.table_xid_age` (connected to that database) and run `VACUUM (FREEZE, VERBOSE) table;` on them; first end whatever holds the xmin horizon back (`tend check --only xmin.horizon`), or the freeze cannot advance.",
         min_major: 10,
         extension: None,
+        reads_sessions: false,
     },
     Check {
         id: "wraparound.table_xid_age",
@@ -61,6 +62,7 @@ pub static CHECKS: &[Check] = &[
         remedy: "Run `VACUUM (FREEZE, VERBOSE) table;` in a quiet hour (it reads the whole table) and check that autovacuum is not being cancelled on it; end whatever holds the xmin horizon back first (`tend check --only xmin.horizon`).",
         min_major: 10,
         extension: None,
+        reads_sessions: false,
     },
     Check {
         id: "wraparound.multixact_age",
@@ -93,6 +95,7 @@ pub static CHECKS: &[Check] = &[
         remedy: "Run `VACUUM (FREEZE, VERBOSE) table;` on the oldest tables of that database; multixacts come from row locks shared by several transactions (SELECT ... FOR SHARE/KEY SHARE, foreign keys), so also look for long transactions that keep them alive.",
         min_major: 10,
         extension: None,
+        reads_sessions: false,
     },
     Check {
         id: "vacuum.dead_tuples",
@@ -124,6 +127,7 @@ pub static CHECKS: &[Check] = &[
         remedy: "Run `VACUUM (VERBOSE) table;`: if it reports many dead rows 'not yet removable', end what holds the xmin horizon (`tend check --only xmin.horizon`); otherwise make autovacuum visit the table sooner with `ALTER TABLE table SET (autovacuum_vacuum_scale_factor = 0.02);`.",
         min_major: 10,
         extension: None,
+        reads_sessions: false,
     },
     Check {
         id: "vacuum.stale",
@@ -170,6 +174,7 @@ pub static CHECKS: &[Check] = &[
         remedy: "Run `VACUUM (VERBOSE) table;` now; then find out why autovacuum skips it: disabled on the table (`ALTER TABLE table RESET (autovacuum_enabled);`), all autovacuum workers busy elsewhere (raise autovacuum_max_workers), or its runs cancelled by frequent locks (see the server log).",
         min_major: 10,
         extension: None,
+        reads_sessions: false,
     },
     Check {
         id: "vacuum.stale_analyze",
@@ -203,6 +208,7 @@ pub static CHECKS: &[Check] = &[
         remedy: "Run `ANALYZE table;` (and after every bulk load); if autoanalyze keeps falling behind on it, `ALTER TABLE table SET (autovacuum_analyze_scale_factor = 0.02);`.",
         min_major: 10,
         extension: None,
+        reads_sessions: false,
     },
     Check {
         id: "vacuum.autovacuum_disabled",
@@ -237,6 +243,7 @@ pub static CHECKS: &[Check] = &[
         remedy: "Turn it back on with `ALTER TABLE table RESET (autovacuum_enabled, toast.autovacuum_enabled);`; if it was off because autovacuum got in the way, tune it for the table (autovacuum_vacuum_cost_delay, scale factors) instead.",
         min_major: 10,
         extension: None,
+        reads_sessions: false,
     },
     Check {
         id: "vacuum.long_running",
@@ -266,6 +273,7 @@ pub static CHECKS: &[Check] = &[
         remedy: "Let autovacuum go faster: raise autovacuum_vacuum_cost_limit (e.g. 2000) or lower autovacuum_vacuum_cost_delay, and raise maintenance_work_mem (or autovacuum_work_mem) when it needs more than one index pass; a manual VACUUM can be cancelled with `tend kill PID`.",
         min_major: 10,
         extension: None,
+        reads_sessions: true,
     },
     Check {
         id: "xmin.horizon",
@@ -312,6 +320,7 @@ pub static CHECKS: &[Check] = &[
         remedy: "End the holder: a session with `tend kill PID --terminate`, an abandoned slot with `SELECT pg_drop_replication_slot('name');`, a forgotten prepared transaction with `ROLLBACK PREPARED 'gid';`; for a standby, end its long queries or turn off hot_standby_feedback there.",
         min_major: 10,
         extension: None,
+        reads_sessions: true,
     },
     Check {
         id: "storage.database_size",
@@ -331,6 +340,7 @@ pub static CHECKS: &[Check] = &[
         remedy: "See what takes the space with `tend check --only storage.largest_tables`; archive or delete old rows, drop unused indexes, or plan more disk before it fills.",
         min_major: 10,
         extension: None,
+        reads_sessions: false,
     },
     Check {
         id: "storage.largest_tables",
@@ -369,6 +379,7 @@ pub static CHECKS: &[Check] = &[
         remedy: "Nothing to do if the growth is expected; otherwise delete or archive old rows (partitioning by time lets you drop them whole) and drop indexes nothing uses (`tend check --only indexes`).",
         min_major: 10,
         extension: None,
+        reads_sessions: false,
     },
     Check {
         id: "replication.lag",
@@ -390,6 +401,7 @@ pub static CHECKS: &[Check] = &[
         remedy: "If the write lag is as high, the network or the standby's disk is the limit; if only the replay lag is, long queries on the standby pause replay (max_standby_streaming_delay) or its disk cannot keep up; check its log and pg_stat_activity.",
         min_major: 10,
         extension: None,
+        reads_sessions: false,
     },
     Check {
         id: "replication.lag_bytes",
@@ -410,6 +422,7 @@ pub static CHECKS: &[Check] = &[
         remedy: "Compare with `tend check --only replication.lag`: a standby that receives but does not replay is paused (`SELECT pg_wal_replay_resume();` there), blocked by its queries or short of disk speed; one that does not receive is short of network.",
         min_major: 10,
         extension: None,
+        reads_sessions: false,
     },
     Check {
         id: "replication.slots_inactive",
@@ -431,6 +444,7 @@ pub static CHECKS: &[Check] = &[
         remedy: "Reconnect the standby or subscriber that owns it; if it is gone for good, `SELECT pg_drop_replication_slot('name');`.",
         min_major: 10,
         extension: None,
+        reads_sessions: false,
     },
     Check {
         id: "replication.slots_wal_retained",
@@ -455,6 +469,7 @@ pub static CHECKS: &[Check] = &[
         remedy: "Make its consumer catch up (a lagging standby or a stopped logical subscriber), or drop the slot with `SELECT pg_drop_replication_slot('name');`; on PostgreSQL 13 and newer, max_slot_wal_keep_size caps what one slot may keep.",
         min_major: 10,
         extension: None,
+        reads_sessions: false,
     },
     Check {
         id: "replication.slots_lost",
@@ -476,6 +491,7 @@ pub static CHECKS: &[Check] = &[
         remedy: "For an unreserved slot, reconnect its consumer now or raise max_slot_wal_keep_size; a lost slot cannot be used again: drop it (`SELECT pg_drop_replication_slot('name');`) and rebuild its standby (pg_basebackup) or resynchronise its subscriber.",
         min_major: 13,
         extension: None,
+        reads_sessions: false,
     },
     CHECKPOINTS_REQUESTED,
     Check {
@@ -500,6 +516,7 @@ pub static CHECKS: &[Check] = &[
         remedy: "Read the archiver's error in the server log and fix archive_command or its destination (credentials, disk space, network); test it by hand as the postgres OS user on the failing file.",
         min_major: 10,
         extension: None,
+        reads_sessions: false,
     },
     Check {
         id: "wal.archive_backlog",
@@ -521,6 +538,7 @@ pub static CHECKS: &[Check] = &[
         remedy: "Check the archiver in `pg_stat_archiver` and the server log: if it fails, fix archive_command; if it is slow, make it faster (compression, parallel uploads with a tool such as pgBackRest or WAL-G).",
         min_major: 12,
         extension: None,
+        reads_sessions: false,
     },
 ];
 
@@ -549,6 +567,7 @@ const CHECKPOINTS_REQUESTED: Check = Check {
     remedy: "Raise max_wal_size so checkpoints come from checkpoint_timeout (`ALTER SYSTEM SET max_wal_size = '8GB'; SELECT pg_reload_conf();`, sized to the WAL written per checkpoint_timeout); log_checkpoints shows what requests the others.",
     min_major: 10,
     extension: None,
+    reads_sessions: false,
 };
 
 /// `checkpoints.requested` on PostgreSQL 17 and newer, which moved the checkpoint counters

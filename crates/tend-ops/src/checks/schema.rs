@@ -37,6 +37,7 @@ pub static CHECKS: &[Check] = &[
         remedy: "Rebuild it with `REINDEX INDEX CONCURRENTLY <index>;` (or `DROP INDEX CONCURRENTLY <index>;` and CREATE INDEX CONCURRENTLY again); if it is unique, first remove the duplicate rows that made the build fail.",
         min_major: 12,
         extension: None,
+        reads_sessions: false,
     },
     Check {
         id: "indexes.unused",
@@ -67,6 +68,7 @@ pub static CHECKS: &[Check] = &[
         remedy: "Make sure no replica uses it (scans there are counted there, not here) and that the statistics cover a full business cycle, then drop it with `DROP INDEX CONCURRENTLY <index>;`.",
         min_major: 10,
         extension: None,
+        reads_sessions: false,
     },
     Check {
         id: "indexes.duplicate",
@@ -114,6 +116,7 @@ pub static CHECKS: &[Check] = &[
         remedy: "Drop the duplicate with `DROP INDEX CONCURRENTLY <index>;` (or drop the constraint it backs); the index it duplicates serves the same queries.",
         min_major: 10,
         extension: None,
+        reads_sessions: false,
     },
     Check {
         id: "indexes.redundant",
@@ -156,6 +159,7 @@ pub static CHECKS: &[Check] = &[
         remedy: "Drop it with `DROP INDEX CONCURRENTLY <index>;`: the longer index answers every query on its leading columns.",
         min_major: 11,
         extension: None,
+        reads_sessions: false,
     },
     Check {
         id: "indexes.bloat",
@@ -215,6 +219,7 @@ pub static CHECKS: &[Check] = &[
         remedy: "Rebuild it without blocking writes: `REINDEX INDEX CONCURRENTLY <index>;` (PostgreSQL 12+; needs about its size in free disk).",
         min_major: 10,
         extension: None,
+        reads_sessions: false,
     },
     Check {
         id: "tables.bloat",
@@ -272,6 +277,7 @@ pub static CHECKS: &[Check] = &[
         remedy: "Plain VACUUM makes the space reusable but does not return it; to shrink the table without a long lock use pg_repack (`pg_repack --table <table>`), or `VACUUM FULL <table>` in a maintenance window (ACCESS EXCLUSIVE lock for the whole rewrite).",
         min_major: 10,
         extension: None,
+        reads_sessions: false,
     },
     Check {
         id: "constraints.not_valid",
@@ -303,6 +309,7 @@ pub static CHECKS: &[Check] = &[
         remedy: "Validate it (a SHARE UPDATE EXCLUSIVE lock, writes continue): `ALTER TABLE <table> VALIDATE CONSTRAINT <constraint>;` (`ALTER DOMAIN ... VALIDATE CONSTRAINT` for a domain); fix the rows it reports first.",
         min_major: 10,
         extension: None,
+        reads_sessions: false,
     },
     Check {
         id: "constraints.fk_without_index",
@@ -342,6 +349,7 @@ pub static CHECKS: &[Check] = &[
         remedy: "Create the index without blocking writes: `CREATE INDEX CONCURRENTLY ON <table> (<columns>);` (the statement is in the finding).",
         min_major: 11,
         extension: None,
+        reads_sessions: false,
     },
     Check {
         id: "constraints.fk_type_mismatch",
@@ -372,6 +380,7 @@ pub static CHECKS: &[Check] = &[
         remedy: "Change the referencing column to the referenced column's type (`ALTER TABLE <table> ALTER COLUMN <column> TYPE <type>;` rewrites the table under an ACCESS EXCLUSIVE lock: on big tables add a new column, backfill it in batches and swap).",
         min_major: 11,
         extension: None,
+        reads_sessions: false,
     },
     Check {
         id: "tables.no_primary_key",
@@ -408,6 +417,7 @@ pub static CHECKS: &[Check] = &[
         remedy: "Add one: `ALTER TABLE <table> ADD PRIMARY KEY (<columns>);` or `ALTER TABLE <table> ADD COLUMN id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY;`. Without it logical replication cannot replicate UPDATE and DELETE, and duplicate rows cannot be told apart.",
         min_major: 10,
         extension: None,
+        reads_sessions: false,
     },
     Check {
         id: "tables.unlogged",
@@ -430,6 +440,7 @@ pub static CHECKS: &[Check] = &[
         remedy: "If the data matters, make it durable with `ALTER TABLE <table> SET LOGGED;` (rewrites it under an ACCESS EXCLUSIVE lock); otherwise make sure the application can rebuild it.",
         min_major: 10,
         extension: None,
+        reads_sessions: false,
     },
     Check {
         id: "sequences.near_max",
@@ -479,6 +490,7 @@ pub static CHECKS: &[Check] = &[
         remedy: "Widen it before it runs out: `ALTER SEQUENCE <sequence> AS bigint NO MAXVALUE;` after widening its column to bigint (or raise its MAXVALUE); for sequences the role cannot read, grant it SELECT on them.",
         min_major: 10,
         extension: None,
+        reads_sessions: false,
     },
     Check {
         id: "columns.integer_key_near_max",
@@ -539,6 +551,7 @@ pub static CHECKS: &[Check] = &[
         remedy: "Widen the column to bigint before it overflows: `ALTER TABLE <table> ALTER COLUMN <column> TYPE bigint;` rewrites the table under an ACCESS EXCLUSIVE lock, so on big tables add a bigint column, backfill it in batches and swap (and widen the foreign key columns that reference it).",
         min_major: 10,
         extension: None,
+        reads_sessions: false,
     },
     Check {
         id: "security.soft_delete_unique",
@@ -581,5 +594,6 @@ pub static CHECKS: &[Check] = &[
         remedy: "Make it apply to live rows only: `CREATE UNIQUE INDEX CONCURRENTLY ... WHERE deleted_at IS NULL;`, then drop the old index or constraint; if deleted rows must keep their values reserved, disable this check.",
         min_major: 12,
         extension: None,
+        reads_sessions: false,
     },
 ];

@@ -1,5 +1,7 @@
 //! `tend check`: the full catalog of checks, as a report. Exit codes follow Nagios: 0 when
-//! nothing is worse than info, 1 for a warning, 2 for a critical finding.
+//! nothing is worse than info, 1 for a warning or when a check could not look for a reason
+//! that may hide a problem (no privilege, other roles' sessions hidden, a lock, a timeout),
+//! 2 for a critical finding.
 
 use clap::Args;
 use tend_ops::{Check, RunOptions, Severity, checks};
@@ -49,14 +51,14 @@ pub fn run(args: CheckArgs, ctx: &Context) -> Result<i32, CommandError> {
     let session = ctx.connect(&target.info)?;
     let report = block_on(tend_ops::runner::run(&session, &catalog, &options))?;
     let history = keep_history(ctx, &target.info, &report);
-    let worst = report.worst();
-    let code = match worst {
+    let status = report.status();
+    let code = match status {
         Severity::Critical => 2,
-        Severity::Warning => 1,
+        Severity::Warning | Severity::Unknown => 1,
         _ => exit::OK,
     };
     ctx.out.json_value(&serde_json::json!({
-        "status": worst,
+        "status": status,
         "exit_code": code,
         "server": report.server,
         "millis": report.millis,
@@ -90,6 +92,11 @@ pub fn run(args: CheckArgs, ctx: &Context) -> Result<i32, CommandError> {
         count(Severity::Info),
         count(Severity::Unknown),
     ));
+    if status == Severity::Unknown {
+        ctx.out.line(
+            "Exit 1: nothing was found, but some checks could not look (????), so this run cannot vouch for what they cover. Grant what each one names, or leave it out (--skip, or enabled = false under [checks.\"ID\"])."
+        );
+    }
     Ok(code)
 }
 
@@ -148,12 +155,17 @@ fn list(
 }
 
 /// Stores the run in the database's `tend` schema (created by tend's own migrations), unless
-/// history is off or the server is a standby. A failure is a notice, never the check's.
+/// history is off or the server is a standby. A failure is a warning, never the check's;
+/// nothing here waits behind another session's lock (a held lock skips the write). Before
+/// the schema is first created, says so on stderr, with how to turn it off.
 pub fn keep_history(
     ctx: &Context,
     info: &tend_pg::ConnInfo,
     report: &tend_ops::Report,
 ) -> serde_json::Value {
+    use crate::tend_schema::{self, SchemaState};
+    use tend_ops::history::{self, HistoryError};
+
     if ctx.settings.text("checks.history") == Some("off") {
         return serde_json::json!({ "kept": false, "reason": "checks.history is off" });
     }
@@ -162,24 +174,32 @@ pub fn keep_history(
     }
     let connect = ctx.settings.connect_options();
     let result = block_on(async {
-        crate::tend_schema::ensure(info, &connect)
-            .await
-            .map_err(|e| e.to_string())?;
         let session = tend_pg::connect(info, &connect)
             .await
             .map_err(|e| e.to_string())?;
-        tend_ops::history::record(&session, report, env!("CARGO_PKG_VERSION"))
+        let db = |e: tokio_postgres::Error| HistoryError::from(e).to_string();
+        history::prepare_session(&session).await.map_err(db)?;
+        let state = tend_schema::state(&session).await.map_err(db)?;
+        if state == SchemaState::Missing {
+            ctx.out.notice(format!(
+                "note: tend check keeps its history in this database: it now creates a `tend` schema ({}) and adds a row per run. To write nothing, set checks.history = \"off\" in tend.toml (or TEND_CHECK_HISTORY=off); `DROP SCHEMA tend CASCADE` removes it.",
+                tend_schema::WHAT_IT_HOLDS
+            ));
+        }
+        if state != SchemaState::Current {
+            tend_schema::ensure(info, &connect)
+                .await
+                .map_err(|e| e.to_string())?;
+        }
+        history::record(&session, report, env!("CARGO_PKG_VERSION"))
             .await
-            .map_err(|e| match e.as_db_error() {
-                Some(db) => db.message().to_string(),
-                None => e.to_string(),
-            })
+            .map_err(|e| e.to_string())
     });
     match result {
         Ok(run_id) => serde_json::json!({ "kept": true, "run_id": run_id }),
         Err(reason) => {
-            ctx.out.notice(format!(
-                "The check history was not kept ({reason}); set checks.history = \"off\" in tend.toml to stop trying."
+            ctx.out.warn(format!(
+                "the check history was not kept: {reason}. The checks ran; set checks.history = \"off\" in tend.toml to stop keeping history."
             ));
             serde_json::json!({ "kept": false, "reason": reason })
         }

@@ -110,16 +110,22 @@ pub fn run(
                 }
             };
             report.push("database", Status::Info, origin);
-            check_database(&mut report, "database.connect", &target.info, &settings);
+            let major = check_database(&mut report, "database.connect", &target.info, &settings);
+            check_project(&mut report, &settings, Some(&target.info), major);
+            check_backups(&mut report, &settings, major);
         }
-        Err(err) => report.push_fix(
-            "database",
-            Status::Error,
-            format!("the local cluster cannot start: {}", err.message),
-            err.hints.first().cloned().unwrap_or_else(|| {
-                "fix the cause above, or set DATABASE_URL to use another server".to_string()
-            }),
-        ),
+        Err(err) => {
+            report.push_fix(
+                "database",
+                Status::Error,
+                format!("the local cluster cannot start: {}", err.message),
+                err.hints.first().cloned().unwrap_or_else(|| {
+                    "fix the cause above, or set DATABASE_URL to use another server".to_string()
+                }),
+            );
+            check_project(&mut report, &settings, None, None);
+            check_backups(&mut report, &settings, None);
+        }
     }
     for (key, label) in [
         ("database.direct_url", "database.direct"),
@@ -127,7 +133,7 @@ pub fn run(
         ("database.read_replica_url", "database.replica"),
     ] {
         if let Some(info) = settings.url(key) {
-            check_database(&mut report, label, &info, &settings);
+            let _ = check_database(&mut report, label, &info, &settings);
         }
     }
 
@@ -238,11 +244,17 @@ pub fn check_tools(settings: &Settings, database_configured: bool) -> Vec<Findin
 /// Connects to `info` and checks what tend needs of it (a pg_dump that can dump it).
 pub fn check_one_database(settings: &Settings, check: &str, info: &ConnInfo) -> Vec<Finding> {
     let mut report = Report(Vec::new());
-    check_database(&mut report, check, info, settings);
+    let _ = check_database(&mut report, check, info, settings);
     report.0
 }
 
-fn check_database(report: &mut Report, check: &str, info: &ConnInfo, settings: &Settings) {
+/// Connects to `info` and reports on it; returns the server's major version when it answered.
+fn check_database(
+    report: &mut Report,
+    check: &str,
+    info: &ConnInfo,
+    settings: &Settings,
+) -> Option<u32> {
     let mut options = settings.connect_options();
     // A diagnosis should answer quickly; one attempt says what is wrong.
     options.attempts = 1;
@@ -253,7 +265,7 @@ fn check_database(report: &mut Report, check: &str, info: &ConnInfo, settings: &
                 .await
                 .map_err(|e| tend_pg::ConnectError::Other {
                     target: info.target(),
-                    detail: e.to_string(),
+                    detail: tend_pg::error_text(&e),
                 })?;
         let tls: Option<bool> = session
             .query_opt(
@@ -284,6 +296,7 @@ fn check_database(report: &mut Report, check: &str, info: &ConnInfo, settings: &
                 _ => "see the message above",
             };
             report.push_fix(check, Status::Error, err.to_string(), fix);
+            None
         }
         Ok((facts, tls)) => {
             report.push(
@@ -333,6 +346,258 @@ fn check_database(report: &mut Report, check: &str, info: &ConnInfo, settings: &
                     err.to_string(),
                 ),
             }
+            Some(major)
         }
+    }
+}
+
+/// The project's migrations: which layout tend detected (and why), where the files are,
+/// and the history table in the database (the migrations' and tend check's own).
+fn check_project(
+    report: &mut Report,
+    settings: &Settings,
+    database: Option<&ConnInfo>,
+    major: Option<u32>,
+) {
+    use tend_migrate::{Format, source};
+    let root = &settings.project_root;
+    let (format, why) = match settings.text("migrate.format") {
+        Some("prisma") => (Format::Prisma, "migrate.format = \"prisma\"".to_string()),
+        Some("tend") => (Format::Tend, "migrate.format = \"tend\"".to_string()),
+        _ => {
+            let format = Format::detect(root);
+            let why = match format {
+                Format::Prisma => "detected from prisma/",
+                Format::Tend => "no prisma/ directory",
+            };
+            (format, why.to_string())
+        }
+    };
+    let layout = match format {
+        Format::Prisma => "Prisma's layout (prisma/migrations/<name>/migration.sql)",
+        Format::Tend => "tend's layout (migrations/<timestamp>_<name>.sql)",
+    };
+    let dir = settings
+        .path("migrate.dir")
+        .unwrap_or_else(|| root.join(format.default_dir()));
+    let shown = dir.strip_prefix(root).unwrap_or(&dir).display().to_string();
+    if dir.is_dir() {
+        match source::load(&dir, format) {
+            Ok(migrations) => report.push(
+                "project.layout",
+                Status::Info,
+                format!(
+                    "{layout}, {why}: {} in {shown}",
+                    count(migrations.len(), "migration", "migrations")
+                ),
+            ),
+            Err(err) => report.push_fix(
+                "project.layout",
+                Status::Error,
+                format!("{layout}, {why}: {err}"),
+                "fix or remove the file named above; `tend migrate status` shows the rest",
+            ),
+        }
+    } else {
+        report.push(
+            "project.layout",
+            Status::Info,
+            format!(
+                "{layout}, {why}: no migrations yet ({shown} does not exist); `tend migrate new NAME` creates one"
+            ),
+        );
+    }
+    let Some(info) = database.filter(|_| major.is_some()) else {
+        return;
+    };
+    let table = format.history_table();
+    let mut options = settings.connect_options();
+    options.attempts = 1;
+    let result = block_on(async {
+        let session = tend_pg::connect(info, &options)
+            .await
+            .map_err(|e| e.to_string())?;
+        // A diagnosis never waits behind a deploy's lock.
+        session
+            .batch_execute("SET lock_timeout = 1000; SET statement_timeout = 5000")
+            .await
+            .map_err(|e| tend_pg::error_text(&e))?;
+        // Prisma keeps its table in the URL's `schema` (default: the current schema).
+        if let Some(schema) = info.get("schema").filter(|s| !s.is_empty()) {
+            session
+                .batch_execute(&format!(
+                    "SET search_path = {}",
+                    tend_pg::quote_ident(schema)
+                ))
+                .await
+                .map_err(|e| tend_pg::error_text(&e))?;
+        }
+        let mut history = tend_migrate::History::new(format);
+        history
+            .pin_schema(&session)
+            .await
+            .map_err(|e| tend_pg::error_text(&e))?;
+        let found = if history
+            .exists(&session)
+            .await
+            .map_err(|e| tend_pg::error_text(&e))?
+        {
+            Some(history.table())
+        } else {
+            None
+        };
+        let counts = match &found {
+            Some(_) => {
+                let rows = history
+                    .load(&session)
+                    .await
+                    .map_err(|e| tend_pg::error_text(&e))?;
+                Some((
+                    rows.iter().filter(|r| r.is_applied()).count() as i64,
+                    rows.iter().filter(|r| r.is_unfinished()).count() as i64,
+                ))
+            }
+            None => None,
+        };
+        let runs = match crate::tend_schema::state(&session).await {
+            Ok(crate::tend_schema::SchemaState::Missing) | Err(_) => None,
+            Ok(_) => tend_ops::history::runs(&session).await.ok(),
+        };
+        Ok::<_, String>((found, counts, runs))
+    });
+    match result {
+        Err(reason) => report.push(
+            "project.history",
+            Status::Warning,
+            format!("could not read the migration history table {table}: {reason}"),
+        ),
+        Ok((Some(qualified), Some((applied, failed)), _)) if failed > 0 => report.push_fix(
+            "project.history",
+            Status::Warning,
+            format!("history table {qualified}: {applied} applied, {failed} failed or unfinished"),
+            "`tend migrate status` names them and the command that resolves each",
+        ),
+        Ok((Some(qualified), Some((applied, _)), runs)) => {
+            report.push(
+                "project.history",
+                Status::Ok,
+                format!(
+                    "history table {qualified}: {} applied",
+                    count(applied as usize, "migration", "migrations")
+                ),
+            );
+            push_check_history(report, settings, runs);
+        }
+        Ok((_, _, runs)) => {
+            report.push(
+                "project.history",
+                Status::Info,
+                format!(
+                    "no history table {table} in the database yet: `tend migrate deploy` creates it"
+                ),
+            );
+            push_check_history(report, settings, runs);
+        }
+    }
+}
+
+fn push_check_history(report: &mut Report, settings: &Settings, runs: Option<i64>) {
+    let off = settings.text("checks.history") == Some("off");
+    let message = match (runs, off) {
+        (_, true) => "checks.history is off: `tend check` writes nothing to the database".to_string(),
+        (Some(runs), false) => format!(
+            "`tend check` keeps its history in the tend schema ({} so far); checks.history = \"off\" stops it",
+            count(runs as usize, "run", "runs")
+        ),
+        (None, false) => "no tend schema yet: the first `tend check` creates one for its history (checks.history = \"off\" to write nothing)".to_string(),
+    };
+    report.push("project.check_history", Status::Info, message);
+}
+
+/// Whether backups can be encrypted (a key is set; never its value) and whether a restore
+/// drill (`tend backup verify --restore`) can run here: pg_restore, and a scratch server
+/// (the local cluster's programs, unless --scratch names one).
+fn check_backups(report: &mut Report, settings: &Settings, major: Option<u32>) {
+    let source_of = |key: &str| settings.get(key).map(|s| s.source.to_string());
+    let passphrase = source_of("backup.encryption_key");
+    let recipients = settings
+        .text("backup.recipients")
+        .map(|r| r.split(',').filter(|k| !k.trim().is_empty()).count());
+    match (&passphrase, recipients) {
+        (Some(_), Some(_)) => report.push_fix(
+            "backup.key",
+            Status::Warning,
+            "both a backup passphrase (backup.encryption_key) and age recipients (backup.recipients) are set",
+            "keep one: age cannot encrypt to a passphrase and recipients at once",
+        ),
+        (Some(from), None) => report.push(
+            "backup.key",
+            Status::Ok,
+            format!("a backup passphrase is set (backup.encryption_key, from {from}); its value is never shown"),
+        ),
+        (None, Some(n)) => {
+            let identity = settings.path("backup.identity_file");
+            let status = if identity.as_ref().is_some_and(|p| p.is_file()) {
+                "its identity file, to decrypt, exists"
+            } else {
+                "no identity file (backup.identity_file) here: this machine cannot decrypt them"
+            };
+            report.push(
+                "backup.key",
+                Status::Ok,
+                format!(
+                    "backups are encrypted to {} (backup.recipients); {status}",
+                    count(n, "age recipient", "age recipients")
+                ),
+            );
+        }
+        (None, None) => report.push_fix(
+            "backup.key",
+            Status::Warning,
+            "no backup key is set: `tend backup run` stores nothing unencrypted, so it would refuse",
+            "set BACKUP_ENCRYPTION_KEY (a passphrase) or BACKUP_AGE_RECIPIENTS (age public keys)",
+        ),
+    }
+    let search = settings.tool_search();
+    let need = major.map_or(VersionNeed::Any, VersionNeed::AtLeastMajor);
+    let pg_restore = search.find(PgTool::PgRestore, need);
+    let server_tools: Vec<String> = [PgTool::Initdb, PgTool::PgCtl, PgTool::Postgres]
+        .into_iter()
+        .filter(|t| search.find(*t, need).is_err())
+        .map(|t| t.program().to_string())
+        .collect();
+    let can_decrypt = passphrase.is_some()
+        || settings
+            .path("backup.identity_file")
+            .is_some_and(|p| p.is_file());
+    let mut missing = Vec::new();
+    if let Err(err) = &pg_restore {
+        missing.push(format!("pg_restore ({err})"));
+    }
+    if !server_tools.is_empty() {
+        missing.push(format!(
+            "a scratch server: the local cluster needs {} (or pass --scratch URL)",
+            server_tools.join(", ")
+        ));
+    }
+    if !can_decrypt {
+        missing.push("a key that decrypts the backups".to_string());
+    }
+    let version = major.map(|m| format!(" {m} or newer")).unwrap_or_default();
+    if missing.is_empty() {
+        report.push(
+            "backup.restore_drill",
+            Status::Ok,
+            format!(
+                "a restore drill can run here: pg_restore{version} and the local cluster's programs are present (`tend backup verify --restore`)"
+            ),
+        );
+    } else {
+        report.push_fix(
+            "backup.restore_drill",
+            Status::Warning,
+            format!("a restore drill cannot run here: it lacks {}", missing.join("; ")),
+            "install the missing PostgreSQL programs (`tend doctor` lists them above) or pass `--scratch URL` to `tend backup verify --restore`",
+        );
     }
 }

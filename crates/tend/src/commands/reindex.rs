@@ -31,6 +31,8 @@ pub struct ReindexArgs {
     pub dry_run: bool,
 }
 
+const REINDEX: &str = "REINDEX INDEX CONCURRENTLY ";
+
 pub fn run(args: ReindexArgs, ctx: &Context) -> Result<i32, CommandError> {
     let target = ctx.target()?;
     let session = ctx.connect(&target.info)?;
@@ -41,18 +43,68 @@ pub fn run(args: ReindexArgs, ctx: &Context) -> Result<i32, CommandError> {
         &args.indexes,
     ))
     .map_err(CommandError::failure)?;
+    // Decide first whether the role may rebuild each index, rather than fail halfway.
+    let names: Vec<String> = plan
+        .iter()
+        .map(|p| p.sql.trim_start_matches(REINDEX).to_string())
+        .collect();
+    let rights = block_on(actions::may_maintain(
+        &session,
+        &names,
+        actions::Maintenance::Reindex,
+    ))?;
+    let denied: Vec<&actions::MaintenanceRight> = rights.iter().filter(|r| !r.allowed).collect();
+    let user: String = block_on(session.query_one("SELECT current_user::text", &[]))?.get(0);
+    let denied_list = denied
+        .iter()
+        .map(|r| format!("{} (owner `{}`)", r.relation, r.owner))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let fix = "run it as the owner of the table (or a superuser); on PostgreSQL 17 and later `GRANT MAINTAIN ON TABLE <table> TO <role>;` also allows it";
+    if !args.indexes.is_empty() && !denied.is_empty() {
+        return Err(CommandError::failure(format!(
+            "the role `{user}` may not rebuild {denied_list}; nothing was rebuilt"
+        ))
+        .with_hint(fix));
+    }
+    let plan: Vec<actions::PlannedStatement> = plan
+        .into_iter()
+        .filter(|p| {
+            let name = p.sql.trim_start_matches(REINDEX);
+            !denied.iter().any(|r| r.relation == name)
+        })
+        .collect();
+    let skipped: Vec<serde_json::Value> = denied
+        .iter()
+        .map(|r| serde_json::json!({ "index": r.relation, "owner": r.owner, "reason": "not allowed" }))
+        .collect();
+    let incomplete = || -> Result<i32, CommandError> {
+        if denied.is_empty() {
+            return Ok(exit::OK);
+        }
+        Err(crate::commands::vacuum::partial(
+            ctx,
+            CommandError::failure(format!(
+                "skipped {}: the role `{user}` may not rebuild {denied_list}",
+                count(denied.len(), "index", "indexes")
+            ))
+            .with_hint(fix),
+        ))
+    };
     if plan.is_empty() {
-        ctx.out.json_value(&serde_json::json!({ "statements": [] }));
+        ctx.out
+            .json_value(&serde_json::json!({ "statements": [], "skipped": skipped }));
         ctx.out.line("No index to rebuild.");
-        return Ok(exit::OK);
+        return incomplete();
     }
     if args.dry_run {
-        ctx.out
-            .json_value(&serde_json::json!({ "dry_run": true, "statements": plan }));
+        ctx.out.json_value(
+            &serde_json::json!({ "dry_run": true, "statements": plan, "skipped": skipped }),
+        );
         for p in &plan {
             ctx.out.line(format!("{};  -- {}", p.sql, p.reason));
         }
-        return Ok(exit::OK);
+        return incomplete();
     }
     let mut done = Vec::new();
     for p in &plan {
@@ -65,10 +117,11 @@ pub fn run(args: ReindexArgs, ctx: &Context) -> Result<i32, CommandError> {
         ))?;
         done.push(serde_json::json!({ "sql": p.sql, "reason": p.reason, "attempts": attempts }));
     }
-    ctx.out.json_value(&serde_json::json!({ "rebuilt": done }));
+    ctx.out
+        .json_value(&serde_json::json!({ "rebuilt": done, "skipped": skipped }));
     ctx.out.line(format!(
         "Rebuilt {}.",
         count(done.len(), "index", "indexes")
     ));
-    Ok(exit::OK)
+    incomplete()
 }

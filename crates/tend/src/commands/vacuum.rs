@@ -37,6 +37,31 @@ pub fn run(args: VacuumArgs, ctx: &Context) -> Result<i32, CommandError> {
     } else {
         block_on(actions::resolve_tables(&session, &args.tables)).map_err(CommandError::failure)?
     };
+    // VACUUM of a table the role may not vacuum only warns and skips it: decide first.
+    let rights = block_on(actions::may_maintain(
+        &session,
+        &tables,
+        actions::Maintenance::Vacuum,
+    ))?;
+    let denied: Vec<&actions::MaintenanceRight> = rights.iter().filter(|r| !r.allowed).collect();
+    let user: String = block_on(session.query_one("SELECT current_user::text", &[]))?.get(0);
+    let denied_list = denied
+        .iter()
+        .map(|r| format!("{} (owner `{}`)", r.relation, r.owner))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let fix = "run it as the owner (or a superuser); on PostgreSQL 17 and later `GRANT MAINTAIN ON TABLE <table> TO <role>;` also allows it";
+    if !args.tables.is_empty() && !denied.is_empty() {
+        return Err(CommandError::failure(format!(
+            "the role `{user}` may not vacuum {denied_list}, and PostgreSQL would only skip it with a warning; nothing was vacuumed"
+        ))
+        .with_hint(fix));
+    }
+    let tables: Vec<String> = rights
+        .iter()
+        .filter(|r| r.allowed)
+        .map(|r| r.relation.clone())
+        .collect();
     let pid: i32 = block_on(session.query_one("SELECT pg_backend_pid()", &[]))?.get(0);
     let command = if args.analyze {
         "VACUUM (ANALYZE)"
@@ -83,8 +108,16 @@ pub fn run(args: VacuumArgs, ctx: &Context) -> Result<i32, CommandError> {
         );
     }
     bar.finish_and_clear();
-    ctx.out
-        .json_value(&serde_json::json!({ "vacuumed": done, "analyze": args.analyze }));
+    let skipped: Vec<serde_json::Value> = denied
+        .iter()
+        .map(|r| serde_json::json!({ "table": r.relation, "owner": r.owner, "reason": "not allowed" }))
+        .collect();
+    ctx.out.json_value(&serde_json::json!({
+        "vacuumed": done,
+        "analyze": args.analyze,
+        "skipped": skipped,
+        "complete": denied.is_empty(),
+    }));
     ctx.out.line(format!(
         "Vacuumed {}{}.",
         count(done.len(), "table", "tables"),
@@ -94,5 +127,28 @@ pub fn run(args: VacuumArgs, ctx: &Context) -> Result<i32, CommandError> {
             ""
         }
     ));
+    if !denied.is_empty() {
+        return Err(partial(
+            ctx,
+            CommandError::failure(format!(
+                "skipped {}: the role `{user}` may not vacuum {denied_list}",
+                count(denied.len(), "table", "tables")
+            ))
+            .with_hint(fix),
+        ));
+    }
     Ok(exit::OK)
+}
+
+/// The error of a run that did part of its work: with --json the document above already
+/// holds what was skipped, so the error goes to stderr only (stdout stays one document).
+pub fn partial(ctx: &Context, err: CommandError) -> CommandError {
+    if !ctx.out.json {
+        return err;
+    }
+    ctx.out.warn(&err.message);
+    for hint in &err.hints {
+        ctx.out.warn(hint);
+    }
+    CommandError::silent(err.kind)
 }

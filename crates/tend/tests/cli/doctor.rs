@@ -105,3 +105,90 @@ fn doctor_reports_an_invalid_config_and_keeps_going() {
     assert!(out.contains("tools.pg_dump"), "{out}");
     assert!(!out.contains("SekretPW") && !err.contains("SekretPW"));
 }
+
+fn finding<'a>(doc: &'a serde_json::Value, check: &str) -> &'a serde_json::Value {
+    doc["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["check"] == check)
+        .unwrap_or_else(|| panic!("no `{check}` finding in {doc}"))
+}
+
+/// Doctor says which layout it detected, the history table and its state, whether a
+/// backup key is set (never its value) and whether a restore drill can run here, in words
+/// and in JSON.
+#[test]
+fn doctor_reports_layout_history_backup_key_and_restore_drill() {
+    let db = TestDb::create();
+    let project = TestProject::new();
+    project.write(
+        "prisma/migrations/20240101000000_init/migration.sql",
+        "CREATE TABLE accounts (id int PRIMARY KEY);\n",
+    );
+    project.write(
+        "prisma/migrations/migration_lock.toml",
+        "provider = \"postgresql\"\n",
+    );
+    let key = "Corr3ct-Horse-Battery-Staple";
+    let doctor = |json: bool, with_key: bool| {
+        let mut cmd = project.tend();
+        cmd.env("DATABASE_URL", db.url()).arg("doctor");
+        if json {
+            cmd.arg("--json");
+        }
+        if with_key {
+            cmd.env("BACKUP_ENCRYPTION_KEY", key);
+        }
+        run(&mut cmd)
+    };
+    let (code, out, err) = doctor(true, true);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(!out.contains(key) && !err.contains(key), "{out}{err}");
+    let doc: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let layout = finding(&doc, "project.layout")["message"].as_str().unwrap();
+    assert!(
+        layout.contains("Prisma's layout") && layout.contains("1 migration"),
+        "{layout}"
+    );
+    let history = finding(&doc, "project.history")["message"]
+        .as_str()
+        .unwrap();
+    assert!(
+        history.contains("_prisma_migrations") && history.contains("migrate deploy"),
+        "{history}"
+    );
+    let backup_key = finding(&doc, "backup.key");
+    assert_eq!(backup_key["status"], "ok", "{backup_key}");
+    assert!(
+        backup_key["message"]
+            .as_str()
+            .unwrap()
+            .contains("passphrase is set"),
+        "{backup_key}"
+    );
+    let drill = finding(&doc, "backup.restore_drill");
+    // The test machine has pg_restore and the server programs.
+    assert_eq!(drill["status"], "ok", "{drill}");
+    assert!(
+        finding(&doc, "project.check_history")["message"]
+            .as_str()
+            .unwrap()
+            .contains("tend check")
+    );
+
+    // Applied: the history table is found and counted; without a key, backups are flagged.
+    let (code, out, err) = run(project
+        .tend()
+        .env("DATABASE_URL", db.url())
+        .args(["migrate", "deploy"]));
+    assert_eq!(code, 0, "{out}{err}");
+    let (code, out, err) = doctor(false, false);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.contains("history table \"public\".\"_prisma_migrations\": 1 migration applied"),
+        "{out}"
+    );
+    assert!(out.contains("no backup key is set"), "{out}");
+    assert!(out.contains("a restore drill cannot run here"), "{out}");
+}

@@ -233,6 +233,7 @@ fn vacuum_reindex_and_optimize_do_what_they_say() {
     let (code, _, err) = tend(&["reindex", "--invalid"]);
     assert_eq!(code, 1, "{err}");
     assert!(err.contains("could not create unique index"), "{err}");
+    assert!(err.contains("SQLSTATE 23505"), "{err}");
     // ... and leaves no half-built copy behind.
     assert_eq!(
         db.query_column(
@@ -358,5 +359,306 @@ fn kill_never_touches_another_database() {
     assert_eq!(
         theirs.query_column("SELECT count(*)::text FROM pg_stat_activity WHERE application_name = 'someone-else' AND state = 'active'"),
         vec![Some("1".into())]
+    );
+}
+
+/// Runs `tend`, and kills it if it is still running after two minutes (code -1): a test
+/// whose lock holder releases only after tend exits would otherwise hang forever.
+fn run_bounded(cmd: &mut assert_cmd::Command) -> (i32, String, String) {
+    run(cmd.timeout(Duration::from_secs(120)))
+}
+
+fn findings_of<'a>(doc: &'a serde_json::Value, check: &str) -> Vec<&'a serde_json::Value> {
+    doc["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["check"] == check)
+        .collect()
+}
+
+/// Another session holds ACCESS EXCLUSIVE on a table (and its sizes were sampled before):
+/// `tend check` finishes while the lock is still held, reports the lock with its holder,
+/// and still keeps its history (sampling the sizes of every other table).
+#[test]
+fn check_finishes_and_reports_an_exclusive_lock_while_it_is_held() {
+    let db = TestDb::create();
+    db.execute(
+        "CREATE TABLE busy AS SELECT g AS id, md5(g::text) AS body FROM generate_series(1, 20000) g;
+         CREATE INDEX busy_id ON busy (id);
+         CREATE TABLE quiet (id int PRIMARY KEY)",
+    );
+    let project = TestProject::new();
+    let check = || {
+        run_bounded(
+            project
+                .tend()
+                .env("DATABASE_URL", db.url())
+                .args(["check", "--json"]),
+        )
+    };
+    // A first run samples the sizes of both tables.
+    let (code, out, err) = check();
+    assert!((0..=2).contains(&code), "{out}{err}");
+    let holder = Holder::open(&db, "migration-in-progress");
+    holder.execute("BEGIN; LOCK TABLE busy IN ACCESS EXCLUSIVE MODE");
+    let (code, out, err) = check();
+    assert_ne!(code, -1, "tend check waited for the lock: {err}");
+    assert!((0..=2).contains(&code), "{out}{err}");
+    let doc: serde_json::Value =
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}{err}"));
+    let held = findings_of(&doc, "locks.exclusive_held");
+    assert!(
+        held.iter().any(|f| {
+            let subject = f["subject"].as_str().unwrap();
+            subject.contains("busy") && subject.contains(&format!("pid {}", holder.pid()))
+        }),
+        "{doc}"
+    );
+    assert_eq!(doc["history"]["kept"], true, "{doc}");
+    // The lock was held the whole time: the holder releases only now.
+    assert_eq!(
+        db.query_column(
+            "SELECT count(*)::text FROM pg_locks WHERE relation = 'busy'::regclass AND mode = 'AccessExclusiveLock' AND granted"
+        ),
+        vec![Some("1".into())]
+    );
+    drop(holder);
+}
+
+/// A lock on tend's own history tables never makes `tend check` wait: the run is reported,
+/// the history write is skipped with a warning that says why.
+#[test]
+fn check_skips_its_history_with_a_warning_when_tend_tables_are_locked() {
+    let db = TestDb::create();
+    let project = TestProject::new();
+    let check = || {
+        run_bounded(
+            project
+                .tend()
+                .env("DATABASE_URL", db.url())
+                .args(["check", "--json", "--only", "storage"]),
+        )
+    };
+    let (_, out, err) = check();
+    let doc: serde_json::Value =
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}{err}"));
+    assert_eq!(doc["history"]["kept"], true, "{doc}");
+    for table in ["tend.check_runs", "tend._tend_migrations"] {
+        let holder = Holder::open(&db, "someone-else");
+        holder.execute(&format!(
+            "BEGIN; LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE"
+        ));
+        let (code, out, err) = check();
+        assert_ne!(code, -1, "tend check waited for the lock on {table}: {err}");
+        let doc: serde_json::Value =
+            serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}{err}"));
+        assert_eq!(doc["history"]["kept"], false, "{table}: {doc}");
+        assert!(
+            err.contains("history was not kept") && err.contains("lock"),
+            "{table}: {err}"
+        );
+        assert!(!err.contains("db error"), "{err}");
+        drop(holder);
+    }
+    assert_eq!(
+        db.query_column("SELECT count(*)::text FROM tend.check_runs"),
+        vec![Some("1".into())]
+    );
+}
+
+/// The first run that keeps history says, on stderr and before writing, that it creates a
+/// `tend` schema and how to turn that off; later runs do not repeat it.
+#[test]
+fn check_announces_the_tend_schema_once_before_creating_it() {
+    let db = TestDb::create();
+    let project = TestProject::new();
+    let check = || {
+        run(project
+            .tend()
+            .env("DATABASE_URL", db.url())
+            .args(["check", "--only", "storage"]))
+    };
+    let (_, out, err) = check();
+    assert!(
+        err.contains("creates a `tend` schema") && err.contains("checks.history = \"off\""),
+        "{out}{err}"
+    );
+    assert_eq!(
+        db.query_column("SELECT count(*)::text FROM tend.check_runs"),
+        vec![Some("1".into())]
+    );
+    let (_, out, err) = check();
+    assert!(!err.contains("creates a `tend` schema"), "{out}{err}");
+    // With history off nothing is announced, and nothing is written.
+    let other = TestDb::create();
+    let (_, _, err) = run(project
+        .tend()
+        .env("DATABASE_URL", other.url())
+        .env("TEND_CHECK_HISTORY", "off")
+        .args(["check", "--only", "storage"]));
+    assert!(!err.contains("tend` schema"), "{err}");
+    assert_eq!(
+        other.query_column("SELECT count(*)::text FROM pg_namespace WHERE nspname = 'tend'"),
+        vec![Some("0".into())]
+    );
+}
+
+/// A role that cannot see other roles' sessions (no pg_read_all_stats) is told so for the
+/// checks that judge sessions, and the run exits 1, where a superuser sees the critical
+/// finding; the superuser's run of the same state is critical.
+#[test]
+fn check_without_stats_privilege_says_it_could_not_look_and_exits_non_zero() {
+    let server = tend_testkit::TestServer::get();
+    let db = TestDb::create();
+    let Some(mut app) = server.password_user("tend_blind_app", "blind-pw", &db.name) else {
+        return;
+    };
+    app.set("sslmode", "disable");
+    db.execute(&format!(
+        "ALTER DATABASE {} OWNER TO tend_blind_app",
+        db.name
+    ));
+    let idle = Holder::open(&db, "forgetful-worker");
+    idle.execute("BEGIN; SELECT 1");
+    let project = TestProject::new();
+    let only = [
+        "check",
+        "--json",
+        "--only",
+        "transactions.idle_in_transaction",
+    ];
+    // Thresholds any idle transaction crosses.
+    project.write(
+        "tend.toml",
+        "[checks.\"transactions.idle_in_transaction\"]\nwarning = 0\ncritical = 0\n",
+    );
+    let (code, out, err) = run(project
+        .tend()
+        .env("DATABASE_URL", db.url())
+        .env("TEND_CHECK_HISTORY", "off")
+        .args(only));
+    assert_eq!(code, 2, "the superuser sees it: {out}{err}");
+    let (code, out, err) = run(project
+        .tend()
+        .env("DATABASE_URL", app.to_secret_string())
+        .env("TEND_CHECK_HISTORY", "off")
+        .args(only));
+    assert_eq!(code, 1, "{out}{err}");
+    let doc: serde_json::Value =
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}{err}"));
+    assert_eq!(doc["status"], "unknown", "{doc}");
+    let result = &doc["checks"][0];
+    assert_eq!(result["severity"], "unknown", "{doc}");
+    assert_eq!(result["unknown"], "hidden_sessions", "{doc}");
+    assert!(
+        result["note"]
+            .as_str()
+            .unwrap()
+            .contains("GRANT pg_read_all_stats TO \"tend_blind_app\""),
+        "{doc}"
+    );
+    // In words too.
+    let (code, out, _) = run(project
+        .tend()
+        .env("DATABASE_URL", app.to_secret_string())
+        .env("TEND_CHECK_HISTORY", "off")
+        .args(&only[..1])
+        .args(&only[2..]));
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("could not look"), "{out}");
+    // Granted the privilege, it sees the session.
+    db.execute("GRANT pg_read_all_stats TO tend_blind_app");
+    let (code, out, err) = run(project
+        .tend()
+        .env("DATABASE_URL", app.to_secret_string())
+        .env("TEND_CHECK_HISTORY", "off")
+        .args(only));
+    assert_eq!(code, 2, "{out}{err}");
+    drop(idle);
+}
+
+/// An application role that owns its database but not every table: `vacuum` and `reindex`
+/// of a table it may not maintain say so and exit 1 (PostgreSQL's VACUUM would only warn),
+/// and a run over every table vacuums the ones it may, names the rest and exits 1.
+#[test]
+fn vacuum_and_reindex_refuse_what_the_role_may_not_maintain() {
+    let server = tend_testkit::TestServer::get();
+    let db = TestDb::create();
+    let Some(mut app) = server.password_user("tend_maint_app", "maint-pw", &db.name) else {
+        return;
+    };
+    app.set("sslmode", "disable");
+    db.execute(&format!(
+        "ALTER DATABASE {} OWNER TO tend_maint_app;
+         CREATE TABLE theirs (id int PRIMARY KEY); INSERT INTO theirs SELECT generate_series(1, 100);
+         CREATE TABLE mine (id int PRIMARY KEY); ALTER TABLE mine OWNER TO tend_maint_app",
+        db.name
+    ));
+    let project = TestProject::new();
+    let tend = |args: &[&str]| {
+        run(project
+            .tend()
+            .env("DATABASE_URL", app.to_secret_string())
+            .args(args))
+    };
+    let vacuumed = |table: &str| {
+        db.query_column(&format!(
+            "SELECT (last_vacuum IS NOT NULL)::text FROM pg_stat_user_tables WHERE relname = '{table}'"
+        ))
+    };
+    // The database owner may vacuum every table up to PostgreSQL 16, not from 17 on.
+    let major: u32 = db.query_column("SHOW server_version_num")[0]
+        .as_deref()
+        .unwrap()
+        .parse::<u32>()
+        .unwrap()
+        / 10000;
+    if major >= 17 {
+        let (code, out, err) = tend(&["vacuum", "theirs"]);
+        assert_eq!(code, 1, "{out}{err}");
+        assert!(
+            err.contains("may not vacuum public.theirs") && err.contains("owner `postgres`"),
+            "{err}"
+        );
+        assert!(!out.contains("Vacuumed"), "{out}");
+        assert_eq!(vacuumed("theirs"), vec![Some("false".into())]);
+    }
+    let (code, out, err) = tend(&["vacuum", "mine"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(vacuumed("mine"), vec![Some("true".into())]);
+    // Reindex needs the table's owner on every version.
+    let (code, out, err) = tend(&["reindex", "theirs_pkey"]);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(
+        err.contains("may not rebuild public.theirs_pkey") && err.contains("owner `postgres`"),
+        "{err}"
+    );
+    assert!(!err.contains("db error"), "{err}");
+    let (code, out, err) = tend(&["reindex", "mine_pkey"]);
+    assert_eq!(code, 0, "{out}{err}");
+    // A role that owns nothing: the whole-database vacuum names what it skipped, exit 1.
+    let Some(mut stranger) = server.password_user("tend_maint_stranger", "s-pw", &db.name) else {
+        return;
+    };
+    stranger.set("sslmode", "disable");
+    let (code, out, err) = run(project
+        .tend()
+        .env("DATABASE_URL", stranger.to_secret_string())
+        .args(["vacuum", "--json"]));
+    assert_eq!(code, 1, "{out}{err}");
+    let doc: serde_json::Value =
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}{err}"));
+    assert_eq!(doc["complete"], false, "{doc}");
+    assert_eq!(doc["skipped"].as_array().unwrap().len(), 2, "{doc}");
+    assert!(err.contains("skipped 2 tables"), "{err}");
+    let (code, _, err) = run(project
+        .tend()
+        .env("DATABASE_URL", stranger.to_secret_string())
+        .args(["vacuum", "mine"]));
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("may not vacuum public.mine") && err.contains("owner `tend_maint_app`"),
+        "{err}"
     );
 }

@@ -310,3 +310,45 @@ Options:
     assert!(mentions_flag("pass `--to NAME`.", "--to"));
     assert!(!mentions_flag("pass --token", "--to"));
 }
+
+/// The help describes what exists: the top level names the real command groups, and no
+/// help text, at any level, promises what comes "as they land" or is "coming".
+#[test]
+fn help_names_the_real_command_groups_and_promises_nothing() {
+    let project = TestProject::new();
+    let top = help(&project, &[]);
+    let about = top.split("Usage:").next().unwrap();
+    for group in [
+        "migrate", "schema", "backup", "restore", "health", "check", "vacuum", "doctor", "dev",
+    ] {
+        assert!(
+            about.contains(group),
+            "the top-level help's description does not name `{group}`:\n{about}"
+        );
+    }
+    let mut queue: Vec<Vec<String>> = vec![Vec::new()];
+    let mut seen = 0;
+    while let Some(path) = queue.pop() {
+        let text = help(&project, &path).to_lowercase();
+        seen += 1;
+        for phrase in [
+            "as they land",
+            "coming",
+            "not yet",
+            "will be added",
+            "planned",
+        ] {
+            assert!(
+                !text.contains(phrase),
+                "`tend {} --help` says \"{phrase}\":\n{text}",
+                path.join(" ")
+            );
+        }
+        for sub in subcommands(&help(&project, &path)) {
+            let mut child = path.clone();
+            child.push(sub);
+            queue.push(child);
+        }
+    }
+    assert!(seen > 20, "only {seen} help texts found");
+}
