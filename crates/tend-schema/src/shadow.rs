@@ -1444,15 +1444,9 @@ fn sql_failure(file: &SqlFile, line: usize, err: &tokio_postgres::Error) -> Shad
     }
 }
 
-/// PostgreSQL's message (and detail), or the driver's.
+/// PostgreSQL's message, detail and SQLSTATE, or the driver's words.
 fn pg_message(err: &tokio_postgres::Error) -> String {
-    match err.as_db_error() {
-        Some(db) => match db.detail() {
-            Some(detail) => format!("{} ({detail})", db.message()),
-            None => db.message().to_string(),
-        },
-        None => err.to_string(),
-    }
+    tend_pg::error_text(err)
 }
 
 fn database(action: &str, info: &ConnInfo) -> impl FnOnce(tokio_postgres::Error) -> ShadowError {
