@@ -73,9 +73,11 @@ impl From<SchemaError> for CommandError {
         match err {
             SchemaError::Connect(e) => e.into(),
             SchemaError::Shadow(ShadowError::Connect(e)) => e.into(),
-            SchemaError::Shadow(e @ ShadowError::CannotCreateDatabase { .. }) => {
-                CommandError::new(ErrorKind::Config, e.to_string())
-            }
+            SchemaError::Shadow(
+                e @ (ShadowError::CannotCreateDatabase { .. }
+                | ShadowError::SameAsLive { .. }
+                | ShadowError::NotEmpty { .. }),
+            ) => CommandError::new(ErrorKind::Config, e.to_string()),
             SchemaError::Source(e) => CommandError::new(ErrorKind::Config, e.to_string()),
             other => CommandError::failure(other.to_string()),
         }
