@@ -120,9 +120,10 @@ impl Decryption {
         Ok(Decryption::Identities(identities))
     }
 
-    /// Opens an age stream; the error says whether the key is wrong or the file is not age.
-    pub fn open<R: Read>(&self, input: R) -> Result<age::stream::StreamReader<R>, String> {
-        let decryptor = age::Decryptor::new(input).map_err(|e| describe_decrypt_error(&e))?;
+    /// Opens an age stream. The error says which: the key does not open it, the header is
+    /// not age's (or fails its authentication), or the bytes could not be read.
+    pub fn open<R: Read>(&self, input: R) -> Result<age::stream::StreamReader<R>, OpenError> {
+        let decryptor = age::Decryptor::new(input).map_err(OpenError::from)?;
         let result = match self {
             Decryption::Passphrase(pass) => {
                 let mut identity = age::scrypt::Identity::new(pass.clone());
@@ -133,18 +134,48 @@ impl Decryption {
                 decryptor.decrypt(list.iter().map(|i| i as &dyn age::Identity))
             }
         };
-        result.map_err(|e| describe_decrypt_error(&e))
+        result.map_err(OpenError::from)
+    }
+
+    /// What kind of key this is, for messages.
+    pub fn describe(&self) -> &'static str {
+        match self {
+            Decryption::Passphrase(_) => "the passphrase BACKUP_ENCRYPTION_KEY",
+            Decryption::Identities(_) => "the age identities of BACKUP_AGE_IDENTITY_FILE",
+        }
     }
 }
 
-fn describe_decrypt_error(err: &age::DecryptError) -> String {
-    match err {
-        age::DecryptError::NoMatchingKeys | age::DecryptError::DecryptionFailed => {
-            "the key does not open this backup (a wrong BACKUP_ENCRYPTION_KEY or identity), or its data is corrupt".to_string()
+/// Why an age stream did not open.
+#[derive(Debug)]
+pub enum OpenError {
+    /// No configured key unwraps the file key (a wrong passphrase or identity). Only a
+    /// wrong key when the stored bytes are the ones the manifest describes, which the
+    /// reader checks before it believes this.
+    WrongKey,
+    /// The header is not age's, or its MAC fails: the bytes are damaged.
+    Damaged(String),
+    /// scrypt's work factor is beyond what this machine accepts.
+    Excessive(String),
+    /// Reading the bytes failed (the store, or a layer below).
+    Io(std::io::Error),
+}
+
+impl From<age::DecryptError> for OpenError {
+    fn from(err: age::DecryptError) -> OpenError {
+        match err {
+            age::DecryptError::NoMatchingKeys
+            | age::DecryptError::DecryptionFailed
+            | age::DecryptError::KeyDecryptionFailed => OpenError::WrongKey,
+            age::DecryptError::Io(e) => OpenError::Io(e),
+            e @ age::DecryptError::ExcessiveWork { .. } => OpenError::Excessive(e.to_string()),
+            age::DecryptError::InvalidHeader | age::DecryptError::UnknownFormat => {
+                OpenError::Damaged(
+                    "the stored data is not an age file (it is corrupt, or not a tend backup)"
+                        .to_string(),
+                )
+            }
+            other => OpenError::Damaged(other.to_string()),
         }
-        age::DecryptError::InvalidHeader | age::DecryptError::UnknownFormat => {
-            "the stored data is not an age file (it is corrupt, or not a tend backup)".to_string()
-        }
-        other => other.to_string(),
     }
 }

@@ -67,6 +67,7 @@ fn restore(
         jobs: 2,
         connect: ConnectOptions::default(),
         pg_restore,
+        ownership: Default::default(),
     };
     runtime.block_on(restore_parallel(
         &backed.store,
