@@ -190,15 +190,14 @@ pub enum MigrateError {
         if applied.is_empty() { String::new() } else { format!(" (this run applied {} first: {})", applied.len(), applied.join(", ")) }
     )]
     Interrupted { applied: Vec<String>, state: String },
-    #[error(
-        "the seed {} failed at line {line}: {message}; nothing of it was applied (it ran in one transaction)",
-        path.display()
-    )]
+    #[error("the seed {} failed at line {line}: {message}; {kept}", path.display())]
     SeedFailed {
         path: PathBuf,
         line: usize,
         message: String,
         code: Option<String>,
+        /// What of the seed stayed in the database.
+        kept: String,
     },
     #[error("there is no migration named `{0}` on disk")]
     Unknown(String),
@@ -1348,8 +1347,109 @@ pub async fn drop_schemas(locked: &Locked, schemas: &[String]) -> Result<(), Mig
     Ok(())
 }
 
-/// Runs a seed script in one transaction.
+/// How a seed ran.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SeedMode {
+    /// The whole file in one transaction: all of it or nothing.
+    Transaction,
+    /// Statement by statement, as `psql -f` runs it, because the file has its own
+    /// `BEGIN`/`COMMIT` (or a statement that cannot run in a transaction).
+    Statements,
+}
+
+/// Runs a seed script: in one transaction, unless it manages transactions itself (or holds
+/// a statement that cannot run in one); then statement by statement, as psql runs it, so
+/// its own COMMIT keeps what it commits and an error says exactly what stayed.
 pub async fn seed(
+    info: &ConnInfo,
+    options: &RunOptions,
+    path: &std::path::Path,
+    sql: &str,
+) -> Result<SeedMode, MigrateError> {
+    if Mode::of(sql) == Mode::Statements {
+        seed_statements(info, options, path, sql).await?;
+        return Ok(SeedMode::Statements);
+    }
+    seed_in_transaction(info, options, path, sql).await?;
+    Ok(SeedMode::Transaction)
+}
+
+async fn seed_statements(
+    info: &ConnInfo,
+    options: &RunOptions,
+    path: &std::path::Path,
+    sql: &str,
+) -> Result<(), MigrateError> {
+    let session = tend_pg::connect(info, &options.connect).await?;
+    use_schema(&session, info, true).await?;
+    let statements = split(sql);
+    let mut in_block = false;
+    // Statements committed so far, and the line of the last one.
+    let mut committed = 0;
+    let mut committed_line = 0;
+    for (index, statement) in statements.iter().enumerate() {
+        if let Err(err) = session.batch_execute(statement.sql).await {
+            if in_block {
+                let _ = session.batch_execute("ROLLBACK").await;
+            }
+            let line = match err.as_db_error().and_then(|d| d.position()) {
+                Some(tokio_postgres::error::ErrorPosition::Original(pos)) => {
+                    statement.line
+                        + line_of_char_position(statement.sql, *pos as usize).saturating_sub(1)
+                }
+                _ => statement.line + line_in_statement(statement.sql, &err),
+            };
+            let failure = failure_text(&err);
+            let kept = if committed == 0 {
+                "nothing of it stayed (it runs statement by statement, as psql does, since it manages its own transactions)".to_string()
+            } else {
+                format!(
+                    "it runs statement by statement, as psql does, since it manages its own transactions, so its first {committed} statements (through line {committed_line}) stayed committed{} and nothing after them ran",
+                    if in_block {
+                        "; the open transaction the failing statement was in was rolled back"
+                    } else {
+                        ""
+                    }
+                )
+            };
+            return Err(MigrateError::SeedFailed {
+                path: path.to_path_buf(),
+                line,
+                message: failure.message,
+                code: failure.code,
+                kept,
+            });
+        }
+        if classify(statement.sql).transaction_control {
+            in_block = opens_transaction(statement.sql);
+        }
+        if !in_block {
+            committed = index + 1;
+            committed_line = statement.line + statement.sql.trim_end().matches('\n').count();
+        }
+    }
+    if in_block {
+        // psql commits nothing left open at the end of a file: neither do we.
+        let _ = session.batch_execute("ROLLBACK").await;
+    }
+    Ok(())
+}
+
+/// `BEGIN` or `START TRANSACTION` (as opposed to COMMIT, END, ROLLBACK, ABORT).
+fn opens_transaction(statement: &str) -> bool {
+    let first = statement
+        .lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty() && !l.starts_with("--"))
+        .and_then(|l| l.split(|c: char| !c.is_ascii_alphabetic()).next())
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    first == "begin" || first == "start"
+}
+
+/// Runs a seed script in one transaction.
+async fn seed_in_transaction(
     info: &ConnInfo,
     options: &RunOptions,
     path: &std::path::Path,
@@ -1367,7 +1467,7 @@ pub async fn seed(
             Some(tokio_postgres::error::ErrorPosition::Original(pos)) => {
                 line_of_char_position(sql, *pos as usize)
             }
-            _ => 1,
+            _ => locate_failure(&session, options, sql, &err).await,
         };
         let failure = failure_text(&err);
         return Err(MigrateError::SeedFailed {
@@ -1375,6 +1475,7 @@ pub async fn seed(
             line,
             message: failure.message,
             code: failure.code,
+            kept: "nothing of it was applied (it ran in one transaction)".to_string(),
         });
     }
     session

@@ -644,7 +644,7 @@ fn reset(ctx: &Context, args: ResetArgs) -> Result<i32, CommandError> {
     let seeded = if args.skip_seed {
         None
     } else {
-        super::seed::run_seed(ctx, &info, None, true)?
+        super::seed::run_seed(ctx, &info, None, true)?.map(|(path, _)| path)
     };
     ctx.out.json_value(&serde_json::json!({
         "dropped_schemas": schemas,

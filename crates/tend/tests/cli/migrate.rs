@@ -909,3 +909,48 @@ fn sigint_during_deploy_cancels_the_statement_on_the_server_and_status_agrees() 
     );
     assert_eq!(status_json(&project, &db)["up_to_date"], true);
 }
+
+#[test]
+fn a_seed_with_its_own_commit_reports_what_it_kept_and_the_failing_line() {
+    let project = TestProject::new();
+    let db = TestDb::create();
+    db.execute("CREATE TABLE things (id int PRIMARY KEY)");
+    let tend = |args: &[&str]| run(project.tend().env("DATABASE_URL", db.url()).args(args));
+    project.write(
+        "seed.sql",
+        "BEGIN;\nINSERT INTO things VALUES (1);\nINSERT INTO things VALUES (2);\nCOMMIT;\n\nBEGIN;\nINSERT INTO things VALUES (3);\nINSERT INTO things VALUES (1);\nCOMMIT;\nINSERT INTO things VALUES (4);\n",
+    );
+    let (code, out, err) = tend(&["seed"]);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(err.contains("line 8"), "the duplicate key: {err}");
+    assert!(
+        err.contains("first 4 statements (through line 4) stayed committed"),
+        "{err}"
+    );
+    assert!(!err.contains("nothing of it was applied"), "{err}");
+    // The database holds exactly what the message says: psql's outcome.
+    assert_eq!(
+        db.query_column("SELECT string_agg(id::text, ',' ORDER BY id) FROM things"),
+        vec![Some("1,2".into())]
+    );
+    // A seed without transaction control stays all or nothing.
+    project.write(
+        "seed.sql",
+        "INSERT INTO things VALUES (5);\nINSERT INTO things VALUES (1);\n",
+    );
+    let (code, _, err) = tend(&["seed"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("nothing of it was applied"), "{err}");
+    assert!(err.contains("line 2"), "{err}");
+    assert_eq!(
+        db.query_column("SELECT count(*)::text FROM things"),
+        vec![Some("2".into())]
+    );
+    project.write(
+        "seed.sql",
+        "BEGIN;\nINSERT INTO things VALUES (6);\nCOMMIT;\n",
+    );
+    let (code, out, err) = tend(&["seed"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("statement by statement"), "{out}");
+}
