@@ -679,7 +679,7 @@ fn baseline(ctx: &Context, args: BaselineArgs) -> Result<i32, CommandError> {
 }
 
 /// `YYYYMMDDHHMMSS` in UTC, as Prisma names migrations.
-fn utc_timestamp() -> String {
+pub(crate) fn utc_timestamp() -> String {
     humantime::format_rfc3339_seconds(SystemTime::now())
         .to_string()
         .chars()
