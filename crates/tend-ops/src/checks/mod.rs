@@ -33,6 +33,18 @@ pub fn for_major(check: &'static Check, major: u32) -> &'static Check {
         .unwrap_or(check)
 }
 
+/// Checks whose remedy changes the schema (creates or drops an index or constraint): in a
+/// project whose schema goes through migrations, the change belongs in a migration, or
+/// `schema verify` reports it as drift.
+pub const REMEDY_CHANGES_SCHEMA: &[&str] = &[
+    "indexes.unused",
+    "indexes.duplicate",
+    "indexes.redundant",
+    "constraints.fk_without_index",
+    "security.soft_delete_unique",
+    "tables.no_primary_key",
+];
+
 /// One check by id.
 pub fn find(id: &str) -> Option<&'static Check> {
     catalog().into_iter().find(|c| c.id == id)
