@@ -375,6 +375,54 @@ fn verify(ctx: &Context, args: &VerifyArgs) -> Result<i32, CommandError> {
     Ok(exit::OK)
 }
 
+/// The comment that marks a restore drill's scratch database as tend's to drop.
+const DRILL_TAG: &str = "tend restore drill scratch database";
+
+/// The oid of the scratch database `name` when it exists and carries the drill's mark; an
+/// error when it exists without it (someone else's database: never dropped).
+async fn drill_database(
+    session: &tend_pg::Session,
+    name: &str,
+) -> Result<Option<u32>, CommandError> {
+    let row = session
+        .query_opt(
+            "SELECT oid, coalesce(shobj_description(oid, 'pg_database'), '') FROM pg_database
+              WHERE datname = $1",
+            &[&name],
+        )
+        .await?;
+    let Some(row) = row else {
+        return Ok(None);
+    };
+    let comment: String = row.get(1);
+    if comment != DRILL_TAG {
+        return Err(CommandError::new(
+            ErrorKind::Config,
+            format!(
+                "the scratch server already has a database `{name}` that tend did not make for a drill, and tend drops only its own; drop or rename it, or give another scratch server with --scratch"
+            ),
+        ));
+    }
+    Ok(Some(row.get(0)))
+}
+
+/// Drops the drill's scratch database when it is still the one tend made (same oid, mark).
+async fn drop_drill_database(
+    session: &tend_pg::Session,
+    name: &str,
+    oid: u32,
+) -> Result<(), CommandError> {
+    if drill_database(session, name).await? == Some(oid) {
+        session
+            .batch_execute(&format!(
+                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                tend_pg::quote_ident(name)
+            ))
+            .await?;
+    }
+    Ok(())
+}
+
 /// How a drill ended, and whether that is a finding about the backup (recorded in the
 /// store) or about something else (the scratch server, the key: recorded nowhere).
 enum Drill {
@@ -412,8 +460,16 @@ fn restore_drill(
     );
     let quoted = tend_pg::quote_ident(&name);
     let session = ctx.connect(&admin)?;
-    block_on(session.batch_execute(&format!("DROP DATABASE IF EXISTS {quoted} WITH (FORCE)")))?;
+    // A leftover of an interrupted drill is dropped only when it carries the drill's mark.
+    if let Some(oid) = block_on(drill_database(&session, &name))? {
+        block_on(drop_drill_database(&session, &name, oid))?;
+    }
     block_on(session.batch_execute(&format!("CREATE DATABASE {quoted}")))?;
+    block_on(session.batch_execute(&format!(
+        "COMMENT ON DATABASE {quoted} IS {}",
+        tend_pg::quote_literal(DRILL_TAG)
+    )))?;
+    let made = block_on(drill_database(&session, &name))?;
     let target = admin.with_dbname(&name);
     let mut created_roles = Vec::new();
     let outcome = (|| -> Drill {
@@ -472,8 +528,9 @@ fn restore_drill(
         }
         Drill::Passed(message)
     })();
-    let _ =
-        block_on(session.batch_execute(&format!("DROP DATABASE IF EXISTS {quoted} WITH (FORCE)")));
+    if let Some(oid) = made {
+        let _ = block_on(drop_drill_database(&session, &name, oid));
+    }
     // The roles the drill created for itself go with its database: the scratch server is
     // left as it was.
     for role in &created_roles {
