@@ -257,8 +257,8 @@ fn prisma_history_creating_a_trusted_extension_replays_as_the_least_privileged_r
     let project = TestProject::new();
     project.write(
         "prisma/migrations/20260101000000_init/migration.sql",
-        "-- CreateExtension\nCREATE EXTENSION IF NOT EXISTS \"pgcrypto\";\n\n\
-         -- CreateTable\nCREATE TABLE \"User\" (\n    \"id\" UUID NOT NULL DEFAULT gen_random_uuid(),\n    \"email\" TEXT NOT NULL,\n    CONSTRAINT \"User_pkey\" PRIMARY KEY (\"id\")\n);\n",
+        "-- CreateExtension\nCREATE EXTENSION IF NOT EXISTS \"citext\";\n\n\
+         -- CreateTable\nCREATE TABLE \"User\" (\n    \"id\" UUID NOT NULL DEFAULT gen_random_uuid(),\n    \"email\" CITEXT NOT NULL,\n    CONSTRAINT \"User_pkey\" PRIMARY KEY (\"id\")\n);\n",
     );
     project.write(
         "prisma/migrations/20260102000000_posts/migration.sql",
