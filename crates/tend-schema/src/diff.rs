@@ -205,6 +205,16 @@ impl Default for DiffOptions {
     }
 }
 
+/// How a retyped column's values are converted, and what that may do to them.
+#[derive(Default)]
+struct Cast {
+    /// The `USING` expression, where the assignment cast is not the one to use.
+    using: Option<String>,
+    hazards: Vec<Hazard>,
+    /// What the user should know: values lost, or read in a way they may not expect.
+    warning: Option<String>,
+}
+
 /// The object of the `SET` statements a plan starts with.
 const SESSION: &str = "session";
 
@@ -1236,6 +1246,48 @@ impl Differ<'_> {
         }
     }
 
+    /// A column dropped while another is added may be a rename: of the same type, or of
+    /// another type when it is the table's only such pair or the names look alike (`price`
+    /// and `price_cents`, `userId` and `user_id`). A rename hint then renames and converts
+    /// it, keeping its values. Each added column is suggested for one dropped column.
+    fn warn_possible_column_renames(
+        &mut self,
+        table: &QualifiedName,
+        dropped: &[&Column],
+        added: &[&Column],
+    ) {
+        let mut taken: HashSet<&str> = HashSet::new();
+        for gone in dropped {
+            let free = || added.iter().filter(|c| !taken.contains(c.name.as_str()));
+            let candidate = free()
+                .find(|c| c.data_type == gone.data_type)
+                .or_else(|| {
+                    if dropped.len() == 1 && added.len() == 1 {
+                        free().next()
+                    } else {
+                        free().find(|c| names_look_alike(&gone.name, &c.name))
+                    }
+                })
+                .copied();
+            let Some(candidate) = candidate else {
+                continue;
+            };
+            taken.insert(candidate.name.as_str());
+            let hint = format!("--rename {table}.{}={}", gone.name, candidate.name);
+            if candidate.data_type == gone.data_type {
+                self.warn(format!(
+                    "column {table}.{} is dropped and {} added with the same type: if it is a rename, pass {hint} or its data is lost",
+                    gone.name, candidate.name
+                ));
+            } else {
+                self.warn(format!(
+                    "column {table}.{} ({}) is dropped and {} ({}) added: if it is a rename, pass {hint} (its values are then converted to {}) or its data is lost",
+                    gone.name, gone.data_type, candidate.name, candidate.data_type, candidate.data_type
+                ));
+            }
+        }
+    }
+
     fn alter_table(&mut self, name: &QualifiedName, old: &Table, new: &Table) {
         let table_sql = name.sql();
         let object = format!("table {name}");
@@ -1477,14 +1529,7 @@ impl Differ<'_> {
             .iter()
             .filter(|c| !c.inherited && old.column(&c.name).is_none())
             .collect();
-        for gone in &dropped {
-            if let Some(candidate) = added.iter().find(|c| c.data_type == gone.data_type) {
-                self.warn(format!(
-                    "column {name}.{} is dropped and {} added with the same type: if it is a rename, pass --rename {name}.{}={} or its data is lost",
-                    gone.name, candidate.name, gone.name, candidate.name
-                ));
-            }
-        }
+        self.warn_possible_column_renames(name, &dropped, &added);
         for column in &dropped {
             let step = self.push(
                 format!("column {name}.{}", column.name),
@@ -1638,11 +1683,11 @@ impl Differ<'_> {
                 after.data_type
             ),
         );
-        let (cast, lossy) = self.cast(before, after);
-        if lossy {
-            self.warn_first_element(table, after);
+        let cast = self.cast(table, before, after);
+        if let Some(warning) = &cast.warning {
+            self.warn(warning.clone());
         }
-        let value = cast.clone().unwrap_or_else(|| column_sql.clone());
+        let value = cast.using.clone().unwrap_or_else(|| column_sql.clone());
         let step = self.push(
             object.clone(),
             Change::Alter,
@@ -1650,12 +1695,7 @@ impl Differ<'_> {
         );
         step.hazards.push(Hazard::TableRewrite);
         step.hazards.push(Hazard::LongLock);
-        if cast.is_some() {
-            step.hazards.push(Hazard::MayFail);
-        }
-        if lossy {
-            step.hazards.push(Hazard::DataLoss);
-        }
+        step.hazards.extend(cast.hazards);
         self.push(
             object.clone(),
             Change::Alter,
@@ -1693,33 +1733,73 @@ impl Differ<'_> {
         }
     }
 
-    /// The `USING` expression that turns `before`'s values into `after`'s type, or `None`
-    /// where an assignment cast does it. A scalar becomes a one-element array; an array
-    /// keeps its first element (`lossy`).
-    fn cast(&self, before: &Column, after: &Column) -> (Option<String>, bool) {
+    /// How `before`'s values become `after`'s type: the `USING` expression (`None` where
+    /// the assignment cast does it), chosen to keep every value where some expression can
+    /// ([`crate::cast`]), and what the change may still do to the values. A scalar becomes
+    /// a one-element array; an array becomes `json`/`jsonb` or text whole, and any other
+    /// scalar keeps only its first element.
+    fn cast(&self, table: &QualifiedName, before: &Column, after: &Column) -> Cast {
         let column_sql = ident(&after.name);
         let (from, to) = (before.data_type.as_str(), after.data_type.as_str());
-        match (from.strip_suffix("[]"), to.strip_suffix("[]")) {
+        let mut cast = Cast::default();
+        let loss = match (from.strip_suffix("[]"), to.strip_suffix("[]")) {
             (None, Some(element)) => {
                 let value = self
                     .scalar_cast(&column_sql, from, element)
                     .unwrap_or_else(|| column_sql.clone());
-                let array =
-                    format!("CASE WHEN {column_sql} IS NULL THEN NULL ELSE ARRAY[{value}] END");
-                (Some(array), false)
+                cast.using = Some(format!(
+                    "CASE WHEN {column_sql} IS NULL THEN NULL ELSE ARRAY[{value}] END"
+                ));
+                cast.hazards.push(Hazard::MayFail);
+                crate::cast::loss(from, element)
             }
-            (Some(element), None) => {
-                let first = format!("({column_sql})[1]");
-                let value = self.scalar_cast(&first, element, to).unwrap_or(first);
-                (Some(value), true)
+            (Some(_), None) => match crate::cast::array_to_scalar(&column_sql, to) {
+                Some(whole) => {
+                    cast.using = Some(whole);
+                    crate::cast::loss("text", to)
+                }
+                None => {
+                    let first = format!("({column_sql})[1]");
+                    let element = from.trim_end_matches("[]");
+                    let value = self.scalar_cast(&first, element, to).unwrap_or(first);
+                    cast.using = Some(value);
+                    cast.hazards.push(Hazard::MayFail);
+                    Some((Hazard::DataLoss, "each row keeps only its first element"))
+                }
+            },
+            _ => {
+                cast.using = self.scalar_cast(&column_sql, from, to);
+                let lossless = crate::cast::between_timestamps(&column_sql, from, to).is_some();
+                if cast.using.is_some() && !lossless {
+                    cast.hazards.push(Hazard::MayFail);
+                }
+                if lossless {
+                    cast.warning = Some(format!(
+                        "column {table}.{} goes from {from} to {to} at UTC: timestamps without a time zone are read as UTC",
+                        after.name
+                    ));
+                }
+                crate::cast::loss(from, to)
             }
-            _ => (self.scalar_cast(&column_sql, from, to), false),
+        };
+        if let Some((hazard, reason)) = loss {
+            if !cast.hazards.contains(&hazard) {
+                cast.hazards.push(hazard);
+            }
+            if hazard == Hazard::DataLoss {
+                cast.warning = Some(format!(
+                    "column {table}.{} goes from {from} to {to}, which keeps less: {reason}",
+                    after.name
+                ));
+            }
         }
+        cast
     }
 
     /// The cast of `value` from `from` to `to`, both scalars or both arrays: through text
-    /// to an enum (another enum's values, or a swapped enum's), `::to` across type
-    /// families, nothing within one.
+    /// to an enum (another enum's values, or a swapped enum's), at UTC between `timestamp`
+    /// and `timestamptz`, `::to` without its modifiers (the assignment to the column
+    /// checks them) across type families, nothing within one.
     fn scalar_cast(&self, value: &str, from: &str, to: &str) -> Option<String> {
         let enum_swapped = self.recreated_enums.iter().any(|e| uses_type(to, e));
         let to_enum = self
@@ -1730,18 +1810,13 @@ impl Differ<'_> {
         if enum_swapped || (to_enum && from != to) {
             let text = if to.ends_with("[]") { "text[]" } else { "text" };
             Some(format!("{value}::{text}::{to}"))
+        } else if let Some(at_utc) = crate::cast::between_timestamps(value, from, to) {
+            Some(at_utc)
         } else if needs_using(from, to) {
-            Some(format!("{value}::{to}"))
+            Some(format!("{value}::{}", crate::cast::without_modifiers(to)))
         } else {
             None
         }
-    }
-
-    fn warn_first_element(&mut self, table: &QualifiedName, column: &Column) {
-        self.warn(format!(
-            "column {table}.{} becomes {}, not an array: each row keeps only its first element",
-            column.name, column.data_type
-        ));
     }
 
     fn alter_column(&mut self, table: &QualifiedName, before: &Column, after: &Column) {
@@ -1770,11 +1845,13 @@ impl Differ<'_> {
                 .as_ref()
                 .map(|c| format!(" COLLATE {c}"))
                 .unwrap_or_default();
-            let (cast, lossy) = self.cast(before, after);
-            if lossy {
-                self.warn_first_element(table, after);
+            let cast = self.cast(table, before, after);
+            if let Some(warning) = &cast.warning {
+                self.warn(warning.clone());
             }
             let using = cast
+                .using
+                .as_ref()
                 .map(|cast| format!(" USING {cast}"))
                 .unwrap_or_default();
             let step = self.push(
@@ -1788,12 +1865,7 @@ impl Differ<'_> {
             {
                 step.hazards.push(Hazard::TableRewrite);
             }
-            if !using.is_empty() {
-                step.hazards.push(Hazard::MayFail);
-            }
-            if lossy {
-                step.hazards.push(Hazard::DataLoss);
-            }
+            step.hazards.extend(cast.hazards);
             if let Some(default) = &after.default {
                 self.push(
                     object.clone(),
@@ -2999,7 +3071,11 @@ const NUMBERS: [&str; 6] = [
 /// A change within the string or number families, or of modifiers only, needs no `USING`:
 /// PostgreSQL has an assignment cast for it.
 fn needs_using(from: &str, to: &str) -> bool {
-    let (a, b) = (base_type(from), base_type(to));
+    let (a, b) = (
+        crate::cast::without_modifiers(from),
+        crate::cast::without_modifiers(to),
+    );
+    let (a, b) = (a.as_str(), b.as_str());
     let arrays = from.ends_with("[]") || to.ends_with("[]");
     if arrays {
         return from.trim_end_matches("[]") != to.trim_end_matches("[]");
@@ -3115,6 +3191,44 @@ pub fn group_by_object(plan: &Plan) -> HashMap<&str, Vec<&Step>> {
         groups.entry(step.object.as_str()).or_default().push(step);
     }
     groups
+}
+
+/// Whether two column names look like one renamed: equal but for case and underscores, one
+/// inside the other (`price`, `price_cents`), or a typo apart.
+fn names_look_alike(a: &str, b: &str) -> bool {
+    let normal = |n: &str| -> Vec<char> {
+        n.chars()
+            .filter(|c| *c != '_')
+            .flat_map(char::to_lowercase)
+            .collect()
+    };
+    let (a, b) = (normal(a), normal(b));
+    let (short, long) = if a.len() <= b.len() {
+        (&a, &b)
+    } else {
+        (&b, &a)
+    };
+    if short.len() >= 3 && long.windows(short.len()).any(|w| w == short.as_slice()) {
+        return true;
+    }
+    // Levenshtein distance, at most 2 for names of at least 5 characters.
+    if short.len() < 5 || long.len() - short.len() > 2 {
+        return false;
+    }
+    let mut previous: Vec<usize> = (0..=b.len()).collect();
+    for (i, x) in a.iter().enumerate() {
+        let mut current = vec![i + 1];
+        for (j, y) in b.iter().enumerate() {
+            let cost = usize::from(x != y);
+            current.push(
+                (previous[j] + cost)
+                    .min(previous[j + 1] + 1)
+                    .min(current[j] + 1),
+            );
+        }
+        previous = current;
+    }
+    previous[b.len()] <= 2
 }
 
 /// A name for a column being recreated that neither table uses, within PostgreSQL's 63
@@ -3272,6 +3386,15 @@ mod tests {
         assert!(needs_using("text", "integer"));
         assert!(needs_using("text", "jsonb"));
         assert!(!needs_using("numeric(10,2)", "numeric(12,2)"));
+    }
+
+    #[test]
+    fn renamed_column_names_look_alike() {
+        assert!(names_look_alike("price", "price_cents"));
+        assert!(names_look_alike("userId", "user_id"));
+        assert!(names_look_alike("adress", "address"));
+        assert!(!names_look_alike("id", "kind"));
+        assert!(!names_look_alike("title", "body"));
     }
 
     #[test]

@@ -5,6 +5,7 @@
 //!
 //! This crate never prints: it returns models, plans and typed errors.
 
+pub mod cast;
 pub mod ddl;
 pub mod diff;
 pub mod drift;

@@ -861,3 +861,182 @@ fn drift_lists_each_object_once_with_old_and_new_values() {
         plan.to_sql(true)
     );
 }
+
+/// Retyped columns keep every value where some cast can: an array becomes `jsonb` or text
+/// whole (not its first element), `timestamp` and `timestamptz` convert at UTC whatever the
+/// session's time zone, an enum becomes `varchar` by its label. Where nothing can keep every
+/// value (an array to a number, fewer decimal places) the step carries the data-loss hazard
+/// and a warning says what is lost.
+#[test]
+fn retyped_columns_keep_every_value_where_a_lossless_cast_exists() {
+    let table = |columns: &str| {
+        format!(
+            "CREATE TYPE public.mood AS ENUM ('sad', 'ok');
+             CREATE TABLE public.t (id int PRIMARY KEY, {columns})"
+        )
+    };
+    let from = format!(
+        "{};
+         INSERT INTO public.t VALUES
+           (1, ARRAY['{{\"a\": 1}}'::jsonb, '[2, 3]'::jsonb], ARRAY['x', 'y,z'], ARRAY[7, 8],
+            '{{\"k\": [1, 2]}}', 'ok', '2024-10-27 01:30:00', '2024-10-27 01:30:00+00', 12.3456,
+            'short', 'abc'),
+           (2, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL)",
+        table(
+            "docs jsonb[], tags text[], nums integer[], j json, m public.mood, ts timestamp(3),
+             tz timestamptz, price numeric(10,4), label varchar(20), code text"
+        )
+    );
+    let to = table(
+        "docs jsonb, tags text, nums integer, j jsonb, m varchar(5), ts timestamptz(3),
+         tz timestamp, price numeric(10,2), label varchar(10), code text[]",
+    );
+    // The plan runs in a session whose time zone is not UTC.
+    let source = database(&from);
+    let target = database(&to);
+    let plan = diff(&model_of(&source), &model_of(&target), &plain());
+    let script = format!("SET TimeZone = 'America/New_York';\n{}", plan.to_sql(true));
+    if let Err(e) = psql_file(&source, &script) {
+        panic!("the plan failed:\n{e}\n--- plan ---\n{script}");
+    }
+    assert!(diff(&model_of(&source), &model_of(&target), &plain()).is_empty());
+    assert_eq!(
+        source.query_column(
+            "SELECT concat_ws(' | ', docs::text, tags, nums::text, j::text, m, \
+             extract(epoch FROM ts)::bigint::text, tz::text, price::text, label, code::text) \
+             FROM public.t ORDER BY id"
+        ),
+        vec![
+            Some(
+                "[{\"a\": 1}, [2, 3]] | {x,\"y,z\"} | 7 | {\"k\": [1, 2]} | ok | 1729992600 | \
+                 2024-10-27 01:30:00 | 12.35 | short | {abc}"
+                    .to_string()
+            ),
+            Some(String::new()),
+        ]
+    );
+    let hazards_of = |column: &str| -> Vec<Hazard> {
+        plan.steps
+            .iter()
+            .filter(|s| s.object == format!("column public.t.{column}") && s.sql.contains(" TYPE "))
+            .flat_map(|s| s.hazards.clone())
+            .collect()
+    };
+    for lossless in ["docs", "tags", "j", "m", "ts", "tz", "label", "code"] {
+        assert!(
+            !hazards_of(lossless).contains(&Hazard::DataLoss),
+            "{lossless}: {:?}\n{}",
+            hazards_of(lossless),
+            plan.to_sql(true)
+        );
+    }
+    for lossy in ["nums", "price"] {
+        assert!(
+            hazards_of(lossy).contains(&Hazard::DataLoss),
+            "{lossy}\n{}",
+            plan.to_sql(true)
+        );
+        assert!(
+            plan.warnings
+                .iter()
+                .any(|w| w.contains(&format!("public.t.{lossy} goes from"))),
+            "{:?}",
+            plan.warnings
+        );
+    }
+    let sql = plan.to_sql(false);
+    assert!(sql.contains("USING to_jsonb(docs)"), "{sql}");
+}
+
+/// A value too long for a shorter `varchar` stops the change instead of being cut short: the
+/// cast in `USING` leaves the length to the assignment, which checks it.
+#[test]
+fn a_value_too_long_for_the_new_length_fails_instead_of_being_cut() {
+    let from = "CREATE TYPE public.mood AS ENUM ('sad', 'ok');
+        CREATE TABLE public.t (m public.mood, a text[]);
+        INSERT INTO public.t VALUES ('sad', ARRAY['long']);";
+    let to = "CREATE TYPE public.mood AS ENUM ('sad', 'ok');
+        CREATE TABLE public.t (m varchar(2), a varchar(2)[])";
+    for (from, to) in [
+        (from.to_string(), to.replace("a varchar(2)[]", "a text[]")),
+        (
+            from.replace("'sad', ARRAY", "'ok', ARRAY"),
+            to.replace("m varchar(2)", "m public.mood"),
+        ),
+    ] {
+        let source = database(&from);
+        let plan = diff(&model_of(&source), &model_of(&database(&to)), &plain());
+        let failed = psql_file(&source, &plan.to_sql(true)).unwrap_err();
+        assert!(failed.contains("value too long"), "{failed}");
+        assert!(
+            plan.steps
+                .iter()
+                .any(|s| s.sql.contains(" TYPE character varying(2)")
+                    && s.hazards.contains(&Hazard::MayFail)),
+            "{}",
+            plan.to_sql(true)
+        );
+    }
+}
+
+/// A column dropped while one of another type is added may be a rename too: the diff says
+/// which `--rename` keeps the values, and with it the column is renamed and converted, its
+/// values kept.
+#[test]
+fn a_rename_is_suggested_also_when_the_type_changes() {
+    let from = "CREATE TABLE public.t (id int PRIMARY KEY, price integer, note text);
+        INSERT INTO public.t VALUES (1, 250, 'a'), (2, NULL, 'b')";
+    let to = "CREATE TABLE public.t (id int PRIMARY KEY, price_cents bigint, note text)";
+    let plan = diff(
+        &model_of(&database(from)),
+        &model_of(&database(to)),
+        &plain(),
+    );
+    assert!(
+        plan.warnings
+            .iter()
+            .any(|w| w.contains("--rename public.t.price=price_cents")
+                && w.contains("converted to bigint")),
+        "{:?}",
+        plan.warnings
+    );
+    // Several pairs in one table: each dropped column gets the added one that looks like it.
+    let many = "CREATE TABLE public.u (id int, \"userId\" integer, label text)";
+    let renamed = "CREATE TABLE public.u (id int, caption varchar(40), user_id bigint)";
+    let plan = diff(
+        &model_of(&database(many)),
+        &model_of(&database(renamed)),
+        &plain(),
+    );
+    assert!(
+        plan.warnings
+            .iter()
+            .any(|w| w.contains("--rename public.u.userId=user_id")),
+        "{:?}",
+        plan.warnings
+    );
+    let hint = DiffOptions {
+        renames: vec![Rename::parse("public.t.price=price_cents").unwrap()],
+        ..DiffOptions::default()
+    };
+    let (plan, db) = converge_keeping(from, to, &hint);
+    assert!(
+        plan.steps
+            .iter()
+            .all(|s| !s.hazards.contains(&Hazard::DataLoss)),
+        "{}",
+        plan.to_sql(true)
+    );
+    assert_eq!(
+        db.query_column("SELECT price_cents::text FROM public.t ORDER BY id"),
+        vec![Some("250".to_string()), None]
+    );
+    assert_eq!(
+        plan.objects
+            .iter()
+            .map(|o| o.object.as_str())
+            .collect::<Vec<_>>(),
+        ["column public.t.price"],
+        "the renamed column is one object, with its name and type"
+    );
+}
