@@ -76,12 +76,9 @@ pub enum BackupError {
     },
     #[error("cannot decrypt backup {id}: {reason}")]
     Decrypt { id: String, reason: String },
-    /// Stopped by SIGINT or SIGTERM; what was stored was removed.
-    #[error("the backup was interrupted by {signal}; {cleanup}")]
-    Interrupted {
-        signal: &'static str,
-        cleanup: String,
-    },
+    /// Stopped by its cancellation token (SIGINT or SIGTERM in the binary).
+    #[error("the backup was interrupted; {cleanup}")]
+    Interrupted { cleanup: String },
     #[error(transparent)]
     Crypto(#[from] crate::crypto::CryptoError),
     #[error(transparent)]
@@ -116,6 +113,8 @@ pub struct BackupOptions {
     pub level: i32,
     pub threads: u32,
     pub connect: ConnectOptions,
+    /// Stops the backup: pg_dump is stopped, the upload aborted and what was stored removed.
+    pub cancel: tokio_util::sync::CancellationToken,
 }
 
 /// Progress for a display.
@@ -185,6 +184,9 @@ pub async fn backup(
     on_progress: &mut (dyn FnMut(Progress) + Send),
 ) -> Result<Manifest, BackupError> {
     let started_at = now_rfc3339();
+    // A store that cannot take the backup fails it now, not after the dump.
+    store.probe().await?;
+    let cancel = options.cancel.clone();
     // A snapshot pg_dump shares, so the row counts describe exactly what was dumped.
     let session = tend_pg::connect(info, &options.connect).await?;
     let facts = ServerFacts::read(&session)
@@ -273,8 +275,26 @@ pub async fn backup(
     let data_path = store.path(&id, DATA);
     let mut writer = store.writer(&data_path);
     let mut upload_error = None;
-    while let Some(chunk) = rx.recv().await {
-        if let Err(e) = writer.put(chunk).await {
+    let mut interrupted = false;
+    loop {
+        let chunk = tokio::select! {
+            biased;
+            _ = cancel.cancelled() => {
+                interrupted = true;
+                break;
+            }
+            chunk = rx.recv() => chunk,
+        };
+        let Some(chunk) = chunk else { break };
+        let put = tokio::select! {
+            biased;
+            _ = cancel.cancelled() => {
+                interrupted = true;
+                break;
+            }
+            put = writer.put(chunk) => put,
+        };
+        if let Err(e) = put {
             upload_error = Some(e);
             break;
         }
@@ -289,7 +309,7 @@ pub async fn backup(
         .await
         .map_err(|e| BackupError::Pipeline(e.to_string()))
         .and_then(|r| r);
-    if produced.is_err() || upload_error.is_some() {
+    if interrupted || produced.is_err() || upload_error.is_some() {
         // No manifest will be written: counting the rest of a big database is wasted work.
         counter.abort();
     }
@@ -310,6 +330,7 @@ pub async fn backup(
         Err(e) => Err(e),
     };
     let failure = match (upload_error, produced, rows) {
+        _ if interrupted => None,
         (Some(e), _, _) => Some(BackupError::from(StoreError::Object {
             store: store.description.clone(),
             action: "write",
@@ -319,24 +340,34 @@ pub async fn backup(
         (None, Err(e), _) => Some(e),
         (None, Ok(_), Err(e)) => Some(e),
         (None, Ok(sha256), Ok(rows)) => {
-            if let Err(e) = writer.shutdown().await {
-                let _ = store.delete_backup(&id, MANIFEST).await;
-                return Err(BackupError::Pipeline(format!("finishing the upload: {e}")));
-            }
-            let mut objects = vec![StoredObject {
-                name: DATA.to_string(),
-                bytes: stored.load(Ordering::Relaxed),
-                sha256,
-            }];
-            if let Some(pg_dumpall) = &pg_dumpall {
-                match dump_globals(info, store, &id, pg_dumpall, options).await {
-                    Ok(object) => objects.push(object),
-                    Err(e) => {
-                        let _ = store.delete_backup(&id, MANIFEST).await;
-                        return Err(e);
-                    }
+            let finishing = async {
+                writer
+                    .shutdown()
+                    .await
+                    .map_err(|e| BackupError::Pipeline(format!("finishing the upload: {e}")))?;
+                let mut objects = vec![StoredObject {
+                    name: DATA.to_string(),
+                    bytes: stored.load(Ordering::Relaxed),
+                    sha256,
+                }];
+                if let Some(pg_dumpall) = &pg_dumpall {
+                    objects.push(dump_globals(info, store, &id, pg_dumpall, options).await?);
                 }
-            }
+                Ok::<_, BackupError>(objects)
+            };
+            let finished = tokio::select! {
+                biased;
+                _ = cancel.cancelled() => None,
+                finished = finishing => Some(finished),
+            };
+            let objects = match finished {
+                Some(Ok(objects)) if !cancel.is_cancelled() => objects,
+                Some(Err(e)) if !cancel.is_cancelled() => {
+                    let _ = store.delete_backup(&id, MANIFEST).await;
+                    return Err(e);
+                }
+                _ => return Err(remove_interrupted(store, &id).await),
+            };
             let manifest = Manifest {
                 format: "tend-backup/1".to_string(),
                 id: id.clone(),
@@ -361,6 +392,9 @@ pub async fn backup(
                 checksum: None,
             };
             let text = manifest.to_stored_bytes();
+            if cancel.is_cancelled() {
+                return Err(remove_interrupted(store, &id).await);
+            }
             if let Err(e) = store
                 .put(&store.path(&id, MANIFEST), Bytes::from(text))
                 .await
@@ -372,8 +406,25 @@ pub async fn backup(
         }
     };
     let _ = writer.abort().await;
-    let _ = store.delete_backup(&id, MANIFEST).await;
-    Err(failure.expect("a failure was found"))
+    match failure {
+        Some(failure) => {
+            let _ = store.delete_backup(&id, MANIFEST).await;
+            Err(failure)
+        }
+        None => Err(remove_interrupted(store, &id).await),
+    }
+}
+
+/// After an interruption: removes what the backup had stored (the upload was aborted
+/// first), and says whether that worked.
+async fn remove_interrupted(store: &Store, id: &str) -> BackupError {
+    let cleanup = match store.delete_leftover(id, MANIFEST).await {
+        Ok(()) => "what it had stored was removed".to_string(),
+        Err(e) => format!(
+            "removing what it had stored failed ({e}); `tend backup prune` removes it later"
+        ),
+    };
+    BackupError::Interrupted { cleanup }
 }
 
 /// Runs a dump program on a blocking thread, its stdout through zstd and age into the
