@@ -313,8 +313,18 @@ pub async fn backup(
         // No manifest will be written: counting the rest of a big database is wasted work.
         counter.abort();
     }
-    let rows = counter
-        .await
+    // The counting may outlast the dump: an interruption stops it too.
+    let mut counter = counter;
+    let counted = tokio::select! {
+        biased;
+        _ = cancel.cancelled(), if !interrupted => {
+            interrupted = true;
+            counter.abort();
+            (&mut counter).await
+        }
+        counted = &mut counter => counted,
+    };
+    let rows = counted
         .map_err(|e| BackupError::Pipeline(e.to_string()))
         .and_then(|r| {
             r.map_err(|m| BackupError::Database {
@@ -484,6 +494,12 @@ fn spawn_producer(
             let sink = age.finish()?;
             sink.finish()
         })();
+        if result.is_err() {
+            // The rest of the pipeline is gone (the store failed, or the backup was
+            // interrupted): pg_dump may be waiting on a lock with nothing to write, so it
+            // would not notice its closed pipe.
+            let _ = child.kill();
+        }
         let status = child.wait().map_err(|source| BackupError::Spawn {
             program: program.display().to_string(),
             source,

@@ -430,6 +430,11 @@ impl Store {
                 Err(e) => return Err(self.error("delete", &path)(e)),
             }
         }
+        // A directory store keeps the emptied folder: remove it (only if empty), so a
+        // deleted backup leaves nothing that looks like an interrupted one.
+        if let Some(dir) = &self.dir {
+            let _ = std::fs::remove_dir(dir.join(id));
+        }
         Ok(())
     }
 }
