@@ -19,8 +19,8 @@ use tokio::sync::mpsc;
 use crate::crypto::{Decryption, Encryption, OpenError};
 use crate::fault::{Damage, Layer, Tagged, tag_of};
 use crate::manifest::{
-    Compression, DATA, GLOBALS, MANIFEST, Manifest, StoredObject, TableRows, VERIFICATION,
-    Verification,
+    Compression, DATA, GLOBALS, MANIFEST, Manifest, RUNNING, Running, StoredObject, TableRows,
+    VERIFICATION, Verification,
 };
 use crate::pipeline::{ChannelReader, ChannelWriter, CountingReader, drain};
 use crate::roles::{Ownership, RolePlanner, RolesOutcome};
@@ -166,6 +166,39 @@ fn first_error(stderr: &str) -> String {
     line.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
+/// How often a running backup refreshes its `running.json`.
+const HEARTBEAT_SECS: i64 = 60;
+
+fn unix_now() -> i64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+/// This machine's host name, as backups' `running.json` records it.
+pub fn this_host() -> String {
+    let mut buf = [0u8; 256];
+    // SAFETY: the buffer is valid for its length; gethostname NUL-terminates within it or
+    // truncates, and the length below stops at the first NUL either way.
+    let ok = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) } == 0;
+    if !ok {
+        return String::new();
+    }
+    let end = buf.iter().position(|b| *b == 0).unwrap_or(buf.len());
+    String::from_utf8_lossy(&buf[..end]).into_owned()
+}
+
+/// Is process `pid` alive on this machine?
+pub fn process_alive(pid: u32) -> bool {
+    let Ok(pid) = i32::try_from(pid) else {
+        return false;
+    };
+    // SAFETY: signal 0 only checks that the process exists and may be signalled.
+    let result = unsafe { libc::kill(pid, 0) };
+    result == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+}
+
 /// A new backup id: the UTC time, sortable, plus a little randomness.
 fn new_id() -> String {
     let stamp = now_rfc3339().replace(['-', ':'], "");
@@ -227,6 +260,20 @@ pub async fn backup(
         .map(|r| (r.get(0), r.get(1), r.get(2)))
         .collect();
     let id = new_id();
+    // Who runs this backup, refreshed while it runs: `prune` tells it from a leftover.
+    let mut marker = Running {
+        host: this_host(),
+        pid: std::process::id(),
+        started_at: now_rfc3339(),
+        heartbeat: unix_now(),
+    };
+    let marker_path = store.path(&id, RUNNING);
+    store
+        .put(
+            &marker_path,
+            Bytes::from(serde_json::to_vec(&marker).expect("serializes")),
+        )
+        .await?;
     on_progress(Progress::Started {
         id: id.clone(),
         tables: tables.len(),
@@ -297,6 +344,18 @@ pub async fn backup(
         if let Err(e) = put {
             upload_error = Some(e);
             break;
+        }
+        if unix_now() - marker.heartbeat >= HEARTBEAT_SECS {
+            marker.heartbeat = unix_now();
+            let bytes = Bytes::from(serde_json::to_vec(&marker).expect("serializes"));
+            if let Err(e) = store.put(&marker_path, bytes).await {
+                drop(rx);
+                let _ = producer.await;
+                counter.abort();
+                let _ = writer.abort().await;
+                let _ = store.delete_leftover(&id, MANIFEST).await;
+                return Err(e.into());
+            }
         }
         on_progress(Progress::Bytes {
             raw: raw.load(Ordering::Relaxed),
@@ -412,6 +471,8 @@ pub async fn backup(
                 let _ = store.delete_backup(&id, MANIFEST).await;
                 return Err(e.into());
             }
+            // Complete: the marker has done its work (a leftover marker is harmless).
+            let _ = store.delete(&marker_path).await;
             return Ok(manifest);
         }
     };

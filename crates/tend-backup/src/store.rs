@@ -72,6 +72,9 @@ pub struct Leftover {
     pub bytes: u64,
     /// Seconds since the Unix epoch of its newest write.
     pub last_write: i64,
+    /// The bytes of its `running.json`, if it has one.
+    #[serde(skip)]
+    pub running: Option<Bytes>,
 }
 
 /// An opened store.
@@ -204,7 +207,11 @@ impl Store {
     /// The folders without a manifest, with their objects and when they were last written.
     /// In a directory store this includes the staging files of an unfinished upload
     /// (`data.dump.zst.age#1`), which object storage listings do not show.
-    pub async fn leftovers(&self, manifest_name: &str) -> Result<Vec<Leftover>, StoreError> {
+    pub async fn leftovers(
+        &self,
+        manifest_name: &str,
+        running_name: &str,
+    ) -> Result<Vec<Leftover>, StoreError> {
         let mut found = Vec::new();
         // On disk, a folder holding only a staging file is not always listed as a prefix.
         let ids = match &self.dir {
@@ -232,6 +239,7 @@ impl Store {
                 objects: Vec::new(),
                 bytes: 0,
                 last_write: 0,
+                running: self.get_opt(&self.path(&id, running_name)).await?,
             };
             if let Some(dir) = &self.dir {
                 let folder = dir.join(&id);
@@ -381,6 +389,14 @@ impl Store {
             path.clone(),
             8 * 1024 * 1024,
         )
+    }
+
+    /// Deletes one object (gone already is fine).
+    pub async fn delete(&self, path: &ObjectPath) -> Result<(), StoreError> {
+        match self.inner.delete(path).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(self.error("delete", path)(e)),
+        }
     }
 
     /// Size of an object, if it exists.

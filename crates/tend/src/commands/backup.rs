@@ -567,13 +567,6 @@ fn policy(ctx: &Context) -> tend_backup::retention::Policy {
     }
 }
 
-/// A folder without a manifest is what an interrupted or failed backup left, once nothing
-/// has been written to it for this long: a running backup writes to its folder all along
-/// (a directory store's upload staging file grows with every part; on S3 nothing of a
-/// running backup is listed until its data object is complete, and its manifest follows
-/// within moments). Younger folders are shown and kept.
-const LEFTOVER_AGE_SECS: i64 = 3600;
-
 fn prune(ctx: &Context, args: &PruneArgs) -> Result<i32, CommandError> {
     use tend_backup::retention::{Candidate, decide, parse_rfc3339};
     let store = store(ctx)?;
@@ -597,10 +590,30 @@ fn prune(ctx: &Context, args: &PruneArgs) -> Result<i32, CommandError> {
     let decisions = decide(&policy, &candidates, now);
     let doomed: Vec<&tend_backup::retention::Decision> =
         decisions.iter().filter(|d| !d.keep).collect();
-    let leftovers = block_on(store.leftovers(tend_backup::manifest::MANIFEST))?;
-    let (stale, recent): (Vec<_>, Vec<_>) = leftovers
-        .into_iter()
-        .partition(|l| now - l.last_write >= LEFTOVER_AGE_SECS);
+    // A folder without a manifest: see `retention::leftover_verdict` for how a leftover
+    // is told from a running backup.
+    let leftovers = block_on(store.leftovers(
+        tend_backup::manifest::MANIFEST,
+        tend_backup::manifest::RUNNING,
+    ))?;
+    let host = ops::this_host();
+    let (mut stale, mut recent) = (Vec::new(), Vec::new());
+    for l in leftovers {
+        let marker: Option<tend_backup::manifest::Running> = l
+            .running
+            .as_ref()
+            .and_then(|bytes| serde_json::from_slice(bytes).ok());
+        match tend_backup::retention::leftover_verdict(
+            l.last_write,
+            marker.as_ref(),
+            now,
+            &host,
+            ops::process_alive,
+        ) {
+            tend_backup::retention::LeftoverVerdict::Stale(why) => stale.push((l, why)),
+            tend_backup::retention::LeftoverVerdict::Running(why) => recent.push((l, why)),
+        }
+    }
     for d in &decisions {
         ctx.out.line(format!(
             "{} {}  {}",
@@ -615,9 +628,9 @@ fn prune(ctx: &Context, args: &PruneArgs) -> Result<i32, CommandError> {
             d.reasons.join(", ")
         ));
     }
-    for l in &stale {
+    for (l, why) in &stale {
         ctx.out.line(format!(
-            "{} {}  left by an interrupted backup: no manifest, {}, {:.1} MB, last written {}",
+            "{} {}  left by an interrupted backup ({why}): no manifest, {}, {:.1} MB, last written {}",
             if args.dry_run {
                 "would remove"
             } else {
@@ -629,17 +642,28 @@ fn prune(ctx: &Context, args: &PruneArgs) -> Result<i32, CommandError> {
             when(l.last_write),
         ));
     }
-    for l in &recent {
+    for (l, why) in &recent {
         ctx.out.line(format!(
-            "keep   {}  no manifest, but written {} (less than an hour ago): it may be a running backup",
+            "keep   {}  no manifest, but {why} (last written {})",
             l.id,
             when(l.last_write),
         ));
     }
+    let described = |list: &[(tend_backup::store::Leftover, String)]| {
+        list.iter()
+            .map(|(l, why)| {
+                serde_json::json!({
+                    "id": l.id, "objects": l.objects, "bytes": l.bytes,
+                    "last_write": when(l.last_write), "reason": why,
+                })
+            })
+            .collect::<Vec<_>>()
+    };
     let report = |deleted: &[String], removed: &[String]| {
         serde_json::json!({
             "dry_run": args.dry_run, "policy": policy, "decisions": decisions, "deleted": deleted,
-            "leftovers": stale, "recent_leftovers": recent, "removed_leftovers": removed,
+            "leftovers": described(&stale), "recent_leftovers": described(&recent),
+            "removed_leftovers": removed,
         })
     };
     if args.dry_run || (doomed.is_empty() && stale.is_empty()) {
@@ -678,7 +702,7 @@ fn prune(ctx: &Context, args: &PruneArgs) -> Result<i32, CommandError> {
         deleted.push(d.id.clone());
     }
     let mut removed = Vec::new();
-    for l in &stale {
+    for (l, _) in &stale {
         block_on(store.delete_leftover(&l.id, tend_backup::manifest::MANIFEST))?;
         removed.push(l.id.clone());
     }

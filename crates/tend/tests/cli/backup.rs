@@ -1298,7 +1298,11 @@ fn sigint_or_sigterm_during_a_backup_removes_its_partial_objects() {
     // A directory store, SIGINT once the upload's staging file (`data.dump.zst.age#1`) exists.
     let dir = tempfile::tempdir().unwrap();
     let store = dir.path().to_path_buf();
-    let staging = || walk(&store).iter().any(|f| f.contains('#'));
+    let staging = || {
+        walk(&store)
+            .iter()
+            .any(|f| f.contains("data.dump.zst.age#"))
+    };
     let (code, err) = signalled_backup(
         &project,
         &source,
@@ -1316,6 +1320,43 @@ fn sigint_or_sigterm_during_a_backup_removes_its_partial_objects() {
         std::fs::read_dir(&store).unwrap().next().is_none(),
         "an empty folder was left"
     );
+
+    // SIGKILL cannot be cleaned up after: the folder stays, unlisted, and `prune` removes
+    // it at once, since the process named in its running.json is gone.
+    let (code, err) = signalled_backup(
+        &project,
+        &source,
+        vec![("BACKUP_DIR".into(), store.display().to_string())],
+        staging,
+        libc::SIGKILL,
+    );
+    assert_eq!(code, None, "{err}");
+    assert!(
+        !walk(&store).is_empty(),
+        "a killed backup leaves its folder"
+    );
+    let tend = |args: &[&str]| {
+        run(project
+            .tend()
+            .env("BACKUP_DIR", store.display().to_string())
+            .args(args))
+    };
+    let (code, out, err) = tend(&["backup", "list"]);
+    assert!(
+        code == 0 && out.contains("No complete backup"),
+        "{out}{err}"
+    );
+    let (code, out, err) = tend(&["backup", "prune", "--dry-run"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.contains("would remove") && out.contains("is gone"),
+        "{out}{:?}",
+        walk(&store)
+    );
+    assert!(!walk(&store).is_empty(), "a dry run removed files");
+    let (code, out, err) = tend(&["backup", "prune", "--yes"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(walk(&store), Vec::<String>::new(), "{out}");
 
     // An S3-compatible store, SIGTERM once a multipart upload is in flight.
     let Some(s3) = s3_server() else {
