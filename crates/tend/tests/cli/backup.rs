@@ -1445,3 +1445,38 @@ fn prune_removes_leftovers_of_interrupted_backups_and_shows_them_on_dry_run() {
     let (_, out, _) = tend(&["backup", "list"]);
     assert!(out.contains(&kept), "{out}");
 }
+
+#[test]
+fn a_failing_pg_restore_shows_its_own_error_not_a_broken_pipe() {
+    let source = rich_database();
+    let project = TestProject::new();
+    let tend = backing_up(&project, &source);
+    let (code, out, err) = tend(&["backup", "run"]);
+    assert_eq!(code, 0, "{out}{err}");
+    // A role that may connect but not create anything in the target's schema public.
+    let target = TestDb::create();
+    let Some(mut restorer) = tend_testkit::TestServer::get().password_user(
+        "tend_restorer_no_create",
+        "restorer-secret",
+        &target.name,
+    ) else {
+        return;
+    };
+    restorer.set("dbname", &target.name);
+    for mode in ["--single-transaction", "--jobs=2"] {
+        let (code, out, err) = tend(&["restore", mode, "--to", &restorer.to_secret_string()]);
+        assert_eq!(code, 1, "{mode}: {out}{err}");
+        assert!(
+            err.contains("pg_restore failed") && err.contains("permission denied"),
+            "{mode}: pg_restore's own error is not shown: {err}"
+        );
+        assert!(
+            !err.contains("Broken pipe") && !err.contains("damaged"),
+            "{mode}: {err}"
+        );
+        assert!(!err.contains("restorer-secret"), "{err}");
+    }
+    // The backup was sound all along: nothing was recorded against it.
+    let (_, out, _) = tend(&["backup", "list"]);
+    assert!(out.contains("not verified"), "{out}");
+}
