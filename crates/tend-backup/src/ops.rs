@@ -420,7 +420,10 @@ pub async fn backup(
                     sha256,
                 }];
                 if let Some(pg_dumpall) = &pg_dumpall {
-                    objects.push(dump_globals(info, store, &id, pg_dumpall, options).await?);
+                    objects.push(
+                        dump_globals(info, store, &id, pg_dumpall, options, facts.is_superuser)
+                            .await?,
+                    );
                 }
                 Ok::<_, BackupError>(objects)
             };
@@ -584,17 +587,28 @@ async fn dump_globals(
     id: &str,
     pg_dumpall: &std::path::Path,
     options: &BackupOptions,
+    superuser: bool,
 ) -> Result<StoredObject, BackupError> {
     let (tx, mut rx) = mpsc::channel::<Bytes>(8);
     let stored = Arc::new(AtomicU64::new(0));
     let (dbname, env) = info.for_child_program();
     let producer = spawn_producer(
         pg_dumpall.to_path_buf(),
-        vec![
-            "--globals-only".to_string(),
-            "--no-password".to_string(),
-            format!("--dbname={dbname}"),
-        ],
+        [
+            vec![
+                "--globals-only".to_string(),
+                "--no-password".to_string(),
+                format!("--dbname={dbname}"),
+            ],
+            // Only a superuser may read pg_authid; anyone else gets the roles from pg_roles,
+            // without their passwords (a restore recreates them without passwords).
+            if superuser {
+                vec![]
+            } else {
+                vec!["--no-role-passwords".to_string()]
+            },
+        ]
+        .concat(),
         env,
         options,
         tx,

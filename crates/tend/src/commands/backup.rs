@@ -36,7 +36,8 @@ pub struct PruneArgs {
 
 #[derive(Debug, Args)]
 pub struct RunArgs {
-    /// Also dump roles and tablespaces (pg_dumpall --globals-only; needs a superuser).
+    /// Also dump roles and tablespaces (pg_dumpall --globals-only; without role passwords
+    /// unless run by a superuser), so a restore can recreate missing roles.
     #[arg(long)]
     pub globals: bool,
 }

@@ -952,8 +952,9 @@ fn restore_to_a_server_without_the_roles_recreates_them_from_globals_or_restores
             .unwrap()
             .to_string()
     };
-    // Roles are dumped by a superuser (pg_dumpall reads pg_authid); the data by either.
-    let with_roles = backup(&db.url(), &["--globals"]);
+    // The application role can take its roles too (without their passwords, which only a
+    // superuser may read).
+    let with_roles = backup(&app_url, &["--globals"]);
     let without_roles = backup(&app_url, &[]);
 
     let other = tend_testkit::PrivateCluster::start(&[]);
