@@ -12,6 +12,19 @@ pub const DATA: &str = "data.dump.zst.age";
 pub const GLOBALS: &str = "globals.sql.zst.age";
 /// The result of the last `verify`, written beside the manifest.
 pub const VERIFICATION: &str = "verification.json";
+/// Written when a backup starts and refreshed while it runs; says who runs it, so `prune`
+/// can tell a running backup from the leftover of one that was killed.
+pub const RUNNING: &str = "running.json";
+
+/// Who is taking a backup, and when it last said so.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Running {
+    pub host: String,
+    pub pid: u32,
+    pub started_at: String,
+    /// Seconds since the Unix epoch of the last refresh.
+    pub heartbeat: i64,
+}
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Manifest {

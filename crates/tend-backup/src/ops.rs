@@ -19,8 +19,8 @@ use tokio::sync::mpsc;
 use crate::crypto::{Decryption, Encryption, OpenError};
 use crate::fault::{Damage, Layer, Tagged, tag_of};
 use crate::manifest::{
-    Compression, DATA, GLOBALS, MANIFEST, Manifest, StoredObject, TableRows, VERIFICATION,
-    Verification,
+    Compression, DATA, GLOBALS, MANIFEST, Manifest, RUNNING, Running, StoredObject, TableRows,
+    VERIFICATION, Verification,
 };
 use crate::pipeline::{ChannelReader, ChannelWriter, CountingReader, drain};
 use crate::roles::{Ownership, RolePlanner, RolesOutcome};
@@ -76,12 +76,9 @@ pub enum BackupError {
     },
     #[error("cannot decrypt backup {id}: {reason}")]
     Decrypt { id: String, reason: String },
-    /// Stopped by SIGINT or SIGTERM; what was stored was removed.
-    #[error("the backup was interrupted by {signal}; {cleanup}")]
-    Interrupted {
-        signal: &'static str,
-        cleanup: String,
-    },
+    /// Stopped by its cancellation token (SIGINT or SIGTERM in the binary).
+    #[error("the backup was interrupted; {cleanup}")]
+    Interrupted { cleanup: String },
     #[error(transparent)]
     Crypto(#[from] crate::crypto::CryptoError),
     #[error(transparent)]
@@ -116,6 +113,8 @@ pub struct BackupOptions {
     pub level: i32,
     pub threads: u32,
     pub connect: ConnectOptions,
+    /// Stops the backup: pg_dump is stopped, the upload aborted and what was stored removed.
+    pub cancel: tokio_util::sync::CancellationToken,
 }
 
 /// Progress for a display.
@@ -167,6 +166,39 @@ fn first_error(stderr: &str) -> String {
     line.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
+/// How often a running backup refreshes its `running.json`.
+const HEARTBEAT_SECS: i64 = 60;
+
+fn unix_now() -> i64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+/// This machine's host name, as backups' `running.json` records it.
+pub fn this_host() -> String {
+    let mut buf = [0u8; 256];
+    // SAFETY: the buffer is valid for its length; gethostname NUL-terminates within it or
+    // truncates, and the length below stops at the first NUL either way.
+    let ok = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) } == 0;
+    if !ok {
+        return String::new();
+    }
+    let end = buf.iter().position(|b| *b == 0).unwrap_or(buf.len());
+    String::from_utf8_lossy(&buf[..end]).into_owned()
+}
+
+/// Is process `pid` alive on this machine?
+pub fn process_alive(pid: u32) -> bool {
+    let Ok(pid) = i32::try_from(pid) else {
+        return false;
+    };
+    // SAFETY: signal 0 only checks that the process exists and may be signalled.
+    let result = unsafe { libc::kill(pid, 0) };
+    result == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+}
+
 /// A new backup id: the UTC time, sortable, plus a little randomness.
 fn new_id() -> String {
     let stamp = now_rfc3339().replace(['-', ':'], "");
@@ -185,6 +217,9 @@ pub async fn backup(
     on_progress: &mut (dyn FnMut(Progress) + Send),
 ) -> Result<Manifest, BackupError> {
     let started_at = now_rfc3339();
+    // A store that cannot take the backup fails it now, not after the dump.
+    store.probe().await?;
+    let cancel = options.cancel.clone();
     // A snapshot pg_dump shares, so the row counts describe exactly what was dumped.
     let session = tend_pg::connect(info, &options.connect).await?;
     let facts = ServerFacts::read(&session)
@@ -225,6 +260,20 @@ pub async fn backup(
         .map(|r| (r.get(0), r.get(1), r.get(2)))
         .collect();
     let id = new_id();
+    // Who runs this backup, refreshed while it runs: `prune` tells it from a leftover.
+    let mut marker = Running {
+        host: this_host(),
+        pid: std::process::id(),
+        started_at: now_rfc3339(),
+        heartbeat: unix_now(),
+    };
+    let marker_path = store.path(&id, RUNNING);
+    store
+        .put(
+            &marker_path,
+            Bytes::from(serde_json::to_vec(&marker).expect("serializes")),
+        )
+        .await?;
     on_progress(Progress::Started {
         id: id.clone(),
         tables: tables.len(),
@@ -273,10 +322,40 @@ pub async fn backup(
     let data_path = store.path(&id, DATA);
     let mut writer = store.writer(&data_path);
     let mut upload_error = None;
-    while let Some(chunk) = rx.recv().await {
-        if let Err(e) = writer.put(chunk).await {
+    let mut interrupted = false;
+    loop {
+        let chunk = tokio::select! {
+            biased;
+            _ = cancel.cancelled() => {
+                interrupted = true;
+                break;
+            }
+            chunk = rx.recv() => chunk,
+        };
+        let Some(chunk) = chunk else { break };
+        let put = tokio::select! {
+            biased;
+            _ = cancel.cancelled() => {
+                interrupted = true;
+                break;
+            }
+            put = writer.put(chunk) => put,
+        };
+        if let Err(e) = put {
             upload_error = Some(e);
             break;
+        }
+        if unix_now() - marker.heartbeat >= HEARTBEAT_SECS {
+            marker.heartbeat = unix_now();
+            let bytes = Bytes::from(serde_json::to_vec(&marker).expect("serializes"));
+            if let Err(e) = store.put(&marker_path, bytes).await {
+                drop(rx);
+                let _ = producer.await;
+                counter.abort();
+                let _ = writer.abort().await;
+                let _ = store.delete_leftover(&id, MANIFEST).await;
+                return Err(e.into());
+            }
         }
         on_progress(Progress::Bytes {
             raw: raw.load(Ordering::Relaxed),
@@ -289,12 +368,22 @@ pub async fn backup(
         .await
         .map_err(|e| BackupError::Pipeline(e.to_string()))
         .and_then(|r| r);
-    if produced.is_err() || upload_error.is_some() {
+    if interrupted || produced.is_err() || upload_error.is_some() {
         // No manifest will be written: counting the rest of a big database is wasted work.
         counter.abort();
     }
-    let rows = counter
-        .await
+    // The counting may outlast the dump: an interruption stops it too.
+    let mut counter = counter;
+    let counted = tokio::select! {
+        biased;
+        _ = cancel.cancelled(), if !interrupted => {
+            interrupted = true;
+            counter.abort();
+            (&mut counter).await
+        }
+        counted = &mut counter => counted,
+    };
+    let rows = counted
         .map_err(|e| BackupError::Pipeline(e.to_string()))
         .and_then(|r| {
             r.map_err(|m| BackupError::Database {
@@ -310,6 +399,7 @@ pub async fn backup(
         Err(e) => Err(e),
     };
     let failure = match (upload_error, produced, rows) {
+        _ if interrupted => None,
         (Some(e), _, _) => Some(BackupError::from(StoreError::Object {
             store: store.description.clone(),
             action: "write",
@@ -319,24 +409,37 @@ pub async fn backup(
         (None, Err(e), _) => Some(e),
         (None, Ok(_), Err(e)) => Some(e),
         (None, Ok(sha256), Ok(rows)) => {
-            if let Err(e) = writer.shutdown().await {
-                let _ = store.delete_backup(&id, MANIFEST).await;
-                return Err(BackupError::Pipeline(format!("finishing the upload: {e}")));
-            }
-            let mut objects = vec![StoredObject {
-                name: DATA.to_string(),
-                bytes: stored.load(Ordering::Relaxed),
-                sha256,
-            }];
-            if let Some(pg_dumpall) = &pg_dumpall {
-                match dump_globals(info, store, &id, pg_dumpall, options).await {
-                    Ok(object) => objects.push(object),
-                    Err(e) => {
-                        let _ = store.delete_backup(&id, MANIFEST).await;
-                        return Err(e);
-                    }
+            let finishing = async {
+                writer
+                    .shutdown()
+                    .await
+                    .map_err(|e| BackupError::Pipeline(format!("finishing the upload: {e}")))?;
+                let mut objects = vec![StoredObject {
+                    name: DATA.to_string(),
+                    bytes: stored.load(Ordering::Relaxed),
+                    sha256,
+                }];
+                if let Some(pg_dumpall) = &pg_dumpall {
+                    objects.push(
+                        dump_globals(info, store, &id, pg_dumpall, options, facts.is_superuser)
+                            .await?,
+                    );
                 }
-            }
+                Ok::<_, BackupError>(objects)
+            };
+            let finished = tokio::select! {
+                biased;
+                _ = cancel.cancelled() => None,
+                finished = finishing => Some(finished),
+            };
+            let objects = match finished {
+                Some(Ok(objects)) if !cancel.is_cancelled() => objects,
+                Some(Err(e)) if !cancel.is_cancelled() => {
+                    let _ = store.delete_backup(&id, MANIFEST).await;
+                    return Err(e);
+                }
+                _ => return Err(remove_interrupted(store, &id).await),
+            };
             let manifest = Manifest {
                 format: "tend-backup/1".to_string(),
                 id: id.clone(),
@@ -361,6 +464,9 @@ pub async fn backup(
                 checksum: None,
             };
             let text = manifest.to_stored_bytes();
+            if cancel.is_cancelled() {
+                return Err(remove_interrupted(store, &id).await);
+            }
             if let Err(e) = store
                 .put(&store.path(&id, MANIFEST), Bytes::from(text))
                 .await
@@ -368,12 +474,31 @@ pub async fn backup(
                 let _ = store.delete_backup(&id, MANIFEST).await;
                 return Err(e.into());
             }
+            // Complete: the marker has done its work (a leftover marker is harmless).
+            let _ = store.delete(&marker_path).await;
             return Ok(manifest);
         }
     };
     let _ = writer.abort().await;
-    let _ = store.delete_backup(&id, MANIFEST).await;
-    Err(failure.expect("a failure was found"))
+    match failure {
+        Some(failure) => {
+            let _ = store.delete_backup(&id, MANIFEST).await;
+            Err(failure)
+        }
+        None => Err(remove_interrupted(store, &id).await),
+    }
+}
+
+/// After an interruption: removes what the backup had stored (the upload was aborted
+/// first), and says whether that worked.
+async fn remove_interrupted(store: &Store, id: &str) -> BackupError {
+    let cleanup = match store.delete_leftover(id, MANIFEST).await {
+        Ok(()) => "what it had stored was removed".to_string(),
+        Err(e) => format!(
+            "removing what it had stored failed ({e}); `tend backup prune` removes it later"
+        ),
+    };
+    BackupError::Interrupted { cleanup }
 }
 
 /// Runs a dump program on a blocking thread, its stdout through zstd and age into the
@@ -433,6 +558,12 @@ fn spawn_producer(
             let sink = age.finish()?;
             sink.finish()
         })();
+        if result.is_err() {
+            // The rest of the pipeline is gone (the store failed, or the backup was
+            // interrupted): pg_dump may be waiting on a lock with nothing to write, so it
+            // would not notice its closed pipe.
+            let _ = child.kill();
+        }
         let status = child.wait().map_err(|source| BackupError::Spawn {
             program: program.display().to_string(),
             source,
@@ -456,17 +587,28 @@ async fn dump_globals(
     id: &str,
     pg_dumpall: &std::path::Path,
     options: &BackupOptions,
+    superuser: bool,
 ) -> Result<StoredObject, BackupError> {
     let (tx, mut rx) = mpsc::channel::<Bytes>(8);
     let stored = Arc::new(AtomicU64::new(0));
     let (dbname, env) = info.for_child_program();
     let producer = spawn_producer(
         pg_dumpall.to_path_buf(),
-        vec![
-            "--globals-only".to_string(),
-            "--no-password".to_string(),
-            format!("--dbname={dbname}"),
-        ],
+        [
+            vec![
+                "--globals-only".to_string(),
+                "--no-password".to_string(),
+                format!("--dbname={dbname}"),
+            ],
+            // Only a superuser may read pg_authid; anyone else gets the roles from pg_roles,
+            // without their passwords (a restore recreates them without passwords).
+            if superuser {
+                vec![]
+            } else {
+                vec!["--no-role-passwords".to_string()]
+            },
+        ]
+        .concat(),
         env,
         options,
         tx,

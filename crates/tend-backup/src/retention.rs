@@ -1002,3 +1002,113 @@ mod tests {
         }
     }
 }
+
+/// What `prune` does with a folder that has no manifest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LeftoverVerdict {
+    /// Left by a backup that is gone: remove it. The reason says how that is known.
+    Stale(String),
+    /// It may belong to a backup still running: keep it.
+    Running(String),
+}
+
+/// A folder untouched for this long is stale whoever wrote it: a running backup refreshes
+/// its `running.json` every minute and writes its data all along.
+pub const LEFTOVER_AGE_SECS: i64 = 3600;
+
+/// Decides about a folder without a manifest, last written at `last_write`, holding the
+/// marker `running` if it has one. On the host that runs prune, a marker whose process is
+/// gone means the backup was killed: stale at once. Anything else is stale once nothing
+/// was written for [`LEFTOVER_AGE_SECS`]. Pure: the caller says which host this is and
+/// which processes are alive.
+pub fn leftover_verdict(
+    last_write: i64,
+    running: Option<&crate::manifest::Running>,
+    now: i64,
+    this_host: &str,
+    alive: impl Fn(u32) -> bool,
+) -> LeftoverVerdict {
+    let age = now - last_write;
+    if let Some(marker) = running
+        && marker.host == this_host
+        && !alive(marker.pid)
+    {
+        return LeftoverVerdict::Stale(format!(
+            "its backup process ({} on this host) is gone",
+            marker.pid
+        ));
+    }
+    if age >= LEFTOVER_AGE_SECS {
+        LeftoverVerdict::Stale("nothing was written to it for an hour or more".to_string())
+    } else {
+        match running {
+            Some(marker) => LeftoverVerdict::Running(format!(
+                "backup process {} on {} wrote to it less than an hour ago",
+                marker.pid, marker.host
+            )),
+            None => LeftoverVerdict::Running(
+                "written to less than an hour ago: it may be a running backup".to_string(),
+            ),
+        }
+    }
+}
+
+#[cfg(test)]
+mod leftover_tests {
+    use super::*;
+    use crate::manifest::Running;
+
+    fn marker(host: &str, pid: u32) -> Running {
+        Running {
+            host: host.to_string(),
+            pid,
+            started_at: String::new(),
+            heartbeat: 0,
+        }
+    }
+
+    #[test]
+    fn a_dead_process_on_this_host_makes_a_leftover_stale_at_once() {
+        let now = 10_000;
+        let here = marker("here", 42);
+        let stale = |v: &LeftoverVerdict| matches!(v, LeftoverVerdict::Stale(_));
+        assert!(stale(&leftover_verdict(
+            now,
+            Some(&here),
+            now,
+            "here",
+            |_| false
+        )));
+        assert!(!stale(&leftover_verdict(
+            now,
+            Some(&here),
+            now,
+            "here",
+            |_| true
+        )));
+        // Another host's process cannot be asked: only the age decides.
+        let there = marker("there", 42);
+        assert!(!stale(&leftover_verdict(
+            now - 60,
+            Some(&there),
+            now,
+            "here",
+            |_| false
+        )));
+        assert!(stale(&leftover_verdict(
+            now - LEFTOVER_AGE_SECS,
+            Some(&there),
+            now,
+            "here",
+            |_| true
+        )));
+        assert!(!stale(&leftover_verdict(
+            now - 60,
+            None,
+            now,
+            "here",
+            |_| false
+        )));
+        assert!(stale(&leftover_verdict(0, None, now, "here", |_| true)));
+    }
+}

@@ -42,12 +42,50 @@ pub enum StoreError {
     },
     #[error("the S3 store is not usable: {0}")]
     S3Config(String),
+    /// The probe before a backup (write and delete a small object) failed.
+    #[error(
+        "the backup store {store} is not usable: {action} a probe object failed: {source}; nothing was dumped"
+    )]
+    Unusable {
+        store: String,
+        /// `S3` or `directory`, for the hint.
+        kind: StoreKind,
+        action: &'static str,
+        #[source]
+        source: Box<object_store::Error>,
+    },
+}
+
+/// Which kind of store, for hints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreKind {
+    Directory,
+    S3,
+}
+
+/// A folder of the store without a manifest: what an interrupted or failed backup left.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Leftover {
+    pub id: String,
+    /// Its objects (and, in a directory store, upload staging files), relative to the store.
+    pub objects: Vec<String>,
+    pub bytes: u64,
+    /// Seconds since the Unix epoch of its newest write.
+    pub last_write: i64,
+    /// The bytes of its `running.json`, if it has one.
+    #[serde(skip)]
+    pub running: Option<Bytes>,
 }
 
 /// An opened store.
 #[derive(Debug, Clone)]
 pub struct Store {
     inner: Arc<dyn ObjectStore>,
+    /// The same store with few retries: the probe before a backup fails in seconds.
+    quick: Arc<dyn ObjectStore>,
+    kind: StoreKind,
+    /// The directory of a directory store (leftovers are looked for on disk).
+    dir: Option<std::path::PathBuf>,
     /// For messages: the directory or `s3://bucket/prefix`.
     pub description: String,
     prefix: Option<String>,
@@ -69,9 +107,12 @@ impl Store {
                         }
                     })?;
                 // fsync: a backup that says it is done must survive a power cut.
-                let fs = fs.with_fsync(true);
+                let fs: Arc<dyn ObjectStore> = Arc::new(fs.with_fsync(true));
                 Ok(Store {
-                    inner: Arc::new(fs),
+                    inner: fs.clone(),
+                    quick: fs,
+                    kind: StoreKind::Directory,
+                    dir: Some(dir.clone()),
                     description: dir.display().to_string(),
                     prefix: None,
                 })
@@ -84,7 +125,6 @@ impl Store {
                 prefix,
             } => {
                 let mut builder = object_store::aws::AmazonS3Builder::from_env()
-                    .with_retry(retry_policy())
                     .with_bucket_name(bucket)
                     .with_virtual_hosted_style_request(!force_path_style);
                 if let Some(region) = region {
@@ -96,6 +136,12 @@ impl Store {
                         .with_allow_http(endpoint.starts_with("http://"));
                 }
                 let s3 = builder
+                    .clone()
+                    .with_retry(retry_policy())
+                    .build()
+                    .map_err(|e| StoreError::S3Config(e.to_string()))?;
+                let quick = builder
+                    .with_retry(probe_retry_policy())
                     .build()
                     .map_err(|e| StoreError::S3Config(e.to_string()))?;
                 let prefix = prefix
@@ -104,6 +150,9 @@ impl Store {
                     .filter(|p| !p.is_empty());
                 Ok(Store {
                     inner: Arc::new(s3),
+                    quick: Arc::new(quick),
+                    kind: StoreKind::S3,
+                    dir: None,
                     description: match &prefix {
                         Some(p) => format!("s3://{bucket}/{p}"),
                         None => format!("s3://{bucket}"),
@@ -111,6 +160,149 @@ impl Store {
                     prefix,
                 })
             }
+        }
+    }
+
+    /// Writes and deletes a small object, with few retries: a store that cannot take a
+    /// backup (an S3 endpoint that does not answer, a bucket that refuses, a directory that
+    /// is read-only) is found in seconds, before pg_dump starts.
+    pub async fn probe(&self) -> Result<(), StoreError> {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::SystemTime::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        let name = format!("tend-probe-{}-{nanos}", std::process::id());
+        let path = match &self.prefix {
+            Some(prefix) => ObjectPath::from(format!("{prefix}/{name}")),
+            None => ObjectPath::from(name),
+        };
+        let unusable = |action: &'static str| {
+            let store = self.description.clone();
+            let kind = self.kind;
+            move |source| StoreError::Unusable {
+                store,
+                kind,
+                action,
+                source: Box::new(source),
+            }
+        };
+        self.quick
+            .put(
+                &path,
+                Bytes::from_static(b"tend checks that it may write here\n").into(),
+            )
+            .await
+            .map_err(unusable("writing"))?;
+        self.quick
+            .delete(&path)
+            .await
+            .map_err(unusable("deleting"))?;
+        Ok(())
+    }
+
+    pub fn kind(&self) -> StoreKind {
+        self.kind
+    }
+
+    /// The folders without a manifest, with their objects and when they were last written.
+    /// In a directory store this includes the staging files of an unfinished upload
+    /// (`data.dump.zst.age#1`), which object storage listings do not show.
+    pub async fn leftovers(
+        &self,
+        manifest_name: &str,
+        running_name: &str,
+    ) -> Result<Vec<Leftover>, StoreError> {
+        let mut found = Vec::new();
+        // On disk, a folder holding only a staging file is not always listed as a prefix.
+        let ids = match &self.dir {
+            Some(dir) => {
+                let entries = std::fs::read_dir(dir).map_err(|source| StoreError::Directory {
+                    path: dir.clone(),
+                    source,
+                })?;
+                let mut ids: Vec<String> = entries
+                    .flatten()
+                    .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+                    .filter_map(|e| e.file_name().to_str().map(str::to_string))
+                    .collect();
+                ids.sort();
+                ids
+            }
+            None => self.ids().await?,
+        };
+        for id in ids {
+            if self.size(&self.path(&id, manifest_name)).await?.is_some() {
+                continue;
+            }
+            let mut leftover = Leftover {
+                id: id.clone(),
+                objects: Vec::new(),
+                bytes: 0,
+                last_write: 0,
+                running: self.get_opt(&self.path(&id, running_name)).await?,
+            };
+            if let Some(dir) = &self.dir {
+                let folder = dir.join(&id);
+                let entries =
+                    std::fs::read_dir(&folder).map_err(|source| StoreError::Directory {
+                        path: folder.clone(),
+                        source,
+                    })?;
+                for entry in entries.flatten() {
+                    let Ok(meta) = entry.metadata() else { continue };
+                    let modified = meta
+                        .modified()
+                        .ok()
+                        .and_then(|t| t.duration_since(std::time::SystemTime::UNIX_EPOCH).ok())
+                        .map(|d| d.as_secs() as i64)
+                        .unwrap_or(0);
+                    leftover
+                        .objects
+                        .push(format!("{id}/{}", entry.file_name().to_string_lossy()));
+                    leftover.bytes += meta.len();
+                    leftover.last_write = leftover.last_write.max(modified);
+                }
+            } else {
+                let folder = self.folder(&id);
+                let mut listing = self.inner.list(Some(&folder));
+                while let Some(meta) = listing.next().await {
+                    let meta = meta.map_err(self.error("list", &folder))?;
+                    leftover.objects.push(meta.location.to_string());
+                    leftover.bytes += meta.size;
+                    leftover.last_write = leftover.last_write.max(meta.last_modified.timestamp());
+                }
+            }
+            leftover.objects.sort();
+            found.push(leftover);
+        }
+        Ok(found)
+    }
+
+    /// Removes a folder without a manifest: its objects, and in a directory store its
+    /// staging files and the folder itself.
+    pub async fn delete_leftover(&self, id: &str, manifest_name: &str) -> Result<(), StoreError> {
+        self.delete_backup(id, manifest_name).await?;
+        if let Some(dir) = &self.dir {
+            let folder = dir.join(id);
+            match std::fs::remove_dir_all(&folder) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(source) => {
+                    return Err(StoreError::Directory {
+                        path: folder,
+                        source,
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The folder of backup `id`.
+    fn folder(&self, id: &str) -> ObjectPath {
+        match &self.prefix {
+            Some(prefix) => ObjectPath::from(format!("{prefix}/{id}")),
+            None => ObjectPath::from(id),
         }
     }
 
@@ -199,6 +391,14 @@ impl Store {
         )
     }
 
+    /// Deletes one object (gone already is fine).
+    pub async fn delete(&self, path: &ObjectPath) -> Result<(), StoreError> {
+        match self.inner.delete(path).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(self.error("delete", path)(e)),
+        }
+    }
+
     /// Size of an object, if it exists.
     pub async fn size(&self, path: &ObjectPath) -> Result<Option<u64>, StoreError> {
         match self.inner.head(path).await {
@@ -233,10 +433,7 @@ impl Store {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
             Err(e) => return Err(self.error("delete", &manifest)(e)),
         }
-        let folder = match &self.prefix {
-            Some(prefix) => ObjectPath::from(format!("{prefix}/{id}")),
-            None => ObjectPath::from(id),
-        };
+        let folder = self.folder(id);
         let mut listing = self.inner.list(Some(&folder));
         let mut paths = Vec::new();
         while let Some(meta) = listing.next().await {
@@ -249,7 +446,26 @@ impl Store {
                 Err(e) => return Err(self.error("delete", &path)(e)),
             }
         }
+        // A directory store keeps the emptied folder: remove it (only if empty), so a
+        // deleted backup leaves nothing that looks like an interrupted one.
+        if let Some(dir) = &self.dir {
+            let _ = std::fs::remove_dir(dir.join(id));
+        }
         Ok(())
+    }
+}
+
+/// The probe's retries: two, a second apart. An endpoint that is away for longer than
+/// this when a backup starts fails it at once instead of after three minutes.
+fn probe_retry_policy() -> object_store::RetryConfig {
+    object_store::RetryConfig {
+        backoff: object_store::BackoffConfig {
+            init_backoff: std::time::Duration::from_secs(1),
+            max_backoff: std::time::Duration::from_secs(2),
+            base: 2.0,
+        },
+        max_retries: 2,
+        retry_timeout: std::time::Duration::from_secs(10),
     }
 }
 

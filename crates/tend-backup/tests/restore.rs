@@ -43,6 +43,7 @@ fn back_up(runtime: &tokio::runtime::Runtime, source: &TestDb) -> Backed {
         level: 1,
         threads: 1,
         connect: ConnectOptions::default(),
+        cancel: Default::default(),
     };
     let manifest = runtime
         .block_on(backup(&source.info, &store, &options, &mut |_| {}))

@@ -36,7 +36,8 @@ pub struct PruneArgs {
 
 #[derive(Debug, Args)]
 pub struct RunArgs {
-    /// Also dump roles and tablespaces (pg_dumpall --globals-only; needs a superuser).
+    /// Also dump roles and tablespaces (pg_dumpall --globals-only; without role passwords
+    /// unless run by a superuser), so a restore can recreate missing roles.
     #[arg(long)]
     pub globals: bool,
 }
@@ -124,6 +125,26 @@ impl From<tend_backup::store::StoreError> for CommandError {
         match err {
             tend_backup::store::StoreError::S3Config(_) => {
                 CommandError::new(ErrorKind::Config, err.to_string())
+            }
+            tend_backup::store::StoreError::Unusable { kind, .. } => {
+                let hint = match kind {
+                    tend_backup::store::StoreKind::S3 => {
+                        "check that BACKUP_S3_ENDPOINT (or AWS_ENDPOINT_URL) answers from here, \
+                         that the bucket BACKUP_S3_BUCKET exists, and that the credentials may \
+                         write and delete in it"
+                    }
+                    tend_backup::store::StoreKind::Directory => {
+                        "BACKUP_DIR must be a directory that tend may write in (not a file, \
+                         not on a read-only filesystem); set BACKUP_DIR to one"
+                    }
+                };
+                with_store_hint(CommandError::failure(err.to_string())).with_hint(hint)
+            }
+            tend_backup::store::StoreError::Directory { .. } => {
+                with_store_hint(CommandError::failure(err.to_string())).with_hint(
+                    "BACKUP_DIR must be a directory that tend may create and write in (not a \
+                     file, nor under one); set BACKUP_DIR to one",
+                )
             }
             other => with_store_hint(CommandError::failure(other.to_string())),
         }
@@ -237,6 +258,7 @@ fn run_backup(ctx: &Context, args: &RunArgs) -> Result<i32, CommandError> {
             .map(|n| n.get() as u32)
             .unwrap_or(2),
         connect: ctx.settings.connect_options(),
+        cancel: tokio_util::sync::CancellationToken::new(),
     };
     let bar = if ctx.out.quiet || ctx.out.json {
         ProgressBar::hidden()
@@ -247,11 +269,9 @@ fn run_backup(ctx: &Context, args: &RunArgs) -> Result<i32, CommandError> {
         bar
     };
     let started = Instant::now();
-    let manifest = block_on(ops::backup(
-        &target.info,
-        &store,
-        &options,
-        &mut |p| match p {
+    let manifest = block_on(until_signal(
+        &options.cancel,
+        ops::backup(&target.info, &store, &options, &mut |p| match p {
             Progress::Started { id, tables } => {
                 bar.set_message(format!("backup {id}: {tables} tables"))
             }
@@ -260,8 +280,8 @@ fn run_backup(ctx: &Context, args: &RunArgs) -> Result<i32, CommandError> {
                 raw as f64 / 1e6,
                 stored as f64 / 1e6
             )),
-        },
-    ));
+        }),
+    ))?;
     bar.finish_and_clear();
     let manifest = manifest?;
     ctx.out
@@ -278,6 +298,31 @@ fn run_backup(ctx: &Context, args: &RunArgs) -> Result<i32, CommandError> {
         store.description
     ));
     Ok(exit::OK)
+}
+
+/// Runs `work` with SIGINT and SIGTERM turned into a cancellation of `cancel`, which the
+/// work obeys (a backup removes what it stored, then returns its error).
+async fn until_signal<T>(
+    cancel: &tokio_util::sync::CancellationToken,
+    work: impl std::future::Future<Output = T>,
+) -> Result<T, CommandError> {
+    use tokio::signal::unix::{SignalKind, signal};
+    // Registered before the work starts, so no signal is missed.
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    let mut terminate = signal(SignalKind::terminate())?;
+    let watcher = {
+        let cancel = cancel.clone();
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = interrupt.recv() => {}
+                _ = terminate.recv() => {}
+            }
+            cancel.cancel();
+        })
+    };
+    let result = work.await;
+    watcher.abort();
+    Ok(result)
 }
 
 fn list(ctx: &Context) -> Result<i32, CommandError> {
@@ -608,6 +653,30 @@ fn prune(ctx: &Context, args: &PruneArgs) -> Result<i32, CommandError> {
     let decisions = decide(&policy, &candidates, now);
     let doomed: Vec<&tend_backup::retention::Decision> =
         decisions.iter().filter(|d| !d.keep).collect();
+    // A folder without a manifest: see `retention::leftover_verdict` for how a leftover
+    // is told from a running backup.
+    let leftovers = block_on(store.leftovers(
+        tend_backup::manifest::MANIFEST,
+        tend_backup::manifest::RUNNING,
+    ))?;
+    let host = ops::this_host();
+    let (mut stale, mut recent) = (Vec::new(), Vec::new());
+    for l in leftovers {
+        let marker: Option<tend_backup::manifest::Running> = l
+            .running
+            .as_ref()
+            .and_then(|bytes| serde_json::from_slice(bytes).ok());
+        match tend_backup::retention::leftover_verdict(
+            l.last_write,
+            marker.as_ref(),
+            now,
+            &host,
+            ops::process_alive,
+        ) {
+            tend_backup::retention::LeftoverVerdict::Stale(why) => stale.push((l, why)),
+            tend_backup::retention::LeftoverVerdict::Running(why) => recent.push((l, why)),
+        }
+    }
     for d in &decisions {
         ctx.out.line(format!(
             "{} {}  {}",
@@ -622,21 +691,70 @@ fn prune(ctx: &Context, args: &PruneArgs) -> Result<i32, CommandError> {
             d.reasons.join(", ")
         ));
     }
-    if args.dry_run || doomed.is_empty() {
-        ctx.out.json_value(&serde_json::json!({
-            "dry_run": args.dry_run, "policy": policy, "decisions": decisions, "deleted": [],
-        }));
-        if doomed.is_empty() {
+    for (l, why) in &stale {
+        ctx.out.line(format!(
+            "{} {}  left by an interrupted backup ({why}): no manifest, {}, {:.1} MB, last written {}",
+            if args.dry_run {
+                "would remove"
+            } else {
+                "remove"
+            },
+            l.id,
+            count(l.objects.len(), "file", "files"),
+            l.bytes as f64 / 1e6,
+            when(l.last_write),
+        ));
+    }
+    for (l, why) in &recent {
+        ctx.out.line(format!(
+            "keep   {}  no manifest, but {why} (last written {})",
+            l.id,
+            when(l.last_write),
+        ));
+    }
+    let described = |list: &[(tend_backup::store::Leftover, String)]| {
+        list.iter()
+            .map(|(l, why)| {
+                serde_json::json!({
+                    "id": l.id, "objects": l.objects, "bytes": l.bytes,
+                    "last_write": when(l.last_write), "reason": why,
+                })
+            })
+            .collect::<Vec<_>>()
+    };
+    let report = |deleted: &[String], removed: &[String]| {
+        serde_json::json!({
+            "dry_run": args.dry_run, "policy": policy, "decisions": decisions, "deleted": deleted,
+            "leftovers": described(&stale), "recent_leftovers": described(&recent),
+            "removed_leftovers": removed,
+        })
+    };
+    if args.dry_run || (doomed.is_empty() && stale.is_empty()) {
+        ctx.out.json_value(&report(&[], &[]));
+        if doomed.is_empty() && stale.is_empty() {
             ctx.out.line("Nothing to delete.");
         }
         return Ok(exit::OK);
     }
-    ctx.out.confirm(
-        &format!(
-            "Delete {} from {}?",
-            count(doomed.len(), "backup", "backups"),
-            store.description
+    let what = match (doomed.len(), stale.len()) {
+        (n, 0) => count(n, "backup", "backups"),
+        (0, m) => count(
+            m,
+            "leftover of an interrupted backup",
+            "leftovers of interrupted backups",
         ),
+        (n, m) => format!(
+            "{} and {}",
+            count(n, "backup", "backups"),
+            count(
+                m,
+                "leftover of an interrupted backup",
+                "leftovers of interrupted backups"
+            )
+        ),
+    };
+    ctx.out.confirm(
+        &format!("Delete {what} from {}?", store.description),
         ctx.yes,
     )?;
     let mut deleted = Vec::new();
@@ -646,14 +764,20 @@ fn prune(ctx: &Context, args: &PruneArgs) -> Result<i32, CommandError> {
         block_on(store.delete_backup(&d.id, tend_backup::manifest::MANIFEST))?;
         deleted.push(d.id.clone());
     }
-    ctx.out.json_value(&serde_json::json!({
-        "dry_run": false, "policy": policy, "decisions": decisions, "deleted": deleted,
-    }));
-    ctx.out.line(format!(
-        "Deleted {}.",
-        count(deleted.len(), "backup", "backups")
-    ));
+    let mut removed = Vec::new();
+    for (l, _) in &stale {
+        block_on(store.delete_leftover(&l.id, tend_backup::manifest::MANIFEST))?;
+        removed.push(l.id.clone());
+    }
+    ctx.out.json_value(&report(&deleted, &removed));
+    ctx.out.line(format!("Deleted {what}."));
     Ok(exit::OK)
+}
+
+/// A time as RFC 3339, UTC, seconds.
+fn when(secs: i64) -> String {
+    let time = std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs.max(0) as u64);
+    humantime::format_rfc3339_seconds(time).to_string()
 }
 
 /// A spinner with the elapsed time, on stderr, for long steps that report no byte counts.

@@ -565,6 +565,7 @@ fn demo_backup(
         level: 3,
         threads: 2,
         connect: ctx.settings.connect_options(),
+        cancel: Default::default(),
     };
     let started = Instant::now();
     let manifest = block_on(tend_backup::ops::backup(

@@ -968,8 +968,9 @@ fn restore_to_a_server_without_the_roles_recreates_them_from_globals_or_restores
             .unwrap()
             .to_string()
     };
-    // Roles are dumped by a superuser (pg_dumpall reads pg_authid); the data by either.
-    let with_roles = backup(&db.url(), &["--globals"]);
+    // The application role can take its roles too (without their passwords, which only a
+    // superuser may read).
+    let with_roles = backup(&app_url, &["--globals"]);
     let without_roles = backup(&app_url, &[]);
 
     let other = tend_testkit::PrivateCluster::start(&[]);
@@ -1162,4 +1163,337 @@ fn a_passphrase_and_age_recipients_together_are_refused_as_config() {
                 .next()
                 .is_none()
     );
+}
+
+#[test]
+fn an_unusable_store_fails_before_pg_dump_starts_and_is_named_as_a_store_error() {
+    // The database is unreachable too: an error about the store, not about the database
+    // or pg_dump, shows that the store was checked first.
+    let unreachable_db = "postgresql://nobody@127.0.0.1:1/none";
+    let project = TestProject::new();
+    let tend = |env: Vec<(String, String)>| {
+        run(project
+            .tend()
+            .env("DATABASE_URL", unreachable_db)
+            .env("BACKUP_ENCRYPTION_KEY", PASSPHRASE)
+            .envs(env)
+            .args(["backup", "run"]))
+    };
+    let env = |pairs: &[(&str, &str)]| -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    };
+    let check = |what: &str, (code, out, err): (i32, String, String), hint: &str| {
+        assert_eq!(code, 1, "{what}: {out}{err}");
+        assert!(
+            err.contains("backup store") || err.contains("backup directory"),
+            "{what}: not named as a store error: {err}"
+        );
+        assert!(err.contains(hint), "{what}: no hint naming {hint}: {err}");
+        assert!(
+            !err.contains("pg_dump") && !err.contains("connect"),
+            "{what}: the store was not checked first: {err}"
+        );
+    };
+
+    // An S3 endpoint that does not answer.
+    check(
+        "an unreachable S3 endpoint",
+        tend(env(&[
+            ("AWS_ACCESS_KEY_ID", "key"),
+            ("AWS_SECRET_ACCESS_KEY", "secret"),
+            ("BACKUP_S3_BUCKET", "backups"),
+            ("BACKUP_S3_REGION", "us-east-1"),
+            ("BACKUP_S3_ENDPOINT", "http://127.0.0.1:1"),
+            ("BACKUP_S3_FORCE_PATH_STYLE", "true"),
+        ])),
+        "BACKUP_S3_ENDPOINT",
+    );
+
+    // BACKUP_DIR is a file, or lies under one.
+    let file = project.path().join("not-a-dir");
+    std::fs::write(&file, "x").unwrap();
+    check(
+        "BACKUP_DIR is a file",
+        tend(env(&[("BACKUP_DIR", file.to_str().unwrap())])),
+        "BACKUP_DIR",
+    );
+    let under = file.join("backups");
+    check(
+        "BACKUP_DIR under a file",
+        tend(env(&[("BACKUP_DIR", under.to_str().unwrap())])),
+        "BACKUP_DIR",
+    );
+    assert_eq!(std::fs::read(&file).unwrap(), b"x");
+
+    // A read-only directory (as root, permissions do not stop writes: a read-only mount
+    // does, else an immutable directory).
+    let readonly = tempfile::Builder::new()
+        .prefix("tend-readonly-")
+        .tempdir()
+        .unwrap();
+    let mounted = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "ro,size=1m", "tmpfs"])
+        .arg(readonly.path())
+        .status()
+        .is_ok_and(|s| s.success());
+    let immutable = !mounted
+        && Command::new("chattr")
+            .arg("+i")
+            .arg(readonly.path())
+            .status()
+            .is_ok_and(|s| s.success());
+    if mounted || immutable {
+        let result = tend(env(&[("BACKUP_DIR", readonly.path().to_str().unwrap())]));
+        let files = walk(readonly.path());
+        if mounted {
+            let _ = Command::new("umount").arg(readonly.path()).status();
+        } else {
+            let _ = Command::new("chattr")
+                .arg("-i")
+                .arg(readonly.path())
+                .status();
+        }
+        check("a read-only BACKUP_DIR", result, "BACKUP_DIR");
+        assert!(files.is_empty(), "{files:?}");
+    } else {
+        eprintln!("skipped the read-only case: neither mount nor chattr works here");
+    }
+}
+
+/// A database whose dump takes a few seconds: about 40 MB that zstd cannot shrink.
+fn incompressible_database() -> TestDb {
+    let source = TestDb::create();
+    source.execute(
+        "CREATE TABLE noise AS SELECT g AS id, decode(md5(random()::text) || md5(random()::text), 'hex') AS body
+           FROM generate_series(1, 1200000) g",
+    );
+    source
+}
+
+/// Starts `tend backup run`, waits until `started` says its upload has begun, sends
+/// `signal`, and returns the exit code and stderr.
+fn signalled_backup(
+    project: &TestProject,
+    source: &TestDb,
+    env: Vec<(String, String)>,
+    started: impl Fn() -> bool,
+    signal: i32,
+) -> (Option<i32>, String) {
+    let child = project
+        .tend_process()
+        .env("DATABASE_URL", source.url())
+        .env("BACKUP_ENCRYPTION_KEY", PASSPHRASE)
+        .envs(env)
+        .args(["backup", "run"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while !started() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    // SAFETY: signalling our own child by its pid.
+    unsafe {
+        libc::kill(child.id() as i32, signal);
+    }
+    let output = child.wait_with_output().unwrap();
+    (
+        output.status.code(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn sigint_or_sigterm_during_a_backup_removes_its_partial_objects() {
+    let source = incompressible_database();
+    let project = TestProject::new();
+
+    // A directory store, SIGINT once the upload's staging file (`data.dump.zst.age#1`) exists.
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().to_path_buf();
+    let staging = || {
+        walk(&store)
+            .iter()
+            .any(|f| f.contains("data.dump.zst.age#"))
+    };
+    let (code, err) = signalled_backup(
+        &project,
+        &source,
+        vec![("BACKUP_DIR".into(), store.display().to_string())],
+        staging,
+        libc::SIGINT,
+    );
+    assert_eq!(code, Some(130), "{err}");
+    assert!(
+        err.contains("interrupted") && err.contains("removed"),
+        "{err}"
+    );
+    assert_eq!(walk(&store), Vec::<String>::new(), "left behind");
+    assert!(
+        std::fs::read_dir(&store).unwrap().next().is_none(),
+        "an empty folder was left"
+    );
+
+    // SIGKILL cannot be cleaned up after: the folder stays, unlisted, and `prune` removes
+    // it at once, since the process named in its running.json is gone.
+    let (code, err) = signalled_backup(
+        &project,
+        &source,
+        vec![("BACKUP_DIR".into(), store.display().to_string())],
+        staging,
+        libc::SIGKILL,
+    );
+    assert_eq!(code, None, "{err}");
+    assert!(
+        !walk(&store).is_empty(),
+        "a killed backup leaves its folder"
+    );
+    let tend = |args: &[&str]| {
+        run(project
+            .tend()
+            .env("BACKUP_DIR", store.display().to_string())
+            .args(args))
+    };
+    let (code, out, err) = tend(&["backup", "list"]);
+    assert!(
+        code == 0 && out.contains("No complete backup"),
+        "{out}{err}"
+    );
+    let (code, out, err) = tend(&["backup", "prune", "--dry-run"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.contains("would remove") && out.contains("is gone"),
+        "{out}{:?}",
+        walk(&store)
+    );
+    assert!(!walk(&store).is_empty(), "a dry run removed files");
+    let (code, out, err) = tend(&["backup", "prune", "--yes"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(walk(&store), Vec::<String>::new(), "{out}");
+
+    // An S3-compatible store, SIGTERM once a multipart upload is in flight.
+    let Some(s3) = s3_server() else {
+        return;
+    };
+    let root = s3.bucket_dir().parent().unwrap().to_path_buf();
+    let in_flight = || walk(&root).iter().any(|f| f.contains("/."));
+    let (code, err) = signalled_backup(&project, &source, s3.env(), in_flight, libc::SIGTERM);
+    assert_eq!(code, Some(130), "{err}");
+    assert!(err.contains("interrupted"), "{err}");
+    assert_eq!(s3.object_paths(), Vec::<String>::new(), "objects left");
+    let parts: Vec<String> = walk(&root)
+        .into_iter()
+        .filter(|f| f.contains("/.") && !f.contains(".bucket"))
+        .collect();
+    assert!(
+        parts.is_empty(),
+        "the multipart upload was not aborted: {parts:?}"
+    );
+
+    // The store still takes a whole backup afterwards.
+    let tend = backing_up_with(&project, &source, s3.env());
+    let (code, out, err) = tend(&["backup", "run"]);
+    assert_eq!(code, 0, "{out}{err}");
+}
+
+#[test]
+fn prune_removes_leftovers_of_interrupted_backups_and_shows_them_on_dry_run() {
+    let source = TestDb::create();
+    source.execute("CREATE TABLE t (id int); INSERT INTO t VALUES (1)");
+    let project = TestProject::new();
+    let tend = backing_up(&project, &source);
+    let (code, out, err) = tend(&["backup", "run", "--json"]);
+    assert_eq!(code, 0, "{out}{err}");
+    let kept = serde_json::from_str::<serde_json::Value>(&out).unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let store = project.path().join(".tend/backups");
+    // What a killed backup leaves: a folder without a manifest, an upload staging file.
+    let old = store.join("20250101T000000Z-dead");
+    std::fs::create_dir_all(&old).unwrap();
+    std::fs::write(old.join("data.dump.zst.age#1"), vec![7u8; 4096]).unwrap();
+    std::fs::write(old.join("globals.sql.zst.age"), b"x").unwrap();
+    for file in ["data.dump.zst.age#1", "globals.sql.zst.age"] {
+        let status = Command::new("touch")
+            .args(["-d", "2 hours ago"])
+            .arg(old.join(file))
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+    // One written a moment ago may belong to a backup still running: kept.
+    let recent = store.join("20990101T000000Z-live");
+    std::fs::create_dir_all(&recent).unwrap();
+    std::fs::write(recent.join("data.dump.zst.age#1"), b"running").unwrap();
+
+    let (code, out, err) = tend(&["backup", "prune", "--dry-run"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.contains("would remove 20250101T000000Z-dead")
+            && out.contains("left by an interrupted backup"),
+        "{out}"
+    );
+    assert!(
+        out.contains("20990101T000000Z-live") && out.contains("running backup"),
+        "{out}"
+    );
+    assert!(
+        old.join("data.dump.zst.age#1").exists(),
+        "a dry run removed files"
+    );
+
+    let (code, out, err) = tend(&["backup", "prune", "--yes", "--json"]);
+    assert_eq!(code, 0, "{out}{err}");
+    let doc: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        doc["removed_leftovers"],
+        serde_json::json!(["20250101T000000Z-dead"])
+    );
+    assert!(!old.exists(), "the leftover is still there");
+    assert!(
+        recent.join("data.dump.zst.age#1").exists(),
+        "a recent folder was removed"
+    );
+    let (_, out, _) = tend(&["backup", "list"]);
+    assert!(out.contains(&kept), "{out}");
+}
+
+#[test]
+fn a_failing_pg_restore_shows_its_own_error_not_a_broken_pipe() {
+    let source = rich_database();
+    let project = TestProject::new();
+    let tend = backing_up(&project, &source);
+    let (code, out, err) = tend(&["backup", "run"]);
+    assert_eq!(code, 0, "{out}{err}");
+    // A role that may connect but not create anything in the target's schema public.
+    let target = TestDb::create();
+    let Some(mut restorer) = tend_testkit::TestServer::get().password_user(
+        "tend_restorer_no_create",
+        "restorer-secret",
+        &target.name,
+    ) else {
+        return;
+    };
+    restorer.set("dbname", &target.name);
+    for mode in ["--single-transaction", "--jobs=2"] {
+        let (code, out, err) = tend(&["restore", mode, "--to", &restorer.to_secret_string()]);
+        assert_eq!(code, 1, "{mode}: {out}{err}");
+        assert!(
+            err.contains("pg_restore failed") && err.contains("permission denied"),
+            "{mode}: pg_restore's own error is not shown: {err}"
+        );
+        assert!(
+            !err.contains("Broken pipe") && !err.contains("damaged"),
+            "{mode}: {err}"
+        );
+        assert!(!err.contains("restorer-secret"), "{err}");
+    }
+    // The backup was sound all along: nothing was recorded against it.
+    let (_, out, _) = tend(&["backup", "list"]);
+    assert!(out.contains("not verified"), "{out}");
 }
