@@ -116,8 +116,16 @@ impl<R: Read> Primitives<'_, R> {
         if len > 1 << 30 {
             return Err(bad(format!("an archive string claims {len} bytes")));
         }
-        let mut bytes = vec![0u8; len as usize];
-        self.exact(&mut bytes)?;
+        // Read in steps, so a few bytes claiming a gigabyte cannot allocate one.
+        let mut bytes = Vec::new();
+        let mut left = len as usize;
+        while left > 0 {
+            let step = left.min(64 * 1024);
+            let start = bytes.len();
+            bytes.resize(start + step, 0);
+            self.exact(&mut bytes[start..])?;
+            left -= step;
+        }
         String::from_utf8(bytes)
             .map(Some)
             .map_err(|_| bad("an archive string is not UTF-8"))
@@ -133,7 +141,12 @@ fn decode_int(bytes: &[u8]) -> i64 {
     for (i, b) in bytes[1..].iter().enumerate() {
         value |= (*b as i64) << (8 * i);
     }
-    if bytes[0] != 0 { -value } else { value }
+    // An 8-byte magnitude may be i64::MIN, which has no negation: wrap rather than overflow.
+    if bytes[0] != 0 {
+        value.wrapping_neg()
+    } else {
+        value
+    }
 }
 
 /// Reads the header and table of contents from the start of an archive.
@@ -312,9 +325,17 @@ impl<'a, R: Read> DataBlocks<'a, R> {
 
     /// Appends the next `len` bytes to `out`.
     pub fn read_into(&mut self, len: usize, out: &mut Vec<u8>) -> io::Result<()> {
-        let start = out.len();
-        out.resize(start + len, 0);
-        self.inner.read_exact(&mut out[start..])
+        // In steps, so a chunk that claims more than the archive holds allocates no more
+        // than what is there.
+        let mut left = len;
+        while left > 0 {
+            let step = left.min(1 << 20);
+            let start = out.len();
+            out.resize(start + step, 0);
+            self.inner.read_exact(&mut out[start..])?;
+            left -= step;
+        }
+        Ok(())
     }
 }
 

@@ -61,6 +61,11 @@ impl Manifest {
         crate::pipeline::hex(&Sha256::digest(&bytes))
     }
 
+    /// A manifest as read from the store (any bytes: the store is outside input).
+    pub fn from_stored_bytes(bytes: &[u8]) -> Result<Manifest, serde_json::Error> {
+        serde_json::from_slice(bytes)
+    }
+
     /// The manifest as stored: pretty JSON carrying its own checksum.
     pub fn to_stored_bytes(&self) -> Vec<u8> {
         let mut sealed = self.clone();

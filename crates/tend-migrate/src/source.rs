@@ -96,6 +96,11 @@ pub enum SourceError {
     },
     #[error("{} is not UTF-8 text; save it as UTF-8", .0.display())]
     NotUtf8(PathBuf),
+    #[error(
+        "{} has a name that is not UTF-8, so it cannot be a migration's name; rename it (or move it out of the migrations directory)",
+        .0.display()
+    )]
+    NameNotUtf8(PathBuf),
     #[error("{} does not follow tend's naming (YYYYMMDD_HHMMSS_name.sql); rename it, or create migrations with `tend migrate new NAME`", .0.display())]
     BadName(PathBuf),
     #[error("the migration directory {} has no migration.sql", .0.display())]
@@ -135,8 +140,9 @@ pub fn load(dir: &Path, format: Format) -> Result<Vec<Migration>, SourceError> {
             path: dir.to_path_buf(),
             source,
         })?;
+        // Skipping it would report the migrations as all applied while one is never run.
         let Some(name) = entry.file_name().to_str().map(str::to_string) else {
-            continue;
+            return Err(SourceError::NameNotUtf8(entry.path()));
         };
         names.push((name, entry.path()));
     }

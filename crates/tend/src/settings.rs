@@ -862,6 +862,18 @@ fn read_config_file(path: &Path) -> Result<FileContents, ConfigError> {
         source,
     })?;
     let text = decode_utf8(path, &bytes)?;
+    parse_config_text(path, text)
+}
+
+/// Checks a `tend.toml`'s bytes as [`Settings::resolve`] reads them, with no file system:
+/// the entry point of the fuzz target.
+#[allow(dead_code)] // the binary reads files through read_config_file; fuzz/ calls this
+pub fn parse_config_file(path: &Path, bytes: &[u8]) -> Result<(), ConfigError> {
+    let text = decode_utf8(path, bytes)?;
+    parse_config_text(path, text).map(|_| ())
+}
+
+fn parse_config_text(path: &Path, text: &str) -> Result<FileContents, ConfigError> {
     let table: toml::Table = text
         .parse()
         .map_err(|e: toml::de::Error| ConfigError::Syntax {

@@ -6,6 +6,7 @@ mod config;
 mod demo;
 mod dev;
 mod doctor;
+mod inputs;
 mod migrate;
 mod ops;
 mod redaction;

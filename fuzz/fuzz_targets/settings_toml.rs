@@ -1,0 +1,15 @@
+#![no_main]
+//! tend.toml: any bytes, decoded and checked as Settings::resolve reads the file.
+
+use libfuzzer_sys::fuzz_target;
+
+#[path = "../../crates/tend/src/settings.rs"]
+#[allow(dead_code, unused_imports)]
+mod settings;
+
+fuzz_target!(|data: &[u8]| {
+    let path = std::path::Path::new("tend.toml");
+    if let Err(e) = settings::parse_config_file(path, data) {
+        let _ = e.to_string();
+    }
+});
