@@ -193,10 +193,13 @@ pub fn keep_history(
         }
         history::record(&session, report, env!("CARGO_PKG_VERSION"))
             .await
+            .map(|id| (id, state == SchemaState::Missing))
             .map_err(|e| e.to_string())
     });
     match result {
-        Ok(run_id) => serde_json::json!({ "kept": true, "run_id": run_id }),
+        Ok((run_id, created)) => {
+            serde_json::json!({ "kept": true, "run_id": run_id, "created_schema": created })
+        }
         Err(reason) => {
             ctx.out.warn(format!(
                 "the check history was not kept: {reason}. The checks ran; set checks.history = \"off\" in tend.toml to stop keeping history."

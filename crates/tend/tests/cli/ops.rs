@@ -480,6 +480,12 @@ fn check_announces_the_tend_schema_once_before_creating_it() {
         err.contains("creates a `tend` schema") && err.contains("checks.history = \"off\""),
         "{out}{err}"
     );
+    // Said before the write: the notice precedes anything else on stderr.
+    assert!(
+        err.trim_start()
+            .starts_with("note: tend check keeps its history"),
+        "{err}"
+    );
     assert_eq!(
         db.query_column("SELECT count(*)::text FROM tend.check_runs"),
         vec![Some("1".into())]
