@@ -664,3 +664,35 @@ fn vacuum_and_reindex_refuse_what_the_role_may_not_maintain() {
         "{err}"
     );
 }
+
+/// `tend health` run by a role that cannot see other roles' sessions still counts them
+/// against max_connections (PostgreSQL hides their backend type from it).
+#[test]
+fn health_counts_connections_a_role_cannot_see() {
+    let server = tend_testkit::TestServer::get();
+    let db = TestDb::create();
+    let Some(mut app) = server.password_user("tend_health_app", "health-pw", &db.name) else {
+        return;
+    };
+    app.set("sslmode", "disable");
+    let holders: Vec<Holder> = (0..3).map(|_| Holder::open(&db, "busy-worker")).collect();
+    let project = TestProject::new();
+    let (code, out, err) = run(project
+        .tend()
+        .env("DATABASE_URL", app.to_secret_string())
+        .args(["health", "--json"]));
+    assert!(code <= 2, "{out}{err}");
+    let doc: serde_json::Value =
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}{err}"));
+    let connections = doc["probes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "connections")
+        .unwrap_or_else(|| panic!("{doc}"));
+    let message = connections["message"].as_str().unwrap();
+    let used: u32 = message.split_whitespace().next().unwrap().parse().unwrap();
+    // The three holders and tend's own session, at least.
+    assert!(used >= 4, "{message}");
+    drop(holders);
+}
