@@ -696,3 +696,38 @@ fn health_counts_connections_a_role_cannot_see() {
     assert!(used >= 4, "{message}");
     drop(holders);
 }
+
+/// `tend queries`, `locks` and `kill` run by a role without pg_read_all_stats say how many
+/// sessions of other roles they could not see, rather than an unqualified empty list.
+#[test]
+fn queries_locks_and_kill_say_what_sessions_they_cannot_see() {
+    let server = tend_testkit::TestServer::get();
+    let db = TestDb::create();
+    let Some(mut app) = server.password_user("tend_queries_app", "queries-pw", &db.name) else {
+        return;
+    };
+    app.set("sslmode", "disable");
+    let slow = Holder::open(&db, "hidden-report");
+    slow.start("SELECT pg_sleep(20)");
+    let project = TestProject::new();
+    let tend = |args: &[&str]| {
+        run(project
+            .tend()
+            .env("DATABASE_URL", app.to_secret_string())
+            .args(args))
+    };
+    let (code, out, err) = tend(&["queries", "--json"]);
+    assert_eq!(code, 0, "{out}{err}");
+    let doc: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert!(doc["hidden_sessions"].as_i64().unwrap() >= 1, "{doc}");
+    assert!(
+        err.contains("not listed")
+            && err.contains("GRANT pg_read_all_stats TO \"tend_queries_app\""),
+        "{err}"
+    );
+    let (_, _, err) = tend(&["locks"]);
+    assert!(err.contains("not listed"), "{err}");
+    let (_, out, err) = tend(&["kill", "--longer-than", "1s", "--dry-run"]);
+    assert!(err.contains("not listed"), "{out}{err}");
+    drop(slow);
+}
