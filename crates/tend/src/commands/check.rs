@@ -181,6 +181,15 @@ pub fn keep_history(
         history::prepare_session(&session).await.map_err(db)?;
         let state = tend_schema::state(&session).await.map_err(db)?;
         if state == SchemaState::Missing {
+            let (allowed, user, database) = tend_schema::may_create(&session).await.map_err(db)?;
+            if !allowed {
+                return Err(format!(
+                    "the role {} may not create the `tend` schema that keeps it (it needs CREATE on the database): `GRANT CREATE ON DATABASE {} TO {};`, or set checks.history = \"off\"",
+                    tend_pg::quote_ident(&user),
+                    tend_pg::quote_ident(&database),
+                    tend_pg::quote_ident(&user)
+                ));
+            }
             ctx.out.notice(format!(
                 "note: tend check keeps its history in this database: it now creates a `tend` schema ({}) and adds a row per run. To write nothing, set checks.history = \"off\" in tend.toml (or TEND_CHECK_HISTORY=off); `DROP SCHEMA tend CASCADE` removes it.",
                 tend_schema::WHAT_IT_HOLDS

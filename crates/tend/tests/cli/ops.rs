@@ -731,3 +731,37 @@ fn queries_locks_and_kill_say_what_sessions_they_cannot_see() {
     assert!(err.contains("not listed"), "{out}{err}");
     drop(slow);
 }
+
+/// A role that may not create the `tend` schema: the checks run, nothing is announced or
+/// written, and the warning says which privilege is missing (never a bare "db error").
+#[test]
+fn check_history_refused_by_privileges_is_a_warning_naming_the_grant() {
+    let server = tend_testkit::TestServer::get();
+    let db = TestDb::create();
+    let Some(mut reader) = server.password_user("tend_history_reader", "reader-pw", &db.name)
+    else {
+        return;
+    };
+    reader.set("sslmode", "disable");
+    let project = TestProject::new();
+    let (code, out, err) = run(project
+        .tend()
+        .env("DATABASE_URL", reader.to_secret_string())
+        .args(["check", "--json", "--only", "storage"]));
+    assert!(code <= 2, "{out}{err}");
+    let doc: serde_json::Value =
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}{err}"));
+    assert_eq!(doc["history"]["kept"], false, "{doc}");
+    let reason = doc["history"]["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("may not create the `tend` schema")
+            && reason.contains("GRANT CREATE ON DATABASE"),
+        "{reason}"
+    );
+    assert!(!err.contains("creates a `tend` schema"), "{err}");
+    assert!(
+        !err.contains("db error") && !out.contains("db error"),
+        "{out}{err}"
+    );
+    assert!(err.contains("history was not kept"), "{err}");
+}
