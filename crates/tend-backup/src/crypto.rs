@@ -10,6 +10,11 @@ use crate::manifest::RecipientInfo;
 
 /// scrypt's cost for passphrase backups: log2 of N (64 MiB of memory).
 pub const SCRYPT_LOG_N: u8 = 16;
+/// The highest scrypt cost a backup may ask of its reader (1 GiB of memory), above what
+/// tend writes and what the age CLI picks. age would otherwise time this machine and refuse
+/// a cost it guesses to be slow, so a restore on a busy server failed ("excessive work
+/// parameter") for a backup tend itself wrote.
+const SCRYPT_MAX_LOG_N: u8 = 20;
 
 /// How backups are encrypted.
 #[derive(Clone)]
@@ -115,30 +120,62 @@ impl Decryption {
         Ok(Decryption::Identities(identities))
     }
 
-    /// Opens an age stream; the error says whether the key is wrong or the file is not age.
-    pub fn open<R: Read>(&self, input: R) -> Result<age::stream::StreamReader<R>, String> {
-        let decryptor = age::Decryptor::new(input).map_err(|e| describe_decrypt_error(&e))?;
+    /// Opens an age stream. The error says which: the key does not open it, the header is
+    /// not age's (or fails its authentication), or the bytes could not be read.
+    pub fn open<R: Read>(&self, input: R) -> Result<age::stream::StreamReader<R>, OpenError> {
+        let decryptor = age::Decryptor::new(input).map_err(OpenError::from)?;
         let result = match self {
             Decryption::Passphrase(pass) => {
-                let identity = age::scrypt::Identity::new(pass.clone());
+                let mut identity = age::scrypt::Identity::new(pass.clone());
+                identity.set_max_work_factor(SCRYPT_MAX_LOG_N);
                 decryptor.decrypt(std::iter::once(&identity as &dyn age::Identity))
             }
             Decryption::Identities(list) => {
                 decryptor.decrypt(list.iter().map(|i| i as &dyn age::Identity))
             }
         };
-        result.map_err(|e| describe_decrypt_error(&e))
+        result.map_err(OpenError::from)
+    }
+
+    /// What kind of key this is, for messages.
+    pub fn describe(&self) -> &'static str {
+        match self {
+            Decryption::Passphrase(_) => "the passphrase BACKUP_ENCRYPTION_KEY",
+            Decryption::Identities(_) => "the age identities of BACKUP_AGE_IDENTITY_FILE",
+        }
     }
 }
 
-fn describe_decrypt_error(err: &age::DecryptError) -> String {
-    match err {
-        age::DecryptError::NoMatchingKeys | age::DecryptError::DecryptionFailed => {
-            "the key does not open this backup (a wrong BACKUP_ENCRYPTION_KEY or identity), or its data is corrupt".to_string()
+/// Why an age stream did not open.
+#[derive(Debug)]
+pub enum OpenError {
+    /// No configured key unwraps the file key (a wrong passphrase or identity). Only a
+    /// wrong key when the stored bytes are the ones the manifest describes, which the
+    /// reader checks before it believes this.
+    WrongKey,
+    /// The header is not age's, or its MAC fails: the bytes are damaged.
+    Damaged(String),
+    /// scrypt's work factor is beyond what this machine accepts.
+    Excessive(String),
+    /// Reading the bytes failed (the store, or a layer below).
+    Io(std::io::Error),
+}
+
+impl From<age::DecryptError> for OpenError {
+    fn from(err: age::DecryptError) -> OpenError {
+        match err {
+            age::DecryptError::NoMatchingKeys
+            | age::DecryptError::DecryptionFailed
+            | age::DecryptError::KeyDecryptionFailed => OpenError::WrongKey,
+            age::DecryptError::Io(e) => OpenError::Io(e),
+            e @ age::DecryptError::ExcessiveWork { .. } => OpenError::Excessive(e.to_string()),
+            age::DecryptError::InvalidHeader | age::DecryptError::UnknownFormat => {
+                OpenError::Damaged(
+                    "the stored data is not an age file (it is corrupt, or not a tend backup)"
+                        .to_string(),
+                )
+            }
+            other => OpenError::Damaged(other.to_string()),
         }
-        age::DecryptError::InvalidHeader | age::DecryptError::UnknownFormat => {
-            "the stored data is not an age file (it is corrupt, or not a tend backup)".to_string()
-        }
-        other => other.to_string(),
     }
 }

@@ -6,11 +6,13 @@
 
 pub mod archive;
 pub mod crypto;
+pub mod fault;
 pub mod manifest;
 pub mod ops;
 pub mod pipeline;
 pub mod restore;
 pub mod retention;
+pub mod roles;
 pub mod store;
 
 pub use crypto::{Decryption, Encryption};

@@ -16,12 +16,14 @@ use tend_pg::{ConnInfo, ConnectOptions, ServerFacts};
 use tokio::io::AsyncWriteExt;
 use tokio::sync::mpsc;
 
-use crate::crypto::{Decryption, Encryption};
+use crate::crypto::{Decryption, Encryption, OpenError};
+use crate::fault::{Damage, Layer, Tagged, tag_of};
 use crate::manifest::{
     Compression, DATA, GLOBALS, MANIFEST, Manifest, StoredObject, TableRows, VERIFICATION,
     Verification,
 };
 use crate::pipeline::{ChannelReader, ChannelWriter, CountingReader, drain};
+use crate::roles::{Ownership, RolePlanner, RolesOutcome};
 use crate::store::{Store, StoreError};
 
 #[derive(Debug, thiserror::Error)]
@@ -60,10 +62,26 @@ pub enum BackupError {
     NoBackups,
     #[error("the manifest of backup `{id}` is unreadable: {reason}")]
     BadManifest { id: String, reason: String },
-    #[error("backup {id} is damaged: {reason}")]
-    Damaged { id: String, reason: String },
+    /// The backup's bytes are bad: the only error that says "damaged".
+    #[error("backup {id} is damaged: {damage}")]
+    Damaged { id: String, damage: Damage },
+    /// The configured key does not open a backup whose bytes are sound.
+    #[error(
+        "{key} does not open backup {id}, which was encrypted for {made_for}; its bytes match its manifest, so the key is wrong, not the backup"
+    )]
+    WrongKey {
+        id: String,
+        key: &'static str,
+        made_for: String,
+    },
     #[error("cannot decrypt backup {id}: {reason}")]
     Decrypt { id: String, reason: String },
+    /// Stopped by SIGINT or SIGTERM; what was stored was removed.
+    #[error("the backup was interrupted by {signal}; {cleanup}")]
+    Interrupted {
+        signal: &'static str,
+        cleanup: String,
+    },
     #[error(transparent)]
     Crypto(#[from] crate::crypto::CryptoError),
     #[error(transparent)]
@@ -587,22 +605,70 @@ pub async fn resolve_id(store: &Store, id: Option<&str>) -> Result<String, Backu
     }
 }
 
-/// Why `consume` stopped reading a backup: the bytes were bad (the backup is damaged), or
-/// something else failed (the target database, a program), which says so itself.
+/// Why `consume` stopped reading a backup: the reader failed (a layer below says which,
+/// see [`crate::fault`]), the archive's format is broken, or something else failed (the
+/// target database, a program), which says so itself.
 pub(crate) enum Stop {
-    Damaged(String),
+    Read(std::io::Error),
+    Damaged(Damage),
     Failed(BackupError),
 }
 
-impl From<String> for Stop {
-    fn from(reason: String) -> Stop {
-        Stop::Damaged(reason)
+impl From<std::io::Error> for Stop {
+    /// An error of a reading layer keeps its tag; any other came from parsing the archive.
+    fn from(err: std::io::Error) -> Stop {
+        if tag_of(&err).is_some() {
+            Stop::Read(err)
+        } else {
+            Stop::Damaged(Damage::Archive(err.to_string()))
+        }
     }
 }
 
-/// Streams a backup's data through a reader on a blocking thread: `consume` gets the
-/// decrypted, decompressed pg_dump archive. Checks size and SHA-256 against the manifest;
-/// the size only when `consume` read to the end.
+impl From<String> for Stop {
+    /// A message about the archive's format.
+    fn from(reason: String) -> Stop {
+        Stop::Damaged(Damage::Archive(reason))
+    }
+}
+
+/// The error a tagged reading failure stands for.
+fn read_failure(id: &str, err: std::io::Error) -> BackupError {
+    match err.get_ref().and_then(|e| e.downcast_ref::<Tagged>()) {
+        Some(Tagged::Damage(damage)) => BackupError::Damaged {
+            id: id.to_string(),
+            damage: damage.clone(),
+        },
+        Some(Tagged::Store(message)) => BackupError::Pipeline(message.clone()),
+        None => BackupError::Damaged {
+            id: id.to_string(),
+            damage: Damage::Archive(err.to_string()),
+        },
+    }
+}
+
+/// Who a backup was encrypted for, from its manifest: public facts only.
+fn made_for(manifest: &Manifest) -> String {
+    let recipients = &manifest.encryption.recipients;
+    if recipients.iter().any(|r| r.kind == "scrypt") {
+        return "a passphrase".to_string();
+    }
+    let keys: Vec<&str> = recipients
+        .iter()
+        .filter_map(|r| r.public_key.as_deref())
+        .collect();
+    if keys.is_empty() {
+        "keys the manifest does not name".to_string()
+    } else {
+        format!("the age recipients {}", keys.join(", "))
+    }
+}
+
+/// Streams a backup's object through a reader on a blocking thread: `consume` gets the
+/// decrypted, decompressed bytes. Checks size and SHA-256 against the manifest; the
+/// decompressed size only when `consume` read to the end. When several things fail, the
+/// one reported is the first of: the store, the stored bytes' size and checksum, then
+/// what reading them found (a wrong key is believed only when the checksum matched).
 pub(crate) async fn read_back<T: Send + 'static>(
     store: &Store,
     manifest: &Manifest,
@@ -619,50 +685,67 @@ pub(crate) async fn read_back<T: Send + 'static>(
             reason: format!("it lists no {name}"),
         })?
         .clone();
+    let damaged = |damage: Damage| BackupError::Damaged {
+        id: manifest.id.clone(),
+        damage,
+    };
     let path = store.path(&manifest.id, name);
-    let size = store
-        .size(&path)
-        .await?
-        .ok_or_else(|| BackupError::Damaged {
-            id: manifest.id.clone(),
-            reason: format!("its object {name} is missing from the store"),
-        })?;
+    let size = store.size(&path).await?.ok_or_else(|| {
+        damaged(Damage::Missing {
+            object: name.to_string(),
+        })
+    })?;
     if size != object.bytes {
-        return Err(BackupError::Damaged {
-            id: manifest.id.clone(),
-            reason: format!(
-                "its data object holds {size} bytes, the manifest says {}",
-                object.bytes
-            ),
-        });
+        return Err(damaged(Damage::Size {
+            object: name.to_string(),
+            stored: size,
+            expected: object.bytes,
+        }));
     }
     let mut stream = store.stream(&path).await?;
     let (tx, rx) = mpsc::channel::<Result<Bytes, String>>(8);
     let decryption = decryption.clone();
     let id = manifest.id.clone();
+    let key = decryption.describe();
+    let made_for = made_for(manifest);
     let worker = tokio::task::spawn_blocking(move || {
         let mut reader = ChannelReader::new(rx);
         let outcome = (|| {
-            let age = decryption
-                .open(&mut reader)
-                .map_err(|reason| BackupError::Decrypt {
+            let age = decryption.open(&mut reader).map_err(|e| match e {
+                OpenError::WrongKey => BackupError::WrongKey {
+                    id: id.clone(),
+                    key,
+                    made_for: made_for.clone(),
+                },
+                OpenError::Damaged(reason) => BackupError::Damaged {
+                    id: id.clone(),
+                    damage: Damage::Decryption(reason),
+                },
+                OpenError::Excessive(reason) => BackupError::Decrypt {
                     id: id.clone(),
                     reason,
-                })?;
-            let mut zstd =
-                zstd::stream::read::Decoder::new(age).map_err(|e| BackupError::Damaged {
-                    id: id.clone(),
-                    reason: e.to_string(),
-                })?;
+                },
+                OpenError::Io(e) => read_failure(&id, e),
+            })?;
+            let age = Layer {
+                inner: age,
+                kind: Damage::Decryption,
+            };
+            let zstd = zstd::stream::read::Decoder::new(age).map_err(|e| read_failure(&id, e))?;
+            let mut zstd = Layer {
+                inner: zstd,
+                kind: Damage::Compression,
+            };
             let mut counting = CountingReader {
                 inner: &mut zstd,
                 count: Arc::new(AtomicU64::new(0)),
             };
             let count = counting.count.clone();
             let result = consume(&mut counting).map_err(|stop| match stop {
-                Stop::Damaged(reason) => BackupError::Damaged {
+                Stop::Read(e) => read_failure(&id, e),
+                Stop::Damaged(damage) => BackupError::Damaged {
                     id: id.clone(),
-                    reason,
+                    damage,
                 },
                 Stop::Failed(e) => e,
             })?;
@@ -672,8 +755,16 @@ pub(crate) async fn read_back<T: Send + 'static>(
         let _ = drain(&mut reader);
         (outcome, reader.digest())
     });
+    let mut store_error = None;
     while let Some(chunk) = stream.next().await {
-        let item = chunk.map_err(|e| e.to_string());
+        let item = match chunk {
+            Ok(bytes) => Ok(bytes),
+            Err(e) => {
+                let shown = e.to_string();
+                store_error = Some(e);
+                Err(shown)
+            }
+        };
         let stop = item.is_err();
         if tx.send(item).await.is_err() || stop {
             break;
@@ -683,21 +774,20 @@ pub(crate) async fn read_back<T: Send + 'static>(
     let (outcome, digest) = worker
         .await
         .map_err(|e| BackupError::Pipeline(e.to_string()))?;
+    if let Some(e) = store_error {
+        return Err(e.into());
+    }
     if digest != object.sha256 {
-        return Err(BackupError::Damaged {
-            id: manifest.id.clone(),
-            reason: "the checksum of its stored bytes does not match the manifest (a flipped, missing or extra byte)".to_string(),
-        });
+        return Err(damaged(Damage::Checksum {
+            object: name.to_string(),
+        }));
     }
     let (result, raw) = outcome?;
     if name == DATA && raw != manifest.raw_bytes {
-        return Err(BackupError::Damaged {
-            id: manifest.id.clone(),
-            reason: format!(
-                "it decompresses to {raw} bytes, the manifest says {}",
-                manifest.raw_bytes
-            ),
-        });
+        return Err(damaged(Damage::Length {
+            raw,
+            expected: manifest.raw_bytes,
+        }));
     }
     Ok((result, raw))
 }
@@ -718,27 +808,35 @@ pub async fn verify(
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
-            .map_err(|e| format!("cannot run {}: {e}", pg_restore.display()))?;
+            .map_err(|source| {
+                Stop::Failed(BackupError::Spawn {
+                    program: pg_restore.display().to_string(),
+                    source,
+                })
+            })?;
         let mut stdin = child.stdin.take().expect("piped");
-        let copied = std::io::copy(archive, &mut stdin);
-        drop(stdin);
-        let output = child.wait_with_output().map_err(|e| e.to_string())?;
         // pg_restore --list stops reading after the table of contents: a broken pipe then
-        // is normal; the rest is drained for the checksum.
-        if let Err(e) = copied
-            && e.kind() != std::io::ErrorKind::BrokenPipe
-        {
-            return Err(e.to_string().into());
+        // is normal; the rest is drained below for the checksum.
+        let mut buf = vec![0u8; 256 * 1024];
+        loop {
+            let n = archive.read(&mut buf)?;
+            if n == 0 || stdin.write_all(&buf[..n]).is_err() {
+                break;
+            }
         }
+        drop(stdin);
+        let output = child
+            .wait_with_output()
+            .map_err(|e| Stop::Failed(BackupError::Pipeline(e.to_string())))?;
         if !output.status.success() {
             return Err(format!(
-                "pg_restore cannot read the archive: {}",
-                String::from_utf8_lossy(&output.stderr).trim()
+                "pg_restore cannot read it: {}",
+                tend_pg::redact_text(String::from_utf8_lossy(&output.stderr).trim())
             )
             .into());
         }
         // Decompress what pg_restore did not need, to the end: every byte is checked.
-        drain(archive).map_err(|e| e.to_string())?;
+        drain(archive)?;
         Ok(())
     })
     .await;
@@ -749,9 +847,7 @@ pub async fn verify(
             break;
         }
         outcome = read_back(store, &manifest, decryption, &object.name, |reader| {
-            drain(reader)
-                .map(|_| ())
-                .map_err(|e| Stop::Damaged(e.to_string()))
+            drain(reader).map(|_| ()).map_err(Stop::from)
         })
         .await
         .map(|_| ());
@@ -765,8 +861,24 @@ pub async fn verify(
             Err(e) => e.to_string(),
         },
     };
-    record_verification(store, id, &verification).await?;
+    // Only a finding about the backup itself is recorded: a wrong key, a store that went
+    // away or a missing program says nothing about it, and recording those as a failed
+    // verification would let `prune` stop protecting a sound backup.
+    if outcome.is_ok() || outcome.as_ref().is_err_and(BackupError::is_damage) {
+        record_verification(store, id, &verification).await?;
+    }
     outcome.map(|_| verification)
+}
+
+impl BackupError {
+    /// Is this a finding about the backup's bytes (and so worth recording against it)?
+    pub fn is_damage(&self) -> bool {
+        match self {
+            BackupError::Damaged { .. } => true,
+            BackupError::Unfinished { source, .. } => source.is_damage(),
+            _ => false,
+        }
+    }
 }
 
 pub async fn record_verification(
@@ -781,28 +893,91 @@ pub async fn record_verification(
     Ok(())
 }
 
+/// Settings of a restore in one transaction.
+#[derive(Debug, Clone)]
+pub struct SingleOptions {
+    pub pg_restore: PathBuf,
+    /// Drop the objects the backup holds before restoring them.
+    pub clean: bool,
+    pub ownership: Ownership,
+    pub connect: ConnectOptions,
+}
+
 /// Restores a backup into `target` with pg_restore in one transaction: a failure (or a
 /// damaged backup, caught before the last byte) leaves the target as it was. Slower than
-/// [`crate::restore::restore_parallel`], which loads on several connections.
+/// [`crate::restore::restore_parallel`], which loads on several connections. Roles the
+/// target lacks are handled as [`crate::roles`] says, and the outcome returned.
 pub async fn restore(
     store: &Store,
     id: &str,
     decryption: &Decryption,
     target: &ConnInfo,
-    pg_restore: PathBuf,
-    clean: bool,
-) -> Result<Manifest, BackupError> {
+    options: &SingleOptions,
+) -> Result<(Manifest, RolesOutcome), BackupError> {
     let manifest = read_manifest(store, id).await?;
-    let child = SingleTransaction::spawn(&pg_restore, target, clean)?;
-    let feeding = child.clone();
+    let planner = role_planner(
+        store,
+        &manifest,
+        decryption,
+        target,
+        &options.connect,
+        options.ownership,
+    )
+    .await?;
+    let running: Arc<std::sync::Mutex<Option<SingleTransaction>>> = Arc::default();
+    let (pg_restore, clean, to) = (options.pg_restore.clone(), options.clean, target.clone());
+    let holder = running.clone();
     let fed = read_back(store, &manifest, decryption, DATA, move |archive| {
-        feeding.feed(&[], archive)
+        let mut input = std::io::BufReader::with_capacity(1024 * 1024, archive);
+        let toc = crate::archive::read_toc(&mut input)?;
+        let (flags, roles) = planner.decide(&toc).map_err(Stop::Failed)?;
+        let child =
+            SingleTransaction::spawn(&pg_restore, &to, clean, &flags).map_err(Stop::Failed)?;
+        *holder.lock().expect("lock") = Some(child.clone());
+        let stdin = child.feed(&toc.prefix, &mut input)?;
+        Ok((stdin, roles))
     })
     .await;
-    tokio::task::spawn_blocking(move || child.finish(fed.map(|(stdin, _)| stdin)))
-        .await
-        .map_err(|e| BackupError::Pipeline(e.to_string()))??;
-    Ok(manifest)
+    let child = running.lock().expect("lock").take();
+    let roles = tokio::task::spawn_blocking(move || match child {
+        Some(child) => {
+            let (stdin, roles) = match fed {
+                Ok(((stdin, roles), _)) => (Ok(stdin), roles),
+                Err(e) => (Err(e), RolesOutcome::Kept),
+            };
+            child.finish(stdin).map(|()| roles)
+        }
+        None => Err(fed
+            .err()
+            .unwrap_or_else(|| BackupError::Pipeline("pg_restore was never started".to_string()))),
+    })
+    .await
+    .map_err(|e| BackupError::Pipeline(e.to_string()))??;
+    Ok((manifest, roles))
+}
+
+/// What a restore of `manifest` into `target` needs to decide about roles: the target's
+/// roles, and the backup's own (`--globals`) when it holds them.
+pub(crate) async fn role_planner(
+    store: &Store,
+    manifest: &Manifest,
+    decryption: &Decryption,
+    target: &ConnInfo,
+    connect: &ConnectOptions,
+    ownership: Ownership,
+) -> Result<RolePlanner, BackupError> {
+    let globals = if manifest.objects.iter().any(|o| o.name == GLOBALS) {
+        let (text, _) = read_back(store, manifest, decryption, GLOBALS, |reader| {
+            let mut text = String::new();
+            reader.read_to_string(&mut text)?;
+            Ok(text)
+        })
+        .await?;
+        Some(text)
+    } else {
+        None
+    };
+    RolePlanner::read(target, connect, ownership, globals).await
 }
 
 /// pg_restore reading an archive on its stdin and restoring it in one transaction. Its
@@ -819,6 +994,7 @@ impl SingleTransaction {
         pg_restore: &std::path::Path,
         target: &ConnInfo,
         clean: bool,
+        flags: &[String],
     ) -> Result<SingleTransaction, BackupError> {
         let (dbname, env) = target.for_child_program();
         let child = Command::new(pg_restore)
@@ -828,6 +1004,7 @@ impl SingleTransaction {
             } else {
                 vec![]
             })
+            .args(flags)
             .arg(format!("--dbname={dbname}"))
             .envs(env)
             .stdin(Stdio::piped())
@@ -869,22 +1046,46 @@ impl SingleTransaction {
                 "pg_restore was stopped".to_string(),
             )));
         };
-        let broken = |e: std::io::Error| format!("pg_restore stopped reading: {e}");
-        stdin.write_all(prefix).map_err(broken)?;
+        if stdin.write_all(prefix).is_err() {
+            drop(stdin);
+            return Err(Stop::Failed(self.stopped_reading()));
+        }
         let mut buf = vec![0u8; 256 * 1024];
         loop {
             let n = match archive.read(&mut buf) {
                 Ok(n) => n,
                 Err(e) => {
-                    // Damaged or wrong key: kill pg_restore before it can commit.
+                    // Damaged, a wrong key or the store: kill pg_restore before it can commit.
                     self.kill();
-                    return Err(e.to_string().into());
+                    return Err(e.into());
                 }
             };
             if n == 0 {
                 return Ok(stdin);
             }
-            stdin.write_all(&buf[..n]).map_err(broken)?;
+            if stdin.write_all(&buf[..n]).is_err() {
+                drop(stdin);
+                return Err(Stop::Failed(self.stopped_reading()));
+            }
+        }
+    }
+
+    /// pg_restore closed its input before the end: it stopped on an error of its own,
+    /// which its stderr holds (a "broken pipe" says nothing). Waits for it to exit.
+    fn stopped_reading(&self) -> BackupError {
+        let Some(child) = self.child.lock().expect("lock").take() else {
+            return BackupError::Pipeline("pg_restore was stopped".to_string());
+        };
+        match child.wait_with_output() {
+            Ok(output) if !output.status.success() => restore_failed(&output),
+            Ok(_) => BackupError::Pipeline(
+                "pg_restore stopped reading the archive before its end and reported no error"
+                    .to_string(),
+            ),
+            Err(source) => BackupError::Spawn {
+                program: self.program.display().to_string(),
+                source,
+            },
         }
     }
 

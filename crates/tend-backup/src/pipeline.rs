@@ -108,7 +108,7 @@ impl Read for ChannelReader {
         while self.current.is_empty() {
             match self.rx.blocking_recv() {
                 Some(Ok(chunk)) => self.current = chunk,
-                Some(Err(e)) => return Err(io::Error::other(e)),
+                Some(Err(e)) => return Err(crate::fault::Tagged::Store(e).into_io()),
                 None => return Ok(0),
             }
         }

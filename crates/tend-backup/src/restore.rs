@@ -48,7 +48,10 @@ use crate::crypto::Decryption;
 use crate::manifest::{DATA, Manifest};
 use crate::ops::{
     BackupError, SingleTransaction, Stop, db_error, read_back, read_manifest, restore_failed,
+    role_planner,
 };
+pub use crate::roles::Ownership;
+use crate::roles::{RolePlanner, RolesOutcome};
 use crate::store::Store;
 
 /// Rows are sent to the connections in pieces of about this size, cut after a newline.
@@ -63,6 +66,9 @@ pub struct ParallelOptions {
     pub jobs: u32,
     pub connect: ConnectOptions,
     pub pg_restore: PathBuf,
+    /// `--no-owner` / `--no-privileges`; roles the target lacks are handled as
+    /// [`crate::roles`] says either way.
+    pub ownership: Ownership,
 }
 
 /// How a backup was restored.
@@ -84,6 +90,8 @@ pub struct Restored {
     /// The tables (`schema.table`) whose indexes and constraints were built while later
     /// tables were still loading.
     pub built_early: Vec<String>,
+    /// What was done about roles the target lacks.
+    pub roles: RolesOutcome,
 }
 
 /// What the target's state is after a failed restore, appended to its error.
@@ -135,6 +143,8 @@ enum Outcome {
         toc: Toc,
         /// Shared with the builder of early indexes; removed when both are done with it.
         scratch: Arc<Scratch>,
+        /// pg_restore's flags about owners and privileges.
+        flags: Vec<String>,
     },
     FellBack {
         stdin: std::process::ChildStdin,
@@ -156,6 +166,16 @@ pub async fn restore_parallel(
     options: &ParallelOptions,
 ) -> Result<Restored, BackupError> {
     let manifest = read_manifest(store, id).await?;
+    let planner = role_planner(
+        store,
+        &manifest,
+        decryption,
+        target,
+        &options.connect,
+        options.ownership,
+    )
+    .await?;
+    let roles: Arc<Mutex<RolesOutcome>> = Arc::default();
     let jobs = options.jobs.max(1) as usize;
     let mut clients = Vec::with_capacity(jobs);
     for _ in 0..jobs {
@@ -199,6 +219,8 @@ pub async fn restore_parallel(
         fallback: fallback.clone(),
         finished,
         early: early_state.clone(),
+        planner,
+        roles: roles.clone(),
     };
     let fed = read_back(store, &manifest, decryption, DATA, move |archive| {
         reader.run(archive)
@@ -248,9 +270,17 @@ pub async fn restore_parallel(
                 manifest,
                 method: Method::SingleTransaction { reason },
                 built_early: Vec::new(),
+                roles: std::mem::take(&mut *roles.lock().expect("lock")),
             });
         }
-        Ok((Outcome::Loaded { toc, scratch }, built)) => {
+        Ok((
+            Outcome::Loaded {
+                toc,
+                scratch,
+                flags,
+            },
+            built,
+        )) => {
             let tables = built
                 .tables
                 .iter()
@@ -264,7 +294,7 @@ pub async fn restore_parallel(
                 loaded.first(),
                 target,
                 options,
-                jobs,
+                (jobs, &flags),
             )
             .await
             .map(|()| tables)
@@ -286,6 +316,7 @@ pub async fn restore_parallel(
             manifest,
             method: Method::Parallel { jobs: jobs as u32 },
             built_early,
+            roles: std::mem::take(&mut *roles.lock().expect("lock")),
         }),
         Err(e) if created.load(Ordering::SeqCst) => {
             let entries = std::mem::take(&mut *entries.lock().expect("lock"));
@@ -311,7 +342,7 @@ async fn finish(
     client: Option<&Client>,
     target: &ConnInfo,
     options: &ParallelOptions,
-    jobs: usize,
+    (jobs, flags): (usize, &[String]),
 ) -> Result<(), BackupError> {
     let client = client.ok_or_else(|| BackupError::Pipeline(LOADER_STOPPED.to_string()))?;
     for entry in toc.entries.iter().filter(|e| e.desc == "SEQUENCE SET") {
@@ -321,6 +352,7 @@ async fn finish(
             .map_err(db_error(&format!("setting sequence {}", entry.tag)))?;
     }
     let mut args = vec!["--section=post-data".to_string()];
+    args.extend(flags.iter().cloned());
     if jobs > 1 {
         args.push(format!("--jobs={jobs}"));
     }
@@ -408,14 +440,19 @@ struct Reader {
     /// Counts in the tables whose indexes are built early.
     finished: Finished,
     early: Arc<EarlyState>,
+    planner: RolePlanner,
+    /// What the planner decided, for the report.
+    roles: Arc<Mutex<RolesOutcome>>,
 }
 
 impl Reader {
     fn run(mut self, archive: &mut dyn Read) -> Result<Outcome, Stop> {
         let mut input = BufReader::with_capacity(PIECE, archive);
-        let toc = archive::read_toc(&mut input).map_err(|e| e.to_string())?;
+        let toc = archive::read_toc(&mut input)?;
+        let (flags, roles) = self.planner.decide(&toc).map_err(Stop::Failed)?;
+        *self.roles.lock().expect("lock") = roles;
         if let Some(reason) = left_to_pg_restore(&toc) {
-            let child = SingleTransaction::spawn(&self.pg_restore, &self.target, false)
+            let child = SingleTransaction::spawn(&self.pg_restore, &self.target, false, &flags)
                 .map_err(Stop::Failed)?;
             *self.fallback.lock().expect("lock") = Some(child.clone());
             let stdin = child.feed(&toc.prefix, &mut input)?;
@@ -429,9 +466,13 @@ impl Reader {
             &self.target,
             &scratch.path,
             &[
-                "--section=pre-data".to_string(),
-                "--single-transaction".to_string(),
-            ],
+                &[
+                    "--section=pre-data".to_string(),
+                    "--single-transaction".to_string(),
+                ],
+                &flags[..],
+            ]
+            .concat(),
         )
         .map_err(Stop::Failed)?;
         self.created.store(true, Ordering::SeqCst);
@@ -440,6 +481,7 @@ impl Reader {
         let _ = self.finished.builder.send(Early::Plan {
             plan,
             scratch: scratch.clone(),
+            flags: flags.clone(),
         });
 
         let setup: Arc<str> = session_setup(&toc).into();
@@ -460,7 +502,7 @@ impl Reader {
         let mut blocks = DataBlocks::new(&toc, &mut input);
         let mut buf: Vec<u8> = Vec::with_capacity(PIECE + 64 * 1024);
         let mut skipped = Vec::new();
-        while let Some((kind, id)) = blocks.next_block().map_err(|e| e.to_string())? {
+        while let Some((kind, id)) = blocks.next_block()? {
             if kind != BLOCK_DATA {
                 return Err(format!("it holds a data block of type {kind}").into());
             }
@@ -471,21 +513,19 @@ impl Reader {
             let mut ended = false;
             let mut bytes: u64 = 0;
             loop {
-                let len = blocks.chunk_len().map_err(|e| e.to_string())?;
+                let len = blocks.chunk_len()?;
                 if len == 0 {
                     break;
                 }
                 bytes += len as u64;
                 if ended {
                     skipped.clear();
-                    blocks
-                        .read_into(len, &mut skipped)
-                        .map_err(|e| e.to_string())?;
+                    blocks.read_into(len, &mut skipped)?;
                     continue;
                 }
                 let at_line_start = buf.last().is_none_or(|b| *b == b'\n');
                 let start = buf.len();
-                blocks.read_into(len, &mut buf).map_err(|e| e.to_string())?;
+                blocks.read_into(len, &mut buf)?;
                 // pg_dump ends each table's rows with COPY's end marker, `\.`, on a line
                 // of its own (a backslash in the data is always escaped, so no row starts
                 // with it); the connection ends its COPY itself.
@@ -516,7 +556,11 @@ impl Reader {
         // The last tables' indexes are left to the final pg_restore, which builds on every
         // connection.
         self.early.ending.store(true, Ordering::SeqCst);
-        Ok(Outcome::Loaded { toc, scratch })
+        Ok(Outcome::Loaded {
+            toc,
+            scratch,
+            flags,
+        })
     }
 
     /// Tells every connection that `table`'s rows are all handed out; the last to end its

@@ -67,6 +67,7 @@ fn restore(
         jobs: 2,
         connect: ConnectOptions::default(),
         pg_restore,
+        ownership: Default::default(),
     };
     runtime.block_on(restore_parallel(
         &backed.store,
@@ -117,18 +118,24 @@ fn a_big_tables_indexes_are_built_while_the_next_table_loads() {
 fn a_failing_early_index_build_undoes_the_restore() {
     let runtime = runtime();
     let source = TestDb::create();
-    // pg_restore builds indexes with an empty search_path, so this function, which names
-    // a table without its schema, fails there (and only there).
+    // The function reads a setting of the source database, which a restore does not carry
+    // over, so the index builds there and fails (only) on the target. (A table named
+    // without its schema no longer does: PostgreSQL 17 builds indexes with a safe
+    // search_path everywhere.)
+    source.execute(&format!(
+        "ALTER DATABASE {} SET tend.bucket = '7'",
+        tend_pg::quote_ident(&source.name)
+    ));
     source.execute(
-        "CREATE TABLE cfg (n int); INSERT INTO cfg VALUES (7);
-         CREATE FUNCTION bucket(int) RETURNS int LANGUAGE sql IMMUTABLE AS $$ SELECT $1 % (SELECT n FROM cfg) $$;",
+        "CREATE FUNCTION bucket(int) RETURNS int LANGUAGE sql IMMUTABLE
+           AS $$ SELECT $1 % current_setting('tend.bucket')::int $$;",
     );
     two_big_tables(&source, "CREATE INDEX a_big_bucket ON a_big (bucket(id))");
     let backed = back_up(&runtime, &source);
     let target = TestDb::create();
     let err = restore(&runtime, &backed, &target).unwrap_err().to_string();
     assert!(
-        err.contains("cfg") && err.contains("the restore was undone"),
+        err.contains("tend.bucket") && err.contains("the restore was undone"),
         "{err}"
     );
     assert_eq!(

@@ -9,11 +9,12 @@ use serde::Serialize;
 use tend_pg::{AdvisoryLock, ConnInfo, ConnectError, ConnectOptions, LockError, quote_ident};
 use tokio_postgres::Client;
 use tokio_postgres::error::SqlState;
+use tokio_util::sync::CancellationToken;
 
 use crate::history::History;
 use crate::source::Migration;
 use crate::splitter::{classify, has_no_transaction_directive, line_of_char_position, split};
-use crate::status::{self, MigrationStatus, State};
+use crate::status::{self, MigrationStatus, State, statements_digest};
 
 /// The key Prisma Migrate locks (`pg_advisory_lock(72707369)`); sharing it keeps a tend deploy
 /// and a Prisma deploy from running at once.
@@ -69,6 +70,9 @@ pub struct RunOptions {
     pub connect: ConnectOptions,
     /// The advisory lock taken; Prisma's by default, another for tend's internal history.
     pub lock_key: i64,
+    /// Fired (by SIGINT, say) to stop: the statement running is cancelled on the server,
+    /// nothing further starts, and the error says what was applied and what was not.
+    pub interrupt: Option<CancellationToken>,
 }
 
 impl Default for RunOptions {
@@ -79,7 +83,16 @@ impl Default for RunOptions {
             statement_timeout: None,
             connect: ConnectOptions::default(),
             lock_key: LOCK_KEY,
+            interrupt: None,
         }
+    }
+}
+
+impl RunOptions {
+    fn interrupted(&self) -> bool {
+        self.interrupt
+            .as_ref()
+            .is_some_and(CancellationToken::is_cancelled)
     }
 }
 
@@ -141,10 +154,22 @@ pub enum MigrateError {
     )]
     Modified { names: Vec<String> },
     #[error(
-        "the migration {name} failed earlier{}; fix it, then mark it rolled back with `tend migrate resolve --rolled-back {name}` and deploy again",
+        "the migration {name} failed earlier{}; {fix}",
         logs.as_ref().map(|l| format!(" ({})", first_line(l))).unwrap_or_default()
     )]
-    PreviouslyFailed { name: String, logs: Option<String> },
+    PreviouslyFailed {
+        name: String,
+        logs: Option<String>,
+        fix: String,
+    },
+    #[error(
+        "the migration {name} changed on disk after an interrupted run completed {steps} of its statements, and tend resumes only the file it started; {fix}"
+    )]
+    ChangedSinceInterrupted {
+        name: String,
+        steps: i32,
+        fix: String,
+    },
     #[error(
         "the migration {name} failed at line {line} of {}: {message}; {state}",
         path.display()
@@ -155,17 +180,24 @@ pub enum MigrateError {
         line: usize,
         message: String,
         code: Option<String>,
-        state: &'static str,
+        /// What became of it, and what fixes it.
+        state: Box<str>,
     },
+    /// Stopped by [`RunOptions::interrupt`]; `state` says what became of the migration that
+    /// was running, `applied` what this run applied before it.
     #[error(
-        "the seed {} failed at line {line}: {message}; nothing of it was applied (it ran in one transaction)",
-        path.display()
+        "interrupted: {state}{}",
+        if applied.is_empty() { String::new() } else { format!(" (this run applied {} first: {})", applied.len(), applied.join(", ")) }
     )]
+    Interrupted { applied: Vec<String>, state: String },
+    #[error("the seed {} failed at line {line}: {message}; {kept}", path.display())]
     SeedFailed {
         path: PathBuf,
         line: usize,
         message: String,
         code: Option<String>,
+        /// What of the seed stayed in the database.
+        kept: String,
     },
     #[error("there is no migration named `{0}` on disk")]
     Unknown(String),
@@ -241,6 +273,9 @@ pub async fn status(
 pub struct Locked {
     lock: AdvisoryLock,
     pub history: History,
+    info: ConnInfo,
+    /// The backend running the migrations, to cancel its statement on an interrupt.
+    pid: i32,
 }
 
 impl Locked {
@@ -251,9 +286,18 @@ impl Locked {
         on_event: &mut dyn FnMut(Event),
     ) -> Result<Locked, MigrateError> {
         let started = Instant::now();
-        let lock =
-            AdvisoryLock::acquire(info, &options.connect, options.lock_key, options.lock_wait)
-                .await?;
+        let acquire =
+            AdvisoryLock::acquire(info, &options.connect, options.lock_key, options.lock_wait);
+        let lock = match &options.interrupt {
+            None => acquire.await?,
+            Some(token) => tokio::select! {
+                lock = acquire => lock?,
+                _ = token.cancelled() => return Err(MigrateError::Interrupted {
+                    applied: Vec::new(),
+                    state: "stopped while waiting for the migration lock; nothing was applied".into(),
+                }),
+            },
+        };
         on_event(Event::Locked {
             waited: started.elapsed(),
         });
@@ -267,7 +311,42 @@ impl Locked {
             .ensure(&lock.session().client)
             .await
             .map_err(db("creating the migration history table"))?;
-        Ok(Locked { lock, history })
+        let pid = lock
+            .session()
+            .client
+            .query_one("SELECT pg_backend_pid()", &[])
+            .await
+            .map_err(db("reading the session's process id"))?
+            .get(0);
+        Ok(Locked {
+            lock,
+            history,
+            info: info.clone(),
+            pid,
+        })
+    }
+
+    /// Runs SQL on the locked session. When the run's interrupt fires meanwhile, the
+    /// statement is cancelled on the server (`pg_cancel_backend` from a second session of
+    /// the same role) and its answer awaited: the error is then `query_canceled`, or Ok when
+    /// it had finished first. When the cancel cannot be sent, this waits for the statement.
+    async fn execute(&self, options: &RunOptions, sql: &str) -> Result<(), tokio_postgres::Error> {
+        let run = self.client().batch_execute(sql);
+        let Some(token) = &options.interrupt else {
+            return run.await;
+        };
+        tokio::pin!(run);
+        tokio::select! {
+            result = &mut run => result,
+            _ = token.cancelled() => {
+                if let Ok(session) = tend_pg::connect(&self.info, &options.connect).await {
+                    let _ = session
+                        .query_one("SELECT pg_cancel_backend($1)", &[&self.pid])
+                        .await;
+                }
+                run.await
+            }
+        }
     }
 
     pub fn client(&self) -> &Client {
@@ -301,6 +380,45 @@ pub async fn deploy(
     dry_run: bool,
     on_event: &mut dyn FnMut(Event),
 ) -> Result<DeployReport, MigrateError> {
+    let plan = DeployPlan {
+        to,
+        dry_run,
+        resume: None,
+    };
+    deploy_with(info, options, history, migrations, plan, on_event).await
+}
+
+/// What a deploy applies.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct DeployPlan<'a> {
+    /// Up to and including this migration.
+    pub to: Option<&'a str>,
+    pub dry_run: bool,
+    /// Take up this failed or interrupted migration again for the file as it is now: from
+    /// the statement after those it completed, which must be unchanged in the file (a
+    /// transactional one, which applied nothing, from its start).
+    pub resume: Option<&'a str>,
+}
+
+/// [`deploy`], with a migration to resume.
+pub async fn deploy_with(
+    info: &ConnInfo,
+    options: &RunOptions,
+    history: History,
+    migrations: &[Migration],
+    deploy_plan: DeployPlan<'_>,
+    on_event: &mut dyn FnMut(Event),
+) -> Result<DeployReport, MigrateError> {
+    let DeployPlan {
+        to,
+        dry_run,
+        resume,
+    } = deploy_plan;
+    if let Some(name) = resume
+        && !migrations.iter().any(|m| m.name == name)
+    {
+        return Err(MigrateError::Unknown(name.to_string()));
+    }
     let last = match to {
         Some(name) => migrations
             .iter()
@@ -315,7 +433,7 @@ pub async fn deploy(
     };
     if dry_run {
         let statuses = status(info, options, history, migrations).await?;
-        return plan(&statuses, wanted).map(|(todo, done)| DeployReport {
+        return plan(&statuses, wanted, resume).map(|(todo, done)| DeployReport {
             applied: todo
                 .into_iter()
                 .map(|(m, resume)| Applied {
@@ -331,11 +449,56 @@ pub async fn deploy(
     }
     let locked = Locked::acquire(info, options, history, on_event).await?;
     let statuses = locked.statuses(migrations).await?;
-    let (todo, done) = plan(&statuses, wanted)?;
+    let (todo, done) = plan(&statuses, wanted, resume)?;
     let total = todo.len();
     let mut applied = Vec::with_capacity(total);
     for (index, (migration, resume)) in todo.into_iter().enumerate() {
-        let mode = Mode::of(&migration.sql);
+        if options.interrupted() {
+            return Err(MigrateError::Interrupted {
+                state: format!(
+                    "stopped before {}; it and {} after it are still pending, and `tend migrate deploy` applies them",
+                    migration.name,
+                    total - index - 1
+                ),
+                applied: applied.into_iter().map(|a: Applied| a.name).collect(),
+            });
+        }
+        let mode = if resume.is_some_and(|from| from > 0) {
+            Mode::Statements
+        } else {
+            Mode::of(&migration.sql)
+        };
+        let status = statuses.iter().find(|s| s.name == migration.name);
+        let mut resume = resume;
+        if let Some(status) = status
+            && status.state == State::Failed
+            && resume.is_some()
+        {
+            // Taken up again for the file as it is now (plan checked its completed part).
+            let id = status.attempt_id.as_deref().unwrap_or_default();
+            let steps = resume.unwrap_or(0) as i32;
+            if mode == Mode::Transaction {
+                // It applied nothing: a fresh attempt replaces the failed one.
+                locked
+                    .history
+                    .mark_rolled_back(locked.client(), &migration.name)
+                    .await
+                    .map_err(db("marking the failed attempt rolled back"))?;
+                resume = None;
+            } else {
+                locked
+                    .history
+                    .take_up(
+                        locked.client(),
+                        id,
+                        &migration.checksum,
+                        steps,
+                        &statements_digest(&migration.sql, steps),
+                    )
+                    .await
+                    .map_err(db("taking up the interrupted migration"))?;
+            }
+        }
         on_event(Event::Applying {
             name: migration.name.clone(),
             index,
@@ -348,11 +511,20 @@ pub async fn deploy(
             .iter()
             .find(|s| s.name == migration.name)
             .and_then(|s| s.attempt_id.clone());
-        match mode {
-            Mode::Transaction => apply_in_transaction(&locked, options, migration).await?,
+        let outcome = match mode {
+            Mode::Transaction => apply_in_transaction(&locked, options, migration).await,
             Mode::Statements => {
-                apply_statements(&locked, options, migration, resume.zip(attempt)).await?
+                apply_statements(&locked, options, migration, resume.zip(attempt)).await
             }
+        };
+        if let Err(err) = outcome {
+            return Err(match err {
+                MigrateError::Interrupted { state, .. } => MigrateError::Interrupted {
+                    state,
+                    applied: applied.into_iter().map(|a: Applied| a.name).collect(),
+                },
+                other => other,
+            });
         }
         if leaks_session_state(&migration.sql) {
             // psql runs each file in a session of its own: settings a file changes must
@@ -421,10 +593,12 @@ async fn reset_session(
 }
 
 /// What to apply and how many are already applied. Refuses when a file was modified after
-/// it was applied, or a migration failed.
+/// it was applied, or a migration failed, or an interrupted one changed on disk, unless it
+/// is the one to `resume` and the statements it completed are unchanged.
 fn plan<'m>(
     statuses: &[MigrationStatus],
     wanted: &'m [Migration],
+    resume: Option<&str>,
 ) -> Result<(Todo<'m>, usize), MigrateError> {
     let modified: Vec<String> = statuses
         .iter()
@@ -444,16 +618,35 @@ fn plan<'m>(
         match status.state {
             State::Applied => done += 1,
             State::Pending | State::RolledBack => todo.push((migration, None)),
-            // An interrupted statement-by-statement run (killed, no error recorded) resumes.
+            State::Failed if resume == Some(migration.name.as_str()) => {
+                if !status.completed_unchanged {
+                    return Err(MigrateError::ChangedSinceInterrupted {
+                        name: migration.name.clone(),
+                        steps: status.steps,
+                        fix: status.fix.clone().unwrap_or_default(),
+                    });
+                }
+                todo.push((migration, Some(status.steps.max(0) as usize)));
+            }
+            // An interrupted statement-by-statement run (killed, no error recorded) resumes,
+            // when the file is still the one it started.
             State::Failed
-                if status.logs.is_none() && Mode::of(&migration.sql) == Mode::Statements =>
+                if status.interrupted && crate::status::resumes_by_statement(status, migration) =>
             {
+                if status.file_changed {
+                    return Err(MigrateError::ChangedSinceInterrupted {
+                        name: migration.name.clone(),
+                        steps: status.steps,
+                        fix: status.fix.clone().unwrap_or_default(),
+                    });
+                }
                 todo.push((migration, Some(status.steps.max(0) as usize)));
             }
             State::Failed => {
                 return Err(MigrateError::PreviouslyFailed {
                     name: migration.name.clone(),
                     logs: status.logs.clone(),
+                    fix: status.fix.clone().unwrap_or_default(),
                 });
             }
             State::Modified | State::Missing => unreachable!("handled above"),
@@ -515,10 +708,20 @@ async fn apply_in_transaction(
         migration.sql,
         history.finish_sql(&id, 1)
     );
-    match client.batch_execute(&script).await {
+    match locked.execute(options, &script).await {
         Ok(()) => Ok(()),
         Err(err) => {
             let _ = client.batch_execute("ROLLBACK").await;
+            if options.interrupted() && err.code() == Some(&SqlState::QUERY_CANCELED) {
+                // Cancelled on our request: not a failure of the file, so no failure row.
+                return Err(MigrateError::Interrupted {
+                    applied: Vec::new(),
+                    state: format!(
+                        "the statement running in {} was cancelled on the server and its transaction rolled back, so nothing of it is applied and it is still pending; `tend migrate deploy` applies it",
+                        migration.name
+                    ),
+                });
+            }
             if err.code() == Some(&SqlState::UNSAFE_NEW_ENUM_VALUE_USAGE) {
                 // The file uses an enum value it adds, which only works statement by
                 // statement, as psql runs it.
@@ -554,7 +757,11 @@ async fn apply_in_transaction(
                 line,
                 message: failure.message,
                 code: failure.code,
-                state: "nothing of it was applied (it ran in one transaction)",
+                state: format!(
+                    "nothing of it was applied (it ran in one transaction); fix it, then mark it rolled back with `tend migrate resolve --rolled-back {name}` and deploy again (or `tend migrate deploy --resume {name}` does both)",
+                    name = migration.name
+                )
+                .into(),
             })
         }
     }
@@ -688,6 +895,9 @@ async fn apply_statements(
         .iter()
         .any(|s| classify(s.sql).transaction_control);
     for (index, statement) in statements.iter().enumerate().skip(from) {
+        if options.interrupted() {
+            return Err(interrupted_between(locked, options, migration, &id).await);
+        }
         let traits = classify(statement.sql);
         let mut skip = false;
         if let Some(index_name) = &traits.concurrent_index {
@@ -698,6 +908,8 @@ async fn apply_statements(
             let valid = settle_concurrent_index(client, index_name).await?;
             skip = valid && resuming && index == from;
         }
+        let done = index as i32 + 1;
+        let digest = statements_digest(&migration.sql, done);
         // A statement that may run in a transaction goes in one message with its progress
         // update: an implicit transaction makes the pair atomic, so a kill never leaves a
         // statement done but not counted (which a re-run would repeat).
@@ -706,14 +918,37 @@ async fn apply_statements(
             format!(
                 "{};\n{}",
                 statement.sql,
-                history.set_steps_sql(&id, index as i32 + 1)
+                history.set_steps_sql(&id, done, &digest)
             )
         } else {
             statement.sql.to_string()
         };
-        if !skip && let Err(err) = client.batch_execute(&sent).await {
+        let result = if skip {
+            Ok(())
+        } else {
+            locked.execute(options, &sent).await
+        };
+        if let Err(err) = result {
             if manages_transactions {
                 let _ = client.batch_execute("ROLLBACK").await;
+            }
+            // What is committed: a statement inside the file's own transaction block went
+            // back with the block, and the count with it.
+            let kept = history.steps_of(client, &id).await.unwrap_or(index as i32);
+            if options.interrupted() && err.code() == Some(&SqlState::QUERY_CANCELED) {
+                if let Some(index_name) = &traits.concurrent_index {
+                    let _ = settle_concurrent_index(client, index_name).await;
+                }
+                reset_timeouts(client, options).await;
+                return Err(MigrateError::Interrupted {
+                    applied: Vec::new(),
+                    state: format!(
+                        "statement {} of {} was cancelled on the server; statements 1..{kept} are applied and recorded, and `tend migrate deploy` resumes from statement {}",
+                        index + 1,
+                        migration.name,
+                        kept + 1
+                    ),
+                });
             }
             let failure = failure_text(&err);
             let line = match err.as_db_error().and_then(|d| d.position()) {
@@ -723,14 +958,22 @@ async fn apply_statements(
                 }
                 _ => statement.line + line_in_statement(statement.sql, &err),
             };
+            let mut logs = failure.logs(line, migration);
+            if kept > 0 {
+                logs.push('\n');
+                logs.push_str(&crate::history::progress_line(
+                    kept,
+                    &statements_digest(&migration.sql, kept),
+                ));
+            }
             let _ = history
                 .fail(
                     client,
                     Some(&id),
                     &migration.name,
                     &migration.checksum,
-                    index as i32,
-                    &failure.logs(line, migration),
+                    kept,
+                    &logs,
                 )
                 .await;
             reset_timeouts(client, options).await;
@@ -740,26 +983,57 @@ async fn apply_statements(
                 line,
                 message: failure.message,
                 code: failure.code,
-                state: if index == 0 {
-                    "none of its statements were applied"
+                state: if kept == 0 {
+                    format!(
+                        "none of its statements were applied; fix it, then `tend migrate deploy --resume {}` runs it again",
+                        migration.name
+                    )
                 } else {
-                    "the statements before that line were applied (it runs statement by statement)"
-                },
+                    format!(
+                        "the statements before it were applied (it runs statement by statement); fix that statement (or the data it needs), keeping statements 1..{kept} as they ran, then `tend migrate deploy --resume {}` goes on from statement {}",
+                        migration.name,
+                        kept + 1
+                    )
+                }
+                .into(),
             });
         }
         if skip || !atomic_progress {
             history
-                .set_steps(client, &id, index as i32 + 1)
+                .set_steps(client, &id, done, &digest)
                 .await
                 .map_err(db("recording the migration's progress"))?;
         }
     }
     reset_timeouts(client, options).await;
     history
-        .finish(client, &id, statements.len() as i32)
+        .finish(client, &id, statements.len() as i32, &migration.checksum)
         .await
         .map_err(db("recording the migration's end"))?;
     Ok(())
+}
+
+/// The interrupt came between two statements: what is recorded is what ran.
+async fn interrupted_between(
+    locked: &Locked,
+    options: &RunOptions,
+    migration: &Migration,
+    id: &str,
+) -> MigrateError {
+    reset_timeouts(locked.client(), options).await;
+    let kept = locked
+        .history
+        .steps_of(locked.client(), id)
+        .await
+        .unwrap_or_default();
+    MigrateError::Interrupted {
+        applied: Vec::new(),
+        state: format!(
+            "{} stopped after statement {kept}, which is applied and recorded; `tend migrate deploy` resumes from statement {}",
+            migration.name,
+            kept + 1
+        ),
+    }
 }
 
 async fn reset_timeouts(client: &Client, options: &RunOptions) {
@@ -900,6 +1174,8 @@ pub async fn baseline(
             return Err(MigrateError::PreviouslyFailed {
                 name: migration.name.clone(),
                 logs: None,
+                fix: "resolve it first (`tend migrate status` says how), then baseline again"
+                    .to_string(),
             });
         }
         locked
@@ -1000,7 +1276,7 @@ pub async fn rollback(
                 line,
                 message: failure.message,
                 code: failure.code,
-                state: "its down script was rolled back and the migration stays applied",
+                state: "its down script was rolled back and the migration stays applied".into(),
             });
         }
         locked
@@ -1068,8 +1344,109 @@ pub async fn drop_schemas(locked: &Locked, schemas: &[String]) -> Result<(), Mig
     Ok(())
 }
 
-/// Runs a seed script in one transaction.
+/// How a seed ran.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SeedMode {
+    /// The whole file in one transaction: all of it or nothing.
+    Transaction,
+    /// Statement by statement, as `psql -f` runs it, because the file has its own
+    /// `BEGIN`/`COMMIT` (or a statement that cannot run in a transaction).
+    Statements,
+}
+
+/// Runs a seed script: in one transaction, unless it manages transactions itself (or holds
+/// a statement that cannot run in one); then statement by statement, as psql runs it, so
+/// its own COMMIT keeps what it commits and an error says exactly what stayed.
 pub async fn seed(
+    info: &ConnInfo,
+    options: &RunOptions,
+    path: &std::path::Path,
+    sql: &str,
+) -> Result<SeedMode, MigrateError> {
+    if Mode::of(sql) == Mode::Statements {
+        seed_statements(info, options, path, sql).await?;
+        return Ok(SeedMode::Statements);
+    }
+    seed_in_transaction(info, options, path, sql).await?;
+    Ok(SeedMode::Transaction)
+}
+
+async fn seed_statements(
+    info: &ConnInfo,
+    options: &RunOptions,
+    path: &std::path::Path,
+    sql: &str,
+) -> Result<(), MigrateError> {
+    let session = tend_pg::connect(info, &options.connect).await?;
+    use_schema(&session, info, true).await?;
+    let statements = split(sql);
+    let mut in_block = false;
+    // Statements committed so far, and the line of the last one.
+    let mut committed = 0;
+    let mut committed_line = 0;
+    for (index, statement) in statements.iter().enumerate() {
+        if let Err(err) = session.batch_execute(statement.sql).await {
+            if in_block {
+                let _ = session.batch_execute("ROLLBACK").await;
+            }
+            let line = match err.as_db_error().and_then(|d| d.position()) {
+                Some(tokio_postgres::error::ErrorPosition::Original(pos)) => {
+                    statement.line
+                        + line_of_char_position(statement.sql, *pos as usize).saturating_sub(1)
+                }
+                _ => statement.line + line_in_statement(statement.sql, &err),
+            };
+            let failure = failure_text(&err);
+            let kept = if committed == 0 {
+                "nothing of it stayed (it runs statement by statement, as psql does, since it manages its own transactions)".to_string()
+            } else {
+                format!(
+                    "it runs statement by statement, as psql does, since it manages its own transactions, so its first {committed} statements (through line {committed_line}) stayed committed{} and nothing after them ran",
+                    if in_block {
+                        "; the open transaction the failing statement was in was rolled back"
+                    } else {
+                        ""
+                    }
+                )
+            };
+            return Err(MigrateError::SeedFailed {
+                path: path.to_path_buf(),
+                line,
+                message: failure.message,
+                code: failure.code,
+                kept,
+            });
+        }
+        if classify(statement.sql).transaction_control {
+            in_block = opens_transaction(statement.sql);
+        }
+        if !in_block {
+            committed = index + 1;
+            committed_line = statement.line + statement.sql.trim_end().matches('\n').count();
+        }
+    }
+    if in_block {
+        // psql commits nothing left open at the end of a file: neither do we.
+        let _ = session.batch_execute("ROLLBACK").await;
+    }
+    Ok(())
+}
+
+/// `BEGIN` or `START TRANSACTION` (as opposed to COMMIT, END, ROLLBACK, ABORT).
+fn opens_transaction(statement: &str) -> bool {
+    let first = statement
+        .lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty() && !l.starts_with("--"))
+        .and_then(|l| l.split(|c: char| !c.is_ascii_alphabetic()).next())
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    first == "begin" || first == "start"
+}
+
+/// Runs a seed script in one transaction.
+async fn seed_in_transaction(
     info: &ConnInfo,
     options: &RunOptions,
     path: &std::path::Path,
@@ -1087,7 +1464,7 @@ pub async fn seed(
             Some(tokio_postgres::error::ErrorPosition::Original(pos)) => {
                 line_of_char_position(sql, *pos as usize)
             }
-            _ => 1,
+            _ => locate_failure(&session, options, sql, &err).await,
         };
         let failure = failure_text(&err);
         return Err(MigrateError::SeedFailed {
@@ -1095,6 +1472,7 @@ pub async fn seed(
             line,
             message: failure.message,
             code: failure.code,
+            kept: "nothing of it was applied (it ran in one transaction)".to_string(),
         });
     }
     session

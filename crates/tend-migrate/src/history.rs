@@ -33,6 +33,40 @@ impl HistoryRow {
     pub fn is_unfinished(&self) -> bool {
         self.finished_at.is_none() && self.rolled_back_at.is_none()
     }
+
+    /// The error of a failed attempt: `logs` without tend's progress line. None for an
+    /// attempt that was interrupted (killed, cancelled) rather than failed.
+    pub fn error(&self) -> Option<String> {
+        let logs = self.logs.as_deref()?;
+        let error: Vec<&str> = logs
+            .lines()
+            .filter(|l| !l.starts_with(PROGRESS_MARK))
+            .collect();
+        let error = error.join("\n");
+        (!error.trim().is_empty()).then_some(error)
+    }
+
+    /// The digest of the statements a statement-by-statement attempt completed (see
+    /// [`progress_line`]), when it recorded one.
+    pub fn applied_digest(&self) -> Option<&str> {
+        self.logs
+            .as_deref()?
+            .lines()
+            .find_map(|l| l.strip_prefix(PROGRESS_MARK))
+            .and_then(|rest| rest.rsplit_once("sha256 "))
+            .map(|(_, digest)| digest.trim())
+    }
+}
+
+/// The start of the line in `logs` by which a statement-by-statement attempt records what it
+/// completed. Prisma's table has no column for it; the checksum covers only the whole file,
+/// so without it a resumed file could not be checked against the statements that ran.
+const PROGRESS_MARK: &str = "tend: completed statements ";
+
+/// `tend: completed statements 1..N, sha256 DIGEST`: the digest of those statements' text
+/// (`apply::statements_digest`), so a re-run resumes only when they are still the same.
+pub fn progress_line(steps: i32, digest: &str) -> String {
+    format!("{PROGRESS_MARK}1..{steps}, sha256 {digest}")
 }
 
 /// The history table of one format, in the session's current schema (Prisma keeps it in the
@@ -206,11 +240,13 @@ impl History {
         )
     }
 
-    /// The progress update as text, to send in one message with the statement it counts.
-    pub fn set_steps_sql(&self, id: &str, steps: i32) -> String {
+    /// The progress update as text, to send in one message with the statement it counts:
+    /// the count, and the digest of the statements completed (in `logs`).
+    pub fn set_steps_sql(&self, id: &str, steps: i32, digest: &str) -> String {
         format!(
-            "UPDATE {} SET applied_steps_count = {steps} WHERE id = {}",
+            "UPDATE {} SET applied_steps_count = {steps}, logs = {} WHERE id = {}",
             self.table(),
+            tend_pg::quote_literal(&progress_line(steps, digest)),
             tend_pg::quote_literal(id)
         )
     }
@@ -220,39 +256,74 @@ impl History {
         client: &Client,
         id: &str,
         steps: i32,
+        digest: &str,
     ) -> Result<(), tokio_postgres::Error> {
+        client
+            .batch_execute(&self.set_steps_sql(id, steps, digest))
+            .await
+    }
+
+    /// The statements an attempt has completed, as committed.
+    pub async fn steps_of(&self, client: &Client, id: &str) -> Result<i32, tokio_postgres::Error> {
+        let row = client
+            .query_opt(
+                &format!(
+                    "SELECT applied_steps_count FROM {} WHERE id = $1",
+                    self.table()
+                ),
+                &[&id],
+            )
+            .await?;
+        Ok(row.map(|r| r.get(0)).unwrap_or(0))
+    }
+
+    /// Takes up an interrupted or failed attempt again for the file as it is now: its
+    /// checksum becomes the file's, and a recorded error is cleared (the progress stays).
+    pub async fn take_up(
+        &self,
+        client: &Client,
+        id: &str,
+        checksum: &str,
+        steps: i32,
+        digest: &str,
+    ) -> Result<(), tokio_postgres::Error> {
+        let logs = (steps > 0).then(|| progress_line(steps, digest));
         client
             .execute(
                 &format!(
-                    "UPDATE {} SET applied_steps_count = $2 WHERE id = $1",
+                    "UPDATE {} SET checksum = $2, logs = $3, applied_steps_count = $4 WHERE id = $1",
                     self.table()
                 ),
-                &[&id, &steps],
+                &[&id, &checksum, &logs, &steps],
             )
             .await?;
         Ok(())
     }
 
+    /// Records the attempt complete, with the checksum of the file that completed it (a
+    /// resumed attempt may have started from an earlier version of the file).
     pub async fn finish(
         &self,
         client: &Client,
         id: &str,
         steps: i32,
+        checksum: &str,
     ) -> Result<(), tokio_postgres::Error> {
         client
             .execute(
                 &format!(
-                    "UPDATE {} SET finished_at = clock_timestamp(), applied_steps_count = $2, logs = NULL
+                    "UPDATE {} SET finished_at = clock_timestamp(), applied_steps_count = $2, logs = NULL, checksum = $3
                       WHERE id = $1",
                     self.table()
                 ),
-                &[&id, &steps],
+                &[&id, &steps, &checksum],
             )
             .await?;
         Ok(())
     }
 
-    /// Records a failed attempt (a new row when `id` is None).
+    /// Records a failed attempt (a new row when `id` is None). For an existing attempt only
+    /// `logs` changes: its count stays what was committed.
     pub async fn fail(
         &self,
         client: &Client,
@@ -266,11 +337,8 @@ impl History {
             Some(id) => {
                 client
                     .execute(
-                        &format!(
-                            "UPDATE {} SET logs = $2, applied_steps_count = $3 WHERE id = $1",
-                            self.table()
-                        ),
-                        &[&id, &logs, &steps],
+                        &format!("UPDATE {} SET logs = $2 WHERE id = $1", self.table()),
+                        &[&id, &logs],
                     )
                     .await?;
             }

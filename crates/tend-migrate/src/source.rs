@@ -362,3 +362,155 @@ mod tests {
         );
     }
 }
+
+/// The names of the indexes the migrations leave behind: created by `CREATE [UNIQUE] INDEX`
+/// and not dropped (or renamed away) by a later one. Read from the files, in order, without
+/// replaying them; names without their schema, as PostgreSQL stores them (unquoted names
+/// folded to lower case).
+pub fn created_indexes(migrations: &[Migration]) -> std::collections::BTreeSet<String> {
+    let mut names = std::collections::BTreeSet::new();
+    for migration in migrations {
+        for statement in crate::splitter::split(&migration.sql) {
+            let words = words(statement.sql);
+            let lower: Vec<String> = words
+                .iter()
+                .map(|w| {
+                    if w.starts_with('"') {
+                        String::new()
+                    } else {
+                        w.to_ascii_lowercase()
+                    }
+                })
+                .collect();
+            let is = |i: usize, word: &str| lower.get(i).is_some_and(|w| w == word);
+            let skip_options = |mut i: usize| {
+                if is(i, "concurrently") {
+                    i += 1;
+                }
+                if is(i, "if") && is(i + 1, "not") && is(i + 2, "exists") {
+                    i += 3;
+                } else if is(i, "if") && is(i + 1, "exists") {
+                    i += 2;
+                }
+                i
+            };
+            if is(0, "create") {
+                let at = if is(1, "unique") { 2 } else { 1 };
+                if is(at, "index") {
+                    let i = skip_options(at + 1);
+                    if !is(i, "on")
+                        && let Some(name) = words.get(i)
+                    {
+                        names.insert(identifier(name));
+                    }
+                }
+            } else if is(0, "drop") && is(1, "index") {
+                let mut i = skip_options(2);
+                while let Some(name) = words.get(i) {
+                    if is(i, "cascade") || is(i, "restrict") {
+                        break;
+                    }
+                    names.remove(&identifier(name.trim_end_matches(',')));
+                    i += 1;
+                }
+            } else if is(0, "alter") && is(1, "index") {
+                let i = skip_options(2);
+                if is(i + 1, "rename")
+                    && is(i + 2, "to")
+                    && let (Some(old), Some(new)) = (words.get(i), words.get(i + 3))
+                    && names.remove(&identifier(old))
+                {
+                    names.insert(identifier(new));
+                }
+            }
+        }
+    }
+    names
+}
+
+/// Words of a statement: comments skipped, a quoted identifier kept whole (with its
+/// quotes), `(`, `)`, `,` and `;` cutting words.
+fn words(sql: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut current = String::new();
+    let mut chars = sql.chars().peekable();
+    let flush = |current: &mut String, out: &mut Vec<String>| {
+        if !current.is_empty() {
+            out.push(std::mem::take(current));
+        }
+    };
+    while let Some(c) = chars.next() {
+        match c {
+            '-' if chars.peek() == Some(&'-') => {
+                flush(&mut current, &mut out);
+                for c in chars.by_ref() {
+                    if c == '\n' {
+                        break;
+                    }
+                }
+            }
+            '"' => {
+                current.push('"');
+                while let Some(c) = chars.next() {
+                    current.push(c);
+                    if c == '"' {
+                        if chars.peek() == Some(&'"') {
+                            current.push(chars.next().unwrap_or('"'));
+                        } else {
+                            break;
+                        }
+                    }
+                }
+            }
+            c if c.is_whitespace() || matches!(c, '(' | ')' | ',' | ';') => {
+                flush(&mut current, &mut out);
+            }
+            c => current.push(c),
+        }
+    }
+    flush(&mut current, &mut out);
+    out
+}
+
+/// The last part of a possibly qualified name, unquoted (or folded to lower case).
+fn identifier(name: &str) -> String {
+    // Split on dots outside quotes.
+    let mut parts = Vec::new();
+    let mut current = String::new();
+    let mut quoted = false;
+    for c in name.chars() {
+        match c {
+            '"' => {
+                quoted = !quoted;
+                current.push(c);
+            }
+            '.' if !quoted => parts.push(std::mem::take(&mut current)),
+            c => current.push(c),
+        }
+    }
+    parts.push(current);
+    let last = parts.pop().unwrap_or_default();
+    match last.strip_prefix('"').and_then(|l| l.strip_suffix('"')) {
+        Some(inner) => inner.replace("\"\"", "\""),
+        None => last.to_ascii_lowercase(),
+    }
+}
+
+#[cfg(test)]
+mod created_index_tests {
+    use super::*;
+
+    #[test]
+    fn created_indexes_follow_creates_drops_and_renames() {
+        let sql = "-- CreateIndex\nCREATE UNIQUE INDEX \"User_email_key\" ON \"User\"(\"email\");\nCREATE INDEX CONCURRENTLY IF NOT EXISTS public.Post_idx ON post (a);\nCREATE INDEX ON post (b);\nCREATE INDEX gone ON post (c);\nDROP INDEX IF EXISTS public.gone;\nCREATE INDEX old_name ON post (d);\nALTER INDEX old_name RENAME TO new_name;\n";
+        let migration = Migration {
+            name: "m".into(),
+            path: "m".into(),
+            sql: sql.into(),
+            checksum: checksum(sql.as_bytes()),
+            down: None,
+        };
+        let names: Vec<String> = created_indexes(&[migration]).into_iter().collect();
+        assert_eq!(names, ["User_email_key", "new_name", "post_idx"]);
+    }
+}

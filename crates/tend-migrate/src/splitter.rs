@@ -208,6 +208,97 @@ pub fn classify(statement: &str) -> StatementTraits {
     traits
 }
 
+/// What a statement of a replay would reach outside its own database, in words, or `None`
+/// when it stays inside. Replays (shadow databases) refuse these before running anything:
+/// CREATE/ALTER/DROP of a DATABASE, ROLE, USER, GROUP, TABLESPACE or SUBSCRIPTION; ALTER
+/// SYSTEM; SET/RESET ROLE and SESSION AUTHORIZATION; GRANT/REVOKE of a role; REASSIGN OWNED
+/// and DROP OWNED (which also revokes on shared objects); COMMENT ON and SECURITY LABEL ON a
+/// database, role or tablespace; COPY to or from a server file or a PROGRAM; LOAD.
+///
+/// A static guard, not a sandbox: code run by functions and `DO` blocks is out of its sight,
+/// which is why replays also run as a role without the privileges these need.
+pub fn reaches_outside(statement: &str) -> Option<&'static str> {
+    let t = Tokens::first_statement(statement);
+    let first = t.word(0)?.to_ascii_lowercase();
+    let shared = |i: usize| -> Option<&'static str> {
+        let word = t.word(i)?.to_ascii_lowercase();
+        Some(match word.as_str() {
+            "database" => "a database other than the shadow",
+            "role" | "group" => "a role",
+            // CREATE/ALTER/DROP USER MAPPING stays in the database.
+            "user" if !t.is_word(i + 1, "mapping") => "a role",
+            "tablespace" => "a tablespace",
+            "subscription" => "a subscription, which connects to another server",
+            _ => return None,
+        })
+    };
+    match first.as_str() {
+        "drop" if t.is_word(1, "owned") => {
+            Some("privileges on shared objects and other roles' objects (DROP OWNED)")
+        }
+        "create" | "drop" => shared(1),
+        "alter" if t.is_word(1, "system") => Some("the server's configuration (ALTER SYSTEM)"),
+        "alter" => shared(1),
+        "set" | "reset" => {
+            let i = if t.is_word(1, "local")
+                || t.is_word(1, "session") && !t.is_word(2, "authorization")
+            {
+                2
+            } else {
+                1
+            };
+            let role = t.is_word(i, "role")
+                || t.is_word(i, "session_authorization")
+                || t.is_word(i, "session") && t.is_word(i + 1, "authorization");
+            role.then_some("the session's role (SET ROLE, SESSION AUTHORIZATION)")
+        }
+        // GRANT role TO ..., REVOKE role FROM ...: no ON before TO/FROM.
+        "grant" | "revoke" => {
+            let end = (1..t.len())
+                .find(|&i| t.is_word(i, "to") || t.is_word(i, "from"))
+                .unwrap_or(t.len());
+            let on = (1..end).any(|i| t.is_word(i, "on"));
+            (!on).then_some("the membership of roles (GRANT or REVOKE of a role)")
+        }
+        "reassign" => Some("objects of roles in other databases (REASSIGN OWNED)"),
+        "comment" | "security" => {
+            let on = (1..t.len().min(5)).find(|&i| t.is_word(i, "on"))?;
+            match t.word(on + 1)?.to_ascii_lowercase().as_str() {
+                "database" | "role" | "tablespace" => {
+                    Some("a database, role or tablespace (a shared object)")
+                }
+                _ => None,
+            }
+        }
+        "copy" => {
+            // COPY t TO/FROM 'file' | PROGRAM '...'; STDIN and STDOUT stay in the session.
+            let mut depth = 0usize;
+            for i in 1..t.len() {
+                if t.is_op(i, b'(') {
+                    depth += 1;
+                } else if t.is_op(i, b')') {
+                    depth = depth.saturating_sub(1);
+                } else if depth == 0 && (t.is_word(i, "to") || t.is_word(i, "from")) {
+                    let target = i + 1;
+                    if t.is_word(target, "program") {
+                        return Some("a program on the server (COPY ... PROGRAM)");
+                    }
+                    if t.toks
+                        .get(target)
+                        .is_some_and(|tok| tok.kind == Kind::Literal)
+                    {
+                        return Some("a file on the server (COPY to or from a file)");
+                    }
+                    return None;
+                }
+            }
+            None
+        }
+        "load" => Some("a shared library on the server (LOAD)"),
+        _ => None,
+    }
+}
+
 /// A file-level directive: a line comment `-- tend:no-transaction` (case-insensitive,
 /// whitespace tolerant, anywhere in the file as a real comment, not inside a string, quoted
 /// identifier, dollar quote or block comment) asks for statement-by-statement execution.
@@ -816,6 +907,66 @@ fn dollar(s: &[u8], i: usize) -> (Kind, usize, bool) {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn statements_that_reach_outside_the_database_are_named() {
+        let outside = [
+            "DROP DATABASE other",
+            "drop database if exists \"other\"",
+            "/* c */ CREATE DATABASE x",
+            "ALTER DATABASE postgres SET work_mem = '1GB'",
+            "CREATE ROLE r",
+            "create user u password 'x'",
+            "ALTER USER postgres PASSWORD 'x'",
+            "DROP GROUP g",
+            "CREATE TABLESPACE t LOCATION '/tmp'",
+            "ALTER SYSTEM SET fsync = off",
+            "CREATE SUBSCRIPTION s CONNECTION 'host=x' PUBLICATION p",
+            "SET ROLE postgres",
+            "SET LOCAL ROLE postgres",
+            "set role = 'postgres'",
+            "SET SESSION AUTHORIZATION postgres",
+            "SET session_authorization TO postgres",
+            "RESET ROLE",
+            "RESET SESSION AUTHORIZATION",
+            "GRANT postgres TO app",
+            "GRANT pg_read_server_files TO CURRENT_USER WITH ADMIN OPTION",
+            "REVOKE app FROM other",
+            "REASSIGN OWNED BY a TO b",
+            "DROP OWNED BY app",
+            "COMMENT ON DATABASE postgres IS 'x'",
+            "COMMENT ON ROLE app IS 'x'",
+            "COPY t FROM PROGRAM 'rm -rf /'",
+            "COPY (SELECT 1 FROM t) TO PROGRAM 'x'",
+            "COPY t TO '/tmp/out'",
+            "LOAD 'auto_explain'",
+        ];
+        for sql in outside {
+            assert!(super::reaches_outside(sql).is_some(), "{sql}");
+        }
+        let inside = [
+            "CREATE TABLE database (id int)",
+            "CREATE TABLE t (role text, \"user\" text)",
+            "ALTER TABLE t OWNER TO app",
+            "CREATE USER MAPPING FOR app SERVER s",
+            "GRANT SELECT ON t TO app",
+            "REVOKE ALL ON SCHEMA public FROM PUBLIC",
+            "GRANT USAGE ON SCHEMA s TO role_x",
+            "SET search_path = public",
+            "SET LOCAL lock_timeout = '1s'",
+            "SET SESSION statement_timeout = 0",
+            "COMMENT ON TABLE t IS 'database role'",
+            "COPY t FROM STDIN",
+            "COPY (SELECT a FROM t) TO STDOUT",
+            "CREATE EXTENSION IF NOT EXISTS \"pgcrypto\"",
+            "DO $$ BEGIN EXECUTE 'DROP DATABASE ' || 'other'; END $$",
+            "SELECT 'DROP DATABASE x'",
+            "ALTER DEFAULT PRIVILEGES FOR ROLE app GRANT SELECT ON TABLES TO r",
+        ];
+        for sql in inside {
+            assert_eq!(super::reaches_outside(sql), None, "{sql}");
+        }
+    }
+
     use super::*;
     use proptest::prelude::*;
 

@@ -2,8 +2,10 @@
 
 use serde::Serialize;
 
+use crate::apply::Mode;
 use crate::history::HistoryRow;
 use crate::source::Migration;
+use crate::splitter::split;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -39,6 +41,19 @@ pub struct MigrationStatus {
     #[serde(skip)]
     pub attempt_id: Option<String>,
     pub has_down: bool,
+    /// A failed attempt that stopped without an error (killed, or cancelled).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub interrupted: bool,
+    /// A failed or interrupted attempt: the file on disk differs from the one it started.
+    #[serde(skip)]
+    pub file_changed: bool,
+    /// A failed or interrupted attempt: the statements it completed are still, word for
+    /// word, the first statements of the file on disk (always true when it completed none).
+    #[serde(skip)]
+    pub completed_unchanged: bool,
+    /// What to run (or do) to fix a modified, missing or failed migration.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fix: Option<String>,
 }
 
 /// Compares disk and history. Disk order first; migrations only in the history (applied,
@@ -61,17 +76,29 @@ pub fn compute(disk: &[Migration], history: &[HistoryRow]) -> Vec<MigrationStatu
             (None, Some(row)) => (State::RolledBack, Some(*row)),
             (None, None) => (State::Pending, None),
         };
-        out.push(MigrationStatus {
+        let failed = row.filter(|_| state == State::Failed);
+        let steps = row.map(|r| r.applied_steps_count).unwrap_or(0);
+        let file_changed = failed.is_some_and(|r| !migration.matches_checksum(&r.checksum));
+        let completed_unchanged = failed.is_some_and(|r| {
+            steps <= 0
+                || !file_changed
+                || r.applied_digest() == Some(statements_digest(&migration.sql, steps).as_str())
+        });
+        let mut status = MigrationStatus {
             name: migration.name.clone(),
             applied_at: row.and_then(|r| r.finished_at.clone()),
-            logs: row
-                .filter(|_| state == State::Failed)
-                .and_then(|r| r.logs.clone()),
-            steps: row.map(|r| r.applied_steps_count).unwrap_or(0),
+            logs: failed.and_then(HistoryRow::error),
+            steps,
             attempt_id: row.map(|r| r.id.clone()),
+            interrupted: failed.is_some_and(|r| r.error().is_none()),
+            file_changed,
+            completed_unchanged,
+            fix: None,
             state,
             has_down: migration.down.is_some(),
-        });
+        };
+        status.fix = fix(&status, Some(migration));
+        out.push(status);
     }
     let mut missing: Vec<&HistoryRow> = history
         .iter()
@@ -84,20 +111,87 @@ pub fn compute(disk: &[Migration], history: &[HistoryRow]) -> Vec<MigrationStatu
             .iter()
             .position(|s| s.name > row.name)
             .unwrap_or(out.len());
-        out.insert(
-            position,
-            MigrationStatus {
-                name: row.name.clone(),
-                state: State::Missing,
-                applied_at: row.finished_at.clone(),
-                logs: None,
-                steps: row.applied_steps_count,
-                attempt_id: Some(row.id.clone()),
-                has_down: false,
-            },
-        );
+        let mut status = MigrationStatus {
+            name: row.name.clone(),
+            state: State::Missing,
+            applied_at: row.finished_at.clone(),
+            logs: None,
+            steps: row.applied_steps_count,
+            attempt_id: Some(row.id.clone()),
+            has_down: false,
+            interrupted: false,
+            file_changed: false,
+            completed_unchanged: false,
+            fix: None,
+        };
+        status.fix = fix(&status, None);
+        out.insert(position, status);
     }
     out
+}
+
+/// The digest of a file's first `n` statements, as the splitter cuts them: what a
+/// statement-by-statement attempt records after each statement, so that a re-run can tell
+/// whether the statements that ran are still the file's.
+pub fn statements_digest(sql: &str, n: i32) -> String {
+    use sha2::{Digest, Sha256};
+    let mut hasher = Sha256::new();
+    for statement in split(sql).iter().take(n.max(0) as usize) {
+        hasher.update(statement.sql.as_bytes());
+        hasher.update([0u8]);
+    }
+    hasher
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Does this failed attempt go on statement by statement (it completed some statements, or
+/// the file cannot run in one transaction)?
+pub fn resumes_by_statement(status: &MigrationStatus, migration: &Migration) -> bool {
+    status.steps > 0 || Mode::of(&migration.sql) == Mode::Statements
+}
+
+/// The command (or the action) that fixes a modified, missing or failed migration.
+fn fix(status: &MigrationStatus, migration: Option<&Migration>) -> Option<String> {
+    let name = &status.name;
+    match (&status.state, migration) {
+        (State::Modified, Some(m)) => Some(format!(
+            "restore the applied version of {}, or accept the edit with `tend migrate resolve --applied {name}` (runs nothing: the database keeps what the applied version made)",
+            m.path.display()
+        )),
+        (State::Missing, _) => Some(format!(
+            "it was applied but its file is gone: restore it from version control (`git log --all --stat -- '*{name}*'` finds it)"
+        )),
+        (State::Failed, Some(m)) if resumes_by_statement(status, m) => {
+            let n = status.steps;
+            Some(if !status.completed_unchanged {
+                format!(
+                    "the file changed in statements 1..{n}, which already ran: put them back as they ran and run `tend migrate deploy --resume {name}`; or undo what they did by hand, then `tend migrate resolve --rolled-back {name}` and `tend migrate deploy` to run the edited file from its start"
+                )
+            } else if status.interrupted && !status.file_changed {
+                format!(
+                    "interrupted after statement {n}: `tend migrate deploy` resumes it from statement {}",
+                    n + 1
+                )
+            } else if status.interrupted {
+                format!(
+                    "changed on disk after an interrupted run completed statements 1..{n}, which the edit leaves as they ran: `tend migrate deploy --resume {name}` runs the edited file from statement {}",
+                    n + 1
+                )
+            } else {
+                format!(
+                    "fix the failing statement (or the data it needs), keeping statements 1..{n} as they ran, then `tend migrate deploy --resume {name}` goes on from statement {}",
+                    n + 1
+                )
+            })
+        }
+        (State::Failed, Some(_)) => Some(format!(
+            "nothing of it was applied: fix it, then mark it rolled back with `tend migrate resolve --rolled-back {name}` and deploy again (or `tend migrate deploy --resume {name}` does both)"
+        )),
+        _ => None,
+    }
 }
 
 /// Is everything on disk applied, with nothing failed or modified? (`status` exits 0.)

@@ -473,13 +473,42 @@ fn jitter_ms(attempt: u32) -> u64 {
     u64::from(nanos % 200) + u64::from(attempt) * 7
 }
 
+/// One step of `tend optimize`: the statement, and for an index created or dropped, which
+/// (so a project with migrations can write it as a migration, and a Prisma project gets the
+/// schema line).
+#[derive(Debug, Clone, Serialize)]
+pub struct OptimizeStep {
+    #[serde(flatten)]
+    pub statement: PlannedStatement,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub index: Option<IndexChange>,
+}
+
+/// An index `optimize` creates or drops (names unquoted).
+#[derive(Debug, Clone, Serialize)]
+pub struct IndexChange {
+    pub schema: String,
+    pub table: String,
+    pub name: String,
+    pub columns: Vec<String>,
+    pub create: bool,
+}
+
+impl std::ops::Deref for OptimizeStep {
+    type Target = PlannedStatement;
+    fn deref(&self) -> &PlannedStatement {
+        &self.statement
+    }
+}
+
 /// What `tend optimize` would do: analyze tables with stale statistics, create the indexes
 /// foreign keys lack, and (destructive, needing `--apply` and a confirmation) drop unused
-/// and duplicate indexes.
+/// and duplicate indexes. A unique index is never proposed for a drop: it enforces a rule
+/// (a Prisma `@unique` is one), whether or not queries use it.
 pub async fn optimize_plan(
     client: &Client,
     unused_min_bytes: i64,
-) -> Result<Vec<PlannedStatement>, tokio_postgres::Error> {
+) -> Result<Vec<OptimizeStep>, tokio_postgres::Error> {
     let mut plan = Vec::new();
     // Stale statistics: never analyzed, or many rows changed since.
     let rows = client
@@ -499,13 +528,16 @@ pub async fn optimize_plan(
         let table: String = row.get(0);
         let last: String = row.get(1);
         let modified: i64 = row.get(2);
-        plan.push(PlannedStatement {
-            sql: format!("ANALYZE {table}"),
-            reason: format!(
-                "statistics are stale: last analyzed {last}, {modified} rows changed since"
-            ),
-            destructive: false,
-            concurrent: false,
+        plan.push(OptimizeStep {
+            statement: PlannedStatement {
+                sql: format!("ANALYZE {table}"),
+                reason: format!(
+                    "statistics are stale: last analyzed {last}, {modified} rows changed since"
+                ),
+                destructive: false,
+                concurrent: false,
+            },
+            index: None,
         });
     }
     // Foreign keys whose columns lead no index: every delete or update of the referenced
@@ -515,7 +547,8 @@ pub async fn optimize_plan(
             "SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname),
                     c.relname::text, con.conname::text,
                     array_agg(quote_ident(a.attname) ORDER BY k.ord)::text[],
-                    array_agg(a.attname::text ORDER BY k.ord)::text[]
+                    array_agg(a.attname::text ORDER BY k.ord)::text[],
+                    n.nspname::text
                FROM pg_constraint con
                JOIN pg_class c ON c.oid = con.conrelid
                JOIN pg_namespace n ON n.oid = c.relnamespace
@@ -538,18 +571,29 @@ pub async fn optimize_plan(
         let constraint: String = row.get(2);
         let quoted_columns: Vec<String> = row.get(3);
         let columns: Vec<String> = row.get(4);
-        let index = quote_ident(&truncate_name(&format!("{bare}_{}_idx", columns.join("_"))));
-        plan.push(PlannedStatement {
-            sql: format!(
-                "CREATE INDEX CONCURRENTLY {index} ON {table} ({})",
-                quoted_columns.join(", ")
-            ),
-            reason: format!(
-                "the foreign key {constraint} has no index on ({}): deletes and updates of the rows it references scan {table}",
-                columns.join(", ")
-            ),
-            destructive: false,
-            concurrent: true,
+        let schema: String = row.get(5);
+        let name = truncate_name(&format!("{bare}_{}_idx", columns.join("_")));
+        let index = quote_ident(&name);
+        plan.push(OptimizeStep {
+            statement: PlannedStatement {
+                sql: format!(
+                    "CREATE INDEX CONCURRENTLY {index} ON {table} ({})",
+                    quoted_columns.join(", ")
+                ),
+                reason: format!(
+                    "the foreign key {constraint} has no index on ({}): deletes and updates of the rows it references scan {table}",
+                    columns.join(", ")
+                ),
+                destructive: false,
+                concurrent: true,
+            },
+            index: Some(IndexChange {
+                schema,
+                table: bare,
+                name,
+                columns,
+                create: true,
+            }),
         });
     }
     // Unused indexes: never scanned since statistics began, not backing a constraint.
@@ -557,7 +601,8 @@ pub async fn optimize_plan(
         .query(
             "SELECT quote_ident(s.schemaname) || '.' || quote_ident(s.indexrelname),
                     pg_relation_size(s.indexrelid),
-                    quote_ident(s.schemaname) || '.' || quote_ident(s.relname)
+                    quote_ident(s.schemaname) || '.' || quote_ident(s.relname),
+                    s.indexrelid::oid
                FROM pg_stat_user_indexes s
                JOIN pg_index i ON i.indexrelid = s.indexrelid
               WHERE s.idx_scan = 0 AND NOT i.indisunique AND NOT i.indisprimary
@@ -572,21 +617,26 @@ pub async fn optimize_plan(
         let index: String = row.get(0);
         let bytes: i64 = row.get(1);
         let table: String = row.get(2);
-        plan.push(PlannedStatement {
-            sql: format!("DROP INDEX CONCURRENTLY {index}"),
-            reason: format!(
-                "never used since statistics were reset, yet every write to {table} maintains it ({} kB)",
-                bytes / 1024
-            ),
-            destructive: true,
-            concurrent: true,
+        let oid: u32 = row.get(3);
+        plan.push(OptimizeStep {
+            statement: PlannedStatement {
+                sql: format!("DROP INDEX CONCURRENTLY {index}"),
+                reason: format!(
+                    "never used since statistics were reset, yet every write to {table} maintains it ({} kB)",
+                    bytes / 1024
+                ),
+                destructive: true,
+                concurrent: true,
+            },
+            index: Some(index_change(client, oid).await?),
         });
     }
     // Duplicate indexes: same table, same definition apart from the name; keep the first.
     let rows = client
         .query(
             "SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname),
-                    quote_ident(n.nspname) || '.' || quote_ident(k.relname)
+                    quote_ident(n.nspname) || '.' || quote_ident(k.relname),
+                    d.indexrelid::oid
                FROM (SELECT indrelid, indexrelid, indkey, indclass, indcollation, indoption,
                             coalesce(indexprs::text, '') AS e, coalesce(indpred::text, '') AS p,
                             indisunique,
@@ -600,7 +650,8 @@ pub async fn optimize_plan(
                JOIN pg_class c ON c.oid = d.indexrelid
                JOIN pg_class k ON k.oid = d.keep
                JOIN pg_namespace n ON n.oid = c.relnamespace
-              WHERE d.rn > 1 AND n.nspname NOT IN ('pg_catalog', 'pg_toast', 'information_schema', 'tend')
+              WHERE d.rn > 1 AND NOT d.indisunique
+                AND n.nspname NOT IN ('pg_catalog', 'pg_toast', 'information_schema', 'tend')
                 AND NOT EXISTS (SELECT 1 FROM pg_constraint con WHERE con.conindid = d.indexrelid)
               ORDER BY 1",
             &[],
@@ -609,18 +660,46 @@ pub async fn optimize_plan(
     for row in rows {
         let index: String = row.get(0);
         let kept: String = row.get(1);
+        let oid: u32 = row.get(2);
         let sql = format!("DROP INDEX CONCURRENTLY {index}");
         if plan.iter().any(|p| p.sql == sql) {
             continue;
         }
-        plan.push(PlannedStatement {
-            sql,
-            reason: format!("a duplicate of {kept}"),
-            destructive: true,
-            concurrent: true,
+        plan.push(OptimizeStep {
+            statement: PlannedStatement {
+                sql,
+                reason: format!("a duplicate of {kept}"),
+                destructive: true,
+                concurrent: true,
+            },
+            index: Some(index_change(client, oid).await?),
         });
     }
     Ok(plan)
+}
+
+/// Which index an oid is, with its key columns (expressions shown as written).
+async fn index_change(client: &Client, oid: u32) -> Result<IndexChange, tokio_postgres::Error> {
+    let row = client
+        .query_one(
+            "SELECT n.nspname::text, t.relname::text, c.relname::text,
+                    array(SELECT pg_get_indexdef(i.indexrelid, k, true)
+                            FROM generate_series(1, i.indnkeyatts) k ORDER BY k)::text[]
+               FROM pg_index i
+               JOIN pg_class c ON c.oid = i.indexrelid
+               JOIN pg_class t ON t.oid = i.indrelid
+               JOIN pg_namespace n ON n.oid = c.relnamespace
+              WHERE i.indexrelid = $1",
+            &[&oid],
+        )
+        .await?;
+    Ok(IndexChange {
+        schema: row.get(0),
+        table: row.get(1),
+        name: row.get(2),
+        columns: row.get(3),
+        create: false,
+    })
 }
 
 /// PostgreSQL cuts identifiers at 63 bytes; cut on a character boundary ourselves.

@@ -210,6 +210,7 @@ pub async fn run(
     let mut results = Vec::new();
     let mut findings = Vec::new();
     for check in catalog.iter().copied().filter(|c| options.selects(c)) {
+        let check = crate::checks::for_major(check, server.major());
         let check_started = Instant::now();
         let thresholds = options.thresholds(check);
         let (mut found, note, blind) = if server.major() < check.min_major {

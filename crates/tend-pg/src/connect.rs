@@ -210,9 +210,10 @@ fn driver_config(
         };
     }
     if let Some(addrs) = info.get("hostaddr") {
-        for addr in addrs.split(',').filter(|a| !a.is_empty()) {
+        for (i, addr) in addrs.split(',').filter(|a| !a.is_empty()).enumerate() {
+            // The value is not shown: a malformed string may carry a password anywhere.
             let ip = addr.parse().map_err(|_| ConnectError::BadSettings {
-                reason: format!("hostaddr `{addr}` is not an IP address"),
+                reason: format!("hostaddr number {} is not an IP address", i + 1),
             })?;
             config.hostaddr(ip);
         }

@@ -14,7 +14,8 @@ use percent_encoding::{AsciiSet, CONTROLS, percent_decode_str, utf8_percent_enco
 /// What the redacted display shows in place of a secret.
 pub const MASK: &str = "********";
 
-/// Parameters Prisma's URLs carry for Prisma itself; libpq refuses them.
+/// Parameters Prisma's URLs carry for Prisma itself; libpq refuses them, so they are
+/// accepted here and left out of what a libpq program is handed.
 const PRISMA_ONLY_KEYS: &[&str] = &[
     "schema",
     "connection_limit",
@@ -22,10 +23,81 @@ const PRISMA_ONLY_KEYS: &[&str] = &[
     "pgbouncer",
     "socket_timeout",
     "statement_cache_size",
+    "sslaccept",
+    "sslidentity",
+    "max_connection_lifetime",
+    "max_idle_connection_lifetime",
 ];
 
-/// Keys whose values are secrets (libpq's `password` and `sslpassword`).
-const SECRET_KEYS: &[&str] = &["password", "sslpassword"];
+/// libpq's connection keywords, PostgreSQL 15 through 18 (`PQconndefaults`): anything else
+/// is refused, as libpq refuses it (`invalid connection option`).
+const LIBPQ_KEYS: &[&str] = &[
+    "host",
+    "hostaddr",
+    "port",
+    "dbname",
+    "user",
+    "password",
+    "passfile",
+    "require_auth",
+    "channel_binding",
+    "connect_timeout",
+    "client_encoding",
+    "options",
+    "application_name",
+    "fallback_application_name",
+    "keepalives",
+    "keepalives_idle",
+    "keepalives_interval",
+    "keepalives_count",
+    "tcp_user_timeout",
+    "replication",
+    "gssencmode",
+    "sslmode",
+    "sslnegotiation",
+    "sslcompression",
+    "sslcert",
+    "sslkey",
+    "sslcertmode",
+    "sslpassword",
+    "sslrootcert",
+    "sslcrl",
+    "sslcrldir",
+    "sslsni",
+    "sslkeylogfile",
+    "requirepeer",
+    "ssl_min_protocol_version",
+    "ssl_max_protocol_version",
+    "min_protocol_version",
+    "max_protocol_version",
+    "krbsrvname",
+    "gsslib",
+    "gssdelegation",
+    "service",
+    "target_session_attrs",
+    "load_balance_hosts",
+    "oauth_issuer",
+    "oauth_client_id",
+    "oauth_client_secret",
+    "oauth_scope",
+    "scram_client_key",
+    "scram_server_key",
+];
+
+/// Keys whose values are secrets: never shown, masked wherever they appear.
+const SECRET_KEYS: &[&str] = &[
+    "password",
+    "sslpassword",
+    "oauth_client_secret",
+    "scram_client_key",
+    "scram_server_key",
+];
+
+/// Is `key` a keyword tend accepts in a connection string (libpq's, or one Prisma's URLs
+/// carry)?
+pub fn is_known_key(key: &str) -> bool {
+    LIBPQ_KEYS.contains(&key) || PRISMA_ONLY_KEYS.contains(&key)
+}
 
 /// A parsed connection string. Keys are libpq keywords (`host`, `port`, `user`, `password`,
 /// `dbname`, `sslmode`, ...); a URL is normalised into the same keywords.
@@ -41,8 +113,9 @@ enum Form {
     KeyValue,
 }
 
-/// A connection string that could not be understood. Its display never holds the input,
-/// which may carry a password.
+/// A connection string that could not be understood. No variant holds any text of the
+/// input, which may carry a password in any position when it is malformed: each says where
+/// (a part, a 1-based character position or parameter number) and what is wrong.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ConnInfoError {
     #[error(
@@ -50,22 +123,85 @@ pub enum ConnInfoError {
     )]
     Empty,
     #[error(
-        "the connection URL has an unknown scheme `{scheme}`; it must start with postgresql:// or postgres://"
+        "the connection URL has an unknown scheme{}; it must start with postgresql:// or postgres://",
+        .known.map(|s| format!(" `{s}`")).unwrap_or_default()
     )]
-    UnknownScheme { scheme: String },
+    UnknownScheme {
+        /// The scheme, when it is one of the well-known ones (mysql, http, ...), never free text.
+        known: Option<&'static str>,
+    },
     #[error("the connection URL is malformed: {reason}")]
-    MalformedUrl { reason: String },
-    #[error("the connection string is malformed near `{near}`: {reason}")]
-    MalformedKeyValue { near: String, reason: String },
+    MalformedUrl { reason: &'static str },
+    #[error("the connection string is malformed at character {position}: {reason}")]
+    MalformedKeyValue {
+        position: usize,
+        reason: &'static str,
+    },
     #[error(
-        "the connection string has an invalid port `{port}`; a port is a number from 1 to 65535"
+        "the connection string has a port that is not a number from 1 to 65535{}",
+        if *.no_userinfo { "; if that text is a password, the URL is missing `@host` after it" } else { "" }
     )]
-    InvalidPort { port: String },
+    InvalidPort {
+        /// The URL has no `@`: `user:password` was probably given without a host.
+        no_userinfo: bool,
+    },
     #[error(
-        "the connection string has an unknown sslmode `{value}`; use disable, allow, prefer, require, verify-ca or verify-full"
+        "the connection string has an unknown sslmode; use disable, allow, prefer, require, verify-ca or verify-full"
     )]
-    InvalidSslMode { value: String },
+    InvalidSslMode,
+    #[error(
+        "the connection string's {}{} is not a connection option libpq knows{}",
+        ordinal_parameter(*.position),
+        if *.in_query { " after `?`" } else { "" },
+        .nearest.map(|n| format!("; did you mean `{n}`?")).unwrap_or_else(|| "; see libpq's list of parameter keywords".to_string())
+    )]
+    UnknownParameter {
+        /// 1-based, in the order written.
+        position: usize,
+        /// Counted among a URL's query parameters.
+        in_query: bool,
+        nearest: Option<&'static str>,
+    },
+    #[error("the connection string's `{key}` must be {expected}")]
+    InvalidValue {
+        key: &'static str,
+        expected: &'static str,
+    },
 }
+
+fn ordinal_parameter(position: usize) -> String {
+    let suffix = match (position % 10, position % 100) {
+        (1, n) if n != 11 => "st",
+        (2, n) if n != 12 => "nd",
+        (3, n) if n != 13 => "rd",
+        _ => "th",
+    };
+    format!("{position}{suffix} parameter")
+}
+
+/// Schemes worth naming in an error (people paste other databases' URLs); anything else
+/// is not echoed, since a malformed string may have a password where a scheme would be.
+const KNOWN_SCHEMES: &[&str] = &[
+    "mysql",
+    "mariadb",
+    "sqlite",
+    "sqlserver",
+    "mssql",
+    "mongodb",
+    "mongodb+srv",
+    "redis",
+    "rediss",
+    "http",
+    "https",
+    "jdbc",
+    "pgsql",
+    "psql",
+    "postgis",
+    "cockroachdb",
+    "prisma",
+    "prisma+postgres",
+    "file",
+];
 
 /// libpq's `sslmode`, with its documented meaning.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
@@ -89,11 +225,7 @@ impl SslMode {
             "require" => SslMode::Require,
             "verify-ca" => SslMode::VerifyCa,
             "verify-full" => SslMode::VerifyFull,
-            other => {
-                return Err(ConnInfoError::InvalidSslMode {
-                    value: other.to_string(),
-                });
-            }
+            _ => return Err(ConnInfoError::InvalidSslMode),
         })
     }
 
@@ -169,15 +301,46 @@ impl ConnInfo {
                 match port.parse::<u16>() {
                     Ok(p) if p > 0 => {}
                     _ => {
-                        return Err(ConnInfoError::InvalidPort {
-                            port: port.to_string(),
-                        });
+                        return Err(ConnInfoError::InvalidPort { no_userinfo: false });
                     }
                 }
             }
         }
         if let Some(mode) = self.get("sslmode") {
             SslMode::parse(mode)?;
+        }
+        // Numbers libpq reads with atoi-like strictness; tend hands some to its own driver.
+        for key in [
+            "connect_timeout",
+            "keepalives",
+            "keepalives_idle",
+            "keepalives_interval",
+            "keepalives_count",
+            "tcp_user_timeout",
+        ] {
+            if let Some(value) = self.get(key)
+                && !value.is_empty()
+                && value.trim().parse::<u32>().is_err()
+            {
+                return Err(ConnInfoError::InvalidValue {
+                    key: LIBPQ_KEYS
+                        .iter()
+                        .find(|k| **k == key)
+                        .expect("listed keywords are libpq's"),
+                    expected: "a whole number",
+                });
+            }
+        }
+        if let Some(attrs) = self.get("target_session_attrs")
+            && !matches!(
+                attrs,
+                "any" | "read-write" | "read-only" | "primary" | "standby" | "prefer-standby"
+            )
+        {
+            return Err(ConnInfoError::InvalidValue {
+                key: "target_session_attrs",
+                expected: "any, read-write, read-only, primary, standby or prefer-standby",
+            });
         }
         Ok(())
     }
@@ -451,19 +614,37 @@ impl fmt::Display for Redacted<'_> {
     }
 }
 
-fn decode(s: &str, what: &str) -> Result<String, ConnInfoError> {
+fn decode(s: &str, what: &'static str) -> Result<String, ConnInfoError> {
     percent_decode_str(s)
         .decode_utf8()
         .map(|c| c.into_owned())
-        .map_err(|_| ConnInfoError::MalformedUrl {
-            reason: format!("the {what} is not valid UTF-8 after percent-decoding"),
-        })
+        .map_err(|_| ConnInfoError::MalformedUrl { reason: what })
+}
+
+/// Checks a keyword as libpq would, counting parameters from 1 in the order written.
+fn check_key(key: &str, position: usize, in_query: bool) -> Result<(), ConnInfoError> {
+    if is_known_key(key) {
+        return Ok(());
+    }
+    let nearest = LIBPQ_KEYS
+        .iter()
+        .chain(PRISMA_ONLY_KEYS)
+        .map(|k| (*k, strsim::damerau_levenshtein(key, k)))
+        .filter(|(k, d)| *d <= 2 && *d < k.len())
+        .min_by_key(|(_, d)| *d)
+        .map(|(k, _)| k);
+    Err(ConnInfoError::UnknownParameter {
+        position,
+        in_query,
+        nearest,
+    })
 }
 
 fn parse_url(scheme: &str, rest: &str) -> Result<ConnInfo, ConnInfoError> {
     if scheme != "postgresql" && scheme != "postgres" {
+        let lower = scheme.to_ascii_lowercase();
         return Err(ConnInfoError::UnknownScheme {
-            scheme: scheme.to_string(),
+            known: KNOWN_SCHEMES.iter().find(|k| **k == lower).copied(),
         });
     }
     let mut params = BTreeMap::new();
@@ -487,10 +668,22 @@ fn parse_url(scheme: &str, rest: &str) -> Result<ConnInfo, ConnInfoError> {
             None => (userinfo, None),
         };
         if !user.is_empty() {
-            params.insert("user".to_string(), decode(user, "user name")?);
+            params.insert(
+                "user".to_string(),
+                decode(
+                    user,
+                    "the user name is not valid UTF-8 after percent-decoding",
+                )?,
+            );
         }
         if let Some(password) = password {
-            params.insert("password".to_string(), decode(password, "password")?);
+            params.insert(
+                "password".to_string(),
+                decode(
+                    password,
+                    "the password is not valid UTF-8 after percent-decoding",
+                )?,
+            );
         }
     }
     if !hostspec.is_empty() {
@@ -498,11 +691,9 @@ fn parse_url(scheme: &str, rest: &str) -> Result<ConnInfo, ConnInfoError> {
         let mut ports = Vec::new();
         for spec in hostspec.split(',') {
             let (host, port) = if let Some(stripped) = spec.strip_prefix('[') {
-                let end = stripped
-                    .find(']')
-                    .ok_or_else(|| ConnInfoError::MalformedUrl {
-                        reason: "an IPv6 address is missing its closing `]`".to_string(),
-                    })?;
+                let end = stripped.find(']').ok_or(ConnInfoError::MalformedUrl {
+                    reason: "an IPv6 address in the host part is missing its closing `]`",
+                })?;
                 let host = &stripped[..end];
                 let after = &stripped[end + 1..];
                 let port = match after.strip_prefix(':') {
@@ -510,17 +701,26 @@ fn parse_url(scheme: &str, rest: &str) -> Result<ConnInfo, ConnInfoError> {
                     None if after.is_empty() => None,
                     None => {
                         return Err(ConnInfoError::MalformedUrl {
-                            reason: "unexpected text after an IPv6 address".to_string(),
+                            reason: "an IPv6 address in the host part is followed by text that is not `:port`",
                         });
                     }
                 };
                 (host.to_string(), port)
             } else {
+                const HOST: &str = "the host is not valid UTF-8 after percent-decoding";
                 match spec.rfind(':') {
-                    Some(i) => (decode(&spec[..i], "host")?, Some(&spec[i + 1..])),
-                    None => (decode(spec, "host")?, None),
+                    Some(i) => (decode(&spec[..i], HOST)?, Some(&spec[i + 1..])),
+                    None => (decode(spec, HOST)?, None),
                 }
             };
+            if let Some(port) = port
+                && !port.is_empty()
+                && !matches!(port.parse::<u16>(), Ok(p) if p > 0)
+            {
+                return Err(ConnInfoError::InvalidPort {
+                    no_userinfo: userinfo.is_none(),
+                });
+            }
             hosts.push(host);
             ports.push(port.unwrap_or("").to_string());
         }
@@ -534,20 +734,27 @@ fn parse_url(scheme: &str, rest: &str) -> Result<ConnInfo, ConnInfoError> {
     if let Some(path) = path
         && !path.is_empty()
     {
-        params.insert("dbname".to_string(), decode(path, "database name")?);
+        params.insert(
+            "dbname".to_string(),
+            decode(
+                path,
+                "the database name is not valid UTF-8 after percent-decoding",
+            )?,
+        );
     }
     if let Some(query) = query {
-        for pair in query.split('&').filter(|p| !p.is_empty()) {
-            let (key, value) = pair
-                .split_once('=')
-                .ok_or_else(|| ConnInfoError::MalformedUrl {
-                    reason: format!(
-                        "the query parameter `{}` has no value",
-                        redact_key_for_message(pair)
-                    ),
-                })?;
-            let key = decode(key, "parameter name")?;
-            let value = decode(value, "parameter value")?;
+        for (index, pair) in query.split('&').filter(|p| !p.is_empty()).enumerate() {
+            let (key, value) = pair.split_once('=').ok_or(ConnInfoError::MalformedUrl {
+                reason: "a query parameter after `?` has no `=value`",
+            })?;
+            let key = decode(
+                key,
+                "a query parameter's name is not valid UTF-8 after percent-decoding",
+            )?;
+            let value = decode(
+                value,
+                "a query parameter's value is not valid UTF-8 after percent-decoding",
+            )?;
             // JDBC-style `ssl=true`, which libpq also accepts.
             if key == "ssl" {
                 if value == "true" {
@@ -555,6 +762,7 @@ fn parse_url(scheme: &str, rest: &str) -> Result<ConnInfo, ConnInfoError> {
                 }
                 continue;
             }
+            check_key(&key, index + 1, true)?;
             params.insert(key, value);
         }
     }
@@ -564,19 +772,11 @@ fn parse_url(scheme: &str, rest: &str) -> Result<ConnInfo, ConnInfoError> {
     })
 }
 
-fn redact_key_for_message(pair: &str) -> String {
-    let lower = pair.to_ascii_lowercase();
-    if SECRET_KEYS.iter().any(|k| lower.starts_with(k)) {
-        MASK.to_string()
-    } else {
-        pair.chars().take(40).collect()
-    }
-}
-
 fn parse_key_value(input: &str) -> Result<ConnInfo, ConnInfoError> {
     let mut params = BTreeMap::new();
     let chars: Vec<char> = input.chars().collect();
     let mut i = 0;
+    let mut count = 0;
     let skip_ws = |i: &mut usize| {
         while *i < chars.len() && chars[*i].is_whitespace() {
             *i += 1;
@@ -595,8 +795,8 @@ fn parse_key_value(input: &str) -> Result<ConnInfo, ConnInfoError> {
         skip_ws(&mut i);
         if i >= chars.len() || chars[i] != '=' {
             return Err(ConnInfoError::MalformedKeyValue {
-                near: redact_key_for_message(&key),
-                reason: "expected `key=value` (a URL must start with postgresql://)".to_string(),
+                position: start + 1,
+                reason: "expected `key=value` (a URL must start with postgresql://)",
             });
         }
         i += 1;
@@ -624,8 +824,8 @@ fn parse_key_value(input: &str) -> Result<ConnInfo, ConnInfoError> {
             }
             if !closed {
                 return Err(ConnInfoError::MalformedKeyValue {
-                    near: redact_key_for_message(&key),
-                    reason: "a quoted value is missing its closing quote".to_string(),
+                    position: start + 1,
+                    reason: "the quoted value of this parameter is missing its closing quote",
                 });
             }
         } else {
@@ -641,16 +841,178 @@ fn parse_key_value(input: &str) -> Result<ConnInfo, ConnInfoError> {
         }
         if key.is_empty() {
             return Err(ConnInfoError::MalformedKeyValue {
-                near: "=".to_string(),
-                reason: "a value has no key".to_string(),
+                position: start + 1,
+                reason: "a value has no key before its `=`",
             });
         }
+        count += 1;
+        check_key(&key, count, false)?;
         params.insert(key, value);
     }
     Ok(ConnInfo {
         params,
         form: Form::KeyValue,
     })
+}
+
+/// Every part of a connection string that may be a secret, whether or not the string
+/// parses, in each spelling it may be shown in (as written, percent-decoded, unquoted), so an
+/// output layer can mask them. A malformed string can hide its password anywhere a parser
+/// would look for a port or a database name, so this reads loosely on purpose.
+pub fn secret_candidates(input: &str) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    let mut add = |value: &str| {
+        for v in [
+            value.to_string(),
+            percent_decode_str(value).decode_utf8_lossy().into_owned(),
+            enc(value),
+        ] {
+            if !v.is_empty() && !out.contains(&v) {
+                out.push(v);
+            }
+        }
+    };
+    if let Ok(info) = ConnInfo::parse(input) {
+        for secret in info.secrets() {
+            add(&secret);
+        }
+    }
+    if let Some(i) = input.find("://") {
+        let rest = &input[i + 3..];
+        match rest.rfind('@') {
+            Some(at) => {
+                if let Some(colon) = rest[..at].find(':') {
+                    add(&rest[colon + 1..at]);
+                }
+            }
+            None => {
+                let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+                for spec in rest[..end].split(',') {
+                    if spec.starts_with('[') {
+                        continue;
+                    }
+                    if let Some((_, after)) = spec.split_once(':')
+                        && !after.bytes().all(|b| b.is_ascii_digit())
+                    {
+                        add(after);
+                        // The password may run on past a `/`, `?` or `#`.
+                        if let Some(colon) = rest.find(':') {
+                            add(&rest[colon + 1..]);
+                        }
+                    }
+                }
+            }
+        }
+        if let Some(q) = rest.find('?') {
+            for pair in rest[q + 1..].split('&') {
+                if let Some((key, value)) = pair.split_once('=')
+                    && is_secret_key(&percent_decode_str(key).decode_utf8_lossy())
+                {
+                    add(value);
+                }
+            }
+        }
+    }
+    // key=value spellings, quoted or not, anywhere in the text.
+    let lower = input.to_ascii_lowercase();
+    let bytes = input.as_bytes();
+    for key in SECRET_KEYS {
+        let mut from = 0;
+        while let Some(found) = lower[from..].find(key) {
+            let start = from + found;
+            from = start + key.len();
+            let mut j = from;
+            while j < bytes.len() && bytes[j].is_ascii_whitespace() {
+                j += 1;
+            }
+            if bytes.get(j) != Some(&b'=') {
+                continue;
+            }
+            j += 1;
+            while j < bytes.len() && bytes[j].is_ascii_whitespace() {
+                j += 1;
+            }
+            let value = match bytes.get(j) {
+                Some(b'\'') | Some(b'"') => {
+                    let quote = bytes[j];
+                    let mut k = j + 1;
+                    let mut unescaped = String::new();
+                    while k < bytes.len() && bytes[k] != quote {
+                        if bytes[k] == b'\\' && k + 1 < bytes.len() {
+                            k += 1;
+                        }
+                        k += 1;
+                    }
+                    let raw = &input[j + 1..k.min(input.len())];
+                    let mut chars = raw.chars();
+                    while let Some(c) = chars.next() {
+                        if c == '\\' {
+                            if let Some(n) = chars.next() {
+                                unescaped.push(n);
+                            }
+                        } else {
+                            unescaped.push(c);
+                        }
+                    }
+                    add(&unescaped);
+                    // And the whole token, in case the quotes were the password's own.
+                    let token_end = input[j..]
+                        .find(char::is_whitespace)
+                        .map(|k| j + k)
+                        .unwrap_or(input.len());
+                    add(&input[j..token_end]);
+                    raw.to_string()
+                }
+                _ => {
+                    // Up to whitespace (key=value), and up to `&` (a URL's query).
+                    let end = input[j..]
+                        .find(char::is_whitespace)
+                        .map(|k| j + k)
+                        .unwrap_or(input.len());
+                    if let Some(amp) = input[j..end].find('&') {
+                        add(&input[j..j + amp]);
+                    }
+                    input[j..end].to_string()
+                }
+            };
+            add(&value);
+        }
+    }
+    // The pieces of each, in case a malformed string's parse shows one as a host, a port
+    // or a database name; short pieces and keywords would mask ordinary words.
+    let mut pieces = Vec::new();
+    for candidate in &out {
+        for piece in candidate.split(|c: char| !c.is_alphanumeric() && c != '_' && c != '-') {
+            if piece.chars().count() >= 4
+                && !is_known_key(piece)
+                && !matches!(piece, "postgres" | "postgresql" | "localhost")
+                && !out.iter().any(|o| o == piece)
+                && !pieces.iter().any(|p: &String| p == piece)
+            {
+                pieces.push(piece.to_string());
+            }
+        }
+    }
+    out.extend(pieces);
+    out
+}
+
+/// Free text with every URL password, `password=` assignment and each of `secrets` masked:
+/// what the binary's one output surface applies to every line.
+pub fn scrub(text: &str, secrets: &[String]) -> String {
+    let mut text = redact_text(text);
+    let mut secrets: Vec<&String> = secrets.iter().filter(|s| !s.is_empty()).collect();
+    secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
+    for secret in secrets {
+        if text.contains(secret.as_str()) {
+            text = text.replace(secret.as_str(), MASK);
+        }
+    }
+    text
+}
+
+fn is_secret_key(key: &str) -> bool {
+    SECRET_KEYS.iter().any(|k| k.eq_ignore_ascii_case(key))
 }
 
 /// Masks secrets in free text: passwords inside any `scheme://user:password@host` URL and
@@ -694,7 +1056,24 @@ fn redact_urls(text: &str) -> String {
                 rest = after;
             }
             None => {
-                rest = tail;
+                // No `@`: `scheme://user:secret` with the host left out still shows its
+                // secret where a port would be. Anything after a `:` that is not a port
+                // number is masked.
+                let authority = &candidate[..slash];
+                let masked = !authority.starts_with('[')
+                    && authority.split(',').any(|spec| {
+                        spec.split_once(':')
+                            .is_some_and(|(_, after)| !after.bytes().all(|b| b.is_ascii_digit()))
+                    });
+                if masked {
+                    let colon = authority.find(':').expect("a `:` was found");
+                    out.push_str(&authority[..colon]);
+                    out.push(':');
+                    out.push_str(MASK);
+                    rest = &tail[slash..];
+                } else {
+                    rest = tail;
+                }
             }
         }
     }
@@ -708,13 +1087,20 @@ fn redact_assignments(text: &str) -> String {
     let mut i = 0;
     let bytes = text.as_bytes();
     while i < text.len() {
-        let hit = ["sslpassword", "password", "pgpassword"]
-            .iter()
-            .filter_map(|k| {
-                let idx = lower[i..].find(k)?;
-                Some((i + idx, k.len()))
-            })
-            .min_by_key(|(idx, len)| (*idx, usize::MAX - len));
+        let hit = [
+            "sslpassword",
+            "password",
+            "pgpassword",
+            "oauth_client_secret",
+            "scram_client_key",
+            "scram_server_key",
+        ]
+        .iter()
+        .filter_map(|k| {
+            let idx = lower[i..].find(k)?;
+            Some((i + idx, k.len()))
+        })
+        .min_by_key(|(idx, len)| (*idx, usize::MAX - len));
         let Some((idx, len)) = hit else { break };
         let mut j = idx + len;
         while j < text.len() && bytes[j] == b' ' {
@@ -838,7 +1224,7 @@ mod tests {
         let e = ConnInfo::parse("postgres://u@x/y?password").unwrap_err();
         assert!(!e.to_string().contains("password"));
         let e = ConnInfo::parse("postgres://u@x/y?sslmode=sometimes").unwrap_err();
-        assert!(matches!(e, ConnInfoError::InvalidSslMode { .. }));
+        assert!(matches!(e, ConnInfoError::InvalidSslMode));
         assert!(ConnInfo::parse("   ").is_err());
     }
 
@@ -890,7 +1276,142 @@ mod tests {
         }
     }
 
+    #[test]
+    fn unknown_parameters_are_refused_as_libpq_refuses_them() {
+        let e = ConnInfo::parse("postgres://u@h/d?sslmode=require&conect_timeout=5").unwrap_err();
+        assert_eq!(
+            e,
+            ConnInfoError::UnknownParameter {
+                position: 2,
+                in_query: true,
+                nearest: Some("connect_timeout")
+            }
+        );
+        let e = ConnInfo::parse("host=h dbname=d bogus=1").unwrap_err();
+        assert!(matches!(
+            e,
+            ConnInfoError::UnknownParameter { position: 3, .. }
+        ));
+        // libpq's own keywords, and what Prisma's URLs carry, are accepted.
+        ConnInfo::parse(
+            "postgresql://u@h/d?schema=public&connection_limit=5&pool_timeout=10&pgbouncer=true\
+             &sslaccept=strict&socket_timeout=5&statement_cache_size=0&sslcertmode=allow\
+             &load_balance_hosts=random&keepalives_idle=30&require_auth=scram-sha-256",
+        )
+        .unwrap();
+        let e = ConnInfo::parse("postgres://u@h/d?connect_timeout=soon").unwrap_err();
+        assert!(matches!(
+            e,
+            ConnInfoError::InvalidValue {
+                key: "connect_timeout",
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn a_password_without_a_host_is_not_shown_as_a_port() {
+        let e = ConnInfo::parse("postgres://app:S3cret").unwrap_err();
+        assert_eq!(e, ConnInfoError::InvalidPort { no_userinfo: true });
+        assert!(!e.to_string().contains("S3cret"));
+        assert_eq!(
+            redact_text("postgres://app:S3cret and more"),
+            "postgres://app:******** and more"
+        );
+        assert!(secret_candidates("postgres://app:S3cret").contains(&"S3cret".to_string()));
+    }
+
+    /// The shapes a password meets in a malformed or odd connection string.
+    fn shapes(password: &str) -> Vec<String> {
+        let e = enc(password);
+        let p = password;
+        // With no `@` after it, a raw `@` in a password makes a well-formed URL whose host is
+        // the rest: nothing can tell it from a real host.
+        let bare = if p.contains('@') { e.as_str() } else { p };
+        [
+            format!("postgres://app:{bare}"),
+            format!("postgres://app:{e}"),
+            format!("postgres://app:{p}@"),
+            format!("postgres://app:{p}@host"),
+            format!("postgres://app:{p}@host:badport/db"),
+            format!("postgres://app:{p}@host:99999/db"),
+            format!("postgres://app:{p}@[::1/db"),
+            format!("postgres://app:{p}@[::1]x/db"),
+            format!("postgresql://app:{e}@[::1]:5432/db"),
+            format!("postgres://app:{p}@host/db?sslmode=bogus"),
+            format!("postgres://app:{p}@host/db?unknown=1"),
+            format!("postgres://app:{p}@host/db?sslmode"),
+            format!("postgres://app:{e}@host/db?password={e}"),
+            format!("postgres://app@host/db?password={e}&x"),
+            format!("postgres://app:{e}%ZZ@host/db"),
+            format!("postgres://app:{e}%C3%28@host/db"),
+            format!("mysql://app:{p}@host/db"),
+            format!("host=h password={p} port=x"),
+            format!("host=h password='{p}"),
+            format!("host=h password = \"{p}\" port=1"),
+            format!("host=h password={p} sslmode={p}"),
+            format!("host=h password= {p} target_session_attrs={p}"),
+            format!("password={p}"),
+            format!(
+                "password='{}' bogus=1",
+                p.replace('\\', "\\\\").replace('\'', "\\'")
+            ),
+        ]
+        .into()
+    }
+
     proptest! {
+        #[test]
+        fn no_part_of_a_password_survives_parse_errors_redaction_or_scrubbing(
+            password in "[A-Za-z][A-Za-z0-9]{3,8}[@:/?#%&='\\[\\]!$^*(){}|<>~-]?[A-Za-z0-9]{3,8}",
+        ) {
+            let fragments: Vec<&str> = password
+                .split(|c: char| !c.is_ascii_alphanumeric())
+                .filter(|f| f.len() >= 4)
+                .chain(std::iter::once(password.as_str()))
+                .collect();
+            for input in shapes(&password) {
+                let secrets = secret_candidates(&input);
+                let shown = match ConnInfo::parse(&input) {
+                    Err(e) => e.to_string(),
+                    Ok(info) => format!("{} {:?}", info.redacted(), info),
+                };
+                // What the output surface prints: the text scrubbed of the candidates.
+                let printed = scrub(&format!("{shown} | {input}"), &secrets);
+                for fragment in &fragments {
+                    prop_assert!(
+                        !printed.contains(fragment),
+                        "input {input:?} printed {printed:?} holding {fragment:?}"
+                    );
+                }
+                if let Err(e) = ConnInfo::parse(&input) {
+                    // Where nothing marks the password as one, only the error is clean.
+                    for unmarked in [format!("{password}://app@host/db"), format!("host=h {password}")] {
+                        let error = ConnInfo::parse(&unmarked)
+                            .map_err(|e| e.to_string())
+                            .err()
+                            .unwrap_or_default();
+                        prop_assert!(!error.contains(&password));
+                    }
+                    // The error alone, before any scrubbing, holds no input.
+                    for fragment in &fragments {
+                        prop_assert!(!e.to_string().contains(fragment), "{input:?}: {e}");
+                    }
+                }
+            }
+        }
+
+        #[test]
+        fn arbitrary_bytes_never_panic_the_parser_or_the_scrubber(bytes in proptest::collection::vec(any::<u8>(), 0..200)) {
+            let text = String::from_utf8_lossy(&bytes);
+            if let Ok(info) = ConnInfo::parse(&text) {
+                let _ = info.redacted().to_string();
+                let _ = info.for_child_program();
+                let _ = info.target();
+            }
+            let _ = scrub(&text, &secret_candidates(&text));
+        }
+
         #[test]
         fn redacted_url_never_shows_the_password(
             user in "[a-z][a-z0-9_]{0,8}",

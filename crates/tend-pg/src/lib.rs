@@ -1,5 +1,5 @@
 //! PostgreSQL plumbing shared by every part of tend: connection strings and their redacted
-//! display, connections with TLS and retries, server facts, quoting, advisory locks, finding
+//! display, connections with TLS and retries, server facts, the identity of servers and databases, quoting, advisory locks, finding
 //! PostgreSQL programs, and local clusters.
 //!
 //! This crate never prints: it returns typed results and errors whose display is one
@@ -10,6 +10,7 @@ pub mod cluster;
 pub mod connect;
 pub mod conninfo;
 pub mod facts;
+pub mod identity;
 pub mod pgerror;
 pub mod quote;
 pub mod tools;
@@ -19,6 +20,7 @@ pub use cluster::{ClusterOptions, ClusterStatus, LocalCluster};
 pub use connect::{ConnectError, ConnectOptions, Session, connect};
 pub use conninfo::{ConnInfo, ConnInfoError, SslMode, redact_text};
 pub use facts::ServerFacts;
+pub use identity::{DatabaseIdentity, Marker, ServerIdentity, same_database};
 pub use pgerror::{error_text, sqlstate};
 pub use quote::{quote_ident, quote_literal};
 pub use tools::{FoundTool, PgTool, PgVersion, ToolError, ToolSearch, VersionNeed};

@@ -269,14 +269,25 @@ impl SystemDirPattern {
     }
 
     /// The places packagers put versioned PostgreSQL installs: Debian/Ubuntu,
-    /// RHEL/Fedora (PGDG), and Homebrew on Apple silicon and Intel.
+    /// RHEL/Fedora (PGDG), and Homebrew on Apple silicon and Intel; then the folders
+    /// where `scripts/install-postgres-majors.sh` puts other majors (as root, and in the
+    /// user's cache).
     pub fn defaults() -> Vec<SystemDirPattern> {
-        vec![
+        let mut patterns = vec![
             SystemDirPattern::new("/usr/lib/postgresql", ""),
             SystemDirPattern::new("/usr", "pgsql-"),
             SystemDirPattern::new("/opt/homebrew/opt", "postgresql@"),
             SystemDirPattern::new("/usr/local/opt", "postgresql@"),
-        ]
+            SystemDirPattern::new("/opt/tend/postgresql", ""),
+        ];
+        if let Some(home) = std::env::var_os("HOME").filter(|h| !h.is_empty()) {
+            let cache = std::env::var_os("XDG_CACHE_HOME")
+                .filter(|c| !c.is_empty())
+                .map(PathBuf::from)
+                .unwrap_or_else(|| PathBuf::from(home).join(".cache"));
+            patterns.push(SystemDirPattern::new(cache.join("tend/postgresql"), ""));
+        }
+        patterns
     }
 
     /// The existing `bin` directories this pattern matches, with the version
@@ -1435,7 +1446,9 @@ mod tests {
         if !Path::new("/usr/lib/postgresql/15/bin/pg_dump").exists() {
             return;
         }
+        // The system's PATH, not the test run's (which may put another major first).
         let found = ToolSearch::new(None)
+            .with_path("/usr/local/bin:/usr/bin:/bin")
             .find(PgTool::PgDump, VersionNeed::AtLeastMajor(15))
             .unwrap();
         assert_eq!(found.version.major(), 15, "{found:?}");

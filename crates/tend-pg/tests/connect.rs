@@ -190,7 +190,9 @@ fn advisory_lock_names_its_holder() {
 
 #[test]
 fn tls_modes_behave_like_libpq() {
-    let tls = TlsServer::start();
+    let Some(tls) = TlsServer::start() else {
+        return;
+    };
     let ca = tls.ca_cert.display().to_string();
     let other = tls.other_ca_cert.display().to_string();
     let runtime = rt();

@@ -26,6 +26,7 @@ use serde::Serialize;
 use tend_pg::quote_literal;
 
 use crate::ddl;
+use crate::drift::ObjectDrift;
 use crate::model::*;
 
 /// What a step may do to a live database, shown before it runs.
@@ -90,6 +91,8 @@ pub struct Step {
 pub struct Plan {
     pub steps: Vec<Step>,
     pub warnings: Vec<String>,
+    /// What differs, each object once with its old and new values ([`crate::drift`]).
+    pub objects: Vec<ObjectDrift>,
 }
 
 impl Plan {
@@ -97,15 +100,12 @@ impl Plan {
         self.steps.is_empty()
     }
 
-    /// The objects that differ (not those only rebuilt because of another change), in plan
-    /// order, each once with its first change.
+    /// The objects that differ (not those only rebuilt because of another change), each
+    /// once, with how it changes; [`Plan::objects`] has the old and new values.
     pub fn changed_objects(&self) -> Vec<(&str, Change)> {
-        let mut seen = HashSet::new();
-        self.steps
+        self.objects
             .iter()
-            .filter(|s| !s.derived && s.object != SESSION)
-            .filter(|s| seen.insert(s.object.as_str()))
-            .map(|s| (s.object.as_str(), s.change))
+            .map(|o| (o.object.as_str(), o.change))
             .collect()
     }
 
@@ -228,6 +228,7 @@ pub fn diff(from: &Model, to: &Model, options: &DiffOptions) -> Plan {
         recreated_columns: HashSet::new(),
         recreated_types: BTreeSet::new(),
         recreated_functions: BTreeSet::new(),
+        renamed: Vec::new(),
     };
     diff.renames(&mut from);
     let from = &from;
@@ -249,6 +250,7 @@ pub fn diff(from: &Model, to: &Model, options: &DiffOptions) -> Plan {
     diff.policies(from);
     diff.privileges(from);
     diff.drop_unused(from);
+    diff.plan.objects = crate::drift::objects(from, to, &diff.renamed);
     diff.plan
 }
 
@@ -286,6 +288,8 @@ struct Differ<'a> {
     recreated_types: BTreeSet<QualifiedName>,
     /// Functions dropped and created again (their result changes).
     recreated_functions: BTreeSet<FunctionKey>,
+    /// The rename hints applied (`from` carries the new names).
+    renamed: Vec<Rename>,
 }
 
 impl Differ<'_> {
@@ -346,6 +350,7 @@ impl Differ<'_> {
                     }
                     self.push(format!("table {old}"), Change::Alter, sql);
                     rename_table(from, old, new);
+                    self.renamed.push(rename.clone());
                 }
                 Rename::Column {
                     table,
@@ -390,6 +395,7 @@ impl Differ<'_> {
                             }
                         }
                     }
+                    self.renamed.push(rename.clone());
                     self.push(
                         format!("column {table}.{old}"),
                         Change::Alter,
@@ -2596,8 +2602,9 @@ impl Differ<'_> {
         }
         for name in self.recreated_enums.clone() {
             let old = QualifiedName::new(name.schema.clone(), format!("{}__tend_old", name.name));
+            // Under the enum's own name: the old copy is part of the same change.
             self.push(
-                format!("type {name}"),
+                format!("enum {name}"),
                 Change::Alter,
                 format!("DROP TYPE {}", old.sql()),
             );
@@ -2953,7 +2960,7 @@ fn uses_type(data_type: &str, ty: &QualifiedName) -> bool {
 }
 
 /// Whether an expression names the column `column` (as a whole identifier).
-fn mentions_column(expression: &str, column: &str) -> bool {
+pub(crate) fn mentions_column(expression: &str, column: &str) -> bool {
     let name = ident(column);
     let is_part = |c: char| c.is_ascii_alphanumeric() || c == '_' || c == '$' || c == '"';
     expression.match_indices(&name).any(|(at, _)| {
@@ -3058,7 +3065,7 @@ fn key_index(table: &QualifiedName, constraint: &Constraint) -> Option<String> {
     ))
 }
 
-fn view_object(view: &View) -> String {
+pub(crate) fn view_object(view: &View) -> String {
     if view.materialized {
         format!("materialized view {}", view.name)
     } else {
@@ -3066,11 +3073,11 @@ fn view_object(view: &View) -> String {
     }
 }
 
-fn index_object(table: &QualifiedName, index: &str) -> String {
+pub(crate) fn index_object(table: &QualifiedName, index: &str) -> String {
     format!("index {}.{index} on {table}", table.schema)
 }
 
-fn type_object(ty: &Type) -> String {
+pub(crate) fn type_object(ty: &Type) -> String {
     match ty.kind {
         TypeKind::Domain { .. } => format!("domain {}", ty.name),
         TypeKind::Enum { .. } => format!("enum {}", ty.name),
@@ -3085,7 +3092,7 @@ fn type_target(ty: &Type) -> String {
     }
 }
 
-fn function_object(function: &Function) -> String {
+pub(crate) fn function_object(function: &Function) -> String {
     if function.procedure {
         format!("procedure {}", function.key)
     } else {

@@ -7,6 +7,7 @@
 
 pub mod ddl;
 pub mod diff;
+pub mod drift;
 pub mod error;
 pub mod introspect;
 pub mod model;

@@ -9,16 +9,29 @@
 //! by a hash chain over the inputs, so that a later replay clones the longest cached prefix
 //! and replays only the rest. Templates never accept connections (nobody can then block a
 //! clone), carry a tagged comment with their last use, and only the newest few are kept.
+//!
+//! Safety, in this order:
+//! - tend drops or resets only a database that carries its mark (a tagged comment), checked
+//!   by oid on the session that acts, right before it acts; a dedicated database is used
+//!   only when it is marked already, or empty of user objects (then tend marks it);
+//! - never a protected database (the ones being compared): each is marked for the life of
+//!   the [`Shadows`] by an advisory lock ([`tend_pg::Marker`]) that any session on the same
+//!   server sees in `pg_locks`, so the check holds whatever the URLs look like;
+//! - nothing of a replay may reach outside its database: statements that would (see
+//!   [`tend_migrate::splitter::reaches_outside`]) fail the replay before anything runs, and
+//!   where tend may create roles the replay runs as a temporary role that owns only the
+//!   shadow database (no SUPERUSER, CREATEDB or CREATEROLE), dropped with it. Templates are
+//!   owned by the administrative role, and clones are handed to the next replay's role.
 
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use sha2::{Digest, Sha256};
 use tend_migrate::apply::{Mode, RunOptions};
-use tend_migrate::splitter::{line_of_char_position, split};
+use tend_migrate::splitter::{line_of_char_position, reaches_outside, split};
 use tend_migrate::{Format, History, MigrateError, Migration};
 use tend_pg::{
-    AdvisoryLock, ConnInfo, ConnectError, ConnectOptions, LockError, ServerFacts, Session,
+    AdvisoryLock, ConnInfo, ConnectError, ConnectOptions, LockError, Marker, ServerFacts, Session,
     quote_ident, quote_literal,
 };
 use tokio::sync::OnceCell;
@@ -35,6 +48,13 @@ pub const DEFAULT_CACHE_LIMIT: usize = 8;
 const TEMPLATE_TAG: &str = "tend shadow template, last used ";
 /// The comment that marks a temporary shadow database; its creation follows.
 const TEMPORARY_TAG: &str = "tend shadow database, created ";
+/// The comment that marks a dedicated shadow database (SHADOW_DATABASE_URL) as tend's to
+/// reset.
+const DEDICATED_TAG: &str = "tend shadow database, reset before each use; marked ";
+/// Temporary replay roles are named this prefix and 32 hex digits.
+pub const ROLE_PREFIX: &str = "tend_shadow_role_";
+/// The comment that marks a temporary replay role; its creation follows.
+const ROLE_TAG: &str = "tend shadow replay role, created ";
 /// A temporary shadow database this old was left by a process that died before cleaning up.
 const STALE_AFTER: Duration = Duration::from_secs(6 * 3600);
 /// The advisory lock ("tendshdw") that gives one tend at a time a dedicated shadow database.
@@ -42,7 +62,7 @@ const DEDICATED_LOCK_KEY: i64 = 0x7465_6e64_7368_6477;
 /// How long to wait for another tend to finish with a dedicated shadow database.
 const DEDICATED_LOCK_WAIT: Duration = Duration::from_secs(300);
 /// Bumped when what a template holds for the same inputs changes.
-const CACHE_VERSION: &str = "tend shadow cache v1";
+const CACHE_VERSION: &str = "tend shadow cache v2";
 
 /// Where shadow databases are made.
 #[derive(Debug, Clone)]
@@ -67,9 +87,32 @@ pub enum ShadowError {
     )]
     CannotCreateDatabase { target: String, user: String },
     #[error(
-        "the shadow database `{dbname}` on {target} is the database being compared, and tend drops everything in a shadow database; set SHADOW_DATABASE_URL to a database of its own"
+        "the shadow database `{dbname}` on {target} is the database being compared (the server says so, whatever the URLs look like), and tend drops everything in a shadow database; set SHADOW_DATABASE_URL to an empty database of its own"
     )]
     SameAsLive { target: String, dbname: String },
+    #[error(
+        "the shadow database `{dbname}` on {target} holds objects and does not carry tend's mark, and tend resets its shadow database before each use; point SHADOW_DATABASE_URL at an empty database (tend then marks it as its own), or empty this one if nothing in it is needed"
+    )]
+    NotEmpty { target: String, dbname: String },
+    #[error(
+        "tend did not drop the database `{dbname}` on {target}: {why}; nothing was changed, and it is left as it is"
+    )]
+    NotOurs {
+        target: String,
+        dbname: String,
+        why: &'static str,
+    },
+    #[error(
+        "{} line {line} reaches outside the shadow database ({reach}): `{statement}`; a replay may change only its own database, so apply such statements outside migrations and desired-state files",
+        path.display()
+    )]
+    ReachesOutside {
+        path: PathBuf,
+        line: usize,
+        /// The statement's start, on one line.
+        statement: String,
+        reach: &'static str,
+    },
     #[error(
         "cannot reset the shadow database `{dbname}` on {target}: {message}; make the role of SHADOW_DATABASE_URL the owner of that database, or grant it CREATEDB"
     )]
@@ -118,9 +161,19 @@ pub struct Shadows {
     connect: ConnectOptions,
     cache: bool,
     cache_limit: usize,
-    /// Databases that must never be reset (the ones being compared).
-    protected: Vec<(String, String)>,
+    /// Databases that must never be reset or dropped (the ones being compared).
+    protected: Vec<ConnInfo>,
+    /// Their markers, placed when the host is first contacted and held until this drops.
+    guard: OnceCell<Guard>,
     place: OnceCell<Place>,
+}
+
+/// Sessions on the protected databases, each holding a [`Marker`] that the session about to
+/// drop or reset a database looks for.
+#[derive(Debug, Default)]
+struct Guard {
+    _sessions: Vec<Session>,
+    keys: Vec<i64>,
 }
 
 /// What the host turned out to allow.
@@ -137,6 +190,9 @@ struct Server {
     admin: ConnInfo,
     major: u32,
     user: String,
+    /// The admin may create roles: replays then run as a temporary role of their own.
+    creates_roles: bool,
+    superuser: bool,
 }
 
 impl Shadows {
@@ -147,6 +203,7 @@ impl Shadows {
             cache: true,
             cache_limit: DEFAULT_CACHE_LIMIT,
             protected: Vec::new(),
+            guard: OnceCell::new(),
             place: OnceCell::new(),
         }
     }
@@ -164,12 +221,33 @@ impl Shadows {
         self
     }
 
-    /// Refuses to reset this database if the dedicated shadow database turns out to be it
-    /// (SHADOW_DATABASE_URL set to DATABASE_URL by mistake).
+    /// Never resets or drops this database, whichever URL reaches it: when the host is
+    /// first contacted, a session to `live` places a marker that every reset and drop
+    /// looks for on its own server (SHADOW_DATABASE_URL naming DATABASE_URL with another
+    /// spelling is refused). `live` must then be reachable.
     pub fn protecting(mut self, live: &ConnInfo) -> Shadows {
-        self.protected
-            .push((live.target(), live.dbname().unwrap_or_default().to_string()));
+        self.protected.push(live.clone());
         self
+    }
+
+    /// The markers of the protected databases, placed on first use.
+    async fn keys(&self) -> Result<&[i64], ShadowError> {
+        let guard = self
+            .guard
+            .get_or_try_init(|| async {
+                let mut guard = Guard::default();
+                for info in &self.protected {
+                    let session = tend_pg::connect(info, &self.connect).await?;
+                    let marker = Marker::place(&session)
+                        .await
+                        .map_err(database("marking the database being compared", info))?;
+                    guard.keys.push(marker.key());
+                    guard._sessions.push(session);
+                }
+                Ok::<Guard, ShadowError>(guard)
+            })
+            .await?;
+        Ok(&guard.keys)
     }
 
     pub fn host(&self) -> &ShadowHost {
@@ -212,11 +290,18 @@ impl Shadows {
         let Place::Server(server) = self.place().await? else {
             return Ok(0);
         };
+        let keys = self.keys().await?;
         let session = tend_pg::connect(&server.admin, &self.connect).await?;
         let templates = own_templates(&session, &server.admin).await?;
         let mut dropped = 0;
-        for (name, _) in templates {
-            if drop_database(&session, &name, server.major, false)
+        for template in templates {
+            let ours = Ours {
+                name: &template.name,
+                tag: TEMPLATE_TAG,
+                oid: Some(template.oid),
+                keys,
+            };
+            if drop_ours(&session, &server.admin, &ours, server.major, false)
                 .await
                 .is_ok()
             {
@@ -233,19 +318,20 @@ impl Shadows {
         };
         let session = tend_pg::connect(&server.admin, &self.connect).await?;
         let templates = own_templates(&session, &server.admin).await?;
-        Ok(templates.into_iter().map(|(name, _)| name).collect())
+        Ok(templates.into_iter().map(|t| t.name).collect())
     }
 
     async fn place(&self) -> Result<&Place, ShadowError> {
         self.place.get_or_try_init(|| self.resolve()).await
     }
 
-    /// Contacts the host once to learn what it allows.
+    /// Contacts the host once to learn what it allows (and marks the protected databases).
     async fn resolve(&self) -> Result<Place, ShadowError> {
         let (info, dedicated) = match &self.host {
             ShadowHost::Dedicated(info) => (info, true),
             ShadowHost::Server(info) => (info, false),
         };
+        let keys = self.keys().await?;
         let session = tend_pg::connect(info, &self.connect).await?;
         let facts = ServerFacts::read(&session)
             .await
@@ -255,17 +341,18 @@ impl Shadows {
                 admin: info.clone(),
                 major: facts.major(),
                 user: facts.user,
+                creates_roles: facts.can_create_role,
+                superuser: facts.is_superuser,
             }));
         }
         if dedicated {
-            let target = info.target();
-            if self
-                .protected
-                .iter()
-                .any(|(t, d)| *t == target && *d == facts.database)
+            // Checked again, with the mark, right before each reset.
+            if is_protected(&session, keys, None)
+                .await
+                .map_err(database("checking the shadow database", info))?
             {
                 return Err(ShadowError::SameAsLive {
-                    target,
+                    target: info.target(),
                     dbname: facts.database,
                 });
             }
@@ -278,6 +365,8 @@ impl Shadows {
     }
 
     async fn build(&self, inputs: Inputs<'_>) -> Result<ShadowDb, ShadowError> {
+        // Nothing is made, and nothing runs, when a statement would reach outside.
+        inputs.check_inside()?;
         let server = match self.place().await? {
             Place::Reset(info) => {
                 let mut db = self.reset(info).await?;
@@ -297,15 +386,25 @@ impl Shadows {
             Vec::new()
         };
         let mut db = self.start_from_cache(server, &chain).await?;
-        let from = db.cached;
+        let mut from = db.cached;
         if let Err(err) = self.run(&mut db, &inputs, from).await {
             let _ = db.release().await;
-            return Err(err);
+            if from == 0 {
+                return Err(err);
+            }
+            // A cache is only ever a shortcut: the whole replay, from an empty database,
+            // decides (and names the failure, if it is one).
+            db = self.create(server, None).await?;
+            from = 0;
+            if let Err(err) = self.run(&mut db, &inputs, 0).await {
+                let _ = db.release().await;
+                return Err(err);
+            }
         }
         if let Some(last) = chain.last()
             && from < chain.len()
         {
-            self.save(server, &db.info, last).await;
+            self.save(server, &db, last).await;
         }
         Ok(db)
     }
@@ -323,8 +422,10 @@ impl Shadows {
         let cached = match tend_pg::connect(&server.admin, &self.connect).await {
             Ok(session) => session
                 .query(
-                    "SELECT datname::text FROM pg_database WHERE datname::text = ANY($1)",
-                    &[&chain],
+                    "SELECT datname::text FROM pg_database
+                      WHERE datname::text = ANY($1)
+                        AND starts_with(coalesce(shobj_description(oid, 'pg_database'), ''), $2)",
+                    &[&chain, &TEMPLATE_TAG],
                 )
                 .await
                 .map(|rows| {
@@ -350,17 +451,37 @@ impl Shadows {
         self.create(server, None).await
     }
 
-    /// A new temporary database, empty (from the server's default template) or cloned.
+    /// A new temporary database, empty (from the server's default template) or cloned,
+    /// marked as tend's. Where the admin may create roles, it is owned by a new temporary
+    /// role (with a clone's objects handed to it) and the replay connects as that role.
     async fn create(
         &self,
         server: &Server,
         template: Option<&str>,
     ) -> Result<ShadowDb, ShadowError> {
+        let keys = self.keys().await?.to_vec();
         let name = format!("{TEMPORARY_PREFIX}{}", uuid::Uuid::new_v4().simple());
         let session = tend_pg::connect(&server.admin, &self.connect).await?;
+        let role = if server.creates_roles {
+            Some(create_role(&session, server).await?)
+        } else {
+            None
+        };
+        let mut temporary = Temporary {
+            admin: server.admin.clone(),
+            name: name.clone(),
+            oid: None,
+            major: server.major,
+            connect: self.connect.clone(),
+            role: role.as_ref().map(|r| r.name.clone()),
+            keys,
+        };
         let mut sql = format!("CREATE DATABASE {}", quote_ident(&name));
         if let Some(template) = template {
             sql.push_str(&format!(" TEMPLATE {}", quote_ident(template)));
+        }
+        if let Some(role) = &role {
+            sql.push_str(&format!(" OWNER {}", quote_ident(&role.name)));
         }
         let mut attempt = 0;
         loop {
@@ -371,34 +492,60 @@ impl Shadows {
                 Err(err) if err.code() == Some(&SqlState::OBJECT_IN_USE) && attempt < 3 => {
                     tokio::time::sleep(Duration::from_millis(200)).await;
                 }
-                Err(err)
-                    if err.code() == Some(&SqlState::INSUFFICIENT_PRIVILEGE)
-                        && template.is_none() =>
-                {
-                    return Err(ShadowError::CannotCreateDatabase {
-                        target: server.admin.target(),
-                        user: server.user.clone(),
-                    });
-                }
                 Err(err) => {
+                    let _ = temporary.drop_role(&session).await;
+                    if err.code() == Some(&SqlState::INSUFFICIENT_PRIVILEGE) && template.is_none() {
+                        return Err(ShadowError::CannotCreateDatabase {
+                            target: server.admin.target(),
+                            user: server.user.clone(),
+                        });
+                    }
                     return Err(database("creating a shadow database", &server.admin)(err));
                 }
             }
         }
-        let _ = tag(&session, &name, TEMPORARY_TAG).await;
-        Ok(ShadowDb {
-            info: server.admin.with_dbname(&name),
+        // The mark, then the oid it is checked by: without both, the database is dropped
+        // now (it was made by the statement above) rather than left unmarked.
+        let marked = async {
+            tag(&session, &name, TEMPORARY_TAG).await?;
+            let oid: u32 = session
+                .query_one("SELECT oid FROM pg_database WHERE datname = $1", &[&name])
+                .await?
+                .get(0);
+            Ok::<u32, tokio_postgres::Error>(oid)
+        }
+        .await;
+        match marked {
+            Ok(oid) => temporary.oid = Some(oid),
+            Err(err) => {
+                let _ = drop_database(&session, &name, server.major, true).await;
+                let _ = temporary.drop_role(&session).await;
+                temporary.role = None;
+                return Err(database("marking a shadow database", &server.admin)(err));
+            }
+        }
+        let mut info = server.admin.with_dbname(&name);
+        if let Some(role) = &role {
+            info.set("user", role.name.clone());
+            info.set("password", role.password.clone());
+        }
+        let db = ShadowDb {
+            info,
             cached: 0,
             replayed: 0,
             template: None,
             connect: self.connect.clone(),
-            cleanup: Some(Cleanup::Drop(Temporary {
-                admin: server.admin.clone(),
-                name,
-                major: server.major,
-                connect: self.connect.clone(),
-            })),
-        })
+            cleanup: Some(Cleanup::Drop(temporary)),
+        };
+        if let (Some(role), Some(_)) = (&role, template) {
+            // Templates are the admin's: their objects go to this replay's role.
+            let clone = tend_pg::connect(&server.admin.with_dbname(&name), &self.connect).await?;
+            hand_over(&clone, &role.name).await.map_err(database(
+                "handing a cached replay to its role",
+                &server.admin,
+            ))?;
+        }
+        Ok(db)
     }
 
     /// The dedicated database, emptied, held under an advisory lock until released so that
@@ -417,6 +564,36 @@ impl Shadows {
             dbname: info.dbname().unwrap_or_default().to_string(),
             message: pg_message(&err),
         };
+        // Right before the reset, on the session that does it: never a protected database,
+        // and only one that carries tend's mark, or is empty (and is marked now).
+        let keys = self.keys().await?;
+        let row = client
+            .query_one(
+                &format!(
+                    "SELECT d.datname::text, coalesce(shobj_description(d.oid, 'pg_database'), ''),
+                            ({EMPTY_DATABASE})
+                       FROM pg_database d WHERE d.datname = current_database()"
+                ),
+                &[],
+            )
+            .await
+            .map_err(failed)?;
+        let (dbname, comment, empty): (String, String, bool) = (row.get(0), row.get(1), row.get(2));
+        if is_protected(client, keys, None).await.map_err(failed)? {
+            return Err(ShadowError::SameAsLive {
+                target: info.target(),
+                dbname,
+            });
+        }
+        if !comment.starts_with(DEDICATED_TAG) {
+            if !empty {
+                return Err(ShadowError::NotEmpty {
+                    target: info.target(),
+                    dbname,
+                });
+            }
+            tag(client, &dbname, DEDICATED_TAG).await.map_err(failed)?;
+        }
         let schemas: Vec<String> = client
             .query(
                 "SELECT nspname::text FROM pg_namespace
@@ -534,12 +711,16 @@ impl Shadows {
 
     /// Saves the replay in `source` as the template `name` (best effort: a cache that cannot
     /// be written only makes the next run slower), then prunes old templates.
-    async fn save(&self, server: &Server, source: &ConnInfo, name: &str) {
+    async fn save(&self, server: &Server, db: &ShadowDb, name: &str) {
         let Ok(session) = tend_pg::connect(&server.admin, &self.connect).await else {
             return;
         };
-        let Some(source) = source.dbname() else {
+        let Some(source) = db.info.dbname() else {
             return;
+        };
+        let role = match &db.cleanup {
+            Some(Cleanup::Drop(temporary)) => temporary.role.clone(),
+            _ => None,
         };
         let sql = format!(
             "CREATE DATABASE {} TEMPLATE {}",
@@ -560,6 +741,27 @@ impl Shadows {
                 Err(_) => return,
             }
         }
+        // A template outlives the replay's role: its objects become the admin's.
+        if let Some(role) = &role {
+            let handed = async {
+                let template = tend_pg::connect(&server.admin.with_dbname(name), &self.connect)
+                    .await
+                    .ok()?;
+                let role = quote_ident(role);
+                template
+                    .batch_execute(&format!(
+                        "REASSIGN OWNED BY {role} TO CURRENT_USER; DROP OWNED BY {role}"
+                    ))
+                    .await
+                    .ok()
+            }
+            .await;
+            if handed.is_none() {
+                // Just made under this name, not marked yet: no one else's.
+                let _ = drop_database(&session, name, server.major, true).await;
+                return;
+            }
+        }
         // Nobody may connect to a template: a session there would make clones fail.
         let _ = session
             .batch_execute(&format!(
@@ -574,35 +776,84 @@ impl Shadows {
     /// Keeps the `cache_limit` most recently used templates of this role, and drops
     /// temporary shadow databases left by processes that died long ago.
     async fn prune(&self, session: &Session, server: &Server) -> Result<(), ShadowError> {
+        let keys = self.keys().await?;
         let templates = own_templates(session, &server.admin).await?;
-        for (name, _) in templates.iter().skip(self.cache_limit) {
-            let _ = drop_database(session, name, server.major, false).await;
+        for template in templates.iter().skip(self.cache_limit) {
+            let ours = Ours {
+                name: &template.name,
+                tag: TEMPLATE_TAG,
+                oid: Some(template.oid),
+                keys,
+            };
+            let _ = drop_ours(session, &server.admin, &ours, server.major, false).await;
         }
         let rows = session
             .query(
-                "SELECT d.datname::text, coalesce(shobj_description(d.oid, 'pg_database'), '')
-                   FROM pg_database d
+                "SELECT d.datname::text, d.oid, coalesce(shobj_description(d.oid, 'pg_database'), '')
+                   FROM pg_database d JOIN pg_roles o ON o.oid = d.datdba
                   WHERE d.datname ~ '^tend_shadow_[0-9a-f]{32}$'
-                    AND d.datdba = (SELECT oid FROM pg_roles WHERE rolname = current_user)
+                    AND (o.rolname = current_user OR o.rolname ~ '^tend_shadow_role_[0-9a-f]{32}$')
                     AND NOT EXISTS (SELECT FROM pg_stat_activity a WHERE a.datid = d.oid)",
                 &[],
             )
             .await
             .map_err(database("listing shadow databases", &server.admin))?;
         let stale_before = now_millis().saturating_sub(STALE_AFTER.as_millis() as u64);
+        let stale = |comment: &str, tag: &str| {
+            comment
+                .strip_prefix(tag)
+                .and_then(|t| t.parse::<u64>().ok())
+                .is_some_and(|c| c < stale_before)
+        };
         for row in rows {
             let name: String = row.get(0);
-            let comment: String = row.get(1);
-            let created = comment
-                .strip_prefix(TEMPORARY_TAG)
-                .and_then(|t| t.parse::<u64>().ok());
-            if created.is_some_and(|c| c < stale_before) {
-                let _ = drop_database(session, &name, server.major, false).await;
+            let comment: String = row.get(2);
+            if stale(&comment, TEMPORARY_TAG) {
+                let ours = Ours {
+                    name: &name,
+                    tag: TEMPORARY_TAG,
+                    oid: Some(row.get(1)),
+                    keys,
+                };
+                let _ = drop_ours(session, &server.admin, &ours, server.major, false).await;
+            }
+        }
+        if server.creates_roles {
+            // Replay roles left by processes that died: only marked ones, long unused.
+            let roles = session
+                .query(
+                    "SELECT r.rolname::text, coalesce(shobj_description(r.oid, 'pg_authid'), '')
+                       FROM pg_roles r
+                      WHERE r.rolname ~ '^tend_shadow_role_[0-9a-f]{32}$'
+                        AND NOT EXISTS (SELECT FROM pg_stat_activity a WHERE a.usesysid = r.oid)",
+                    &[],
+                )
+                .await
+                .map_err(database("listing shadow replay roles", &server.admin))?;
+            for row in roles {
+                let (name, comment): (String, String) = (row.get(0), row.get(1));
+                if stale(&comment, ROLE_TAG) {
+                    let _ = session
+                        .batch_execute(&format!("DROP ROLE IF EXISTS {}", quote_ident(&name)))
+                        .await;
+                }
             }
         }
         Ok(())
     }
 }
+
+/// True in a database holding no user objects: no schema but `public`, nothing in `public`,
+/// no extension but plpgsql.
+const EMPTY_DATABASE: &str = "SELECT NOT EXISTS (SELECT FROM pg_namespace n
+        WHERE n.nspname NOT IN ('public', 'information_schema') AND n.nspname NOT LIKE 'pg\\_%')
+    AND NOT EXISTS (SELECT FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+        WHERE n.nspname = 'public')
+    AND NOT EXISTS (SELECT FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+        WHERE n.nspname = 'public')
+    AND NOT EXISTS (SELECT FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace
+        WHERE n.nspname = 'public')
+    AND NOT EXISTS (SELECT FROM pg_extension WHERE extname <> 'plpgsql')";
 
 /// What a shadow database is built from.
 enum Inputs<'a> {
@@ -611,6 +862,46 @@ enum Inputs<'a> {
 }
 
 impl Inputs<'_> {
+    /// Fails on the first statement that would reach outside the shadow database.
+    fn check_inside(&self) -> Result<(), ShadowError> {
+        let files: Vec<(&std::path::Path, &str)> = match self {
+            Inputs::Migrations(migrations, _) => migrations
+                .iter()
+                .map(|m| (m.path.as_path(), m.sql.as_str()))
+                .collect(),
+            Inputs::Sql(files) => files
+                .iter()
+                .map(|f| (f.path.as_path(), f.sql.as_str()))
+                .collect(),
+        };
+        for (path, sql) in files {
+            for statement in split(sql) {
+                if let Some(reach) = reaches_outside(statement.sql) {
+                    let mut start: String = statement
+                        .sql
+                        .split_whitespace()
+                        .collect::<Vec<_>>()
+                        .join(" ");
+                    // A string may hold a password: the statement is shown up to its first.
+                    if let Some(at) = start.find(['\'', '$']) {
+                        start.truncate(at);
+                        start = format!("{}...", start.trim_end());
+                    }
+                    if start.chars().count() > 80 {
+                        start = start.chars().take(77).collect::<String>() + "...";
+                    }
+                    return Err(ShadowError::ReachesOutside {
+                        path: path.to_path_buf(),
+                        line: statement.line,
+                        statement: start,
+                        reach,
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// The template name of each prefix: entry `i` holds the state after inputs `0..=i`.
     /// The key covers everything that changes the result: the server's major version, the
     /// role (which owns the objects), the history layout and schema, and each input.
@@ -692,17 +983,238 @@ enum Cleanup {
 struct Temporary {
     admin: ConnInfo,
     name: String,
+    /// The oid it was made with: the drop checks it, with the mark, right before.
+    oid: Option<u32>,
     major: u32,
     connect: ConnectOptions,
+    /// The temporary role the replay runs as, dropped after the database.
+    role: Option<String>,
+    /// The markers of the protected databases.
+    keys: Vec<i64>,
 }
 
 impl Temporary {
     async fn drop_now(&self) -> Result<(), ShadowError> {
         let session = tend_pg::connect(&self.admin, &self.connect).await?;
-        drop_database(&session, &self.name, self.major, true)
-            .await
-            .map_err(database("dropping a shadow database", &self.admin))
+        let dropped = match self.oid {
+            Some(oid) => {
+                let ours = Ours {
+                    name: &self.name,
+                    tag: TEMPORARY_TAG,
+                    oid: Some(oid),
+                    keys: &self.keys,
+                };
+                drop_ours(&session, &self.admin, &ours, self.major, true).await
+            }
+            None => Ok(()),
+        };
+        let role = self.drop_role(&session).await;
+        dropped?;
+        role
     }
+
+    /// Drops the replay role, when it carries tend's mark.
+    async fn drop_role(&self, session: &Session) -> Result<(), ShadowError> {
+        let Some(role) = &self.role else {
+            return Ok(());
+        };
+        let comment: Option<String> = session
+            .query_opt(
+                "SELECT coalesce(shobj_description(oid, 'pg_authid'), '') FROM pg_roles
+                  WHERE rolname = $1",
+                &[role],
+            )
+            .await
+            .map_err(database("reading a replay role", &self.admin))?
+            .map(|row| row.get(0));
+        match comment {
+            None => Ok(()),
+            Some(comment) if comment.starts_with(ROLE_TAG) => session
+                .batch_execute(&format!("DROP ROLE IF EXISTS {}", quote_ident(role)))
+                .await
+                .map_err(database("dropping a replay role", &self.admin)),
+            Some(_) => Err(ShadowError::NotOurs {
+                target: self.admin.target(),
+                dbname: role.clone(),
+                why: "the role does not carry tend's mark",
+            }),
+        }
+    }
+}
+
+/// A temporary role for one replay: it may log in and owns the shadow database, nothing
+/// more.
+struct ReplayRole {
+    name: String,
+    password: String,
+}
+
+async fn create_role(session: &Session, server: &Server) -> Result<ReplayRole, ShadowError> {
+    let name = format!("{ROLE_PREFIX}{}", uuid::Uuid::new_v4().simple());
+    let password = format!(
+        "{}{}",
+        uuid::Uuid::new_v4().simple(),
+        uuid::Uuid::new_v4().simple()
+    );
+    let quoted = quote_ident(&name);
+    session
+        .batch_execute(&format!(
+            "CREATE ROLE {quoted} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION \
+             NOBYPASSRLS PASSWORD {}",
+            quote_literal(&password)
+        ))
+        .await
+        .map_err(database("creating a replay role", &server.admin))?;
+    let mut setup = format!(
+        "COMMENT ON ROLE {quoted} IS {};",
+        quote_literal(&format!("{ROLE_TAG}{}", now_millis()))
+    );
+    if !server.superuser {
+        // CREATE DATABASE ... OWNER and REASSIGN OWNED need the admin to be a member.
+        setup.push_str(&format!("GRANT {quoted} TO CURRENT_USER;"));
+    }
+    if let Err(err) = session.batch_execute(&setup).await {
+        let _ = session
+            .batch_execute(&format!("DROP ROLE IF EXISTS {quoted}"))
+            .await;
+        return Err(database("setting up a replay role", &server.admin)(err));
+    }
+    Ok(ReplayRole { name, password })
+}
+
+/// Hands the objects of a clone (the admin's, in a template) to the replay role, so that the
+/// rest of the replay can change them. Extension members stay with their extension.
+async fn hand_over(session: &Session, role: &str) -> Result<(), tokio_postgres::Error> {
+    let rows = session
+        .query(
+            "WITH me AS (SELECT oid FROM pg_roles WHERE rolname = current_user),
+                  sys AS (SELECT oid FROM pg_namespace
+                           WHERE nspname LIKE 'pg\\_%' OR nspname = 'information_schema'),
+                  member AS (SELECT classid, objid FROM pg_depend WHERE deptype = 'e')
+             SELECT 0, format('ALTER SCHEMA %I OWNER TO %I', n.nspname, $1::text)
+               FROM pg_namespace n, me
+              WHERE n.nspowner = me.oid AND n.oid NOT IN (SELECT oid FROM sys)
+                AND NOT EXISTS (SELECT FROM member m
+                                 WHERE m.classid = 'pg_namespace'::regclass AND m.objid = n.oid)
+             UNION ALL
+             SELECT 1, format('ALTER %s %s OWNER TO %I',
+                        CASE c.relkind WHEN 'S' THEN 'SEQUENCE' WHEN 'v' THEN 'VIEW'
+                             WHEN 'm' THEN 'MATERIALIZED VIEW' WHEN 'f' THEN 'FOREIGN TABLE'
+                             ELSE 'TABLE' END, c.oid::regclass, $1::text)
+               FROM pg_class c, me
+              WHERE c.relowner = me.oid AND c.relkind IN ('r', 'p', 'v', 'm', 'f', 'S')
+                AND c.relnamespace NOT IN (SELECT oid FROM sys)
+                AND NOT EXISTS (SELECT FROM member m
+                                 WHERE m.classid = 'pg_class'::regclass AND m.objid = c.oid)
+                AND NOT (c.relkind = 'S' AND EXISTS (SELECT FROM pg_depend d
+                          WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid
+                            AND d.deptype IN ('a', 'i')))
+             UNION ALL
+             SELECT 2, format('ALTER ROUTINE %s OWNER TO %I', p.oid::regprocedure, $1::text)
+               FROM pg_proc p, me
+              WHERE p.proowner = me.oid AND p.pronamespace NOT IN (SELECT oid FROM sys)
+                AND NOT EXISTS (SELECT FROM member m
+                                 WHERE m.classid = 'pg_proc'::regclass AND m.objid = p.oid)
+             UNION ALL
+             SELECT 2, format('ALTER %s %s OWNER TO %I',
+                        CASE t.typtype WHEN 'd' THEN 'DOMAIN' ELSE 'TYPE' END,
+                        t.oid::regtype, $1::text)
+               FROM pg_type t, me
+              WHERE t.typowner = me.oid AND t.typnamespace NOT IN (SELECT oid FROM sys)
+                AND NOT EXISTS (SELECT FROM member m
+                                 WHERE m.classid = 'pg_type'::regclass AND m.objid = t.oid)
+                AND (t.typtype IN ('e', 'd', 'r')
+                     OR t.typtype = 'c' AND (SELECT relkind FROM pg_class
+                                              WHERE oid = t.typrelid) = 'c')
+             ORDER BY 1",
+            &[&role],
+        )
+        .await?;
+    for row in rows {
+        let sql: String = row.get(1);
+        session.batch_execute(&sql).await?;
+    }
+    Ok(())
+}
+
+/// A database tend means to drop: its name, the mark it must carry and, when known, the oid
+/// it was made with.
+struct Ours<'a> {
+    name: &'a str,
+    tag: &'static str,
+    oid: Option<u32>,
+    keys: &'a [i64],
+}
+
+/// Drops a database only when, right now on this session, it carries `ours.tag`, has the
+/// oid tend made it with, and is not a protected database. Gone already is fine.
+async fn drop_ours(
+    session: &Session,
+    admin: &ConnInfo,
+    ours: &Ours<'_>,
+    major: u32,
+    force: bool,
+) -> Result<(), ShadowError> {
+    let row = session
+        .query_opt(
+            "SELECT oid, coalesce(shobj_description(oid, 'pg_database'), '') FROM pg_database
+              WHERE datname = $1",
+            &[&ours.name],
+        )
+        .await
+        .map_err(database("reading a shadow database", admin))?;
+    let Some(row) = row else {
+        return Ok(());
+    };
+    let (oid, comment): (u32, String) = (row.get(0), row.get(1));
+    let refuse = |why: &'static str| ShadowError::NotOurs {
+        target: admin.target(),
+        dbname: ours.name.to_string(),
+        why,
+    };
+    if !comment.starts_with(ours.tag) {
+        return Err(refuse("it does not carry tend's mark"));
+    }
+    if ours.oid.is_some_and(|made| made != oid) {
+        return Err(refuse("it is not the database tend made under that name"));
+    }
+    if is_protected(session, ours.keys, Some(oid))
+        .await
+        .map_err(database("checking a shadow database", admin))?
+    {
+        return Err(refuse("it is the database being compared"));
+    }
+    drop_database(session, ours.name, major, force)
+        .await
+        .map_err(database("dropping a shadow database", admin))
+}
+
+/// Whether the database `oid` (the session's own when `None`) is one a marker in `keys`
+/// protects, as seen from this session's server.
+async fn is_protected(
+    client: &tokio_postgres::Client,
+    keys: &[i64],
+    oid: Option<u32>,
+) -> Result<bool, tokio_postgres::Error> {
+    if keys.is_empty() {
+        return Ok(false);
+    }
+    let oid = match oid {
+        Some(oid) => oid,
+        None => client
+            .query_one(
+                "SELECT oid FROM pg_database WHERE datname = current_database()",
+                &[],
+            )
+            .await?
+            .get(0),
+    };
+    for key in keys {
+        if tend_pg::identity::find_marker(client, *key).await? == Some(oid) {
+            return Ok(true);
+        }
+    }
+    Ok(false)
 }
 
 impl ShadowDb {
@@ -774,15 +1286,19 @@ where
     receive.await.expect("the shadow replay thread panicked")
 }
 
+/// A cached replay.
+struct Template {
+    name: String,
+    oid: u32,
+    used: u64,
+}
+
 /// This role's templates, most recently used first (untagged ones, from an interrupted
-/// save, last).
-async fn own_templates(
-    session: &Session,
-    admin: &ConnInfo,
-) -> Result<Vec<(String, u64)>, ShadowError> {
+/// save, are never used nor dropped: tend cannot tell them from someone else's).
+async fn own_templates(session: &Session, admin: &ConnInfo) -> Result<Vec<Template>, ShadowError> {
     let rows = session
         .query(
-            "SELECT d.datname::text, coalesce(shobj_description(d.oid, 'pg_database'), '')
+            "SELECT d.datname::text, d.oid, coalesce(shobj_description(d.oid, 'pg_database'), '')
                FROM pg_database d
               WHERE d.datname ~ '^tend_shadow_tpl_[0-9a-f]{16}$'
                 AND d.datdba = (SELECT oid FROM pg_roles WHERE rolname = current_user)",
@@ -790,18 +1306,19 @@ async fn own_templates(
         )
         .await
         .map_err(database("listing cached shadow databases", admin))?;
-    let mut templates: Vec<(String, u64)> = rows
+    let mut templates: Vec<Template> = rows
         .iter()
-        .map(|row| {
-            let comment: String = row.get(1);
-            let used = comment
-                .strip_prefix(TEMPLATE_TAG)
-                .and_then(|t| t.parse().ok())
-                .unwrap_or(0);
-            (row.get(0), used)
+        .filter_map(|row| {
+            let comment: String = row.get(2);
+            let used = comment.strip_prefix(TEMPLATE_TAG)?.parse().ok()?;
+            Some(Template {
+                name: row.get(0),
+                oid: row.get(1),
+                used,
+            })
         })
         .collect();
-    templates.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    templates.sort_by(|a, b| b.used.cmp(&a.used).then_with(|| a.name.cmp(&b.name)));
     Ok(templates)
 }
 
@@ -839,7 +1356,11 @@ async fn drop_database(
 }
 
 /// Marks a database as tend's, with the time now.
-async fn tag(session: &Session, name: &str, tag: &str) -> Result<(), tokio_postgres::Error> {
+async fn tag(
+    session: &tokio_postgres::Client,
+    name: &str,
+    tag: &str,
+) -> Result<(), tokio_postgres::Error> {
     session
         .batch_execute(&format!(
             "COMMENT ON DATABASE {} IS {}",
@@ -923,15 +1444,9 @@ fn sql_failure(file: &SqlFile, line: usize, err: &tokio_postgres::Error) -> Shad
     }
 }
 
-/// PostgreSQL's message (and detail), or the driver's.
+/// PostgreSQL's message, detail and SQLSTATE, or the driver's words.
 fn pg_message(err: &tokio_postgres::Error) -> String {
-    match err.as_db_error() {
-        Some(db) => match db.detail() {
-            Some(detail) => format!("{} ({detail})", db.message()),
-            None => db.message().to_string(),
-        },
-        None => err.to_string(),
-    }
+    tend_pg::error_text(err)
 }
 
 fn database(action: &str, info: &ConnInfo) -> impl FnOnce(tokio_postgres::Error) -> ShadowError {

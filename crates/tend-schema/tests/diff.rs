@@ -90,11 +90,17 @@ fn converge_keeping(from: &str, to: &str, options: &DiffOptions) -> (Plan, TestD
     let target = database(to);
     let before = model_of(&source);
     let after = model_of(&target);
+    let same = diff(&after, &after, &DiffOptions::default());
     assert!(
-        diff(&after, &after, &DiffOptions::default()).is_empty(),
+        same.is_empty() && same.objects.is_empty(),
         "a state against itself must be empty"
     );
     let plan = diff(&before, &after, options);
+    assert!(
+        plan.is_empty() || !plan.objects.is_empty(),
+        "a plan with steps lists what differs\n{}",
+        plan.to_sql(true)
+    );
     let script = plan.to_sql(true);
     if let Err(e) = psql_file(&source, &script) {
         panic!("the plan failed:\n{e}\n--- plan ---\n{script}");
@@ -814,4 +820,44 @@ fn a_rename_hint_the_target_does_not_bear_out_is_ignored_with_a_warning() {
     let plan = diff(&model, &model, &options);
     assert!(plan.is_empty(), "{}", plan.to_sql(true));
     assert_eq!(plan.warnings.len(), 2, "{:?}", plan.warnings);
+}
+
+/// The listing of what differs names each object once, under one name, with its old and new
+/// values: an enum swapped is one `enum` (not also a `type`), a dropped column takes its
+/// key and index along, a created table its `serial` sequence, a dropped one its identity,
+/// and a constraint trigger is one trigger.
+#[test]
+fn drift_lists_each_object_once_with_old_and_new_values() {
+    let from = "CREATE TYPE public.status AS ENUM ('a', 'b', 'c');
+        CREATE FUNCTION public.check_t() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN NEW; END $$;
+        CREATE TABLE public.t (id serial PRIMARY KEY, n integer DEFAULT 1, s public.status, gone text UNIQUE);
+        CREATE INDEX t_gone ON public.t (gone);
+        CREATE TABLE public.old (id int GENERATED ALWAYS AS IDENTITY PRIMARY KEY)";
+    let to = "CREATE TYPE public.status AS ENUM ('c', 'a');
+        CREATE FUNCTION public.check_t() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN NEW; END $$;
+        CREATE TABLE public.t (id serial PRIMARY KEY, n bigint DEFAULT 2, s public.status);
+        CREATE CONSTRAINT TRIGGER t_check AFTER INSERT ON public.t DEFERRABLE FOR EACH ROW EXECUTE FUNCTION public.check_t();
+        CREATE TABLE public.fresh (id bigserial PRIMARY KEY, x int UNIQUE)";
+    let plan = converge(from, to, &plain());
+    let listed: Vec<String> = plan
+        .objects
+        .iter()
+        .map(|o| {
+            let details: Vec<String> = o.differences.iter().map(|d| d.describe(80)).collect();
+            format!("{} {:?}: {}", o.object, o.change, details.join("; "))
+        })
+        .collect();
+    assert_eq!(
+        listed,
+        vec![
+            "enum public.status Alter: values 'a', 'b', 'c' -> 'c', 'a'",
+            "table public.fresh Create: ",
+            "table public.old Drop: ",
+            "column public.t.gone Drop: constraint t_gone_key UNIQUE (gone) -> none; index t_gone CREATE INDEX t_gone ON public.t USING btree (gone) -> none",
+            "column public.t.n Alter: type integer -> bigint; default 1 -> 2",
+            "trigger t_check on public.t Create: ",
+        ],
+        "{}",
+        plan.to_sql(true)
+    );
 }

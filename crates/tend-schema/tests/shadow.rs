@@ -448,8 +448,45 @@ async fn release_and_drop_both_remove_the_temporary_database() {
     assert!(!database_exists(&name).await);
 }
 
+/// Schemas other than the system's in a database.
+async fn user_schemas(info: &ConnInfo) -> Vec<String> {
+    column(
+        info,
+        "SELECT nspname FROM pg_namespace WHERE nspname NOT LIKE 'pg\\_%' AND nspname <> 'information_schema' ORDER BY 1",
+    )
+    .await
+}
+
 #[tokio::test]
-async fn dedicated_database_without_createdb_is_reset_and_reused() {
+async fn dedicated_database_holding_objects_without_the_mark_is_refused_and_untouched() {
+    let db = TestDb::create();
+    let role = "tend_shadow_dedicated_full";
+    let Some(info) = TestServer::get().password_user(role, "full-secret", &db.name) else {
+        return;
+    };
+    admin(&format!("ALTER DATABASE {} OWNER TO {role}", db.name)).await;
+    db.execute(&format!(
+        "CREATE SCHEMA app AUTHORIZATION {role}; CREATE TABLE app.t (id int); INSERT INTO app.t SELECT generate_series(1, 1000)"
+    ));
+    let shadows = Shadows::new(
+        ShadowHost::Dedicated(info.clone()),
+        ConnectOptions::default(),
+    );
+    let err = shadows.empty().await.unwrap_err();
+    assert!(matches!(err, ShadowError::NotEmpty { .. }), "{err:?}");
+    let message = err.to_string();
+    assert!(message.contains(&db.name), "{message}");
+    assert!(message.contains("SHADOW_DATABASE_URL"), "{message}");
+    assert!(!message.contains("full-secret"), "{message}");
+    assert_eq!(
+        column(&db.info, "SELECT count(*) FROM app.t").await,
+        ["1000"]
+    );
+    admin(&format!("ALTER DATABASE {} OWNER TO CURRENT_USER", db.name)).await;
+}
+
+#[tokio::test]
+async fn dedicated_database_without_createdb_is_marked_when_empty_then_reset_and_reused() {
     let db = TestDb::create();
     let role = "tend_shadow_dedicated";
     let Some(info) = TestServer::get().password_user(role, "dedicated-secret", &db.name) else {
@@ -460,9 +497,6 @@ async fn dedicated_database_without_createdb_is_reset_and_reused() {
         db.name, db.name
     ))
     .await;
-    db.execute(&format!(
-        "CREATE SCHEMA junk AUTHORIZATION {role}; CREATE TABLE junk.t (id int); CREATE TABLE public.leftover (id int)"
-    ));
     let dir = tempfile::tempdir().unwrap();
     write(
         dir.path(),
@@ -476,20 +510,19 @@ async fn dedicated_database_without_createdb_is_reset_and_reused() {
         ConnectOptions::default(),
     );
     assert!(!shadows.caches().await.unwrap());
+    // Empty: tend marks it as its own and uses it.
     let first = shadows
         .replay_migrations(&migrations, Format::Tend)
         .await
         .unwrap();
     assert_eq!(first.info.dbname(), Some(db.name.as_str()));
     assert_eq!((first.cached, first.replayed), (0, 1));
-    assert_eq!(
-        column(
-            &first.info,
-            "SELECT nspname FROM pg_namespace WHERE nspname NOT LIKE 'pg\\_%' AND nspname <> 'information_schema' ORDER BY 1"
-        )
-        .await,
-        ["public"]
-    );
+    let mark = column(
+        &db.info,
+        "SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = current_database()",
+    )
+    .await;
+    assert!(mark[0].starts_with("tend shadow database"), "{mark:?}");
     assert_eq!(
         column(
             &first.info,
@@ -501,12 +534,16 @@ async fn dedicated_database_without_createdb_is_reset_and_reused() {
     let first_ids = history_ids(&first.info, "_tend_migrations").await;
     first.release().await.unwrap();
 
-    // The next use starts from an empty database again: the migration runs afresh.
+    // Marked: what is left in it (the last replay, and anything else) is reset.
+    db.execute(&format!(
+        "CREATE SCHEMA junk AUTHORIZATION {role}; CREATE TABLE junk.t (id int); CREATE TABLE public.leftover (id int)"
+    ));
     let second = shadows
         .replay_migrations(&migrations, Format::Tend)
         .await
         .unwrap();
     assert_eq!(second.replayed, 1);
+    assert_eq!(user_schemas(&second.info).await, ["public"]);
     let second_ids = history_ids(&second.info, "_tend_migrations").await;
     assert_eq!(second_ids.len(), 1);
     assert_ne!(second_ids, first_ids);
@@ -524,18 +561,54 @@ async fn dedicated_database_without_createdb_is_reset_and_reused() {
     drop(empty);
     assert_eq!(shadows.clear_cache().await.unwrap(), 0);
     assert_eq!(owned_by(role).await, std::slice::from_ref(&db.name));
+    admin(&format!("ALTER DATABASE {} OWNER TO CURRENT_USER", db.name)).await;
+}
 
-    // Never the database being compared.
-    let err = Shadows::new(
-        ShadowHost::Dedicated(info.clone()),
-        ConnectOptions::default(),
+#[tokio::test]
+async fn dedicated_database_that_is_the_protected_one_is_refused_whatever_its_spelling() {
+    let db = TestDb::create();
+    let role = "tend_shadow_dedicated_live";
+    let Some(info) = TestServer::get().password_user(role, "live-secret", &db.name) else {
+        return;
+    };
+    admin(&format!("ALTER DATABASE {} OWNER TO {role}", db.name)).await;
+    let socket = column(
+        &db.info,
+        "SELECT current_setting('unix_socket_directories')",
     )
-    .protecting(&info)
-    .empty()
-    .await
-    .unwrap_err();
-    assert!(matches!(err, ShadowError::SameAsLive { .. }), "{err:?}");
-    assert!(!err.to_string().contains("dedicated-secret"));
+    .await;
+    let socket = socket[0].split(',').next().unwrap().trim().to_string();
+    let mut localhost = info.clone();
+    localhost.set("host", "localhost");
+    let mut via_socket = info.clone();
+    via_socket.set("host", socket);
+    // Even marked as a shadow database (the mark is no licence to reset the live one).
+    admin(&format!(
+        "COMMENT ON DATABASE {} IS 'tend shadow database, reset before each use; marked 1'",
+        db.name
+    ))
+    .await;
+    db.execute(&format!(
+        "CREATE TABLE live_rows (id int); INSERT INTO live_rows SELECT generate_series(1, 5000); ALTER TABLE live_rows OWNER TO {role}"
+    ));
+    for shadow in [&info, &localhost, &via_socket] {
+        for live in [&info, &localhost, &via_socket, &db.info] {
+            let err = Shadows::new(
+                ShadowHost::Dedicated(shadow.clone()),
+                ConnectOptions::default(),
+            )
+            .protecting(live)
+            .empty()
+            .await
+            .unwrap_err();
+            assert!(matches!(err, ShadowError::SameAsLive { .. }), "{err:?}");
+            assert!(!err.to_string().contains("live-secret"));
+        }
+    }
+    assert_eq!(
+        column(&db.info, "SELECT count(*) FROM live_rows").await,
+        ["5000"]
+    );
     admin(&format!("ALTER DATABASE {} OWNER TO CURRENT_USER", db.name)).await;
 }
 

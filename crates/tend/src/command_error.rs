@@ -20,6 +20,8 @@ pub mod exit {
     pub const TOOL: i32 = 5;
     /// A destructive action was not confirmed.
     pub const ABORTED: i32 = 6;
+    /// Stopped by SIGINT or SIGTERM (the shell's 128 + SIGINT).
+    pub const INTERRUPTED: i32 = 130;
     /// A bug in tend (a panic; Rust's own code for it is 101).
     #[allow(dead_code)]
     pub const INTERNAL: i32 = 101;
@@ -33,6 +35,7 @@ pub enum ErrorKind {
     Connection,
     Tool,
     Aborted,
+    Interrupted,
 }
 
 impl ErrorKind {
@@ -43,6 +46,7 @@ impl ErrorKind {
             ErrorKind::Connection => exit::CONNECTION,
             ErrorKind::Tool => exit::TOOL,
             ErrorKind::Aborted => exit::ABORTED,
+            ErrorKind::Interrupted => exit::INTERRUPTED,
         }
     }
 }

@@ -28,6 +28,33 @@ pub enum TargetOrigin {
     LocalCluster,
 }
 
+/// Why a command needs the project's local cluster. A server tend starts keeps running
+/// after the command (the next one is faster), so whenever tend starts it without being
+/// asked to, it says why and how to stop it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClusterUse {
+    /// The user asked for it (`tend dev ...`, `tend demo`).
+    Asked,
+    /// No database is configured: the command works on the local cluster.
+    EmbeddedDefault,
+    /// Shadow databases where migrations or desired-state SQL are replayed.
+    Shadow,
+    /// The scratch server of a restore drill.
+    Scratch,
+}
+
+impl ClusterUse {
+    /// Why the server is started, for the notice; `None` when the user asked.
+    fn reason(self) -> Option<&'static str> {
+        match self {
+            ClusterUse::Asked => None,
+            ClusterUse::EmbeddedDefault => Some("because no database is configured"),
+            ClusterUse::Shadow => Some("for the shadow databases where migrations are replayed"),
+            ClusterUse::Scratch => Some("as the scratch server of the restore drill"),
+        }
+    }
+}
+
 impl Context<'_> {
     /// The project's local cluster under `.tend/`.
     pub fn local_cluster(&self) -> LocalCluster {
@@ -43,9 +70,9 @@ impl Context<'_> {
     pub fn start_local_cluster(
         &self,
         dbname: &str,
-        announce: bool,
+        why: ClusterUse,
     ) -> Result<ConnInfo, CommandError> {
-        start_local_cluster(&self.settings, self.out, dbname, announce)
+        start_local_cluster(&self.settings, self.out, dbname, why)
     }
 
     /// Opens a session.
@@ -66,7 +93,7 @@ pub fn resolve_target(settings: &Settings, out: &Output) -> Result<Target, Comma
         });
     }
     let dbname = settings.text("dev.database").unwrap_or("app").to_string();
-    let info = start_local_cluster(settings, out, &dbname, true)?;
+    let info = start_local_cluster(settings, out, &dbname, ClusterUse::EmbeddedDefault)?;
     Ok(Target {
         info,
         origin: TargetOrigin::LocalCluster,
@@ -78,7 +105,7 @@ pub fn start_local_cluster(
     settings: &Settings,
     out: &Output,
     dbname: &str,
-    announce: bool,
+    why: ClusterUse,
 ) -> Result<ConnInfo, CommandError> {
     let cluster = local_cluster(settings);
     let started = cluster.start(&mut |event| match event {
@@ -88,14 +115,17 @@ pub fn start_local_cluster(
                 data_dir.display()
             ));
         }
-        ClusterEvent::Starting { port } => {
-            out.notice(format!(
+        ClusterEvent::Starting { port } => match why.reason() {
+            None => out.notice(format!(
                 "Starting the local PostgreSQL server on 127.0.0.1:{port}"
-            ));
-        }
+            )),
+            Some(reason) => out.notice(format!(
+                "Starting the project's local PostgreSQL server on 127.0.0.1:{port} {reason}; it keeps running after this command (`tend dev stop` stops it)"
+            )),
+        },
     })?;
     let info = cluster.conninfo(started.port, dbname);
-    if announce {
+    if why == ClusterUse::EmbeddedDefault {
         out.notice(format!(
             "No database configured (DATABASE_URL or database.url): using the local cluster, {}",
             info.redacted()

@@ -25,9 +25,7 @@ fn main() {
     );
     if let Some(url) = &cli.global.database_url {
         // Mask the flag's password even when the URL fails to parse.
-        if let Ok(info) = tend_pg::ConnInfo::parse(url) {
-            out.add_secrets(info.secrets());
-        }
+        out.add_secrets(tend_pg::conninfo::secret_candidates(url));
     }
     let code = match commands::run(cli, &mut out) {
         Ok(code) => code,
@@ -42,16 +40,24 @@ fn main() {
 /// clap's own exit for help, version and usage errors; with `--json`, a usage error is also
 /// a JSON document on stdout, like every other error.
 fn usage_error(err: clap::Error) -> ! {
+    // clap echoes arguments it could not place; one may be a URL with a password.
+    let secrets: Vec<String> = std::env::args_os()
+        .map(|a| a.to_string_lossy().into_owned())
+        .flat_map(|a| tend_pg::conninfo::secret_candidates(&a))
+        .filter(|s| s.len() >= 3)
+        .collect();
     let is_usage = !matches!(
         err.kind(),
         ClapErrorKind::DisplayHelp
             | ClapErrorKind::DisplayVersion
             | ClapErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
     );
-    if is_usage && std::env::args().any(|a| a == "--json") {
-        let message = err
-            .render()
-            .to_string()
+    if !is_usage {
+        err.exit()
+    }
+    let rendered = tend_pg::conninfo::scrub(&err.render().to_string(), &secrets);
+    if std::env::args_os().any(|a| a == "--json") {
+        let message = rendered
             .lines()
             .next()
             .unwrap_or_default()
@@ -70,5 +76,6 @@ fn usage_error(err: clap::Error) -> ! {
             serde_json::to_string_pretty(&doc).expect("JSON values serialize")
         );
     }
-    err.exit()
+    eprint!("{rendered}");
+    std::process::exit(err.exit_code())
 }

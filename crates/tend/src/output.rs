@@ -45,13 +45,7 @@ impl Output {
 
     /// The text with every known secret and every URL password masked.
     pub fn scrub(&self, text: &str) -> String {
-        let mut text = tend_pg::redact_text(text);
-        for secret in &self.secrets {
-            if text.contains(secret.as_str()) {
-                text = text.replace(secret.as_str(), tend_pg::conninfo::MASK);
-            }
-        }
-        text
+        tend_pg::conninfo::scrub(text, &self.secrets)
     }
 
     /// A line of the command's result on stdout (human mode only).

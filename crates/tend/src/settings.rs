@@ -352,8 +352,25 @@ pub enum ConfigError {
         #[source]
         source: std::io::Error,
     },
-    #[error("{} is not valid TOML: {message}", path.display())]
-    Syntax { path: PathBuf, message: String },
+    #[error("{} is not valid TOML (line {line}): {message}", path.display())]
+    Syntax {
+        path: PathBuf,
+        line: usize,
+        message: String,
+    },
+    #[error(
+        "{} line {line} is not valid UTF-8; save the file as UTF-8 (tend reads nothing from a file it cannot decode)",
+        path.display()
+    )]
+    NotUtf8 { path: PathBuf, line: usize },
+    #[error("{} line {line} {reason}", path.display())]
+    DotEnvSyntax {
+        path: PathBuf,
+        line: usize,
+        reason: &'static str,
+    },
+    #[error("the environment variable {var} is not valid UTF-8; set it to UTF-8 text or unset it")]
+    EnvNotUnicode { var: String },
     #[error("unknown key `{key}` in {}{}", path.display(), suggestion(.nearest))]
     UnknownKey {
         key: String,
@@ -495,7 +512,7 @@ impl Settings {
             checks = contents.checks;
         }
         let dotenv_path = project_root.join(".env");
-        let dotenv = read_dotenv(&dotenv_path);
+        let dotenv = read_dotenv(&dotenv_path)?;
         for key in KEYS {
             for var in key.env {
                 if let Some(value) = env(var).filter(|v| !v.is_empty()) {
@@ -548,18 +565,20 @@ impl Settings {
         }
         // The variables these teams' scripts already use, mapped onto checks.
         let dotenv_or_env = |var: &str| env(var).or_else(|| dotenv.get(var).cloned());
-        for (var, check, scale) in [
-            ("DB_QUERY_TIME_THRESHOLD", "queries.long_running", 0.001),
-            ("DB_CONNECTION_COUNT_THRESHOLD", "connections.count", 1.0),
-        ] {
+        for &(var, check, scale) in THRESHOLD_VARS {
             if let Some(raw) = dotenv_or_env(var).filter(|v| !v.is_empty()) {
-                let number: f64 = raw.trim().parse().map_err(|_| ConfigError::Invalid {
-                    key: check,
-                    origin: Source::Env {
-                        var: var.to_string(),
-                    },
-                    reason: format!("{var} must be a number"),
-                })?;
+                let number: f64 = raw
+                    .trim()
+                    .parse()
+                    .ok()
+                    .filter(|n: &f64| n.is_finite() && *n >= 0.0 && *n <= 1e15)
+                    .ok_or_else(|| ConfigError::Invalid {
+                        key: check,
+                        origin: Source::Env {
+                            var: var.to_string(),
+                        },
+                        reason: format!("{var} must be a number from 0 to 10^15"),
+                    })?;
                 checks
                     .entry(check.to_string())
                     .or_insert_with(tend_ops::CheckOverride::default)
@@ -587,6 +606,32 @@ impl Settings {
         Ok(settings)
     }
 
+    /// The defaults alone, with no file and no environment read: what `doctor` checks the
+    /// tools with when the configuration cannot be read.
+    pub fn defaults(project_root: &Path) -> Settings {
+        let values = KEYS
+            .iter()
+            .filter_map(|key| {
+                key.default.map(|default| {
+                    (
+                        key.name,
+                        Sourced {
+                            value: default.to_string(),
+                            source: Source::Default,
+                        },
+                    )
+                })
+            })
+            .collect();
+        Settings {
+            values,
+            checks: BTreeMap::new(),
+            project_root: project_root.to_path_buf(),
+            config_file: None,
+            tools: std::sync::OnceLock::new(),
+        }
+    }
+
     fn validate(&self) -> Result<(), ConfigError> {
         for key in KEYS {
             let Some(sourced) = self.values.get(key.name) else {
@@ -602,13 +647,29 @@ impl Settings {
                     ConnInfo::parse(&sourced.value).map_err(|e| invalid(e.to_string()))?;
                 }
                 Kind::Integer => {
-                    sourced
+                    let range = integer_range(key.name);
+                    let in_range = sourced
                         .value
+                        .trim()
                         .parse::<u32>()
-                        .map_err(|_| invalid("it must be a whole number".into()))?;
+                        .is_ok_and(|n| range.contains(&n));
+                    if !in_range {
+                        return Err(invalid(format!(
+                            "it must be a whole number from {} to {}",
+                            range.start(),
+                            range.end()
+                        )));
+                    }
                 }
                 Kind::Duration => {
-                    parse_duration(&sourced.value).map_err(invalid)?;
+                    let duration = parse_duration(&sourced.value).map_err(invalid)?;
+                    let max = duration_max(key.name);
+                    if duration > max {
+                        return Err(invalid(format!(
+                            "it must be at most {}",
+                            describe_duration(max)
+                        )));
+                    }
                 }
                 Kind::Choice(choices) => {
                     if !choices.contains(&sourced.value.as_str()) {
@@ -635,7 +696,7 @@ impl Settings {
     }
 
     pub fn integer(&self, key: &str) -> Option<u32> {
-        self.text(key).and_then(|v| v.parse().ok())
+        self.text(key).and_then(|v| v.trim().parse().ok())
     }
 
     pub fn duration(&self, key: &str) -> Option<Duration> {
@@ -653,10 +714,9 @@ impl Settings {
             let Some(sourced) = self.values.get(key.name) else {
                 continue;
             };
-            if key.kind == Kind::Url
-                && let Ok(info) = ConnInfo::parse(&sourced.value)
-            {
-                secrets.extend(info.secrets());
+            if key.kind == Kind::Url {
+                // Even a URL that does not parse: its password may be anywhere in it.
+                secrets.extend(tend_pg::conninfo::secret_candidates(&sourced.value));
             }
             if key.kind == Kind::Secret {
                 secrets.push(sourced.value.clone());
@@ -700,6 +760,69 @@ impl Settings {
     }
 }
 
+/// The values an integer key accepts; anything outside is a config error at resolve time,
+/// so no command meets an absurd count, level or size.
+fn integer_range(key: &str) -> std::ops::RangeInclusive<u32> {
+    match key {
+        "database.pool_max" => 1..=10_000,
+        "database.connect_attempts" => 1..=100,
+        "backup.compression_level" => 1..=19,
+        // A century of days.
+        "backup.retention.max_age_days" => 0..=36_500,
+        _ => 0..=1_000_000,
+    }
+}
+
+/// The longest value a duration key accepts. PostgreSQL's `statement_timeout` and
+/// `lock_timeout` are milliseconds in a 32-bit integer (about 24.8 days).
+fn duration_max(key: &str) -> Duration {
+    match key {
+        "database.query_timeout" | "migrate.lock_timeout" | "migrate.statement_timeout" => {
+            Duration::from_millis(i32::MAX as u64)
+        }
+        _ => MAX_DURATION,
+    }
+}
+
+/// No duration tend reads may be longer than this (a hundred years).
+pub const MAX_DURATION: Duration = Duration::from_secs(100 * 365 * 86_400);
+
+fn describe_duration(d: Duration) -> String {
+    if d == MAX_DURATION {
+        "100 years".to_string()
+    } else {
+        format!("{}ms (PostgreSQL's limit)", d.as_millis())
+    }
+}
+
+/// Checks that every environment variable tend reads holds UTF-8: a variable that is set
+/// but cannot be decoded is an error, never treated as unset.
+pub fn check_environment(
+    get: &dyn Fn(&str) -> Option<std::ffi::OsString>,
+) -> Result<(), ConfigError> {
+    let vars = KEYS
+        .iter()
+        .flat_map(|k| k.env.iter().copied())
+        .chain(THRESHOLD_VARS.iter().map(|(var, _, _)| *var));
+    for var in vars {
+        if let Some(value) = get(var)
+            && value.to_str().is_none()
+        {
+            return Err(ConfigError::EnvNotUnicode {
+                var: var.to_string(),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// The variables these teams' scripts already use, mapped onto checks' warning thresholds
+/// (variable, check, scale to the check's unit).
+const THRESHOLD_VARS: &[(&str, &str, f64)] = &[
+    ("DB_QUERY_TIME_THRESHOLD", "queries.long_running", 0.001),
+    ("DB_CONNECTION_COUNT_THRESHOLD", "connections.count", 1.0),
+];
+
 /// One line of `tend config show`.
 #[derive(Debug, Serialize)]
 pub struct Entry {
@@ -734,15 +857,19 @@ struct FileContents {
 }
 
 fn read_config_file(path: &Path) -> Result<FileContents, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+    let bytes = std::fs::read(path).map_err(|source| ConfigError::Read {
         path: path.to_path_buf(),
         source,
     })?;
+    let text = decode_utf8(path, &bytes)?;
     let table: toml::Table = text
         .parse()
         .map_err(|e: toml::de::Error| ConfigError::Syntax {
             path: path.to_path_buf(),
-            message: e.message().to_string(),
+            line: e.span().map(|span| line_of(text, span.start)).unwrap_or(1),
+            // toml's message alone: its rendered form quotes the line, which may hold a
+            // password.
+            message: e.message().trim().to_string(),
         })?;
     let mut checks = BTreeMap::new();
     if let Some(toml::Value::Table(section)) = table.get("checks") {
@@ -850,8 +977,8 @@ fn collect_checks(
                 "warning" | "critical" => {
                     let number = match value {
                         toml::Value::Integer(i) => *i as f64,
-                        toml::Value::Float(f) => *f,
-                        _ => return Err(wrong("a number")),
+                        toml::Value::Float(f) if f.is_finite() => *f,
+                        _ => return Err(wrong("a finite number")),
                     };
                     if field == "warning" {
                         over.warning = Some(number);
@@ -885,73 +1012,190 @@ fn nearest_check(id: &str) -> Option<&'static str> {
         .map(|(id, _)| id)
 }
 
-/// A `.env` file as Prisma and dotenv read it: `KEY=value`, optional `export`, quotes and
-/// `#` comments. Missing or unreadable files are simply empty.
-pub fn read_dotenv(path: &Path) -> BTreeMap<String, String> {
-    let Ok(text) = std::fs::read_to_string(path) else {
-        return BTreeMap::new();
-    };
-    parse_dotenv(&text)
+/// The 1-based line of a byte offset.
+fn line_of(text: &str, offset: usize) -> usize {
+    let offset = offset.min(text.len());
+    text.as_bytes()[..offset]
+        .iter()
+        .filter(|b| **b == b'\n')
+        .count()
+        + 1
 }
 
-pub fn parse_dotenv(text: &str) -> BTreeMap<String, String> {
+/// A config file's text, or an error naming the first line that is not UTF-8.
+fn decode_utf8<'a>(path: &Path, bytes: &'a [u8]) -> Result<&'a str, ConfigError> {
+    std::str::from_utf8(bytes).map_err(|e| ConfigError::NotUtf8 {
+        path: path.to_path_buf(),
+        line: bytes[..e.valid_up_to()]
+            .iter()
+            .filter(|b| **b == b'\n')
+            .count()
+            + 1,
+    })
+}
+
+/// A `.env` file as Prisma and dotenv read it: `KEY=value`, optional `export`, quotes
+/// (which may span lines) and `#` comments. A missing file is empty; a file that exists but
+/// cannot be read, is not UTF-8 or has a line that is not `KEY=value` is an error naming
+/// the line, never skipped: skipping it would send tend to another database.
+pub fn read_dotenv(path: &Path) -> Result<BTreeMap<String, String>, ConfigError> {
+    let bytes = match std::fs::read(path) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(BTreeMap::new()),
+        Err(source) => {
+            return Err(ConfigError::Read {
+                path: path.to_path_buf(),
+                source,
+            });
+        }
+    };
+    let text = decode_utf8(path, &bytes)?;
+    parse_dotenv(text).map_err(|(line, reason)| ConfigError::DotEnvSyntax {
+        path: path.to_path_buf(),
+        line,
+        reason,
+    })
+}
+
+/// Parses `.env` text; an error is the 1-based line and what is wrong with it (never the
+/// line's text, which may hold a secret).
+pub fn parse_dotenv(text: &str) -> Result<BTreeMap<String, String>, (usize, &'static str)> {
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let mut out = BTreeMap::new();
-    for line in text.lines() {
-        let line = line.trim();
+    let lines: Vec<&str> = text.lines().collect();
+    let mut index = 0;
+    while index < lines.len() {
+        let number = index + 1;
+        let line = lines[index].trim();
+        index += 1;
         if line.is_empty() || line.starts_with('#') {
             continue;
         }
         let line = line.strip_prefix("export ").unwrap_or(line);
         let Some((key, value)) = line.split_once('=') else {
-            continue;
+            return Err((number, "is not `NAME=value` (a comment starts with #)"));
         };
-        let value = value.trim();
-        let value = if let Some(inner) = value
-            .strip_prefix('"')
-            .and_then(|v| v.rfind('"').map(|end| &v[..end]))
-        {
-            inner.replace("\\n", "\n").replace("\\\"", "\"")
-        } else if let Some(inner) = value
-            .strip_prefix('\'')
-            .and_then(|v| v.rfind('\'').map(|end| &v[..end]))
-        {
-            inner.to_string()
-        } else {
-            value
+        let key = key.trim();
+        let valid_name = key
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+            && key
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c));
+        if !valid_name {
+            return Err((
+                number,
+                "has a name that is not a variable name (letters, digits and `_`)",
+            ));
+        }
+        let value = value.trim_start();
+        let value = match value.chars().next() {
+            Some(quote @ ('"' | '\'')) => {
+                // The value runs to the closing quote, over as many lines as it takes.
+                let mut body = value[1..].to_string();
+                let closing = loop {
+                    if let Some(end) = closing_quote(&body, quote) {
+                        break end;
+                    }
+                    let Some(next) = lines.get(index) else {
+                        return Err((number, "opens a quoted value that is never closed"));
+                    };
+                    body.push('\n');
+                    body.push_str(next);
+                    index += 1;
+                };
+                let rest = body[closing + 1..].trim();
+                if !rest.is_empty() && !rest.starts_with('#') {
+                    return Err((number, "has text after the closing quote of its value"));
+                }
+                let inner = &body[..closing];
+                if quote == '"' {
+                    unescape_double_quoted(inner)
+                } else {
+                    inner.to_string()
+                }
+            }
+            _ => value
                 .split(" #")
                 .next()
                 .unwrap_or_default()
                 .trim()
-                .to_string()
+                .to_string(),
         };
-        out.insert(key.trim().to_string(), value);
+        out.insert(key.to_string(), value);
+    }
+    Ok(out)
+}
+
+/// The byte index of the first unescaped `quote` in `body`.
+fn closing_quote(body: &str, quote: char) -> Option<usize> {
+    let mut escaped = false;
+    for (i, c) in body.char_indices() {
+        match c {
+            '\\' if quote == '"' && !escaped => escaped = true,
+            c if c == quote && !escaped => return Some(i),
+            _ => escaped = false,
+        }
+    }
+    None
+}
+
+fn unescape_double_quoted(inner: &str) -> String {
+    let mut out = String::with_capacity(inner.len());
+    let mut chars = inner.chars();
+    while let Some(c) = chars.next() {
+        if c != '\\' {
+            out.push(c);
+            continue;
+        }
+        match chars.next() {
+            Some('n') => out.push('\n'),
+            Some('r') => out.push('\r'),
+            Some('"') => out.push('"'),
+            Some(other) => {
+                out.push('\\');
+                out.push(other);
+            }
+            None => out.push('\\'),
+        }
     }
     out
 }
 
-/// "10s", "500ms", "5m", "2h", "1d", or a bare number of seconds.
+/// "10s", "500ms", "5m", "2h", "1d", or a bare number of seconds; at most
+/// [`MAX_DURATION`], so an absurd value is an error and never an overflow.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
     let split = text
         .find(|c: char| !c.is_ascii_digit() && c != '.')
         .unwrap_or(text.len());
     let (number, unit) = text.split_at(split);
-    let number: f64 = number.parse().map_err(|_| {
-        format!("`{text}` is not a duration; write e.g. \"30s\", \"500ms\" or \"5m\"")
-    })?;
-    let seconds = match unit.trim() {
-        "" | "s" | "sec" | "secs" => number,
-        "ms" => number / 1000.0,
-        "m" | "min" | "mins" => number * 60.0,
-        "h" => number * 3600.0,
-        "d" => number * 86400.0,
-        other => {
+    let shown: String = text.chars().take(40).collect();
+    let number: f64 = number
+        .parse()
+        .ok()
+        .filter(|n: &f64| n.is_finite())
+        .ok_or_else(|| {
+            format!("`{shown}` is not a duration; write e.g. \"30s\", \"500ms\" or \"5m\"")
+        })?;
+    let scale = match unit.trim() {
+        "" | "s" | "sec" | "secs" => 1.0,
+        "ms" => 0.001,
+        "m" | "min" | "mins" => 60.0,
+        "h" => 3600.0,
+        "d" => 86400.0,
+        _ => {
             return Err(format!(
-                "unknown duration unit `{other}`; use ms, s, m, h or d"
+                "`{shown}` has an unknown duration unit; use ms, s, m, h or d"
             ));
         }
     };
-    Ok(Duration::from_secs_f64(seconds))
+    let seconds = number * scale;
+    if !seconds.is_finite() || seconds > MAX_DURATION.as_secs_f64() {
+        return Err(format!("`{shown}` is longer than tend accepts (100 years)"));
+    }
+    Duration::try_from_secs_f64(seconds).map_err(|_| format!("`{shown}` is not a duration"))
 }
 
 /// The commented `tend.toml` that `tend init` writes, generated from [`KEYS`].

@@ -112,6 +112,7 @@ pub async fn ensure(info: &ConnInfo, connect: &ConnectOptions) -> Result<(), Mig
         lock_timeout: Some(LOCK_TIMEOUT),
         statement_timeout: Some(Duration::from_secs(30)),
         connect: connect.clone(),
+        ..RunOptions::default()
     };
     // The lock session and the history reads of the migration runner set no lock_timeout
     // of their own: start every session of this run with one.

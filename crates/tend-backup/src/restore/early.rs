@@ -79,6 +79,8 @@ pub(super) enum Early {
     Plan {
         plan: HashMap<i32, Vec<i32>>,
         scratch: Arc<Scratch>,
+        /// pg_restore's flags about owners and privileges.
+        flags: Vec<String>,
     },
     /// Every row of this TABLE DATA entry is loaded and committed.
     Loaded(i32),
@@ -112,14 +114,17 @@ pub(super) fn build(
     let mut built = Built::default();
     let mut plan = HashMap::new();
     let mut scratch: Option<Arc<Scratch>> = None;
+    let mut flags = Vec::new();
     for message in rx {
         match message {
             Early::Plan {
                 plan: p,
                 scratch: s,
+                flags: f,
             } => {
                 plan = p;
                 scratch = Some(s);
+                flags = f;
             }
             Early::Loaded(table) => {
                 let (Some(ids), Some(scratch)) = (plan.remove(&table), scratch.as_ref()) else {
@@ -134,9 +139,13 @@ pub(super) fn build(
                         &target,
                         &scratch.path,
                         &[
-                            "--section=post-data".to_string(),
-                            format!("--use-list={}", list.path.display()),
-                        ],
+                            &[
+                                "--section=post-data".to_string(),
+                                format!("--use-list={}", list.path.display()),
+                            ],
+                            &flags[..],
+                        ]
+                        .concat(),
                     )
                 });
                 if let Err(e) = result {

@@ -493,32 +493,7 @@ pub static CHECKS: &[Check] = &[
         extension: None,
         reads_sessions: false,
     },
-    Check {
-        id: "checkpoints.requested",
-        category: Category::Settings,
-        title: "checkpoints forced by WAL volume rather than by time",
-        rule: Rule::AtLeast,
-        unit: Unit::Percent,
-        // More than one checkpoint in five forced early means max_wal_size is too small for
-        // the write load: more I/O and more full-page writes, but no outage.
-        warning: Some(20.0),
-        critical: None,
-        // pg_stat_bgwriter has these columns up to PostgreSQL 16; 17 moved them to
-        // pg_stat_checkpointer (num_timed, num_requested), where this check cannot look.
-        sql: "SELECT 'server',
-                     (100.0 * checkpoints_req / (checkpoints_timed + checkpoints_req))::float8,
-                     checkpoints_req || ' of ' || (checkpoints_timed + checkpoints_req) || ' checkpoints since '
-                       || coalesce(to_char(stats_reset, 'YYYY-MM-DD HH24:MI'), 'statistics began')
-                       || ' were requested; max_wal_size is ' || current_setting('max_wal_size')
-                       || ', checkpoint_timeout ' || current_setting('checkpoint_timeout')
-                FROM pg_stat_bgwriter
-               WHERE checkpoints_timed + checkpoints_req >= 10",
-        finding: "{value} of checkpoints were requested instead of timed ({detail})",
-        remedy: "Raise max_wal_size so checkpoints come from checkpoint_timeout (`ALTER SYSTEM SET max_wal_size = '8GB'; SELECT pg_reload_conf();`, sized to the WAL written per checkpoint_timeout); log_checkpoints shows what requests the others.",
-        min_major: 10,
-        extension: None,
-        reads_sessions: false,
-    },
+    CHECKPOINTS_REQUESTED,
     Check {
         id: "wal.archiving_failing",
         category: Category::Replication,
@@ -566,3 +541,46 @@ pub static CHECKS: &[Check] = &[
         reads_sessions: false,
     },
 ];
+
+/// `checkpoints.requested` up to PostgreSQL 16.
+const CHECKPOINTS_REQUESTED: Check = Check {
+    id: "checkpoints.requested",
+    category: Category::Settings,
+    title: "checkpoints forced by WAL volume rather than by time",
+    rule: Rule::AtLeast,
+    unit: Unit::Percent,
+    // More than one checkpoint in five forced early means max_wal_size is too small for
+    // the write load: more I/O and more full-page writes, but no outage.
+    warning: Some(20.0),
+    critical: None,
+    // pg_stat_bgwriter has these columns up to PostgreSQL 16; 17 moved them to
+    // pg_stat_checkpointer, read by CHECKPOINTS_REQUESTED_17 in this one's place.
+    sql: "SELECT 'server',
+                 (100.0 * checkpoints_req / (checkpoints_timed + checkpoints_req))::float8,
+                 checkpoints_req || ' of ' || (checkpoints_timed + checkpoints_req) || ' checkpoints since '
+                   || coalesce(to_char(stats_reset, 'YYYY-MM-DD HH24:MI'), 'statistics began')
+                   || ' were requested; max_wal_size is ' || current_setting('max_wal_size')
+                   || ', checkpoint_timeout ' || current_setting('checkpoint_timeout')
+            FROM pg_stat_bgwriter
+           WHERE checkpoints_timed + checkpoints_req >= 10",
+    finding: "{value} of checkpoints were requested instead of timed ({detail})",
+    remedy: "Raise max_wal_size so checkpoints come from checkpoint_timeout (`ALTER SYSTEM SET max_wal_size = '8GB'; SELECT pg_reload_conf();`, sized to the WAL written per checkpoint_timeout); log_checkpoints shows what requests the others.",
+    min_major: 10,
+    extension: None,
+    reads_sessions: false,
+};
+
+/// `checkpoints.requested` on PostgreSQL 17 and newer, which moved the checkpoint counters
+/// from pg_stat_bgwriter to pg_stat_checkpointer (`checks::for_major` swaps it in).
+pub static CHECKPOINTS_REQUESTED_17: Check = Check {
+    sql: "SELECT 'server',
+                 (100.0 * num_requested / (num_timed + num_requested))::float8,
+                 num_requested || ' of ' || (num_timed + num_requested) || ' checkpoints since '
+                   || coalesce(to_char(stats_reset, 'YYYY-MM-DD HH24:MI'), 'statistics began')
+                   || ' were requested; max_wal_size is ' || current_setting('max_wal_size')
+                   || ', checkpoint_timeout ' || current_setting('checkpoint_timeout')
+            FROM pg_stat_checkpointer
+           WHERE num_timed + num_requested >= 10",
+    min_major: 17,
+    ..CHECKPOINTS_REQUESTED
+};

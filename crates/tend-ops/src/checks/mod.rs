@@ -20,6 +20,31 @@ pub fn catalog() -> Vec<&'static Check> {
         .collect()
 }
 
+/// Checks whose catalog view moved in a newer major: from its `min_major` on, each runs in
+/// the place of the catalog's check with the same id (same thresholds, other SQL).
+static MOVED: &[&Check] = &[&maintenance::CHECKPOINTS_REQUESTED_17];
+
+/// The form of `check` that runs on a server of `major`.
+pub fn for_major(check: &'static Check, major: u32) -> &'static Check {
+    MOVED
+        .iter()
+        .copied()
+        .find(|newer| newer.id == check.id && major >= newer.min_major)
+        .unwrap_or(check)
+}
+
+/// Checks whose remedy changes the schema (creates or drops an index or constraint): in a
+/// project whose schema goes through migrations, the change belongs in a migration, or
+/// `schema verify` reports it as drift.
+pub const REMEDY_CHANGES_SCHEMA: &[&str] = &[
+    "indexes.unused",
+    "indexes.duplicate",
+    "indexes.redundant",
+    "constraints.fk_without_index",
+    "security.soft_delete_unique",
+    "tables.no_primary_key",
+];
+
 /// One check by id.
 pub fn find(id: &str) -> Option<&'static Check> {
     catalog().into_iter().find(|c| c.id == id)

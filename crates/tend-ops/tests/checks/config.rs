@@ -471,6 +471,9 @@ fn plaintext_secret_columns_are_found_by_name() {
 fn md5_password_hashing_fires_for_the_setting_and_for_roles() {
     let db = TestDb::create();
     let id = "security.weak_password_hashing";
+    if crate::skipped_without_xml(&db, id) {
+        return;
+    }
     if show(&db, "password_encryption") != "md5" {
         assert!(findings(&db, id).is_empty());
     }
@@ -529,7 +532,12 @@ fn every_config_check_runs_and_only_durability_is_critical() {
     let ids: Vec<&str> = ours.iter().map(|c| c.id).collect();
     let report = run_checks(&db, &ids, &[]);
     assert_eq!(report.results.len(), ours.len(), "{report:#?}");
+    let has_xml = tend_testkit::TestServer::get().has_xml();
     for result in &report.results {
+        if !has_xml && result.id == "security.weak_password_hashing" {
+            // Reads pg_authid through query_to_xml: unknown on a server without XML.
+            continue;
+        }
         assert_ne!(
             result.severity,
             Severity::Unknown,

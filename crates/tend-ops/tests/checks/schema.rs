@@ -322,6 +322,9 @@ fn unlogged_tables_are_listed() {
 #[test]
 fn a_sequence_at_99_percent_of_its_maximum_is_critical() {
     let db = TestDb::create();
+    if crate::skipped_without_xml(&db, "sequences.near_max") {
+        return;
+    }
     db.execute(
         "CREATE SEQUENCE s MAXVALUE 100; SELECT setval('s', 99);
          CREATE SEQUENCE half MAXVALUE 100; SELECT setval('half', 80);
@@ -352,6 +355,9 @@ fn a_sequence_at_99_percent_of_its_maximum_is_critical() {
 #[test]
 fn sequences_a_role_cannot_read_are_reported_not_hidden() {
     let db = TestDb::create();
+    if crate::skipped_without_xml(&db, "sequences.near_max") {
+        return;
+    }
     db.execute(
         "CREATE SEQUENCE s MAXVALUE 100; SELECT setval('s', 99);
          CREATE TABLE items (id serial PRIMARY KEY);",
@@ -387,6 +393,9 @@ fn sequences_a_role_cannot_read_are_reported_not_hidden() {
 #[test]
 fn integer_keys_fed_by_a_sequence_near_the_int4_maximum_fire() {
     let db = TestDb::create();
+    if crate::skipped_without_xml(&db, "columns.integer_key_near_max") {
+        return;
+    }
     db.execute(
         "CREATE TABLE accounts (id serial PRIMARY KEY);
          SELECT setval('accounts_id_seq', 1800000000);

@@ -62,6 +62,9 @@ pub struct VerifyArgs {
     /// A server where the drill may create its scratch database (default: the local cluster).
     #[arg(long, value_name = "URL", requires = "restore")]
     pub scratch: Option<String>,
+    /// With --restore: the drill restores without owners and/or privileges.
+    #[command(flatten)]
+    pub ownership: super::restore::OwnershipArgs,
 }
 
 impl From<tend_backup::BackupError> for CommandError {
@@ -71,6 +74,20 @@ impl From<tend_backup::BackupError> for CommandError {
             tend_backup::BackupError::Tool(e) => e.into(),
             tend_backup::BackupError::Crypto(e) => {
                 CommandError::new(ErrorKind::Config, e.to_string())
+            }
+            tend_backup::BackupError::Store(e) => (*e).into(),
+            e @ tend_backup::BackupError::WrongKey { .. } => {
+                CommandError::new(ErrorKind::Config, e.to_string()).with_hint(
+                    "set the key the backup was made with (BACKUP_ENCRYPTION_KEY for a \
+                     passphrase, BACKUP_AGE_IDENTITY_FILE for age recipients); nothing was \
+                     recorded against the backup",
+                )
+            }
+            e @ tend_backup::BackupError::Decrypt { .. } => {
+                CommandError::new(ErrorKind::Config, e.to_string())
+            }
+            e @ tend_backup::BackupError::Interrupted { .. } => {
+                CommandError::new(ErrorKind::Interrupted, e.to_string())
             }
             other => with_store_hint(CommandError::failure(other.to_string())),
         }
@@ -141,7 +158,28 @@ fn no_key() -> CommandError {
     .with_hint("set BACKUP_ENCRYPTION_KEY to a passphrase, or BACKUP_AGE_RECIPIENTS to age public keys (age-keygen makes a pair)")
 }
 
+/// age encrypts a file either for a passphrase or for recipients, never both: with both
+/// configured, one would be dropped silently and a backup made for the other would not
+/// open with it. Refused wherever the backup keys are read.
+fn refuse_mixed_keys(ctx: &Context) -> Result<(), CommandError> {
+    if ctx.settings.text("backup.recipients").is_some()
+        && ctx.settings.text("backup.encryption_key").is_some()
+    {
+        return Err(CommandError::new(
+            ErrorKind::Config,
+            "both BACKUP_ENCRYPTION_KEY (a passphrase) and BACKUP_AGE_RECIPIENTS (age public \
+             keys) are set, and age cannot encrypt one backup for both",
+        )
+        .with_hint(
+            "keep one: unset BACKUP_AGE_RECIPIENTS to use the passphrase, or unset \
+             BACKUP_ENCRYPTION_KEY and decrypt with BACKUP_AGE_IDENTITY_FILE",
+        ));
+    }
+    Ok(())
+}
+
 pub fn encryption(ctx: &Context) -> Result<Encryption, CommandError> {
+    refuse_mixed_keys(ctx)?;
     if let Some(list) = ctx.settings.text("backup.recipients") {
         let keys: Vec<String> = list
             .split(',')
@@ -157,6 +195,7 @@ pub fn encryption(ctx: &Context) -> Result<Encryption, CommandError> {
 }
 
 pub fn decryption(ctx: &Context) -> Result<Decryption, CommandError> {
+    refuse_mixed_keys(ctx)?;
     if let Some(path) = ctx.settings.path("backup.identity_file") {
         let text = std::fs::read_to_string(&path).map_err(|e| {
             CommandError::new(
@@ -288,14 +327,35 @@ fn show(ctx: &Context, id: &str) -> Result<i32, CommandError> {
     Ok(exit::OK)
 }
 
+/// A pg_restore that reads the archive: no older than the pg_dump that wrote it (an older
+/// one cannot read a newer archive, which would look like damage).
+pub fn pg_restore_for(
+    ctx: &Context,
+    manifest: &tend_backup::Manifest,
+) -> Result<tend_pg::FoundTool, CommandError> {
+    let need = manifest_major(&manifest.pg_dump_version)
+        .map(VersionNeed::AtLeastMajor)
+        .unwrap_or(VersionNeed::Any);
+    Ok(ctx.settings.tool_search().find(PgTool::PgRestore, need)?)
+}
+
+/// The major of a version as manifests write it (`15.4`, `9.6.24`), as tools count it.
+fn manifest_major(version: &str) -> Option<u32> {
+    let mut parts = version.split(|c: char| !c.is_ascii_digit());
+    let first: u32 = parts.next()?.parse().ok()?;
+    if first >= 10 {
+        Some(first)
+    } else {
+        Some(first * 100 + parts.next()?.parse::<u32>().ok()?)
+    }
+}
+
 fn verify(ctx: &Context, args: &VerifyArgs) -> Result<i32, CommandError> {
     let store = store(ctx)?;
     let decryption = decryption(ctx)?;
     let id = block_on(ops::resolve_id(&store, args.id.as_deref()))?;
-    let pg_restore = ctx
-        .settings
-        .tool_search()
-        .find(PgTool::PgRestore, VersionNeed::Any)?;
+    let manifest = block_on(ops::read_manifest(&store, &id))?;
+    let pg_restore = pg_restore_for(ctx, &manifest)?;
     let bar = spinner(ctx, &format!("verifying backup {id}"));
     let verification = block_on(ops::verify(
         &store,
@@ -306,14 +366,7 @@ fn verify(ctx: &Context, args: &VerifyArgs) -> Result<i32, CommandError> {
     bar.finish_and_clear();
     let mut verification = verification?;
     if args.restore {
-        verification = restore_drill(
-            ctx,
-            &store,
-            &id,
-            &decryption,
-            pg_restore.path,
-            args.scratch.as_deref(),
-        )?;
+        verification = restore_drill(ctx, &store, &id, &decryption, pg_restore.path, args)?;
     }
     ctx.out
         .json_value(&serde_json::json!({ "id": id, "verification": verification }));
@@ -322,19 +375,83 @@ fn verify(ctx: &Context, args: &VerifyArgs) -> Result<i32, CommandError> {
     Ok(exit::OK)
 }
 
-/// Restores into a scratch database, compares row counts with the manifest, drops it, and
-/// records the result in the store.
+/// The comment that marks a restore drill's scratch database as tend's to drop.
+const DRILL_TAG: &str = "tend restore drill scratch database";
+
+/// The oid of the scratch database `name` when it exists and carries the drill's mark; an
+/// error when it exists without it (someone else's database: never dropped).
+async fn drill_database(
+    session: &tend_pg::Session,
+    name: &str,
+) -> Result<Option<u32>, CommandError> {
+    let row = session
+        .query_opt(
+            "SELECT oid, coalesce(shobj_description(oid, 'pg_database'), '') FROM pg_database
+              WHERE datname = $1",
+            &[&name],
+        )
+        .await?;
+    let Some(row) = row else {
+        return Ok(None);
+    };
+    let comment: String = row.get(1);
+    if comment != DRILL_TAG {
+        return Err(CommandError::new(
+            ErrorKind::Config,
+            format!(
+                "the scratch server already has a database `{name}` that tend did not make for a drill, and tend drops only its own; drop or rename it, or give another scratch server with --scratch"
+            ),
+        ));
+    }
+    Ok(Some(row.get(0)))
+}
+
+/// Drops the drill's scratch database when it is still the one tend made (same oid, mark).
+async fn drop_drill_database(
+    session: &tend_pg::Session,
+    name: &str,
+    oid: u32,
+) -> Result<(), CommandError> {
+    if drill_database(session, name).await? == Some(oid) {
+        session
+            .batch_execute(&format!(
+                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                tend_pg::quote_ident(name)
+            ))
+            .await?;
+    }
+    Ok(())
+}
+
+/// How a drill ended, and whether that is a finding about the backup (recorded in the
+/// store) or about something else (the scratch server, the key: recorded nowhere).
+enum Drill {
+    Passed(String),
+    /// The restored tables do not hold the rows the manifest lists.
+    Mismatch(String),
+    Backup(tend_backup::BackupError),
+    Other(CommandError),
+}
+
+/// Restores into a scratch database, compares row counts with the manifest, drops it (and
+/// any role it had to create from the backup's roles), and records the result in the
+/// store when it says something about the backup.
 fn restore_drill(
     ctx: &Context,
     store: &Store,
     id: &str,
     decryption: &Decryption,
     pg_restore: std::path::PathBuf,
-    scratch: Option<&str>,
+    args: &VerifyArgs,
 ) -> Result<tend_backup::manifest::Verification, CommandError> {
-    let admin = match scratch {
+    let admin = match args.scratch.as_deref() {
         Some(url) => tend_pg::ConnInfo::parse(url)?,
-        None => crate::context::start_local_cluster(&ctx.settings, ctx.out, "postgres", false)?,
+        None => crate::context::start_local_cluster(
+            &ctx.settings,
+            ctx.out,
+            "postgres",
+            crate::context::ClusterUse::Scratch,
+        )?,
     };
     let name = format!(
         "tend_drill_{}",
@@ -343,21 +460,52 @@ fn restore_drill(
     );
     let quoted = tend_pg::quote_ident(&name);
     let session = ctx.connect(&admin)?;
-    block_on(session.batch_execute(&format!("DROP DATABASE IF EXISTS {quoted} WITH (FORCE)")))?;
+    // A leftover of an interrupted drill is dropped only when it carries the drill's mark.
+    if let Some(oid) = block_on(drill_database(&session, &name))? {
+        block_on(drop_drill_database(&session, &name, oid))?;
+    }
     block_on(session.batch_execute(&format!("CREATE DATABASE {quoted}")))?;
+    block_on(session.batch_execute(&format!(
+        "COMMENT ON DATABASE {quoted} IS {}",
+        tend_pg::quote_literal(DRILL_TAG)
+    )))?;
+    let made = block_on(drill_database(&session, &name))?;
     let target = admin.with_dbname(&name);
-    let outcome = (|| -> Result<String, CommandError> {
-        let manifest = block_on(ops::restore(
-            store, id, decryption, &target, pg_restore, false,
-        ))?;
-        let restored = ctx.connect(&target)?;
+    let mut created_roles = Vec::new();
+    let outcome = (|| -> Drill {
+        let restored = block_on(ops::restore(
+            store,
+            id,
+            decryption,
+            &target,
+            &ops::SingleOptions {
+                pg_restore,
+                clean: false,
+                ownership: args.ownership.into(),
+                connect: ctx.settings.connect_options(),
+            },
+        ));
+        let (manifest, roles) = match restored {
+            Ok(done) => done,
+            Err(e) => return Drill::Backup(e),
+        };
+        if let tend_backup::roles::RolesOutcome::Created { created } = &roles {
+            created_roles = created.clone();
+        }
+        let restored = match ctx.connect(&target) {
+            Ok(session) => session,
+            Err(e) => return Drill::Other(e),
+        };
         let mut mismatches = Vec::new();
         for table in &manifest.tables {
             let sql = format!(
                 "SELECT count(*) FROM {}",
                 tend_pg::quote::quote_qualified(&table.schema, &table.table)
             );
-            let rows: i64 = block_on(restored.query_one(&sql, &[]))?.get(0);
+            let rows: i64 = match block_on(restored.query_one(&sql, &[])) {
+                Ok(row) => row.get(0),
+                Err(e) => return Drill::Other(e.into()),
+            };
             if rows != table.rows {
                 mismatches.push(format!(
                     "{}.{}: {} rows, the manifest says {}",
@@ -365,31 +513,63 @@ fn restore_drill(
                 ));
             }
         }
-        if mismatches.is_empty() {
-            Ok(format!(
-                "restored into a scratch database: all {} tables hold the rows the manifest lists",
-                manifest.tables.len()
-            ))
-        } else {
-            Err(CommandError::failure(format!(
+        if !mismatches.is_empty() {
+            return Drill::Mismatch(format!(
                 "the restore drill found different row counts: {}",
                 mismatches.join("; ")
-            )))
+            ));
         }
+        let mut message = format!(
+            "restored into a scratch database: all {} tables hold the rows the manifest lists",
+            manifest.tables.len()
+        );
+        if let Some(sentence) = roles.sentence() {
+            message.push_str(&format!(" ({sentence})"));
+        }
+        Drill::Passed(message)
     })();
-    let _ =
-        block_on(session.batch_execute(&format!("DROP DATABASE IF EXISTS {quoted} WITH (FORCE)")));
-    let verification = tend_backup::manifest::Verification {
+    if let Some(oid) = made {
+        let _ = block_on(drop_drill_database(&session, &name, oid));
+    }
+    // The roles the drill created for itself go with its database: the scratch server is
+    // left as it was.
+    for role in &created_roles {
+        let _ = block_on(session.batch_execute(&format!(
+            "DROP ROLE IF EXISTS {}",
+            tend_pg::quote_ident(role)
+        )));
+    }
+    let verification = |ok: bool, message: String| tend_backup::manifest::Verification {
         verified_at: tend_backup::ops::now_rfc3339(),
-        ok: outcome.is_ok(),
+        ok,
         level: "restore".to_string(),
-        message: match &outcome {
-            Ok(m) => m.clone(),
-            Err(e) => e.message.clone(),
-        },
+        message,
     };
-    block_on(ops::record_verification(store, id, &verification))?;
-    outcome.map(|_| verification)
+    match outcome {
+        Drill::Passed(message) => {
+            let v = verification(true, message);
+            block_on(ops::record_verification(store, id, &v))?;
+            Ok(v)
+        }
+        Drill::Mismatch(message) => {
+            block_on(ops::record_verification(
+                store,
+                id,
+                &verification(false, message.clone()),
+            ))?;
+            Err(CommandError::failure(message))
+        }
+        Drill::Backup(e) if e.is_damage() => {
+            block_on(ops::record_verification(
+                store,
+                id,
+                &verification(false, e.to_string()),
+            ))?;
+            Err(e.into())
+        }
+        Drill::Backup(e) => Err(e.into()),
+        Drill::Other(e) => Err(e),
+    }
 }
 
 /// The retention policy from `[backup.retention]` (and BACKUP_RETENTION_DAYS).

@@ -51,6 +51,11 @@ pub fn run(args: CheckArgs, ctx: &Context) -> Result<i32, CommandError> {
     let session = ctx.connect(&target.info)?;
     let report = block_on(tend_ops::runner::run(&session, &catalog, &options))?;
     let history = keep_history(ctx, &target.info, &report);
+    // Whether schema-changing remedies belong in a migration (a folder that cannot be read
+    // still means the project has migrations).
+    let project = super::migrate::Project::from_settings(ctx);
+    let has_migrations =
+        project.dir.is_dir() && project.load().map_or(true, |found| !found.is_empty());
     let status = report.status();
     let code = match status {
         Severity::Critical => 2,
@@ -79,6 +84,12 @@ pub fn run(args: CheckArgs, ctx: &Context) -> Result<i32, CommandError> {
         if matches!(finding.severity, Severity::Warning | Severity::Critical) {
             ctx.out
                 .line(format!("     {:<34} fix: {}", "", finding.remedy));
+            if has_migrations && checks::REMEDY_CHANGES_SCHEMA.contains(&finding.check) {
+                ctx.out.line(format!(
+                    "     {:<34} this project's schema changes through migrations: write the change as one (`tend optimize` writes index changes as a migration), or `tend schema verify` reports it as drift",
+                    ""
+                ));
+            }
         }
     }
     let count = |s: Severity| report.findings.iter().filter(|f| f.severity == s).count();

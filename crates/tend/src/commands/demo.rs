@@ -110,7 +110,7 @@ pub fn run(args: DemoArgs, ctx: &Context) -> Result<i32, CommandError> {
         "tend dev start",
     );
     let cluster = ctx.local_cluster();
-    let admin = ctx.start_local_cluster("postgres", false)?;
+    let admin = ctx.start_local_cluster("postgres", crate::context::ClusterUse::Asked)?;
     out.step(format!(
         "    local cluster running in {}",
         cluster.root().display()
@@ -592,8 +592,12 @@ fn demo_backup(
         &manifest.id,
         &decryption,
         &target,
-        pg_restore.path,
-        false,
+        &tend_backup::ops::SingleOptions {
+            pg_restore: pg_restore.path,
+            clean: false,
+            ownership: Default::default(),
+            connect: ctx.settings.connect_options(),
+        },
     ))?;
     let restored = ctx.connect(&target)?;
     let rows: i64 = block_on(restored.query_one("SELECT count(*) FROM audit_log", &[]))?.get(0);

@@ -71,7 +71,10 @@ fn dbname(ctx: &Context, args: &DbArgs) -> String {
 
 fn start(ctx: &Context) -> Result<i32, CommandError> {
     let before = ctx.local_cluster().status()?;
-    let info = ctx.start_local_cluster(&dbname(ctx, &DbArgs { dbname: None }), false)?;
+    let info = ctx.start_local_cluster(
+        &dbname(ctx, &DbArgs { dbname: None }),
+        crate::context::ClusterUse::Asked,
+    )?;
     let already = matches!(before, ClusterStatus::Running { .. });
     ctx.out.json_value(&serde_json::json!({
         "url": info.to_secret_string(),
@@ -138,7 +141,7 @@ fn status(ctx: &Context) -> Result<i32, CommandError> {
 }
 
 fn url(ctx: &Context, args: DbArgs) -> Result<i32, CommandError> {
-    let info = ctx.start_local_cluster(&dbname(ctx, &args), false)?;
+    let info = ctx.start_local_cluster(&dbname(ctx, &args), crate::context::ClusterUse::Asked)?;
     if ctx.out.json {
         ctx.out
             .json_value(&serde_json::json!({ "url": info.to_secret_string() }));
@@ -149,7 +152,8 @@ fn url(ctx: &Context, args: DbArgs) -> Result<i32, CommandError> {
 }
 
 fn psql(ctx: &Context, args: PsqlArgs) -> Result<i32, CommandError> {
-    let info = ctx.start_local_cluster(&dbname(ctx, &args.db), false)?;
+    let info =
+        ctx.start_local_cluster(&dbname(ctx, &args.db), crate::context::ClusterUse::Asked)?;
     let psql = ctx
         .settings
         .tool_search()

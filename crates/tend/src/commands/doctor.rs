@@ -69,6 +69,7 @@ pub fn run(
     out: &Output,
 ) -> Result<i32, CommandError> {
     let mut report = Report(Vec::new());
+    let config_broken = settings.is_err();
     let settings = match settings {
         Ok(settings) => {
             let where_ = match &settings.config_file {
@@ -86,11 +87,8 @@ pub fn run(
                 message,
                 "fix the value named above; `tend config show` prints what is in effect",
             );
-            // Keep checking what does not depend on the broken value.
-            Settings::resolve(cwd, &|_| None, &Default::default()).unwrap_or_else(|_| {
-                Settings::resolve(Path::new("/"), &|_| None, &Default::default())
-                    .expect("defaults resolve")
-            })
+            // Keep checking what does not depend on the configuration (the tools).
+            Settings::defaults(cwd)
         }
     };
     report.0.extend(check_tools(
@@ -99,8 +97,18 @@ pub fn run(
     ));
 
     // The database every command would use: configured, or the local cluster (the embedded
-    // default, started on demand).
-    match resolve_target(&settings, out) {
+    // default, started on demand). With a configuration that cannot be read, neither: the
+    // local cluster would stand in for a database the user did configure.
+    let target = if config_broken {
+        Err(CommandError::new(
+            ErrorKind::Config,
+            "not checked: the configuration cannot be read",
+        )
+        .with_hint("fix the configuration first; tend uses no database until it can read it"))
+    } else {
+        resolve_target(&settings, out)
+    };
+    match target {
         Ok(target) => {
             let origin = match &target.origin {
                 TargetOrigin::Configured(source) => format!("database.url from {source}"),
@@ -113,6 +121,16 @@ pub fn run(
             let major = check_database(&mut report, "database.connect", &target.info, &settings);
             check_project(&mut report, &settings, Some(&target.info), major);
             check_backups(&mut report, &settings, major);
+        }
+        Err(err) if config_broken => {
+            report.push_fix(
+                "database",
+                Status::Error,
+                err.message,
+                err.hints.first().cloned().unwrap_or_default(),
+            );
+            check_project(&mut report, &settings, None, None);
+            check_backups(&mut report, &settings, None);
         }
         Err(err) => {
             report.push_fix(
@@ -180,7 +198,12 @@ pub fn run(
             "\n{} found.",
             count(problems, "problem", "problems")
         ));
-        Err(CommandError::silent(ErrorKind::Failure))
+        // A configuration that cannot be read exits as every command does on it.
+        Err(CommandError::silent(if config_broken {
+            ErrorKind::Config
+        } else {
+            ErrorKind::Failure
+        }))
     }
 }
 

@@ -63,6 +63,10 @@ pub struct DeployArgs {
     /// Apply up to and including this migration only.
     #[arg(long, value_name = "NAME")]
     pub to: Option<String>,
+    /// Take up the failed or interrupted migration NAME for its file as it is now: go on
+    /// after the statements it completed, which must be unchanged in the file.
+    #[arg(long, value_name = "NAME")]
+    pub resume: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -140,6 +144,9 @@ impl From<MigrateError> for CommandError {
     fn from(err: MigrateError) -> Self {
         match err {
             MigrateError::Connect(e) => e.into(),
+            err @ MigrateError::Interrupted { .. } => {
+                CommandError::new(ErrorKind::Interrupted, err.to_string())
+            }
             other => {
                 let message = other.to_string();
                 CommandError::failure(message)
@@ -158,6 +165,42 @@ pub fn run_options(ctx: &Context) -> RunOptions {
         statement_timeout: ctx.settings.duration("migrate.statement_timeout"),
         connect: ctx.settings.connect_options(),
         ..RunOptions::default()
+    }
+}
+
+/// [`run_options`] for a run that SIGINT or SIGTERM stops cleanly: the statement running is
+/// cancelled on the server and the error says what is applied. A second signal exits at once.
+pub fn interruptible_run_options(ctx: &Context) -> RunOptions {
+    let token = tokio_util::sync::CancellationToken::new();
+    let fired = token.clone();
+    block_on(async move {
+        use tokio::signal::unix::{SignalKind, signal};
+        let (Ok(mut int), Ok(mut term)) = (
+            signal(SignalKind::interrupt()),
+            signal(SignalKind::terminate()),
+        ) else {
+            return;
+        };
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = int.recv() => {}
+                _ = term.recv() => {}
+            }
+            fired.cancel();
+            tokio::select! {
+                _ = int.recv() => {}
+                _ = term.recv() => {}
+            }
+            // Fixed text, no secret: written directly, as the process leaves now.
+            eprintln!(
+                "error: interrupted again: leaving without waiting for the server; `tend migrate status` shows what was applied"
+            );
+            std::process::exit(exit::INTERRUPTED);
+        });
+    });
+    RunOptions {
+        interrupt: Some(token),
+        ..run_options(ctx)
     }
 }
 
@@ -293,7 +336,7 @@ fn dev(ctx: &Context, args: DevArgs) -> Result<i32, CommandError> {
     let migrations = project.load()?;
     let report = block_on(apply::deploy(
         &info,
-        &run_options(ctx),
+        &interruptible_run_options(ctx),
         History::new(project.format),
         &migrations,
         None,
@@ -321,13 +364,15 @@ fn print_event(ctx: &Context, event: Event) {
         Event::Locked { .. } => {}
         Event::Applying {
             name, resume_from, ..
-        } => {
-            if let Some(from) = resume_from {
-                ctx.out.notice(format!(
-                    "Resuming {name} after its statement {from}, where an earlier run stopped"
-                ));
-            }
-        }
+        } => match resume_from {
+            Some(0) => ctx.out.notice(format!(
+                "Running {name} again from its first statement, where an earlier run stopped"
+            )),
+            Some(from) => ctx.out.notice(format!(
+                "Resuming {name} after its statement {from}, where an earlier run stopped"
+            )),
+            None => {}
+        },
         Event::Applied { name, elapsed } => ctx.out.step(format!(
             "applied  {name}  ({:.1} ms)",
             elapsed.as_secs_f64() * 1000.0
@@ -340,13 +385,16 @@ fn deploy(ctx: &Context, args: DeployArgs) -> Result<i32, CommandError> {
     let migrations = project.load()?;
     let info = migration_target(ctx)?;
     let started = Instant::now();
-    let report = block_on(apply::deploy(
+    let report = block_on(apply::deploy_with(
         &info,
-        &run_options(ctx),
+        &interruptible_run_options(ctx),
         History::new(project.format),
         &migrations,
-        args.to.as_deref(),
-        args.dry_run,
+        apply::DeployPlan {
+            to: args.to.as_deref(),
+            dry_run: args.dry_run,
+            resume: args.resume.as_deref(),
+        },
         &mut |event| print_event(ctx, event),
     ))?;
     ctx.out
@@ -401,10 +449,18 @@ fn status(ctx: &Context) -> Result<i32, CommandError> {
             State::Failed | State::Modified => ctx.out.paint(state, "31;1"),
         };
         let when = s.applied_at.as_deref().unwrap_or("");
+        let mark = if s.interrupted {
+            format!("{mark} (interrupted after statement {})", s.steps)
+        } else {
+            mark
+        };
         ctx.out.line(format!("{:width$}  {mark}  {when}", s.name));
         if let Some(logs) = &s.logs {
             ctx.out
                 .line(format!("{:width$}    {}", "", logs.replace('\n', " ")));
+        }
+        if let Some(fix) = &s.fix {
+            ctx.out.line(format!("{:width$}    fix: {fix}", ""));
         }
     }
     let count = |state: State| statuses.iter().filter(|s| s.state == state).count();
@@ -418,6 +474,17 @@ fn status(ctx: &Context) -> Result<i32, CommandError> {
         count(State::Missing),
         project.format.history_table()
     ));
+    let waiting = count(State::Pending) + count(State::RolledBack);
+    if waiting > 0 {
+        ctx.out.line(format!(
+            "`tend migrate deploy` applies the {waiting} pending{}.",
+            if count(State::Failed) + count(State::Modified) > 0 {
+                ", once the problems above are fixed"
+            } else {
+                ""
+            }
+        ));
+    }
     Ok(if up_to_date { exit::OK } else { exit::FAILURE })
 }
 
@@ -567,7 +634,7 @@ fn reset(ctx: &Context, args: ResetArgs) -> Result<i32, CommandError> {
     ctx.out.line(format!("Dropped {}.", schemas.join(", ")));
     let report = block_on(apply::deploy(
         &info,
-        &run_options(ctx),
+        &interruptible_run_options(ctx),
         History::new(project.format),
         &migrations,
         None,
@@ -577,7 +644,7 @@ fn reset(ctx: &Context, args: ResetArgs) -> Result<i32, CommandError> {
     let seeded = if args.skip_seed {
         None
     } else {
-        super::seed::run_seed(ctx, &info, None, true)?
+        super::seed::run_seed(ctx, &info, None, true)?.map(|(path, _)| path)
     };
     ctx.out.json_value(&serde_json::json!({
         "dropped_schemas": schemas,
@@ -612,7 +679,7 @@ fn baseline(ctx: &Context, args: BaselineArgs) -> Result<i32, CommandError> {
 }
 
 /// `YYYYMMDDHHMMSS` in UTC, as Prisma names migrations.
-fn utc_timestamp() -> String {
+pub(crate) fn utc_timestamp() -> String {
     humantime::format_rfc3339_seconds(SystemTime::now())
         .to_string()
         .chars()

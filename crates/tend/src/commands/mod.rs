@@ -35,9 +35,19 @@ pub fn run(cli: Cli, out: &mut Output) -> Result<i32, CommandError> {
         database_url: cli.global.database_url.clone(),
     };
     let env = |name: &str| std::env::var(name).ok();
-    let resolved = Settings::resolve(&cwd, &env, &flags);
-    if let Ok(settings) = &resolved {
-        out.add_secrets(settings.secrets());
+    let resolved = crate::settings::check_environment(&|name| std::env::var_os(name))
+        .and_then(|()| Settings::resolve(&cwd, &env, &flags));
+    match &resolved {
+        Ok(settings) => out.add_secrets(settings.secrets()),
+        // Whatever the error, mask what may be a password in the URLs given.
+        Err(_) => out.add_secrets(
+            crate::settings::KEYS
+                .iter()
+                .filter(|k| k.kind == crate::settings::Kind::Url)
+                .flat_map(|k| k.env.iter())
+                .filter_map(|var| env(var))
+                .flat_map(|v| tend_pg::conninfo::secret_candidates(&v)),
+        ),
     }
     match cli.command {
         Command::Completions(args) => completions::run(args),

@@ -5,8 +5,9 @@
 
 use clap::Args;
 use tend_backup::ops;
-use tend_backup::restore::{Method, ParallelOptions, restore_parallel};
-use tend_pg::{ConnInfo, PgTool, VersionNeed};
+use tend_backup::restore::{Method, Ownership, ParallelOptions, restore_parallel};
+use tend_backup::roles::RolesOutcome;
+use tend_pg::ConnInfo;
 
 use crate::command_error::{CommandError, exit};
 use crate::context::{Context, block_on};
@@ -40,6 +41,31 @@ pub struct RestoreArgs {
     /// leaves the target exactly as it was.
     #[arg(long, conflicts_with = "jobs")]
     pub single_transaction: bool,
+    #[command(flatten)]
+    pub ownership: OwnershipArgs,
+}
+
+/// pg_restore's flags of the same names.
+#[derive(Debug, Args, Clone, Copy)]
+pub struct OwnershipArgs {
+    /// Do not give restored objects their backed-up owners: they belong to the restoring
+    /// user (as pg_restore --no-owner). Implied when the target server lacks the owner roles
+    /// and the backup does not hold them.
+    #[arg(long)]
+    pub no_owner: bool,
+    /// Do not restore privileges (GRANT/REVOKE), as pg_restore --no-privileges. Implied like
+    /// --no-owner.
+    #[arg(long)]
+    pub no_privileges: bool,
+}
+
+impl From<OwnershipArgs> for Ownership {
+    fn from(args: OwnershipArgs) -> Ownership {
+        Ownership {
+            no_owner: args.no_owner,
+            no_privileges: args.no_privileges,
+        }
+    }
 }
 
 /// The default number of connections: one per CPU, at least 2, at most 8.
@@ -97,10 +123,7 @@ pub fn run(args: RestoreArgs, ctx: &Context) -> Result<i32, CommandError> {
         )?;
     }
     let decryption = super::backup::decryption(ctx)?;
-    let pg_restore = ctx
-        .settings
-        .tool_search()
-        .find(PgTool::PgRestore, VersionNeed::Any)?;
+    let pg_restore = super::backup::pg_restore_for(ctx, &manifest)?;
     let bar = super::backup::spinner(ctx, &format!("restoring backup {id}"));
     let restored = if args.single_transaction || args.clean {
         block_on(ops::restore(
@@ -108,14 +131,19 @@ pub fn run(args: RestoreArgs, ctx: &Context) -> Result<i32, CommandError> {
             &id,
             &decryption,
             &target,
-            pg_restore.path,
-            args.clean,
+            &ops::SingleOptions {
+                pg_restore: pg_restore.path,
+                clean: args.clean,
+                ownership: args.ownership.into(),
+                connect: ctx.settings.connect_options(),
+            },
         ))
-        .map(|manifest| {
+        .map(|(manifest, roles)| {
             (
                 manifest,
                 "in one transaction".to_string(),
                 "single-transaction",
+                roles,
             )
         })
     } else {
@@ -123,6 +151,7 @@ pub fn run(args: RestoreArgs, ctx: &Context) -> Result<i32, CommandError> {
             jobs: args.jobs.unwrap_or_else(default_jobs),
             connect: ctx.settings.connect_options(),
             pg_restore: pg_restore.path,
+            ownership: args.ownership.into(),
         };
         block_on(restore_parallel(
             &store,
@@ -136,24 +165,35 @@ pub fn run(args: RestoreArgs, ctx: &Context) -> Result<i32, CommandError> {
                 restored.manifest,
                 format!("on {jobs} connections"),
                 "parallel",
+                restored.roles,
             ),
             Method::SingleTransaction { reason } => (
                 restored.manifest,
                 format!("in one transaction through pg_restore ({reason})"),
                 "single-transaction",
+                restored.roles,
             ),
         })
     };
     bar.finish_and_clear();
-    let (restored, how, method) = restored?;
+    let (restored, how, method, roles) = restored?;
     ctx.out.json_value(&serde_json::json!({
         "restored": id, "to": target.redacted().to_string(),
-        "tables": restored.tables.len(), "method": method,
+        "tables": restored.tables.len(), "method": method, "roles": roles,
     }));
     ctx.out.line(format!(
         "Restored backup {id} ({} tables) into {} {how}.",
         restored.tables.len(),
         target.redacted()
     ));
+    if let Some(sentence) = roles.sentence() {
+        ctx.out.line(format!("Roles: {sentence}."));
+    }
+    if matches!(roles, RolesOutcome::WithoutOwners { .. }) {
+        ctx.out.warn(
+            "owners and privileges were not restored; create the roles and rerun with --clean, \
+             or take backups with --globals to keep them",
+        );
+    }
     Ok(exit::OK)
 }

@@ -10,6 +10,7 @@ use tend_migrate::apply;
 use tend_migrate::{History, Migration, State};
 use tend_pg::{ConnInfo, ServerFacts};
 use tend_schema::diff::{Change, DiffOptions, Plan, Rename};
+use tend_schema::drift::ObjectDrift;
 use tend_schema::shadow::{ShadowError, ShadowHost, Shadows};
 use tend_schema::source::{DatabaseSource, MigrationsSource, Source, introspect_and_release};
 use tend_schema::{Model, SchemaError};
@@ -73,9 +74,11 @@ impl From<SchemaError> for CommandError {
         match err {
             SchemaError::Connect(e) => e.into(),
             SchemaError::Shadow(ShadowError::Connect(e)) => e.into(),
-            SchemaError::Shadow(e @ ShadowError::CannotCreateDatabase { .. }) => {
-                CommandError::new(ErrorKind::Config, e.to_string())
-            }
+            SchemaError::Shadow(
+                e @ (ShadowError::CannotCreateDatabase { .. }
+                | ShadowError::SameAsLive { .. }
+                | ShadowError::NotEmpty { .. }),
+            ) => CommandError::new(ErrorKind::Config, e.to_string()),
             SchemaError::Source(e) => CommandError::new(ErrorKind::Config, e.to_string()),
             other => CommandError::failure(other.to_string()),
         }
@@ -153,7 +156,12 @@ pub fn shadows(ctx: &Context, live: Option<&ConnInfo>) -> Result<Shadows, Comman
         })?),
         None => None,
     };
-    let local = crate::context::start_local_cluster(&ctx.settings, ctx.out, "postgres", false);
+    let local = crate::context::start_local_cluster(
+        &ctx.settings,
+        ctx.out,
+        "postgres",
+        crate::context::ClusterUse::Shadow,
+    );
     match (local, live) {
         (Ok(admin), _) => {
             let local_major = block_on(async {
@@ -255,6 +263,7 @@ fn diff(ctx: &Context, args: DiffArgs) -> Result<i32, CommandError> {
         "from": from.describe(),
         "to": to.describe(),
         "equal": plan.is_empty(),
+        "objects": plan.objects,
         "steps": plan.steps,
         "warnings": plan.warnings,
     }));
@@ -267,7 +276,23 @@ fn diff(ctx: &Context, args: DiffArgs) -> Result<i32, CommandError> {
         ctx.out.line("-- The schemas are equal: nothing to do.");
     } else {
         ctx.out.line(format!(
-            "-- {}{}\n",
+            "-- {} {} (from -> to):",
+            count(plan.objects.len(), "object", "objects"),
+            if plan.objects.len() == 1 {
+                "differs"
+            } else {
+                "differ"
+            }
+        ));
+        for line in drift_lines(&plan.objects, |change| match change {
+            Change::Create => "only in to",
+            Change::Drop => "only in from",
+            Change::Alter => "differs",
+        }) {
+            ctx.out.line(format!("--   {line}"));
+        }
+        ctx.out.line(format!(
+            "--\n-- {}{}\n",
             count(plan.steps.len(), "step", "steps"),
             hazard_summary(&plan)
         ));
@@ -383,15 +408,21 @@ fn verify(ctx: &Context) -> Result<i32, CommandError> {
     let info = ctx.target()?.info;
     let shadows = shadows(ctx, Some(&info))?;
     let drift = drift(ctx, &info, &project, &migrations, &shadows)?;
-    let objects = drift.plan.changed_objects();
+    let objects = &drift.plan.objects;
     ctx.out.json_value(&json!({
         "database": info.redacted().to_string(),
-        "drift": !drift.plan.is_empty(),
+        "drift": !drift.plan.is_empty() || !objects.is_empty(),
         "applied": drift.applied,
         "pending": drift.pending,
-        "objects": objects.iter().map(|(object, change)| json!({
-            "object": object,
-            "drift": drift_word(*change),
+        "objects": objects.iter().map(|o| json!({
+            "object": o.object,
+            "change": o.change,
+            "drift": drift_word(o.change),
+            "differences": o.differences.iter().map(|d| json!({
+                "aspect": d.aspect,
+                "database": d.from,
+                "migrations": d.to,
+            })).collect::<Vec<_>>(),
         })).collect::<Vec<_>>(),
         "steps": drift.plan.steps,
         "sql": drift.plan.to_sql(true),
@@ -403,7 +434,7 @@ fn verify(ctx: &Context) -> Result<i32, CommandError> {
             drift.pending.join(", ")
         ));
     }
-    if drift.plan.is_empty() {
+    if drift.plan.is_empty() && objects.is_empty() {
         ctx.out.line(format!(
             "No drift: the database matches its {}.",
             count(drift.applied, "applied migration", "applied migrations")
@@ -411,7 +442,7 @@ fn verify(ctx: &Context) -> Result<i32, CommandError> {
         return Ok(exit::OK);
     }
     ctx.out.line(format!(
-        "Drift: {} in the database {} from its {}:",
+        "Drift: {} in the database {} from its {} (database -> migrations):",
         count(objects.len(), "object", "objects"),
         if objects.len() == 1 {
             "differs"
@@ -420,16 +451,31 @@ fn verify(ctx: &Context) -> Result<i32, CommandError> {
         },
         count(drift.applied, "applied migration", "applied migrations")
     ));
-    let width = objects.iter().map(|(o, _)| o.len()).max().unwrap_or(0);
-    for (object, change) in &objects {
-        ctx.out
-            .line(format!("  {object:width$}  {}", drift_word(*change)));
+    for line in drift_lines(objects, drift_word) {
+        ctx.out.line(format!("  {line}"));
     }
     ctx.out
         .line("\nThe DDL that brings the database back to its migrations:\n");
     ctx.out.line(drift.plan.to_sql(true).trim_end());
     Ok(exit::FAILURE)
 }
+
+/// The listing of what differs: each object once, with what its change means (`word`), then
+/// each aspect that differs as `old -> new`, one line each.
+fn drift_lines(objects: &[ObjectDrift], word: impl Fn(Change) -> &'static str) -> Vec<String> {
+    let width = objects.iter().map(|o| o.object.len()).max().unwrap_or(0);
+    let mut lines = Vec::new();
+    for object in objects {
+        lines.push(format!("{:width$}  {}", object.object, word(object.change)));
+        for difference in &object.differences {
+            lines.push(format!("    {}", difference.describe(VALUE_WIDTH)));
+        }
+    }
+    lines
+}
+
+/// Values longer than this are shortened in the listing (the JSON has them whole).
+const VALUE_WIDTH: usize = 72;
 
 /// What a step of the reconciling plan (database -> migrations) says about the database.
 fn drift_word(change: Change) -> &'static str {

@@ -1,8 +1,10 @@
-//! `tend seed`: runs the project's seed SQL in one transaction.
+//! `tend seed`: runs the project's seed SQL in one transaction, or statement by statement as
+//! psql does when the file manages its own transactions.
 
 use std::path::PathBuf;
 
 use clap::Args;
+use tend_migrate::apply::SeedMode;
 use tend_pg::ConnInfo;
 
 use crate::command_error::{CommandError, exit};
@@ -17,9 +19,18 @@ pub struct SeedArgs {
 
 pub fn run(args: SeedArgs, ctx: &Context) -> Result<i32, CommandError> {
     let info = ctx.target()?.info;
-    let path = run_seed(ctx, &info, args.file, false)?.expect("required seeds error out");
-    ctx.out.json_value(&serde_json::json!({ "seed": path }));
-    ctx.out.line(format!("Seeded from {}.", path.display()));
+    let (path, mode) = run_seed(ctx, &info, args.file, false)?.expect("required seeds error out");
+    ctx.out
+        .json_value(&serde_json::json!({ "seed": path, "mode": mode }));
+    ctx.out.line(format!(
+        "Seeded from {}{}.",
+        path.display(),
+        match mode {
+            SeedMode::Transaction => " (in one transaction)",
+            SeedMode::Statements =>
+                " (statement by statement, as psql runs it, since the file manages its own transactions)",
+        }
+    ));
     Ok(exit::OK)
 }
 
@@ -29,7 +40,7 @@ pub fn run_seed(
     info: &ConnInfo,
     file: Option<PathBuf>,
     optional: bool,
-) -> Result<Option<PathBuf>, CommandError> {
+) -> Result<Option<(PathBuf, SeedMode)>, CommandError> {
     let root = &ctx.settings.project_root;
     // A flag's path is the shell's (relative to the working directory); the config's is
     // relative to the project root.
@@ -63,11 +74,11 @@ pub fn run_seed(
         },
     };
     let sql = std::fs::read_to_string(&path)?;
-    block_on(tend_migrate::apply::seed(
+    let mode = block_on(tend_migrate::apply::seed(
         info,
         &super::migrate::run_options(ctx),
         &path,
         &sql,
     ))?;
-    Ok(Some(path))
+    Ok(Some((path, mode)))
 }

@@ -9,7 +9,19 @@ use crate::migrate::schema_of;
 use crate::run;
 
 /// Uncommon column types and objects (tests/cli/fixtures/uncommon.sql).
-pub const UNCOMMON: &str = include_str!("fixtures/uncommon.sql");
+const UNCOMMON: &str = include_str!("fixtures/uncommon.sql");
+
+/// The uncommon fixture for the test server: a server built without XML support (PyPI's
+/// PostgreSQL 18) gets its `xml` column as `text`.
+pub fn uncommon() -> String {
+    if tend_testkit::TestServer::get().has_xml() {
+        return UNCOMMON.to_string();
+    }
+    UNCOMMON.replace("doc xml,", "doc text,").replace(
+        "xmlparse(content '<a n=\"' || g || '\">x &amp; y</a>')",
+        "'<a n=\"' || g || '\">x &amp; y</a>'",
+    )
+}
 
 const PASSPHRASE: &str = "correct horse battery staple 42";
 
@@ -18,7 +30,7 @@ const PASSPHRASE: &str = "correct horse battery staple 42";
 fn rich_database() -> TestDb {
     let db = TestDb::create();
     db.execute(
-        "CREATE EXTENSION IF NOT EXISTS pgcrypto;
+        "CREATE EXTENSION IF NOT EXISTS pg_trgm;
          CREATE TYPE mood AS ENUM ('happy', 'sad');
          CREATE TABLE things (
              id bigserial PRIMARY KEY, amount numeric(12,2), name text, blob bytea, doc jsonb, raw json,
@@ -155,14 +167,17 @@ fn round_trip_through_a_directory_with_verify_and_refusals() {
     assert_eq!(code, 0, "{out}{err}");
     assert_eq!(schema_and_hashes(&target), schema_and_hashes(&source));
 
-    // A wrong passphrase is caught, and says so.
+    // A wrong passphrase is caught, and is a key error, not damage.
     let (code, _, err) = run(project
         .tend()
         .env("DATABASE_URL", source.url())
         .env("BACKUP_ENCRYPTION_KEY", "not the passphrase at all")
         .args(["backup", "verify", &id]));
-    assert_eq!(code, 1, "{err}");
-    assert!(err.contains("does not open this backup"), "{err}");
+    assert_eq!(code, 3, "{err}");
+    assert!(
+        err.contains("does not open backup") && !err.contains("damaged"),
+        "{err}"
+    );
     // No key at all is a configuration error.
     let (code, _, err) = run(project
         .tend()
@@ -211,11 +226,18 @@ fn damage_is_caught_by_verify_and_restore_leaves_the_target_alone() {
         let (code, _, err) = tend(&["backup", "verify", &id]);
         assert_eq!(code, 1, "{what} not caught by verify: {err}");
         assert!(
-            err.contains("damaged") || err.contains("cannot decrypt"),
+            err.contains(&format!("backup {id} is damaged")) && !err.contains("does not open"),
             "{what}: {err}"
         );
         let (code, _, err) = tend(&["restore", &id, "--to", &target.url()]);
         assert_eq!(code, 1, "{what} not caught by restore: {err}");
+        assert!(err.contains("is damaged"), "{what}: {err}");
+        // The drill says damaged too, and records it: a damaged backup is a finding.
+        let (code, _, err) = tend(&["backup", "verify", &id, "--restore"]);
+        assert_eq!(code, 1, "{what} not caught by the drill: {err}");
+        assert!(err.contains("is damaged"), "{what}: {err}");
+        let (_, out, _) = tend(&["backup", "list"]);
+        assert!(out.contains("VERIFY FAILED"), "{what}: {out}");
         assert_eq!(
             target.query_column("SELECT count(*)::text FROM pg_tables WHERE schemaname = 'public'"),
             vec![Some("0".into())],
@@ -530,12 +552,16 @@ fn parallel_restore_splits_big_tables_and_keeps_awkward_text() {
 #[test]
 fn a_restore_that_fails_building_an_index_is_undone() {
     let source = TestDb::create();
-    // An index on a function that reads a table without naming its schema: fine here, but
-    // pg_restore builds indexes with an empty search_path, so the build fails there.
+    // An index on a function that reads a setting of the source database, which a restore
+    // does not carry over: it builds here and fails on the target.
+    source.execute(&format!(
+        "ALTER DATABASE {} SET tend.bucket = '7'",
+        tend_pg::quote_ident(&source.name)
+    ));
     source.execute(
-        "CREATE EXTENSION IF NOT EXISTS pgcrypto;
-         CREATE TABLE cfg (n int); INSERT INTO cfg VALUES (7);
-         CREATE FUNCTION bucket(int) RETURNS int LANGUAGE sql IMMUTABLE AS $$ SELECT $1 % (SELECT n FROM cfg) $$;
+        "CREATE EXTENSION IF NOT EXISTS pg_trgm;
+         CREATE FUNCTION bucket(int) RETURNS int LANGUAGE sql IMMUTABLE
+           AS $$ SELECT $1 % current_setting('tend.bucket')::int $$;
          CREATE TABLE t (id int PRIMARY KEY, v text);
          INSERT INTO t SELECT g, md5(g::text) FROM generate_series(1, 20000) g;
          CREATE INDEX t_bucket ON t (bucket(id));
@@ -546,11 +572,11 @@ fn a_restore_that_fails_building_an_index_is_undone() {
     let (code, out, err) = tend(&["backup", "run"]);
     assert_eq!(code, 0, "{out}{err}");
     let target = TestDb::create();
-    target.execute("CREATE EXTENSION IF NOT EXISTS pgcrypto");
+    target.execute("CREATE EXTENSION IF NOT EXISTS pg_trgm");
     let (code, _, err) = tend(&["restore", "--to", &target.url()]);
     assert_eq!(code, 1, "{err}");
     assert!(
-        err.contains("cfg") && err.contains("the restore was undone"),
+        err.contains("tend.bucket") && err.contains("the restore was undone"),
         "{err}"
     );
     assert_eq!(err.trim().lines().count(), 1, "one sentence: {err}");
@@ -566,7 +592,7 @@ fn a_restore_that_fails_building_an_index_is_undone() {
         vec![Some("0".into())]
     );
     assert_eq!(
-        target.query_column("SELECT count(*)::text FROM pg_extension WHERE extname = 'pgcrypto'"),
+        target.query_column("SELECT count(*)::text FROM pg_extension WHERE extname = 'pg_trgm'"),
         vec![Some("1".into())]
     );
 }
@@ -822,7 +848,7 @@ fn whole_database(db: &TestDb) -> (String, Vec<Option<String>>) {
 #[test]
 fn round_trip_of_uncommon_types_and_objects_in_both_restore_modes() {
     let source = TestDb::create();
-    source.execute(UNCOMMON);
+    source.execute(&uncommon());
     let project = TestProject::new();
     let tend = backing_up(&project, &source);
     let (code, out, err) = tend(&["backup", "run"]);
@@ -840,4 +866,300 @@ fn round_trip_of_uncommon_types_and_objects_in_both_restore_modes() {
         assert_eq!(restored.0, expected.0, "{mode:?}: schema differs");
         assert_eq!(restored.1, expected.1, "{mode:?}: contents differ");
     }
+}
+
+/// A database owned by `owner`, a LOGIN role with no SUPERUSER, CREATEDB or CREATEROLE, as
+/// production databases are: tables, a sequence, a view, and grants to `reader`. Returns
+/// the database and the owner's URL (None when the server is not the test kit's own).
+fn owned_by_application_role(owner: &str, reader: &str) -> Option<(TestDb, String)> {
+    let db = TestDb::create();
+    let server = tend_testkit::TestServer::get();
+    let app = server.password_user(owner, "app-role-secret", &db.name)?;
+    db.execute(&format!(
+        "DO $$ BEGIN CREATE ROLE {reader} NOLOGIN; EXCEPTION WHEN duplicate_object THEN NULL; END $$;
+         ALTER DATABASE {db} OWNER TO {owner};",
+        db = db.name
+    ));
+    let attributes = db.query_column(&format!(
+        "SELECT format('%s %s %s', rolsuper, rolcreatedb, rolcreaterole) FROM pg_roles WHERE rolname = '{owner}'"
+    ));
+    assert_eq!(attributes, vec![Some("f f f".into())]);
+    tend_testkit::query_column(
+        &app,
+        &format!(
+            "CREATE TABLE accounts (id serial PRIMARY KEY, name text NOT NULL);
+             INSERT INTO accounts (name) SELECT 'account ' || g FROM generate_series(1, 300) g;
+             CREATE SEQUENCE invoice_numbers START 1000;
+             SELECT nextval('invoice_numbers');
+             CREATE TABLE invoices (id bigint PRIMARY KEY DEFAULT nextval('invoice_numbers'),
+                                    account_id int REFERENCES accounts (id));
+             INSERT INTO invoices (account_id) SELECT g FROM generate_series(1, 50) g;
+             CREATE VIEW big_accounts AS SELECT * FROM accounts WHERE id > 100;
+             GRANT SELECT ON accounts, big_accounts TO {reader};
+             GRANT USAGE ON SEQUENCE invoice_numbers TO {reader};
+             ALTER DEFAULT PRIVILEGES GRANT SELECT ON TABLES TO {reader};
+             SELECT 1"
+        ),
+    );
+    Some((db, app.to_secret_string()))
+}
+
+#[test]
+fn a_backup_of_a_database_owned_by_an_application_role_passes_the_default_drill() {
+    let Some((db, app_url)) = owned_by_application_role("app", "app_reader") else {
+        return;
+    };
+    let project = TestProject::new();
+    let tend = |args: &[&str]| {
+        run(project
+            .tend()
+            .env("DATABASE_URL", &app_url)
+            .env("BACKUP_ENCRYPTION_KEY", PASSPHRASE)
+            .args(args))
+    };
+    let (code, out, err) = tend(&["backup", "run", "--json"]);
+    assert_eq!(code, 0, "a backup as the owning role: {out}{err}");
+    let id = serde_json::from_str::<serde_json::Value>(&out).unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // The default scratch is the project's local cluster, which has no role `app`.
+    let (code, out, err) = tend(&["backup", "verify", &id, "--restore"]);
+    assert_eq!(code, 0, "the drill of a sound backup passes: {out}{err}");
+    assert!(
+        out.contains("hold the rows the manifest lists")
+            && out.contains("lacks the roles app, app_reader")
+            && out.contains("without owners and privileges"),
+        "{out}"
+    );
+    let (_, out, _) = tend(&["backup", "list"]);
+    assert!(out.contains("verified") && !out.contains("FAILED"), "{out}");
+    // The drill leaves no role behind on the scratch server.
+    let (_, out, _) = run(project.tend().args(["dev", "url"]));
+    let local = tend_pg::ConnInfo::parse(out.trim()).unwrap();
+    assert_eq!(
+        tend_testkit::query_column(
+            &local.with_dbname("postgres"),
+            "SELECT count(*)::text FROM pg_roles WHERE rolname IN ('app', 'app_reader')"
+        ),
+        vec![Some("0".into())]
+    );
+    drop(db);
+}
+
+#[test]
+fn restore_to_a_server_without_the_roles_recreates_them_from_globals_or_restores_without_owners() {
+    let Some((db, app_url)) = owned_by_application_role("app_globals", "globals_reader") else {
+        return;
+    };
+    let project = TestProject::new();
+    let tend = |url: &str, args: &[&str]| {
+        run(project
+            .tend()
+            .env("DATABASE_URL", url)
+            .env("BACKUP_ENCRYPTION_KEY", PASSPHRASE)
+            .args(args))
+    };
+    let backup = |url: &str, args: &[&str]| {
+        let (code, out, err) = tend(url, &[&["backup", "run", "--json"], args].concat());
+        assert_eq!(code, 0, "{out}{err}");
+        serde_json::from_str::<serde_json::Value>(&out).unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    // Roles are dumped by a superuser (pg_dumpall reads pg_authid); the data by either.
+    let with_roles = backup(&db.url(), &["--globals"]);
+    let without_roles = backup(&app_url, &[]);
+
+    let other = tend_testkit::PrivateCluster::start(&[]);
+    let create = |name: &str| {
+        tend_testkit::query_column(&other.info, &format!("CREATE DATABASE {name}"));
+        other.info.with_dbname(name)
+    };
+    let owners = |info: &tend_pg::ConnInfo| {
+        tend_testkit::query_column(
+            info,
+            "SELECT string_agg(DISTINCT tableowner, ',') FROM pg_tables WHERE schemaname = 'public'",
+        )
+    };
+    let rows = |info: &tend_pg::ConnInfo| {
+        tend_testkit::query_column(
+            info,
+            "SELECT (SELECT count(*) FROM accounts) || '/' || (SELECT count(*) FROM invoices)",
+        )
+    };
+
+    // Without them: restored without owners and privileges, and said so (one transaction).
+    // (First, while the server has none of them.)
+    let second = create("without_roles");
+    let second_single = create("without_roles_single");
+    for (target, mode) in [
+        (&second, "--jobs=2"),
+        (&second_single, "--single-transaction"),
+    ] {
+        let (code, out, err) = tend(
+            &app_url,
+            &[
+                "restore",
+                &without_roles,
+                mode,
+                "--to",
+                &target.to_secret_string(),
+            ],
+        );
+        assert_eq!(code, 0, "{mode}: {out}{err}");
+        assert!(
+            out.contains("without owners and privileges"),
+            "{mode}: {out}"
+        );
+        assert_eq!(owners(target), vec![Some("postgres".into())], "{mode}");
+        assert_eq!(rows(target), vec![Some("300/50".into())], "{mode}");
+    }
+
+    // With the backup's roles: they are created, owners and grants kept (parallel restore).
+    let first = create("with_roles");
+    let (code, out, err) = tend(
+        &app_url,
+        &["restore", &with_roles, "--to", &first.to_secret_string()],
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.contains("created the roles app_globals, globals_reader"),
+        "{out}"
+    );
+    assert_eq!(owners(&first), vec![Some("app_globals".into())]);
+    assert_eq!(rows(&first), vec![Some("300/50".into())]);
+    assert_eq!(
+        tend_testkit::query_column(
+            &first,
+            "SELECT has_table_privilege('globals_reader', 'accounts', 'SELECT')::text"
+        ),
+        vec![Some("true".into())]
+    );
+
+    // --no-owner and --no-privileges as pg_restore users expect, even where the roles exist.
+    let third = create("asked_no_owner");
+    let (code, out, err) = tend(
+        &app_url,
+        &[
+            "restore",
+            &with_roles,
+            "--single-transaction",
+            "--no-owner",
+            "--no-privileges",
+            "--to",
+            &third.to_secret_string(),
+        ],
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(owners(&third), vec![Some("postgres".into())]);
+    assert_eq!(
+        tend_testkit::query_column(
+            &third,
+            "SELECT has_table_privilege('globals_reader', 'accounts', 'SELECT')::text"
+        ),
+        vec![Some("false".into())]
+    );
+    drop(db);
+}
+
+#[test]
+fn a_wrong_key_is_a_key_error_that_records_nothing_and_prune_keeps_protecting_the_backup() {
+    let source = rich_database();
+    let project = TestProject::new();
+    project.write(
+        "tend.toml",
+        "[backup.retention]\nkeep_last = 1\nkeep_daily = 0\n",
+    );
+    let tend = |key: Option<&str>, args: &[&str]| {
+        let mut cmd = project.tend();
+        cmd.env("DATABASE_URL", source.url());
+        if let Some(key) = key {
+            cmd.env("BACKUP_ENCRYPTION_KEY", key);
+        }
+        run(cmd.args(args))
+    };
+    let take = || {
+        let (code, out, err) = tend(Some(PASSPHRASE), &["backup", "run", "--json"]);
+        assert_eq!(code, 0, "{out}{err}");
+        serde_json::from_str::<serde_json::Value>(&out).unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let verified = take();
+    let (code, _, err) = tend(Some(PASSPHRASE), &["backup", "verify", &verified]);
+    assert_eq!(code, 0, "{err}");
+    let newest = take();
+
+    // A wrong key, on verify and on the drill: the config exit code, and nothing recorded.
+    for args in [
+        vec!["backup", "verify", &verified],
+        vec!["backup", "verify", &verified, "--restore"],
+        vec!["backup", "verify", &newest],
+    ] {
+        let (code, _, err) = tend(Some("the wrong passphrase"), &args);
+        assert_eq!(code, 3, "{args:?}: {err}");
+        assert!(
+            err.contains("does not open backup") && !err.contains("damaged"),
+            "{args:?}: {err}"
+        );
+    }
+    // No key at all: the same exit code, nothing recorded either.
+    let (code, _, err) = tend(None, &["backup", "verify", &verified]);
+    assert_eq!(code, 3, "{err}");
+    let (_, out, _) = tend(Some(PASSPHRASE), &["backup", "list"]);
+    assert!(
+        !out.contains("FAILED"),
+        "nothing was recorded as failed: {out}"
+    );
+    assert!(
+        !project
+            .path()
+            .join(".tend/backups")
+            .join(&newest)
+            .join("verification.json")
+            .exists(),
+        "no verification written for the unverified backup"
+    );
+
+    // Prune still protects the newest verified backup (keep_last = 1 keeps only the newest).
+    let (code, out, err) = tend(Some(PASSPHRASE), &["backup", "prune", "--yes"]);
+    assert_eq!(code, 0, "{out}{err}");
+    let (_, out, _) = tend(Some(PASSPHRASE), &["backup", "list"]);
+    assert!(out.contains(&verified) && out.contains(&newest), "{out}");
+    // And the right key opens both.
+    for id in [&verified, &newest] {
+        let (code, _, err) = tend(Some(PASSPHRASE), &["backup", "verify", id]);
+        assert_eq!(code, 0, "{err}");
+    }
+}
+
+#[test]
+fn a_passphrase_and_age_recipients_together_are_refused_as_config() {
+    let source = TestDb::create();
+    let project = TestProject::new();
+    let recipient = age::x25519::Identity::generate().to_public().to_string();
+    for args in [vec!["backup", "run"], vec!["backup", "verify"]] {
+        let (code, out, err) = run(project
+            .tend()
+            .env("DATABASE_URL", source.url())
+            .env("BACKUP_ENCRYPTION_KEY", PASSPHRASE)
+            .env("BACKUP_AGE_RECIPIENTS", &recipient)
+            .args(&args));
+        assert_eq!(code, 3, "{args:?}: {out}{err}");
+        assert!(
+            err.contains("BACKUP_ENCRYPTION_KEY") && err.contains("BACKUP_AGE_RECIPIENTS"),
+            "{args:?}: {err}"
+        );
+        assert!(!err.contains(PASSPHRASE), "{err}");
+    }
+    assert!(
+        !project.path().join(".tend/backups").exists()
+            || std::fs::read_dir(project.path().join(".tend/backups"))
+                .unwrap()
+                .next()
+                .is_none()
+    );
 }

@@ -11,6 +11,7 @@ mod ops;
 mod redaction;
 mod reference;
 mod schema;
+mod shadow_safety;
 
 use std::process::Output;
 

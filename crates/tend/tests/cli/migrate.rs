@@ -572,3 +572,385 @@ fn prisma_schema_parameter_picks_the_schema() {
     assert_eq!(code, 0, "{out}{err}");
     assert_eq!(tend(&["migrate", "status"]).0, 0);
 }
+
+/// The `tend ...` commands a message names between backticks, as a user would copy them.
+fn commands_in(text: &str) -> Vec<Vec<String>> {
+    text.split('`')
+        .skip(1)
+        .step_by(2)
+        .filter(|part| part.starts_with("tend "))
+        .map(|part| {
+            part.split_whitespace()
+                .skip(1)
+                .map(str::to_string)
+                .collect()
+        })
+        .collect()
+}
+
+/// Waits until a session of `db` runs a statement containing `needle` (the test's own
+/// sessions excluded), so a signal lands inside it. Panics if none shows up.
+fn wait_for_statement(db: &TestDb, needle: &str) {
+    for _ in 0..600 {
+        let running = db.query_column(&format!(
+            "SELECT count(*)::text FROM pg_stat_activity
+              WHERE datname = current_database() AND state = 'active'
+                AND pid <> pg_backend_pid() AND query LIKE '%{needle}%'
+                AND query NOT LIKE '%pg_stat_activity%'"
+        ));
+        if running != vec![Some("0".to_string())] {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    panic!("no session ran {needle}");
+}
+
+fn status_json(project: &TestProject, db: &TestDb) -> serde_json::Value {
+    let (_, out, _) = run(project
+        .tend()
+        .env("DATABASE_URL", db.url())
+        .args(["migrate", "status", "--json"]));
+    serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"))
+}
+
+fn state_of(status: &serde_json::Value, name: &str) -> serde_json::Value {
+    status["migrations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["name"] == name)
+        .cloned()
+        .unwrap_or_else(|| panic!("{name} not in {status}"))
+}
+
+#[test]
+fn a_killed_migration_edited_on_disk_resumes_only_through_the_named_command() {
+    let project = TestProject::new();
+    let name = "20240101000000_steps";
+    let path = format!("prisma/migrations/{name}/migration.sql");
+    let original = "-- tend:no-transaction\nCREATE TABLE a (id int);\nCREATE TABLE b (id int);\nSELECT pg_sleep(60);\nCREATE TABLE c (id int);\n";
+    write_prisma(&project, &[(name, original)]);
+    let db = TestDb::create();
+    let tend = |args: &[&str]| run(project.tend().env("DATABASE_URL", db.url()).args(args));
+    let mut child = project
+        .tend_process()
+        .env("DATABASE_URL", db.url())
+        .args(["migrate", "deploy"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for_statement(&db, "pg_sleep(60)");
+    child.kill().unwrap();
+    child.wait().unwrap();
+    // The server finishes (here: is told to end) the orphaned statement.
+    db.execute(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+          WHERE datname = current_database() AND pid <> pg_backend_pid() AND query LIKE '%pg_sleep(60)%'",
+    );
+
+    // An edit of a statement that already ran: refused, nothing more runs.
+    project.write(
+        &path,
+        &original
+            .replace(
+                "CREATE TABLE a (id int)",
+                "CREATE TABLE a (id int, name text)",
+            )
+            .replace("SELECT pg_sleep(60);\n", ""),
+    );
+    let (code, out, err) = tend(&["migrate", "deploy"]);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(
+        err.contains("changed on disk after an interrupted run"),
+        "{err}"
+    );
+    assert!(err.contains("statements 1..2"), "{err}");
+    assert!(
+        err.contains(&format!("tend migrate resolve --rolled-back {name}")),
+        "{err}"
+    );
+    assert_eq!(db.query_column("SELECT to_regclass('c')::text"), vec![None]);
+    // The named command refuses too: it would resume after statements that changed.
+    let (code, _, err) = tend(&["migrate", "deploy", "--resume", name]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("changed on disk"), "{err}");
+
+    // An edit of statements that have not run: refused, then taken up by the command named.
+    let edited = original
+        .replace(
+            "CREATE TABLE c (id int)",
+            "CREATE TABLE c (id int, edited bool)",
+        )
+        .replace("SELECT pg_sleep(60);", "SELECT 1;");
+    project.write(&path, &edited);
+    let (code, out, err) = tend(&["migrate", "deploy"]);
+    assert_eq!(code, 1, "{out}{err}");
+    let commands = commands_in(&err);
+    assert_eq!(
+        commands,
+        vec![vec![
+            "migrate".to_string(),
+            "deploy".into(),
+            "--resume".into(),
+            name.into()
+        ]],
+        "{err}"
+    );
+    let args: Vec<&str> = commands[0].iter().map(String::as_str).collect();
+    let (code, out, err) = tend(&args);
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(
+        db.query_column("SELECT string_agg(attname, ',' ORDER BY attnum) FROM pg_attribute WHERE attrelid = 'c'::regclass AND attnum > 0"),
+        vec![Some("id,edited".into())]
+    );
+    assert_eq!(tend(&["migrate", "status"]).0, 0);
+    assert_eq!(
+        db.query_column("SELECT checksum FROM _prisma_migrations WHERE finished_at IS NOT NULL"),
+        vec![Some(tend_migrate::source::checksum(edited.as_bytes()))]
+    );
+}
+
+#[test]
+fn a_failed_statement_by_statement_migration_goes_on_with_the_printed_command() {
+    let project = TestProject::new();
+    let name = "20240101000000_steps";
+    let path = format!("prisma/migrations/{name}/migration.sql");
+    let broken = "CREATE TABLE t (id int PRIMARY KEY);\nCREATE INDEX CONCURRENTLY t_id_idx ON t (id);\nBEGIN;\nCREATE TABLE inside (id int);\nINSERT INTO missing VALUES (1);\nCOMMIT;\nCREATE TABLE after_all (id int);\n";
+    write_prisma(&project, &[(name, broken)]);
+    let db = TestDb::create();
+    let tend = |args: &[&str]| run(project.tend().env("DATABASE_URL", db.url()).args(args));
+    let (code, out, err) = tend(&["migrate", "deploy"]);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(err.contains("line 5"), "{err}");
+    // The statements before the file's BEGIN stay; its block went back.
+    assert_eq!(
+        db.query_column(
+            "SELECT to_regclass('t')::text || ',' || coalesce(to_regclass('inside')::text, 'none')"
+        ),
+        vec![Some("t,none".into())]
+    );
+    let printed = commands_in(&err);
+    assert_eq!(printed.len(), 1, "one command to run: {err}");
+
+    // status names the migration and the same command, in text and JSON.
+    let (code, out, _) = tend(&["migrate", "status"]);
+    assert_eq!(code, 1);
+    assert!(
+        out.contains("fix: ") && out.contains(&format!("tend migrate deploy --resume {name}")),
+        "{out}"
+    );
+    let status = status_json(&project, &db);
+    let entry = state_of(&status, name);
+    assert_eq!(entry["state"], "failed");
+    assert!(
+        entry["fix"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("tend migrate deploy --resume {name}")),
+        "{entry}"
+    );
+
+    // The fix: the failing statement, then the printed command, literally.
+    project.write(
+        &path,
+        &broken.replace(
+            "INSERT INTO missing VALUES (1)",
+            "INSERT INTO inside VALUES (1)",
+        ),
+    );
+    let args: Vec<&str> = printed[0].iter().map(String::as_str).collect();
+    let (code, out, err) = tend(&args);
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(
+        db.query_column(
+            "SELECT (SELECT count(*) FROM inside)::text || ',' || to_regclass('after_all')::text"
+        ),
+        vec![Some("1,after_all".into())]
+    );
+    let (code, out, _) = tend(&["migrate", "status"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(!out.contains("fix:"), "{out}");
+}
+
+#[test]
+fn status_names_the_fix_of_modified_and_missing_migrations() {
+    let project = TestProject::new();
+    write_prisma(&project, &HISTORY[..2]);
+    let db = TestDb::create();
+    let tend = |args: &[&str]| run(project.tend().env("DATABASE_URL", db.url()).args(args));
+    assert_eq!(tend(&["migrate", "deploy"]).0, 0);
+    project.write(
+        "prisma/migrations/20240101000000_init/migration.sql",
+        &format!("{}\n-- edited\n", HISTORY[0].1),
+    );
+    std::fs::remove_dir_all(
+        project
+            .path()
+            .join("prisma/migrations/20240102000000_functions"),
+    )
+    .unwrap();
+    let (code, out, _) = tend(&["migrate", "status"]);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("tend migrate resolve --applied 20240101000000_init"),
+        "{out}"
+    );
+    assert!(out.contains("restore it from version control"), "{out}");
+    let status = status_json(&project, &db);
+    assert!(
+        state_of(&status, "20240101000000_init")["fix"]
+            .as_str()
+            .unwrap()
+            .contains("tend migrate resolve --applied 20240101000000_init")
+    );
+    assert!(
+        state_of(&status, "20240102000000_functions")["fix"]
+            .as_str()
+            .unwrap()
+            .contains("git log")
+    );
+    // The named command fixes it.
+    assert_eq!(
+        tend(&["migrate", "resolve", "--applied", "20240101000000_init"]).0,
+        0
+    );
+    assert!(state_of(&status_json(&project, &db), "20240101000000_init")["fix"].is_null());
+}
+
+#[test]
+fn sigint_during_deploy_cancels_the_statement_on_the_server_and_status_agrees() {
+    let project = TestProject::new();
+    let db = TestDb::create();
+    db.execute("CREATE TABLE gate1 (x int); CREATE TABLE gate2 (x int)");
+    let first = "20240101000000_slow_transaction";
+    let second = "20240102000000_slow_steps";
+    write_prisma(
+        &project,
+        &[
+            (
+                first,
+                "CREATE TABLE slow_a (id int);\nSELECT pg_sleep(CASE WHEN EXISTS (SELECT FROM gate1) THEN 0 ELSE 60 END);\n",
+            ),
+            (
+                second,
+                "-- tend:no-transaction\nCREATE TABLE s1 (id int);\nSELECT pg_sleep(CASE WHEN EXISTS (SELECT FROM gate2) THEN 0 ELSE 61 END);\nCREATE TABLE s2 (id int);\n",
+            ),
+        ],
+    );
+    let interrupted_deploy = |needle: &str| {
+        let child = project
+            .tend_process()
+            .env("DATABASE_URL", db.url())
+            .args(["migrate", "deploy"])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        wait_for_statement(&db, needle);
+        // SAFETY: a signal to the child we spawned.
+        unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+        let output = child.wait_with_output().unwrap();
+        let (_, err) = crate::text(&output);
+        (output.status.code().unwrap_or(-1), err)
+    };
+
+    // In a transactional migration: cancelled, rolled back, still pending, no failure row.
+    let (code, err) = interrupted_deploy("ELSE 60 END");
+    assert_eq!(code, 130, "{err}");
+    assert!(err.contains("cancelled on the server"), "{err}");
+    assert!(err.contains("nothing of it is applied"), "{err}");
+    assert_eq!(
+        db.query_column("SELECT to_regclass('slow_a')::text"),
+        vec![None]
+    );
+    assert_eq!(
+        db.query_column("SELECT count(*)::text FROM pg_stat_activity WHERE datname = current_database() AND query LIKE '%ELSE 60 END%' AND pid <> pg_backend_pid()"),
+        vec![Some("0".into())],
+        "nothing keeps running on the server"
+    );
+    let status = status_json(&project, &db);
+    assert_eq!(state_of(&status, first)["state"], "pending");
+    assert_eq!(state_of(&status, second)["state"], "pending");
+
+    // Statement by statement: the statement is cancelled, the ones before stay recorded.
+    db.execute("INSERT INTO gate1 VALUES (1)");
+    let (code, err) = interrupted_deploy("ELSE 61 END");
+    assert_eq!(code, 130, "{err}");
+    assert!(err.contains("statement 2 of"), "{err}");
+    assert!(err.contains("this run applied 1 first"), "{err}");
+    assert_eq!(
+        db.query_column("SELECT to_regclass('slow_a')::text || ',' || to_regclass('s1')::text || ',' || coalesce(to_regclass('s2')::text, 'none')"),
+        vec![Some("slow_a,s1,none".into())]
+    );
+    let status = status_json(&project, &db);
+    assert_eq!(state_of(&status, first)["state"], "applied");
+    let entry = state_of(&status, second);
+    assert_eq!(entry["state"], "failed");
+    assert_eq!(entry["interrupted"], true);
+    assert_eq!(entry["steps"], 1);
+    assert!(
+        entry["fix"]
+            .as_str()
+            .unwrap()
+            .contains("`tend migrate deploy` resumes it"),
+        "{entry}"
+    );
+    db.execute("INSERT INTO gate2 VALUES (1)");
+    let (code, out, err) = run(project
+        .tend()
+        .env("DATABASE_URL", db.url())
+        .args(["migrate", "deploy"]));
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        err.contains("Resuming 20240102000000_slow_steps after its statement 1"),
+        "{err}"
+    );
+    assert_eq!(status_json(&project, &db)["up_to_date"], true);
+}
+
+#[test]
+fn a_seed_with_its_own_commit_reports_what_it_kept_and_the_failing_line() {
+    let project = TestProject::new();
+    let db = TestDb::create();
+    db.execute("CREATE TABLE things (id int PRIMARY KEY)");
+    let tend = |args: &[&str]| run(project.tend().env("DATABASE_URL", db.url()).args(args));
+    project.write(
+        "seed.sql",
+        "BEGIN;\nINSERT INTO things VALUES (1);\nINSERT INTO things VALUES (2);\nCOMMIT;\n\nBEGIN;\nINSERT INTO things VALUES (3);\nINSERT INTO things VALUES (1);\nCOMMIT;\nINSERT INTO things VALUES (4);\n",
+    );
+    let (code, out, err) = tend(&["seed"]);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(err.contains("line 8"), "the duplicate key: {err}");
+    assert!(
+        err.contains("first 4 statements (through line 4) stayed committed"),
+        "{err}"
+    );
+    assert!(!err.contains("nothing of it was applied"), "{err}");
+    // The database holds exactly what the message says: psql's outcome.
+    assert_eq!(
+        db.query_column("SELECT string_agg(id::text, ',' ORDER BY id) FROM things"),
+        vec![Some("1,2".into())]
+    );
+    // A seed without transaction control stays all or nothing.
+    project.write(
+        "seed.sql",
+        "INSERT INTO things VALUES (5);\nINSERT INTO things VALUES (1);\n",
+    );
+    let (code, _, err) = tend(&["seed"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("nothing of it was applied"), "{err}");
+    assert!(err.contains("line 2"), "{err}");
+    assert_eq!(
+        db.query_column("SELECT count(*)::text FROM things"),
+        vec![Some("2".into())]
+    );
+    project.write(
+        "seed.sql",
+        "BEGIN;\nINSERT INTO things VALUES (6);\nCOMMIT;\n",
+    );
+    let (code, out, err) = tend(&["seed"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("statement by statement"), "{out}");
+}

@@ -106,6 +106,10 @@ fn verify_passes_then_names_each_out_of_band_change() {
         "column public.users.created_at",
         "constraint posts_title_check on public.posts",
         "row level security on public.posts",
+        // Each with its value in the database, then in the migrations.
+        "default clock_timestamp() -> now()",
+        "definition CHECK ((length(title) > 3)) -> CHECK ((length(title) > 0))",
+        "enabled no -> yes",
     ] {
         assert!(out.contains(expected), "{expected} not named in:\n{out}");
     }
@@ -116,6 +120,21 @@ fn verify_passes_then_names_each_out_of_band_change() {
     let report: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(report["drift"], true);
     assert_eq!(report["objects"].as_array().unwrap().len(), 5, "{out}");
+    let created_at = report["objects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|o| o["object"] == "column public.users.created_at")
+        .unwrap();
+    assert_eq!(
+        created_at["differences"],
+        serde_json::json!([{
+            "aspect": "default",
+            "database": "clock_timestamp()",
+            "migrations": "now()",
+        }]),
+        "{out}"
+    );
     let script = project.path().join("reconcile.sql");
     std::fs::write(&script, report["sql"].as_str().unwrap()).unwrap();
     psql_file(&db, &script);
@@ -170,6 +189,16 @@ fn diff_is_runnable_with_psql_and_exit_code_tells_equal_from_different() {
     assert_eq!(code, 1, "{out}{err}");
     assert!(out.contains("CREATE INDEX CONCURRENTLY"), "{out}");
     assert!(out.contains("ADD VALUE 'meh' AFTER 'sad'"), "{out}");
+    // Before the DDL, each object once with its old and new values, as SQL comments.
+    for expected in [
+        "--   column public.t.a",
+        "--       type text -> character varying(20)",
+        "--       not null no -> yes",
+        "--       values 'sad', 'ok' -> 'sad', 'meh', 'ok'",
+    ] {
+        assert!(out.contains(expected), "{expected} not in:\n{out}");
+    }
+    assert!(!out.contains("--   type public.mood"), "{out}");
     assert!(!out.contains("secret"), "{out}");
     let script = project.path().join("plan.sql");
     std::fs::write(&script, &out).unwrap();
@@ -198,6 +227,18 @@ fn diff_is_runnable_with_psql_and_exit_code_tells_equal_from_different() {
     assert_eq!(code, 0);
     let plan: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(plan["equal"], false);
+    // Dropping everything lists the tables, the view and the enum, not their parts.
+    let objects: Vec<&str> = plan["objects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["object"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        objects,
+        ["enum public.mood", "table public.t", "view public.v"],
+        "{out}"
+    );
     assert!(plan["steps"].as_array().unwrap().iter().any(|s| {
         s["hazards"]
             .as_array()
@@ -379,7 +420,7 @@ fn migrate_dev_create_only_writes_without_applying_and_uses_the_local_cluster() 
 fn uncommon_objects_show_no_false_drift_and_rebuild_from_empty() {
     let project = TestProject::new();
     let source = TestDb::create();
-    source.execute(crate::backup::UNCOMMON);
+    source.execute(&crate::backup::uncommon());
     source.execute("CREATE EXTENSION IF NOT EXISTS btree_gist");
     source.execute(include_str!("fixtures/constraints.sql"));
     let diff = |from: &str, to: &str, extra: &[&str]| {
