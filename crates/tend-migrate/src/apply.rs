@@ -223,10 +223,7 @@ fn first_line(text: &str) -> &str {
 }
 
 fn db_message(err: &tokio_postgres::Error) -> String {
-    match err.as_db_error() {
-        Some(db) => format!("{} ({})", db.message(), db.code().code()),
-        None => err.to_string(),
-    }
+    tend_pg::error_text(err)
 }
 
 fn db(context: impl Into<String>) -> impl FnOnce(tokio_postgres::Error) -> MigrateError {

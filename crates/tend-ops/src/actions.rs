@@ -62,6 +62,24 @@ pub async fn activity(client: &Client) -> Result<Vec<Activity>, tokio_postgres::
         .collect())
 }
 
+/// Sessions of other roles in this database that PostgreSQL shows to this role without
+/// their state, times or queries (it lacks pg_read_all_stats), with the role's name:
+/// `activity` cannot list them, so callers say how many it could not see.
+pub async fn hidden_sessions(client: &Client) -> Result<(i64, String), tokio_postgres::Error> {
+    let row = client
+        .query_one(
+            "SELECT CASE WHEN pg_has_role(current_user, 'pg_read_all_stats', 'USAGE') THEN 0
+                         ELSE (SELECT count(*) FROM pg_stat_activity
+                                WHERE query = '<insufficient privilege>'
+                                  AND datname = current_database())
+                    END,
+                    current_user::text",
+            &[],
+        )
+        .await?;
+    Ok((row.get(0), row.get(1)))
+}
+
 /// One node of the blocking tree: a session and those waiting on it.
 #[derive(Debug, Clone, Serialize)]
 pub struct BlockNode {

@@ -124,7 +124,8 @@ pub struct Check {
     pub min_major: u32,
     /// An extension it needs in the database, and how to enable it when absent.
     pub extension: Option<&'static str>,
-    /// It judges other sessions (`pg_stat_activity`, `pg_stat_progress_*`), whose state,
+    /// It judges other sessions (`pg_stat_activity`, `pg_stat_progress_*`,
+    /// `pg_stat_replication`), whose state,
     /// times and queries PostgreSQL hides from a role without pg_read_all_stats: for such a
     /// role the runner reports that it could not see them, rather than "nothing found".
     pub reads_sessions: bool,

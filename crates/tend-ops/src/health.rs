@@ -124,7 +124,13 @@ async fn probe_server(
     let row = session
         .query_one(
             "SELECT pg_is_in_recovery(),
-                    (SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend')::float8,
+                    -- A role without pg_read_all_stats sees other roles' sessions without
+                    -- their backend_type: count those connected to a database too, so
+                    -- the connection count is never lower for it than for a superuser.
+                    (SELECT count(*) FROM pg_stat_activity
+                      WHERE backend_type = 'client backend'
+                         OR (backend_type IS NULL AND datname IS NOT NULL
+                             AND query = '<insufficient privilege>'))::float8,
                     current_setting('max_connections')::float8,
                     CASE WHEN pg_is_in_recovery()
                          THEN extract(epoch FROM clock_timestamp() - pg_last_xact_replay_timestamp())::float8

@@ -102,7 +102,8 @@ pub enum Blind {
     NotInstalled,
     /// The role may not read what the check reads.
     NoPrivilege,
-    /// Sessions of other roles are hidden from the role (no pg_read_all_stats).
+    /// Sessions of other roles (client sessions, autovacuum workers, WAL senders) are
+    /// hidden from the role (no pg_read_all_stats).
     HiddenSessions,
     /// A lock it needed was held by another session (checks never wait).
     Locked,
@@ -198,7 +199,9 @@ pub async fn run(
         .query_one(
             "SELECT CASE WHEN pg_has_role(current_user, 'pg_read_all_stats', 'USAGE') THEN 0
                          ELSE (SELECT count(*) FROM pg_stat_activity
-                                WHERE query = '<insufficient privilege>' AND datname IS NOT NULL)
+                                WHERE query = '<insufficient privilege>'
+                                  AND (datname IS NOT NULL
+                                       OR pid IN (SELECT pid FROM pg_stat_replication)))
                     END",
             &[],
         )

@@ -35,7 +35,7 @@ pub enum LockError {
         waited: Duration,
         holder: Option<LockHolder>,
     },
-    #[error("taking advisory lock {key} failed: {source}")]
+    #[error("taking advisory lock {key} failed: {}", crate::error_text(.source))]
     Query {
         key: i64,
         #[source]

@@ -70,7 +70,7 @@ pub enum Command {
     Schema(crate::commands::schema::SchemaCommand),
     /// Run the project's seed SQL in one transaction.
     Seed(crate::commands::seed::SeedArgs),
-    /// Take, list and verify backups (compressed, encrypted, to a directory or S3).
+    /// Take, list, verify and prune backups (compressed, encrypted, to a directory or S3).
     #[command(subcommand)]
     Backup(crate::commands::backup::BackupCommand),
     /// Restore a backup from the store into a database.

@@ -89,6 +89,19 @@ pub async fn state(client: &Client) -> Result<SchemaState, tokio_postgres::Error
     })
 }
 
+/// Whether the session's role may create the `tend` schema (CREATE on the database), and
+/// the role's and the database's names for the message when it may not.
+pub async fn may_create(client: &Client) -> Result<(bool, String, String), tokio_postgres::Error> {
+    let row = client
+        .query_one(
+            "SELECT has_database_privilege(current_database(), 'CREATE'),
+                    current_user::text, current_database()::text",
+            &[],
+        )
+        .await?;
+    Ok((row.get(0), row.get(1), row.get(2)))
+}
+
 /// Creates or upgrades the `tend` schema. The advisory lock is tried once (another tend
 /// doing the same is reported, not waited for), and every statement runs under a short
 /// `lock_timeout`.

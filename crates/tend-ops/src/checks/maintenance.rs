@@ -401,7 +401,7 @@ pub static CHECKS: &[Check] = &[
         remedy: "If the write lag is as high, the network or the standby's disk is the limit; if only the replay lag is, long queries on the standby pause replay (max_standby_streaming_delay) or its disk cannot keep up; check its log and pg_stat_activity.",
         min_major: 10,
         extension: None,
-        reads_sessions: false,
+        reads_sessions: true,
     },
     Check {
         id: "replication.lag_bytes",
@@ -422,7 +422,7 @@ pub static CHECKS: &[Check] = &[
         remedy: "Compare with `tend check --only replication.lag`: a standby that receives but does not replay is paused (`SELECT pg_wal_replay_resume();` there), blocked by its queries or short of disk speed; one that does not receive is short of network.",
         min_major: 10,
         extension: None,
-        reads_sessions: false,
+        reads_sessions: true,
     },
     Check {
         id: "replication.slots_inactive",

@@ -192,6 +192,15 @@ pub fn keep_history(
         history::prepare_session(&session).await.map_err(db)?;
         let state = tend_schema::state(&session).await.map_err(db)?;
         if state == SchemaState::Missing {
+            let (allowed, user, database) = tend_schema::may_create(&session).await.map_err(db)?;
+            if !allowed {
+                return Err(format!(
+                    "the role {} may not create the `tend` schema that keeps it (it needs CREATE on the database): `GRANT CREATE ON DATABASE {} TO {};`, or set checks.history = \"off\"",
+                    tend_pg::quote_ident(&user),
+                    tend_pg::quote_ident(&database),
+                    tend_pg::quote_ident(&user)
+                ));
+            }
             ctx.out.notice(format!(
                 "note: tend check keeps its history in this database: it now creates a `tend` schema ({}) and adds a row per run. To write nothing, set checks.history = \"off\" in tend.toml (or TEND_CHECK_HISTORY=off); `DROP SCHEMA tend CASCADE` removes it.",
                 tend_schema::WHAT_IT_HOLDS
@@ -204,10 +213,13 @@ pub fn keep_history(
         }
         history::record(&session, report, env!("CARGO_PKG_VERSION"))
             .await
+            .map(|id| (id, state == SchemaState::Missing))
             .map_err(|e| e.to_string())
     });
     match result {
-        Ok(run_id) => serde_json::json!({ "kept": true, "run_id": run_id }),
+        Ok((run_id, created)) => {
+            serde_json::json!({ "kept": true, "run_id": run_id, "created_schema": created })
+        }
         Err(reason) => {
             ctx.out.warn(format!(
                 "the check history was not kept: {reason}. The checks ran; set checks.history = \"off\" in tend.toml to stop keeping history."

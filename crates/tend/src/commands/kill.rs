@@ -51,6 +51,7 @@ pub fn run(args: KillArgs, ctx: &Context) -> Result<i32, CommandError> {
     let target = ctx.target()?;
     let session = ctx.connect(&target.info)?;
     let sessions = block_on(actions::activity(&session))?;
+    super::queries::warn_hidden(ctx, &session)?;
     let targets = actions::kill_targets(&sessions, &selection);
     if let KillSelection::Pids(pids) = &selection {
         let missing: Vec<String> = pids

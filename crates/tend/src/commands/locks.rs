@@ -13,8 +13,10 @@ pub fn run(_args: LocksArgs, ctx: &Context) -> Result<i32, CommandError> {
     let target = ctx.target()?;
     let session = ctx.connect(&target.info)?;
     let sessions = block_on(actions::activity(&session))?;
+    let hidden = super::queries::warn_hidden(ctx, &session)?;
     let tree = actions::blocking_tree(&sessions);
-    ctx.out.json_value(&serde_json::json!({ "blocking": tree }));
+    ctx.out
+        .json_value(&serde_json::json!({ "blocking": tree, "hidden_sessions": hidden }));
     if tree.is_empty() {
         ctx.out.line("No session is waiting on another's lock.");
         return Ok(exit::OK);

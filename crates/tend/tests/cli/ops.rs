@@ -484,6 +484,12 @@ fn check_announces_the_tend_schema_once_before_creating_it() {
         err.contains("creates a `tend` schema") && err.contains("checks.history = \"off\""),
         "{out}{err}"
     );
+    // Said before the write: the notice precedes anything else on stderr.
+    assert!(
+        err.trim_start()
+            .starts_with("note: tend check keeps its history"),
+        "{err}"
+    );
     assert_eq!(
         db.query_column("SELECT count(*)::text FROM tend.check_runs"),
         vec![Some("1".into())]
@@ -661,6 +667,107 @@ fn vacuum_and_reindex_refuse_what_the_role_may_not_maintain() {
         err.contains("may not vacuum public.mine") && err.contains("owner `tend_maint_app`"),
         "{err}"
     );
+}
+
+/// `tend health` run by a role that cannot see other roles' sessions still counts them
+/// against max_connections (PostgreSQL hides their backend type from it).
+#[test]
+fn health_counts_connections_a_role_cannot_see() {
+    let server = tend_testkit::TestServer::get();
+    let db = TestDb::create();
+    let Some(mut app) = server.password_user("tend_health_app", "health-pw", &db.name) else {
+        return;
+    };
+    app.set("sslmode", "disable");
+    let holders: Vec<Holder> = (0..3).map(|_| Holder::open(&db, "busy-worker")).collect();
+    let project = TestProject::new();
+    let (code, out, err) = run(project
+        .tend()
+        .env("DATABASE_URL", app.to_secret_string())
+        .args(["health", "--json"]));
+    assert!(code <= 2, "{out}{err}");
+    let doc: serde_json::Value =
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}{err}"));
+    let connections = doc["probes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "connections")
+        .unwrap_or_else(|| panic!("{doc}"));
+    let message = connections["message"].as_str().unwrap();
+    let used: u32 = message.split_whitespace().next().unwrap().parse().unwrap();
+    // The three holders and tend's own session, at least.
+    assert!(used >= 4, "{message}");
+    drop(holders);
+}
+
+/// `tend queries`, `locks` and `kill` run by a role without pg_read_all_stats say how many
+/// sessions of other roles they could not see, rather than an unqualified empty list.
+#[test]
+fn queries_locks_and_kill_say_what_sessions_they_cannot_see() {
+    let server = tend_testkit::TestServer::get();
+    let db = TestDb::create();
+    let Some(mut app) = server.password_user("tend_queries_app", "queries-pw", &db.name) else {
+        return;
+    };
+    app.set("sslmode", "disable");
+    let slow = Holder::open(&db, "hidden-report");
+    slow.start("SELECT pg_sleep(20)");
+    let project = TestProject::new();
+    let tend = |args: &[&str]| {
+        run(project
+            .tend()
+            .env("DATABASE_URL", app.to_secret_string())
+            .args(args))
+    };
+    let (code, out, err) = tend(&["queries", "--json"]);
+    assert_eq!(code, 0, "{out}{err}");
+    let doc: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert!(doc["hidden_sessions"].as_i64().unwrap() >= 1, "{doc}");
+    assert!(
+        err.contains("not listed")
+            && err.contains("GRANT pg_read_all_stats TO \"tend_queries_app\""),
+        "{err}"
+    );
+    let (_, _, err) = tend(&["locks"]);
+    assert!(err.contains("not listed"), "{err}");
+    let (_, out, err) = tend(&["kill", "--longer-than", "1s", "--dry-run"]);
+    assert!(err.contains("not listed"), "{out}{err}");
+    drop(slow);
+}
+
+/// A role that may not create the `tend` schema: the checks run, nothing is announced or
+/// written, and the warning says which privilege is missing (never a bare "db error").
+#[test]
+fn check_history_refused_by_privileges_is_a_warning_naming_the_grant() {
+    let server = tend_testkit::TestServer::get();
+    let db = TestDb::create();
+    let Some(mut reader) = server.password_user("tend_history_reader", "reader-pw", &db.name)
+    else {
+        return;
+    };
+    reader.set("sslmode", "disable");
+    let project = TestProject::new();
+    let (code, out, err) = run(project
+        .tend()
+        .env("DATABASE_URL", reader.to_secret_string())
+        .args(["check", "--json", "--only", "storage"]));
+    assert!(code <= 2, "{out}{err}");
+    let doc: serde_json::Value =
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}{err}"));
+    assert_eq!(doc["history"]["kept"], false, "{doc}");
+    let reason = doc["history"]["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("may not create the `tend` schema")
+            && reason.contains("GRANT CREATE ON DATABASE"),
+        "{reason}"
+    );
+    assert!(!err.contains("creates a `tend` schema"), "{err}");
+    assert!(
+        !err.contains("db error") && !out.contains("db error"),
+        "{out}{err}"
+    );
+    assert!(err.contains("history was not kept"), "{err}");
 }
 
 #[test]
