@@ -21,7 +21,40 @@ pub fn column_definition(column: &Column) -> String {
         sql.push_str(&identity_sql(identity, &column.identity_options));
     }
     if column.not_null {
+        if let Some(name) = &column.not_null_constraint {
+            sql.push_str(&format!(" CONSTRAINT {}", ident(name)));
+        }
         sql.push_str(" NOT NULL");
+        if column.not_null_no_inherit {
+            sql.push_str(" NO INHERIT");
+        }
+    }
+    sql
+}
+
+/// The name of `column`'s `NOT NULL` constraint in `table` (PostgreSQL 18 names them).
+pub fn not_null_constraint(table: &QualifiedName, column: &Column) -> String {
+    column
+        .not_null_constraint
+        .clone()
+        .unwrap_or_else(|| not_null_name(&table.name, Some(&column.name)))
+}
+
+/// `NOT NULL` as a named constraint of its own (PostgreSQL 18): the way to give it a name
+/// or `NO INHERIT` on an existing column, or to add it `NOT VALID` (`column_definition`
+/// leaves such a constraint out).
+pub fn add_not_null(table: &QualifiedName, column: &Column) -> String {
+    let mut sql = format!(
+        "ALTER TABLE {} ADD CONSTRAINT {} NOT NULL {}",
+        table.sql(),
+        ident(&not_null_constraint(table, column)),
+        ident(&column.name)
+    );
+    if column.not_null_no_inherit {
+        sql.push_str(" NO INHERIT");
+    }
+    if column.not_null_not_valid {
+        sql.push_str(" NOT VALID");
     }
     sql
 }
@@ -125,6 +158,7 @@ pub fn create_type(ty: &Type) -> String {
         TypeKind::Domain {
             base,
             not_null,
+            not_null_constraint,
             default,
             collation,
             checks,
@@ -137,6 +171,9 @@ pub fn create_type(ty: &Type) -> String {
                 sql.push_str(&format!(" DEFAULT {default}"));
             }
             if *not_null {
+                if let Some(constraint) = not_null_constraint {
+                    sql.push_str(&format!(" CONSTRAINT {}", ident(constraint)));
+                }
                 sql.push_str(" NOT NULL");
             }
             for (check, definition) in checks {

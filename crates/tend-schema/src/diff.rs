@@ -386,9 +386,13 @@ impl Differ<'_> {
                         ));
                         continue;
                     }
+                    let named = from.named_not_nulls;
                     for column in &mut t.columns {
                         if column.name == *old {
                             column.name = new.clone();
+                            if named {
+                                keep_not_null_name(column, &table.name, old, &table.name);
+                            }
                         }
                     }
                     for constraint in t.constraints.values_mut() {
@@ -972,6 +976,7 @@ impl Differ<'_> {
                     collation: old_collation,
                     default: old_default,
                     not_null: old_not_null,
+                    not_null_constraint: old_constraint,
                     checks: old_checks,
                 },
                 TypeKind::Domain {
@@ -979,6 +984,7 @@ impl Differ<'_> {
                     collation,
                     default,
                     not_null,
+                    not_null_constraint,
                     checks,
                 },
             ) if old_base == base && old_collation == collation => {
@@ -989,8 +995,33 @@ impl Differ<'_> {
                     };
                     self.push(object.clone(), Change::Alter, sql);
                 }
+                // PostgreSQL 17 names a domain's NOT NULL: one not named `<domain>_not_null`
+                // is added under its name, or renamed.
+                let constraint_name = |constraint: &Option<String>| {
+                    constraint
+                        .clone()
+                        .unwrap_or_else(|| not_null_name(&new.name.name, None))
+                };
+                if *old_not_null && *not_null && old_constraint != not_null_constraint {
+                    self.push(
+                        object.clone(),
+                        Change::Alter,
+                        format!(
+                            "ALTER DOMAIN {name} RENAME CONSTRAINT {} TO {}",
+                            ident(&constraint_name(old_constraint)),
+                            ident(&constraint_name(not_null_constraint))
+                        ),
+                    );
+                }
                 if old_not_null != not_null {
-                    let sql = if *not_null {
+                    let sql = if let Some(constraint) =
+                        not_null_constraint.as_ref().filter(|_| *not_null)
+                    {
+                        format!(
+                            "ALTER DOMAIN {name} ADD CONSTRAINT {} NOT NULL",
+                            ident(constraint)
+                        )
+                    } else if *not_null {
                         format!("ALTER DOMAIN {name} SET NOT NULL")
                     } else {
                         format!("ALTER DOMAIN {name} DROP NOT NULL")
@@ -1168,6 +1199,15 @@ impl Differ<'_> {
             self.warn_possible_table_rename(from, table);
             let object = format!("table {name}");
             self.push(object.clone(), Change::Create, ddl::create_table(table));
+            for column in &table.columns {
+                if column.not_null_not_valid && !column.inherited {
+                    self.push(
+                        object.clone(),
+                        Change::Create,
+                        ddl::add_not_null(&name, column),
+                    );
+                }
+            }
             if table.row_security {
                 self.push(
                     object.clone(),
@@ -1642,6 +1682,9 @@ impl Differ<'_> {
             {
                 step.hazards.push(Hazard::MayFail);
             }
+            if column.not_null_not_valid {
+                self.push(object.clone(), change, ddl::add_not_null(name, column));
+            }
             if column.comment.is_some() {
                 self.comment(
                     object,
@@ -1714,13 +1757,17 @@ impl Differ<'_> {
                 format!("{alter} SET DEFAULT {default}"),
             );
         }
-        if after.not_null {
-            let step = self.push(
-                object.clone(),
-                Change::Alter,
-                format!("{alter} SET NOT NULL"),
-            );
-            if !before.not_null {
+        if after.not_null || after.not_null_not_valid {
+            let sql = if after.not_null_constraint.is_some()
+                || after.not_null_no_inherit
+                || after.not_null_not_valid
+            {
+                ddl::add_not_null(table, after)
+            } else {
+                format!("{alter} SET NOT NULL")
+            };
+            let step = self.push(object.clone(), Change::Alter, sql);
+            if after.not_null && !before.not_null {
                 step.hazards.push(Hazard::MayFail);
             }
         }
@@ -1887,7 +1934,27 @@ impl Differ<'_> {
                 format!("{alter} DROP IDENTITY"),
             );
         }
-        if !before.not_null && after.not_null {
+        self.not_null_constraint(table, before, after);
+        if before.not_null_not_valid && after.not_null {
+            let step = self.push(
+                object.clone(),
+                Change::Alter,
+                format!(
+                    "ALTER TABLE {table_sql} VALIDATE CONSTRAINT {}",
+                    ident(&ddl::not_null_constraint(table, after))
+                ),
+            );
+            step.hazards.push(Hazard::MayFail);
+        } else if before.not_null_not_valid && !after.not_null_not_valid {
+            self.push(
+                object.clone(),
+                Change::Alter,
+                format!(
+                    "ALTER TABLE {table_sql} DROP CONSTRAINT {}",
+                    ident(&ddl::not_null_constraint(table, before))
+                ),
+            );
+        } else if !before.not_null && after.not_null {
             // A validated CHECK lets SET NOT NULL skip its scan under ACCESS EXCLUSIVE:
             // the scan happens during VALIDATE, which lets writes through.
             let check = ident(&format!("{}_not_null_tend", after.name));
@@ -1904,11 +1971,14 @@ impl Differ<'_> {
                 format!("ALTER TABLE {table_sql} VALIDATE CONSTRAINT {check}"),
             );
             step.hazards.push(Hazard::MayFail);
-            self.push(
-                object.clone(),
-                Change::Alter,
-                format!("{alter} SET NOT NULL"),
-            );
+            // A name of its own or NO INHERIT needs the constraint form (PostgreSQL 18),
+            // which skips the scan the same way.
+            let sql = if after.not_null_constraint.is_some() || after.not_null_no_inherit {
+                ddl::add_not_null(table, after)
+            } else {
+                format!("{alter} SET NOT NULL")
+            };
+            self.push(object.clone(), Change::Alter, sql);
             self.push(
                 object.clone(),
                 Change::Alter,
@@ -1919,6 +1989,13 @@ impl Differ<'_> {
                 object.clone(),
                 Change::Alter,
                 format!("{alter} DROP NOT NULL"),
+            );
+        }
+        if !before.not_null_not_valid && after.not_null_not_valid {
+            self.push(
+                object.clone(),
+                Change::Alter,
+                ddl::add_not_null(table, after),
             );
         }
         match (before.identity, after.identity) {
@@ -1975,6 +2052,48 @@ impl Differ<'_> {
                 object,
                 format!("COLUMN {table_sql}.{column_sql}"),
                 after.comment.as_deref(),
+            );
+        }
+    }
+
+    /// A `NOT NULL` constraint both sides have (PostgreSQL 18 names them): renamed, or
+    /// made `[NO] INHERIT`, where that is all that differs.
+    fn not_null_constraint(&mut self, table: &QualifiedName, before: &Column, after: &Column) {
+        let has = |c: &Column| c.not_null || c.not_null_not_valid;
+        if !has(before) || !has(after) {
+            return;
+        }
+        let object = format!("column {table}.{}", after.name);
+        let (old, new) = (
+            ddl::not_null_constraint(table, before),
+            ddl::not_null_constraint(table, after),
+        );
+        if old != new {
+            self.push(
+                object.clone(),
+                Change::Alter,
+                format!(
+                    "ALTER TABLE {} RENAME CONSTRAINT {} TO {}",
+                    table.sql(),
+                    ident(&old),
+                    ident(&new)
+                ),
+            );
+        }
+        if before.not_null_no_inherit != after.not_null_no_inherit {
+            let inherit = if after.not_null_no_inherit {
+                "NO INHERIT"
+            } else {
+                "INHERIT"
+            };
+            self.push(
+                object,
+                Change::Alter,
+                format!(
+                    "ALTER TABLE {} ALTER CONSTRAINT {} {inherit}",
+                    table.sql(),
+                    ident(&new)
+                ),
             );
         }
     }
@@ -2737,8 +2856,29 @@ impl Differ<'_> {
     }
 }
 
+/// The server keeps a `NOT NULL` constraint's name when its table or column is renamed
+/// (PostgreSQL 18): `column`, renamed already, keeps the name it had as `old_column` of
+/// `old_table`, which is no longer the default in `new_table`.
+fn keep_not_null_name(column: &mut Column, old_table: &str, old_column: &str, new_table: &str) {
+    if !column.not_null && !column.not_null_not_valid {
+        return;
+    }
+    let name = column
+        .not_null_constraint
+        .take()
+        .unwrap_or_else(|| not_null_name(old_table, Some(old_column)));
+    column.not_null_constraint =
+        Some(name).filter(|n| *n != not_null_name(new_table, Some(&column.name)));
+}
+
 fn rename_table(model: &mut Model, old: &QualifiedName, new: &QualifiedName) {
     if let Some(mut table) = model.tables.remove(old) {
+        if model.named_not_nulls {
+            for column in &mut table.columns {
+                let name = column.name.clone();
+                keep_not_null_name(column, &old.name, &name, &new.name);
+            }
+        }
         table.name = new.clone();
         model.tables.insert(new.clone(), table);
     }

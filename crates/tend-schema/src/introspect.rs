@@ -47,6 +47,11 @@ fn not_extension_member(catalog: &str, alias: &str) -> String {
 
 async fn read(client: &Client) -> Result<Model, tokio_postgres::Error> {
     let mut model = Model::default();
+    let version: i32 = client
+        .query_one("SELECT current_setting('server_version_num')::int", &[])
+        .await?
+        .get(0);
+    model.named_not_nulls = version >= 180000;
     read_schemas(client, &mut model).await?;
     read_extensions(client, &mut model).await?;
     read_types(client, &mut model).await?;
@@ -124,9 +129,10 @@ async fn read_types(client: &Client, model: &mut Model) -> Result<(), tokio_post
          CASE WHEN t.typcollation <> 0 AND t.typcollation <> bt.typcollation THEN \
            (SELECT quote_ident(cn.nspname) || '.' || quote_ident(co.collname) FROM pg_collation co \
             JOIN pg_namespace cn ON cn.oid = co.collnamespace WHERE co.oid = t.typcollation) END, \
-         array(SELECT c.conname::text FROM pg_constraint c WHERE c.contypid = t.oid ORDER BY c.conname), \
-         array(SELECT pg_get_constraintdef(c.oid) FROM pg_constraint c WHERE c.contypid = t.oid ORDER BY c.conname), \
-         obj_description(t.oid, 'pg_type'), {acl} \
+         array(SELECT c.conname::text FROM pg_constraint c WHERE c.contypid = t.oid AND c.contype = 'c' ORDER BY c.conname), \
+         array(SELECT pg_get_constraintdef(c.oid) FROM pg_constraint c WHERE c.contypid = t.oid AND c.contype = 'c' ORDER BY c.conname), \
+         obj_description(t.oid, 'pg_type'), {acl}, \
+         (SELECT c.conname::text FROM pg_constraint c WHERE c.contypid = t.oid AND c.contype = 'n' LIMIT 1) \
          FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace JOIN pg_type bt ON bt.oid = t.typbasetype \
          WHERE {NAMESPACE_FILTER} AND t.typtype = 'd' AND {}",
         not_extension_member("pg_type", "t")
@@ -135,9 +141,14 @@ async fn read_types(client: &Client, model: &mut Model) -> Result<(), tokio_post
         let name = QualifiedName::new(row.get::<_, String>(0), row.get::<_, String>(1));
         let names: Vec<String> = row.get(6);
         let definitions: Vec<String> = row.get(7);
+        // PostgreSQL 17 keeps a domain's NOT NULL as a constraint with a name.
+        let not_null_constraint = row
+            .get::<_, Option<String>>(14)
+            .filter(|n| *n != not_null_name(&name.name, None));
         let kind = TypeKind::Domain {
             base: row.get(2),
             not_null: row.get(3),
+            not_null_constraint,
             default: row.get(4),
             collation: row.get(5),
             checks: names.into_iter().zip(definitions).collect(),
@@ -404,9 +415,12 @@ async fn read_columns(
                        WHEN 'int4'::regtype THEN 2147483647 ELSE 9223372036854775807 END AS high) lim \
           WHERE a.attidentity <> '' AND dep.classid = 'pg_class'::regclass \
             AND dep.refclassid = 'pg_class'::regclass AND dep.refobjid = a.attrelid \
-            AND dep.refobjsubid = a.attnum AND dep.deptype = 'i' LIMIT 1) END, {} \
+            AND dep.refobjsubid = a.attnum AND dep.deptype = 'i' LIMIT 1) END, {}, \
+         nn.conname::text, coalesce(nn.connoinherit, false), coalesce(nn.convalidated, true) \
          FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid \
          LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum \
+         LEFT JOIN pg_constraint nn ON nn.conrelid = a.attrelid AND nn.contype = 'n' \
+           AND nn.conkey[1] = a.attnum \
          WHERE a.attnum > 0 AND NOT a.attisdropped AND a.attrelid = ANY($1) \
          ORDER BY a.attrelid, a.attnum",
         acl_sql(
@@ -433,11 +447,20 @@ async fn read_columns(
             "d" => Some(Identity::ByDefault),
             _ => None,
         };
+        // PostgreSQL 18 keeps a column's NOT NULL as a constraint with a name, which may
+        // be NOT VALID (attnotnull is true then too) or NO INHERIT.
+        let constraint: Option<String> = row.get(16);
+        let validated: bool = row.get(18);
+        let not_null_constraint =
+            constraint.filter(|n| *n != not_null_name(&name.name, Some(&column_name)));
         if let Some(table) = model.tables.get_mut(name) {
             table.columns.push(Column {
-                name: column_name,
                 data_type: row.get(2),
-                not_null: row.get(3),
+                not_null: row.get::<_, bool>(3) && validated,
+                not_null_constraint,
+                not_null_no_inherit: row.get(17),
+                not_null_not_valid: !validated,
+                name: column_name,
                 default: row.get(4),
                 identity,
                 identity_options: row

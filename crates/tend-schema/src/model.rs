@@ -288,6 +288,11 @@ pub struct Model {
     /// `ALTER DEFAULT PRIVILEGES`: what objects get when they are created.
     #[serde(serialize_with = "values")]
     pub default_privileges: BTreeMap<DefaultPrivilegesKey, DefaultPrivileges>,
+    /// Read from a server that keeps a column's `NOT NULL` as a named constraint
+    /// (PostgreSQL 18): the name stays when the table or column is renamed, so a rename
+    /// in a plan carries it along.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub named_not_nulls: bool,
 }
 
 impl Model {
@@ -353,6 +358,10 @@ pub enum TypeKind {
     Domain {
         base: String,
         not_null: bool,
+        /// The name of the domain's `NOT NULL` constraint (PostgreSQL 17 makes one) when it
+        /// is not `<domain>_not_null`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        not_null_constraint: Option<String>,
         default: Option<String>,
         collation: Option<String>,
         /// Check constraints by name, as `CHECK (...)`.
@@ -411,6 +420,43 @@ impl Table {
     }
 }
 
+fn is_false(value: &bool) -> bool {
+    !value
+}
+
+/// The name PostgreSQL gives a `NOT NULL` constraint nobody named: `<table>_<column>_not_null`
+/// (or `<domain>_not_null`, `column` `None`), the longer of the two names shortened first
+/// until the whole fits in 63 bytes, never inside a character (`makeObjectName`). The
+/// server numbers the label (`not_null1`, ...) when the name is taken in the schema; such
+/// names are not the default here.
+pub fn not_null_name(table: &str, column: Option<&str>) -> String {
+    const LABEL: &str = "not_null";
+    let overhead = LABEL.len() + 1 + usize::from(column.is_some());
+    let available = 63 - overhead;
+    let (mut first, mut second) = (table.len(), column.map_or(0, str::len));
+    while first + second > available {
+        if first > second {
+            first -= 1;
+        } else {
+            second -= 1;
+        }
+    }
+    let clip = |text: &str, mut len: usize| {
+        while !text.is_char_boundary(len) {
+            len -= 1;
+        }
+        text[..len].to_string()
+    };
+    let mut name = clip(table, first);
+    if let Some(column) = column {
+        name.push('_');
+        name.push_str(&clip(column, second));
+    }
+    name.push('_');
+    name.push_str(LABEL);
+    name
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Partition {
     pub parent: QualifiedName,
@@ -422,7 +468,22 @@ pub struct Column {
     pub name: String,
     /// `format_type`: the type with its modifiers, e.g. `character varying(40)`, `integer[]`.
     pub data_type: String,
+    /// A validated `NOT NULL`.
     pub not_null: bool,
+    /// The name of the column's `NOT NULL` constraint (PostgreSQL 18 makes one, with a
+    /// name kept across table and column renames) when it is not [`not_null_name`]'s
+    /// `<table>_<column>_not_null`. A name the server numbered to avoid a collision
+    /// (`..._not_null1`) is kept here too: the collision depends on what else existed when
+    /// the constraint was made, so only the name itself recreates it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub not_null_constraint: Option<String>,
+    /// `NOT NULL NO INHERIT` (PostgreSQL 18): children do not get the constraint.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub not_null_no_inherit: bool,
+    /// A `NOT NULL` constraint added `NOT VALID` and not validated yet (PostgreSQL 18):
+    /// existing rows may hold NULLs, so `not_null` is false.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub not_null_not_valid: bool,
     pub default: Option<String>,
     pub identity: Option<Identity>,
     /// The identity's sequence options that differ from the defaults for its type, as
@@ -663,6 +724,25 @@ mod tests {
         assert_eq!(ident("User"), "\"User\"");
         assert_eq!(ident("a b"), "\"a b\"");
         assert_eq!(ident("_x1$"), "_x1$");
+    }
+
+    #[test]
+    fn not_null_names_shorten_the_longer_name_first() {
+        assert_eq!(not_null_name("users", Some("id")), "users_id_not_null");
+        assert_eq!(not_null_name("email", None), "email_not_null");
+        let long = "a".repeat(60);
+        let name = not_null_name(&long, Some("id"));
+        assert_eq!(name, format!("{}_id_not_null", "a".repeat(51)));
+        assert_eq!(name.len(), 63);
+        let both = not_null_name(&"t".repeat(40), Some(&"c".repeat(40)));
+        assert_eq!(
+            both,
+            format!("{}_{}_not_null", "t".repeat(27), "c".repeat(26))
+        );
+        // Never inside a character: 'é' is two bytes.
+        let accented = not_null_name(&"é".repeat(40), Some("id"));
+        assert!(accented.len() <= 63 && accented.ends_with("_id_not_null"));
+        assert_eq!(accented, format!("{}_id_not_null", "é".repeat(25)));
     }
 
     #[test]

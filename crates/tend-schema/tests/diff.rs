@@ -417,6 +417,85 @@ fn renames_with_hints_keep_data_and_without_warn() {
     );
 }
 
+/// PostgreSQL 17 names a domain's `NOT NULL`, 18 a column's too (`<table>_<column>_not_null`
+/// unless named otherwise, kept across renames): names are created, renamed and made
+/// `NO INHERIT`, and `NOT VALID` ones added and validated.
+#[test]
+fn named_not_null_constraints_are_created_renamed_and_validated() {
+    let major = tend_testkit::TestServer::get().major();
+    if major < 17 {
+        return;
+    }
+    let domains_from = "CREATE DOMAIN public.dm AS text CONSTRAINT dm_named NOT NULL; \
+        CREATE DOMAIN public.dk AS int NOT NULL;";
+    let domains_to = "CREATE DOMAIN public.dm AS text CONSTRAINT dm_renamed NOT NULL; \
+        CREATE DOMAIN public.dk AS int NOT NULL; \
+        CREATE DOMAIN public.dn AS text CONSTRAINT dn_named NOT NULL;";
+    converge(domains_from, domains_to, &plain());
+    if major < 18 {
+        return;
+    }
+    let long = "a".repeat(60);
+    let accented = "é".repeat(30);
+    let from = format!(
+        "{domains_from}
+        CREATE TABLE public.a (id int NOT NULL, b int, c int CONSTRAINT c_named NOT NULL,
+            d int NOT NULL, e int NOT NULL, f int);
+        ALTER TABLE public.a ADD CONSTRAINT f_nv NOT NULL f NOT VALID;"
+    );
+    let to = format!(
+        "{domains_to}
+        CREATE TABLE public.a (id int NOT NULL, b int CONSTRAINT b_named NOT NULL,
+            c int CONSTRAINT c_renamed NOT NULL, d int NOT NULL NO INHERIT, e int,
+            f int CONSTRAINT f_nv NOT NULL, g int CONSTRAINT g_named NOT NULL NO INHERIT, h int);
+        ALTER TABLE public.a ADD CONSTRAINT h_nv NOT NULL h NOT VALID;
+        CREATE TABLE public.fresh (x int CONSTRAINT x_is_set NOT NULL, y int NOT NULL NO INHERIT, z int);
+        ALTER TABLE public.fresh ADD CONSTRAINT z_nv NOT NULL z NOT VALID;
+        CREATE TABLE public.{long} (some_long_column_name int NOT NULL);
+        CREATE TABLE public.\"{accented}\" (id int NOT NULL);"
+    );
+    converge(&from, &to, &plain());
+    // The server's own names for long table names are the default, not carried.
+    let model = model_of(&database(&to));
+    for (table, column) in [(long.as_str(), "some_long_column_name"), (&accented, "id")] {
+        let table = &model.tables[&tend_schema::model::QualifiedName::new("public", table)];
+        assert_eq!(table.column(column).unwrap().not_null_constraint, None);
+    }
+    converge(&to, &from, &plain());
+
+    // A renamed table and column keep their constraints' names: with hints, a rename of
+    // each; against a table made afresh, the constraints are renamed too.
+    let from = "CREATE TABLE public.users (id int NOT NULL, fullname text NOT NULL)";
+    let renamed = format!(
+        "{from}; ALTER TABLE public.users RENAME TO people; \
+         ALTER TABLE public.people RENAME COLUMN fullname TO name"
+    );
+    let fresh = "CREATE TABLE public.people (id int NOT NULL, name text NOT NULL)";
+    let hints = DiffOptions {
+        renames: vec![
+            Rename::parse("public.users=people").unwrap(),
+            Rename::parse("public.people.fullname=name").unwrap(),
+        ],
+        ..DiffOptions::default()
+    };
+    let plan = converge(from, &renamed, &hints);
+    assert!(
+        !plan.to_sql(false).contains("CONSTRAINT"),
+        "{}",
+        plan.to_sql(false)
+    );
+    let plan = converge(from, fresh, &hints);
+    assert!(
+        plan.to_sql(false).contains(
+            "ALTER TABLE public.people RENAME CONSTRAINT users_fullname_not_null TO people_name_not_null"
+        ),
+        "{}",
+        plan.to_sql(false)
+    );
+    converge(from, &renamed, &plain());
+    converge(&renamed, fresh, &plain());
+}
+
 /// A history of consecutive states: every step of it converges, as the acceptance asks of
 /// real histories.
 #[test]
