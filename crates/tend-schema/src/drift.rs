@@ -742,6 +742,27 @@ fn column_differences(before: &Column, after: &Column) -> Vec<Difference> {
         &after.not_null,
         yes_no,
     );
+    aspect(
+        &mut d,
+        "not null constraint",
+        &before.not_null_constraint,
+        &after.not_null_constraint,
+        text,
+    );
+    aspect(
+        &mut d,
+        "not null no inherit",
+        &before.not_null_no_inherit,
+        &after.not_null_no_inherit,
+        yes_no,
+    );
+    aspect(
+        &mut d,
+        "not null not valid",
+        &before.not_null_not_valid,
+        &after.not_null_not_valid,
+        yes_no,
+    );
     aspect(&mut d, "default", &before.default, &after.default, text);
     aspect(&mut d, "identity", &before.identity, &after.identity, |i| {
         i.map(|i| i.sql().to_string())
@@ -781,6 +802,7 @@ fn type_differences(old: &Type, new: &Type) -> Vec<Difference> {
             TypeKind::Domain {
                 base: a_base,
                 not_null: a_not_null,
+                not_null_constraint: a_not_null_constraint,
                 default: a_default,
                 collation: a_collation,
                 checks: a_checks,
@@ -788,6 +810,7 @@ fn type_differences(old: &Type, new: &Type) -> Vec<Difference> {
             TypeKind::Domain {
                 base,
                 not_null,
+                not_null_constraint,
                 default,
                 collation,
                 checks,
@@ -795,6 +818,13 @@ fn type_differences(old: &Type, new: &Type) -> Vec<Difference> {
         ) => {
             aspect(&mut d, "base type", a_base, base, plain);
             aspect(&mut d, "not null", a_not_null, not_null, yes_no);
+            aspect(
+                &mut d,
+                "not null constraint",
+                a_not_null_constraint,
+                not_null_constraint,
+                text,
+            );
             aspect(&mut d, "default", a_default, default, text);
             aspect(&mut d, "collation", a_collation, collation, text);
             let names: BTreeSet<&String> = a_checks.keys().chain(checks.keys()).collect();
