@@ -421,11 +421,13 @@ fn named_not_null_constraints_are_created_renamed_and_validated() {
         return;
     }
     let domains_from = "CREATE DOMAIN public.dm AS text CONSTRAINT dm_named NOT NULL; \
-        CREATE DOMAIN public.dk AS int NOT NULL;";
+        CREATE DOMAIN public.dk AS int NOT NULL; CREATE DOMAIN public.dl AS int;";
     let domains_to = "CREATE DOMAIN public.dm AS text CONSTRAINT dm_renamed NOT NULL; \
         CREATE DOMAIN public.dk AS int NOT NULL; \
+        CREATE DOMAIN public.dl AS int CONSTRAINT dl_set NOT NULL; \
         CREATE DOMAIN public.dn AS text CONSTRAINT dn_named NOT NULL;";
     converge(domains_from, domains_to, &plain());
+    converge(domains_to, domains_from, &plain());
     if major < 18 {
         return;
     }
