@@ -239,9 +239,11 @@ pub fn diff(from: &Model, to: &Model, options: &DiffOptions) -> Plan {
         recreated_types: BTreeSet::new(),
         recreated_functions: BTreeSet::new(),
         renamed: Vec::new(),
+        taken_constraint_names: HashSet::new(),
     };
     diff.renames(&mut from);
     let from = &from;
+    diff.taken_constraint_names = taken_constraint_names(from);
     diff.analyse(from);
     diff.session(from);
     diff.drop_dependents(from);
@@ -300,9 +302,29 @@ struct Differ<'a> {
     recreated_functions: BTreeSet<FunctionKey>,
     /// The rename hints applied (`from` carries the new names).
     renamed: Vec<Rename>,
+    /// Constraint names (schema, name) the from side holds, where the server names `NOT
+    /// NULL` constraints (PostgreSQL 18): a new one whose default name is taken would be
+    /// numbered (`..._not_null1`), so the plan names it.
+    taken_constraint_names: HashSet<(String, String)>,
 }
 
 impl Differ<'_> {
+    /// `column` of `table`, its `NOT NULL` constraint named where the server's default name
+    /// is taken in the schema.
+    fn naming_not_null(&self, table: &QualifiedName, column: &Column) -> Column {
+        let mut column = column.clone();
+        if (column.not_null || column.not_null_not_valid) && column.not_null_constraint.is_none() {
+            let name = ddl::not_null_constraint(table, &column);
+            if self
+                .taken_constraint_names
+                .contains(&(table.schema.clone(), name.clone()))
+            {
+                column.not_null_constraint = Some(name);
+            }
+        }
+        column
+    }
+
     fn push(&mut self, object: impl Into<String>, change: Change, sql: String) -> &mut Step {
         self.plan.steps.push(Step {
             object: object.into(),
@@ -1198,6 +1220,11 @@ impl Differ<'_> {
             }
             self.warn_possible_table_rename(from, table);
             let object = format!("table {name}");
+            let mut named = table.clone();
+            for column in &mut named.columns {
+                *column = self.naming_not_null(&name, column);
+            }
+            let table = &named;
             self.push(object.clone(), Change::Create, ddl::create_table(table));
             for column in &table.columns {
                 if column.not_null_not_valid && !column.inherited {
@@ -1661,6 +1688,7 @@ impl Differ<'_> {
             } else {
                 continue;
             };
+            let column = &self.naming_not_null(name, column);
             let step = self.push(
                 object.clone(),
                 change,
@@ -1973,6 +2001,7 @@ impl Differ<'_> {
             step.hazards.push(Hazard::MayFail);
             // A name of its own or NO INHERIT needs the constraint form (PostgreSQL 18),
             // which skips the scan the same way.
+            let after = &self.naming_not_null(table, after);
             let sql = if after.not_null_constraint.is_some() || after.not_null_no_inherit {
                 ddl::add_not_null(table, after)
             } else {
@@ -2869,6 +2898,42 @@ fn keep_not_null_name(column: &mut Column, old_table: &str, old_column: &str, ne
         .unwrap_or_else(|| not_null_name(old_table, Some(old_column)));
     column.not_null_constraint =
         Some(name).filter(|n| *n != not_null_name(new_table, Some(&column.name)));
+}
+
+/// The constraint names each schema holds, where the server names `NOT NULL` constraints.
+fn taken_constraint_names(model: &Model) -> HashSet<(String, String)> {
+    let mut taken = HashSet::new();
+    if !model.named_not_nulls {
+        return taken;
+    }
+    for (name, table) in &model.tables {
+        let schema = || name.schema.clone();
+        taken.extend(table.constraints.keys().map(|c| (schema(), c.clone())));
+        for column in &table.columns {
+            if column.not_null || column.not_null_not_valid {
+                taken.insert((schema(), ddl::not_null_constraint(name, column)));
+            }
+        }
+    }
+    for ty in model.types.values() {
+        if let TypeKind::Domain {
+            not_null,
+            not_null_constraint,
+            checks,
+            ..
+        } = &ty.kind
+        {
+            let schema = || ty.name.schema.clone();
+            taken.extend(checks.keys().map(|c| (schema(), c.clone())));
+            if *not_null {
+                let name = not_null_constraint
+                    .clone()
+                    .unwrap_or_else(|| not_null_name(&ty.name.name, None));
+                taken.insert((schema(), name));
+            }
+        }
+    }
+    taken
 }
 
 fn rename_table(model: &mut Model, old: &QualifiedName, new: &QualifiedName) {

@@ -427,11 +427,13 @@ fn named_not_null_constraints_are_created_renamed_and_validated() {
         return;
     }
     let domains_from = "CREATE DOMAIN public.dm AS text CONSTRAINT dm_named NOT NULL; \
-        CREATE DOMAIN public.dk AS int NOT NULL;";
+        CREATE DOMAIN public.dk AS int NOT NULL; CREATE DOMAIN public.dl AS int;";
     let domains_to = "CREATE DOMAIN public.dm AS text CONSTRAINT dm_renamed NOT NULL; \
         CREATE DOMAIN public.dk AS int NOT NULL; \
+        CREATE DOMAIN public.dl AS int CONSTRAINT dl_set NOT NULL; \
         CREATE DOMAIN public.dn AS text CONSTRAINT dn_named NOT NULL;";
     converge(domains_from, domains_to, &plain());
+    converge(domains_to, domains_from, &plain());
     if major < 18 {
         return;
     }
@@ -494,6 +496,16 @@ fn named_not_null_constraints_are_created_renamed_and_validated() {
     );
     converge(from, &renamed, &plain());
     converge(&renamed, fresh, &plain());
+
+    // A default name another table holds (the server would number it) is given outright,
+    // in CREATE TABLE, ADD COLUMN and SET NOT NULL alike.
+    let from = "CREATE TABLE public.people (id int CONSTRAINT users_id_not_null NOT NULL,
+            x int CONSTRAINT t_b_not_null NOT NULL, y int CONSTRAINT t_a_not_null NOT NULL);
+        CREATE TABLE public.t (a int)";
+    let to = "CREATE TABLE public.people (id int NOT NULL, x int NOT NULL, y int NOT NULL);
+        CREATE TABLE public.t (a int NOT NULL, b int NOT NULL DEFAULT 0);
+        CREATE TABLE public.users (id int NOT NULL)";
+    converge(from, to, &plain());
 }
 
 /// A history of consecutive states: every step of it converges, as the acceptance asks of
