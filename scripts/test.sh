@@ -50,7 +50,7 @@ subset_runs=(
     "-p tend-schema --test diff --test shadow"
     "-p tend-ops --test checks"
     "-p tend-backup"
-    "-p tend --test cli -- migrate:: backup:: schema:: ops::"
+    "-p tend --test cli -- migrate:: backup:: schema::"
 )
 
 # Runs `cargo test` with ARGS on PostgreSQL $1 (empty: the system's).
