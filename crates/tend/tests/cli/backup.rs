@@ -1091,6 +1091,21 @@ fn a_wrong_key_is_a_key_error_that_records_nothing_and_prune_keeps_protecting_th
             "{args:?}: {err}"
         );
     }
+    // A restore with the wrong key: the same, and the target is left alone.
+    let target = TestDb::create();
+    for mode in ["--jobs=2", "--single-transaction"] {
+        let (code, _, err) = tend(
+            Some("the wrong passphrase"),
+            &["restore", &newest, mode, "--to", &target.url()],
+        );
+        assert_eq!(code, 3, "{mode}: {err}");
+        assert!(err.contains("does not open backup"), "{mode}: {err}");
+        assert_eq!(
+            target.query_column("SELECT count(*)::text FROM pg_tables WHERE schemaname = 'public'"),
+            vec![Some("0".into())],
+            "{mode}"
+        );
+    }
     // No key at all: the same exit code, nothing recorded either.
     let (code, _, err) = tend(None, &["backup", "verify", &verified]);
     assert_eq!(code, 3, "{err}");
@@ -1364,22 +1379,42 @@ fn sigint_or_sigterm_during_a_backup_removes_its_partial_objects() {
         return;
     };
     let root = s3.bucket_dir().parent().unwrap().to_path_buf();
-    let in_flight = || walk(&root).iter().any(|f| f.contains("/."));
+    // s3s-fs keeps parts in flight in dot files under its root; `.bucket-*` files are its
+    // bookkeeping of objects (kept even after they are deleted).
+    let in_flight = || {
+        walk(&root)
+            .iter()
+            .any(|f| f.contains("/.") && !f.contains("/.bucket-"))
+    };
     let (code, err) = signalled_backup(&project, &source, s3.env(), in_flight, libc::SIGTERM);
     assert_eq!(code, Some(130), "{err}");
     assert!(err.contains("interrupted"), "{err}");
     assert_eq!(s3.object_paths(), Vec::<String>::new(), "objects left");
     let parts: Vec<String> = walk(&root)
         .into_iter()
-        .filter(|f| f.contains("/.") && !f.contains(".bucket"))
+        .filter(|f| f.contains("/.") && !f.contains("/.bucket-"))
         .collect();
     assert!(
         parts.is_empty(),
         "the multipart upload was not aborted: {parts:?}"
     );
 
-    // The store still takes a whole backup afterwards.
+    // SIGKILL on S3: the multipart upload stays incomplete (invisible, for the bucket's
+    // lifecycle rule), the folder holds running.json, and prune removes it.
+    let (code, err) = signalled_backup(&project, &source, s3.env(), in_flight, libc::SIGKILL);
+    assert_eq!(code, None, "{err}");
     let tend = backing_up_with(&project, &source, s3.env());
+    assert!(
+        !s3.object_paths().is_empty(),
+        "a killed backup leaves its marker: {:?} {err}",
+        walk(&root)
+    );
+    let (code, out, err) = tend(&["backup", "prune", "--yes"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("is gone"), "{out}");
+    assert_eq!(s3.object_paths(), Vec::<String>::new(), "{out}");
+
+    // The store still takes a whole backup afterwards.
     let (code, out, err) = tend(&["backup", "run"]);
     assert_eq!(code, 0, "{out}{err}");
 }
