@@ -918,6 +918,17 @@ fn a_backup_of_a_database_owned_by_an_application_role_passes_the_default_drill(
     );
     let (_, out, _) = tend(&["backup", "list"]);
     assert!(out.contains("verified") && !out.contains("FAILED"), "{out}");
+    // With the backup's roles (--globals, taken by `app` itself), the drill creates them
+    // on the scratch server, keeping owners and grants, and drops them afterwards.
+    let (code, out, err) = tend(&["backup", "run", "--globals", "--json"]);
+    assert_eq!(code, 0, "{out}{err}");
+    let with_roles = serde_json::from_str::<serde_json::Value>(&out).unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (code, out, err) = tend(&["backup", "verify", &with_roles, "--restore"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("created the roles app, app_reader"), "{out}");
     // The drill leaves no role behind on the scratch server.
     let (_, out, _) = run(project.tend().args(["dev", "url"]));
     let local = tend_pg::ConnInfo::parse(out.trim()).unwrap();
