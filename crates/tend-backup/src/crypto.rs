@@ -140,8 +140,8 @@ impl Decryption {
     /// What kind of key this is, for messages.
     pub fn describe(&self) -> &'static str {
         match self {
-            Decryption::Passphrase(_) => "the passphrase BACKUP_ENCRYPTION_KEY",
-            Decryption::Identities(_) => "the age identities of BACKUP_AGE_IDENTITY_FILE",
+            Decryption::Passphrase(_) => "the passphrase in BACKUP_ENCRYPTION_KEY",
+            Decryption::Identities(_) => "the age identity file BACKUP_AGE_IDENTITY_FILE",
         }
     }
 }

@@ -1043,6 +1043,9 @@ pub struct SingleOptions {
     pub clean: bool,
     pub ownership: Ownership,
     pub connect: ConnectOptions,
+    /// Filled with the roles the restore creates on the target server (from the backup's
+    /// roles), even when it then fails: a drill drops them again.
+    pub created_roles: crate::roles::CreatedRoles,
 }
 
 /// Restores a backup into `target` with pg_restore in one transaction: a failure (or a
@@ -1063,7 +1066,7 @@ pub async fn restore(
         decryption,
         target,
         &options.connect,
-        options.ownership,
+        (options.ownership, options.created_roles.clone()),
     )
     .await?;
     let running: Arc<std::sync::Mutex<Option<SingleTransaction>>> = Arc::default();
@@ -1106,7 +1109,7 @@ pub(crate) async fn role_planner(
     decryption: &Decryption,
     target: &ConnInfo,
     connect: &ConnectOptions,
-    ownership: Ownership,
+    (ownership, created): (Ownership, crate::roles::CreatedRoles),
 ) -> Result<RolePlanner, BackupError> {
     let globals = if manifest.objects.iter().any(|o| o.name == GLOBALS) {
         let (text, _) = read_back(store, manifest, decryption, GLOBALS, |reader| {
@@ -1119,7 +1122,7 @@ pub(crate) async fn role_planner(
     } else {
         None
     };
-    RolePlanner::read(target, connect, ownership, globals).await
+    RolePlanner::read(target, connect, ownership, globals, created).await
 }
 
 /// pg_restore reading an archive on its stdin and restoring it in one transaction. Its

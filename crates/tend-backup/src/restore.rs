@@ -172,7 +172,7 @@ pub async fn restore_parallel(
         decryption,
         target,
         &options.connect,
-        options.ownership,
+        (options.ownership, Default::default()),
     )
     .await?;
     let roles: Arc<Mutex<RolesOutcome>> = Arc::default();

@@ -72,7 +72,13 @@ pub(crate) struct RolePlanner {
     pub target: ConnInfo,
     pub connect: ConnectOptions,
     pub runtime: tokio::runtime::Handle,
+    /// Where the roles it creates are noted, as soon as they are: the caller learns of
+    /// them even when the restore fails afterwards.
+    pub created: CreatedRoles,
 }
+
+/// The roles a restore created on the target server, shared with its caller.
+pub type CreatedRoles = std::sync::Arc<std::sync::Mutex<Vec<String>>>;
 
 impl RolePlanner {
     pub(crate) async fn read(
@@ -80,6 +86,7 @@ impl RolePlanner {
         connect: &ConnectOptions,
         ownership: Ownership,
         globals: Option<String>,
+        created: CreatedRoles,
     ) -> Result<RolePlanner, BackupError> {
         let session = tend_pg::connect(target, connect).await?;
         let existing = session
@@ -96,6 +103,7 @@ impl RolePlanner {
             target: target.clone(),
             connect: connect.clone(),
             runtime: tokio::runtime::Handle::current(),
+            created,
         })
     }
 
@@ -119,9 +127,15 @@ impl RolePlanner {
                     .map(|g| statements_for(g, &missing, &self.existing))
                 {
                     Some(Ok(statements)) => match self.runtime.block_on(self.create(&statements)) {
-                        Ok(()) => RolesOutcome::Created {
-                            created: missing.clone(),
-                        },
+                        Ok(()) => {
+                            self.created
+                                .lock()
+                                .expect("lock")
+                                .extend(missing.iter().cloned());
+                            RolesOutcome::Created {
+                                created: missing.clone(),
+                            }
+                        }
                         Err(e) => RolesOutcome::WithoutOwners {
                             missing: missing.clone(),
                             reason: format!("creating them failed ({e})"),

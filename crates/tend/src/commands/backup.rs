@@ -516,7 +516,7 @@ fn restore_drill(
     )))?;
     let made = block_on(drill_database(&session, &name))?;
     let target = admin.with_dbname(&name);
-    let mut created_roles = Vec::new();
+    let created_roles = tend_backup::roles::CreatedRoles::default();
     let outcome = (|| -> Drill {
         let restored = block_on(ops::restore(
             store,
@@ -528,15 +528,13 @@ fn restore_drill(
                 clean: false,
                 ownership: args.ownership.into(),
                 connect: ctx.settings.connect_options(),
+                created_roles: created_roles.clone(),
             },
         ));
         let (manifest, roles) = match restored {
             Ok(done) => done,
             Err(e) => return Drill::Backup(e),
         };
-        if let tend_backup::roles::RolesOutcome::Created { created } = &roles {
-            created_roles = created.clone();
-        }
         let restored = match ctx.connect(&target) {
             Ok(session) => session,
             Err(e) => return Drill::Other(e),
@@ -577,8 +575,8 @@ fn restore_drill(
         let _ = block_on(drop_drill_database(&session, &name, oid));
     }
     // The roles the drill created for itself go with its database: the scratch server is
-    // left as it was.
-    for role in &created_roles {
+    // left as it was, whether the drill passed or not.
+    for role in created_roles.lock().expect("lock").iter() {
         let _ = block_on(session.batch_execute(&format!(
             "DROP ROLE IF EXISTS {}",
             tend_pg::quote_ident(role)

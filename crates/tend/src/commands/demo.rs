@@ -598,6 +598,7 @@ fn demo_backup(
             clean: false,
             ownership: Default::default(),
             connect: ctx.settings.connect_options(),
+            created_roles: Default::default(),
         },
     ))?;
     let restored = ctx.connect(&target)?;

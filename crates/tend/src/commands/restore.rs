@@ -136,6 +136,7 @@ pub fn run(args: RestoreArgs, ctx: &Context) -> Result<i32, CommandError> {
                 clean: args.clean,
                 ownership: args.ownership.into(),
                 connect: ctx.settings.connect_options(),
+                created_roles: Default::default(),
             },
         ))
         .map(|(manifest, roles)| {

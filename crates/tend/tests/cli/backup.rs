@@ -934,6 +934,17 @@ fn a_backup_of_a_database_owned_by_an_application_role_passes_the_default_drill(
     );
     let (_, out, _) = tend(&["backup", "list"]);
     assert!(out.contains("verified") && !out.contains("FAILED"), "{out}");
+    // With the backup's roles (--globals, taken by `app` itself), the drill creates them
+    // on the scratch server, keeping owners and grants, and drops them afterwards.
+    let (code, out, err) = tend(&["backup", "run", "--globals", "--json"]);
+    assert_eq!(code, 0, "{out}{err}");
+    let with_roles = serde_json::from_str::<serde_json::Value>(&out).unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (code, out, err) = tend(&["backup", "verify", &with_roles, "--restore"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("created the roles app, app_reader"), "{out}");
     // The drill leaves no role behind on the scratch server.
     let (_, out, _) = run(project.tend().args(["dev", "url"]));
     let local = tend_pg::ConnInfo::parse(out.trim()).unwrap();
@@ -1105,6 +1116,21 @@ fn a_wrong_key_is_a_key_error_that_records_nothing_and_prune_keeps_protecting_th
         assert!(
             err.contains("does not open backup") && !err.contains("damaged"),
             "{args:?}: {err}"
+        );
+    }
+    // A restore with the wrong key: the same, and the target is left alone.
+    let target = TestDb::create();
+    for mode in ["--jobs=2", "--single-transaction"] {
+        let (code, _, err) = tend(
+            Some("the wrong passphrase"),
+            &["restore", &newest, mode, "--to", &target.url()],
+        );
+        assert_eq!(code, 3, "{mode}: {err}");
+        assert!(err.contains("does not open backup"), "{mode}: {err}");
+        assert_eq!(
+            target.query_column("SELECT count(*)::text FROM pg_tables WHERE schemaname = 'public'"),
+            vec![Some("0".into())],
+            "{mode}"
         );
     }
     // No key at all: the same exit code, nothing recorded either.
@@ -1380,22 +1406,42 @@ fn sigint_or_sigterm_during_a_backup_removes_its_partial_objects() {
         return;
     };
     let root = s3.bucket_dir().parent().unwrap().to_path_buf();
-    let in_flight = || walk(&root).iter().any(|f| f.contains("/."));
+    // s3s-fs keeps parts in flight in dot files under its root; `.bucket-*` files are its
+    // bookkeeping of objects (kept even after they are deleted).
+    let in_flight = || {
+        walk(&root)
+            .iter()
+            .any(|f| f.contains("/.") && !f.contains("/.bucket-"))
+    };
     let (code, err) = signalled_backup(&project, &source, s3.env(), in_flight, libc::SIGTERM);
     assert_eq!(code, Some(130), "{err}");
     assert!(err.contains("interrupted"), "{err}");
     assert_eq!(s3.object_paths(), Vec::<String>::new(), "objects left");
     let parts: Vec<String> = walk(&root)
         .into_iter()
-        .filter(|f| f.contains("/.") && !f.contains(".bucket"))
+        .filter(|f| f.contains("/.") && !f.contains("/.bucket-"))
         .collect();
     assert!(
         parts.is_empty(),
         "the multipart upload was not aborted: {parts:?}"
     );
 
-    // The store still takes a whole backup afterwards.
+    // SIGKILL on S3: the multipart upload stays incomplete (invisible, for the bucket's
+    // lifecycle rule), the folder holds running.json, and prune removes it.
+    let (code, err) = signalled_backup(&project, &source, s3.env(), in_flight, libc::SIGKILL);
+    assert_eq!(code, None, "{err}");
     let tend = backing_up_with(&project, &source, s3.env());
+    assert!(
+        !s3.object_paths().is_empty(),
+        "a killed backup leaves its marker: {:?} {err}",
+        walk(&root)
+    );
+    let (code, out, err) = tend(&["backup", "prune", "--yes"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("is gone"), "{out}");
+    assert_eq!(s3.object_paths(), Vec::<String>::new(), "{out}");
+
+    // The store still takes a whole backup afterwards.
     let (code, out, err) = tend(&["backup", "run"]);
     assert_eq!(code, 0, "{out}{err}");
 }
