@@ -1726,6 +1726,24 @@ ALTER TABLE "Post" ADD CONSTRAINT "Post_authorId_fkey" FOREIGN KEY ("authorId") 
         }
 
         #[test]
+        fn never_panics_on_arbitrary_bytes(bytes in proptest::collection::vec(any::<u8>(), 0..300)) {
+            let script = String::from_utf8_lossy(&bytes);
+            let mut last_end = 0;
+            for statement in split(&script) {
+                prop_assert!(statement.offset >= last_end);
+                prop_assert_eq!(
+                    &script[statement.offset..statement.offset + statement.sql.len()],
+                    statement.sql
+                );
+                last_end = statement.offset + statement.sql.len();
+                let _ = classify(statement.sql);
+                let _ = statement.line_of_char_position(statement.sql.chars().count() + 1);
+            }
+            let _ = has_no_transaction_directive(&script);
+            let _ = line_col(&script, script.len() / 2);
+        }
+
+        #[test]
         fn never_panics_on_any_text(script in "\\PC{0,200}") {
             check_invariants(&script);
             let _ = classify(&script);

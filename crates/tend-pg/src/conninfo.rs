@@ -558,9 +558,12 @@ impl fmt::Display for Redacted<'_> {
             }
             Form::Url => {
                 f.write_str("postgresql://")?;
-                if let Some(user) = info.get("user") {
-                    f.write_str(&enc(user))?;
-                    if let Some(password) = info.get("password") {
+                // A password without a user name (`postgresql://:pw@host`) is kept too.
+                let user = info.get("user");
+                let password = info.get("password");
+                if user.is_some() || password.is_some() {
+                    f.write_str(&enc(user.unwrap_or_default()))?;
+                    if let Some(password) = password {
                         write!(f, ":{}", enc(&secret("password", password)))?;
                     }
                     f.write_str("@")?;
@@ -1241,6 +1244,16 @@ mod tests {
             "postgresql://app:pw@h:1/d?application_name=x&sslmode=require"
         );
         assert!(!format!("{c:?}").contains("pw@"));
+    }
+
+    #[test]
+    fn a_password_without_a_user_survives_the_full_string() {
+        for url in ["postgresql://:pw@h/d", "postgresql://:@h/d"] {
+            let info = ConnInfo::parse(url).unwrap();
+            let back = ConnInfo::parse(&info.to_secret_string()).unwrap();
+            assert_eq!(back.password(), info.password(), "{url}");
+            assert!(!info.redacted().to_string().contains("pw"));
+        }
     }
 
     #[test]

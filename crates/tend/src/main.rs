@@ -23,10 +23,13 @@ fn main() {
         cli.global.verbose,
         cli.global.no_color,
     );
-    if let Some(url) = &cli.global.database_url {
-        // Mask the flag's password even when the URL fails to parse.
-        out.add_secrets(tend_pg::conninfo::secret_candidates(url));
-    }
+    // Mask what may be a password in any argument (--database-url, restore --to, ...),
+    // even when it fails to parse.
+    out.add_secrets(
+        std::env::args_os()
+            .map(|a| a.to_string_lossy().into_owned())
+            .flat_map(|a| tend_pg::conninfo::secret_candidates(&a)),
+    );
     let code = match commands::run(cli, &mut out) {
         Ok(code) => code,
         Err(err) => {

@@ -1362,6 +1362,41 @@ mod tests {
         }
     }
 
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(300))]
+
+        #[test]
+        fn the_parsers_of_settings_survive_arbitrary_bytes(bytes in proptest::collection::vec(any::<u8>(), 0..200)) {
+            let text = String::from_utf8_lossy(&bytes);
+            if let Ok(d) = parse_duration(&text) {
+                prop_assert!(d <= MAX_DURATION);
+            }
+            if let Err((line, _)) = parse_dotenv(&text) {
+                prop_assert!(line >= 1 && line <= text.lines().count().max(1));
+            }
+            let _ = parse_config_file(Path::new("tend.toml"), &bytes);
+        }
+
+        #[test]
+        fn any_value_of_any_variable_resolves_or_is_a_config_error(
+            index in 0usize..64,
+            value in "\\PC{0,40}|[0-9]{15,40}[a-z]{0,3}",
+        ) {
+            let names: Vec<&str> = KEYS.iter().flat_map(|k| k.env.iter().copied())
+                .chain(THRESHOLD_VARS.iter().map(|(v, _, _)| *v))
+                .collect();
+            let name = names[index % names.len()];
+            let env = |k: &str| (k == name).then(|| value.clone());
+            let dir = Path::new("/nonexistent-tend-project");
+            if let Ok(s) = Settings::resolve(dir, &env, &FlagOverrides::default()) {
+                let _ = s.connect_options();
+                let _ = s.entries();
+            }
+        }
+    }
+
     #[test]
     fn secrets_are_collected_and_masked_in_entries() {
         let env = |k: &str| (k == "DATABASE_URL").then(|| "postgres://u:pa55word@h/db".to_string());
