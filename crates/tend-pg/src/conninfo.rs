@@ -711,10 +711,17 @@ fn parse_url(scheme: &str, rest: &str) -> Result<ConnInfo, ConnInfoError> {
                 (host.to_string(), port)
             } else {
                 const HOST: &str = "the host is not valid UTF-8 after percent-decoding";
-                match spec.rfind(':') {
+                let (host, port) = match spec.rfind(':') {
                     Some(i) => (decode(&spec[..i], HOST)?, Some(&spec[i + 1..])),
                     None => (decode(spec, HOST)?, None),
+                };
+                // Brackets belong around an IPv6 address only; elsewhere no host can hold them.
+                if host.contains(['[', ']']) {
+                    return Err(ConnInfoError::MalformedUrl {
+                        reason: "a host name holds `[` or `]` outside an IPv6 address's brackets",
+                    });
                 }
+                (host, port)
             };
             if let Some(port) = port
                 && !port.is_empty()
@@ -1229,6 +1236,11 @@ mod tests {
         let e = ConnInfo::parse("postgres://u@x/y?sslmode=sometimes").unwrap_err();
         assert!(matches!(e, ConnInfoError::InvalidSslMode));
         assert!(ConnInfo::parse("   ").is_err());
+        // Found by fuzzing: a bracket outside an IPv6 address cannot be written back.
+        assert!(matches!(
+            ConnInfo::parse("postgresql://]]::"),
+            Err(ConnInfoError::MalformedUrl { .. })
+        ));
     }
 
     #[test]
