@@ -698,6 +698,11 @@ fn parse_url(scheme: &str, rest: &str) -> Result<ConnInfo, ConnInfoError> {
                     reason: "an IPv6 address in the host part is missing its closing `]`",
                 })?;
                 let host = &stripped[..end];
+                if !host.contains(':') || host.contains('[') {
+                    return Err(ConnInfoError::MalformedUrl {
+                        reason: "the brackets in the host part hold something other than an IPv6 address",
+                    });
+                }
                 let after = &stripped[end + 1..];
                 let port = match after.strip_prefix(':') {
                     Some(p) => Some(p),
@@ -1236,11 +1241,21 @@ mod tests {
         let e = ConnInfo::parse("postgres://u@x/y?sslmode=sometimes").unwrap_err();
         assert!(matches!(e, ConnInfoError::InvalidSslMode));
         assert!(ConnInfo::parse("   ").is_err());
-        // Found by fuzzing: a bracket outside an IPv6 address cannot be written back.
-        assert!(matches!(
-            ConnInfo::parse("postgresql://]]::"),
-            Err(ConnInfoError::MalformedUrl { .. })
-        ));
+        // Found by fuzzing: brackets around anything but an IPv6 address, or a bracket
+        // outside them, cannot be written back.
+        for url in [
+            "postgresql://]]::",
+            "postgresql://[x[y]",
+            "postgresql://[]/d",
+        ] {
+            assert!(
+                matches!(
+                    ConnInfo::parse(url),
+                    Err(ConnInfoError::MalformedUrl { .. })
+                ),
+                "{url}"
+            );
+        }
     }
 
     #[test]
