@@ -720,8 +720,9 @@ fn parse_url(scheme: &str, rest: &str) -> Result<ConnInfo, ConnInfoError> {
                     Some(i) => (decode(&spec[..i], HOST)?, Some(&spec[i + 1..])),
                     None => (decode(spec, HOST)?, None),
                 };
-                // Brackets belong around an IPv6 address only; elsewhere no host can hold them.
-                if host.contains(['[', ']']) {
+                // Brackets belong around an IPv6 address only; elsewhere a host holds them
+                // percent-encoded (as the display writes them).
+                if spec.contains(['[', ']']) {
                     return Err(ConnInfoError::MalformedUrl {
                         reason: "a host name holds `[` or `]` outside an IPv6 address's brackets",
                     });
