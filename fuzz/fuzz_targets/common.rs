@@ -40,8 +40,12 @@ pub fn check_conninfo(input: &str) {
             let _ = info.hosts();
             let _ = info.ports();
             // The output surface masks each password wherever it appears.
+            // (Only a password with a letter or digit and no `*`: one with `*` can be
+            // spelt by the mask and the URL around it.)
             if let Some(password) = info.password()
                 && password.len() >= 3
+                && password.chars().any(char::is_alphanumeric)
+                && !password.contains('*')
             {
                 assert!(!conninfo::scrub(&format!("{shown} {input}"), &secrets).contains(password));
             }

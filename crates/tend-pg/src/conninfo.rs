@@ -698,6 +698,11 @@ fn parse_url(scheme: &str, rest: &str) -> Result<ConnInfo, ConnInfoError> {
                     reason: "an IPv6 address in the host part is missing its closing `]`",
                 })?;
                 let host = &stripped[..end];
+                if !host.contains(':') || host.contains('[') {
+                    return Err(ConnInfoError::MalformedUrl {
+                        reason: "the brackets in the host part hold something other than an IPv6 address",
+                    });
+                }
                 let after = &stripped[end + 1..];
                 let port = match after.strip_prefix(':') {
                     Some(p) => Some(p),
@@ -711,10 +716,18 @@ fn parse_url(scheme: &str, rest: &str) -> Result<ConnInfo, ConnInfoError> {
                 (host.to_string(), port)
             } else {
                 const HOST: &str = "the host is not valid UTF-8 after percent-decoding";
-                match spec.rfind(':') {
+                let (host, port) = match spec.rfind(':') {
                     Some(i) => (decode(&spec[..i], HOST)?, Some(&spec[i + 1..])),
                     None => (decode(spec, HOST)?, None),
+                };
+                // Brackets belong around an IPv6 address only; elsewhere a host holds them
+                // percent-encoded (as the display writes them).
+                if spec.contains(['[', ']']) {
+                    return Err(ConnInfoError::MalformedUrl {
+                        reason: "a host name holds `[` or `]` outside an IPv6 address's brackets",
+                    });
                 }
+                (host, port)
             };
             if let Some(port) = port
                 && !port.is_empty()
@@ -1229,6 +1242,21 @@ mod tests {
         let e = ConnInfo::parse("postgres://u@x/y?sslmode=sometimes").unwrap_err();
         assert!(matches!(e, ConnInfoError::InvalidSslMode));
         assert!(ConnInfo::parse("   ").is_err());
+        // Found by fuzzing: brackets around anything but an IPv6 address, or a bracket
+        // outside them, cannot be written back.
+        for url in [
+            "postgresql://]]::",
+            "postgresql://[x[y]",
+            "postgresql://[]/d",
+        ] {
+            assert!(
+                matches!(
+                    ConnInfo::parse(url),
+                    Err(ConnInfoError::MalformedUrl { .. })
+                ),
+                "{url}"
+            );
+        }
     }
 
     #[test]
