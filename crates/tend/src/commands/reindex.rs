@@ -53,13 +53,7 @@ pub fn run(args: ReindexArgs, ctx: &Context) -> Result<i32, CommandError> {
         &names,
         actions::Maintenance::Reindex,
     ))?;
-    let denied: Vec<&actions::MaintenanceRight> = rights.iter().filter(|r| !r.allowed).collect();
-    let user: String = block_on(session.query_one("SELECT current_user::text", &[]))?.get(0);
-    let denied_list = denied
-        .iter()
-        .map(|r| format!("{} (owner `{}`)", r.relation, r.owner))
-        .collect::<Vec<_>>()
-        .join(", ");
+    let (denied, user, denied_list) = super::vacuum::refused(&session, &rights)?;
     let fix = "run it as the owner of the table (or a superuser); on PostgreSQL 17 and later `GRANT MAINTAIN ON TABLE <table> TO <role>;` also allows it";
     if !args.indexes.is_empty() && !denied.is_empty() {
         return Err(CommandError::failure(format!(

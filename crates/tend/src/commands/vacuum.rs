@@ -43,13 +43,7 @@ pub fn run(args: VacuumArgs, ctx: &Context) -> Result<i32, CommandError> {
         &tables,
         actions::Maintenance::Vacuum,
     ))?;
-    let denied: Vec<&actions::MaintenanceRight> = rights.iter().filter(|r| !r.allowed).collect();
-    let user: String = block_on(session.query_one("SELECT current_user::text", &[]))?.get(0);
-    let denied_list = denied
-        .iter()
-        .map(|r| format!("{} (owner `{}`)", r.relation, r.owner))
-        .collect::<Vec<_>>()
-        .join(", ");
+    let (denied, user, denied_list) = refused(&session, &rights)?;
     let fix = "run it as the owner (or a superuser); on PostgreSQL 17 and later `GRANT MAINTAIN ON TABLE <table> TO <role>;` also allows it";
     if !args.tables.is_empty() && !denied.is_empty() {
         return Err(CommandError::failure(format!(
@@ -142,6 +136,22 @@ pub fn run(args: VacuumArgs, ctx: &Context) -> Result<i32, CommandError> {
 
 /// The error of a run that did part of its work: with --json the document above already
 /// holds what was skipped, so the error goes to stderr only (stdout stays one document).
+/// What the role may not maintain among `rights`, the role's name, and the refused
+/// relations with their owners as one list, for vacuum's and reindex's messages.
+pub fn refused<'a>(
+    session: &tend_pg::Session,
+    rights: &'a [actions::MaintenanceRight],
+) -> Result<(Vec<&'a actions::MaintenanceRight>, String, String), CommandError> {
+    let denied: Vec<&actions::MaintenanceRight> = rights.iter().filter(|r| !r.allowed).collect();
+    let user: String = block_on(session.query_one("SELECT current_user::text", &[]))?.get(0);
+    let list = denied
+        .iter()
+        .map(|r| format!("{} (owner `{}`)", r.relation, r.owner))
+        .collect::<Vec<_>>()
+        .join(", ");
+    Ok((denied, user, list))
+}
+
 pub fn partial(ctx: &Context, err: CommandError) -> CommandError {
     if !ctx.out.json {
         return err;
