@@ -193,11 +193,22 @@ impl Store {
             )
             .await
             .map_err(unusable("writing"))?;
-        self.quick
-            .delete(&path)
-            .await
-            .map_err(unusable("deleting"))?;
-        Ok(())
+        // object_store retries a PUT that could not be sent, but not the POST that S3's
+        // delete is: a store that blinks right after the write is tried again here, while
+        // a refusal (credentials, permissions) is final at once.
+        let mut attempt = 1;
+        loop {
+            match self.quick.delete(&path).await {
+                Ok(()) => return Ok(()),
+                Err(e) if attempt >= PROBE_DELETE_ATTEMPTS || !may_pass(self.kind, &e) => {
+                    return Err(unusable("deleting")(e));
+                }
+                Err(_) => {
+                    tokio::time::sleep(std::time::Duration::from_secs(attempt)).await;
+                    attempt += 1;
+                }
+            }
+        }
     }
 
     pub fn kind(&self) -> StoreKind {
@@ -453,6 +464,21 @@ impl Store {
         }
         Ok(())
     }
+}
+
+/// How many times the probe tries to delete its object before the store is called unusable.
+const PROBE_DELETE_ATTEMPTS: u64 = 3;
+
+/// Whether a probe's failure may pass if tried again: an S3 error that is not a refusal.
+fn may_pass(kind: StoreKind, error: &object_store::Error) -> bool {
+    kind == StoreKind::S3
+        && !matches!(
+            error,
+            object_store::Error::PermissionDenied { .. }
+                | object_store::Error::Unauthenticated { .. }
+                | object_store::Error::NotFound { .. }
+                | object_store::Error::NotImplemented { .. }
+        )
 }
 
 /// The probe's retries: two, a second apart. An endpoint that is away for longer than

@@ -772,11 +772,14 @@ fn a_store_that_goes_away_for_a_moment_is_retried() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    // The outage starts once the upload has begun (s3s-fs keeps parts in flight in dot
-    // files under its root) and lasts two seconds.
+    // The outage starts once the multipart upload has begun (s3s-fs records it in a
+    // `.upload-ID.json` file under its root; the probe before the dump writes only
+    // `.tmp.N` files) and lasts two seconds.
     let root = s3.bucket_dir().parent().unwrap().to_path_buf();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    while walk(&root).iter().all(|f| !f.contains("/.")) && std::time::Instant::now() < deadline {
+    while walk(&root).iter().all(|f| !f.contains("/.upload-"))
+        && std::time::Instant::now() < deadline
+    {
         std::thread::sleep(std::time::Duration::from_millis(5));
     }
     let running = child.try_wait().unwrap().is_none();
