@@ -3,9 +3,7 @@
 
 use libfuzzer_sys::fuzz_target;
 
-#[path = "../../crates/tend/src/settings.rs"]
-#[allow(dead_code, unused_imports)]
-mod settings;
+use tend_core::settings;
 
 fuzz_target!(|data: &[u8]| {
     let text = String::from_utf8_lossy(data);

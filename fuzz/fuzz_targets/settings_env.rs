@@ -8,9 +8,7 @@ use std::sync::OnceLock;
 
 use libfuzzer_sys::fuzz_target;
 
-#[path = "../../crates/tend/src/settings.rs"]
-#[allow(dead_code, unused_imports)]
-mod settings;
+use tend_core::settings;
 
 fn empty_dir() -> &'static std::path::Path {
     static DIR: OnceLock<std::path::PathBuf> = OnceLock::new();

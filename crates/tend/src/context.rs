@@ -85,14 +85,13 @@ impl Context<'_> {
 /// The configured database, or the local cluster's (the embedded default), started on
 /// demand and announced on stderr.
 pub fn resolve_target(settings: &Settings, out: &Output) -> Result<Target, CommandError> {
-    if let Some(sourced) = settings.get("database.url") {
-        let info = ConnInfo::parse(&sourced.value)?;
+    if let Some(url) = &settings.database.url {
         return Ok(Target {
-            info,
-            origin: TargetOrigin::Configured(sourced.source.clone()),
+            info: url.value.clone(),
+            origin: TargetOrigin::Configured(url.source.clone()),
         });
     }
-    let dbname = settings.text("dev.database").unwrap_or("app").to_string();
+    let dbname = settings.dev.database.clone();
     let info = start_local_cluster(settings, out, &dbname, ClusterUse::EmbeddedDefault)?;
     Ok(Target {
         info,
@@ -143,10 +142,7 @@ pub fn local_cluster(settings: &Settings) -> LocalCluster {
     LocalCluster::new(
         settings.project_root.join(".tend"),
         ClusterOptions {
-            os_user: settings
-                .text("dev.pg_user")
-                .unwrap_or("postgres")
-                .to_string(),
+            os_user: settings.dev.pg_user.clone(),
             tools: settings.tool_search(),
             ..ClusterOptions::default()
         },

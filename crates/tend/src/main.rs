@@ -6,7 +6,7 @@ mod command_error;
 mod commands;
 mod context;
 mod output;
-mod settings;
+use tend_core::settings;
 mod tend_schema;
 
 use clap::Parser;

@@ -6,7 +6,7 @@ use std::time::Instant;
 use clap::{Args, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use tend_backup::ops::{self, Listed};
-use tend_backup::{BackupOptions, Decryption, Encryption, Progress, Store, StoreConfig};
+use tend_backup::{BackupOptions, Decryption, Encryption, Progress, Store};
 use tend_pg::{PgTool, VersionNeed};
 
 use crate::command_error::{CommandError, ErrorKind, exit};
@@ -132,6 +132,27 @@ fn with_store_hint(err: CommandError) -> CommandError {
     }
 }
 
+impl From<tend_core::settings::KeyError> for CommandError {
+    fn from(err: tend_core::settings::KeyError) -> Self {
+        use tend_core::settings::KeyError;
+        let hint = match &err {
+            KeyError::Missing => Some(
+                "set BACKUP_ENCRYPTION_KEY to a passphrase, or BACKUP_AGE_RECIPIENTS to age public keys (age-keygen makes a pair)",
+            ),
+            KeyError::Mixed => Some(
+                "keep one: unset BACKUP_AGE_RECIPIENTS to use the passphrase, or unset \
+                 BACKUP_ENCRYPTION_KEY and decrypt with BACKUP_AGE_IDENTITY_FILE",
+            ),
+            KeyError::IdentityFile { .. } | KeyError::Crypto(_) => None,
+        };
+        let err = CommandError::new(ErrorKind::Config, err.to_string());
+        match hint {
+            Some(hint) => err.with_hint(hint),
+            None => err,
+        }
+    }
+}
+
 impl From<tend_backup::crypto::CryptoError> for CommandError {
     fn from(err: tend_backup::crypto::CryptoError) -> Self {
         CommandError::new(ErrorKind::Config, err.to_string())
@@ -172,82 +193,15 @@ impl From<tend_backup::store::StoreError> for CommandError {
 /// The store from config: the S3 bucket when set, else the directory (default
 /// `.tend/backups` in the project).
 pub fn store(ctx: &Context) -> Result<Store, CommandError> {
-    let config = match ctx.settings.text("backup.s3_bucket") {
-        Some(bucket) => StoreConfig::S3 {
-            bucket: bucket.to_string(),
-            region: ctx.settings.text("backup.s3_region").map(str::to_string),
-            endpoint: ctx.settings.text("backup.s3_endpoint").map(str::to_string),
-            force_path_style: ctx.settings.text("backup.s3_force_path_style") == Some("true"),
-            prefix: ctx.settings.text("backup.s3_prefix").map(str::to_string),
-        },
-        None => StoreConfig::Directory(
-            ctx.settings
-                .path("backup.dir")
-                .unwrap_or_else(|| ctx.settings.project_root.join(".tend/backups")),
-        ),
-    };
-    Ok(Store::open(&config)?)
-}
-
-fn no_key() -> CommandError {
-    CommandError::new(
-        ErrorKind::Config,
-        "backups are always encrypted, and no key is configured",
-    )
-    .with_hint("set BACKUP_ENCRYPTION_KEY to a passphrase, or BACKUP_AGE_RECIPIENTS to age public keys (age-keygen makes a pair)")
-}
-
-/// age encrypts a file either for a passphrase or for recipients, never both: with both
-/// configured, one would be dropped silently and a backup made for the other would not
-/// open with it. Refused wherever the backup keys are read.
-fn refuse_mixed_keys(ctx: &Context) -> Result<(), CommandError> {
-    if ctx.settings.text("backup.recipients").is_some()
-        && ctx.settings.text("backup.encryption_key").is_some()
-    {
-        return Err(CommandError::new(
-            ErrorKind::Config,
-            "both BACKUP_ENCRYPTION_KEY (a passphrase) and BACKUP_AGE_RECIPIENTS (age public \
-             keys) are set, and age cannot encrypt one backup for both",
-        )
-        .with_hint(
-            "keep one: unset BACKUP_AGE_RECIPIENTS to use the passphrase, or unset \
-             BACKUP_ENCRYPTION_KEY and decrypt with BACKUP_AGE_IDENTITY_FILE",
-        ));
-    }
-    Ok(())
+    Ok(Store::open(&ctx.settings.backup.store)?)
 }
 
 pub fn encryption(ctx: &Context) -> Result<Encryption, CommandError> {
-    refuse_mixed_keys(ctx)?;
-    if let Some(list) = ctx.settings.text("backup.recipients") {
-        let keys: Vec<String> = list
-            .split(',')
-            .map(str::to_string)
-            .filter(|s| !s.trim().is_empty())
-            .collect();
-        return Ok(Encryption::recipients_from(&keys)?);
-    }
-    match ctx.settings.text("backup.encryption_key") {
-        Some(pass) => Ok(Encryption::Passphrase(pass.to_string().into())),
-        None => Err(no_key()),
-    }
+    Ok(ctx.settings.backup.keys.encryption()?)
 }
 
 pub fn decryption(ctx: &Context) -> Result<Decryption, CommandError> {
-    refuse_mixed_keys(ctx)?;
-    if let Some(path) = ctx.settings.path("backup.identity_file") {
-        let text = std::fs::read_to_string(&path).map_err(|e| {
-            CommandError::new(
-                ErrorKind::Config,
-                format!("cannot read the age identity file {}: {e}", path.display()),
-            )
-        })?;
-        return Ok(Decryption::identities_from(&text)?);
-    }
-    match ctx.settings.text("backup.encryption_key") {
-        Some(pass) => Ok(Decryption::Passphrase(pass.to_string().into())),
-        None => Err(no_key()),
-    }
+    Ok(ctx.settings.backup.keys.decryption()?)
 }
 
 pub fn run(cmd: BackupCommand, ctx: &Context) -> Result<i32, CommandError> {
@@ -268,10 +222,7 @@ fn run_backup(ctx: &Context, args: &RunArgs) -> Result<i32, CommandError> {
         tools: ctx.settings.tool_search(),
         globals: args.globals,
         encryption,
-        level: ctx
-            .settings
-            .integer("backup.compression_level")
-            .unwrap_or(3) as i32,
+        level: ctx.settings.backup.compression_level,
         threads: std::thread::available_parallelism()
             .map(|n| n.get() as u32)
             .unwrap_or(2),
@@ -633,19 +584,6 @@ fn restore_drill(
     }
 }
 
-/// The retention policy from `[backup.retention]` (and BACKUP_RETENTION_DAYS).
-fn policy(ctx: &Context) -> tend_backup::retention::Policy {
-    let get = |key: &str| ctx.settings.integer(key);
-    tend_backup::retention::Policy {
-        keep_last: get("backup.retention.keep_last"),
-        keep_daily: get("backup.retention.keep_daily"),
-        keep_weekly: get("backup.retention.keep_weekly"),
-        keep_monthly: get("backup.retention.keep_monthly"),
-        keep_yearly: get("backup.retention.keep_yearly"),
-        max_age_days: get("backup.retention.max_age_days"),
-    }
-}
-
 fn prune(ctx: &Context, args: &PruneArgs) -> Result<i32, CommandError> {
     use tend_backup::retention::{Candidate, decide, parse_rfc3339};
     let store = store(ctx)?;
@@ -665,7 +603,7 @@ fn prune(ctx: &Context, args: &PruneArgs) -> Result<i32, CommandError> {
         .duration_since(std::time::SystemTime::UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)
         .unwrap_or(0);
-    let policy = policy(ctx);
+    let policy = ctx.settings.backup.retention.clone();
     let decisions = decide(&policy, &candidates, now);
     let doomed: Vec<&tend_backup::retention::Decision> =
         decisions.iter().filter(|d| !d.keep).collect();

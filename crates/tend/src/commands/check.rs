@@ -27,7 +27,7 @@ pub fn run(args: CheckArgs, ctx: &Context) -> Result<i32, CommandError> {
     let options = RunOptions {
         only: args.only.clone(),
         skip: args.skip.clone(),
-        overrides: ctx.settings.checks.clone(),
+        overrides: ctx.settings.checks.overrides.clone(),
         ..RunOptions::default()
     };
     for pattern in args.only.iter().chain(&args.skip) {
@@ -177,7 +177,7 @@ pub fn keep_history(
     use crate::tend_schema::{self, SchemaState};
     use tend_ops::history::{self, HistoryError};
 
-    if ctx.settings.text("checks.history") == Some("off") {
+    if !ctx.settings.checks.history {
         return serde_json::json!({ "kept": false, "reason": "checks.history is off" });
     }
     if report.server.in_recovery {

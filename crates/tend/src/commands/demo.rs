@@ -92,7 +92,7 @@ fn round(d: Duration) -> f64 {
 pub fn run(args: DemoArgs, ctx: &Context) -> Result<i32, CommandError> {
     let started = Instant::now();
     let out = ctx.out;
-    if let Some(sourced) = ctx.settings.get("database.url") {
+    if let Some(sourced) = &ctx.settings.database.url {
         out.notice(format!(
             "The demo always runs on the local cluster; the configured database ({}) is not touched.",
             sourced.source
@@ -270,7 +270,7 @@ pub fn run(args: DemoArgs, ctx: &Context) -> Result<i32, CommandError> {
     );
     let catalog = tend_ops::checks::catalog();
     let check_options = tend_ops::RunOptions {
-        overrides: ctx.settings.checks.clone(),
+        overrides: ctx.settings.checks.overrides.clone(),
         ..tend_ops::RunOptions::default()
     };
     let check_session = ctx.connect(&demo)?;

@@ -61,12 +61,9 @@ pub fn run(cmd: DevCommand, ctx: &Context) -> Result<i32, CommandError> {
 }
 
 fn dbname(ctx: &Context, args: &DbArgs) -> String {
-    args.dbname.clone().unwrap_or_else(|| {
-        ctx.settings
-            .text("dev.database")
-            .unwrap_or("app")
-            .to_string()
-    })
+    args.dbname
+        .clone()
+        .unwrap_or_else(|| ctx.settings.dev.database.clone())
 }
 
 fn start(ctx: &Context) -> Result<i32, CommandError> {

@@ -91,10 +91,9 @@ pub fn run(
             Settings::defaults(cwd)
         }
     };
-    report.0.extend(check_tools(
-        &settings,
-        settings.url("database.url").is_some(),
-    ));
+    report
+        .0
+        .extend(check_tools(&settings, settings.database.url.is_some()));
 
     // The database every command would use: configured, or the local cluster (the embedded
     // default, started on demand). With a configuration that cannot be read, neither: the
@@ -145,13 +144,14 @@ pub fn run(
             check_backups(&mut report, &settings, None);
         }
     }
-    for (key, label) in [
-        ("database.direct_url", "database.direct"),
-        ("database.shadow_url", "database.shadow"),
-        ("database.read_replica_url", "database.replica"),
+    let database = &settings.database;
+    for (url, label) in [
+        (&database.direct_url, "database.direct"),
+        (&database.shadow_url, "database.shadow"),
+        (&database.read_replica_url, "database.replica"),
     ] {
-        if let Some(info) = settings.url(key) {
-            let _ = check_database(&mut report, label, &info, &settings);
+        if let Some(url) = url {
+            let _ = check_database(&mut report, label, &url.value, &settings);
         }
     }
 
@@ -384,10 +384,10 @@ fn check_project(
 ) {
     use tend_migrate::{Format, source};
     let root = &settings.project_root;
-    let (format, why) = match settings.text("migrate.format") {
-        Some("prisma") => (Format::Prisma, "migrate.format = \"prisma\"".to_string()),
-        Some("tend") => (Format::Tend, "migrate.format = \"tend\"".to_string()),
-        _ => {
+    let (format, why) = match settings.migrate.format {
+        Some(Format::Prisma) => (Format::Prisma, "migrate.format = \"prisma\"".to_string()),
+        Some(Format::Tend) => (Format::Tend, "migrate.format = \"tend\"".to_string()),
+        None => {
             let format = Format::detect(root);
             let why = match format {
                 Format::Prisma => "detected from prisma/",
@@ -401,7 +401,9 @@ fn check_project(
         Format::Tend => "tend's layout (migrations/<timestamp>_<name>.sql)",
     };
     let dir = settings
-        .path("migrate.dir")
+        .migrate
+        .dir
+        .clone()
         .unwrap_or_else(|| root.join(format.default_dir()));
     let shown = dir.strip_prefix(root).unwrap_or(&dir).display().to_string();
     if dir.is_dir() {
@@ -525,7 +527,7 @@ fn check_project(
 }
 
 fn push_check_history(report: &mut Report, settings: &Settings, runs: Option<i64>) {
-    let off = settings.text("checks.history") == Some("off");
+    let off = !settings.checks.history;
     let message = match (runs, off) {
         (_, true) => "checks.history is off: `tend check` writes nothing to the database".to_string(),
         (Some(runs), false) => format!(
@@ -543,9 +545,8 @@ fn push_check_history(report: &mut Report, settings: &Settings, runs: Option<i64
 fn check_backups(report: &mut Report, settings: &Settings, major: Option<u32>) {
     let source_of = |key: &str| settings.get(key).map(|s| s.source.to_string());
     let passphrase = source_of("backup.encryption_key");
-    let recipients = settings
-        .text("backup.recipients")
-        .map(|r| r.split(',').filter(|k| !k.trim().is_empty()).count());
+    let keys = &settings.backup.keys;
+    let recipients = (!keys.recipients.is_empty()).then_some(keys.recipients.len());
     match (&passphrase, recipients) {
         (Some(_), Some(_)) => report.push_fix(
             "backup.key",
@@ -559,7 +560,7 @@ fn check_backups(report: &mut Report, settings: &Settings, major: Option<u32>) {
             format!("a backup passphrase is set (backup.encryption_key, from {from}); its value is never shown"),
         ),
         (None, Some(n)) => {
-            let identity = settings.path("backup.identity_file");
+            let identity = &keys.identity_file;
             let status = if identity.as_ref().is_some_and(|p| p.is_file()) {
                 "its identity file, to decrypt, exists"
             } else {
@@ -589,10 +590,8 @@ fn check_backups(report: &mut Report, settings: &Settings, major: Option<u32>) {
         .filter(|t| search.find(*t, need).is_err())
         .map(|t| t.program().to_string())
         .collect();
-    let can_decrypt = passphrase.is_some()
-        || settings
-            .path("backup.identity_file")
-            .is_some_and(|p| p.is_file());
+    let can_decrypt =
+        passphrase.is_some() || keys.identity_file.as_ref().is_some_and(|p| p.is_file());
     let mut missing = Vec::new();
     if let Err(err) = &pg_restore {
         missing.push(format!("pg_restore ({err})"));

@@ -15,20 +15,21 @@ pub struct HealthArgs {}
 
 pub fn run(_args: HealthArgs, ctx: &Context) -> Result<i32, CommandError> {
     let target = ctx.target()?;
-    let replica = ctx.settings.url("database.read_replica_url");
-    let ms = |key: &str, default: f64| {
-        ctx.settings
-            .duration(key)
-            .map(|d| d.as_secs_f64() * 1000.0)
-            .unwrap_or(default)
-    };
+    let replica = ctx
+        .settings
+        .database
+        .read_replica_url
+        .as_ref()
+        .map(|url| url.value.clone());
+    let health_settings = &ctx.settings.health;
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
     let mut connect = ctx.settings.connect_options();
     connect.attempts = 1;
     connect.connect_timeout = connect.connect_timeout.min(Duration::from_secs(5));
     let options = HealthOptions {
         latency_ms: (
-            ms("health.latency_warning", 500.0),
-            ms("health.latency_critical", 2000.0),
+            ms(health_settings.latency_warning),
+            ms(health_settings.latency_critical),
         ),
         connect,
         ..HealthOptions::default()

@@ -119,15 +119,16 @@ pub struct Project {
 
 impl Project {
     pub fn from_settings(ctx: &Context) -> Project {
-        let format = match ctx.settings.text("migrate.format") {
-            Some("prisma") => Format::Prisma,
-            Some("tend") => Format::Tend,
-            _ => Format::detect(&ctx.settings.project_root),
-        };
-        let dir = ctx
-            .settings
-            .path("migrate.dir")
-            .unwrap_or_else(|| ctx.settings.project_root.join(format.default_dir()));
+        let settings = &ctx.settings;
+        let format = settings
+            .migrate
+            .format
+            .unwrap_or_else(|| Format::detect(&settings.project_root));
+        let dir = settings
+            .migrate
+            .dir
+            .clone()
+            .unwrap_or_else(|| settings.project_root.join(format.default_dir()));
         Project { format, dir }
     }
 
@@ -157,12 +158,9 @@ impl From<MigrateError> for CommandError {
 
 pub fn run_options(ctx: &Context) -> RunOptions {
     RunOptions {
-        lock_wait: ctx
-            .settings
-            .duration("migrate.lock_wait")
-            .unwrap_or(Duration::from_secs(300)),
-        lock_timeout: ctx.settings.duration("migrate.lock_timeout"),
-        statement_timeout: ctx.settings.duration("migrate.statement_timeout"),
+        lock_wait: ctx.settings.migrate.lock_wait,
+        lock_timeout: ctx.settings.migrate.lock_timeout,
+        statement_timeout: ctx.settings.migrate.statement_timeout,
         connect: ctx.settings.connect_options(),
         ..RunOptions::default()
     }
@@ -208,11 +206,11 @@ pub fn interruptible_run_options(ctx: &Context) -> RunOptions {
 /// `--database-url` flag beats both, as flags beat all configuration.
 pub fn migration_target(ctx: &Context) -> Result<ConnInfo, CommandError> {
     let from_flag = matches!(
-        ctx.settings.get("database.url").map(|s| &s.source),
+        ctx.settings.database.url.as_ref().map(|url| &url.source),
         Some(crate::settings::Source::Flag { .. })
     );
-    if !from_flag && let Some(direct) = ctx.settings.url("database.direct_url") {
-        return Ok(direct);
+    if !from_flag && let Some(direct) = &ctx.settings.database.direct_url {
+        return Ok(direct.value.clone());
     }
     Ok(ctx.target()?.info)
 }

@@ -120,10 +120,7 @@ pub fn source(ctx: &Context, text: &str) -> Result<Box<dyn Source>, CommandError
 
 /// The desired-state SQL (`schema.path`, default `schema/`), which must exist.
 pub fn schema_path(ctx: &Context) -> Result<std::path::PathBuf, CommandError> {
-    let path = ctx
-        .settings
-        .path("schema.path")
-        .unwrap_or_else(|| ctx.settings.project_root.join("schema"));
+    let path = ctx.settings.schema.path.clone();
     if !path.exists() {
         return Err(CommandError::new(
             ErrorKind::Config,
@@ -145,8 +142,11 @@ pub fn shadows(ctx: &Context, live: Option<&ConnInfo>) -> Result<Shadows, Comman
         Some(info) => shadows.protecting(info),
         None => shadows,
     };
-    if let Some(url) = ctx.settings.url("database.shadow_url") {
-        return Ok(protect(Shadows::new(ShadowHost::Dedicated(url), connect)));
+    if let Some(url) = &ctx.settings.database.shadow_url {
+        return Ok(protect(Shadows::new(
+            ShadowHost::Dedicated(url.value.clone()),
+            connect,
+        )));
     }
     let live_major = match live {
         Some(info) => Some(block_on(async {
@@ -487,8 +487,8 @@ fn drift_word(change: Change) -> &'static str {
 }
 
 fn clear_cache(ctx: &Context) -> Result<i32, CommandError> {
-    let live = ctx.settings.url("database.url");
-    let shadows = shadows(ctx, live.as_ref())?;
+    let live = ctx.settings.database.url.as_ref().map(|url| &url.value);
+    let shadows = shadows(ctx, live)?;
     let dropped = block_on(shadows.clear_cache())?;
     ctx.out.json_value(&json!({ "dropped": dropped }));
     ctx.out.line(format!(

@@ -46,7 +46,7 @@ pub fn run_seed(
     // relative to the project root.
     let given = match file {
         Some(file) => Some(std::env::current_dir()?.join(file)),
-        None => ctx.settings.path("migrate.seed"),
+        None => ctx.settings.migrate.seed.clone(),
     };
     let path = match given {
         Some(path) => {

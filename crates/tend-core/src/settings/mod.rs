@@ -13,6 +13,13 @@ use std::time::Duration;
 use serde::Serialize;
 use tend_pg::conninfo::ConnInfo;
 
+mod sections;
+
+pub use sections::{
+    BackupKeys, BackupSettings, ChecksSettings, DatabaseSettings, DevSettings, HealthSettings,
+    KeyError, MigrateSettings, SchemaSettings, Setting,
+};
+
 /// The config file's name.
 pub const CONFIG_FILE: &str = "tend.toml";
 
@@ -337,10 +344,19 @@ impl fmt::Display for Source {
 }
 
 /// A resolved value and its origin.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Sourced {
     pub value: String,
     pub source: Source,
+}
+
+/// Only the source: the value may be a password or a URL holding one.
+impl fmt::Debug for Sourced {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Sourced")
+            .field("source", &self.source)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Why configuration could not be resolved. Each is one sentence with the fix.
@@ -450,12 +466,20 @@ pub struct FlagOverrides {
     pub database_url: Option<String>,
 }
 
-/// The resolved configuration.
+/// The resolved configuration: typed sections, each value parsed once, plus the raw
+/// values with their sources for `tend config show` and the secrets output must mask.
 #[derive(Debug, Clone)]
 pub struct Settings {
     values: BTreeMap<&'static str, Sourced>,
-    /// `[checks."<id>"]` tables: per-check thresholds, with the environment's mapped in.
-    pub checks: BTreeMap<String, tend_ops::CheckOverride>,
+    pub database: DatabaseSettings,
+    pub dev: DevSettings,
+    pub migrate: MigrateSettings,
+    pub schema: SchemaSettings,
+    pub backup: BackupSettings,
+    pub health: HealthSettings,
+    pub checks: ChecksSettings,
+    /// `TEND_PG_BINDIR`: where PostgreSQL programs are looked for first.
+    pub pg_bindir: Option<PathBuf>,
     /// The directory holding `tend.toml`, or the working directory when there is none.
     pub project_root: PathBuf,
     pub config_file: Option<PathBuf>,
@@ -595,15 +619,35 @@ impl Settings {
         {
             value.push_str("ms");
         }
-        let settings = Settings {
+        validate(&values)?;
+        Settings::build(values, checks, project_root, config_file)
+    }
+
+    /// The typed sections from validated values.
+    fn build(
+        values: BTreeMap<&'static str, Sourced>,
+        checks: BTreeMap<String, tend_ops::CheckOverride>,
+        project_root: PathBuf,
+        config_file: Option<PathBuf>,
+    ) -> Result<Settings, ConfigError> {
+        let read = sections::Reader {
+            values: &values,
+            project_root: &project_root,
+        };
+        Ok(Settings {
+            database: read.database()?,
+            dev: read.dev()?,
+            migrate: read.migrate()?,
+            schema: read.schema()?,
+            backup: read.backup()?,
+            health: read.health()?,
+            checks: read.checks(checks)?,
+            pg_bindir: read.path("tools.pg_bindir"),
             values,
-            checks,
             project_root,
             config_file,
             tools: std::sync::OnceLock::new(),
-        };
-        settings.validate()?;
-        Ok(settings)
+        })
     }
 
     /// The defaults alone, with no file and no environment read: what `doctor` checks the
@@ -623,88 +667,14 @@ impl Settings {
                 })
             })
             .collect();
-        Settings {
-            values,
-            checks: BTreeMap::new(),
-            project_root: project_root.to_path_buf(),
-            config_file: None,
-            tools: std::sync::OnceLock::new(),
-        }
+        Settings::build(values, BTreeMap::new(), project_root.to_path_buf(), None)
+            .expect("the defaults in KEYS are valid (a unit test resolves them)")
     }
 
-    fn validate(&self) -> Result<(), ConfigError> {
-        for key in KEYS {
-            let Some(sourced) = self.values.get(key.name) else {
-                continue;
-            };
-            let invalid = |reason: String| ConfigError::Invalid {
-                key: key.name,
-                origin: sourced.source.clone(),
-                reason,
-            };
-            match key.kind {
-                Kind::Url => {
-                    ConnInfo::parse(&sourced.value).map_err(|e| invalid(e.to_string()))?;
-                }
-                Kind::Integer => {
-                    let range = integer_range(key.name);
-                    let in_range = sourced
-                        .value
-                        .trim()
-                        .parse::<u32>()
-                        .is_ok_and(|n| range.contains(&n));
-                    if !in_range {
-                        return Err(invalid(format!(
-                            "it must be a whole number from {} to {}",
-                            range.start(),
-                            range.end()
-                        )));
-                    }
-                }
-                Kind::Duration => {
-                    let duration = parse_duration(&sourced.value).map_err(invalid)?;
-                    let max = duration_max(key.name);
-                    if duration > max {
-                        return Err(invalid(format!(
-                            "it must be at most {}",
-                            describe_duration(max)
-                        )));
-                    }
-                }
-                Kind::Choice(choices) => {
-                    if !choices.contains(&sourced.value.as_str()) {
-                        return Err(invalid(format!("it must be one of {}", choices.join(", "))));
-                    }
-                }
-                Kind::Text | Kind::Path | Kind::Secret => {}
-            }
-        }
-        Ok(())
-    }
-
+    /// A key's raw value and its source (`tend config show`, `doctor`, and where a
+    /// value came from); commands read the typed sections instead.
     pub fn get(&self, key: &str) -> Option<&Sourced> {
         self.values.get(key)
-    }
-
-    pub fn text(&self, key: &str) -> Option<&str> {
-        self.values.get(key).map(|s| s.value.as_str())
-    }
-
-    /// A URL setting, parsed (validated at resolve time).
-    pub fn url(&self, key: &str) -> Option<ConnInfo> {
-        self.text(key).and_then(|v| ConnInfo::parse(v).ok())
-    }
-
-    pub fn integer(&self, key: &str) -> Option<u32> {
-        self.text(key).and_then(|v| v.trim().parse().ok())
-    }
-
-    pub fn duration(&self, key: &str) -> Option<Duration> {
-        self.text(key).and_then(|v| parse_duration(v).ok())
-    }
-
-    pub fn path(&self, key: &str) -> Option<PathBuf> {
-        self.text(key).map(|v| self.project_root.join(v))
     }
 
     /// Every secret value (passwords in URLs, secret keys), so output can mask them.
@@ -742,22 +712,67 @@ impl Settings {
 
     /// The connection settings every command uses.
     pub fn connect_options(&self) -> tend_pg::ConnectOptions {
-        tend_pg::ConnectOptions {
-            connect_timeout: self
-                .duration("database.connect_timeout")
-                .unwrap_or(Duration::from_secs(10)),
-            statement_timeout: self.duration("database.query_timeout"),
-            attempts: self.integer("database.connect_attempts").unwrap_or(3),
-            ..tend_pg::ConnectOptions::default()
-        }
+        self.database.connect_options()
     }
 
     /// Where to find PostgreSQL programs.
     pub fn tool_search(&self) -> tend_pg::ToolSearch {
         self.tools
-            .get_or_init(|| tend_pg::ToolSearch::new(self.path("tools.pg_bindir")))
+            .get_or_init(|| tend_pg::ToolSearch::new(self.pg_bindir.clone()))
             .clone()
     }
+}
+
+/// Checks every raw value against its key's kind and range: an absurd count, level, size or
+/// duration is a config error at resolve time, never a panic later.
+fn validate(values: &BTreeMap<&'static str, Sourced>) -> Result<(), ConfigError> {
+    for key in KEYS {
+        let Some(sourced) = values.get(key.name) else {
+            continue;
+        };
+        let invalid = |reason: String| ConfigError::Invalid {
+            key: key.name,
+            origin: sourced.source.clone(),
+            reason,
+        };
+        match key.kind {
+            Kind::Url => {
+                ConnInfo::parse(&sourced.value).map_err(|e| invalid(e.to_string()))?;
+            }
+            Kind::Integer => {
+                let range = integer_range(key.name);
+                let in_range = sourced
+                    .value
+                    .trim()
+                    .parse::<u32>()
+                    .is_ok_and(|n| range.contains(&n));
+                if !in_range {
+                    return Err(invalid(format!(
+                        "it must be a whole number from {} to {}",
+                        range.start(),
+                        range.end()
+                    )));
+                }
+            }
+            Kind::Duration => {
+                let duration = parse_duration(&sourced.value).map_err(invalid)?;
+                let max = duration_max(key.name);
+                if duration > max {
+                    return Err(invalid(format!(
+                        "it must be at most {}",
+                        describe_duration(max)
+                    )));
+                }
+            }
+            Kind::Choice(choices) => {
+                if !choices.contains(&sourced.value.as_str()) {
+                    return Err(invalid(format!("it must be one of {}", choices.join(", "))));
+                }
+            }
+            Kind::Text | Kind::Path | Kind::Secret => {}
+        }
+    }
+    Ok(())
 }
 
 /// The values an integer key accepts; anything outside is a config error at resolve time,
@@ -867,7 +882,6 @@ fn read_config_file(path: &Path) -> Result<FileContents, ConfigError> {
 
 /// Checks a `tend.toml`'s bytes as [`Settings::resolve`] reads them, with no file system:
 /// the entry point of the fuzz target.
-#[allow(dead_code)] // the binary reads files through read_config_file; fuzz/ calls this
 pub fn parse_config_file(path: &Path, bytes: &[u8]) -> Result<(), ConfigError> {
     let text = decode_utf8(path, bytes)?;
     parse_config_text(path, text).map(|_| ())
@@ -1257,6 +1271,35 @@ mod tests {
     }
 
     #[test]
+    fn the_defaults_resolve_into_every_section() {
+        let s = Settings::defaults(Path::new("/project"));
+        assert_eq!(s.database.pool_max, 10);
+        assert_eq!(s.database.connect_timeout, Duration::from_secs(10));
+        assert_eq!(s.database.idle_timeout, Duration::from_secs(600));
+        assert_eq!(s.dev.database, "app");
+        assert_eq!(s.migrate.lock_wait, Duration::from_secs(300));
+        assert_eq!(s.schema.path, Path::new("/project/schema"));
+        assert_eq!(s.backup.compression_level, 3);
+        assert_eq!(s.backup.retention.keep_daily, Some(7));
+        assert!(matches!(
+            &s.backup.store,
+            tend_backup::store::StoreConfig::Directory(dir) if dir == Path::new("/project/.tend/backups")
+        ));
+        assert!(s.checks.history);
+        assert_eq!(s.health.latency_warning, Duration::from_millis(500));
+    }
+
+    #[test]
+    fn the_passphrase_is_never_in_debug_output() {
+        let dir = tempfile::tempdir().unwrap();
+        let env =
+            |var: &str| (var == "BACKUP_ENCRYPTION_KEY").then(|| "hunter2-secret".to_string());
+        let s = Settings::resolve(dir.path(), &env, &FlagOverrides::default()).unwrap();
+        assert!(s.backup.keys.passphrase.is_some());
+        assert!(!format!("{s:?}").contains("hunter2"));
+    }
+
+    #[test]
     fn layers_file_then_env_then_flag() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(
@@ -1267,12 +1310,18 @@ mod tests {
         let nested = dir.path().join("a/b");
         std::fs::create_dir_all(&nested).unwrap();
         let s = Settings::resolve(&nested, &no_env, &FlagOverrides::default()).unwrap();
-        assert_eq!(s.text("database.url"), Some("postgres://file@h/db"));
-        assert_eq!(s.integer("database.pool_max"), Some(4));
+        assert_eq!(
+            s.get("database.url").map(|v| v.value.as_str()),
+            Some("postgres://file@h/db")
+        );
+        assert_eq!(s.database.pool_max, (4));
         assert_eq!(s.project_root, dir.path());
         let env = |k: &str| (k == "DATABASE_URL").then(|| "postgres://env@h/db".to_string());
         let s = Settings::resolve(&nested, &env, &FlagOverrides::default()).unwrap();
-        assert_eq!(s.text("database.url"), Some("postgres://env@h/db"));
+        assert_eq!(
+            s.get("database.url").map(|v| v.value.as_str()),
+            Some("postgres://env@h/db")
+        );
         assert_eq!(
             s.get("database.url").unwrap().source,
             Source::Env {
@@ -1284,7 +1333,10 @@ mod tests {
             ..Default::default()
         };
         let s = Settings::resolve(&nested, &env, &flags).unwrap();
-        assert_eq!(s.text("database.url"), Some("postgres://flag@h/db"));
+        assert_eq!(
+            s.get("database.url").map(|v| v.value.as_str()),
+            Some("postgres://flag@h/db")
+        );
     }
 
     #[test]
@@ -1328,11 +1380,14 @@ mod tests {
         )
         .unwrap();
         let s = Settings::resolve(dir.path(), &no_env, &FlagOverrides::default()).unwrap();
-        assert_eq!(s.text("database.url"), Some("postgres://dotenv@h/db"));
-        assert_eq!(s.integer("database.pool_max"), Some(7));
+        assert_eq!(
+            s.get("database.url").map(|v| v.value.as_str()),
+            Some("postgres://dotenv@h/db")
+        );
+        assert_eq!(s.database.pool_max, (7));
         let env = |k: &str| (k == "DB_POOL_MAX").then(|| "9".to_string());
         let s = Settings::resolve(dir.path(), &env, &FlagOverrides::default()).unwrap();
-        assert_eq!(s.integer("database.pool_max"), Some(9));
+        assert_eq!(s.database.pool_max, (9));
     }
 
     #[test]
@@ -1352,7 +1407,7 @@ mod tests {
             std::fs::write(dir.path().join(CONFIG_FILE), &text).unwrap();
             let s = Settings::resolve(dir.path(), &no_env, &FlagOverrides::default()).unwrap();
             assert_eq!(
-                s.text("migrate.format"),
+                s.get("migrate.format").map(|v| v.value.as_str()),
                 Some(if prisma { "prisma" } else { "tend" })
             );
             for key in KEYS {

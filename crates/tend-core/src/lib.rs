@@ -1,0 +1,7 @@
+//! tend's core, shared by the command line and the daemon: settings resolved once into
+//! typed sections, and tend's own state in the target database.
+//!
+//! The core never reads the process environment and never prints: the caller hands it an
+//! environment getter and renders what it returns.
+
+pub mod settings;

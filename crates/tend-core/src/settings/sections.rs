@@ -1,0 +1,373 @@
+//! The typed sections of [`Settings`](super::Settings): each value parsed and checked once,
+//! when settings are resolved, and handed to the library that uses it. Names, environment
+//! variables and defaults stay in [`KEYS`](super::KEYS); this module only gives them types.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use secrecy::SecretString;
+use tend_backup::crypto::{CryptoError, Decryption, Encryption};
+use tend_backup::retention::Policy;
+use tend_backup::store::StoreConfig;
+use tend_migrate::source::Format;
+use tend_pg::conninfo::ConnInfo;
+
+use super::{ConfigError, Source, Sourced, parse_duration};
+
+/// A value and where it came from.
+#[derive(Debug, Clone)]
+pub struct Setting<T> {
+    pub value: T,
+    pub source: Source,
+}
+
+/// `[database]`: where the application database is and how tend connects to it.
+#[derive(Debug, Clone)]
+pub struct DatabaseSettings {
+    /// `DATABASE_URL`. Unset: the project's local cluster (the embedded default).
+    pub url: Option<Setting<ConnInfo>>,
+    /// `DIRECT_URL`, which bypasses a pooler, for migrations and locks.
+    pub direct_url: Option<Setting<ConnInfo>>,
+    /// `SHADOW_DATABASE_URL`.
+    pub shadow_url: Option<Setting<ConnInfo>>,
+    /// `DATABASE_READ_REPLICA_URL`.
+    pub read_replica_url: Option<Setting<ConnInfo>>,
+    /// `DB_POOL_MAX`: most connections tend opens at once.
+    pub pool_max: usize,
+    pub connect_timeout: Duration,
+    pub connect_attempts: u32,
+    /// statement_timeout for tend's sessions; `None` keeps the server's.
+    pub query_timeout: Option<Duration>,
+    /// `DB_IDLE_TIMEOUT`: how long an idle pooled connection is kept.
+    pub idle_timeout: Duration,
+}
+
+impl DatabaseSettings {
+    /// The connection settings every session uses.
+    pub fn connect_options(&self) -> tend_pg::ConnectOptions {
+        tend_pg::ConnectOptions {
+            connect_timeout: self.connect_timeout,
+            statement_timeout: self.query_timeout,
+            attempts: self.connect_attempts,
+            ..tend_pg::ConnectOptions::default()
+        }
+    }
+}
+
+/// `[dev]`: the project's local cluster.
+#[derive(Debug, Clone)]
+pub struct DevSettings {
+    /// The database tend creates and uses on the local cluster.
+    pub database: String,
+    /// The OS user the local server runs as when tend runs as root.
+    pub pg_user: String,
+}
+
+/// `[migrate]`.
+#[derive(Debug, Clone)]
+pub struct MigrateSettings {
+    /// The layout; `None` means detect it from the project.
+    pub format: Option<Format>,
+    /// Where migrations live; `None`: the layout's default directory.
+    pub dir: Option<PathBuf>,
+    pub seed: Option<PathBuf>,
+    pub lock_wait: Duration,
+    pub lock_timeout: Option<Duration>,
+    pub statement_timeout: Option<Duration>,
+}
+
+/// `[schema]`.
+#[derive(Debug, Clone)]
+pub struct SchemaSettings {
+    /// The desired schema for `tend migrate dev`: a .sql file or a directory of them.
+    pub path: PathBuf,
+}
+
+/// `[backup]`: where backups go, how they are encrypted and compressed, and how long kept.
+#[derive(Debug, Clone)]
+pub struct BackupSettings {
+    pub store: StoreConfig,
+    pub keys: BackupKeys,
+    pub compression_level: i32,
+    pub retention: Policy,
+}
+
+/// The backup keys as configured. age encrypts either for a passphrase or for recipients,
+/// so asking for the encryption or decryption with both set is an error.
+#[derive(Debug, Clone)]
+pub struct BackupKeys {
+    /// `BACKUP_ENCRYPTION_KEY`; `SecretString` never prints its value.
+    pub passphrase: Option<SecretString>,
+    /// `BACKUP_AGE_RECIPIENTS`, split at commas.
+    pub recipients: Vec<String>,
+    /// `BACKUP_AGE_IDENTITY_FILE`.
+    pub identity_file: Option<PathBuf>,
+}
+
+/// Why the backup keys cannot encrypt or decrypt.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    #[error("backups are always encrypted, and no key is configured")]
+    Missing,
+    #[error(
+        "both BACKUP_ENCRYPTION_KEY (a passphrase) and BACKUP_AGE_RECIPIENTS (age public keys) are set, and age cannot encrypt one backup for both"
+    )]
+    Mixed,
+    #[error("cannot read the age identity file {}: {source}", path.display())]
+    IdentityFile {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Crypto(#[from] CryptoError),
+}
+
+impl BackupKeys {
+    fn refuse_mixed(&self) -> Result<(), KeyError> {
+        if !self.recipients.is_empty() && self.passphrase.is_some() {
+            return Err(KeyError::Mixed);
+        }
+        Ok(())
+    }
+
+    /// How new backups are encrypted.
+    pub fn encryption(&self) -> Result<Encryption, KeyError> {
+        self.refuse_mixed()?;
+        if !self.recipients.is_empty() {
+            return Ok(Encryption::recipients_from(&self.recipients)?);
+        }
+        match &self.passphrase {
+            Some(pass) => Ok(Encryption::Passphrase(pass.clone())),
+            None => Err(KeyError::Missing),
+        }
+    }
+
+    /// How stored backups are opened (reads the identity file, if one is configured).
+    pub fn decryption(&self) -> Result<Decryption, KeyError> {
+        self.refuse_mixed()?;
+        if let Some(path) = &self.identity_file {
+            let text = std::fs::read_to_string(path).map_err(|source| KeyError::IdentityFile {
+                path: path.clone(),
+                source,
+            })?;
+            return Ok(Decryption::identities_from(&text)?);
+        }
+        match &self.passphrase {
+            Some(pass) => Ok(Decryption::Passphrase(pass.clone())),
+            None => Err(KeyError::Missing),
+        }
+    }
+
+    /// Whether any key is configured (for `doctor`).
+    pub fn any(&self) -> bool {
+        self.passphrase.is_some() || !self.recipients.is_empty() || self.identity_file.is_some()
+    }
+}
+
+/// `[health]`: `tend health`'s latency thresholds.
+#[derive(Debug, Clone)]
+pub struct HealthSettings {
+    pub latency_warning: Duration,
+    pub latency_critical: Duration,
+}
+
+/// `[checks]`.
+#[derive(Debug, Clone)]
+pub struct ChecksSettings {
+    /// Whether each run's results are kept in the database's `tend` schema.
+    pub history: bool,
+    /// `[checks."<id>"]` tables, with the environment's thresholds mapped in.
+    pub overrides: BTreeMap<String, tend_ops::CheckOverride>,
+}
+
+/// Reads typed values out of the resolved map. Values were checked by `validate`, so
+/// failures here are the same config errors, never panics.
+pub(super) struct Reader<'a> {
+    pub values: &'a BTreeMap<&'static str, Sourced>,
+    pub project_root: &'a Path,
+}
+
+impl Reader<'_> {
+    fn sourced(&self, key: &'static str) -> Option<&Sourced> {
+        self.values.get(key)
+    }
+
+    fn invalid(&self, key: &'static str, reason: String) -> ConfigError {
+        ConfigError::Invalid {
+            key,
+            origin: self
+                .sourced(key)
+                .map(|s| s.source.clone())
+                .unwrap_or(Source::Default),
+            reason,
+        }
+    }
+
+    pub fn text(&self, key: &'static str) -> Option<String> {
+        self.sourced(key).map(|s| s.value.clone())
+    }
+
+    pub fn path(&self, key: &'static str) -> Option<PathBuf> {
+        self.sourced(key).map(|s| self.project_root.join(&s.value))
+    }
+
+    pub fn url(&self, key: &'static str) -> Result<Option<Setting<ConnInfo>>, ConfigError> {
+        self.sourced(key)
+            .map(|s| {
+                ConnInfo::parse(&s.value)
+                    .map(|value| Setting {
+                        value,
+                        source: s.source.clone(),
+                    })
+                    .map_err(|e| self.invalid(key, e.to_string()))
+            })
+            .transpose()
+    }
+
+    pub fn integer(&self, key: &'static str) -> Result<Option<u32>, ConfigError> {
+        self.sourced(key)
+            .map(|s| {
+                s.value
+                    .trim()
+                    .parse::<u32>()
+                    .map_err(|_| self.invalid(key, "it must be a whole number".to_string()))
+            })
+            .transpose()
+    }
+
+    pub fn duration(&self, key: &'static str) -> Result<Option<Duration>, ConfigError> {
+        self.sourced(key)
+            .map(|s| parse_duration(&s.value).map_err(|reason| self.invalid(key, reason)))
+            .transpose()
+    }
+
+    /// A key that has a default in `KEYS`: present once resolved.
+    fn required<T>(&self, key: &'static str, value: Option<T>) -> Result<T, ConfigError> {
+        value.ok_or_else(|| self.invalid(key, "it has no value".to_string()))
+    }
+
+    pub fn database(&self) -> Result<DatabaseSettings, ConfigError> {
+        Ok(DatabaseSettings {
+            url: self.url("database.url")?,
+            direct_url: self.url("database.direct_url")?,
+            shadow_url: self.url("database.shadow_url")?,
+            read_replica_url: self.url("database.read_replica_url")?,
+            pool_max: self.required("database.pool_max", self.integer("database.pool_max")?)?
+                as usize,
+            connect_timeout: self.required(
+                "database.connect_timeout",
+                self.duration("database.connect_timeout")?,
+            )?,
+            connect_attempts: self.required(
+                "database.connect_attempts",
+                self.integer("database.connect_attempts")?,
+            )?,
+            query_timeout: self.duration("database.query_timeout")?,
+            idle_timeout: self.required(
+                "database.idle_timeout",
+                self.duration("database.idle_timeout")?,
+            )?,
+        })
+    }
+
+    pub fn dev(&self) -> Result<DevSettings, ConfigError> {
+        Ok(DevSettings {
+            database: self.required("dev.database", self.text("dev.database"))?,
+            pg_user: self.required("dev.pg_user", self.text("dev.pg_user"))?,
+        })
+    }
+
+    pub fn migrate(&self) -> Result<MigrateSettings, ConfigError> {
+        let format = match self.text("migrate.format").as_deref() {
+            Some("prisma") => Some(Format::Prisma),
+            Some("tend") => Some(Format::Tend),
+            _ => None,
+        };
+        Ok(MigrateSettings {
+            format,
+            dir: self.path("migrate.dir"),
+            seed: self.path("migrate.seed"),
+            lock_wait: self.required("migrate.lock_wait", self.duration("migrate.lock_wait")?)?,
+            lock_timeout: self.duration("migrate.lock_timeout")?,
+            statement_timeout: self.duration("migrate.statement_timeout")?,
+        })
+    }
+
+    pub fn schema(&self) -> Result<SchemaSettings, ConfigError> {
+        Ok(SchemaSettings {
+            path: self.required("schema.path", self.path("schema.path"))?,
+        })
+    }
+
+    pub fn backup(&self) -> Result<BackupSettings, ConfigError> {
+        let store = match self.text("backup.s3_bucket") {
+            Some(bucket) => StoreConfig::S3 {
+                bucket,
+                region: self.text("backup.s3_region"),
+                endpoint: self.text("backup.s3_endpoint"),
+                force_path_style: self.text("backup.s3_force_path_style").as_deref()
+                    == Some("true"),
+                prefix: self.text("backup.s3_prefix"),
+            },
+            None => StoreConfig::Directory(
+                self.path("backup.dir")
+                    .unwrap_or_else(|| self.project_root.join(".tend/backups")),
+            ),
+        };
+        let keys = BackupKeys {
+            passphrase: self.text("backup.encryption_key").map(SecretString::from),
+            recipients: self
+                .text("backup.recipients")
+                .map(|list| {
+                    list.split(',')
+                        .filter(|s| !s.trim().is_empty())
+                        .map(str::to_string)
+                        .collect()
+                })
+                .unwrap_or_default(),
+            identity_file: self.path("backup.identity_file"),
+        };
+        let retention = Policy {
+            keep_last: self.integer("backup.retention.keep_last")?,
+            keep_daily: self.integer("backup.retention.keep_daily")?,
+            keep_weekly: self.integer("backup.retention.keep_weekly")?,
+            keep_monthly: self.integer("backup.retention.keep_monthly")?,
+            keep_yearly: self.integer("backup.retention.keep_yearly")?,
+            max_age_days: self.integer("backup.retention.max_age_days")?,
+        };
+        Ok(BackupSettings {
+            store,
+            keys,
+            compression_level: self.required(
+                "backup.compression_level",
+                self.integer("backup.compression_level")?,
+            )? as i32,
+            retention,
+        })
+    }
+
+    pub fn health(&self) -> Result<HealthSettings, ConfigError> {
+        Ok(HealthSettings {
+            latency_warning: self.required(
+                "health.latency_warning",
+                self.duration("health.latency_warning")?,
+            )?,
+            latency_critical: self.required(
+                "health.latency_critical",
+                self.duration("health.latency_critical")?,
+            )?,
+        })
+    }
+
+    pub fn checks(
+        &self,
+        overrides: BTreeMap<String, tend_ops::CheckOverride>,
+    ) -> Result<ChecksSettings, ConfigError> {
+        Ok(ChecksSettings {
+            history: self.text("checks.history").as_deref() != Some("off"),
+            overrides,
+        })
+    }
+}
