@@ -13,7 +13,6 @@ use bytes::Bytes;
 use futures::StreamExt;
 use serde::Serialize;
 use tend_pg::{ConnInfo, ConnectOptions, ServerFacts};
-use tokio::io::AsyncWriteExt;
 use tokio::sync::mpsc;
 
 use crate::crypto::{Decryption, Encryption, OpenError};
@@ -320,7 +319,7 @@ pub async fn backup(
     });
 
     let data_path = store.path(&id, DATA);
-    let mut writer = store.writer(&data_path);
+    let mut writer = store.upload(&data_path);
     let mut upload_error = None;
     let mut interrupted = false;
     loop {
@@ -409,9 +408,11 @@ pub async fn backup(
         (None, Err(e), _) => Some(e),
         (None, Ok(_), Err(e)) => Some(e),
         (None, Ok(sha256), Ok(rows)) => {
+            // Outside `finishing`, which an interruption drops: its upload is aborted below.
+            let mut globals = store.upload(&store.path(&id, GLOBALS));
             let finishing = async {
                 writer
-                    .shutdown()
+                    .finish()
                     .await
                     .map_err(|e| BackupError::Pipeline(format!("finishing the upload: {e}")))?;
                 let mut objects = vec![StoredObject {
@@ -421,8 +422,16 @@ pub async fn backup(
                 }];
                 if let Some(pg_dumpall) = &pg_dumpall {
                     objects.push(
-                        dump_globals(info, store, &id, pg_dumpall, options, facts.is_superuser)
-                            .await?,
+                        dump_globals(
+                            info,
+                            store,
+                            &id,
+                            &mut globals,
+                            pg_dumpall,
+                            options,
+                            facts.is_superuser,
+                        )
+                        .await?,
                     );
                 }
                 Ok::<_, BackupError>(objects)
@@ -435,10 +444,16 @@ pub async fn backup(
             let objects = match finished {
                 Some(Ok(objects)) if !cancel.is_cancelled() => objects,
                 Some(Err(e)) if !cancel.is_cancelled() => {
+                    let _ = globals.abort().await;
+                    let _ = writer.abort().await;
                     let _ = store.delete_backup(&id, MANIFEST).await;
                     return Err(e);
                 }
-                _ => return Err(remove_interrupted(store, &id).await),
+                _ => {
+                    let _ = globals.abort().await;
+                    let _ = writer.abort().await;
+                    return Err(remove_interrupted(store, &id).await);
+                }
             };
             let manifest = Manifest {
                 format: "tend-backup/1".to_string(),
@@ -585,6 +600,7 @@ async fn dump_globals(
     info: &ConnInfo,
     store: &Store,
     id: &str,
+    writer: &mut crate::store::Upload,
     pg_dumpall: &std::path::Path,
     options: &BackupOptions,
     superuser: bool,
@@ -616,7 +632,6 @@ async fn dump_globals(
         stored.clone(),
     );
     let path = store.path(id, GLOBALS);
-    let mut writer = store.writer(&path);
     let mut upload_error = None;
     while let Some(chunk) = rx.recv().await {
         if let Err(e) = writer.put(chunk).await {
@@ -632,7 +647,7 @@ async fn dump_globals(
     match (upload_error, produced) {
         (None, Ok(sha256)) => {
             writer
-                .shutdown()
+                .finish()
                 .await
                 .map_err(|e| BackupError::Pipeline(format!("finishing the upload: {e}")))?;
             Ok(StoredObject {

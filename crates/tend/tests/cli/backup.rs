@@ -1404,39 +1404,50 @@ fn sigint_or_sigterm_during_a_backup_removes_its_partial_objects() {
     assert_eq!(code, 0, "{out}{err}");
     assert_eq!(walk(&store), Vec::<String>::new(), "{out}");
 
-    // An S3-compatible store, SIGTERM once a multipart upload is in flight. This half
-    // races: a signal while the upload is being created can leave it unaborted, and a
-    // SIGKILLed backup's leftover was once not found by prune (seen on 17 and 18 under
-    // load). Until that is fixed it runs only when asked: TEND_TEST_S3_SIGNALS=1.
-    if std::env::var_os("TEND_TEST_S3_SIGNALS").is_none() {
-        eprintln!("skipped: the S3 half (TEND_TEST_S3_SIGNALS=1 runs it)");
-        return;
-    }
+    // An S3-compatible store, SIGTERM at three instants: while the probe or running.json is
+    // written (the first of s3s-fs's dot files), while the multipart upload is being created
+    // (its `.upload-ID.json` exists, the answer may not have arrived), and while parts are in
+    // flight (`.upload_id-ID.part-N`). Each leaves no object and no upload behind.
     let Some(s3) = s3_server() else {
         return;
     };
     let root = s3.bucket_dir().parent().unwrap().to_path_buf();
     // s3s-fs keeps parts in flight in dot files under its root; `.bucket-*` files are its
     // bookkeeping of objects (kept even after they are deleted).
-    let in_flight = || {
-        walk(&root)
-            .iter()
-            .any(|f| f.contains("/.") && !f.contains("/.bucket-"))
+    let dot_files = move |root: &std::path::Path| -> Vec<String> {
+        walk(root)
+            .into_iter()
+            .filter(|f| f.contains("/.") && !f.contains("/.bucket-"))
+            .collect()
     };
-    let (code, err) = signalled_backup(&project, &source, s3.env(), in_flight, libc::SIGTERM);
-    assert_eq!(code, Some(130), "{err}");
-    assert!(err.contains("interrupted"), "{err}");
-    assert_eq!(s3.object_paths(), Vec::<String>::new(), "objects left");
-    // `.tmp.*` files are s3s-fs's own buffers of a request the abort cut off mid-body
-    // (never a part of the upload, and invisible through the S3 API).
-    let parts: Vec<String> = walk(&root)
-        .into_iter()
-        .filter(|f| f.contains("/.") && !f.contains("/.bucket-") && !f.contains("/.tmp."))
-        .collect();
-    assert!(
-        parts.is_empty(),
-        "the multipart upload was not aborted: {parts:?}"
-    );
+    type Seen = fn(&str) -> bool;
+    let instants: [(&str, Seen); 3] = [
+        ("any write", |_| true),
+        ("creating the upload", |f| f.contains("/.upload-")),
+        ("parts in flight", |f| f.contains("/.upload_id-")),
+    ];
+    for (instant, seen) in instants {
+        let started = || dot_files(&root).iter().any(|f| seen(f));
+        let (code, err) = signalled_backup(&project, &source, s3.env(), started, libc::SIGTERM);
+        assert_eq!(code, Some(130), "{instant}: {err}");
+        assert!(err.contains("interrupted"), "{instant}: {err}");
+        assert_eq!(
+            s3.object_paths(),
+            Vec::<String>::new(),
+            "{instant}: objects left"
+        );
+        // `.tmp.*` files are s3s-fs's own buffers of a request cut off mid-body (never a
+        // part of an upload, and invisible through the S3 API).
+        let parts: Vec<String> = dot_files(&root)
+            .into_iter()
+            .filter(|f| !f.contains("/.tmp."))
+            .collect();
+        assert!(
+            parts.is_empty(),
+            "{instant}: the multipart upload was not aborted: {parts:?}"
+        );
+    }
+    let in_flight = || dot_files(&root).iter().any(|f| f.contains("/.upload_id-"));
 
     // SIGKILL on S3: the multipart upload stays incomplete (invisible, for the bucket's
     // lifecycle rule), the folder holds running.json, and prune removes it.
