@@ -21,6 +21,7 @@ use crate::manifest::{
     Compression, DATA, GLOBALS, MANIFEST, Manifest, RUNNING, Running, StoredObject, TableRows,
     VERIFICATION, Verification,
 };
+use crate::pg_restore::{PgRestore, Restoring};
 use crate::pipeline::{ChannelReader, ChannelWriter, CountingReader, drain};
 use crate::roles::{Ownership, RolePlanner, RolesOutcome};
 use crate::store::{Store, StoreError};
@@ -78,6 +79,15 @@ pub enum BackupError {
     /// Stopped by its cancellation token (SIGINT or SIGTERM in the binary).
     #[error("the backup was interrupted; {cleanup}")]
     Interrupted { cleanup: String },
+    /// pg_restore 17+ into an older server needs the psql next to it (see `pg_restore.rs`).
+    #[error(
+        "pg_restore {pg_restore_major} ({pg_restore}) cannot restore into PostgreSQL {target_major} by itself (it sets transaction_timeout, which that server lacks), and there is no psql next to it to run its script through; install psql of the same major beside it, or point TEND_PG_BINDIR at client programs of PostgreSQL {target_major}"
+    )]
+    OlderTarget {
+        pg_restore: String,
+        pg_restore_major: u32,
+        target_major: u32,
+    },
     #[error(transparent)]
     Crypto(#[from] crate::crypto::CryptoError),
     #[error(transparent)]
@@ -158,10 +168,12 @@ fn first_error(stderr: &str) -> String {
         .or(lines.first())
         .copied()
         .unwrap_or("no message");
-    let line = line.strip_prefix("pg_restore: error: ").unwrap_or(line);
-    let line = line
-        .strip_prefix("could not execute query: ")
-        .unwrap_or(line);
+    // From pg_restore ("pg_restore: error: could not execute query: ERROR: ...") or from
+    // the psql its script went through ("psql:<stdin>:12: ERROR: ...").
+    let line = match line.find("ERROR:") {
+        Some(at) => &line[at..],
+        None => line.strip_prefix("pg_restore: error: ").unwrap_or(line),
+    };
     line.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
@@ -1084,8 +1096,9 @@ pub async fn restore(
         (options.ownership, options.created_roles.clone()),
     )
     .await?;
+    let pg_restore = PgRestore::for_target(&options.pg_restore, planner.target_major)?;
     let running: Arc<std::sync::Mutex<Option<SingleTransaction>>> = Arc::default();
-    let (pg_restore, clean, to) = (options.pg_restore.clone(), options.clean, target.clone());
+    let (clean, to) = (options.clean, target.clone());
     let holder = running.clone();
     let fed = read_back(store, &manifest, decryption, DATA, move |archive| {
         let mut input = std::io::BufReader::with_capacity(1024 * 1024, archive);
@@ -1145,46 +1158,34 @@ pub(crate) async fn role_planner(
 /// it never commits a damaged backup.
 #[derive(Clone)]
 pub(crate) struct SingleTransaction {
-    child: Arc<std::sync::Mutex<Option<std::process::Child>>>,
+    child: Arc<std::sync::Mutex<Option<Restoring>>>,
     program: PathBuf,
 }
 
 impl SingleTransaction {
     pub(crate) fn spawn(
-        pg_restore: &std::path::Path,
+        pg_restore: &PgRestore,
         target: &ConnInfo,
         clean: bool,
         flags: &[String],
     ) -> Result<SingleTransaction, BackupError> {
-        let (dbname, env) = target.for_child_program();
-        let child = Command::new(pg_restore)
-            .args(["--single-transaction", "--exit-on-error", "--no-password"])
-            .args(if clean {
-                vec!["--clean", "--if-exists"]
-            } else {
-                vec![]
-            })
-            .args(flags)
-            .arg(format!("--dbname={dbname}"))
-            .envs(env)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .map_err(|source| BackupError::Spawn {
-                program: pg_restore.display().to_string(),
-                source,
-            })?;
+        let mut args: Vec<String> = ["--single-transaction", "--exit-on-error", "--no-password"]
+            .map(String::from)
+            .to_vec();
+        if clean {
+            args.extend(["--clean", "--if-exists"].map(String::from));
+        }
+        args.extend(flags.iter().cloned());
+        let child = pg_restore.spawn(target, &args, Stdio::piped(), false)?;
         Ok(SingleTransaction {
             child: Arc::new(std::sync::Mutex::new(Some(child))),
-            program: pg_restore.to_path_buf(),
+            program: pg_restore.program.clone(),
         })
     }
 
     fn kill(&self) {
-        if let Some(mut c) = self.child.lock().expect("lock").take() {
-            let _ = c.kill();
-            let _ = c.wait();
+        if let Some(c) = self.child.lock().expect("lock").take() {
+            c.kill();
         }
     }
 
@@ -1200,7 +1201,7 @@ impl SingleTransaction {
             .lock()
             .expect("lock")
             .as_mut()
-            .and_then(|c| c.stdin.take());
+            .and_then(Restoring::stdin);
         let Some(mut stdin) = stdin else {
             return Err(Stop::Failed(BackupError::Pipeline(
                 "pg_restore was stopped".to_string(),
@@ -1259,9 +1260,8 @@ impl SingleTransaction {
         let stdin = match fed {
             Ok(stdin) => stdin,
             Err(e) => {
-                if let Some(mut child) = taken {
-                    let _ = child.kill();
-                    let _ = child.wait();
+                if let Some(child) = taken {
+                    child.kill();
                 }
                 return Err(e);
             }

@@ -1469,6 +1469,55 @@ fn sigint_or_sigterm_during_a_backup_removes_its_partial_objects() {
     assert_eq!(code, 0, "{out}{err}");
 }
 
+/// pg_restore 17 and newer set `transaction_timeout`, which PostgreSQL 16 and older reject:
+/// tend then runs pg_restore's script through psql without that statement. Proven with
+/// PostgreSQL 18's client programs against the test server when it is older than 17 (15 by
+/// default, 16 in the 16 subset), in both restore modes and in the restore drill.
+#[test]
+fn a_newer_pg_restore_restores_into_an_older_server_in_every_mode() {
+    let newer = std::path::Path::new("/opt/tend/postgresql/18/bin");
+    if !newer.join("pg_restore").is_file() || !newer.join("psql").is_file() {
+        eprintln!("skipped: PostgreSQL 18's client programs are not in {newer:?}");
+        return;
+    }
+    if tend_testkit::TestServer::get().major() >= 17 {
+        eprintln!("skipped: the test server is 17 or newer");
+        return;
+    }
+    let source = rich_database();
+    let project = TestProject::new();
+    let tend = |args: &[&str]| {
+        run(project
+            .tend()
+            .env("DATABASE_URL", source.url())
+            .env("BACKUP_ENCRYPTION_KEY", PASSPHRASE)
+            .env("TEND_PG_BINDIR", newer)
+            .args(args))
+    };
+    let (code, out, err) = tend(&["backup", "run", "--json"]);
+    assert_eq!(code, 0, "{out}{err}");
+    let manifest: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert!(
+        manifest["pg_dump_version"]
+            .as_str()
+            .is_some_and(|v| v.starts_with("18")),
+        "{manifest}"
+    );
+    let expected = schema_and_hashes(&source);
+    for mode in [None, Some("--single-transaction")] {
+        let target = TestDb::create();
+        let url = target.url();
+        let mut args = vec!["restore", "--to", url.as_str()];
+        args.extend(mode);
+        let (code, out, err) = tend(&args);
+        assert_eq!(code, 0, "{mode:?}: {out}{err}");
+        assert_eq!(schema_and_hashes(&target), expected, "{mode:?}");
+    }
+    let (code, out, err) = tend(&["backup", "verify", "--latest", "--restore"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("hold the rows the manifest lists"), "{out}");
+}
+
 #[test]
 fn prune_removes_leftovers_of_interrupted_backups_and_shows_them_on_dry_run() {
     let source = TestDb::create();
