@@ -18,8 +18,8 @@ use tokio::sync::mpsc;
 use crate::crypto::{Decryption, Encryption, OpenError};
 use crate::fault::{Damage, Layer, Tagged, tag_of};
 use crate::manifest::{
-    Compression, DATA, GLOBALS, MANIFEST, Manifest, RUNNING, Running, StoredObject, TableRows,
-    VERIFICATION, Verification,
+    Compression, DATA, GLOBALS, MANIFEST, Manifest, RUNNING, Running, RunningUpload, StoredObject,
+    TableRows, VERIFICATION, Verification,
 };
 use crate::pg_restore::{PgRestore, Restoring};
 use crate::pipeline::{ChannelReader, ChannelWriter, CountingReader, drain};
@@ -272,19 +272,20 @@ pub async fn backup(
         .collect();
     let id = new_id();
     // Who runs this backup, refreshed while it runs: `prune` tells it from a leftover.
-    let mut marker = Running {
-        host: this_host(),
-        pid: std::process::id(),
-        started_at: now_rfc3339(),
-        heartbeat: unix_now(),
+    let marker = Marker {
+        store: store.clone(),
+        path: store.path(&id, RUNNING),
+        running: Arc::new(tokio::sync::Mutex::new(Running {
+            host: this_host(),
+            pid: std::process::id(),
+            started_at: now_rfc3339(),
+            heartbeat: unix_now(),
+            uploads: Vec::new(),
+        })),
     };
-    let marker_path = store.path(&id, RUNNING);
-    store
-        .put(
-            &marker_path,
-            Bytes::from(serde_json::to_vec(&marker).expect("serializes")),
-        )
-        .await?;
+    let marker_path = marker.path.clone();
+    marker.write(|_| {}).await?;
+    let mut last_beat = unix_now();
     on_progress(Progress::Started {
         id: id.clone(),
         tables: tables.len(),
@@ -331,7 +332,7 @@ pub async fn backup(
     });
 
     let data_path = store.path(&id, DATA);
-    let mut writer = store.upload(&data_path);
+    let mut writer = store.upload(&data_path).recorded_by(marker.recorder());
     let mut upload_error = None;
     let mut interrupted = false;
     loop {
@@ -356,10 +357,9 @@ pub async fn backup(
             upload_error = Some(e);
             break;
         }
-        if unix_now() - marker.heartbeat >= HEARTBEAT_SECS {
-            marker.heartbeat = unix_now();
-            let bytes = Bytes::from(serde_json::to_vec(&marker).expect("serializes"));
-            if let Err(e) = store.put(&marker_path, bytes).await {
+        if unix_now() - last_beat >= HEARTBEAT_SECS {
+            last_beat = unix_now();
+            if let Err(e) = marker.write(|r| r.heartbeat = last_beat).await {
                 drop(rx);
                 let _ = producer.await;
                 counter.abort();
@@ -421,7 +421,9 @@ pub async fn backup(
         (None, Ok(_), Err(e)) => Some(e),
         (None, Ok(sha256), Ok(rows)) => {
             // Outside `finishing`, which an interruption drops: its upload is aborted below.
-            let mut globals = store.upload(&store.path(&id, GLOBALS));
+            let mut globals = store
+                .upload(&store.path(&id, GLOBALS))
+                .recorded_by(marker.recorder());
             let finishing = async {
                 writer
                     .finish()
@@ -514,6 +516,55 @@ pub async fn backup(
         }
         None => Err(remove_interrupted(store, &id).await),
     }
+}
+
+/// A backup's `running.json`, written by the backup (its start, its heartbeat) and by its
+/// uploads (each multipart upload's id, before its first part), one write at a time.
+#[derive(Clone)]
+struct Marker {
+    store: Store,
+    path: object_store::path::Path,
+    running: Arc<tokio::sync::Mutex<Running>>,
+}
+
+impl Marker {
+    async fn write(&self, change: impl FnOnce(&mut Running)) -> Result<(), StoreError> {
+        let mut running = self.running.lock().await;
+        change(&mut running);
+        let bytes = Bytes::from(serde_json::to_vec(&*running).expect("serializes"));
+        self.store.put(&self.path, bytes).await
+    }
+
+    fn recorder(&self) -> crate::store::RecordUpload {
+        let marker = self.clone();
+        Arc::new(move |path, id| {
+            let marker = marker.clone();
+            Box::pin(async move {
+                marker
+                    .write(|r| r.uploads.push(RunningUpload { path, id }))
+                    .await
+            })
+        })
+    }
+}
+
+/// Removes what an interrupted or killed backup left (a folder without a manifest): first
+/// the multipart uploads its `running.json` recorded, aborted (best effort: one that was
+/// completed or aborted already has nothing left to abort, and the bucket's lifecycle rule
+/// is the backstop), then its objects.
+pub async fn remove_leftover(
+    store: &Store,
+    leftover: &crate::store::Leftover,
+) -> Result<(), BackupError> {
+    let running = leftover
+        .running
+        .as_ref()
+        .and_then(|bytes| serde_json::from_slice::<Running>(bytes).ok());
+    for upload in running.iter().flat_map(|r| &r.uploads) {
+        let _ = store.abort_upload(&upload.path, &upload.id).await;
+    }
+    store.delete_leftover(&leftover.id, MANIFEST).await?;
+    Ok(())
 }
 
 /// After an interruption: removes what the backup had stored (the upload was aborted

@@ -81,6 +81,10 @@ pub struct Leftover {
 #[derive(Debug, Clone)]
 pub struct Store {
     inner: Arc<dyn ObjectStore>,
+    /// The same S3 store through its multipart API, which names an upload's id (object
+    /// storage's own `put_multipart` hides it): a backup records it, so a killed backup's
+    /// upload can be aborted by `prune`. None for a directory.
+    multipart: Option<Arc<object_store::aws::AmazonS3>>,
     /// The same store with few retries: the probe before a backup fails in seconds.
     quick: Arc<dyn ObjectStore>,
     kind: StoreKind,
@@ -110,6 +114,7 @@ impl Store {
                 let fs: Arc<dyn ObjectStore> = Arc::new(fs.with_fsync(true));
                 Ok(Store {
                     inner: fs.clone(),
+                    multipart: None,
                     quick: fs,
                     kind: StoreKind::Directory,
                     dir: Some(dir.clone()),
@@ -148,8 +153,10 @@ impl Store {
                     .as_ref()
                     .map(|p| p.trim_matches('/').to_string())
                     .filter(|p| !p.is_empty());
+                let s3 = Arc::new(s3);
                 Ok(Store {
-                    inner: Arc::new(s3),
+                    inner: s3.clone(),
+                    multipart: Some(s3),
                     quick: Arc::new(quick),
                     kind: StoreKind::S3,
                     dir: None,
@@ -289,6 +296,20 @@ impl Store {
         Ok(found)
     }
 
+    /// Aborts a multipart upload a backup recorded (gone already is fine). A directory
+    /// store has none.
+    pub async fn abort_upload(&self, path: &str, id: &str) -> Result<(), StoreError> {
+        let Some(multipart) = &self.multipart else {
+            return Ok(());
+        };
+        let location = ObjectPath::from(path);
+        let multipart: &dyn object_store::multipart::MultipartStore = multipart.as_ref();
+        match multipart.abort_multipart(&location, &id.to_string()).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(self.error("abort the upload of", &location)(e)),
+        }
+    }
+
     /// Removes a folder without a manifest: its objects, and in a directory store its
     /// staging files and the folder itself.
     pub async fn delete_leftover(&self, id: &str, manifest_name: &str) -> Result<(), StoreError> {
@@ -398,6 +419,11 @@ impl Store {
     pub fn upload(&self, path: &ObjectPath) -> Upload {
         Upload {
             store: self.inner.clone(),
+            multipart: self
+                .multipart
+                .clone()
+                .map(|m| m as Arc<dyn object_store::multipart::MultipartStore>),
+            record: None,
             path: path.clone(),
             capacity: UPLOAD_PART_BYTES,
             state: UploadState::Buffering(object_store::PutPayloadMut::new()),
@@ -495,17 +521,132 @@ const ABORT_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
 ///   `abort`, and what it completed is deleted with the backup's folder.
 ///
 /// S3 cannot list an upload whose id was lost (object_store has no ListMultipartUploads, and
-/// s3s-fs does not serve it), so the id is never allowed to be lost instead. Only SIGKILL
-/// (no code runs) or a store silent for longer than [`ABORT_WAIT`] leaves an incomplete
-/// upload; docs/cli.md asks for the bucket's AbortIncompleteMultipartUpload rule.
+/// s3s-fs does not serve it), so the id is never allowed to be lost instead. On S3, with
+/// [`Upload::recorded_by`], the upload is created through the multipart API, which names
+/// its id, and the id is recorded (the backup's `running.json`) before the first part is
+/// sent, so `prune` aborts the upload of a SIGKILLed backup. Only a kill between S3 creating
+/// the upload and the record, or a store silent for longer than [`ABORT_WAIT`], leaves an
+/// incomplete upload; docs/cli.md asks for the bucket's AbortIncompleteMultipartUpload rule.
 pub struct Upload {
     store: Arc<dyn ObjectStore>,
+    multipart: Option<Arc<dyn object_store::multipart::MultipartStore>>,
+    /// Told of a multipart upload's id before any part is sent.
+    record: Option<RecordUpload>,
     path: ObjectPath,
     capacity: usize,
     state: UploadState,
 }
 
 type Task<T> = tokio::task::JoinHandle<object_store::Result<T>>;
+
+/// Records a multipart upload (its object path and id) somewhere durable; the upload sends
+/// no part before this has returned.
+pub type RecordUpload = Arc<
+    dyn Fn(String, String) -> futures::future::BoxFuture<'static, Result<(), StoreError>>
+        + Send
+        + Sync,
+>;
+
+/// A multipart upload through S3's multipart API, whose id is known (see `Store::multipart`).
+struct KnownUpload {
+    store: Arc<dyn object_store::multipart::MultipartStore>,
+    path: ObjectPath,
+    id: object_store::MultipartId,
+    parts: Arc<std::sync::Mutex<Vec<Option<object_store::multipart::PartId>>>>,
+    next: usize,
+}
+
+impl std::fmt::Debug for KnownUpload {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KnownUpload")
+            .field("path", &self.path)
+            .field("id", &self.id)
+            .finish()
+    }
+}
+
+type Pinned<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
+
+// object_store's trait is an `async_trait`; its methods are written out here as it expands
+// them, so tend needs no macro crate for three methods.
+impl object_store::MultipartUpload for KnownUpload {
+    fn put_part(&mut self, data: object_store::PutPayload) -> object_store::UploadPart {
+        let index = self.next;
+        self.next += 1;
+        let (store, path, id, parts) = (
+            self.store.clone(),
+            self.path.clone(),
+            self.id.clone(),
+            self.parts.clone(),
+        );
+        Box::pin(async move {
+            let part = store.put_part(&path, &id, index, data).await?;
+            let mut parts = parts.lock().expect("lock");
+            if parts.len() <= index {
+                parts.resize(index + 1, None);
+            }
+            parts[index] = Some(part);
+            Ok(())
+        })
+    }
+
+    fn complete<'life0, 'async_trait>(
+        &'life0 mut self,
+    ) -> Pinned<'async_trait, object_store::Result<object_store::PutResult>>
+    where
+        'life0: 'async_trait,
+        Self: 'async_trait,
+    {
+        Box::pin(async move {
+            let parts: Option<Vec<_>> = self.parts.lock().expect("lock").iter().cloned().collect();
+            let parts = parts.ok_or_else(|| object_store::Error::Generic {
+                store: "tend",
+                source: "a part of the upload is missing".into(),
+            })?;
+            self.store
+                .complete_multipart(&self.path, &self.id, parts)
+                .await
+        })
+    }
+
+    fn abort<'life0, 'async_trait>(
+        &'life0 mut self,
+    ) -> Pinned<'async_trait, object_store::Result<()>>
+    where
+        'life0: 'async_trait,
+        Self: 'async_trait,
+    {
+        Box::pin(async move { self.store.abort_multipart(&self.path, &self.id).await })
+    }
+}
+
+/// Creates the multipart upload of `path`: through the multipart API when there is one (and
+/// then records its id before returning), else through object storage's own.
+async fn create_upload(
+    store: Arc<dyn ObjectStore>,
+    multipart: Option<Arc<dyn object_store::multipart::MultipartStore>>,
+    record: Option<RecordUpload>,
+    path: ObjectPath,
+) -> object_store::Result<Box<dyn object_store::MultipartUpload>> {
+    let (Some(multipart), Some(record)) = (multipart, record) else {
+        return store.put_multipart(&path).await;
+    };
+    let id = multipart.create_multipart(&path).await?;
+    if let Err(e) = record(path.to_string(), id.clone()).await {
+        let _ = multipart.abort_multipart(&path, &id).await;
+        return Err(object_store::Error::Generic {
+            store: "tend",
+            source: Box::new(e),
+        });
+    }
+    Ok(Box::new(KnownUpload {
+        store: multipart,
+        path,
+        id,
+        parts: Arc::default(),
+        next: 0,
+    }))
+}
 
 enum UploadState {
     /// Less than one part so far.
@@ -535,6 +676,12 @@ fn joined<T>(
 }
 
 impl Upload {
+    /// Has `record` told of the multipart upload (on S3) before its first part is sent.
+    pub fn recorded_by(mut self, record: RecordUpload) -> Upload {
+        self.record = Some(record);
+        self
+    }
+
     /// Adds `bytes` to the object. Dropping this future at any point loses nothing that
     /// `abort` needs.
     pub async fn put(&mut self, bytes: Bytes) -> object_store::Result<()> {
@@ -545,9 +692,14 @@ impl Upload {
             }
             let mut pending = std::mem::take(buffer);
             pending.push(bytes);
-            let (store, path) = (self.store.clone(), self.path.clone());
+            let create = create_upload(
+                self.store.clone(),
+                self.multipart.clone(),
+                self.record.clone(),
+                self.path.clone(),
+            );
             self.state = UploadState::Creating {
-                task: tokio::spawn(async move { store.put_multipart(&path).await }),
+                task: tokio::spawn(create),
                 pending,
             };
             return self.created().await;

@@ -768,7 +768,7 @@ fn prune(ctx: &Context, args: &PruneArgs) -> Result<i32, CommandError> {
     }
     let mut removed = Vec::new();
     for (l, _) in &stale {
-        block_on(store.delete_leftover(&l.id, tend_backup::manifest::MANIFEST))?;
+        block_on(tend_backup::ops::remove_leftover(&store, l))?;
         removed.push(l.id.clone());
     }
     ctx.out.json_value(&report(&deleted, &removed));

@@ -1449,8 +1449,8 @@ fn sigint_or_sigterm_during_a_backup_removes_its_partial_objects() {
     }
     let in_flight = || dot_files(&root).iter().any(|f| f.contains("/.upload_id-"));
 
-    // SIGKILL on S3: the multipart upload stays incomplete (invisible, for the bucket's
-    // lifecycle rule), the folder holds running.json, and prune removes it.
+    // SIGKILL on S3: the folder holds running.json, which recorded the multipart upload's id
+    // before its first part; prune aborts that upload and removes the folder.
     let (code, err) = signalled_backup(&project, &source, s3.env(), in_flight, libc::SIGKILL);
     assert_eq!(code, None, "{err}");
     let tend = backing_up_with(&project, &source, s3.env());
@@ -1463,6 +1463,14 @@ fn sigint_or_sigterm_during_a_backup_removes_its_partial_objects() {
     assert_eq!(code, 0, "{out}{err}");
     assert!(out.contains("is gone"), "{out}");
     assert_eq!(s3.object_paths(), Vec::<String>::new(), "{out}");
+    let uploads: Vec<String> = dot_files(&root)
+        .into_iter()
+        .filter(|f| !f.contains("/.tmp."))
+        .collect();
+    assert!(
+        uploads.is_empty(),
+        "prune left the killed backup's multipart upload: {uploads:?}"
+    );
 
     // The store still takes a whole backup afterwards.
     let (code, out, err) = tend(&["backup", "run"]);
