@@ -53,15 +53,6 @@ subset_runs=(
     "-p tend --test cli -- migrate:: backup:: schema::"
 )
 
-# On 16 the restores are left out: the only pg_restore here that reads what pg_dump writes
-# for a 16 server is 18's, and pg_restore 17+ cannot restore into 16 (docs/compatibility.md).
-subset_runs_16=(
-    "-p tend-pg"
-    "-p tend-schema --test diff --test shadow"
-    "-p tend-ops --test checks"
-    "-p tend --test cli -- migrate:: schema::"
-)
-
 # Runs `cargo test` with ARGS on PostgreSQL $1 (empty: the system's).
 on_major() {
     local on=$1
@@ -81,9 +72,8 @@ on_major() {
 
 # Every part of the subset runs, even after one fails; the status says whether any did.
 run_subset() {
-    local on=$1 args failed=0 runs=("${subset_runs[@]}")
-    [[ "$on" == 16 ]] && runs=("${subset_runs_16[@]}")
-    for args in "${runs[@]}"; do
+    local on=$1 args failed=0
+    for args in "${subset_runs[@]}"; do
         # shellcheck disable=SC2086 # each entry is a list of arguments
         on_major "$on" $args || failed=1
     done

@@ -9,6 +9,7 @@ pub mod crypto;
 pub mod fault;
 pub mod manifest;
 pub mod ops;
+mod pg_restore;
 pub mod pipeline;
 pub mod restore;
 pub mod retention;

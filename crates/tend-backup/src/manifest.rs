@@ -24,6 +24,18 @@ pub struct Running {
     pub started_at: String,
     /// Seconds since the Unix epoch of the last refresh.
     pub heartbeat: i64,
+    /// The multipart uploads it started (S3), recorded before their first part: `prune`
+    /// aborts them when the backup was killed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub uploads: Vec<RunningUpload>,
+}
+
+/// A multipart upload a running backup started.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct RunningUpload {
+    /// The object's path in the bucket.
+    pub path: String,
+    pub id: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

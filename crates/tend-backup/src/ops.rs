@@ -13,15 +13,15 @@ use bytes::Bytes;
 use futures::StreamExt;
 use serde::Serialize;
 use tend_pg::{ConnInfo, ConnectOptions, ServerFacts};
-use tokio::io::AsyncWriteExt;
 use tokio::sync::mpsc;
 
 use crate::crypto::{Decryption, Encryption, OpenError};
 use crate::fault::{Damage, Layer, Tagged, tag_of};
 use crate::manifest::{
-    Compression, DATA, GLOBALS, MANIFEST, Manifest, RUNNING, Running, StoredObject, TableRows,
-    VERIFICATION, Verification,
+    Compression, DATA, GLOBALS, MANIFEST, Manifest, RUNNING, Running, RunningUpload, StoredObject,
+    TableRows, VERIFICATION, Verification,
 };
+use crate::pg_restore::{PgRestore, Restoring};
 use crate::pipeline::{ChannelReader, ChannelWriter, CountingReader, drain};
 use crate::roles::{Ownership, RolePlanner, RolesOutcome};
 use crate::store::{Store, StoreError};
@@ -79,6 +79,15 @@ pub enum BackupError {
     /// Stopped by its cancellation token (SIGINT or SIGTERM in the binary).
     #[error("the backup was interrupted; {cleanup}")]
     Interrupted { cleanup: String },
+    /// pg_restore 17+ into an older server needs the psql next to it (see `pg_restore.rs`).
+    #[error(
+        "pg_restore {pg_restore_major} ({pg_restore}) cannot restore into PostgreSQL {target_major} by itself (it sets transaction_timeout, which that server lacks), and there is no psql next to it to run its script through; install psql of the same major beside it, or point TEND_PG_BINDIR at client programs of PostgreSQL {target_major}"
+    )]
+    OlderTarget {
+        pg_restore: String,
+        pg_restore_major: u32,
+        target_major: u32,
+    },
     #[error(transparent)]
     Crypto(#[from] crate::crypto::CryptoError),
     #[error(transparent)]
@@ -159,10 +168,12 @@ fn first_error(stderr: &str) -> String {
         .or(lines.first())
         .copied()
         .unwrap_or("no message");
-    let line = line.strip_prefix("pg_restore: error: ").unwrap_or(line);
-    let line = line
-        .strip_prefix("could not execute query: ")
-        .unwrap_or(line);
+    // From pg_restore ("pg_restore: error: could not execute query: ERROR: ...") or from
+    // the psql its script went through ("psql:<stdin>:12: ERROR: ...").
+    let line = match line.find("ERROR:") {
+        Some(at) => &line[at..],
+        None => line.strip_prefix("pg_restore: error: ").unwrap_or(line),
+    };
     line.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
@@ -261,19 +272,20 @@ pub async fn backup(
         .collect();
     let id = new_id();
     // Who runs this backup, refreshed while it runs: `prune` tells it from a leftover.
-    let mut marker = Running {
-        host: this_host(),
-        pid: std::process::id(),
-        started_at: now_rfc3339(),
-        heartbeat: unix_now(),
+    let marker = Marker {
+        store: store.clone(),
+        path: store.path(&id, RUNNING),
+        running: Arc::new(tokio::sync::Mutex::new(Running {
+            host: this_host(),
+            pid: std::process::id(),
+            started_at: now_rfc3339(),
+            heartbeat: unix_now(),
+            uploads: Vec::new(),
+        })),
     };
-    let marker_path = store.path(&id, RUNNING);
-    store
-        .put(
-            &marker_path,
-            Bytes::from(serde_json::to_vec(&marker).expect("serializes")),
-        )
-        .await?;
+    let marker_path = marker.path.clone();
+    marker.write(|_| {}).await?;
+    let mut last_beat = unix_now();
     on_progress(Progress::Started {
         id: id.clone(),
         tables: tables.len(),
@@ -320,7 +332,7 @@ pub async fn backup(
     });
 
     let data_path = store.path(&id, DATA);
-    let mut writer = store.writer(&data_path);
+    let mut writer = store.upload(&data_path).recorded_by(marker.recorder());
     let mut upload_error = None;
     let mut interrupted = false;
     loop {
@@ -345,10 +357,9 @@ pub async fn backup(
             upload_error = Some(e);
             break;
         }
-        if unix_now() - marker.heartbeat >= HEARTBEAT_SECS {
-            marker.heartbeat = unix_now();
-            let bytes = Bytes::from(serde_json::to_vec(&marker).expect("serializes"));
-            if let Err(e) = store.put(&marker_path, bytes).await {
+        if unix_now() - last_beat >= HEARTBEAT_SECS {
+            last_beat = unix_now();
+            if let Err(e) = marker.write(|r| r.heartbeat = last_beat).await {
                 drop(rx);
                 let _ = producer.await;
                 counter.abort();
@@ -409,9 +420,13 @@ pub async fn backup(
         (None, Err(e), _) => Some(e),
         (None, Ok(_), Err(e)) => Some(e),
         (None, Ok(sha256), Ok(rows)) => {
+            // Outside `finishing`, which an interruption drops: its upload is aborted below.
+            let mut globals = store
+                .upload(&store.path(&id, GLOBALS))
+                .recorded_by(marker.recorder());
             let finishing = async {
                 writer
-                    .shutdown()
+                    .finish()
                     .await
                     .map_err(|e| BackupError::Pipeline(format!("finishing the upload: {e}")))?;
                 let mut objects = vec![StoredObject {
@@ -421,8 +436,16 @@ pub async fn backup(
                 }];
                 if let Some(pg_dumpall) = &pg_dumpall {
                     objects.push(
-                        dump_globals(info, store, &id, pg_dumpall, options, facts.is_superuser)
-                            .await?,
+                        dump_globals(
+                            info,
+                            store,
+                            &id,
+                            &mut globals,
+                            pg_dumpall,
+                            options,
+                            facts.is_superuser,
+                        )
+                        .await?,
                     );
                 }
                 Ok::<_, BackupError>(objects)
@@ -435,10 +458,16 @@ pub async fn backup(
             let objects = match finished {
                 Some(Ok(objects)) if !cancel.is_cancelled() => objects,
                 Some(Err(e)) if !cancel.is_cancelled() => {
+                    let _ = globals.abort().await;
+                    let _ = writer.abort().await;
                     let _ = store.delete_backup(&id, MANIFEST).await;
                     return Err(e);
                 }
-                _ => return Err(remove_interrupted(store, &id).await),
+                _ => {
+                    let _ = globals.abort().await;
+                    let _ = writer.abort().await;
+                    return Err(remove_interrupted(store, &id).await);
+                }
             };
             let manifest = Manifest {
                 format: "tend-backup/1".to_string(),
@@ -487,6 +516,55 @@ pub async fn backup(
         }
         None => Err(remove_interrupted(store, &id).await),
     }
+}
+
+/// A backup's `running.json`, written by the backup (its start, its heartbeat) and by its
+/// uploads (each multipart upload's id, before its first part), one write at a time.
+#[derive(Clone)]
+struct Marker {
+    store: Store,
+    path: object_store::path::Path,
+    running: Arc<tokio::sync::Mutex<Running>>,
+}
+
+impl Marker {
+    async fn write(&self, change: impl FnOnce(&mut Running)) -> Result<(), StoreError> {
+        let mut running = self.running.lock().await;
+        change(&mut running);
+        let bytes = Bytes::from(serde_json::to_vec(&*running).expect("serializes"));
+        self.store.put(&self.path, bytes).await
+    }
+
+    fn recorder(&self) -> crate::store::RecordUpload {
+        let marker = self.clone();
+        Arc::new(move |path, id| {
+            let marker = marker.clone();
+            Box::pin(async move {
+                marker
+                    .write(|r| r.uploads.push(RunningUpload { path, id }))
+                    .await
+            })
+        })
+    }
+}
+
+/// Removes what an interrupted or killed backup left (a folder without a manifest): first
+/// the multipart uploads its `running.json` recorded, aborted (best effort: one that was
+/// completed or aborted already has nothing left to abort, and the bucket's lifecycle rule
+/// is the backstop), then its objects.
+pub async fn remove_leftover(
+    store: &Store,
+    leftover: &crate::store::Leftover,
+) -> Result<(), BackupError> {
+    let running = leftover
+        .running
+        .as_ref()
+        .and_then(|bytes| serde_json::from_slice::<Running>(bytes).ok());
+    for upload in running.iter().flat_map(|r| &r.uploads) {
+        let _ = store.abort_upload(&upload.path, &upload.id).await;
+    }
+    store.delete_leftover(&leftover.id, MANIFEST).await?;
+    Ok(())
 }
 
 /// After an interruption: removes what the backup had stored (the upload was aborted
@@ -585,6 +663,7 @@ async fn dump_globals(
     info: &ConnInfo,
     store: &Store,
     id: &str,
+    writer: &mut crate::store::Upload,
     pg_dumpall: &std::path::Path,
     options: &BackupOptions,
     superuser: bool,
@@ -616,7 +695,6 @@ async fn dump_globals(
         stored.clone(),
     );
     let path = store.path(id, GLOBALS);
-    let mut writer = store.writer(&path);
     let mut upload_error = None;
     while let Some(chunk) = rx.recv().await {
         if let Err(e) = writer.put(chunk).await {
@@ -632,7 +710,7 @@ async fn dump_globals(
     match (upload_error, produced) {
         (None, Ok(sha256)) => {
             writer
-                .shutdown()
+                .finish()
                 .await
                 .map_err(|e| BackupError::Pipeline(format!("finishing the upload: {e}")))?;
             Ok(StoredObject {
@@ -1069,8 +1147,9 @@ pub async fn restore(
         (options.ownership, options.created_roles.clone()),
     )
     .await?;
+    let pg_restore = PgRestore::for_target(&options.pg_restore, planner.target_major)?;
     let running: Arc<std::sync::Mutex<Option<SingleTransaction>>> = Arc::default();
-    let (pg_restore, clean, to) = (options.pg_restore.clone(), options.clean, target.clone());
+    let (clean, to) = (options.clean, target.clone());
     let holder = running.clone();
     let fed = read_back(store, &manifest, decryption, DATA, move |archive| {
         let mut input = std::io::BufReader::with_capacity(1024 * 1024, archive);
@@ -1130,46 +1209,34 @@ pub(crate) async fn role_planner(
 /// it never commits a damaged backup.
 #[derive(Clone)]
 pub(crate) struct SingleTransaction {
-    child: Arc<std::sync::Mutex<Option<std::process::Child>>>,
+    child: Arc<std::sync::Mutex<Option<Restoring>>>,
     program: PathBuf,
 }
 
 impl SingleTransaction {
     pub(crate) fn spawn(
-        pg_restore: &std::path::Path,
+        pg_restore: &PgRestore,
         target: &ConnInfo,
         clean: bool,
         flags: &[String],
     ) -> Result<SingleTransaction, BackupError> {
-        let (dbname, env) = target.for_child_program();
-        let child = Command::new(pg_restore)
-            .args(["--single-transaction", "--exit-on-error", "--no-password"])
-            .args(if clean {
-                vec!["--clean", "--if-exists"]
-            } else {
-                vec![]
-            })
-            .args(flags)
-            .arg(format!("--dbname={dbname}"))
-            .envs(env)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .map_err(|source| BackupError::Spawn {
-                program: pg_restore.display().to_string(),
-                source,
-            })?;
+        let mut args: Vec<String> = ["--single-transaction", "--exit-on-error", "--no-password"]
+            .map(String::from)
+            .to_vec();
+        if clean {
+            args.extend(["--clean", "--if-exists"].map(String::from));
+        }
+        args.extend(flags.iter().cloned());
+        let child = pg_restore.spawn(target, &args, Stdio::piped(), false)?;
         Ok(SingleTransaction {
             child: Arc::new(std::sync::Mutex::new(Some(child))),
-            program: pg_restore.to_path_buf(),
+            program: pg_restore.program.clone(),
         })
     }
 
     fn kill(&self) {
-        if let Some(mut c) = self.child.lock().expect("lock").take() {
-            let _ = c.kill();
-            let _ = c.wait();
+        if let Some(c) = self.child.lock().expect("lock").take() {
+            c.kill();
         }
     }
 
@@ -1185,7 +1252,7 @@ impl SingleTransaction {
             .lock()
             .expect("lock")
             .as_mut()
-            .and_then(|c| c.stdin.take());
+            .and_then(Restoring::stdin);
         let Some(mut stdin) = stdin else {
             return Err(Stop::Failed(BackupError::Pipeline(
                 "pg_restore was stopped".to_string(),
@@ -1244,9 +1311,8 @@ impl SingleTransaction {
         let stdin = match fed {
             Ok(stdin) => stdin,
             Err(e) => {
-                if let Some(mut child) = taken {
-                    let _ = child.kill();
-                    let _ = child.wait();
+                if let Some(child) = taken {
+                    child.kill();
                 }
                 return Err(e);
             }

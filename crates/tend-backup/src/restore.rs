@@ -31,7 +31,7 @@ mod early;
 use std::collections::{HashMap, HashSet};
 use std::io::{BufReader, Read};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -50,6 +50,7 @@ use crate::ops::{
     BackupError, SingleTransaction, Stop, db_error, read_back, read_manifest, restore_failed,
     role_planner,
 };
+use crate::pg_restore::PgRestore;
 pub use crate::roles::Ownership;
 use crate::roles::{RolePlanner, RolesOutcome};
 use crate::store::Store;
@@ -175,6 +176,7 @@ pub async fn restore_parallel(
         (options.ownership, Default::default()),
     )
     .await?;
+    let pg_restore = PgRestore::for_target(&options.pg_restore, planner.target_major)?;
     let roles: Arc<Mutex<RolesOutcome>> = Arc::default();
     let jobs = options.jobs.max(1) as usize;
     let mut clients = Vec::with_capacity(jobs);
@@ -186,11 +188,7 @@ pub async fn restore_parallel(
     let (builder_tx, builder_rx) = std::sync::mpsc::channel();
     let early_state = Arc::new(EarlyState::default());
     let builder = {
-        let (program, target, state) = (
-            options.pg_restore.clone(),
-            target.clone(),
-            early_state.clone(),
-        );
+        let (program, target, state) = (pg_restore.clone(), target.clone(), early_state.clone());
         std::thread::spawn(move || early::build(builder_rx, program, target, state))
     };
     let finished = Finished {
@@ -211,7 +209,7 @@ pub async fn restore_parallel(
     let reader = Reader {
         senders,
         next: 0,
-        pg_restore: options.pg_restore.clone(),
+        pg_restore: pg_restore.clone(),
         target: target.clone(),
         scratch_name: format!("tend-restore-{id}-{}.toc", std::process::id()),
         created: created.clone(),
@@ -293,7 +291,7 @@ pub async fn restore_parallel(
                 &built.entries,
                 loaded.first(),
                 target,
-                options,
+                &pg_restore,
                 (jobs, &flags),
             )
             .await
@@ -341,7 +339,7 @@ async fn finish(
     built: &HashSet<i32>,
     client: Option<&Client>,
     target: &ConnInfo,
-    options: &ParallelOptions,
+    pg_restore: &PgRestore,
     (jobs, flags): (usize, &[String]),
 ) -> Result<(), BackupError> {
     let client = client.ok_or_else(|| BackupError::Pipeline(LOADER_STOPPED.to_string()))?;
@@ -353,7 +351,8 @@ async fn finish(
     }
     let mut args = vec!["--section=post-data".to_string()];
     args.extend(flags.iter().cloned());
-    if jobs > 1 {
+    // A script through psql is one session (see `pg_restore.rs`).
+    if jobs > 1 && !pg_restore.through_psql() {
         args.push(format!("--jobs={jobs}"));
     }
     let list = if built.is_empty() {
@@ -372,11 +371,7 @@ async fn finish(
         args.push(format!("--use-list={}", list.path.display()));
         Some(list)
     };
-    let (program, target, path) = (
-        options.pg_restore.clone(),
-        target.clone(),
-        scratch.path.clone(),
-    );
+    let (program, target, path) = (pg_restore.clone(), target.clone(), scratch.path.clone());
     let result =
         tokio::task::spawn_blocking(move || run_pg_restore(&program, &target, &path, &args))
             .await
@@ -387,36 +382,21 @@ async fn finish(
 
 /// Runs pg_restore on the scratch file (header and TOC, no rows) and waits for it.
 fn run_pg_restore(
-    pg_restore: &Path,
+    pg_restore: &PgRestore,
     target: &ConnInfo,
     file: &Path,
     args: &[String],
 ) -> Result<(), BackupError> {
-    let (dbname, env) = target.for_child_program();
-    let mut command = Command::new(pg_restore);
+    let mut all = vec!["--exit-on-error".to_string(), "--no-password".to_string()];
+    all.extend(args.iter().cloned());
+    all.push(file.display().to_string());
     // If tend dies, pg_restore goes too, instead of building indexes behind a rerun's back.
     // The signal follows the spawning thread, which waits here until pg_restore ends.
-    #[cfg(target_os = "linux")]
-    unsafe {
-        use std::os::unix::process::CommandExt;
-        command.pre_exec(|| {
-            // SAFETY: prctl is async-signal-safe; nothing else runs between fork and exec.
-            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-            Ok(())
-        });
-    }
-    let output = command
-        .args(["--exit-on-error", "--no-password"])
-        .args(args)
-        .arg(format!("--dbname={dbname}"))
-        .arg(file)
-        .envs(env)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .output()
+    let output = pg_restore
+        .spawn(target, &all, Stdio::null(), true)?
+        .wait_with_output()
         .map_err(|source| BackupError::Spawn {
-            program: pg_restore.display().to_string(),
+            program: pg_restore.program.display().to_string(),
             source,
         })?;
     if !output.status.success() {
@@ -430,7 +410,7 @@ fn run_pg_restore(
 struct Reader {
     senders: Vec<mpsc::Sender<Work>>,
     next: usize,
-    pg_restore: PathBuf,
+    pg_restore: PgRestore,
     target: ConnInfo,
     scratch_name: String,
     created: Arc<AtomicBool>,

@@ -1064,6 +1064,7 @@ mod leftover_tests {
             pid,
             started_at: String::new(),
             heartbeat: 0,
+            uploads: Vec::new(),
         }
     }
 

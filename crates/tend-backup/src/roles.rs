@@ -70,6 +70,8 @@ pub(crate) struct RolePlanner {
     /// The backup's `pg_dumpall --globals-only` text, when it has one.
     pub globals: Option<String>,
     pub target: ConnInfo,
+    /// The target server's major: pg_restore 17+ reaches one older than 17 through psql.
+    pub target_major: u32,
     pub connect: ConnectOptions,
     pub runtime: tokio::runtime::Handle,
     /// Where the roles it creates are noted, as soon as they are: the caller learns of
@@ -96,7 +98,13 @@ impl RolePlanner {
             .iter()
             .map(|r| r.get(0))
             .collect();
+        let version: i32 = session
+            .query_one("SELECT current_setting('server_version_num')::int", &[])
+            .await
+            .map_err(crate::ops::db_error("reading the target server's version"))?
+            .get(0);
         Ok(RolePlanner {
+            target_major: tend_pg::tools::version_from_server_num(version).major(),
             ownership,
             existing,
             globals,

@@ -81,6 +81,10 @@ pub struct Leftover {
 #[derive(Debug, Clone)]
 pub struct Store {
     inner: Arc<dyn ObjectStore>,
+    /// The same S3 store through its multipart API, which names an upload's id (object
+    /// storage's own `put_multipart` hides it): a backup records it, so a killed backup's
+    /// upload can be aborted by `prune`. None for a directory.
+    multipart: Option<Arc<object_store::aws::AmazonS3>>,
     /// The same store with few retries: the probe before a backup fails in seconds.
     quick: Arc<dyn ObjectStore>,
     kind: StoreKind,
@@ -110,6 +114,7 @@ impl Store {
                 let fs: Arc<dyn ObjectStore> = Arc::new(fs.with_fsync(true));
                 Ok(Store {
                     inner: fs.clone(),
+                    multipart: None,
                     quick: fs,
                     kind: StoreKind::Directory,
                     dir: Some(dir.clone()),
@@ -148,8 +153,10 @@ impl Store {
                     .as_ref()
                     .map(|p| p.trim_matches('/').to_string())
                     .filter(|p| !p.is_empty());
+                let s3 = Arc::new(s3);
                 Ok(Store {
-                    inner: Arc::new(s3),
+                    inner: s3.clone(),
+                    multipart: Some(s3),
                     quick: Arc::new(quick),
                     kind: StoreKind::S3,
                     dir: None,
@@ -289,6 +296,20 @@ impl Store {
         Ok(found)
     }
 
+    /// Aborts a multipart upload a backup recorded (gone already is fine). A directory
+    /// store has none.
+    pub async fn abort_upload(&self, path: &str, id: &str) -> Result<(), StoreError> {
+        let Some(multipart) = &self.multipart else {
+            return Ok(());
+        };
+        let location = ObjectPath::from(path);
+        let multipart: &dyn object_store::multipart::MultipartStore = multipart.as_ref();
+        match multipart.abort_multipart(&location, &id.to_string()).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(self.error("abort the upload of", &location)(e)),
+        }
+    }
+
     /// Removes a folder without a manifest: its objects, and in a directory store its
     /// staging files and the folder itself.
     pub async fn delete_leftover(&self, id: &str, manifest_name: &str) -> Result<(), StoreError> {
@@ -393,13 +414,20 @@ impl Store {
             .boxed())
     }
 
-    /// A writer that uploads in parts as data flows (multipart on S3).
-    pub fn writer(&self, path: &ObjectPath) -> object_store::buffered::BufWriter {
-        object_store::buffered::BufWriter::with_capacity(
-            self.inner.clone(),
-            path.clone(),
-            8 * 1024 * 1024,
-        )
+    /// An upload of one object as data flows (multipart on S3) that an interruption at any
+    /// instant can still abort: see [`Upload`].
+    pub fn upload(&self, path: &ObjectPath) -> Upload {
+        Upload {
+            store: self.inner.clone(),
+            multipart: self
+                .multipart
+                .clone()
+                .map(|m| m as Arc<dyn object_store::multipart::MultipartStore>),
+            record: None,
+            path: path.clone(),
+            capacity: UPLOAD_PART_BYTES,
+            state: UploadState::Buffering(object_store::PutPayloadMut::new()),
+        }
     }
 
     /// Deletes one object (gone already is fine).
@@ -463,6 +491,315 @@ impl Store {
             let _ = std::fs::remove_dir(dir.join(id));
         }
         Ok(())
+    }
+}
+
+/// The size of an upload's parts: an object smaller than this is stored with one PUT.
+const UPLOAD_PART_BYTES: usize = 8 * 1024 * 1024;
+
+/// How many parts of one upload may be in flight at once.
+const UPLOAD_PARTS_IN_FLIGHT: usize = 8;
+
+/// How long an abort waits for the request that creates the multipart upload, and then for
+/// the parts in flight, before it gives up on them (a store that does not answer must not
+/// hold a SIGTERM for minutes; the bucket's lifecycle rule then removes what stays).
+const ABORT_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// One object uploaded as data flows: buffered up to one part, then a multipart upload
+/// whose parts go up as they fill.
+///
+/// object_store's `BufWriter` loses a multipart upload when the future of a `put` is dropped
+/// while the upload is being created (the upload id arrives into a dropped future, and its
+/// `abort` then has nothing to abort), and its abort cuts the parts in flight, which a store
+/// may still finish storing after the abort. A backup drops that future whenever SIGINT or
+/// SIGTERM lands, so here every step can be interrupted and `abort` still removes all:
+/// - the request that creates the multipart upload runs in a task of its own whose handle
+///   stays in the state, so `abort` waits for it and aborts the upload it made;
+/// - `abort` first lets the parts in flight land, then aborts the upload, so no part is
+///   stored after it;
+/// - `finish` completes in a task of its own too: an interrupted finish is waited for by
+///   `abort`, and what it completed is deleted with the backup's folder.
+///
+/// S3 cannot list an upload whose id was lost (object_store has no ListMultipartUploads, and
+/// s3s-fs does not serve it), so the id is never allowed to be lost instead. On S3, with
+/// [`Upload::recorded_by`], the upload is created through the multipart API, which names
+/// its id, and the id is recorded (the backup's `running.json`) before the first part is
+/// sent, so `prune` aborts the upload of a SIGKILLed backup. Only a kill between S3 creating
+/// the upload and the record, or a store silent for longer than [`ABORT_WAIT`], leaves an
+/// incomplete upload; docs/cli.md asks for the bucket's AbortIncompleteMultipartUpload rule.
+pub struct Upload {
+    store: Arc<dyn ObjectStore>,
+    multipart: Option<Arc<dyn object_store::multipart::MultipartStore>>,
+    /// Told of a multipart upload's id before any part is sent.
+    record: Option<RecordUpload>,
+    path: ObjectPath,
+    capacity: usize,
+    state: UploadState,
+}
+
+type Task<T> = tokio::task::JoinHandle<object_store::Result<T>>;
+
+/// Records a multipart upload (its object path and id) somewhere durable; the upload sends
+/// no part before this has returned.
+pub type RecordUpload = Arc<
+    dyn Fn(String, String) -> futures::future::BoxFuture<'static, Result<(), StoreError>>
+        + Send
+        + Sync,
+>;
+
+/// A multipart upload through S3's multipart API, whose id is known (see `Store::multipart`).
+struct KnownUpload {
+    store: Arc<dyn object_store::multipart::MultipartStore>,
+    path: ObjectPath,
+    id: object_store::MultipartId,
+    parts: Arc<std::sync::Mutex<Vec<Option<object_store::multipart::PartId>>>>,
+    next: usize,
+}
+
+impl std::fmt::Debug for KnownUpload {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KnownUpload")
+            .field("path", &self.path)
+            .field("id", &self.id)
+            .finish()
+    }
+}
+
+type Pinned<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
+
+// object_store's trait is an `async_trait`; its methods are written out here as it expands
+// them, so tend needs no macro crate for three methods.
+impl object_store::MultipartUpload for KnownUpload {
+    fn put_part(&mut self, data: object_store::PutPayload) -> object_store::UploadPart {
+        let index = self.next;
+        self.next += 1;
+        let (store, path, id, parts) = (
+            self.store.clone(),
+            self.path.clone(),
+            self.id.clone(),
+            self.parts.clone(),
+        );
+        Box::pin(async move {
+            let part = store.put_part(&path, &id, index, data).await?;
+            let mut parts = parts.lock().expect("lock");
+            if parts.len() <= index {
+                parts.resize(index + 1, None);
+            }
+            parts[index] = Some(part);
+            Ok(())
+        })
+    }
+
+    fn complete<'life0, 'async_trait>(
+        &'life0 mut self,
+    ) -> Pinned<'async_trait, object_store::Result<object_store::PutResult>>
+    where
+        'life0: 'async_trait,
+        Self: 'async_trait,
+    {
+        Box::pin(async move {
+            let parts: Option<Vec<_>> = self.parts.lock().expect("lock").iter().cloned().collect();
+            let parts = parts.ok_or_else(|| object_store::Error::Generic {
+                store: "tend",
+                source: "a part of the upload is missing".into(),
+            })?;
+            self.store
+                .complete_multipart(&self.path, &self.id, parts)
+                .await
+        })
+    }
+
+    fn abort<'life0, 'async_trait>(
+        &'life0 mut self,
+    ) -> Pinned<'async_trait, object_store::Result<()>>
+    where
+        'life0: 'async_trait,
+        Self: 'async_trait,
+    {
+        Box::pin(async move { self.store.abort_multipart(&self.path, &self.id).await })
+    }
+}
+
+/// Creates the multipart upload of `path`: through the multipart API when there is one (and
+/// then records its id before returning), else through object storage's own.
+async fn create_upload(
+    store: Arc<dyn ObjectStore>,
+    multipart: Option<Arc<dyn object_store::multipart::MultipartStore>>,
+    record: Option<RecordUpload>,
+    path: ObjectPath,
+) -> object_store::Result<Box<dyn object_store::MultipartUpload>> {
+    let (Some(multipart), Some(record)) = (multipart, record) else {
+        return store.put_multipart(&path).await;
+    };
+    let id = multipart.create_multipart(&path).await?;
+    if let Err(e) = record(path.to_string(), id.clone()).await {
+        let _ = multipart.abort_multipart(&path, &id).await;
+        return Err(object_store::Error::Generic {
+            store: "tend",
+            source: Box::new(e),
+        });
+    }
+    Ok(Box::new(KnownUpload {
+        store: multipart,
+        path,
+        id,
+        parts: Arc::default(),
+        next: 0,
+    }))
+}
+
+enum UploadState {
+    /// Less than one part so far.
+    Buffering(object_store::PutPayloadMut),
+    /// The multipart upload is being created; `pending` waits for it.
+    Creating {
+        task: Task<Box<dyn object_store::MultipartUpload>>,
+        pending: object_store::PutPayloadMut,
+    },
+    Writing(object_store::WriteMultipart),
+    /// `finish` runs (the single PUT, or the last parts and the completion).
+    Finishing(Task<()>),
+    /// Finished, aborted, or failed.
+    Done,
+}
+
+impl std::fmt::Debug for Upload {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Upload").field("path", &self.path).finish()
+    }
+}
+
+fn joined<T>(
+    result: Result<object_store::Result<T>, tokio::task::JoinError>,
+) -> object_store::Result<T> {
+    result.map_err(|source| object_store::Error::JoinError { source })?
+}
+
+impl Upload {
+    /// Has `record` told of the multipart upload (on S3) before its first part is sent.
+    pub fn recorded_by(mut self, record: RecordUpload) -> Upload {
+        self.record = Some(record);
+        self
+    }
+
+    /// Adds `bytes` to the object. Dropping this future at any point loses nothing that
+    /// `abort` needs.
+    pub async fn put(&mut self, bytes: Bytes) -> object_store::Result<()> {
+        if let UploadState::Buffering(buffer) = &mut self.state {
+            if buffer.content_length().saturating_add(bytes.len()) < self.capacity {
+                buffer.push(bytes);
+                return Ok(());
+            }
+            let mut pending = std::mem::take(buffer);
+            pending.push(bytes);
+            let create = create_upload(
+                self.store.clone(),
+                self.multipart.clone(),
+                self.record.clone(),
+                self.path.clone(),
+            );
+            self.state = UploadState::Creating {
+                task: tokio::spawn(create),
+                pending,
+            };
+            return self.created().await;
+        }
+        self.created().await?;
+        match &mut self.state {
+            UploadState::Writing(write) => {
+                write.wait_for_capacity(UPLOAD_PARTS_IN_FLIGHT).await?;
+                write.put(bytes);
+                Ok(())
+            }
+            _ => Err(self.finished()),
+        }
+    }
+
+    /// Waits for the creation of the multipart upload, if one is under way, and hands it the
+    /// pending bytes. The task's handle stays in the state until it has answered.
+    async fn created(&mut self) -> object_store::Result<()> {
+        let UploadState::Creating { task, .. } = &mut self.state else {
+            return Ok(());
+        };
+        let upload = joined(task.await);
+        let UploadState::Creating { pending, .. } =
+            std::mem::replace(&mut self.state, UploadState::Done)
+        else {
+            unreachable!("the state was Creating a moment ago");
+        };
+        let mut write = object_store::WriteMultipart::new_with_chunk_size(upload?, self.capacity);
+        for chunk in pending.freeze() {
+            write.put(chunk);
+        }
+        self.state = UploadState::Writing(write);
+        Ok(())
+    }
+
+    fn finished(&self) -> object_store::Error {
+        object_store::Error::Generic {
+            store: "tend",
+            source: format!(
+                "the upload of {} was already finished or aborted",
+                self.path
+            )
+            .into(),
+        }
+    }
+
+    /// Stores what was put: one PUT, or the last parts and the completion.
+    pub async fn finish(&mut self) -> object_store::Result<()> {
+        self.created().await?;
+        let task = match std::mem::replace(&mut self.state, UploadState::Done) {
+            UploadState::Buffering(buffer) => {
+                let (store, path) = (self.store.clone(), self.path.clone());
+                tokio::spawn(async move { store.put(&path, buffer.freeze()).await.map(|_| ()) })
+            }
+            UploadState::Writing(write) => {
+                tokio::spawn(async move { write.finish().await.map(|_| ()) })
+            }
+            UploadState::Finishing(task) => task,
+            UploadState::Creating { .. } | UploadState::Done => return Err(self.finished()),
+        };
+        self.state = UploadState::Finishing(task);
+        let UploadState::Finishing(task) = &mut self.state else {
+            unreachable!("set just above");
+        };
+        let result = joined(task.await);
+        self.state = UploadState::Done;
+        result
+    }
+
+    /// Removes what was uploaded so far, whatever instant the upload was interrupted at: a
+    /// creation under way is waited for and the upload it made aborted; parts in flight land
+    /// first. Whatever a finish in flight stored is left to the caller, who deletes the
+    /// backup's folder.
+    pub async fn abort(&mut self) -> object_store::Result<()> {
+        match std::mem::replace(&mut self.state, UploadState::Done) {
+            UploadState::Buffering(_) | UploadState::Done => Ok(()),
+            UploadState::Creating { task, .. } => {
+                match tokio::time::timeout(ABORT_WAIT, task).await {
+                    Ok(created) => match joined(created) {
+                        Ok(mut upload) => upload.abort().await,
+                        // It failed: no upload was made (or none the store admits to).
+                        Err(_) => Ok(()),
+                    },
+                    Err(_) => Err(object_store::Error::Generic {
+                        store: "tend",
+                        source: "the store did not answer the creation of the multipart upload"
+                            .into(),
+                    }),
+                }
+            }
+            UploadState::Writing(mut write) => {
+                // A part that failed is aborted with the rest.
+                let _ = tokio::time::timeout(ABORT_WAIT, write.wait_for_capacity(0)).await;
+                write.abort().await
+            }
+            UploadState::Finishing(task) => {
+                let _ = tokio::time::timeout(ABORT_WAIT, task).await;
+                Ok(())
+            }
+        }
     }
 }
 

@@ -18,7 +18,6 @@
 //! restore fails elsewhere runs to its end first (it is one table's indexes).
 
 use std::collections::{HashMap, HashSet};
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
@@ -107,7 +106,7 @@ pub(super) struct Built {
 /// The builder thread: builds each loaded table's entries in turn until the stream ends.
 pub(super) fn build(
     rx: mpsc::Receiver<Early>,
-    pg_restore: PathBuf,
+    pg_restore: crate::pg_restore::PgRestore,
     target: ConnInfo,
     state: Arc<EarlyState>,
 ) -> Result<Built, BackupError> {

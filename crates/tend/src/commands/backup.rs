@@ -90,26 +90,12 @@ impl From<tend_backup::BackupError> for CommandError {
             e @ tend_backup::BackupError::Interrupted { .. } => {
                 CommandError::new(ErrorKind::Interrupted, e.to_string())
             }
-            other => with_restore_hint(with_store_hint(CommandError::failure(other.to_string()))),
+            // pg_restore 17+ into a server older than 17 with no psql beside it.
+            e @ tend_backup::BackupError::OlderTarget { .. } => {
+                CommandError::new(ErrorKind::Tool, e.to_string())
+            }
+            other => with_store_hint(CommandError::failure(other.to_string())),
         }
-    }
-}
-
-/// pg_restore 17 and newer start every session with `SET transaction_timeout = 0`, which a
-/// PostgreSQL 16 or older server rejects: say so, since PostgreSQL's own message does not.
-fn with_restore_hint(err: CommandError) -> CommandError {
-    if err
-        .to_string()
-        .contains("unrecognized configuration parameter \"transaction_timeout\"")
-    {
-        err.with_hint(
-            "pg_restore 17 and newer cannot restore into PostgreSQL 16 or older (it sets \
-             transaction_timeout, which those servers lack): back up and restore such a server \
-             with the client programs of its own major (for example postgresql-client-16, \
-             found on PATH or through TEND_PG_BINDIR)",
-        )
-    } else {
-        err
     }
 }
 
@@ -720,7 +706,7 @@ fn prune(ctx: &Context, args: &PruneArgs) -> Result<i32, CommandError> {
     }
     let mut removed = Vec::new();
     for (l, _) in &stale {
-        block_on(store.delete_leftover(&l.id, tend_backup::manifest::MANIFEST))?;
+        block_on(tend_backup::ops::remove_leftover(&store, l))?;
         removed.push(l.id.clone());
     }
     ctx.out.json_value(&report(&deleted, &removed));

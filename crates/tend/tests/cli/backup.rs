@@ -1404,42 +1404,53 @@ fn sigint_or_sigterm_during_a_backup_removes_its_partial_objects() {
     assert_eq!(code, 0, "{out}{err}");
     assert_eq!(walk(&store), Vec::<String>::new(), "{out}");
 
-    // An S3-compatible store, SIGTERM once a multipart upload is in flight. This half
-    // races: a signal while the upload is being created can leave it unaborted, and a
-    // SIGKILLed backup's leftover was once not found by prune (seen on 17 and 18 under
-    // load). Until that is fixed it runs only when asked: TEND_TEST_S3_SIGNALS=1.
-    if std::env::var_os("TEND_TEST_S3_SIGNALS").is_none() {
-        eprintln!("skipped: the S3 half (TEND_TEST_S3_SIGNALS=1 runs it)");
-        return;
-    }
+    // An S3-compatible store, SIGTERM at three instants: while the probe or running.json is
+    // written (the first of s3s-fs's dot files), while the multipart upload is being created
+    // (its `.upload-ID.json` exists, the answer may not have arrived), and while parts are in
+    // flight (`.upload_id-ID.part-N`). Each leaves no object and no upload behind.
     let Some(s3) = s3_server() else {
         return;
     };
     let root = s3.bucket_dir().parent().unwrap().to_path_buf();
     // s3s-fs keeps parts in flight in dot files under its root; `.bucket-*` files are its
     // bookkeeping of objects (kept even after they are deleted).
-    let in_flight = || {
-        walk(&root)
-            .iter()
-            .any(|f| f.contains("/.") && !f.contains("/.bucket-"))
+    let dot_files = move |root: &std::path::Path| -> Vec<String> {
+        walk(root)
+            .into_iter()
+            .filter(|f| f.contains("/.") && !f.contains("/.bucket-"))
+            .collect()
     };
-    let (code, err) = signalled_backup(&project, &source, s3.env(), in_flight, libc::SIGTERM);
-    assert_eq!(code, Some(130), "{err}");
-    assert!(err.contains("interrupted"), "{err}");
-    assert_eq!(s3.object_paths(), Vec::<String>::new(), "objects left");
-    // `.tmp.*` files are s3s-fs's own buffers of a request the abort cut off mid-body
-    // (never a part of the upload, and invisible through the S3 API).
-    let parts: Vec<String> = walk(&root)
-        .into_iter()
-        .filter(|f| f.contains("/.") && !f.contains("/.bucket-") && !f.contains("/.tmp."))
-        .collect();
-    assert!(
-        parts.is_empty(),
-        "the multipart upload was not aborted: {parts:?}"
-    );
+    type Seen = fn(&str) -> bool;
+    let instants: [(&str, Seen); 3] = [
+        ("any write", |_| true),
+        ("creating the upload", |f| f.contains("/.upload-")),
+        ("parts in flight", |f| f.contains("/.upload_id-")),
+    ];
+    for (instant, seen) in instants {
+        let started = || dot_files(&root).iter().any(|f| seen(f));
+        let (code, err) = signalled_backup(&project, &source, s3.env(), started, libc::SIGTERM);
+        assert_eq!(code, Some(130), "{instant}: {err}");
+        assert!(err.contains("interrupted"), "{instant}: {err}");
+        assert_eq!(
+            s3.object_paths(),
+            Vec::<String>::new(),
+            "{instant}: objects left"
+        );
+        // `.tmp.*` files are s3s-fs's own buffers of a request cut off mid-body (never a
+        // part of an upload, and invisible through the S3 API).
+        let parts: Vec<String> = dot_files(&root)
+            .into_iter()
+            .filter(|f| !f.contains("/.tmp."))
+            .collect();
+        assert!(
+            parts.is_empty(),
+            "{instant}: the multipart upload was not aborted: {parts:?}"
+        );
+    }
+    let in_flight = || dot_files(&root).iter().any(|f| f.contains("/.upload_id-"));
 
-    // SIGKILL on S3: the multipart upload stays incomplete (invisible, for the bucket's
-    // lifecycle rule), the folder holds running.json, and prune removes it.
+    // SIGKILL on S3: the folder holds running.json, which recorded the multipart upload's id
+    // before its first part; prune aborts that upload and removes the folder.
     let (code, err) = signalled_backup(&project, &source, s3.env(), in_flight, libc::SIGKILL);
     assert_eq!(code, None, "{err}");
     let tend = backing_up_with(&project, &source, s3.env());
@@ -1452,10 +1463,67 @@ fn sigint_or_sigterm_during_a_backup_removes_its_partial_objects() {
     assert_eq!(code, 0, "{out}{err}");
     assert!(out.contains("is gone"), "{out}");
     assert_eq!(s3.object_paths(), Vec::<String>::new(), "{out}");
+    let uploads: Vec<String> = dot_files(&root)
+        .into_iter()
+        .filter(|f| !f.contains("/.tmp."))
+        .collect();
+    assert!(
+        uploads.is_empty(),
+        "prune left the killed backup's multipart upload: {uploads:?}"
+    );
 
     // The store still takes a whole backup afterwards.
     let (code, out, err) = tend(&["backup", "run"]);
     assert_eq!(code, 0, "{out}{err}");
+}
+
+/// pg_restore 17 and newer set `transaction_timeout`, which PostgreSQL 16 and older reject:
+/// tend then runs pg_restore's script through psql without that statement. Proven with
+/// PostgreSQL 18's client programs against the test server when it is older than 17 (15 by
+/// default, 16 in the 16 subset), in both restore modes and in the restore drill.
+#[test]
+fn a_newer_pg_restore_restores_into_an_older_server_in_every_mode() {
+    let newer = std::path::Path::new("/opt/tend/postgresql/18/bin");
+    if !newer.join("pg_restore").is_file() || !newer.join("psql").is_file() {
+        eprintln!("skipped: PostgreSQL 18's client programs are not in {newer:?}");
+        return;
+    }
+    if tend_testkit::TestServer::get().major() >= 17 {
+        eprintln!("skipped: the test server is 17 or newer");
+        return;
+    }
+    let source = rich_database();
+    let project = TestProject::new();
+    let tend = |args: &[&str]| {
+        run(project
+            .tend()
+            .env("DATABASE_URL", source.url())
+            .env("BACKUP_ENCRYPTION_KEY", PASSPHRASE)
+            .env("TEND_PG_BINDIR", newer)
+            .args(args))
+    };
+    let (code, out, err) = tend(&["backup", "run", "--json"]);
+    assert_eq!(code, 0, "{out}{err}");
+    let manifest: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert!(
+        manifest["pg_dump_version"]
+            .as_str()
+            .is_some_and(|v| v.starts_with("18")),
+        "{manifest}"
+    );
+    let expected = schema_and_hashes(&source);
+    for mode in [None, Some("--single-transaction")] {
+        let target = TestDb::create();
+        let url = target.url();
+        let mut args = vec!["restore", "--to", url.as_str()];
+        args.extend(mode);
+        let (code, out, err) = tend(&args);
+        assert_eq!(code, 0, "{mode:?}: {out}{err}");
+        assert_eq!(schema_and_hashes(&target), expected, "{mode:?}");
+    }
+    let (code, out, err) = tend(&["backup", "verify", "--latest", "--restore"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("hold the rows the manifest lists"), "{out}");
 }
 
 #[test]
