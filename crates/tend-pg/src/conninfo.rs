@@ -1026,18 +1026,23 @@ pub fn secret_candidates(input: &str) -> Vec<String> {
                     add(&unescaped);
                     // And the whole token, in case the quotes were the password's own.
                     let token_end = input[j..]
-                        .find(char::is_whitespace)
+                        .find(is_libpq_space)
                         .map(|k| j + k)
                         .unwrap_or(input.len());
                     add(&input[j..token_end]);
                     raw.to_string()
                 }
                 _ => {
-                    // Up to whitespace (key=value), and up to `&` (a URL's query).
+                    // Up to whitespace (key=value), and up to `&` (a URL's query). The
+                    // parser ends a value at libpq's ASCII whitespace only; text elsewhere
+                    // may end it at any whitespace: both spellings are candidates.
                     let end = input[j..]
-                        .find(char::is_whitespace)
+                        .find(is_libpq_space)
                         .map(|k| j + k)
                         .unwrap_or(input.len());
+                    if let Some(short) = input[j..end].find(char::is_whitespace) {
+                        add(&input[j..j + short]);
+                    }
                     if let Some(amp) = input[j..end].find('&') {
                         add(&input[j..j + amp]);
                     }
@@ -1478,6 +1483,18 @@ mod tests {
             assert_eq!(info.to_secret_string(), written, "{url}");
             assert_eq!(ConnInfo::parse(written), Ok(info), "{url}");
         }
+    }
+
+    #[test]
+    fn a_password_running_past_a_no_break_space_is_masked_whole() {
+        // Malformed (an unknown keyword), so only the loose reading sees the password.
+        let input = "host=h password=Secr\u{a0}etTail bogus=1";
+        assert!(ConnInfo::parse(input).is_err());
+        let printed = scrub(input, &secret_candidates(input));
+        assert!(
+            !printed.contains("Secr") && !printed.contains("etTail"),
+            "{printed}"
+        );
     }
 
     #[test]
