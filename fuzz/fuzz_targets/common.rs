@@ -31,11 +31,14 @@ pub fn check_conninfo(input: &str) {
             }
             assert_eq!(shown, other.redacted().to_string());
             assert_eq!(format!("{info:?}"), format!("{other:?}"));
-            // The full string (for child programs) parses back to the same secrets.
+            // The full string (for child programs) parses back to the same keywords and
+            // values: hosts, ports, user, password, database, parameters.
             let full = info.to_secret_string();
             let back = ConnInfo::parse(&full).expect("the full string parses back");
+            assert_eq!(back, info);
             assert_eq!(back.password(), info.password());
-            let _ = info.for_child_program();
+            let (child, _) = info.for_child_program();
+            ConnInfo::parse(&child).expect("the child program's string parses");
             let _ = info.target();
             let _ = info.hosts();
             let _ = info.ports();

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::path::PathBuf;
 
-use percent_encoding::{AsciiSet, CONTROLS, percent_decode_str, utf8_percent_encode};
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, percent_decode_str, utf8_percent_encode};
 
 /// What the redacted display shows in place of a secret.
 pub const MASK: &str = "********";
@@ -130,6 +130,10 @@ pub enum ConnInfoError {
         /// The scheme, when it is one of the well-known ones (mysql, http, ...), never free text.
         known: Option<&'static str>,
     },
+    #[error(
+        "the connection string holds a NUL character (raw or as %00), which libpq cannot take; remove it"
+    )]
+    NulCharacter,
     #[error("the connection URL is malformed: {reason}")]
     MalformedUrl { reason: &'static str },
     #[error("the connection string is malformed at character {position}: {reason}")]
@@ -261,9 +265,12 @@ impl ConnInfo {
     /// Parses either libpq form. A string starting with a scheme (`xxx://`) is a URL;
     /// anything else must be `key=value` pairs.
     pub fn parse(input: &str) -> Result<ConnInfo, ConnInfoError> {
-        let input = input.trim();
+        let input = input.trim_matches(is_libpq_space);
         if input.is_empty() {
             return Err(ConnInfoError::Empty);
+        }
+        if input.contains('\0') {
+            return Err(ConnInfoError::NulCharacter);
         }
         let info = match input.find("://") {
             Some(i)
@@ -496,48 +503,71 @@ pub struct Redacted<'a> {
     reveal: bool,
 }
 
-/// Characters a URL component must escape. Wider than strictly needed: a reader should see
-/// an unambiguous URL.
-const COMPONENT: &AsciiSet = &CONTROLS
-    .add(b' ')
-    .add(b'"')
-    .add(b'#')
-    .add(b'%')
-    .add(b'/')
-    .add(b':')
-    .add(b';')
-    .add(b'<')
-    .add(b'>')
-    .add(b'?')
-    .add(b'@')
-    .add(b'[')
-    .add(b'\\')
-    .add(b']')
-    .add(b'^')
-    .add(b'`')
-    .add(b'{')
-    .add(b'|')
-    .add(b'}')
-    .add(b'&')
-    .add(b'=')
-    .add(b',')
-    .add(b'\'')
-    .add(b'+');
+/// Characters the written URL escapes: everything outside RFC 3986's unreserved set. The
+/// parser (like libpq) splits on `@ : / ? & = , [ ]` before percent-decoding, trims
+/// whitespace and reads `%` as an escape, so anything narrower can write a URL that parses
+/// back differently (found by fuzzing: a host holding `/`, `:` and control characters).
+const COMPONENT: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
+/// Inside an IPv6 literal's brackets the `:` stays as it is, for readability.
+const IPV6_LITERAL: &AsciiSet = &COMPONENT.remove(b':');
 
 fn enc(s: &str) -> String {
     utf8_percent_encode(s, COMPONENT).to_string()
 }
 
+/// libpq's whitespace in a `key=value` string: C's `isspace` in the C locale.
+fn is_libpq_space(c: char) -> bool {
+    matches!(c, ' ' | '\t' | '\n' | '\x0B' | '\x0C' | '\r')
+}
+
+/// The host and port lists as a URL's authority carries them (`h1:p1,h2:p2`), or `None`
+/// when only the query string can hold them exactly: socket directories, empty items, or a
+/// port list that does not pair with the hosts. `Some(vec![])` means nothing to write.
+fn authority_hosts(info: &ConnInfo) -> Option<Vec<(Option<&str>, Option<&str>)>> {
+    let host = info.get("host");
+    let port = info.get("port");
+    let ports: Option<Vec<&str>> = port.map(|p| p.split(',').collect());
+    if let Some(ports) = &ports
+        && ports.iter().all(|p| p.is_empty())
+    {
+        // The parser keeps no port list that is all empty items.
+        return None;
+    }
+    match (host, ports) {
+        (None, None) => Some(Vec::new()),
+        (None, Some(ports)) => (ports.len() == 1).then(|| vec![(None, Some(ports[0]))]),
+        (Some(host), ports) => {
+            let hosts: Vec<&str> = host.split(',').collect();
+            if hosts
+                .iter()
+                .any(|h| h.is_empty() || h.starts_with('/') || h.starts_with('@'))
+            {
+                return None;
+            }
+            match ports {
+                None => Some(hosts.into_iter().map(|h| (Some(h), None)).collect()),
+                Some(ports) if ports.len() == hosts.len() => Some(
+                    hosts
+                        .into_iter()
+                        .zip(ports)
+                        .map(|(h, p)| (Some(h), (!p.is_empty()).then_some(p)))
+                        .collect(),
+                ),
+                Some(_) => None,
+            }
+        }
+    }
+}
+
 impl fmt::Display for Redacted<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let info = self.info;
-        let secret = |key: &str, value: &str| -> String {
-            if !self.reveal && SECRET_KEYS.contains(&key) {
-                MASK.to_string()
-            } else {
-                value.to_string()
-            }
-        };
+        let masked = |key: &str| !self.reveal && SECRET_KEYS.contains(&key);
         match info.form {
             Form::KeyValue => {
                 let mut first = true;
@@ -546,8 +576,14 @@ impl fmt::Display for Redacted<'_> {
                         f.write_str(" ")?;
                     }
                     first = false;
-                    let value = secret(key, value);
-                    if value.is_empty() || value.contains([' ', '\'', '\\']) {
+                    let value = if masked(key) { MASK } else { value.as_str() };
+                    // Quoting is always safe; it is needed for whatever the parser would
+                    // otherwise split on, trim or read as an escape.
+                    if value.is_empty()
+                        || value.contains(|c: char| {
+                            c.is_whitespace() || c.is_control() || c == '\'' || c == '\\'
+                        })
+                    {
                         let escaped = value.replace('\\', "\\\\").replace('\'', "\\'");
                         write!(f, "{key}='{escaped}'")?;
                     } else {
@@ -558,57 +594,62 @@ impl fmt::Display for Redacted<'_> {
             }
             Form::Url => {
                 f.write_str("postgresql://")?;
-                // A password without a user name (`postgresql://:pw@host`) is kept too.
-                let user = info.get("user");
+                // Whatever the authority cannot carry exactly goes to the query string, so
+                // the full string parses back to the same keywords and values.
+                let mut in_authority: Vec<&str> = Vec::new();
+                // A password without a user name (`postgresql://:pw@host`) is kept too; an
+                // empty user name would be read as none, so it goes to the query.
+                let user = info.get("user").filter(|u| !u.is_empty());
                 let password = info.get("password");
                 if user.is_some() || password.is_some() {
-                    f.write_str(&enc(user.unwrap_or_default()))?;
+                    if let Some(user) = user {
+                        f.write_str(&enc(user))?;
+                        in_authority.push("user");
+                    }
                     if let Some(password) = password {
-                        write!(f, ":{}", enc(&secret("password", password)))?;
+                        f.write_str(":")?;
+                        if masked("password") {
+                            f.write_str(MASK)?;
+                        } else {
+                            f.write_str(&enc(password))?;
+                        }
+                        in_authority.push("password");
                     }
                     f.write_str("@")?;
                 }
-                // Socket directories go to the query string, where they read naturally.
-                let hosts = info.hosts();
-                let ports = info.ports();
-                let tcp_only = hosts.iter().all(|h| matches!(h, Host::Tcp(_)));
-                if tcp_only {
-                    for (i, host) in hosts.iter().enumerate() {
+                if let Some(hosts) = authority_hosts(info) {
+                    for (i, (host, port)) in hosts.iter().enumerate() {
                         if i > 0 {
                             f.write_str(",")?;
                         }
-                        let Host::Tcp(name) = host else {
-                            unreachable!()
-                        };
-                        if name.contains(':') {
-                            write!(f, "[{name}]")?;
-                        } else {
-                            f.write_str(&enc(name))?;
+                        match host {
+                            Some(name) if name.contains(':') => {
+                                write!(f, "[{}]", utf8_percent_encode(name, IPV6_LITERAL))?
+                            }
+                            Some(name) => f.write_str(&enc(name))?,
+                            None => {}
                         }
-                        let port = ports.get(i).or(if ports.len() == 1 {
-                            ports.first()
-                        } else {
-                            None
-                        });
                         if let Some(port) = port {
                             write!(f, ":{port}")?;
                         }
                     }
-                    if hosts.is_empty() && !ports.is_empty() {
-                        write!(f, ":{}", ports[0])?;
-                    }
+                    in_authority.extend(["host", "port"]);
                 }
-                if let Some(db) = info.get("dbname") {
+                if let Some(db) = info.get("dbname").filter(|d| !d.is_empty()) {
                     write!(f, "/{}", enc(db))?;
+                    in_authority.push("dbname");
                 }
                 let mut sep = '?';
                 for (key, value) in &info.params {
-                    let in_authority = matches!(key.as_str(), "user" | "password" | "dbname")
-                        || (tcp_only && matches!(key.as_str(), "host" | "port"));
-                    if in_authority {
+                    if in_authority.contains(&key.as_str()) {
                         continue;
                     }
-                    write!(f, "{sep}{}={}", enc(key), enc(&secret(key, value)))?;
+                    f.write_str(&format!("{sep}{}=", enc(key)))?;
+                    if masked(key) {
+                        f.write_str(MASK)?;
+                    } else {
+                        f.write_str(&enc(value))?;
+                    }
                     sep = '&';
                 }
                 Ok(())
@@ -617,11 +658,17 @@ impl fmt::Display for Redacted<'_> {
     }
 }
 
+/// Percent-decodes one part of a URL. As libpq, a decoded NUL (`%00`) is refused: no C
+/// program could be handed it.
 fn decode(s: &str, what: &'static str) -> Result<String, ConnInfoError> {
-    percent_decode_str(s)
+    let decoded = percent_decode_str(s)
         .decode_utf8()
         .map(|c| c.into_owned())
-        .map_err(|_| ConnInfoError::MalformedUrl { reason: what })
+        .map_err(|_| ConnInfoError::MalformedUrl { reason: what })?;
+    if decoded.contains('\0') {
+        return Err(ConnInfoError::NulCharacter);
+    }
+    Ok(decoded)
 }
 
 /// Checks a keyword as libpq would, counting parameters from 1 in the order written.
@@ -713,7 +760,13 @@ fn parse_url(scheme: &str, rest: &str) -> Result<ConnInfo, ConnInfoError> {
                         });
                     }
                 };
-                (host.to_string(), port)
+                // libpq percent-decodes the whole host list, bracketed addresses included
+                // (`[fe80::1%25eth0]`).
+                let host = decode(
+                    host,
+                    "an IPv6 address in the host part is not valid UTF-8 after percent-decoding",
+                )?;
+                (host, port)
             } else {
                 const HOST: &str = "the host is not valid UTF-8 after percent-decoding";
                 let (host, port) = match spec.rfind(':') {
@@ -794,7 +847,7 @@ fn parse_key_value(input: &str) -> Result<ConnInfo, ConnInfoError> {
     let mut i = 0;
     let mut count = 0;
     let skip_ws = |i: &mut usize| {
-        while *i < chars.len() && chars[*i].is_whitespace() {
+        while *i < chars.len() && is_libpq_space(chars[*i]) {
             *i += 1;
         }
     };
@@ -804,7 +857,7 @@ fn parse_key_value(input: &str) -> Result<ConnInfo, ConnInfoError> {
             break;
         }
         let start = i;
-        while i < chars.len() && !chars[i].is_whitespace() && chars[i] != '=' {
+        while i < chars.len() && !is_libpq_space(chars[i]) && chars[i] != '=' {
             i += 1;
         }
         let key: String = chars[start..i].iter().collect();
@@ -845,7 +898,7 @@ fn parse_key_value(input: &str) -> Result<ConnInfo, ConnInfoError> {
                 });
             }
         } else {
-            while i < chars.len() && !chars[i].is_whitespace() {
+            while i < chars.len() && !is_libpq_space(chars[i]) {
                 if chars[i] == '\\' && i + 1 < chars.len() {
                     value.push(chars[i + 1]);
                     i += 2;
@@ -973,18 +1026,23 @@ pub fn secret_candidates(input: &str) -> Vec<String> {
                     add(&unescaped);
                     // And the whole token, in case the quotes were the password's own.
                     let token_end = input[j..]
-                        .find(char::is_whitespace)
+                        .find(is_libpq_space)
                         .map(|k| j + k)
                         .unwrap_or(input.len());
                     add(&input[j..token_end]);
                     raw.to_string()
                 }
                 _ => {
-                    // Up to whitespace (key=value), and up to `&` (a URL's query).
+                    // Up to whitespace (key=value), and up to `&` (a URL's query). The
+                    // parser ends a value at libpq's ASCII whitespace only; text elsewhere
+                    // may end it at any whitespace: both spellings are candidates.
                     let end = input[j..]
-                        .find(char::is_whitespace)
+                        .find(is_libpq_space)
                         .map(|k| j + k)
                         .unwrap_or(input.len());
+                    if let Some(short) = input[j..end].find(char::is_whitespace) {
+                        add(&input[j..j + short]);
+                    }
                     if let Some(amp) = input[j..end].find('&') {
                         add(&input[j..j + amp]);
                     }
@@ -1362,6 +1420,94 @@ mod tests {
         assert!(secret_candidates("postgres://app:S3cret").contains(&"S3cret".to_string()));
     }
 
+    /// The open finding of docs/fuzzing.md: a host part holding control characters, a
+    /// percent-encoded `/` and `=`, and raw `:` wrote a full string that did not parse back.
+    #[test]
+    fn a_host_with_control_characters_and_encoded_separators_round_trips() {
+        let bytes = b"\x01\x00\x25\x32\x46\x00\x00\x00\x00\x00\x0b\xbb\x08\x3a\x00\x0a\x00\x3d\x3a";
+        let found = format!("postgresql://{}", String::from_utf8_lossy(bytes));
+        // As found, it holds NUL characters, which libpq refuses (raw or as %00).
+        assert_eq!(ConnInfo::parse(&found), Err(ConnInfoError::NulCharacter));
+        assert_eq!(
+            ConnInfo::parse("postgresql://h%00st/d"),
+            Err(ConnInfoError::NulCharacter)
+        );
+        assert_eq!(
+            ConnInfo::parse("host=h password='a\0b'"),
+            Err(ConnInfoError::NulCharacter)
+        );
+        // The same shape without NULs parses, and its full string parses back to it.
+        let without_nul = found.replace('\0', "\u{7}");
+        let info = ConnInfo::parse(&without_nul).unwrap();
+        assert!(info.get("host").unwrap().contains("/"));
+        let full = info.to_secret_string();
+        assert!(
+            full.is_ascii() && !full.contains(|c: char| c.is_control()),
+            "{full}"
+        );
+        assert_eq!(ConnInfo::parse(&full), Ok(info.clone()));
+        let (child, _) = info.for_child_program();
+        assert!(ConnInfo::parse(&child).is_ok());
+    }
+
+    #[test]
+    fn hosts_and_ports_the_authority_cannot_carry_go_to_the_query() {
+        for (url, written) in [
+            // A port on the second host only: the first keeps the default.
+            ("postgresql://h1,h2:5433/d", "postgresql://h1,h2:5433/d"),
+            // One port for two hosts (libpq applies it to both), written exactly.
+            (
+                "postgresql:///d?host=h1,h2&port=5433",
+                "postgresql:///d?host=h1%2Ch2&port=5433",
+            ),
+            // An empty host item (the default socket) and a socket directory.
+            ("postgresql://,h2/d", "postgresql:///d?host=%2Ch2"),
+            (
+                "postgresql:///d?host=/tmp,h2&port=1,2",
+                "postgresql:///d?host=%2Ftmp%2Ch2&port=1%2C2",
+            ),
+            // An IPv6 address with a zone, percent-decoded as libpq does.
+            (
+                "postgresql://[fe80::1%25eth0]:5432/d",
+                "postgresql://[fe80::1%25eth0]:5432/d",
+            ),
+            // A host name holding `:` that is not in brackets.
+            ("postgresql://a%3Ab:7/d", "postgresql://[a:b]:7/d"),
+            // An empty user name and database name, which the authority reads as none.
+            (
+                "postgresql://h/?user=&dbname=",
+                "postgresql://h?dbname=&user=",
+            ),
+        ] {
+            let info = ConnInfo::parse(url).unwrap();
+            assert_eq!(info.to_secret_string(), written, "{url}");
+            assert_eq!(ConnInfo::parse(written), Ok(info), "{url}");
+        }
+    }
+
+    #[test]
+    fn a_password_running_past_a_no_break_space_is_masked_whole() {
+        // Malformed (an unknown keyword), so only the loose reading sees the password.
+        let input = "host=h password=Secr\u{a0}etTail bogus=1";
+        assert!(ConnInfo::parse(input).is_err());
+        let printed = scrub(input, &secret_candidates(input));
+        assert!(
+            !printed.contains("Secr") && !printed.contains("etTail"),
+            "{printed}"
+        );
+    }
+
+    #[test]
+    fn key_value_strings_split_on_libpq_whitespace_only() {
+        // libpq's isspace: a no-break space is part of the value; a tab separates.
+        let info = ConnInfo::parse("host=h password=a\u{a0}b\tdbname=d").unwrap();
+        assert_eq!(info.password(), Some("a\u{a0}b"));
+        assert_eq!(info.dbname(), Some("d"));
+        let info = ConnInfo::parse("host=h password='a\tb\u{2028}'").unwrap();
+        assert_eq!(info.password(), Some("a\tb\u{2028}"));
+        assert_eq!(ConnInfo::parse(&info.to_secret_string()), Ok(info));
+    }
+
     /// The shapes a password meets in a malformed or odd connection string.
     fn shapes(password: &str) -> Vec<String> {
         let e = enc(password);
@@ -1484,6 +1630,38 @@ mod tests {
             prop_assert_eq!(info.password(), Some(password.as_str()));
             prop_assert!(!info.redacted().to_string().contains(&password));
             prop_assert_eq!(ConnInfo::parse(&info.to_secret_string()).unwrap(), info);
+        }
+
+        /// Whatever parses, in either form, round-trips through the full string handed to
+        /// child programs: same hosts, ports, user, password, database and parameters.
+        #[test]
+        fn any_parsed_connection_string_round_trips_through_its_full_string(
+            parts in proptest::collection::vec(prop_oneof![
+                // The characters each parser splits on, escapes, trims or decodes.
+                proptest::sample::select(vec![
+                    "@", ":", "/", "?", "&", "=", ",", "[", "]", "%", "'", "\\", " ", "\t",
+                    "\n", "\u{b}", "\u{a0}", "\u{7}", "#", "+", "*", "é", "%2F", "%3A", "%40",
+                    "%2C", "%25", "%3D", "%5B", "%20", "%0A", "%C3%A9", "%ZZ", "::1", "5432",
+                    "host=", "port=", "user=", "password=", "dbname=", "sslmode=require",
+                    "application_name=", "?host=", "&port=", "/tmp", "[::1]", "h", "db",
+                ]).prop_map(str::to_string),
+                "[a-z0-9]{1,4}",
+                "\\PC{1,3}",
+            ], 0..16),
+            url in any::<bool>(),
+        ) {
+            let body: String = parts.concat();
+            let input = if url { format!("postgresql://{body}") } else { body };
+            if let Ok(info) = ConnInfo::parse(&input) {
+                let full = info.to_secret_string();
+                let back = ConnInfo::parse(&full);
+                prop_assert_eq!(&back, &Ok(info.clone()), "input {:?} wrote {:?}", input, full);
+                let back = back.unwrap();
+                prop_assert_eq!(back.hosts(), info.hosts());
+                prop_assert_eq!(back.ports(), info.ports());
+                let (child, _) = info.for_child_program();
+                prop_assert!(ConnInfo::parse(&child).is_ok(), "{:?}", child);
+            }
         }
 
         #[test]
