@@ -1,0 +1,166 @@
+#!/usr/bin/env bash
+# Benchmark: how `tend schema diff` and `tend schema dump` grow with the schema. For each size
+# (1,000, 5,000, 10,000 and 20,000 tables by default, `--sizes`), database A gets a generated
+# schema (bench/schema/gen_scale.py: 6 columns, a primary key and an index per table, a
+# foreign key on every third table, an enum per 100 tables, a view per 10) and database B a
+# copy of A with one column added. Times `schema diff --from A --to B` (one change),
+# `--from A --to A` (nothing to change) and `schema dump --from A`, with peak memory, on a
+# throwaway PostgreSQL 15 cluster.
+#
+#   bench/schema-scale.sh [--sizes "1000 5000 ..."] [--runs N] [--no-build] [--compare TEND]
+#
+# --compare TEND times a second tend binary (an older build, say) on the same databases in
+# the same run, the two taking turns. Prints a Markdown table and writes it to
+# bench/.work/schema-scale/results.md. Timing is never asserted: the script fails only when
+# a command fails or exits with an unexpected status, or when the two binaries' outputs differ.
+set -euo pipefail
+
+SIZES="1000 5000 10000 20000"
+RUNS=3
+BUILD=1
+COMPARE=
+
+usage() { sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; }
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --sizes) SIZES=$2; shift 2 ;;
+        --runs) RUNS=$2; shift 2 ;;
+        --no-build) BUILD=0; shift ;;
+        --compare) COMPARE=$2; shift 2 ;;
+        -h|--help) usage; exit 0 ;;
+        *) echo "schema-scale.sh: unknown argument $1" >&2; usage >&2; exit 2 ;;
+    esac
+done
+for n in $SIZES "$RUNS"; do
+    case "$n" in ''|*[!0-9]*|0) echo "schema-scale.sh: sizes and runs must be positive integers" >&2; exit 2 ;; esac
+done
+
+BENCH=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+ROOT=$(dirname "$BENCH")
+WORK=$BENCH/.work/schema-scale
+PGBIN=${PGBIN:-/usr/lib/postgresql/15/bin}
+PSQL=$PGBIN/psql
+unset DATABASE_URL DIRECT_URL SHADOW_DATABASE_URL TEND_MIGRATE_FORMAT TEND_MIGRATIONS_DIR \
+      PGOPTIONS PGHOST PGPORT PGUSER PGDATABASE PGPASSWORD PGSSLMODE PGSERVICE PSQLRC
+export NO_COLOR=1
+
+say() { printf '\n== %s\n' "$*" >&2; }
+die() { printf '\nFAIL: %s\n' "$*" >&2; exit 1; }
+
+LOGS=$WORK/logs
+rm -rf "$LOGS"
+mkdir -p "$LOGS"
+
+[ -x "$PSQL" ] && [ -x "$PGBIN/initdb" ] || die "PostgreSQL 15 binaries not found in $PGBIN (apt-get install postgresql-15, or set PGBIN)"
+command -v python3 >/dev/null || die "python3 is needed to generate the schemas"
+[ -x /usr/bin/time ] && /usr/bin/time -f '%M' true >/dev/null 2>&1 || die "GNU time (/usr/bin/time) is needed for peak memory (apt-get install time)"
+
+if [ "$BUILD" = 1 ]; then
+    say "building tend (release)"
+    (cd "$ROOT" && cargo build --release -p tend) >&2
+fi
+TEND=${CARGO_TARGET_DIR:-$ROOT/target}/release/tend
+[ -x "$TEND" ] || die "$TEND not found; run without --no-build"
+if [ -n "$COMPARE" ]; then
+    [ -x "$COMPARE" ] || die "--compare: $COMPARE is not an executable"
+    COMPARE=$(cd "$(dirname "$COMPARE")" && pwd)/$(basename "$COMPARE")
+fi
+
+# --- the cluster ----------------------------------------------------------------------------
+# Throwaway, fsync off: it only speeds up building the schemas; the commands timed only read.
+PGTMP=$(mktemp -d /tmp/tend-bench-scale.XXXXXX)
+PGDATA=$PGTMP/data
+as_pg() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
+cleanup() {
+    local rc=$?
+    if [ -f "$PGDATA/postmaster.pid" ]; then
+        as_pg "$PGBIN/pg_ctl" -D "$PGDATA" -m immediate -w stop >/dev/null 2>&1 || true
+    fi
+    rm -rf "$PGTMP"
+    [ "$rc" = 0 ] || echo "schema-scale.sh: failed (exit $rc); logs in $LOGS" >&2
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+if [ "$(id -u)" = 0 ]; then
+    id postgres >/dev/null 2>&1 || die "running as root needs a postgres OS user for the server"
+    chown postgres "$PGTMP"
+fi
+say "starting a PostgreSQL cluster in $PGTMP"
+as_pg "$PGBIN/initdb" -D "$PGDATA" -U postgres --auth=trust --encoding=UTF8 --locale=C \
+    >"$LOGS/initdb.log" 2>&1 || { cat "$LOGS/initdb.log" >&2; die "initdb failed"; }
+PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+as_pg "$PGBIN/pg_ctl" -D "$PGDATA" -l "$PGTMP/postgres.log" -w -t 60 \
+    -o "-c listen_addresses=127.0.0.1 -c port=$PORT -c unix_socket_directories=$PGTMP -c fsync=off" \
+    start >/dev/null || { cat "$PGTMP/postgres.log" >&2; die "the server did not start"; }
+BASE=postgresql://postgres@127.0.0.1:$PORT
+admin() { "$PSQL" -X -q -v ON_ERROR_STOP=1 -At -d "$BASE/postgres" "$@"; }
+SERVER_VERSION=$(admin -c 'SHOW server_version')
+mkdir "$PGTMP/project"
+cd "$PGTMP/project"
+
+# measure TOOL SIZE NAME RUN EXPECTED_STATUS COMMAND...: wall time (s) and peak RSS (MB)
+# into times.tsv; the output into the logs.
+TIMES=$WORK/times.tsv
+: >"$TIMES"
+measure() {
+    local tool=$1 size=$2 name=$3 run=$4 expect=$5 out t0 t1 rc=0 s mb
+    shift 5
+    out="$LOGS/$tool-$size-$name-$run"
+    t0=$EPOCHREALTIME
+    /usr/bin/time -o "$out.rss" -f '%M' "$@" >"$out.out" 2>"$out.err" || rc=$?
+    t1=$EPOCHREALTIME
+    [ "$rc" = "$expect" ] || { tail -n 20 "$out.err" >&2; die "$tool $name at $size tables (run $run) exited $rc, expected $expect"; }
+    s=$(awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.2f", b - a}')
+    mb=$(awk -v k="$(tail -n 1 "$out.rss")" 'BEGIN {printf "%.0f", k / 1024}')
+    printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$tool" "$size" "$name" "$run" "$s" "$mb" >>"$TIMES"
+    printf '  %-7s %6s tables %-5s run %s: %6.2f s, %5s MB\n' "$tool" "$size" "$name" "$run" "$s" "$mb" >&2
+}
+
+TOOLS=("tend:$TEND")
+[ -n "$COMPARE" ] && TOOLS+=("compare:$COMPARE")
+for size in $SIZES; do
+    say "$size tables: generating and building A, then B (A and one added column)"
+    python3 "$BENCH/schema/gen_scale.py" --tables "$size" --out "$WORK/scale-$size.sql" >&2
+    admin -c "CREATE DATABASE a_$size"
+    "$PSQL" -X -q -v ON_ERROR_STOP=1 -d "$BASE/a_$size" -f "$WORK/scale-$size.sql" >"$LOGS/build-$size.log" 2>&1 \
+        || { tail -n 20 "$LOGS/build-$size.log" >&2; die "schema A of $size tables did not build"; }
+    admin -c "CREATE DATABASE b_$size TEMPLATE a_$size"
+    "$PSQL" -X -q -v ON_ERROR_STOP=1 -d "$BASE/b_$size" -f "$WORK/change.sql" >/dev/null
+    admin -d "$BASE/a_$size" -c "VACUUM ANALYZE" -c CHECKPOINT
+    A=$BASE/a_$size
+    B=$BASE/b_$size
+    for run in w $(seq 1 "$RUNS"); do
+        for entry in "${TOOLS[@]}"; do
+            tool=${entry%%:*}
+            bin=${entry#*:}
+            measure "$tool" "$size" ab "$run" 1 "$bin" schema diff --exit-code --from "$A" --to "$B"
+            measure "$tool" "$size" aa "$run" 0 "$bin" schema diff --exit-code --from "$A" --to "$A"
+            measure "$tool" "$size" dump "$run" 0 "$bin" schema dump --from "$A"
+        done
+    done
+    if [ -n "$COMPARE" ]; then
+        for name in ab aa dump; do
+            cmp -s "$LOGS/tend-$size-$name-1.out" "$LOGS/compare-$size-$name-1.out" \
+                || die "the two binaries' outputs differ: $size tables, $name (see $LOGS)"
+        done
+        echo "  outputs of both binaries are byte-identical" >&2
+    fi
+    admin -c "DROP DATABASE a_$size" -c "DROP DATABASE b_$size"
+done
+
+# --- report: medians of the timed runs (the warm-up run w is left out) ----------------------
+{
+    echo "PostgreSQL $SERVER_VERSION, $(nproc) cores, tend $("$TEND" --version | awk '{print $NF}') (release build); median of $RUNS runs after one warm-up; load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
+    echo
+    echo "| binary | tables | diff A->B (s) | MB | diff A->A (s) | MB | dump A (s) | MB |"
+    echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+    awk -F'\t' '$4 != "w" { key = $1 "\t" $2 "\t" $3; t[key] = t[key] " " $5; m[key] = (m[key] > $6 ? m[key] : $6) }
+        END { for (k in t) { n = split(substr(t[k], 2), v, " "); asort(v); med = (n % 2) ? v[(n + 1) / 2] : (v[n / 2] + v[n / 2 + 1]) / 2; printf "%s\t%.2f\t%s\n", k, med, m[k] } }' "$TIMES" \
+        | sort -t$'\t' -k1,1r -k2,2n \
+        | awk -F'\t' '{ key = $1 "\t" $2; r[key] = r[key] "\t" $3 "=" $4 "=" $5; if (!(key in seen)) { seen[key] = 1; order[++n] = key } }
+            END { for (i = 1; i <= n; i++) { split(order[i], k, "\t"); split(substr(r[order[i]], 2), f, "\t");
+                  for (j in f) { split(f[j], x, "="); v[x[1]] = x[2] " | " x[3] }
+                  printf "| %s | %s | %s | %s | %s |\n", k[1], k[2], v["ab"], v["aa"], v["dump"] } }'
+} >"$WORK/results.md"
+cat "$WORK/results.md"
+echo "results: $WORK/results.md; outputs and logs: $LOGS" >&2
