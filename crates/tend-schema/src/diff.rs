@@ -225,26 +225,16 @@ pub fn diff(from: &Model, to: &Model, options: &DiffOptions) -> Plan {
         to,
         options,
         plan: Plan::default(),
-        retyped: HashSet::new(),
-        recreated_views: BTreeSet::new(),
-        recreated_enums: BTreeSet::new(),
-        constraints_to_readd: BTreeSet::new(),
-        indexes_to_rebuild: BTreeSet::new(),
         disowned_sequences: BTreeSet::new(),
-        replaced_by_identity: BTreeMap::new(),
-        policies_to_readd: BTreeSet::new(),
-        triggers_to_readd: BTreeSet::new(),
-        moved: HashSet::new(),
         recreated_columns: HashSet::new(),
         recreated_types: BTreeSet::new(),
         recreated_functions: BTreeSet::new(),
         renamed: Vec::new(),
-        taken_constraint_names: HashSet::new(),
+        analysis: Analysis::default(),
     };
     diff.renames(&mut from);
     let from = &from;
-    diff.taken_constraint_names = taken_constraint_names(from);
-    diff.analyse(from);
+    diff.analysis = Analysis::of(from, to);
     diff.session(from);
     diff.drop_dependents(from);
     diff.schemas_and_extensions(from);
@@ -270,6 +260,25 @@ struct Differ<'a> {
     to: &'a Model,
     options: &'a DiffOptions,
     plan: Plan,
+    /// Sequences released (`OWNED BY NONE`) before the table or column that owned them is
+    /// dropped, because they outlive it (a renamed table's `serial`).
+    disowned_sequences: BTreeSet<QualifiedName>,
+    /// Columns dropped and added again (moved, or generated ones): their privileges start
+    /// over.
+    recreated_columns: HashSet<(QualifiedName, String)>,
+    /// Types dropped and created again (not the enum swaps, which have their own set).
+    recreated_types: BTreeSet<QualifiedName>,
+    /// Functions dropped and created again (their result changes).
+    recreated_functions: BTreeSet<FunctionKey>,
+    /// The rename hints applied (`from` carries the new names).
+    renamed: Vec<Rename>,
+    /// What changes, found before any step is written.
+    analysis: Analysis,
+}
+
+/// What changes, found before any step is written: the phases read it and never change it.
+#[derive(Default)]
+struct Analysis {
     /// Columns whose type changes: views, policies and triggers over them are rebuilt.
     retyped: HashSet<(QualifiedName, String)>,
     /// Views dropped and created again (changed, or over something that changes).
@@ -282,9 +291,6 @@ struct Differ<'a> {
     /// Unchanged indexes (table, name) dropped and built again because they name an enum
     /// being swapped (a predicate `status = 'x'::enum` cannot follow the column's new type).
     indexes_to_rebuild: BTreeSet<(QualifiedName, String)>,
-    /// Sequences released (`OWNED BY NONE`) before the table or column that owned them is
-    /// dropped, because they outlive it (a renamed table's `serial`).
-    disowned_sequences: BTreeSet<QualifiedName>,
     /// Sequences of a column that becomes an identity (`serial` to identity), dropped just
     /// before, so the identity's own sequence gets their name as the original did.
     replaced_by_identity: BTreeMap<(QualifiedName, String), Vec<QualifiedName>>,
@@ -293,19 +299,375 @@ struct Differ<'a> {
     /// Retyped columns recreated at the end of their table (copied through a temporary
     /// column), so the column order matches a migration that dropped and added them.
     moved: HashSet<(QualifiedName, String)>,
-    /// Columns dropped and added again (moved, or generated ones): their privileges start
-    /// over.
-    recreated_columns: HashSet<(QualifiedName, String)>,
-    /// Types dropped and created again (not the enum swaps, which have their own set).
-    recreated_types: BTreeSet<QualifiedName>,
-    /// Functions dropped and created again (their result changes).
-    recreated_functions: BTreeSet<FunctionKey>,
-    /// The rename hints applied (`from` carries the new names).
-    renamed: Vec<Rename>,
     /// Constraint names (schema, name) the from side holds, where the server names `NOT
     /// NULL` constraints (PostgreSQL 18): a new one whose default name is taken would be
     /// numbered (`..._not_null1`), so the plan names it.
     taken_constraint_names: HashSet<(String, String)>,
+}
+
+impl Analysis {
+    fn of(from: &Model, to: &Model) -> Analysis {
+        let mut analysis = Analysis {
+            taken_constraint_names: taken_constraint_names(from),
+            ..Analysis::default()
+        };
+        analysis.find(from, to);
+        analysis
+    }
+
+    fn find(&mut self, from: &Model, to: &Model) {
+        for (name, ty) in &to.types {
+            if let (Some(old), TypeKind::Enum { values: new_values }) =
+                (from.types.get(name), &ty.kind)
+                && let TypeKind::Enum { values: old_values } = &old.kind
+                && !is_in_order_subset(old_values, new_values)
+            {
+                self.recreated_enums.insert(name.clone());
+            }
+        }
+        for (name, new) in &to.tables {
+            let Some(old) = from.tables.get(name) else {
+                continue;
+            };
+            for column in &new.columns {
+                let Some(before) = old.column(&column.name) else {
+                    continue;
+                };
+                let retyped = before.data_type != column.data_type
+                    || before.collation != column.collation
+                    || before.generated != column.generated
+                    || self
+                        .recreated_enums
+                        .iter()
+                        .any(|e| uses_type(&column.data_type, e));
+                if retyped {
+                    self.retyped.insert((name.clone(), column.name.clone()));
+                }
+            }
+        }
+        // Views to rebuild: changed ones, and those over dropped or retyped columns and
+        // over rebuilt views, transitively.
+        let mut rebuild: BTreeSet<QualifiedName> = BTreeSet::new();
+        for (name, view) in &from.views {
+            let changed = match to.views.get(name) {
+                None => true,
+                Some(new) => !same_view(view, new),
+            };
+            let over_changed_table = view.depends_on.iter().any(|dep| {
+                let Some(old) = from.tables.get(dep) else {
+                    return false;
+                };
+                match to.tables.get(dep) {
+                    None => true,
+                    Some(new) => old.columns.iter().any(|c| {
+                        new.column(&c.name).is_none()
+                            || self.retyped.contains(&(dep.clone(), c.name.clone()))
+                    }),
+                }
+            });
+            if changed || over_changed_table {
+                rebuild.insert(name.clone());
+            }
+        }
+        let mut readers: HashMap<&QualifiedName, Vec<&QualifiedName>> = HashMap::new();
+        for (name, view) in &from.views {
+            for dep in &view.depends_on {
+                readers.entry(dep).or_default().push(name);
+            }
+        }
+        let mut pending: Vec<QualifiedName> = rebuild.iter().cloned().collect();
+        while let Some(name) = pending.pop() {
+            for reader in readers.get(&name).into_iter().flatten() {
+                if rebuild.insert((*reader).clone()) {
+                    pending.push((*reader).clone());
+                }
+            }
+        }
+        self.recreated_views = rebuild;
+        // Policies and triggers over retyped columns block the type change.
+        for (table, _) in &self.retyped {
+            self.policies_to_readd.insert(table.clone());
+            self.triggers_to_readd.insert(table.clone());
+        }
+        for (name, sequence) in &from.sequences {
+            if let Some((table, column)) = &sequence.owned_by
+                && !to.sequences.contains_key(name)
+                && from
+                    .tables
+                    .get(table)
+                    .and_then(|t| t.column(column))
+                    .is_some_and(|c| c.identity.is_none())
+                && to
+                    .tables
+                    .get(table)
+                    .and_then(|t| t.column(column))
+                    .is_some_and(|c| c.identity.is_some())
+            {
+                self.replaced_by_identity
+                    .entry((table.clone(), column.clone()))
+                    .or_default()
+                    .push(name.clone());
+            }
+        }
+        // Indexes and checks that name an enum being swapped are built again over the new one.
+        for (name, old) in &from.tables {
+            let Some(new) = to.tables.get(name) else {
+                continue;
+            };
+            let names_swapped_enum =
+                |text: &str| self.recreated_enums.iter().any(|e| mentions_type(text, e));
+            let (indexes, constraints) = kept_dependents(
+                old,
+                new,
+                |index| index.parent.is_none() && names_swapped_enum(&index.definition),
+                |constraint| {
+                    constraint.kind != ConstraintKind::ForeignKey
+                        && names_swapped_enum(&constraint.definition)
+                },
+            );
+            self.rebuild(name, indexes, constraints);
+        }
+        // Columns recreated at the end: indexes and constraints over them go with the old
+        // column, so they are dropped first and built again after.
+        let parents = parents(from);
+        for (name, new) in &to.tables {
+            let Some(old) = from.tables.get(name) else {
+                continue;
+            };
+            for column in self.column_moves(&parents, name, old, new) {
+                self.moved.insert((name.clone(), column));
+            }
+        }
+        for (name, old) in &from.tables {
+            let Some(new) = to.tables.get(name) else {
+                continue;
+            };
+            let moved: Vec<&str> = old
+                .columns
+                .iter()
+                .filter(|c| self.moved.contains(&(name.clone(), c.name.clone())))
+                .map(|c| c.name.as_str())
+                .collect();
+            if moved.is_empty() {
+                continue;
+            }
+            let (indexes, constraints) = kept_dependents(
+                old,
+                new,
+                |index| {
+                    let columns = index
+                        .definition
+                        .split_once(" USING ")
+                        .map_or(index.definition.as_str(), |(_, rest)| rest);
+                    moved.iter().any(|c| mentions_column(columns, c))
+                },
+                |constraint| {
+                    constraint
+                        .columns
+                        .iter()
+                        .any(|c| moved.contains(&c.as_str()))
+                },
+            );
+            self.rebuild(name, indexes, constraints);
+        }
+        // Foreign keys that point at a key being dropped or changed, or at a unique index
+        // built again.
+        let mut rebuilt_keys: HashSet<QualifiedName> = self
+            .indexes_to_rebuild
+            .iter()
+            .filter(|(table, index)| {
+                from.tables
+                    .get(table)
+                    .and_then(|t| t.indexes.get(index))
+                    .is_some_and(|i| i.definition.starts_with("CREATE UNIQUE"))
+            })
+            .map(|(table, _)| table.clone())
+            .collect();
+        for (name, old) in &from.tables {
+            let Some(new) = to.tables.get(name) else {
+                continue;
+            };
+            for constraint in old.constraints.values() {
+                if !matches!(
+                    constraint.kind,
+                    ConstraintKind::PrimaryKey | ConstraintKind::Unique
+                ) {
+                    continue;
+                }
+                let kept = new
+                    .constraints
+                    .get(&constraint.name)
+                    .is_some_and(|c| same_constraint(c, constraint));
+                let retyped = constraint
+                    .columns
+                    .iter()
+                    .any(|c| self.retyped.contains(&(name.clone(), c.clone())));
+                if !kept || retyped {
+                    rebuilt_keys.insert(name.clone());
+                }
+            }
+        }
+        for (name, old) in &from.tables {
+            let Some(new) = to.tables.get(name) else {
+                continue;
+            };
+            for constraint in old.constraints.values() {
+                let Some(target) = &constraint.references else {
+                    continue;
+                };
+                let unchanged = new
+                    .constraints
+                    .get(&constraint.name)
+                    .is_some_and(|c| same_constraint(c, constraint));
+                if unchanged && rebuilt_keys.contains(target) {
+                    self.constraints_to_readd
+                        .insert((name.clone(), constraint.name.clone()));
+                }
+            }
+        }
+    }
+
+    /// Marks unchanged indexes and constraints of `table` to be dropped and built again.
+    fn rebuild(&mut self, table: &QualifiedName, indexes: Vec<String>, constraints: Vec<String>) {
+        for index in indexes {
+            self.indexes_to_rebuild.insert((table.clone(), index));
+        }
+        for constraint in constraints {
+            self.constraints_to_readd
+                .insert((table.clone(), constraint));
+        }
+    }
+
+    /// Generated columns kept as they are but over a column whose type changes: that blocks
+    /// the change, so they are dropped first and added again after.
+    fn regenerated<'t>(
+        &self,
+        name: &QualifiedName,
+        old: &Table,
+        new: &'t Table,
+    ) -> Vec<&'t Column> {
+        new.columns
+            .iter()
+            .filter(|c| {
+                let expression = c.generated.as_deref().unwrap_or_default();
+                !c.inherited
+                    && c.generated.is_some()
+                    && old
+                        .column(&c.name)
+                        .is_some_and(|b| b.generated == c.generated)
+                    && new.columns.iter().any(|other| {
+                        other.name != c.name
+                            && self.retyped.contains(&(name.clone(), other.name.clone()))
+                            && mentions_column(expression, &other.name)
+                    })
+            })
+            .collect()
+    }
+
+    /// The retyped columns to recreate at the end of the table, in `new`'s order, so that
+    /// the columns end in `new`'s order. A migration that changes a type by `DROP COLUMN x,
+    /// ADD COLUMN x newtype` moves `x` last; `ALTER COLUMN ... TYPE` keeps it in place.
+    ///
+    /// After the plan, the table holds its kept columns in their old order, then whatever
+    /// the plan adds (new columns, generated columns added again, moved columns), in `new`'s
+    /// order. So `new`'s order must be a prefix of the kept columns without the moved ones,
+    /// then the rest; the longest such prefix moves the fewest columns. Only columns whose
+    /// type changes move (a desired-state file listing a new column in the middle rewrites
+    /// nothing), and not identity or generated columns, nor those of partitioned or
+    /// inheriting tables: those keep the in-place `ALTER COLUMN ... TYPE`.
+    fn column_moves(
+        &self,
+        parents: &HashSet<&QualifiedName>,
+        name: &QualifiedName,
+        old: &Table,
+        new: &Table,
+    ) -> Vec<String> {
+        let family = |t: &Table| {
+            t.partition_by.is_some() || t.partition_of.is_some() || !t.inherits.is_empty()
+        };
+        if family(old) || family(new) || parents.contains(name) {
+            return Vec::new();
+        }
+        let movable = |column: &str| {
+            let (Some(before), Some(after)) = (old.column(column), new.column(column)) else {
+                return false;
+            };
+            before.data_type != after.data_type
+                && before.identity.is_none()
+                && after.identity.is_none()
+                && before.generated.is_none()
+                && after.generated.is_none()
+        };
+        let wanted: Vec<&str> = new.columns.iter().map(|c| c.name.as_str()).collect();
+        if !wanted.iter().any(|c| movable(c)) {
+            return Vec::new();
+        }
+        let generation_changed = |c: &Column| {
+            old.column(&c.name)
+                .is_some_and(|b| b.generated != c.generated)
+        };
+        let regenerated: Vec<&str> = self
+            .regenerated(name, old, new)
+            .iter()
+            .map(|c| c.name.as_str())
+            .collect();
+        // Added by the plan whatever happens.
+        let appended: Vec<&str> = new
+            .columns
+            .iter()
+            .filter(|c| {
+                old.column(&c.name).is_none()
+                    || generation_changed(c)
+                    || regenerated.contains(&c.name.as_str())
+            })
+            .map(|c| c.name.as_str())
+            .collect();
+        let kept: Vec<&str> = old
+            .columns
+            .iter()
+            .map(|c| c.name.as_str())
+            .filter(|c| new.column(c).is_some() && !appended.contains(c))
+            .collect();
+        for split in (0..=wanted.len()).rev() {
+            let (prefix, suffix) = wanted.split_at(split);
+            if appended.iter().any(|c| !suffix.contains(c)) {
+                continue;
+            }
+            let moves: Vec<&str> = suffix
+                .iter()
+                .copied()
+                .filter(|c| kept.contains(c))
+                .collect();
+            if !moves.iter().all(|c| movable(c)) {
+                // A shorter prefix only moves more columns.
+                return Vec::new();
+            }
+            let rest: Vec<&str> = kept
+                .iter()
+                .copied()
+                .filter(|c| !suffix.contains(c))
+                .collect();
+            if rest != prefix {
+                continue;
+            }
+            // A generated column added before a moved column it reads would hold on to
+            // the old one.
+            let blocked = suffix.iter().enumerate().any(|(at, c)| {
+                let expression = new
+                    .column(c)
+                    .and_then(|c| c.generated.as_deref())
+                    .unwrap_or_default();
+                suffix[at + 1..]
+                    .iter()
+                    .any(|later| moves.contains(later) && mentions_column(expression, later))
+            });
+            if blocked {
+                return Vec::new();
+            }
+            return moves.into_iter().map(str::to_string).collect();
+        }
+        Vec::new()
+    }
 }
 
 impl Differ<'_> {
@@ -316,6 +678,7 @@ impl Differ<'_> {
         if (column.not_null || column.not_null_not_valid) && column.not_null_constraint.is_none() {
             let name = ddl::not_null_constraint(table, &column);
             if self
+                .analysis
                 .taken_constraint_names
                 .contains(&(table.schema.clone(), name.clone()))
             {
@@ -447,220 +810,6 @@ impl Differ<'_> {
         }
     }
 
-    // ---- what changes, before anything is written -------------------------------------
-
-    fn analyse(&mut self, from: &Model) {
-        let to = self.to;
-        for (name, ty) in &to.types {
-            if let (Some(old), TypeKind::Enum { values: new_values }) =
-                (from.types.get(name), &ty.kind)
-                && let TypeKind::Enum { values: old_values } = &old.kind
-                && !is_in_order_subset(old_values, new_values)
-            {
-                self.recreated_enums.insert(name.clone());
-            }
-        }
-        for (name, new) in &to.tables {
-            let Some(old) = from.tables.get(name) else {
-                continue;
-            };
-            for column in &new.columns {
-                let Some(before) = old.column(&column.name) else {
-                    continue;
-                };
-                let retyped = before.data_type != column.data_type
-                    || before.collation != column.collation
-                    || before.generated != column.generated
-                    || self
-                        .recreated_enums
-                        .iter()
-                        .any(|e| uses_type(&column.data_type, e));
-                if retyped {
-                    self.retyped.insert((name.clone(), column.name.clone()));
-                }
-            }
-        }
-        // Views to rebuild: changed ones, and those over dropped or retyped columns and
-        // over rebuilt views, transitively.
-        let mut rebuild: BTreeSet<QualifiedName> = BTreeSet::new();
-        for (name, view) in &from.views {
-            let changed = match to.views.get(name) {
-                None => true,
-                Some(new) => !same_view(view, new),
-            };
-            let over_changed_table = view.depends_on.iter().any(|dep| {
-                let Some(old) = from.tables.get(dep) else {
-                    return false;
-                };
-                match to.tables.get(dep) {
-                    None => true,
-                    Some(new) => old.columns.iter().any(|c| {
-                        new.column(&c.name).is_none()
-                            || self.retyped.contains(&(dep.clone(), c.name.clone()))
-                    }),
-                }
-            });
-            if changed || over_changed_table {
-                rebuild.insert(name.clone());
-            }
-        }
-        loop {
-            let more: Vec<QualifiedName> = from
-                .views
-                .iter()
-                .filter(|(name, view)| {
-                    !rebuild.contains(*name) && view.depends_on.iter().any(|d| rebuild.contains(d))
-                })
-                .map(|(name, _)| name.clone())
-                .collect();
-            if more.is_empty() {
-                break;
-            }
-            rebuild.extend(more);
-        }
-        self.recreated_views = rebuild;
-        // Policies and triggers over retyped columns block the type change.
-        for (table, _) in &self.retyped {
-            self.policies_to_readd.insert(table.clone());
-            self.triggers_to_readd.insert(table.clone());
-        }
-        for (name, sequence) in &from.sequences {
-            if let Some((table, column)) = &sequence.owned_by
-                && !to.sequences.contains_key(name)
-                && from
-                    .tables
-                    .get(table)
-                    .and_then(|t| t.column(column))
-                    .is_some_and(|c| c.identity.is_none())
-                && to
-                    .tables
-                    .get(table)
-                    .and_then(|t| t.column(column))
-                    .is_some_and(|c| c.identity.is_some())
-            {
-                self.replaced_by_identity
-                    .entry((table.clone(), column.clone()))
-                    .or_default()
-                    .push(name.clone());
-            }
-        }
-        // Indexes and checks that name an enum being swapped are built again over the new one.
-        for (name, old) in &from.tables {
-            let Some(new) = to.tables.get(name) else {
-                continue;
-            };
-            let names_swapped_enum =
-                |text: &str| self.recreated_enums.iter().any(|e| mentions_type(text, e));
-            let (indexes, constraints) = kept_dependents(
-                old,
-                new,
-                |index| index.parent.is_none() && names_swapped_enum(&index.definition),
-                |constraint| {
-                    constraint.kind != ConstraintKind::ForeignKey
-                        && names_swapped_enum(&constraint.definition)
-                },
-            );
-            self.rebuild(name, indexes, constraints);
-        }
-        // Columns recreated at the end: indexes and constraints over them go with the old
-        // column, so they are dropped first and built again after.
-        for (name, new) in &to.tables {
-            let Some(old) = from.tables.get(name) else {
-                continue;
-            };
-            for column in self.column_moves(from, name, old, new) {
-                self.moved.insert((name.clone(), column));
-            }
-        }
-        for (name, old) in &from.tables {
-            let Some(new) = to.tables.get(name) else {
-                continue;
-            };
-            let moved: Vec<&str> = old
-                .columns
-                .iter()
-                .filter(|c| self.moved.contains(&(name.clone(), c.name.clone())))
-                .map(|c| c.name.as_str())
-                .collect();
-            if moved.is_empty() {
-                continue;
-            }
-            let (indexes, constraints) = kept_dependents(
-                old,
-                new,
-                |index| {
-                    let columns = index
-                        .definition
-                        .split_once(" USING ")
-                        .map_or(index.definition.as_str(), |(_, rest)| rest);
-                    moved.iter().any(|c| mentions_column(columns, c))
-                },
-                |constraint| {
-                    constraint
-                        .columns
-                        .iter()
-                        .any(|c| moved.contains(&c.as_str()))
-                },
-            );
-            self.rebuild(name, indexes, constraints);
-        }
-        // Foreign keys that point at a key being dropped or changed, or at a unique index
-        // built again.
-        let mut rebuilt_keys: HashSet<QualifiedName> = self
-            .indexes_to_rebuild
-            .iter()
-            .filter(|(table, index)| {
-                from.tables
-                    .get(table)
-                    .and_then(|t| t.indexes.get(index))
-                    .is_some_and(|i| i.definition.starts_with("CREATE UNIQUE"))
-            })
-            .map(|(table, _)| table.clone())
-            .collect();
-        for (name, old) in &from.tables {
-            let Some(new) = to.tables.get(name) else {
-                continue;
-            };
-            for constraint in old.constraints.values() {
-                if !matches!(
-                    constraint.kind,
-                    ConstraintKind::PrimaryKey | ConstraintKind::Unique
-                ) {
-                    continue;
-                }
-                let kept = new
-                    .constraints
-                    .get(&constraint.name)
-                    .is_some_and(|c| same_constraint(c, constraint));
-                let retyped = constraint
-                    .columns
-                    .iter()
-                    .any(|c| self.retyped.contains(&(name.clone(), c.clone())));
-                if !kept || retyped {
-                    rebuilt_keys.insert(name.clone());
-                }
-            }
-        }
-        for (name, old) in &from.tables {
-            let Some(new) = to.tables.get(name) else {
-                continue;
-            };
-            for constraint in old.constraints.values() {
-                let Some(target) = &constraint.references else {
-                    continue;
-                };
-                let unchanged = new
-                    .constraints
-                    .get(&constraint.name)
-                    .is_some_and(|c| same_constraint(c, constraint));
-                if unchanged && rebuilt_keys.contains(target) {
-                    self.constraints_to_readd
-                        .insert((name.clone(), constraint.name.clone()));
-                }
-            }
-        }
-    }
-
     fn session(&mut self, from: &Model) {
         let functions_change = self
             .to
@@ -683,7 +832,7 @@ impl Differ<'_> {
         // Views, dependents first.
         let order = view_order(&from.views);
         for name in order.iter().rev() {
-            if !self.recreated_views.contains(name) {
+            if !self.analysis.recreated_views.contains(name) {
                 continue;
             }
             let view = &from.views[name];
@@ -702,7 +851,7 @@ impl Differ<'_> {
                 continue;
             };
             for trigger in old.triggers.values() {
-                let rebuilt = self.triggers_to_readd.contains(name);
+                let rebuilt = self.analysis.triggers_to_readd.contains(name);
                 let same = new
                     .triggers
                     .get(&trigger.name)
@@ -721,7 +870,7 @@ impl Differ<'_> {
                 }
             }
             for policy in old.policies.values() {
-                let rebuilt = self.policies_to_readd.contains(name);
+                let rebuilt = self.analysis.policies_to_readd.contains(name);
                 let same = new
                     .policies
                     .get(&policy.name)
@@ -766,7 +915,8 @@ impl Differ<'_> {
                                 (!validate_only, false)
                             }
                             Some(_) => (
-                                self.constraints_to_readd
+                                self.analysis
+                                    .constraints_to_readd
                                     .contains(&(name.clone(), constraint.name.clone())),
                                 true,
                             ),
@@ -805,6 +955,7 @@ impl Differ<'_> {
                     .get(&index.name)
                     .is_some_and(|i| same_index(i, index));
                 let rebuild = self
+                    .analysis
                     .indexes_to_rebuild
                     .contains(&(name.clone(), index.name.clone()));
                 if !same || rebuild {
@@ -899,17 +1050,6 @@ impl Differ<'_> {
         }
     }
 
-    /// Marks unchanged indexes and constraints of `table` to be dropped and built again.
-    fn rebuild(&mut self, table: &QualifiedName, indexes: Vec<String>, constraints: Vec<String>) {
-        for index in indexes {
-            self.indexes_to_rebuild.insert((table.clone(), index));
-        }
-        for constraint in constraints {
-            self.constraints_to_readd
-                .insert((table.clone(), constraint));
-        }
-    }
-
     fn types(&mut self, from: &Model) {
         let to = self.to;
         for name in type_order(&to.types) {
@@ -924,7 +1064,7 @@ impl Differ<'_> {
                 Some(old) => self.alter_type(old, ty, object.clone()),
             }
             let before = from.types.get(name).and_then(|t| t.comment.as_deref());
-            let recreated = self.recreated_enums.contains(name);
+            let recreated = self.analysis.recreated_enums.contains(name);
             let comment_before = if recreated { None } else { before };
             if comment_before != ty.comment.as_deref() {
                 self.comment(object, type_target(ty), ty.comment.as_deref());
@@ -936,7 +1076,7 @@ impl Differ<'_> {
         let name = new.name.sql();
         match (&old.kind, &new.kind) {
             (TypeKind::Enum { values: before }, TypeKind::Enum { values: after })
-                if !self.recreated_enums.contains(&new.name) =>
+                if !self.analysis.recreated_enums.contains(&new.name) =>
             {
                 // Every old value is kept in order: add the new ones in place.
                 let mut present: Vec<String> = before.clone();
@@ -1131,7 +1271,10 @@ impl Differ<'_> {
                     .tables
                     .get(owner)
                     .is_none_or(|t| t.column(column).is_none_or(|c| c.inherited))
-                    || self.moved.contains(&(owner.clone(), column.clone())))
+                    || self
+                        .analysis
+                        .moved
+                        .contains(&(owner.clone(), column.clone())))
             {
                 self.push(
                     object.clone(),
@@ -1212,13 +1355,21 @@ impl Differ<'_> {
 
     fn tables(&mut self, from: &Model) {
         let to = self.to;
+        // Dropped tables by their columns, in name order: a new table with the same columns
+        // may be a rename.
+        let mut dropped: HashMap<Vec<(&str, &str)>, Vec<&QualifiedName>> = HashMap::new();
+        for (name, old) in &from.tables {
+            if !to.tables.contains_key(name) {
+                dropped.entry(column_signature(old)).or_default().push(name);
+            }
+        }
         // Parents before their partitions and children.
         for name in table_order(&to.tables) {
             let table = &to.tables[&name];
             if from.tables.contains_key(&name) {
                 continue;
             }
-            self.warn_possible_table_rename(from, table);
+            self.warn_possible_table_rename(&dropped, table);
             let object = format!("table {name}");
             let mut named = table.clone();
             for column in &mut named.columns {
@@ -1295,21 +1446,19 @@ impl Differ<'_> {
         }
     }
 
-    fn warn_possible_table_rename(&mut self, from: &Model, table: &Table) {
-        let signature = |t: &Table| -> Vec<(String, String)> {
-            t.columns
-                .iter()
-                .map(|c| (c.name.clone(), c.data_type.clone()))
-                .collect()
+    fn warn_possible_table_rename(
+        &mut self,
+        dropped: &HashMap<Vec<(&str, &str)>, Vec<&QualifiedName>>,
+        table: &Table,
+    ) {
+        let Some(names) = dropped.get(&column_signature(table)) else {
+            return;
         };
-        let wanted = signature(table);
-        for (name, old) in &from.tables {
-            if !self.to.tables.contains_key(name) && signature(old) == wanted {
-                self.warn(format!(
-                    "table {name} is dropped and {} created with the same columns: if it is a rename, pass --rename {}={} or {name}'s rows are lost",
-                    table.name, name, table.name.name
-                ));
-            }
+        for name in names {
+            self.warn(format!(
+                "table {name} is dropped and {} created with the same columns: if it is a rename, pass --rename {}={} or {name}'s rows are lost",
+                table.name, name, table.name.name
+            ));
         }
     }
 
@@ -1450,140 +1599,6 @@ impl Differ<'_> {
         }
     }
 
-    /// Generated columns kept as they are but over a column whose type changes: that blocks
-    /// the change, so they are dropped first and added again after.
-    fn regenerated<'t>(
-        &self,
-        name: &QualifiedName,
-        old: &Table,
-        new: &'t Table,
-    ) -> Vec<&'t Column> {
-        new.columns
-            .iter()
-            .filter(|c| {
-                let expression = c.generated.as_deref().unwrap_or_default();
-                !c.inherited
-                    && c.generated.is_some()
-                    && old
-                        .column(&c.name)
-                        .is_some_and(|b| b.generated == c.generated)
-                    && new.columns.iter().any(|other| {
-                        other.name != c.name
-                            && self.retyped.contains(&(name.clone(), other.name.clone()))
-                            && mentions_column(expression, &other.name)
-                    })
-            })
-            .collect()
-    }
-
-    /// The retyped columns to recreate at the end of the table, in `new`'s order, so that
-    /// the columns end in `new`'s order. A migration that changes a type by `DROP COLUMN x,
-    /// ADD COLUMN x newtype` moves `x` last; `ALTER COLUMN ... TYPE` keeps it in place.
-    ///
-    /// After the plan, the table holds its kept columns in their old order, then whatever
-    /// the plan adds (new columns, generated columns added again, moved columns), in `new`'s
-    /// order. So `new`'s order must be a prefix of the kept columns without the moved ones,
-    /// then the rest; the longest such prefix moves the fewest columns. Only columns whose
-    /// type changes move (a desired-state file listing a new column in the middle rewrites
-    /// nothing), and not identity or generated columns, nor those of partitioned or
-    /// inheriting tables: those keep the in-place `ALTER COLUMN ... TYPE`.
-    fn column_moves(
-        &self,
-        from: &Model,
-        name: &QualifiedName,
-        old: &Table,
-        new: &Table,
-    ) -> Vec<String> {
-        let family = |t: &Table| {
-            t.partition_by.is_some() || t.partition_of.is_some() || !t.inherits.is_empty()
-        };
-        let has_children = from.tables.values().any(|t| {
-            t.inherits.contains(name) || t.partition_of.as_ref().is_some_and(|p| p.parent == *name)
-        });
-        if family(old) || family(new) || has_children {
-            return Vec::new();
-        }
-        let movable = |column: &str| {
-            let (Some(before), Some(after)) = (old.column(column), new.column(column)) else {
-                return false;
-            };
-            before.data_type != after.data_type
-                && before.identity.is_none()
-                && after.identity.is_none()
-                && before.generated.is_none()
-                && after.generated.is_none()
-        };
-        let wanted: Vec<&str> = new.columns.iter().map(|c| c.name.as_str()).collect();
-        if !wanted.iter().any(|c| movable(c)) {
-            return Vec::new();
-        }
-        let generation_changed = |c: &Column| {
-            old.column(&c.name)
-                .is_some_and(|b| b.generated != c.generated)
-        };
-        let regenerated: Vec<&str> = self
-            .regenerated(name, old, new)
-            .iter()
-            .map(|c| c.name.as_str())
-            .collect();
-        // Added by the plan whatever happens.
-        let appended: Vec<&str> = new
-            .columns
-            .iter()
-            .filter(|c| {
-                old.column(&c.name).is_none()
-                    || generation_changed(c)
-                    || regenerated.contains(&c.name.as_str())
-            })
-            .map(|c| c.name.as_str())
-            .collect();
-        let kept: Vec<&str> = old
-            .columns
-            .iter()
-            .map(|c| c.name.as_str())
-            .filter(|c| new.column(c).is_some() && !appended.contains(c))
-            .collect();
-        for split in (0..=wanted.len()).rev() {
-            let (prefix, suffix) = wanted.split_at(split);
-            if appended.iter().any(|c| !suffix.contains(c)) {
-                continue;
-            }
-            let moves: Vec<&str> = suffix
-                .iter()
-                .copied()
-                .filter(|c| kept.contains(c))
-                .collect();
-            if !moves.iter().all(|c| movable(c)) {
-                // A shorter prefix only moves more columns.
-                return Vec::new();
-            }
-            let rest: Vec<&str> = kept
-                .iter()
-                .copied()
-                .filter(|c| !suffix.contains(c))
-                .collect();
-            if rest != prefix {
-                continue;
-            }
-            // A generated column added before a moved column it reads would hold on to
-            // the old one.
-            let blocked = suffix.iter().enumerate().any(|(at, c)| {
-                let expression = new
-                    .column(c)
-                    .and_then(|c| c.generated.as_deref())
-                    .unwrap_or_default();
-                suffix[at + 1..]
-                    .iter()
-                    .any(|later| moves.contains(later) && mentions_column(expression, later))
-            });
-            if blocked {
-                return Vec::new();
-            }
-            return moves.into_iter().map(str::to_string).collect();
-        }
-        Vec::new()
-    }
-
     fn columns(&mut self, name: &QualifiedName, old: &Table, new: &Table) {
         let table_sql = name.sql();
         let dropped: Vec<&Column> = old
@@ -1608,7 +1623,7 @@ impl Differ<'_> {
             );
             step.hazards.push(Hazard::DataLoss);
         }
-        let regenerated = self.regenerated(name, old, new);
+        let regenerated = self.analysis.regenerated(name, old, new);
         // PostgreSQL 15 cannot change a generation expression in place: such a column is
         // dropped and added again.
         let generation_changed: Vec<&Column> = new
@@ -1646,14 +1661,18 @@ impl Differ<'_> {
             self.recreated_columns
                 .insert((name.clone(), column.name.clone()));
         }
-        for (table, column) in &self.moved {
+        for (table, column) in &self.analysis.moved {
             if table == name {
                 self.recreated_columns
                     .insert((table.clone(), column.clone()));
             }
         }
         let is = |list: &[&Column], column: &Column| list.iter().any(|c| c.name == column.name);
-        let moved = |column: &Column| self.moved.contains(&(name.clone(), column.name.clone()));
+        let moved = |column: &Column| {
+            self.analysis
+                .moved
+                .contains(&(name.clone(), column.name.clone()))
+        };
         let moved_columns: Vec<&Column> = new.columns.iter().filter(|c| moved(c)).collect();
         for after in &new.columns {
             if after.inherited
@@ -1876,7 +1895,11 @@ impl Differ<'_> {
     /// and `timestamptz`, `::to` without its modifiers (the assignment to the column
     /// checks them) across type families, nothing within one.
     fn scalar_cast(&self, value: &str, from: &str, to: &str) -> Option<String> {
-        let enum_swapped = self.recreated_enums.iter().any(|e| uses_type(to, e));
+        let enum_swapped = self
+            .analysis
+            .recreated_enums
+            .iter()
+            .any(|e| uses_type(to, e));
         let to_enum = self
             .to
             .types
@@ -1900,6 +1923,7 @@ impl Differ<'_> {
         let object = format!("column {table}.{}", after.name);
         let alter = format!("ALTER TABLE {table_sql} ALTER COLUMN {column_sql}");
         let enum_swapped = self
+            .analysis
             .recreated_enums
             .iter()
             .find(|e| uses_type(&after.data_type, e))
@@ -2030,6 +2054,7 @@ impl Differ<'_> {
         match (before.identity, after.identity) {
             (None, Some(identity)) => {
                 let replaced = self
+                    .analysis
                     .replaced_by_identity
                     .get(&(table.clone(), after.name.clone()))
                     .cloned()
@@ -2146,6 +2171,7 @@ impl Differ<'_> {
             let before = old_table.and_then(|t| t.constraints.get(&constraint.name));
             let object = format!("constraint {} on {name}", constraint.name);
             let readd = self
+                .analysis
                 .constraints_to_readd
                 .contains(&(name.clone(), constraint.name.clone()));
             match before {
@@ -2284,6 +2310,7 @@ impl Differ<'_> {
                 }
                 let before = old.and_then(|t| t.indexes.get(&index.name));
                 let rebuild = self
+                    .analysis
                     .indexes_to_rebuild
                     .contains(&(name.clone(), index.name.clone()));
                 let same = before.is_some_and(|b| same_index(b, index));
@@ -2390,7 +2417,7 @@ impl Differ<'_> {
             let view = &to.views[&name];
             let old = from.views.get(&name);
             let object = view_object(view);
-            let rebuilt = old.is_none() || self.recreated_views.contains(&name);
+            let rebuilt = old.is_none() || self.analysis.recreated_views.contains(&name);
             if rebuilt {
                 let changed = old.is_none_or(|o| !same_view(o, view));
                 let step = self.push(
@@ -2466,7 +2493,7 @@ impl Differ<'_> {
             for trigger in table.triggers.values() {
                 let before = old.and_then(|t| t.triggers.get(&trigger.name));
                 let object = format!("trigger {} on {name}", trigger.name);
-                let rebuilt = self.triggers_to_readd.contains(name);
+                let rebuilt = self.analysis.triggers_to_readd.contains(name);
                 let recreate = rebuilt || before.is_none_or(|b| b.definition != trigger.definition);
                 if recreate {
                     let step = self.push(
@@ -2515,7 +2542,7 @@ impl Differ<'_> {
             for policy in table.policies.values() {
                 let before = old.and_then(|t| t.policies.get(&policy.name));
                 let object = format!("policy {} on {name}", policy.name);
-                let rebuilt = self.policies_to_readd.contains(name);
+                let rebuilt = self.analysis.policies_to_readd.contains(name);
                 let recreate = rebuilt || before.is_none_or(|b| !same_policy(b, policy));
                 if recreate {
                     let step = self.push(
@@ -2617,7 +2644,8 @@ impl Differ<'_> {
             };
             let default = Privileges::default_for(target);
             let old = from.types.get(name).filter(|_| {
-                !self.recreated_enums.contains(name) && !self.recreated_types.contains(name)
+                !self.analysis.recreated_enums.contains(name)
+                    && !self.recreated_types.contains(name)
             });
             let inherited = match old {
                 Some(_) => Vec::new(),
@@ -2686,7 +2714,7 @@ impl Differ<'_> {
             let old = from
                 .views
                 .get(name)
-                .filter(|_| !self.recreated_views.contains(name));
+                .filter(|_| !self.analysis.recreated_views.contains(name));
             let inherited = match old {
                 Some(_) => Vec::new(),
                 None => inherited_defaults(from, "TABLES", Some(&name.schema)),
@@ -2820,7 +2848,7 @@ impl Differ<'_> {
                 );
             }
         }
-        for name in self.recreated_enums.clone() {
+        for name in self.analysis.recreated_enums.clone() {
             let old = QualifiedName::new(name.schema.clone(), format!("{}__tend_old", name.name));
             // Under the enum's own name: the old copy is part of the same change.
             self.push(
@@ -2837,6 +2865,7 @@ impl Differ<'_> {
         for (name, sequence) in &from.sequences {
             if to.sequences.contains_key(name)
                 || self
+                    .analysis
                     .replaced_by_identity
                     .values()
                     .any(|gone| gone.contains(name))
@@ -2849,7 +2878,10 @@ impl Differ<'_> {
                     .tables
                     .get(table)
                     .is_some_and(|t| t.column(column).is_some())
-                    && !self.moved.contains(&(table.clone(), column.clone()));
+                    && !self
+                        .analysis
+                        .moved
+                        .contains(&(table.clone(), column.clone()));
                 if !owner_kept {
                     continue;
                 }
@@ -2898,6 +2930,28 @@ fn keep_not_null_name(column: &mut Column, old_table: &str, old_column: &str, ne
         .unwrap_or_else(|| not_null_name(old_table, Some(old_column)));
     column.not_null_constraint =
         Some(name).filter(|n| *n != not_null_name(new_table, Some(&column.name)));
+}
+
+/// A table's columns, names and types in order: tables with the same may be one renamed.
+fn column_signature(table: &Table) -> Vec<(&str, &str)> {
+    table
+        .columns
+        .iter()
+        .map(|c| (c.name.as_str(), c.data_type.as_str()))
+        .collect()
+}
+
+/// The tables of `model` that have partitions or children.
+fn parents(model: &Model) -> HashSet<&QualifiedName> {
+    model
+        .tables
+        .values()
+        .flat_map(|t| {
+            t.inherits
+                .iter()
+                .chain(t.partition_of.as_ref().map(|p| &p.parent))
+        })
+        .collect()
 }
 
 /// The constraint names each schema holds, where the server names `NOT NULL` constraints.
