@@ -86,10 +86,10 @@ impl Differ<'_> {
             self.recreated_columns
                 .insert((name.clone(), column.name.clone()));
         }
-        for (table, column) in &self.analysis.moved {
-            if table == name {
-                self.recreated_columns
-                    .insert((table.clone(), column.clone()));
+        for column in &new.columns {
+            let key = (name.clone(), column.name.clone());
+            if self.analysis.moved.contains(&key) {
+                self.recreated_columns.insert(key);
             }
         }
         let is = |list: &[&Column], column: &Column| list.iter().any(|c| c.name == column.name);

@@ -370,14 +370,16 @@ impl Differ<'_> {
                 self.push(type_object(ty), Change::Drop, ddl::drop_type(ty));
             }
         }
+        // Sequences that gave way to an identity were dropped before it.
+        let replaced: HashSet<QualifiedName> = self
+            .analysis
+            .replaced_by_identity
+            .values()
+            .flatten()
+            .cloned()
+            .collect();
         for (name, sequence) in &from.sequences {
-            if to.sequences.contains_key(name)
-                || self
-                    .analysis
-                    .replaced_by_identity
-                    .values()
-                    .any(|gone| gone.contains(name))
-            {
+            if to.sequences.contains_key(name) || replaced.contains(name) {
                 continue;
             }
             // A sequence owned by a dropped (or recreated) column or table went with it.
