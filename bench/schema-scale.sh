@@ -98,22 +98,24 @@ SERVER_VERSION=$(admin -c 'SHOW server_version')
 mkdir "$PGTMP/project"
 cd "$PGTMP/project"
 
-# measure TOOL SIZE NAME RUN EXPECTED_STATUS COMMAND...: wall time (s) and peak RSS (MB)
-# into times.tsv; the output into the logs.
+# measure TOOL SIZE NAME RUN EXPECTED_STATUS COMMAND...: wall time (s), peak RSS (MB) and
+# tend's own CPU time (user + system, s: the wall time less the waits on the server) into
+# times.tsv; the output into the logs.
 TIMES=$WORK/times.tsv
 : >"$TIMES"
 measure() {
-    local tool=$1 size=$2 name=$3 run=$4 expect=$5 out t0 t1 rc=0 s mb
+    local tool=$1 size=$2 name=$3 run=$4 expect=$5 out t0 t1 rc=0 s mb cpu
     shift 5
     out="$LOGS/$tool-$size-$name-$run"
     t0=$EPOCHREALTIME
-    /usr/bin/time -o "$out.rss" -f '%M' "$@" >"$out.out" 2>"$out.err" || rc=$?
+    /usr/bin/time -o "$out.rss" -f '%M %U %S' "$@" >"$out.out" 2>"$out.err" || rc=$?
     t1=$EPOCHREALTIME
     [ "$rc" = "$expect" ] || { tail -n 20 "$out.err" >&2; die "$tool $name at $size tables (run $run) exited $rc, expected $expect"; }
     s=$(awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.2f", b - a}')
-    mb=$(awk -v k="$(tail -n 1 "$out.rss")" 'BEGIN {printf "%.0f", k / 1024}')
-    printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$tool" "$size" "$name" "$run" "$s" "$mb" >>"$TIMES"
-    printf '  %-7s %6s tables %-5s run %s: %6.2f s, %5s MB\n' "$tool" "$size" "$name" "$run" "$s" "$mb" >&2
+    mb=$(tail -n 1 "$out.rss" | awk '{printf "%.0f", $1 / 1024}')
+    cpu=$(tail -n 1 "$out.rss" | awk '{printf "%.2f", $2 + $3}')
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$tool" "$size" "$name" "$run" "$s" "$mb" "$cpu" >>"$TIMES"
+    printf '  %-7s %6s tables %-5s run %s: %6.2f s, %5s MB, %5s s CPU\n' "$tool" "$size" "$name" "$run" "$s" "$mb" "$cpu" >&2
 }
 
 TOOLS=("tend:$TEND")
@@ -149,18 +151,31 @@ for size in $SIZES; do
 done
 
 # --- report: medians of the timed runs (the warm-up run w is left out) ----------------------
-{
-    echo "PostgreSQL $SERVER_VERSION, $(nproc) cores, tend $("$TEND" --version | awk '{print $NF}') (release build); median of $RUNS runs after one warm-up; load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
-    echo
-    echo "| binary | tables | diff A->B (s) | MB | diff A->A (s) | MB | dump A (s) | MB |"
-    echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
-    awk -F'\t' '$4 != "w" { key = $1 "\t" $2 "\t" $3; t[key] = t[key] " " $5; m[key] = (m[key] > $6 ? m[key] : $6) }
-        END { for (k in t) { n = split(substr(t[k], 2), v, " "); asort(v); med = (n % 2) ? v[(n + 1) / 2] : (v[n / 2] + v[n / 2 + 1]) / 2; printf "%s\t%.2f\t%s\n", k, med, m[k] } }' "$TIMES" \
-        | sort -t$'\t' -k1,1r -k2,2n \
-        | awk -F'\t' '{ key = $1 "\t" $2; r[key] = r[key] "\t" $3 "=" $4 "=" $5; if (!(key in seen)) { seen[key] = 1; order[++n] = key } }
-            END { for (i = 1; i <= n; i++) { split(order[i], k, "\t"); split(substr(r[order[i]], 2), f, "\t");
-                  for (j in f) { split(f[j], x, "="); v[x[1]] = x[2] " | " x[3] }
-                  printf "| %s | %s | %s | %s | %s |\n", k[1], k[2], v["ab"], v["aa"], v["dump"] } }'
-} >"$WORK/results.md"
+export SERVER_VERSION RUNS
+export HEADER="tend $("$TEND" --version | awk '{print $NF}') (release build)"
+python3 - "$TIMES" >"$WORK/results.md" <<'PY'
+import os, statistics, sys
+rows = [l.rstrip("\n").split("\t") for l in open(sys.argv[1]) if l.strip()]
+cells = {}
+for tool, size, name, run, s, mb, cpu in rows:
+    if run != "w":
+        cells.setdefault((tool, int(size), name), []).append((float(s), int(mb), float(cpu)))
+load = open("/proc/loadavg").read().split()[:3]
+print(f"PostgreSQL {os.environ['SERVER_VERSION']}, {os.cpu_count()} cores, {os.environ['HEADER']}; "
+      f"median of {os.environ['RUNS']} runs after one warm-up; load average after: {' '.join(load)}")
+print()
+print("| binary | tables | diff A->B (s) | CPU (s) | MB | diff A->A (s) | CPU (s) | MB | dump A (s) | CPU (s) | MB |")
+print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+for tool, size in sorted({(t, n) for t, n, _ in cells}, key=lambda k: (k[0] != "tend", k[1])):
+    out = []
+    for name in ("ab", "aa", "dump"):
+        v = cells.get((tool, size, name), [])
+        if not v:
+            out += ["", "", ""]
+            continue
+        out += [f"{statistics.median(x[0] for x in v):.2f}", f"{statistics.median(x[2] for x in v):.2f}",
+                str(max(x[1] for x in v))]
+    print(f"| {tool} | {size:,} | " + " | ".join(out) + " |")
+PY
 cat "$WORK/results.md"
 echo "results: $WORK/results.md; outputs and logs: $LOGS" >&2
