@@ -1,4 +1,5 @@
-//! What changes, found before any step is written: an immutable [`Analysis`] of the two models that the phases read.
+//! What changes, found before any step is written: an immutable [`Analysis`] of the two models that
+//! the phases read.
 
 use super::*;
 

@@ -1,4 +1,5 @@
-//! Columns: added, dropped, retyped (with a `USING` cast, or moved to the end of their table), defaults, `NOT NULL`, identity and generation.
+//! Columns: added, dropped, retyped (with a `USING` cast, or moved to the end of their table),
+//! defaults, `NOT NULL`, identity and generation.
 
 use super::*;
 

@@ -1,4 +1,5 @@
-//! Constraints: dropped when they go or change, added after the tables (`NOT VALID` then validated on existing tables; keys through a concurrently built index).
+//! Constraints: dropped when they go or change, added after the tables (`NOT VALID` then validated
+//! on existing tables; keys through a concurrently built index).
 
 use super::*;
 

@@ -1,4 +1,5 @@
-//! Functions and procedures: before the tables, or after them when their signature names a new relation or their body is SQL-standard.
+//! Functions and procedures: before the tables, or after them when their signature names a new
+//! relation or their body is SQL-standard.
 
 use super::*;
 

@@ -1,4 +1,5 @@
-//! Indexes: dropped when they go or change, built after the tables (`CONCURRENTLY` on existing tables).
+//! Indexes: dropped when they go or change, built after the tables (`CONCURRENTLY` on existing
+//! tables).
 
 use super::*;
 

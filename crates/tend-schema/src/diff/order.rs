@@ -1,4 +1,5 @@
-//! Orders the phases walk objects in: parents before partitions and children, views after the views they read, types after the types they are made of.
+//! Orders the phases walk objects in: parents before partitions and children, views after the views
+//! they read, types after the types they are made of.
 
 use super::*;
 

@@ -1,4 +1,5 @@
-//! The plan a diff returns: its steps, their hazards and changes, the rename hints and options it takes, and how steps name their objects.
+//! The plan a diff returns: its steps, their hazards and changes, the rename hints and options it
+//! takes, and how steps name their objects.
 
 use super::*;
 

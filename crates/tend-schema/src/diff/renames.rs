@@ -1,4 +1,5 @@
-//! Rename hints (applied to the from side before anything else) and the warnings that a drop and an add may be a rename.
+//! Rename hints (applied to the from side before anything else) and the warnings that a drop and an
+//! add may be a rename.
 
 use super::*;
 

@@ -1,4 +1,5 @@
-//! Tables: created in parent-first order, altered (columns, partitions, inheritance, row level security, comments) and dropped.
+//! Tables: created in parent-first order, altered (columns, partitions, inheritance, row level
+//! security, comments) and dropped.
 
 use super::*;
 

@@ -1,4 +1,5 @@
-//! Triggers and policies: dropped when they change or block a column's new type, created again after the views.
+//! Triggers and policies: dropped when they change or block a column's new type, created again
+//! after the views.
 
 use super::*;
 

@@ -1,4 +1,5 @@
-//! Schemas, extensions, types (enum values added in place, enums swapped, domains altered) and sequences; and, last, what nothing uses any more.
+//! Schemas, extensions, types (enum values added in place, enums swapped, domains altered) and
+//! sequences; and, last, what nothing uses any more.
 
 use super::*;
 

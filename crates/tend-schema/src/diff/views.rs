@@ -1,4 +1,5 @@
-//! Views and materialized views: dropped dependents first when they or what they read change, created again in dependency order.
+//! Views and materialized views: dropped dependents first when they or what they read change,
+//! created again in dependency order.
 
 use super::*;
 
