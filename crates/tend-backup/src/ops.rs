@@ -1069,7 +1069,7 @@ pub async fn restore(
         (options.ownership, options.created_roles.clone()),
     )
     .await?;
-    let running: Arc<std::sync::Mutex<Option<SingleTransaction>>> = Arc::default();
+    let running: Arc<parking_lot::Mutex<Option<SingleTransaction>>> = Arc::default();
     let (pg_restore, clean, to) = (options.pg_restore.clone(), options.clean, target.clone());
     let holder = running.clone();
     let fed = read_back(store, &manifest, decryption, DATA, move |archive| {
@@ -1078,12 +1078,12 @@ pub async fn restore(
         let (flags, roles) = planner.decide(&toc).map_err(Stop::Failed)?;
         let child =
             SingleTransaction::spawn(&pg_restore, &to, clean, &flags).map_err(Stop::Failed)?;
-        *holder.lock().expect("lock") = Some(child.clone());
+        *holder.lock() = Some(child.clone());
         let stdin = child.feed(&toc.prefix, &mut input)?;
         Ok((stdin, roles))
     })
     .await;
-    let child = running.lock().expect("lock").take();
+    let child = running.lock().take();
     let roles = tokio::task::spawn_blocking(move || match child {
         Some(child) => {
             let (stdin, roles) = match fed {
@@ -1130,7 +1130,7 @@ pub(crate) async fn role_planner(
 /// it never commits a damaged backup.
 #[derive(Clone)]
 pub(crate) struct SingleTransaction {
-    child: Arc<std::sync::Mutex<Option<std::process::Child>>>,
+    child: Arc<parking_lot::Mutex<Option<std::process::Child>>>,
     program: PathBuf,
 }
 
@@ -1161,13 +1161,13 @@ impl SingleTransaction {
                 source,
             })?;
         Ok(SingleTransaction {
-            child: Arc::new(std::sync::Mutex::new(Some(child))),
+            child: Arc::new(parking_lot::Mutex::new(Some(child))),
             program: pg_restore.to_path_buf(),
         })
     }
 
     fn kill(&self) {
-        if let Some(mut c) = self.child.lock().expect("lock").take() {
+        if let Some(mut c) = self.child.lock().take() {
             let _ = c.kill();
             let _ = c.wait();
         }
@@ -1180,12 +1180,7 @@ impl SingleTransaction {
         prefix: &[u8],
         archive: &mut dyn Read,
     ) -> Result<std::process::ChildStdin, Stop> {
-        let stdin = self
-            .child
-            .lock()
-            .expect("lock")
-            .as_mut()
-            .and_then(|c| c.stdin.take());
+        let stdin = self.child.lock().as_mut().and_then(|c| c.stdin.take());
         let Some(mut stdin) = stdin else {
             return Err(Stop::Failed(BackupError::Pipeline(
                 "pg_restore was stopped".to_string(),
@@ -1218,7 +1213,7 @@ impl SingleTransaction {
     /// pg_restore closed its input before the end: it stopped on an error of its own,
     /// which its stderr holds (a "broken pipe" says nothing). Waits for it to exit.
     fn stopped_reading(&self) -> BackupError {
-        let Some(child) = self.child.lock().expect("lock").take() else {
+        let Some(child) = self.child.lock().take() else {
             return BackupError::Pipeline("pg_restore was stopped".to_string());
         };
         match child.wait_with_output() {
@@ -1240,7 +1235,7 @@ impl SingleTransaction {
         &self,
         fed: Result<std::process::ChildStdin, BackupError>,
     ) -> Result<(), BackupError> {
-        let taken = self.child.lock().expect("lock").take();
+        let taken = self.child.lock().take();
         let stdin = match fed {
             Ok(stdin) => stdin,
             Err(e) => {
