@@ -297,16 +297,11 @@ fn default_socket_dir() -> PathBuf {
 }
 
 fn os_user_name() -> Option<String> {
-    // SAFETY: getpwuid returns a pointer into static storage or null; we copy the name out
-    // immediately and do not call it concurrently from this function.
-    unsafe {
-        let pw = libc::getpwuid(libc::geteuid());
-        if pw.is_null() {
-            return None;
-        }
-        let name = std::ffi::CStr::from_ptr((*pw).pw_name);
-        name.to_str().ok().map(str::to_string)
-    }
+    // getpwuid_r underneath: thread-safe, unlike getpwuid's shared static buffer.
+    nix::unistd::User::from_uid(nix::unistd::geteuid())
+        .ok()
+        .flatten()
+        .map(|user| user.name)
 }
 
 fn classify(err: tokio_postgres::Error, info: &ConnInfo, mode: SslMode) -> ConnectError {
