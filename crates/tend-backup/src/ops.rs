@@ -199,14 +199,19 @@ pub fn process_alive(pid: u32) -> bool {
     result == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
 }
 
-/// A new backup id: the UTC time, sortable, plus a little randomness.
+/// A new backup id: the UTC time, sortable, plus 16 random bits from the OS (getrandom),
+/// so two backups started in one second (two `tend serve` hosts, a retry) differ.
 fn new_id() -> String {
     let stamp = now_rfc3339().replace(['-', ':'], "");
-    let nanos = SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or(0);
-    format!("{stamp}-{:04x}", (nanos ^ std::process::id()) & 0xffff)
+    // The OS's generator does not fail on Linux; should it, the clock's nanoseconds still
+    // separate two ids of one second.
+    let random = getrandom::u32().unwrap_or_else(|_| {
+        SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0)
+    });
+    format!("{stamp}-{:04x}", random & 0xffff)
 }
 
 /// Takes a backup of `info` into `store`. Returns its manifest.
@@ -1280,7 +1285,27 @@ pub async fn user_tables(info: &ConnInfo, connect: &ConnectOptions) -> Result<i6
 
 #[cfg(test)]
 mod tests {
-    use super::first_error;
+    use super::{first_error, new_id};
+
+    /// Ids of one second differ by their random suffix: 64 of them are not one value (the
+    /// chance that 64 draws of 16 random bits all agree is 2^-1008).
+    #[test]
+    fn backup_ids_of_one_second_differ_by_a_random_suffix() {
+        let ids: Vec<String> = (0..64).map(|_| new_id()).collect();
+        for id in &ids {
+            let (stamp, suffix) = id.rsplit_once('-').unwrap();
+            assert!(stamp.ends_with('Z') && stamp.contains('T'), "{id}");
+            assert!(
+                suffix.len() == 4 && suffix.chars().all(|c| c.is_ascii_hexdigit()),
+                "{id}"
+            );
+        }
+        let suffixes: std::collections::HashSet<&str> = ids
+            .iter()
+            .map(|id| id.rsplit_once('-').unwrap().1)
+            .collect();
+        assert!(suffixes.len() > 1, "{ids:?}");
+    }
 
     #[test]
     fn pg_restore_errors_come_down_to_the_servers_line() {
