@@ -210,14 +210,19 @@ pub fn process_alive(pid: u32) -> bool {
     result == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
 }
 
-/// A new backup id: the UTC time, sortable, plus a little randomness.
+/// A new backup id: the UTC time, sortable, plus 16 random bits from the OS (getrandom),
+/// so two backups started in one second (two `tend serve` hosts, a retry) differ.
 fn new_id() -> String {
     let stamp = now_rfc3339().replace(['-', ':'], "");
-    let nanos = SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or(0);
-    format!("{stamp}-{:04x}", (nanos ^ std::process::id()) & 0xffff)
+    // The OS's generator does not fail on Linux; should it, the clock's nanoseconds still
+    // separate two ids of one second.
+    let random = getrandom::u32().unwrap_or_else(|_| {
+        SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0)
+    });
+    format!("{stamp}-{:04x}", random & 0xffff)
 }
 
 /// Takes a backup of `info` into `store`. Returns its manifest.
@@ -1148,7 +1153,7 @@ pub async fn restore(
     )
     .await?;
     let pg_restore = PgRestore::for_target(&options.pg_restore, planner.target_major)?;
-    let running: Arc<std::sync::Mutex<Option<SingleTransaction>>> = Arc::default();
+    let running: Arc<parking_lot::Mutex<Option<SingleTransaction>>> = Arc::default();
     let (clean, to) = (options.clean, target.clone());
     let holder = running.clone();
     let fed = read_back(store, &manifest, decryption, DATA, move |archive| {
@@ -1157,12 +1162,12 @@ pub async fn restore(
         let (flags, roles) = planner.decide(&toc).map_err(Stop::Failed)?;
         let child =
             SingleTransaction::spawn(&pg_restore, &to, clean, &flags).map_err(Stop::Failed)?;
-        *holder.lock().expect("lock") = Some(child.clone());
+        *holder.lock() = Some(child.clone());
         let stdin = child.feed(&toc.prefix, &mut input)?;
         Ok((stdin, roles))
     })
     .await;
-    let child = running.lock().expect("lock").take();
+    let child = running.lock().take();
     let roles = tokio::task::spawn_blocking(move || match child {
         Some(child) => {
             let (stdin, roles) = match fed {
@@ -1209,7 +1214,7 @@ pub(crate) async fn role_planner(
 /// it never commits a damaged backup.
 #[derive(Clone)]
 pub(crate) struct SingleTransaction {
-    child: Arc<std::sync::Mutex<Option<Restoring>>>,
+    child: Arc<parking_lot::Mutex<Option<Restoring>>>,
     program: PathBuf,
 }
 
@@ -1229,13 +1234,13 @@ impl SingleTransaction {
         args.extend(flags.iter().cloned());
         let child = pg_restore.spawn(target, &args, Stdio::piped(), false)?;
         Ok(SingleTransaction {
-            child: Arc::new(std::sync::Mutex::new(Some(child))),
+            child: Arc::new(parking_lot::Mutex::new(Some(child))),
             program: pg_restore.program.clone(),
         })
     }
 
     fn kill(&self) {
-        if let Some(c) = self.child.lock().expect("lock").take() {
+        if let Some(c) = self.child.lock().take() {
             c.kill();
         }
     }
@@ -1247,12 +1252,7 @@ impl SingleTransaction {
         prefix: &[u8],
         archive: &mut dyn Read,
     ) -> Result<std::process::ChildStdin, Stop> {
-        let stdin = self
-            .child
-            .lock()
-            .expect("lock")
-            .as_mut()
-            .and_then(Restoring::stdin);
+        let stdin = self.child.lock().as_mut().and_then(Restoring::stdin);
         let Some(mut stdin) = stdin else {
             return Err(Stop::Failed(BackupError::Pipeline(
                 "pg_restore was stopped".to_string(),
@@ -1285,7 +1285,7 @@ impl SingleTransaction {
     /// pg_restore closed its input before the end: it stopped on an error of its own,
     /// which its stderr holds (a "broken pipe" says nothing). Waits for it to exit.
     fn stopped_reading(&self) -> BackupError {
-        let Some(child) = self.child.lock().expect("lock").take() else {
+        let Some(child) = self.child.lock().take() else {
             return BackupError::Pipeline("pg_restore was stopped".to_string());
         };
         match child.wait_with_output() {
@@ -1307,7 +1307,7 @@ impl SingleTransaction {
         &self,
         fed: Result<std::process::ChildStdin, BackupError>,
     ) -> Result<(), BackupError> {
-        let taken = self.child.lock().expect("lock").take();
+        let taken = self.child.lock().take();
         let stdin = match fed {
             Ok(stdin) => stdin,
             Err(e) => {
@@ -1351,7 +1351,27 @@ pub async fn user_tables(info: &ConnInfo, connect: &ConnectOptions) -> Result<i6
 
 #[cfg(test)]
 mod tests {
-    use super::first_error;
+    use super::{first_error, new_id};
+
+    /// Ids of one second differ by their random suffix: 64 of them are not one value (the
+    /// chance that 64 draws of 16 random bits all agree is 2^-1008).
+    #[test]
+    fn backup_ids_of_one_second_differ_by_a_random_suffix() {
+        let ids: Vec<String> = (0..64).map(|_| new_id()).collect();
+        for id in &ids {
+            let (stamp, suffix) = id.rsplit_once('-').unwrap();
+            assert!(stamp.ends_with('Z') && stamp.contains('T'), "{id}");
+            assert!(
+                suffix.len() == 4 && suffix.chars().all(|c| c.is_ascii_hexdigit()),
+                "{id}"
+            );
+        }
+        let suffixes: std::collections::HashSet<&str> = ids
+            .iter()
+            .map(|id| id.rsplit_once('-').unwrap().1)
+            .collect();
+        assert!(suffixes.len() > 1, "{ids:?}");
+    }
 
     #[test]
     fn pg_restore_errors_come_down_to_the_servers_line() {

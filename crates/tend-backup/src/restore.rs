@@ -32,8 +32,10 @@ use std::collections::{HashMap, HashSet};
 use std::io::{BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+
+use parking_lot::Mutex;
 
 use bytes::Bytes;
 use futures::SinkExt;
@@ -123,7 +125,7 @@ struct Finished {
 
 impl Finished {
     fn count_in(&self, table: i32) {
-        let mut remaining = self.remaining.lock().expect("lock");
+        let mut remaining = self.remaining.lock();
         if let Some(n) = remaining.get_mut(&table) {
             *n -= 1;
             if *n == 0 {
@@ -256,7 +258,7 @@ pub async fn restore_parallel(
     };
     let result = match outcome {
         Ok((Outcome::FellBack { stdin, reason }, _)) => {
-            let child = fallback.lock().expect("lock").take();
+            let child = fallback.lock().take();
             let finished = tokio::task::spawn_blocking(move || match child {
                 Some(child) => child.finish(Ok(stdin)),
                 None => Err(BackupError::Pipeline("pg_restore was stopped".to_string())),
@@ -268,7 +270,7 @@ pub async fn restore_parallel(
                 manifest,
                 method: Method::SingleTransaction { reason },
                 built_early: Vec::new(),
-                roles: std::mem::take(&mut *roles.lock().expect("lock")),
+                roles: std::mem::take(&mut *roles.lock()),
             });
         }
         Ok((
@@ -299,7 +301,7 @@ pub async fn restore_parallel(
         }
         Err(e) => {
             // A fallback pg_restore still running must not commit.
-            let child = fallback.lock().expect("lock").take();
+            let child = fallback.lock().take();
             if let Some(child) = child {
                 let _ = tokio::task::spawn_blocking(move || {
                     child.finish(Err(BackupError::Pipeline(String::new())))
@@ -314,10 +316,10 @@ pub async fn restore_parallel(
             manifest,
             method: Method::Parallel { jobs: jobs as u32 },
             built_early,
-            roles: std::mem::take(&mut *roles.lock().expect("lock")),
+            roles: std::mem::take(&mut *roles.lock()),
         }),
         Err(e) if created.load(Ordering::SeqCst) => {
-            let entries = std::mem::take(&mut *entries.lock().expect("lock"));
+            let entries = std::mem::take(&mut *entries.lock());
             let state = match undo(target, &options.connect, &before, &entries).await {
                 Ok(()) => UNDONE,
                 Err(_) => PARTIAL,
@@ -430,17 +432,17 @@ impl Reader {
         let mut input = BufReader::with_capacity(PIECE, archive);
         let toc = archive::read_toc(&mut input)?;
         let (flags, roles) = self.planner.decide(&toc).map_err(Stop::Failed)?;
-        *self.roles.lock().expect("lock") = roles;
+        *self.roles.lock() = roles;
         if let Some(reason) = left_to_pg_restore(&toc) {
             let child = SingleTransaction::spawn(&self.pg_restore, &self.target, false, &flags)
                 .map_err(Stop::Failed)?;
-            *self.fallback.lock().expect("lock") = Some(child.clone());
+            *self.fallback.lock() = Some(child.clone());
             let stdin = child.feed(&toc.prefix, &mut input)?;
             return Ok(Outcome::FellBack { stdin, reason });
         }
         let scratch =
             Arc::new(Scratch::write(&self.scratch_name, &toc.prefix).map_err(Stop::Failed)?);
-        *self.entries.lock().expect("lock") = toc.entries.clone();
+        *self.entries.lock() = toc.entries.clone();
         run_pg_restore(
             &self.pg_restore,
             &self.target,
@@ -549,7 +551,6 @@ impl Reader {
         self.finished
             .remaining
             .lock()
-            .expect("lock")
             .insert(table, self.senders.len());
         for sender in &self.senders {
             sender

@@ -243,118 +243,78 @@ pub fn decide(policy: &Policy, candidates: &[Candidate], now: i64) -> Vec<Decisi
 /// Parses an RFC 3339 timestamp like "2026-11-22T04:46:19Z" into epoch seconds (the
 /// manifests' format). Also takes a fraction of a second (dropped), a lowercase `t`/`z`
 /// and a numeric offset such as `+02:00` (converted to UTC). None when malformed.
+///
+/// jiff does the calendar (month lengths, leap years, offsets); the shape is checked here
+/// first because jiff reads a wider grammar (RFC 9557: a space for `T`, `+0200`, signed
+/// six-digit years) that a manifest never holds.
 pub fn parse_rfc3339(text: &str) -> Option<i64> {
     let bytes = text.as_bytes();
     if bytes.len() < 20 {
         return None;
     }
-    let number = |range: std::ops::Range<usize>| -> Option<i64> {
-        let digits = bytes.get(range)?;
-        digits.iter().try_fold(0i64, |acc, &b| {
-            b.is_ascii_digit().then(|| acc * 10 + i64::from(b - b'0'))
-        })
-    };
-    let expect = |at: usize, allowed: &[u8]| bytes.get(at).is_some_and(|b| allowed.contains(b));
-    if !(expect(4, b"-")
-        && expect(7, b"-")
-        && expect(10, b"Tt")
-        && expect(13, b":")
-        && expect(16, b":"))
-    {
+    let digits = |range: std::ops::Range<usize>| bytes[range].iter().all(u8::is_ascii_digit);
+    let shaped = digits(0..4)
+        && bytes[4] == b'-'
+        && digits(5..7)
+        && bytes[7] == b'-'
+        && digits(8..10)
+        && matches!(bytes[10], b'T' | b't')
+        && digits(11..13)
+        && bytes[13] == b':'
+        && digits(14..16)
+        && bytes[16] == b':'
+        && digits(17..19);
+    if !shaped {
         return None;
     }
-    let year = number(0..4)?;
-    let month = number(5..7)?;
-    let day = number(8..10)?;
-    let hour = number(11..13)?;
-    let minute = number(14..16)?;
-    let second = number(17..19)?;
-    if !(1..=12).contains(&month)
-        || day < 1
-        || day > days_in_month(year, month)
-        || hour > 23
-        || minute > 59
-        || second > 60
-    {
-        return None;
-    }
-
     let mut rest = &bytes[19..];
     if let Some((b'.', fraction)) = rest.split_first() {
-        let digits = fraction.iter().take_while(|b| b.is_ascii_digit()).count();
-        if digits == 0 {
+        let count = fraction.iter().take_while(|b| b.is_ascii_digit()).count();
+        if count == 0 {
             return None;
         }
-        rest = &fraction[digits..];
+        rest = &fraction[count..];
     }
-    let offset = match rest {
-        [b'Z' | b'z'] => 0,
-        [sign @ (b'+' | b'-'), h1, h2, b':', m1, m2] => {
-            let digits = [*h1, *h2, *m1, *m2];
-            if !digits.iter().all(u8::is_ascii_digit) {
-                return None;
-            }
-            let value = |a: u8, b: u8| i64::from(a - b'0') * 10 + i64::from(b - b'0');
-            let (hours, minutes) = (value(*h1, *h2), value(*m1, *m2));
-            if hours > 23 || minutes > 59 {
-                return None;
-            }
-            let seconds = hours * 3600 + minutes * 60;
-            if *sign == b'+' { seconds } else { -seconds }
+    let offset_ok = match rest {
+        [b'Z' | b'z'] => true,
+        [b'+' | b'-', h1, h2, b':', m1, m2] => {
+            [h1, h2, m1, m2].iter().all(|b| b.is_ascii_digit()) && (*h1, *h2) <= (b'2', b'3')
         }
-        _ => return None,
+        _ => false,
     };
-
-    let days = days_from_civil(year, month, day);
-    Some(days * DAY + hour * 3600 + minute * 60 + second - offset)
-}
-
-fn is_leap(year: i64) -> bool {
-    year % 4 == 0 && (year % 100 != 0 || year % 400 == 0)
-}
-
-fn days_in_month(year: i64, month: i64) -> i64 {
-    match month {
-        2 if is_leap(year) => 29,
-        2 => 28,
-        4 | 6 | 9 | 11 => 30,
-        _ => 31,
+    if !offset_ok {
+        return None;
     }
+    text.parse::<jiff::Timestamp>().ok().map(|t| t.as_second())
 }
 
-/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
-fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
-    let year = if month <= 2 { year - 1 } else { year };
-    let era = year.div_euclid(400);
-    let yoe = year - era * 400;
-    let shifted_month = if month > 2 { month - 3 } else { month + 9 };
-    let doy = (153 * shifted_month + 2) / 5 + day - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
+/// The proleptic Gregorian date of a count of days since 1970-01-01 (clamped to the years
+/// jiff knows, -9999 to 9999).
+fn date_of_days(days: i64) -> jiff::civil::Date {
+    let (min, max) = (
+        jiff::Timestamp::MIN.as_second(),
+        jiff::Timestamp::MAX.as_second(),
+    );
+    let seconds = days.saturating_mul(DAY).clamp(min, max);
+    let at = jiff::Timestamp::from_second(seconds).unwrap_or(jiff::Timestamp::UNIX_EPOCH);
+    jiff::tz::Offset::UTC.to_datetime(at).date()
 }
 
 /// The proleptic Gregorian (year, month, day) of a count of days since 1970-01-01.
 fn civil_from_days(days: i64) -> (i64, i64, i64) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    (yoe + era * 400 + i64::from(month <= 2), month, day)
+    let date = date_of_days(days);
+    (
+        i64::from(date.year()),
+        i64::from(date.month()),
+        i64::from(date.day()),
+    )
 }
 
 /// The ISO 8601 (week-numbering year, week) of a count of days since 1970-01-01. Weeks
 /// start on Monday, and a week belongs to the year that holds its Thursday.
 fn iso_week(days: i64) -> (i64, i64) {
-    // 1970-01-01 was a Thursday: weekday 0 is Monday.
-    let weekday = (days + 3).rem_euclid(7);
-    let thursday = days - weekday + 3;
-    let (iso_year, _, _) = civil_from_days(thursday);
-    let ordinal = thursday - days_from_civil(iso_year, 1, 1);
-    (iso_year, ordinal / 7 + 1)
+    let week = date_of_days(days).iso_week_date();
+    (i64::from(week.year()), i64::from(week.week()))
 }
 
 #[cfg(test)]
@@ -362,6 +322,19 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
     use std::collections::{BTreeMap, HashMap, HashSet};
+
+    /// Days since 1970-01-01 of a date, through jiff.
+    fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
+        let date = jiff::civil::date(year as i16, month as i8, day as i8);
+        let at = jiff::tz::Offset::UTC
+            .to_timestamp(date.to_datetime(jiff::civil::Time::midnight()))
+            .unwrap();
+        at.as_second().div_euclid(DAY)
+    }
+
+    fn days_in_month(year: i64, month: i64) -> i64 {
+        i64::from(jiff::civil::date(year as i16, month as i8, 1).days_in_month())
+    }
 
     fn at(text: &str) -> i64 {
         parse_rfc3339(text).unwrap_or_else(|| panic!("bad test timestamp {text}"))

@@ -80,7 +80,7 @@ pub(crate) struct RolePlanner {
 }
 
 /// The roles a restore created on the target server, shared with its caller.
-pub type CreatedRoles = std::sync::Arc<std::sync::Mutex<Vec<String>>>;
+pub type CreatedRoles = std::sync::Arc<parking_lot::Mutex<Vec<String>>>;
 
 impl RolePlanner {
     pub(crate) async fn read(
@@ -136,10 +136,7 @@ impl RolePlanner {
                 {
                     Some(Ok(statements)) => match self.runtime.block_on(self.create(&statements)) {
                         Ok(()) => {
-                            self.created
-                                .lock()
-                                .expect("lock")
-                                .extend(missing.iter().cloned());
+                            self.created.lock().extend(missing.iter().cloned());
                             RolesOutcome::Created {
                                 created: missing.clone(),
                             }
@@ -422,5 +419,21 @@ mod tests {
             statements_for(globals, &["ghost".to_string()], &existing),
             Err(vec!["ghost".to_string()])
         );
+    }
+
+    /// A restore worker that panics while noting a role must not hide the roles it created
+    /// from the caller, who drops them afterwards (a poisoned std lock would panic there).
+    #[test]
+    fn created_roles_stay_readable_after_a_worker_panics_holding_them() {
+        let created = CreatedRoles::default();
+        let worker = created.clone();
+        let failed = std::thread::spawn(move || {
+            let mut roles = worker.lock();
+            roles.push("app".to_string());
+            panic!("worker fails while holding the list");
+        })
+        .join();
+        assert!(failed.is_err());
+        assert_eq!(*created.lock(), vec!["app".to_string()]);
     }
 }

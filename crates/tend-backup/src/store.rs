@@ -552,7 +552,7 @@ struct KnownUpload {
     store: Arc<dyn object_store::multipart::MultipartStore>,
     path: ObjectPath,
     id: object_store::MultipartId,
-    parts: Arc<std::sync::Mutex<Vec<Option<object_store::multipart::PartId>>>>,
+    parts: Arc<parking_lot::Mutex<Vec<Option<object_store::multipart::PartId>>>>,
     next: usize,
 }
 
@@ -581,7 +581,7 @@ impl object_store::MultipartUpload for KnownUpload {
         );
         Box::pin(async move {
             let part = store.put_part(&path, &id, index, data).await?;
-            let mut parts = parts.lock().expect("lock");
+            let mut parts = parts.lock();
             if parts.len() <= index {
                 parts.resize(index + 1, None);
             }
@@ -598,7 +598,7 @@ impl object_store::MultipartUpload for KnownUpload {
         Self: 'async_trait,
     {
         Box::pin(async move {
-            let parts: Option<Vec<_>> = self.parts.lock().expect("lock").iter().cloned().collect();
+            let parts: Option<Vec<_>> = self.parts.lock().iter().cloned().collect();
             let parts = parts.ok_or_else(|| object_store::Error::Generic {
                 store: "tend",
                 source: "a part of the upload is missing".into(),

@@ -110,18 +110,20 @@ pub fn blocking_tree(sessions: &[Activity]) -> Vec<BlockNode> {
     let mut roots = Vec::new();
     let mut seen = Vec::new();
     for session in sessions {
-        if blockers.contains(&session.pid) && session.blocked_by.is_empty() {
-            if let Some(node) = build(session.pid, sessions, &mut seen) {
-                roots.push(node);
-            }
+        if blockers.contains(&session.pid)
+            && session.blocked_by.is_empty()
+            && let Some(node) = build(session.pid, sessions, &mut seen)
+        {
+            roots.push(node);
         }
     }
     // Cycles (a deadlock about to be broken) have no root: show them from any member.
     for session in sessions {
-        if !session.blocked_by.is_empty() && !seen.contains(&session.pid) {
-            if let Some(node) = build(session.pid, sessions, &mut seen) {
-                roots.push(node);
-            }
+        if !session.blocked_by.is_empty()
+            && !seen.contains(&session.pid)
+            && let Some(node) = build(session.pid, sessions, &mut seen)
+        {
+            roots.push(node);
         }
     }
     roots

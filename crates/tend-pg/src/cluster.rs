@@ -139,41 +139,31 @@ struct ServerUser {
 
 impl ServerUser {
     fn resolve(wanted: &str) -> Result<ServerUser, ClusterError> {
-        // SAFETY: geteuid has no preconditions.
-        let euid = unsafe { libc::geteuid() };
+        let euid = nix::unistd::geteuid().as_raw();
         if euid != 0 {
-            // SAFETY: getegid has no preconditions.
-            let gid = unsafe { libc::getegid() };
             return Ok(ServerUser {
                 name: None,
                 uid: euid,
-                gid,
+                gid: nix::unistd::getegid().as_raw(),
                 home: None,
             });
         }
-        let name = std::ffi::CString::new(wanted).map_err(|_| ClusterError::NoServerUser {
+        let no_user = || ClusterError::NoServerUser {
             user: wanted.to_string(),
-        })?;
-        // SAFETY: getpwnam returns null or a pointer to static storage that we copy from at
-        // once; the CString outlives the call.
-        unsafe {
-            let pw = libc::getpwnam(name.as_ptr());
-            if pw.is_null() || (*pw).pw_uid == 0 {
-                return Err(ClusterError::NoServerUser {
-                    user: wanted.to_string(),
-                });
-            }
-            let home = std::ffi::CStr::from_ptr((*pw).pw_dir)
-                .to_str()
-                .ok()
-                .map(PathBuf::from);
-            Ok(ServerUser {
-                name: Some(wanted.to_string()),
-                uid: (*pw).pw_uid,
-                gid: (*pw).pw_gid,
-                home,
-            })
-        }
+        };
+        // getpwnam_r underneath: thread-safe, unlike getpwnam's shared static buffer. A name
+        // with a NUL byte, an unknown name and root itself all mean "no such server user".
+        let user = nix::unistd::User::from_name(wanted)
+            .ok()
+            .flatten()
+            .filter(|user| !user.uid.is_root())
+            .ok_or_else(no_user)?;
+        Ok(ServerUser {
+            name: Some(wanted.to_string()),
+            uid: user.uid.as_raw(),
+            gid: user.gid.as_raw(),
+            home: Some(user.dir),
+        })
     }
 
     fn is_switched(&self) -> bool {
@@ -725,6 +715,37 @@ impl Drop for FileLock {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// As root, the server user is looked up by name from many threads at once (a daemon's
+    /// runtime): every lookup sees the same user, and root or an unknown name is refused.
+    #[test]
+    fn server_user_lookups_agree_across_threads_and_refuse_root() {
+        if !nix::unistd::geteuid().is_root() {
+            let me = ServerUser::resolve("anyone").unwrap();
+            assert!(!me.is_switched());
+            return;
+        }
+        let user = std::env::var("TEND_PG_USER").unwrap_or_else(|_| "postgres".to_string());
+        let found: Vec<(u32, u32, Option<PathBuf>)> = (0..8)
+            .map(|_| {
+                let user = user.clone();
+                std::thread::spawn(move || {
+                    let u = ServerUser::resolve(&user).unwrap();
+                    (u.uid, u.gid, u.home)
+                })
+            })
+            .collect::<Vec<_>>()
+            .into_iter()
+            .map(|t| t.join().unwrap())
+            .collect();
+        assert!(found.iter().all(|f| f == &found[0] && f.0 != 0));
+        for refused in ["root", "no-such-user-tend", "bad\0name"] {
+            assert!(matches!(
+                ServerUser::resolve(refused),
+                Err(ClusterError::NoServerUser { .. })
+            ));
+        }
+    }
 
     #[test]
     fn hash_is_stable() {

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use rustls::{DigitallySignedStruct, RootCertStore, SignatureScheme};
 use tokio_postgres::error::SqlState;
@@ -297,16 +298,11 @@ fn default_socket_dir() -> PathBuf {
 }
 
 fn os_user_name() -> Option<String> {
-    // SAFETY: getpwuid returns a pointer into static storage or null; we copy the name out
-    // immediately and do not call it concurrently from this function.
-    unsafe {
-        let pw = libc::getpwuid(libc::geteuid());
-        if pw.is_null() {
-            return None;
-        }
-        let name = std::ffi::CStr::from_ptr((*pw).pw_name);
-        name.to_str().ok().map(str::to_string)
-    }
+    // getpwuid_r underneath: thread-safe, unlike getpwuid's shared static buffer.
+    nix::unistd::User::from_uid(nix::unistd::geteuid())
+        .ok()
+        .flatten()
+        .map(|user| user.name)
 }
 
 fn classify(err: tokio_postgres::Error, info: &ConnInfo, mode: SslMode) -> ConnectError {
@@ -403,7 +399,7 @@ fn tls_connector(
     info: &ConnInfo,
     mode: SslMode,
 ) -> Result<tokio_postgres_rustls::MakeRustlsConnect, String> {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let root_cert = info.get("sslrootcert").map(str::to_string).or_else(|| {
         let home = std::env::var_os("HOME")?;
         let default = Path::new(&home).join(".postgresql/root.crt");
@@ -476,7 +472,7 @@ fn load_roots(source: &str) -> Result<RootCertStore, String> {
 
 fn load_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
     let data = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    let certs: Vec<_> = rustls_pemfile::certs(&mut data.as_slice())
+    let certs: Vec<_> = CertificateDer::pem_slice_iter(&data)
         .collect::<Result<_, _>>()
         .map_err(|e| format!("{} is not a PEM certificate file: {e}", path.display()))?;
     if certs.is_empty() {
@@ -487,9 +483,12 @@ fn load_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
 
 fn load_key(path: &Path) -> Result<PrivateKeyDer<'static>, String> {
     let data = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    rustls_pemfile::private_key(&mut data.as_slice())
-        .map_err(|e| format!("{} is not a PEM key file: {e}", path.display()))?
-        .ok_or_else(|| format!("{} holds no private key", path.display()))
+    PrivateKeyDer::from_pem_slice(&data).map_err(|e| match e {
+        rustls::pki_types::pem::Error::NoItemsFound => {
+            format!("{} holds no private key", path.display())
+        }
+        e => format!("{} is not a PEM key file: {e}", path.display()),
+    })
 }
 
 /// `sslmode=prefer|require`: encrypt, but do not authenticate the server (libpq's meaning).

@@ -242,3 +242,34 @@ fn tls_modes_behave_like_libpq() {
     let err = try_url(tls.url("localhost", "sslmode=verify-full")).unwrap_err();
     assert!(err.to_string().contains("sslrootcert"), "{err}");
 }
+
+/// `sslcert`/`sslkey` are PEM files (rustls-pki-types reads them): a certificate and its key
+/// load and connect; a key file without a key, or a certificate file without a certificate,
+/// is a setup error that names the file.
+#[test]
+fn client_certificate_pem_files_load_or_name_what_they_lack() {
+    let Some(tls) = TlsServer::start() else {
+        return;
+    };
+    let dir = tls.ca_cert.parent().unwrap();
+    let (cert, key) = (tls.ca_cert.display().to_string(), dir.join("ca.key"));
+    let key = key.display().to_string();
+    let runtime = rt();
+    let try_url = |params: String| {
+        let info = ConnInfo::parse(&tls.url("127.0.0.1", &params)).unwrap();
+        runtime.block_on(async { connect(&info, &quick()).await.map(drop) })
+    };
+    try_url(format!("sslmode=require&sslcert={cert}&sslkey={key}")).unwrap();
+    let err = try_url(format!("sslmode=require&sslcert={cert}&sslkey={cert}")).unwrap_err();
+    assert!(matches!(err, ConnectError::TlsSetup { .. }), "{err:?}");
+    assert!(
+        err.to_string().contains("holds no private key") && err.to_string().contains(&cert),
+        "{err}"
+    );
+    let err = try_url(format!("sslmode=require&sslcert={key}&sslkey={key}")).unwrap_err();
+    assert!(matches!(err, ConnectError::TlsSetup { .. }), "{err:?}");
+    assert!(
+        err.to_string().contains("holds no PEM certificate"),
+        "{err}"
+    );
+}

@@ -513,10 +513,11 @@ async fn read_constraints(
         let name: String = row.get(1);
         // A key's index storage parameters are not in pg_get_constraintdef (pg_dump adds them).
         let mut definition: String = row.get(3);
-        if let Some(options) = row.get::<_, Option<String>>(9) {
-            if !options.is_empty() && !definition.contains(" WITH (") {
-                definition = with_index_options(&definition, &options);
-            }
+        if let Some(options) = row.get::<_, Option<String>>(9)
+            && !options.is_empty()
+            && !definition.contains(" WITH (")
+        {
+            definition = with_index_options(&definition, &options);
         }
         table.constraints.insert(
             name.clone(),

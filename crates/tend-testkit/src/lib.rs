@@ -599,20 +599,13 @@ impl Drop for TlsServer {
 
 /// The uid/gid the test clusters run as when the tests run as root.
 fn server_owner() -> Option<(u32, u32)> {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
+    if !nix::unistd::geteuid().is_root() {
         return None;
     }
     let name = std::env::var("TEND_PG_USER").unwrap_or_else(|_| "postgres".to_string());
-    let cname = std::ffi::CString::new(name).ok()?;
-    // SAFETY: getpwnam returns null or static storage we read at once.
-    unsafe {
-        let pw = libc::getpwnam(cname.as_ptr());
-        if pw.is_null() {
-            return None;
-        }
-        Some(((*pw).pw_uid, (*pw).pw_gid))
-    }
+    // getpwnam_r underneath: tests run on many threads.
+    let user = nix::unistd::User::from_name(&name).ok().flatten()?;
+    Some((user.uid.as_raw(), user.gid.as_raw()))
 }
 
 /// A second session that holds some state (an open transaction, a lock) while the test

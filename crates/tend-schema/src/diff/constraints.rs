@@ -171,29 +171,32 @@ impl Differ<'_> {
             .tables
             .get(table)
             .is_some_and(|t| t.partition_by.is_some());
-        if existing_table && is_key && self.options.concurrently && !partitioned {
-            if let Some(index) = key_index(table, constraint) {
-                // Build the index without blocking writes, then make it the key.
-                let step = self.push(object.clone(), change, index);
-                step.transactional = false;
-                step.hazards.push(Hazard::MayFail);
-                let kind = if constraint.kind == ConstraintKind::PrimaryKey {
-                    "PRIMARY KEY"
-                } else {
-                    "UNIQUE"
-                };
-                self.push(
-                    object,
-                    change,
-                    format!(
-                        "ALTER TABLE {} ADD CONSTRAINT {} {kind} USING INDEX {}",
-                        table.sql(),
-                        ident(&constraint.name),
-                        ident(&constraint.name)
-                    ),
-                );
-                return;
-            }
+        if existing_table
+            && is_key
+            && self.options.concurrently
+            && !partitioned
+            && let Some(index) = key_index(table, constraint)
+        {
+            // Build the index without blocking writes, then make it the key.
+            let step = self.push(object.clone(), change, index);
+            step.transactional = false;
+            step.hazards.push(Hazard::MayFail);
+            let kind = if constraint.kind == ConstraintKind::PrimaryKey {
+                "PRIMARY KEY"
+            } else {
+                "UNIQUE"
+            };
+            self.push(
+                object,
+                change,
+                format!(
+                    "ALTER TABLE {} ADD CONSTRAINT {} {kind} USING INDEX {}",
+                    table.sql(),
+                    ident(&constraint.name),
+                    ident(&constraint.name)
+                ),
+            );
+            return;
         }
         let step = self.push(
             object,

@@ -86,10 +86,11 @@ impl Differ<'_> {
                         }
                     }
                     for sequence in from.sequences.values_mut() {
-                        if let Some((owner, column)) = &mut sequence.owned_by {
-                            if owner == table && column == old {
-                                *column = new.clone();
-                            }
+                        if let Some((owner, column)) = &mut sequence.owned_by
+                            && owner == table
+                            && column == old
+                        {
+                            *column = new.clone();
                         }
                     }
                     self.renamed.push(rename.clone());

@@ -531,7 +531,7 @@ fn restore_drill(
     }
     // The roles the drill created for itself go with its database: the scratch server is
     // left as it was, whether the drill passed or not.
-    for role in created_roles.lock().expect("lock").iter() {
+    for role in created_roles.lock().iter() {
         let _ = block_on(session.batch_execute(&format!(
             "DROP ROLE IF EXISTS {}",
             tend_pg::quote_ident(role)
