@@ -5,3 +5,4 @@
 //! environment getter and renders what it returns.
 
 pub mod settings;
+pub mod state;

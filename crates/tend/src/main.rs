@@ -7,7 +7,6 @@ mod commands;
 mod context;
 mod output;
 use tend_core::settings;
-mod tend_schema;
 
 use clap::Parser;
 use clap::error::ErrorKind as ClapErrorKind;

@@ -174,7 +174,7 @@ pub fn keep_history(
     info: &tend_pg::ConnInfo,
     report: &tend_ops::Report,
 ) -> serde_json::Value {
-    use crate::tend_schema::{self, SchemaState};
+    use tend_core::state::{self, Registry, SchemaState};
     use tend_ops::history::{self, HistoryError};
 
     if !ctx.settings.checks.history {
@@ -190,9 +190,10 @@ pub fn keep_history(
             .map_err(|e| e.to_string())?;
         let db = |e: tokio_postgres::Error| HistoryError::from(e).to_string();
         history::prepare_session(&session).await.map_err(db)?;
-        let state = tend_schema::state(&session).await.map_err(db)?;
-        if state == SchemaState::Missing {
-            let (allowed, user, database) = tend_schema::may_create(&session).await.map_err(db)?;
+        let registry = Registry::builtin();
+        let schema_state = state::state(&registry, &session).await.map_err(db)?;
+        if schema_state == SchemaState::Missing {
+            let (allowed, user, database) = state::may_create(&session).await.map_err(db)?;
             if !allowed {
                 return Err(format!(
                     "the role {} may not create the `tend` schema that keeps it (it needs CREATE on the database): `GRANT CREATE ON DATABASE {} TO {};`, or set checks.history = \"off\"",
@@ -203,17 +204,17 @@ pub fn keep_history(
             }
             ctx.out.notice(format!(
                 "note: tend check keeps its history in this database: it now creates a `tend` schema ({}) and adds a row per run. To write nothing, set checks.history = \"off\" in tend.toml (or TEND_CHECK_HISTORY=off); `DROP SCHEMA tend CASCADE` removes it.",
-                tend_schema::WHAT_IT_HOLDS
+                registry.holds()
             ));
         }
-        if state != SchemaState::Current {
-            tend_schema::ensure(info, &connect)
+        if schema_state != SchemaState::Current {
+            state::ensure(&registry, info, &connect)
                 .await
                 .map_err(|e| e.to_string())?;
         }
         history::record(&session, report, env!("CARGO_PKG_VERSION"))
             .await
-            .map(|id| (id, state == SchemaState::Missing))
+            .map(|id| (id, schema_state == SchemaState::Missing))
             .map_err(|e| e.to_string())
     });
     match result {

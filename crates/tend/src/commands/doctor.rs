@@ -484,8 +484,9 @@ fn check_project(
             }
             None => None,
         };
-        let runs = match crate::tend_schema::state(&session).await {
-            Ok(crate::tend_schema::SchemaState::Missing) | Err(_) => None,
+        let registry = tend_core::state::Registry::builtin();
+        let runs = match tend_core::state::state(&registry, &session).await {
+            Ok(tend_core::state::SchemaState::Missing) | Err(_) => None,
             Ok(_) => tend_ops::history::runs(&session).await.ok(),
         };
         Ok::<_, String>((found, counts, runs))
