@@ -121,11 +121,38 @@ impl std::ops::Deref for Session {
 
 /// Opens a session, retrying connection errors with exponential backoff.
 pub async fn connect(info: &ConnInfo, options: &ConnectOptions) -> Result<Session, ConnectError> {
+    connect_with(info, options, &Tls::for_target(info)).await
+}
+
+/// The TLS client set-up of one connection string, built once and shared by every session
+/// opened with it (a pool's sessions): reading root certificates and client keys and
+/// building the rustls configuration is done once, not per connection. A set-up that fails
+/// is kept as its error and reported by each connection that needs TLS.
+#[derive(Clone)]
+pub(crate) struct Tls(Result<Option<tokio_postgres_rustls::MakeRustlsConnect>, String>);
+
+impl Tls {
+    pub(crate) fn for_target(info: &ConnInfo) -> Tls {
+        let mode = info.ssl_mode();
+        let uses_tcp = info.hosts().iter().any(|h| matches!(h, Host::Tcp(_)));
+        if mode == SslMode::Disable || !uses_tcp {
+            return Tls(Ok(None));
+        }
+        Tls(tls_connector(info, mode).map(Some))
+    }
+}
+
+/// [`connect`] with a TLS set-up built beforehand.
+pub(crate) async fn connect_with(
+    info: &ConnInfo,
+    options: &ConnectOptions,
+    tls: &Tls,
+) -> Result<Session, ConnectError> {
     let attempts = options.attempts.max(1);
     let mut delay = options.backoff;
     let mut last = None;
     for attempt in 1..=attempts {
-        match connect_once(info, options).await {
+        match connect_once(info, options, tls).await {
             Ok(session) => return Ok(session),
             Err(err) if err.is_transient() && attempt < attempts => {
                 last = Some(err);
@@ -145,33 +172,39 @@ pub async fn connect(info: &ConnInfo, options: &ConnectOptions) -> Result<Sessio
     Err(last.expect("at least one attempt ran"))
 }
 
-async fn connect_once(info: &ConnInfo, options: &ConnectOptions) -> Result<Session, ConnectError> {
+async fn connect_once(
+    info: &ConnInfo,
+    options: &ConnectOptions,
+    tls: &Tls,
+) -> Result<Session, ConnectError> {
     let target = info.target();
     let config = driver_config(info, options)?;
     let mode = info.ssl_mode();
-    let uses_tcp = info.hosts().iter().any(|h| matches!(h, Host::Tcp(_)));
-    let client = if mode == SslMode::Disable || !uses_tcp {
-        let (client, connection) = config
-            .connect(tokio_postgres::NoTls)
-            .await
-            .map_err(|e| classify(e, info, mode))?;
-        tokio::spawn(async move {
-            let _ = connection.await;
-        });
-        client
-    } else {
-        let tls = tls_connector(info, mode).map_err(|reason| ConnectError::TlsSetup {
-            target: target.clone(),
-            reason,
-        })?;
-        let (client, connection) = config
-            .connect(tls)
-            .await
-            .map_err(|e| classify(e, info, mode))?;
-        tokio::spawn(async move {
-            let _ = connection.await;
-        });
-        client
+    let tls = tls.0.clone().map_err(|reason| ConnectError::TlsSetup {
+        target: target.clone(),
+        reason,
+    })?;
+    let client = match tls {
+        None => {
+            let (client, connection) = config
+                .connect(tokio_postgres::NoTls)
+                .await
+                .map_err(|e| classify(e, info, mode))?;
+            tokio::spawn(async move {
+                let _ = connection.await;
+            });
+            client
+        }
+        Some(tls) => {
+            let (client, connection) = config
+                .connect(tls)
+                .await
+                .map_err(|e| classify(e, info, mode))?;
+            tokio::spawn(async move {
+                let _ = connection.await;
+            });
+            client
+        }
     };
     if let Some(timeout) = options.statement_timeout {
         client

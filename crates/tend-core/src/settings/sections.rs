@@ -53,6 +53,19 @@ impl DatabaseSettings {
             ..tend_pg::ConnectOptions::default()
         }
     }
+
+    /// The pool's size (`DB_POOL_MAX`) and idle timeout (`DB_IDLE_TIMEOUT`).
+    pub fn pool_options(&self) -> tend_pg::PoolOptions {
+        tend_pg::PoolOptions {
+            max_size: self.pool_max,
+            idle_timeout: self.idle_timeout,
+        }
+    }
+
+    /// A pooled handle on `info` with these settings.
+    pub fn handle(&self, info: ConnInfo) -> tend_pg::Database {
+        tend_pg::Database::new(info, self.connect_options(), self.pool_options())
+    }
 }
 
 /// `[dev]`: the project's local cluster.
