@@ -4,5 +4,7 @@
 //! The core never reads the process environment and never prints: the caller hands it an
 //! environment getter and renders what it returns.
 
+pub mod backup;
+pub mod checks;
 pub mod settings;
 pub mod state;

@@ -283,7 +283,7 @@ impl Locked {
         info: &ConnInfo,
         options: &RunOptions,
         history: History,
-        on_event: &mut dyn FnMut(Event),
+        on_event: &mut (dyn FnMut(Event) + Send),
     ) -> Result<Locked, MigrateError> {
         let started = Instant::now();
         let acquire =
@@ -378,7 +378,7 @@ pub async fn deploy(
     migrations: &[Migration],
     to: Option<&str>,
     dry_run: bool,
-    on_event: &mut dyn FnMut(Event),
+    on_event: &mut (dyn FnMut(Event) + Send),
 ) -> Result<DeployReport, MigrateError> {
     let plan = DeployPlan {
         to,
@@ -407,7 +407,7 @@ pub async fn deploy_with(
     history: History,
     migrations: &[Migration],
     deploy_plan: DeployPlan<'_>,
-    on_event: &mut dyn FnMut(Event),
+    on_event: &mut (dyn FnMut(Event) + Send),
 ) -> Result<DeployReport, MigrateError> {
     let DeployPlan {
         to,

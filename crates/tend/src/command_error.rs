@@ -134,6 +134,24 @@ impl From<tend_pg::ConnectError> for CommandError {
     }
 }
 
+impl From<tend_pg::PoolError> for CommandError {
+    fn from(err: tend_pg::PoolError) -> Self {
+        match err {
+            tend_pg::PoolError::Connect(e) => e.into(),
+            other => CommandError::from_error(ErrorKind::Connection, &other),
+        }
+    }
+}
+
+impl From<tend_core::checks::CheckError> for CommandError {
+    fn from(err: tend_core::checks::CheckError) -> Self {
+        match err {
+            tend_core::checks::CheckError::Connect(e) => e.into(),
+            tend_core::checks::CheckError::Run(e) => e.into(),
+        }
+    }
+}
+
 impl From<tend_pg::ConnInfoError> for CommandError {
     fn from(err: tend_pg::ConnInfoError) -> Self {
         CommandError::from_error(ErrorKind::Config, &err)

@@ -6,7 +6,7 @@ use std::time::Instant;
 use clap::{Args, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use tend_backup::ops::{self, Listed};
-use tend_backup::{BackupOptions, Decryption, Encryption, Progress, Store};
+use tend_backup::{Decryption, Encryption, Progress, Store};
 use tend_pg::{PgTool, VersionNeed};
 
 use crate::command_error::{CommandError, ErrorKind, exit};
@@ -118,6 +118,17 @@ fn with_store_hint(err: CommandError) -> CommandError {
     }
 }
 
+impl From<tend_core::backup::BackupServiceError> for CommandError {
+    fn from(err: tend_core::backup::BackupServiceError) -> Self {
+        use tend_core::backup::BackupServiceError;
+        match err {
+            BackupServiceError::Keys(e) => e.into(),
+            BackupServiceError::Store(e) => e.into(),
+            BackupServiceError::Backup(e) => e.into(),
+        }
+    }
+}
+
 impl From<tend_core::settings::KeyError> for CommandError {
     fn from(err: tend_core::settings::KeyError) -> Self {
         use tend_core::settings::KeyError;
@@ -201,20 +212,18 @@ pub fn run(cmd: BackupCommand, ctx: &Context) -> Result<i32, CommandError> {
 }
 
 fn run_backup(ctx: &Context, args: &RunArgs) -> Result<i32, CommandError> {
-    let encryption = encryption(ctx)?;
+    // Keys and store are refused before a local cluster is started for the target.
+    encryption(ctx)?;
     let store = store(ctx)?;
     let target = ctx.target()?;
-    let options = BackupOptions {
-        tools: ctx.settings.tool_search(),
+    let database = ctx.settings.database.handle(target.info.clone());
+    let request = tend_core::backup::BackupRequest {
         globals: args.globals,
-        encryption,
-        level: ctx.settings.backup.compression_level,
         threads: std::thread::available_parallelism()
             .map(|n| n.get() as u32)
             .unwrap_or(2),
-        connect: ctx.settings.connect_options(),
-        cancel: tokio_util::sync::CancellationToken::new(),
     };
+    let cancel = tokio_util::sync::CancellationToken::new();
     let bar = if ctx.out.quiet || ctx.out.json {
         ProgressBar::hidden()
     } else {
@@ -225,17 +234,24 @@ fn run_backup(ctx: &Context, args: &RunArgs) -> Result<i32, CommandError> {
     };
     let started = Instant::now();
     let manifest = block_on(until_signal(
-        &options.cancel,
-        ops::backup(&target.info, &store, &options, &mut |p| match p {
-            Progress::Started { id, tables } => {
-                bar.set_message(format!("backup {id}: {tables} tables"))
-            }
-            Progress::Bytes { raw, stored } => bar.set_message(format!(
-                "dumped {:.1} MB, stored {:.1} MB",
-                raw as f64 / 1e6,
-                stored as f64 / 1e6
-            )),
-        }),
+        &cancel,
+        tend_core::backup::run(
+            &database,
+            &ctx.settings.backup,
+            ctx.settings.tool_search(),
+            &request,
+            cancel.clone(),
+            &mut |p| match p {
+                Progress::Started { id, tables } => {
+                    bar.set_message(format!("backup {id}: {tables} tables"))
+                }
+                Progress::Bytes { raw, stored } => bar.set_message(format!(
+                    "dumped {:.1} MB, stored {:.1} MB",
+                    raw as f64 / 1e6,
+                    stored as f64 / 1e6
+                )),
+            },
+        ),
     ))?;
     bar.finish_and_clear();
     let manifest = manifest?;

@@ -4,6 +4,7 @@
 //! 2 for a critical finding.
 
 use clap::Args;
+use tend_core::checks::{CheckEvent, CheckReport};
 use tend_ops::{Check, RunOptions, Severity, checks};
 
 use crate::command_error::{CommandError, exit};
@@ -48,29 +49,20 @@ pub fn run(args: CheckArgs, ctx: &Context) -> Result<i32, CommandError> {
         return list(ctx, &catalog, &options);
     }
     let target = ctx.target()?;
-    let session = ctx.connect(&target.info)?;
-    let report = block_on(tend_ops::runner::run(&session, &catalog, &options))?;
-    let history = keep_history(ctx, &target.info, &report);
+    let selection = tend_core::checks::Selection {
+        only: args.only,
+        skip: args.skip,
+    };
+    let report = run_and_record(ctx, &target.info, &catalog, &selection)?;
     // Whether schema-changing remedies belong in a migration (a folder that cannot be read
     // still means the project has migrations).
     let project = super::migrate::Project::from_settings(ctx);
     let has_migrations =
         project.dir.is_dir() && project.load().map_or(true, |found| !found.is_empty());
-    let status = report.status();
-    let code = match status {
-        Severity::Critical => 2,
-        Severity::Warning | Severity::Unknown => 1,
-        _ => exit::OK,
-    };
-    ctx.out.json_value(&serde_json::json!({
-        "status": status,
-        "exit_code": code,
-        "server": report.server,
-        "millis": report.millis,
-        "checks": report.results,
-        "findings": report.findings,
-        "history": history,
-    }));
+    let status = report.status;
+    let code = report.exit_code;
+    ctx.out
+        .json_value(&serde_json::to_value(&report).expect("check reports serialize"));
     for finding in &report.findings {
         let mark = match finding.severity {
             Severity::Critical => ctx.out.paint("CRIT", "31;1"),
@@ -95,7 +87,7 @@ pub fn run(args: CheckArgs, ctx: &Context) -> Result<i32, CommandError> {
     let count = |s: Severity| report.findings.iter().filter(|f| f.severity == s).count();
     ctx.out.line(format!(
         "\n{} checks in {} ms on {}: {} critical, {} warning, {} info, {} could not look.",
-        report.results.len(),
+        report.checks.len(),
         report.millis,
         target.info.redacted(),
         count(Severity::Critical),
@@ -165,67 +157,37 @@ fn list(
     Ok(exit::OK)
 }
 
-/// Stores the run in the database's `tend` schema (created by tend's own migrations), unless
-/// history is off or the server is a standby. A failure is a warning, never the check's;
-/// nothing here waits behind another session's lock (a held lock skips the write). Before
-/// the schema is first created, says so on stderr, with how to turn it off.
-pub fn keep_history(
+/// Runs the checks through the core's service on a pooled handle, saying before the first
+/// write that the `tend` schema is created, and warning when the history was not kept.
+pub fn run_and_record(
     ctx: &Context,
     info: &tend_pg::ConnInfo,
-    report: &tend_ops::Report,
-) -> serde_json::Value {
-    use tend_core::state::{self, Registry, SchemaState};
-    use tend_ops::history::{self, HistoryError};
-
-    if !ctx.settings.checks.history {
-        return serde_json::json!({ "kept": false, "reason": "checks.history is off" });
+    catalog: &[&'static Check],
+    selection: &tend_core::checks::Selection,
+) -> Result<CheckReport, CommandError> {
+    let database = ctx.settings.database.handle(info.clone());
+    let out = ctx.out;
+    let report = block_on(tend_core::checks::run_and_record(
+        &database,
+        &ctx.settings.checks,
+        catalog,
+        selection,
+        &|event| {
+            match event {
+            CheckEvent::CreatingStateSchema { holds } => out.notice(format!(
+                "note: tend check keeps its history in this database: it now creates a `tend` schema ({holds}) and adds a row per run. To write nothing, set checks.history = \"off\" in tend.toml (or TEND_CHECK_HISTORY=off); `DROP SCHEMA tend CASCADE` removes it."
+            )),
+        }
+        },
+    ))?;
+    // Not kept because it is off or the server is a standby: said in the report only.
+    if let Some(reason) = &report.history.reason
+        && ctx.settings.checks.history
+        && !report.server.in_recovery
+    {
+        out.warn(format!(
+            "the check history was not kept: {reason}. The checks ran; set checks.history = \"off\" in tend.toml to stop keeping history."
+        ));
     }
-    if report.server.in_recovery {
-        return serde_json::json!({ "kept": false, "reason": "the server is a standby" });
-    }
-    let connect = ctx.settings.connect_options();
-    let result = block_on(async {
-        let session = tend_pg::connect(info, &connect)
-            .await
-            .map_err(|e| e.to_string())?;
-        let db = |e: tokio_postgres::Error| HistoryError::from(e).to_string();
-        history::prepare_session(&session).await.map_err(db)?;
-        let registry = Registry::builtin();
-        let schema_state = state::state(&registry, &session).await.map_err(db)?;
-        if schema_state == SchemaState::Missing {
-            let (allowed, user, database) = state::may_create(&session).await.map_err(db)?;
-            if !allowed {
-                return Err(format!(
-                    "the role {} may not create the `tend` schema that keeps it (it needs CREATE on the database): `GRANT CREATE ON DATABASE {} TO {};`, or set checks.history = \"off\"",
-                    tend_pg::quote_ident(&user),
-                    tend_pg::quote_ident(&database),
-                    tend_pg::quote_ident(&user)
-                ));
-            }
-            ctx.out.notice(format!(
-                "note: tend check keeps its history in this database: it now creates a `tend` schema ({}) and adds a row per run. To write nothing, set checks.history = \"off\" in tend.toml (or TEND_CHECK_HISTORY=off); `DROP SCHEMA tend CASCADE` removes it.",
-                registry.holds()
-            ));
-        }
-        if schema_state != SchemaState::Current {
-            state::ensure(&registry, info, &connect)
-                .await
-                .map_err(|e| e.to_string())?;
-        }
-        history::record(&session, report, env!("CARGO_PKG_VERSION"))
-            .await
-            .map(|id| (id, schema_state == SchemaState::Missing))
-            .map_err(|e| e.to_string())
-    });
-    match result {
-        Ok((run_id, created)) => {
-            serde_json::json!({ "kept": true, "run_id": run_id, "created_schema": created })
-        }
-        Err(reason) => {
-            ctx.out.warn(format!(
-                "the check history was not kept: {reason}. The checks ran; set checks.history = \"off\" in tend.toml to stop keeping history."
-            ));
-            serde_json::json!({ "kept": false, "reason": reason })
-        }
-    }
+    Ok(report)
 }

@@ -269,21 +269,16 @@ pub fn run(args: DemoArgs, ctx: &Context) -> Result<i32, CommandError> {
         "tend check --database-url \"$(tend dev url -d tend_demo)\"",
     );
     let catalog = tend_ops::checks::catalog();
-    let check_options = tend_ops::RunOptions {
-        overrides: ctx.settings.checks.overrides.clone(),
-        ..tend_ops::RunOptions::default()
-    };
-    let check_session = ctx.connect(&demo)?;
-    let report = block_on(tend_ops::runner::run(
-        &check_session,
+    let report = super::check::run_and_record(
+        ctx,
+        &demo,
         &catalog,
-        &check_options,
-    ))?;
-    let history = super::check::keep_history(ctx, &demo, &report);
+        &tend_core::checks::Selection::default(),
+    )?;
     let count = |s: tend_ops::Severity| report.findings.iter().filter(|f| f.severity == s).count();
     out.step(format!(
         "    {} checks in {} ms: {} critical, {} warning, {} info, {} could not look",
-        report.results.len(),
+        report.checks.len(),
         report.millis,
         count(tend_ops::Severity::Critical),
         count(tend_ops::Severity::Warning),
@@ -316,7 +311,7 @@ pub fn run(args: DemoArgs, ctx: &Context) -> Result<i32, CommandError> {
     steps.end(
         "check",
         t,
-        serde_json::json!({ "checks": report.results.len(), "findings": report.findings, "history": history }),
+        serde_json::json!({ "checks": report.checks.len(), "findings": report.findings, "history": report.history }),
     );
 
     // 9. A backup: taken, verified, restored.

@@ -1,0 +1,177 @@
+//! The check service: runs the catalog against a database and keeps the run in the
+//! database's `tend` schema, returning one typed report that `tend check --json` prints as
+//! it is and the human output renders (and, later, the daemon's schedule and pages use).
+
+use serde::Serialize;
+use tend_ops::history::{self, HistoryError};
+use tend_ops::runner::CheckResult;
+use tend_ops::{Check, Finding, RunOptions, Severity};
+use tend_pg::Database;
+use tend_pg::ServerFacts;
+
+use crate::settings::ChecksSettings;
+use crate::state::{self, Registry, SchemaState};
+
+/// Which checks run.
+#[derive(Debug, Clone, Default)]
+pub struct Selection {
+    /// Ids, categories or id prefixes; empty: all.
+    pub only: Vec<String>,
+    pub skip: Vec<String>,
+}
+
+/// What happens during a run that the caller may want to say as it happens.
+#[derive(Debug, Clone)]
+pub enum CheckEvent {
+    /// The first run on this database creates the `tend` schema now; `holds` says what it
+    /// will hold.
+    CreatingStateSchema { holds: String },
+}
+
+/// One run of `tend check`: `--json` prints this value.
+#[derive(Debug, Clone, Serialize)]
+pub struct CheckReport {
+    /// The worst finding; `unknown` when nothing is worse but some checks could not look.
+    pub status: Severity,
+    /// Nagios' convention: 0 nothing worse than info, 1 warning or could not look, 2 critical.
+    pub exit_code: i32,
+    pub server: ServerFacts,
+    pub millis: u64,
+    pub checks: Vec<CheckResult>,
+    /// Findings worse than ok, worst first.
+    pub findings: Vec<Finding>,
+    pub history: HistoryOutcome,
+}
+
+/// Whether the run was kept in the `tend` schema, and if not, why.
+#[derive(Debug, Clone, Serialize)]
+pub struct HistoryOutcome {
+    pub kept: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub run_id: Option<i64>,
+    /// Whether this run created the schema.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub created_schema: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+impl HistoryOutcome {
+    fn not_kept(reason: impl Into<String>) -> HistoryOutcome {
+        HistoryOutcome {
+            kept: false,
+            run_id: None,
+            created_schema: None,
+            reason: Some(reason.into()),
+        }
+    }
+}
+
+/// Why the checks could not run at all (a check that cannot look is a finding, not this).
+#[derive(Debug, thiserror::Error)]
+pub enum CheckError {
+    #[error(transparent)]
+    Connect(#[from] tend_pg::PoolError),
+    #[error("the checks could not run: {}", tend_pg::error_text(.0))]
+    Run(#[source] tokio_postgres::Error),
+}
+
+/// The run options of a selection with the configured thresholds.
+pub fn run_options(settings: &ChecksSettings, selection: &Selection) -> RunOptions {
+    RunOptions {
+        only: selection.only.clone(),
+        skip: selection.skip.clone(),
+        overrides: settings.overrides.clone(),
+        ..RunOptions::default()
+    }
+}
+
+/// Runs the selected checks on `database` and, unless `checks.history` is off or the
+/// server is a standby, keeps the run in its `tend` schema. A history that cannot be kept
+/// (no CREATE privilege, a lock held elsewhere) is reported in the outcome, never fails
+/// the run, and nothing here waits behind another session's lock.
+pub async fn run_and_record(
+    database: &Database,
+    settings: &ChecksSettings,
+    catalog: &[&'static Check],
+    selection: &Selection,
+    on_event: &(dyn Fn(CheckEvent) + Send + Sync),
+) -> Result<CheckReport, CheckError> {
+    let options = run_options(settings, selection);
+    let report = {
+        let session = database.session().await?;
+        tend_ops::runner::run(&session, catalog, &options)
+            .await
+            .map_err(CheckError::Run)?
+    };
+    let history = keep_history(database, settings, &report, on_event).await;
+    let status = report.status();
+    let exit_code = match status {
+        Severity::Critical => 2,
+        Severity::Warning | Severity::Unknown => 1,
+        _ => 0,
+    };
+    Ok(CheckReport {
+        status,
+        exit_code,
+        server: report.server,
+        millis: report.millis,
+        checks: report.results,
+        findings: report.findings,
+        history,
+    })
+}
+
+async fn keep_history(
+    database: &Database,
+    settings: &ChecksSettings,
+    report: &tend_ops::Report,
+    on_event: &(dyn Fn(CheckEvent) + Send + Sync),
+) -> HistoryOutcome {
+    if !settings.history {
+        return HistoryOutcome::not_kept("checks.history is off");
+    }
+    if report.server.in_recovery {
+        return HistoryOutcome::not_kept("the server is a standby");
+    }
+    let result: Result<(i64, bool), String> = async {
+        let session = database.session().await.map_err(|e| e.to_string())?;
+        let db = |e: tokio_postgres::Error| HistoryError::from(e).to_string();
+        history::prepare_session(&session).await.map_err(db)?;
+        let registry = Registry::builtin();
+        let schema_state = state::state(&registry, &session).await.map_err(db)?;
+        if schema_state == SchemaState::Missing {
+            let (allowed, user, name) = state::may_create(&session).await.map_err(db)?;
+            if !allowed {
+                return Err(format!(
+                    "the role {} may not create the `tend` schema that keeps it (it needs CREATE on the database): `GRANT CREATE ON DATABASE {} TO {};`, or set checks.history = \"off\"",
+                    tend_pg::quote_ident(&user),
+                    tend_pg::quote_ident(&name),
+                    tend_pg::quote_ident(&user)
+                ));
+            }
+            on_event(CheckEvent::CreatingStateSchema {
+                holds: registry.holds(),
+            });
+        }
+        if schema_state != SchemaState::Current {
+            state::ensure(&registry, database.info(), database.options())
+                .await
+                .map_err(|e| e.to_string())?;
+        }
+        history::record(&session, report, env!("CARGO_PKG_VERSION"))
+            .await
+            .map(|id| (id, schema_state == SchemaState::Missing))
+            .map_err(|e| e.to_string())
+    }
+    .await;
+    match result {
+        Ok((run_id, created)) => HistoryOutcome {
+            kept: true,
+            run_id: Some(run_id),
+            created_schema: Some(created),
+            reason: None,
+        },
+        Err(reason) => HistoryOutcome::not_kept(reason),
+    }
+}
