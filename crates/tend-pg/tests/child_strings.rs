@@ -5,7 +5,7 @@
 use std::process::Command;
 
 use tend_pg::{ConnInfo, PgTool, ToolSearch, VersionNeed, connect, quote_ident};
-use tend_testkit::{TestServer, server_bindir};
+use tend_testkit::TestServer;
 
 /// Every character a URL or a `key=value` string treats specially, and a non-ASCII one.
 const ODD: &str = "odd /?&=#%:,@[x]'\"\\é!$()*+;~";
@@ -55,7 +55,8 @@ impl Drop for OddDatabase {
 
 /// `current_user|current_database()` as psql sees them through `conn` and `env`.
 fn psql_sees(conn: &str, env: &[(String, String)]) -> String {
-    let psql = ToolSearch::new(server_bindir())
+    // Clients come from PATH: a server-only directory (the npm majors) has no psql.
+    let psql = ToolSearch::new(None)
         .find(PgTool::Psql, VersionNeed::Any)
         .expect("psql is installed");
     let mut command = Command::new(&psql.path);
