@@ -23,16 +23,16 @@ pub enum BackupServiceError {
     #[error(transparent)]
     Keys(#[from] KeyError),
     #[error(transparent)]
-    Store(#[from] tend_backup::store::StoreError),
-    #[error(transparent)]
     Backup(#[from] BackupError),
 }
 
-/// Backs up `database` into the store of `settings`. `cancel` stops it cleanly (pg_dump
+/// Backs up `database` into `store` (opened by the caller from `settings.store`, which also
+/// names it in its output). `cancel` stops it cleanly (pg_dump
 /// stopped, the upload aborted, what was stored removed); the report is the backup's
 /// manifest, as stored.
 pub async fn run(
     database: &Database,
+    store: &Store,
     settings: &BackupSettings,
     tools: ToolSearch,
     request: &BackupRequest,
@@ -40,7 +40,6 @@ pub async fn run(
     on_progress: &mut (dyn FnMut(Progress) + Send),
 ) -> Result<Manifest, BackupServiceError> {
     let encryption = settings.keys.encryption()?;
-    let store = Store::open(&settings.store)?;
     let options = BackupOptions {
         tools,
         globals: request.globals,
@@ -50,5 +49,5 @@ pub async fn run(
         connect: database.options().clone(),
         cancel,
     };
-    Ok(ops::backup(database.info(), &store, &options, on_progress).await?)
+    Ok(ops::backup(database.info(), store, &options, on_progress).await?)
 }

@@ -54,15 +54,20 @@ pub struct HistoryOutcome {
     pub created_schema: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// Not kept because something failed (privileges, a lock), not because history is off
+    /// or the server is a standby: worth a warning.
+    #[serde(skip)]
+    pub failed: bool,
 }
 
 impl HistoryOutcome {
-    fn not_kept(reason: impl Into<String>) -> HistoryOutcome {
+    fn not_kept(reason: impl Into<String>, failed: bool) -> HistoryOutcome {
         HistoryOutcome {
             kept: false,
             run_id: None,
             created_schema: None,
             reason: Some(reason.into()),
+            failed,
         }
     }
 }
@@ -129,10 +134,10 @@ async fn keep_history(
     on_event: &(dyn Fn(CheckEvent) + Send + Sync),
 ) -> HistoryOutcome {
     if !settings.history {
-        return HistoryOutcome::not_kept("checks.history is off");
+        return HistoryOutcome::not_kept("checks.history is off", false);
     }
     if report.server.in_recovery {
-        return HistoryOutcome::not_kept("the server is a standby");
+        return HistoryOutcome::not_kept("the server is a standby", false);
     }
     let result: Result<(i64, bool), String> = async {
         let session = database.session().await.map_err(|e| e.to_string())?;
@@ -171,7 +176,8 @@ async fn keep_history(
             run_id: Some(run_id),
             created_schema: Some(created),
             reason: None,
+            failed: false,
         },
-        Err(reason) => HistoryOutcome::not_kept(reason),
+        Err(reason) => HistoryOutcome::not_kept(reason, true),
     }
 }

@@ -45,6 +45,7 @@ fn a_backup_and_a_check_run_concurrently_inside_one_runtime() {
         );
         let backup = {
             let (database, backup_settings) = (database.clone(), settings.backup.clone());
+            let store = tend_backup::Store::open(&backup_settings.store).unwrap();
             let tools = tend_pg::ToolSearch::new(tend_testkit::server_bindir());
             tokio::spawn(async move {
                 let request = BackupRequest {
@@ -53,6 +54,7 @@ fn a_backup_and_a_check_run_concurrently_inside_one_runtime() {
                 };
                 tend_core::backup::run(
                     &database,
+                    &store,
                     &backup_settings,
                     tools,
                     &request,

@@ -113,10 +113,7 @@ impl Database {
     /// A session from the pool, opened if none is idle; waits while `max_size` are in use.
     /// Idle sessions past the idle timeout are closed first.
     pub async fn session(&self) -> Result<PooledSession, PoolError> {
-        let idle_timeout = self.inner.pool_options.idle_timeout;
-        self.inner
-            .pool
-            .retain(|_, metrics| metrics.last_used() < idle_timeout);
+        self.close_idle();
         self.inner.pool.get().await.map_err(|e| match e {
             managed::PoolError::Backend(e) => e,
             managed::PoolError::Closed => PoolError::Closed {

@@ -123,7 +123,6 @@ impl From<tend_core::backup::BackupServiceError> for CommandError {
         use tend_core::backup::BackupServiceError;
         match err {
             BackupServiceError::Keys(e) => e.into(),
-            BackupServiceError::Store(e) => e.into(),
             BackupServiceError::Backup(e) => e.into(),
         }
     }
@@ -237,6 +236,7 @@ fn run_backup(ctx: &Context, args: &RunArgs) -> Result<i32, CommandError> {
         &cancel,
         tend_core::backup::run(
             &database,
+            &store,
             &ctx.settings.backup,
             ctx.settings.tool_search(),
             &request,

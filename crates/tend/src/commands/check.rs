@@ -25,13 +25,12 @@ pub struct CheckArgs {
 
 pub fn run(args: CheckArgs, ctx: &Context) -> Result<i32, CommandError> {
     let catalog = checks::catalog();
-    let options = RunOptions {
-        only: args.only.clone(),
-        skip: args.skip.clone(),
-        overrides: ctx.settings.checks.overrides.clone(),
-        ..RunOptions::default()
+    let selection = tend_core::checks::Selection {
+        only: args.only,
+        skip: args.skip,
     };
-    for pattern in args.only.iter().chain(&args.skip) {
+    let options = tend_core::checks::run_options(&ctx.settings.checks, &selection);
+    for pattern in selection.only.iter().chain(&selection.skip) {
         let known = catalog.iter().any(|c| {
             c.id == pattern
                 || c.category.as_str() == pattern
@@ -49,10 +48,6 @@ pub fn run(args: CheckArgs, ctx: &Context) -> Result<i32, CommandError> {
         return list(ctx, &catalog, &options);
     }
     let target = ctx.target()?;
-    let selection = tend_core::checks::Selection {
-        only: args.only,
-        skip: args.skip,
-    };
     let report = run_and_record(ctx, &target.info, &catalog, &selection)?;
     // Whether schema-changing remedies belong in a migration (a folder that cannot be read
     // still means the project has migrations).
@@ -180,10 +175,8 @@ pub fn run_and_record(
         }
         },
     ))?;
-    // Not kept because it is off or the server is a standby: said in the report only.
-    if let Some(reason) = &report.history.reason
-        && ctx.settings.checks.history
-        && !report.server.in_recovery
+    if report.history.failed
+        && let Some(reason) = &report.history.reason
     {
         out.warn(format!(
             "the check history was not kept: {reason}. The checks ran; set checks.history = \"off\" in tend.toml to stop keeping history."
