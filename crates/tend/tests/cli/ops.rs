@@ -857,3 +857,29 @@ fn optimize_in_a_prisma_project_writes_a_migration_and_never_drops_what_migratio
     assert_eq!(code, 0);
     assert!(out.contains("Post_title_dup"), "{out}");
 }
+
+/// `tend check --json` is the serialized `CheckReport`; the snapshot pins its shape (what
+/// varies from run to run, such as timings, the server and the run id, is redacted).
+#[test]
+fn check_json_is_the_check_report() {
+    let db = TestDb::create();
+    db.execute(
+        "CREATE TABLE parent (id int PRIMARY KEY);
+         CREATE TABLE child (id int PRIMARY KEY, parent_id int REFERENCES parent)",
+    );
+    let project = TestProject::new();
+    let (code, out, err) = run(project.tend().env("DATABASE_URL", db.url()).args([
+        "check",
+        "--json",
+        "--only",
+        "constraints.fk_without_index",
+    ]));
+    assert_eq!(code, 1, "{out}{err}");
+    let doc: serde_json::Value = serde_json::from_str(&out).unwrap();
+    insta::assert_json_snapshot!(doc, {
+        ".server" => "[server]",
+        ".millis" => "[millis]",
+        ".checks[].millis" => "[millis]",
+        ".history.run_id" => "[run id]",
+    });
+}
