@@ -3,7 +3,9 @@
 # server, against check_postgres (Debian's check-postgres) running its comparable actions on
 # the same database in the same run. Prints a Markdown table for docs/benchmarks.md.
 #
-#   bench/checks.sh [--tables N] [--runs R]
+#   bench/checks.sh [--tables N] [--runs R] [--no-build]
+#
+# --no-build uses the release binary already in ${CARGO_TARGET_DIR:-target}.
 #
 # Needs: PostgreSQL 15 server programs, GNU time (/usr/bin/time), and check-postgres
 # (installed with apt-get when missing and run as root). Uses a throwaway cluster of its own.
@@ -11,16 +13,19 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 TABLES=2000
 RUNS=5
+BUILD=1
 while (($#)); do
     case "$1" in
         --tables) TABLES=$2; shift 2 ;;
         --runs) RUNS=$2; shift 2 ;;
-        *) echo "usage: bench/checks.sh [--tables N] [--runs R]" >&2; exit 2 ;;
+        --no-build) BUILD=0; shift ;;
+        *) echo "usage: bench/checks.sh [--tables N] [--runs R] [--no-build]" >&2; exit 2 ;;
     esac
 done
 
-cargo build --release -q -p tend
-TEND=$PWD/target/release/tend
+if ((BUILD)); then cargo build --release -q -p tend; fi
+TEND=${CARGO_TARGET_DIR:-$PWD/target}/release/tend
+[[ -x $TEND ]] || { echo "bench: $TEND not found; run without --no-build" >&2; exit 1; }
 if ! command -v check_postgres >/dev/null; then
     if [[ $(id -u) -eq 0 ]]; then
         DEBIAN_FRONTEND=noninteractive apt-get install -y -qq check-postgres >/dev/null
