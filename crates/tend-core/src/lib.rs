@@ -6,5 +6,7 @@
 
 pub mod backup;
 pub mod checks;
+pub mod doctor;
+pub mod schema;
 pub mod settings;
 pub mod state;

@@ -122,3 +122,48 @@ fn the_cores_futures_are_send(
         database.options(),
     ));
 }
+
+/// The schema and doctor services are `Send` too: `tend serve` will run them from its
+/// scheduler and handlers.
+#[allow(dead_code)]
+fn the_schema_and_doctor_futures_are_send(
+    settings: &Settings,
+    info: &tend_pg::ConnInfo,
+    shadows: &tend_schema::shadow::Shadows,
+    source: &dyn tend_schema::source::Source,
+    migrations: &[tend_migrate::Migration],
+    run_options: &tend_migrate::RunOptions,
+) {
+    fn send<T: Send>(_: T) {}
+    let request = tend_core::schema::DriftRequest {
+        info,
+        format: tend_migrate::Format::Tend,
+        migrations,
+        run_options,
+    };
+    send(tend_core::schema::place_shadows(
+        &settings.database,
+        Some(info),
+        None,
+    ));
+    send(tend_core::schema::server_major(
+        info,
+        &settings.connect_options(),
+    ));
+    send(tend_core::schema::drift(request, shadows));
+    send(tend_core::schema::verify(request, shadows));
+    send(tend_core::schema::diff(
+        source,
+        source,
+        Some(shadows),
+        &tend_schema::diff::DiffOptions::default(),
+    ));
+    send(tend_core::schema::dump(source, None));
+    send(tend_core::schema::clear_cache(shadows));
+    send(tend_core::doctor::diagnose(tend_core::doctor::Diagnosis {
+        settings,
+        config_error: None,
+        target: tend_core::doctor::DoctorTarget::LocalCluster { info: info.clone() },
+    }));
+    send(tend_core::doctor::database(settings, "database", info));
+}

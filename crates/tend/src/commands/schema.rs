@@ -5,15 +5,16 @@
 //! the live server itself.
 
 use clap::{Args, Subcommand};
-use serde_json::json;
-use tend_migrate::apply;
-use tend_migrate::{History, Migration, State};
-use tend_pg::{ConnInfo, ServerFacts};
+use tend_core::schema::{
+    DiffReport, DriftError, DriftRequest, PlacementError, ShadowPlacement, VerifyReport,
+};
+use tend_migrate::Migration;
+use tend_pg::ConnInfo;
+use tend_schema::SchemaError;
 use tend_schema::diff::{Change, DiffOptions, Plan, Rename};
 use tend_schema::drift::ObjectDrift;
-use tend_schema::shadow::{ShadowError, ShadowHost, Shadows};
-use tend_schema::source::{DatabaseSource, MigrationsSource, Source, introspect_and_release};
-use tend_schema::{Model, SchemaError};
+use tend_schema::shadow::{ShadowError, Shadows};
+use tend_schema::source::{DatabaseSource, MigrationsSource, Source};
 
 use crate::command_error::{CommandError, ErrorKind, exit};
 use crate::commands::migrate::{Project, run_options};
@@ -91,6 +92,26 @@ impl From<ShadowError> for CommandError {
     }
 }
 
+impl From<PlacementError> for CommandError {
+    fn from(err: PlacementError) -> Self {
+        match err {
+            PlacementError::Connect(e) => e.into(),
+            PlacementError::Facts(e) => e.into(),
+        }
+    }
+}
+
+impl From<DriftError> for CommandError {
+    fn from(err: DriftError) -> Self {
+        match err {
+            err @ DriftError::HistoryMismatch { .. } => CommandError::failure(err.to_string())
+                .with_hint("`tend migrate status` explains each state and what to do"),
+            DriftError::Migrate(e) => e.into(),
+            DriftError::Schema(e) => e.into(),
+        }
+    }
+}
+
 /// Reads a source's text form; `database`, `migrations` and `schema` name the project's own.
 pub fn source(ctx: &Context, text: &str) -> Result<Box<dyn Source>, CommandError> {
     let project = Project::from_settings(ctx);
@@ -135,66 +156,47 @@ pub fn schema_path(ctx: &Context) -> Result<std::path::PathBuf, CommandError> {
 
 /// Where shadow databases go: SHADOW_DATABASE_URL; else the local cluster, when it runs the
 /// same major version as the live server (another major renders definitions differently);
-/// else the live server itself.
+/// else the live server itself. The placement is the core's; starting the local cluster
+/// (announced on stderr) is this command's.
 pub fn shadows(ctx: &Context, live: Option<&ConnInfo>) -> Result<Shadows, CommandError> {
     let connect = ctx.settings.connect_options();
-    let protect = |shadows: Shadows| match live {
-        Some(info) => shadows.protecting(info),
-        None => shadows,
-    };
-    if let Some(url) = &ctx.settings.database.shadow_url {
-        return Ok(protect(Shadows::new(
-            ShadowHost::Dedicated(url.value.clone()),
-            connect,
-        )));
-    }
-    let live_major = match live {
-        Some(info) => Some(block_on(async {
-            let session = tend_pg::connect(info, &connect).await?;
-            let facts = ServerFacts::read(&session).await?;
-            Ok::<u32, CommandError>(facts.version_num / 10000)
-        })?),
-        None => None,
-    };
-    let local = crate::context::start_local_cluster(
-        &ctx.settings,
-        ctx.out,
-        "postgres",
-        crate::context::ClusterUse::Shadow,
-    );
-    match (local, live) {
-        (Ok(admin), _) => {
-            let local_major = block_on(async {
-                let session = tend_pg::connect(&admin, &connect).await?;
-                let facts = ServerFacts::read(&session).await?;
-                Ok::<u32, CommandError>(facts.version_num / 10000)
-            })?;
-            match (live_major, live) {
-                (Some(major), Some(info)) if major != local_major => {
-                    ctx.out.notice(format!(
-                        "The local cluster runs PostgreSQL {local_major} and the database {major}: shadow databases go to the database's server"
+    let database = &ctx.settings.database;
+    let placement = match tend_core::schema::dedicated_shadows(database) {
+        Some(placement) => placement,
+        None => {
+            let local = crate::context::start_local_cluster(
+                &ctx.settings,
+                ctx.out,
+                "postgres",
+                crate::context::ClusterUse::Shadow,
+            );
+            let placed = block_on(tend_core::schema::place_shadows(
+                database,
+                live,
+                local.as_ref().ok(),
+            ))?;
+            match (placed, local) {
+                (Some(placement), _) => placement,
+                (None, Err(e)) => {
+                    return Err(e.with_hint(
+                        "set SHADOW_DATABASE_URL to a database tend may reset, for replaying migrations",
                     ));
-                    Ok(protect(Shadows::new(
-                        ShadowHost::Server(info.clone()),
-                        connect,
-                    )))
                 }
-                _ => Ok(protect(Shadows::new(ShadowHost::Server(admin), connect))),
+                (None, Ok(_)) => unreachable!("a running local cluster always takes the shadows"),
             }
         }
-        (Err(_), Some(info)) => Ok(protect(Shadows::new(
-            ShadowHost::Server(info.clone()),
-            connect,
-        ))),
-        (Err(e), None) => Err(e.with_hint(
-            "set SHADOW_DATABASE_URL to a database tend may reset, for replaying migrations",
-        )),
+    };
+    if let ShadowPlacement::LiveServer {
+        other_major: Some(majors),
+        ..
+    } = &placement
+    {
+        ctx.out.notice(format!(
+            "The local cluster runs PostgreSQL {} and the database {}: shadow databases go to the database's server",
+            majors.local, majors.live
+        ));
     }
-}
-
-/// Loads a model, making shadow databases only when the source needs them.
-pub fn load(source: &dyn Source, shadows: Option<&Shadows>) -> Result<Model, CommandError> {
-    Ok(block_on(source.load(shadows))?)
+    Ok(placement.shadows(connect, live))
 }
 
 fn dump(ctx: &Context, args: DumpArgs) -> Result<i32, CommandError> {
@@ -204,24 +206,16 @@ fn dump(ctx: &Context, args: DumpArgs) -> Result<i32, CommandError> {
     } else {
         None
     };
-    let model = load(source.as_ref(), shadows.as_ref())?;
+    let report = block_on(tend_core::schema::dump(source.as_ref(), shadows.as_ref()))?;
     ctx.out
-        .json_value(&serde_json::to_value(&model).expect("models serialize"));
-    let plan = tend_schema::diff(
-        &Model::default(),
-        &model,
-        &DiffOptions {
-            concurrently: false,
-            ..DiffOptions::default()
-        },
-    );
-    ctx.out.line(format!("-- {}", source.describe()));
+        .json_value(&serde_json::to_value(&report).expect("reports serialize"));
+    ctx.out.line(format!("-- {}", report.source));
     ctx.out.line(format!(
         "-- {}, by tend {}\n",
-        count(model.object_count(), "object", "objects"),
+        count(report.model.object_count(), "object", "objects"),
         env!("CARGO_PKG_VERSION")
     ));
-    for step in &plan.steps {
+    for step in &report.steps {
         ctx.out.line(format!("{};\n", step.sql));
     }
     Ok(exit::OK)
@@ -241,36 +235,31 @@ fn diff(ctx: &Context, args: DiffArgs) -> Result<i32, CommandError> {
     } else {
         None
     };
-    // The two catalogs are read at once (each read waits on its server). Two shadow
-    // replays stay one after the other: a dedicated shadow database serves one at a time.
-    let (before, after) = if from.needs_shadow() && to.needs_shadow() {
-        (
-            load(from.as_ref(), shadows.as_ref())?,
-            load(to.as_ref(), shadows.as_ref())?,
-        )
-    } else {
-        let (before, after) = block_on(async {
-            tokio::join!(from.load(shadows.as_ref()), to.load(shadows.as_ref()))
-        });
-        (before?, after?)
-    };
     let options = DiffOptions {
         renames,
         concurrently: !args.no_concurrently,
     };
-    let plan = tend_schema::diff(&before, &after, &options);
-    ctx.out.json_value(&json!({
-        "from": from.describe(),
-        "to": to.describe(),
-        "equal": plan.is_empty(),
-        "objects": plan.objects,
-        "steps": plan.steps,
-        "warnings": plan.warnings,
-    }));
+    let report = block_on(tend_core::schema::diff(
+        from.as_ref(),
+        to.as_ref(),
+        shadows.as_ref(),
+        &options,
+    ))?;
+    render_diff(ctx, &report);
+    if args.exit_code && !report.equal {
+        return Ok(exit::FAILURE);
+    }
+    Ok(exit::OK)
+}
+
+/// The diff as psql-runnable SQL, what differs as comments on top.
+fn render_diff(ctx: &Context, report: &DiffReport) {
+    let plan = &report.plan;
+    ctx.out
+        .json_value(&serde_json::to_value(report).expect("reports serialize"));
     ctx.out.line(format!(
         "-- tend schema diff\n-- from: {}\n-- to:   {}",
-        from.describe(),
-        to.describe()
+        report.from, report.to
     ));
     if plan.is_empty() {
         ctx.out.line("-- The schemas are equal: nothing to do.");
@@ -294,17 +283,13 @@ fn diff(ctx: &Context, args: DiffArgs) -> Result<i32, CommandError> {
         ctx.out.line(format!(
             "--\n-- {}{}\n",
             count(plan.steps.len(), "step", "steps"),
-            hazard_summary(&plan)
+            hazard_summary(plan)
         ));
         ctx.out.line(plan.to_sql(true).trim_end());
         for warning in &plan.warnings {
             ctx.out.warn(warning);
         }
     }
-    if args.exit_code && !plan.is_empty() {
-        return Ok(exit::FAILURE);
-    }
-    Ok(exit::OK)
 }
 
 /// The connection a source text names, when it is a live database (to pick a shadow server
@@ -331,16 +316,10 @@ fn hazard_summary(plan: &Plan) -> String {
 }
 
 /// The drift between a live database and the migrations it has applied.
-pub struct Drift {
-    /// Migrations applied in the database (and replayed in the shadow).
-    pub applied: usize,
-    /// Migrations on disk not applied yet (not part of the comparison).
-    pub pending: Vec<String>,
-    /// The steps that would bring the database to its migrations' schema.
-    pub plan: Plan,
-}
+pub use tend_core::schema::Drift;
 
-/// Compares the database with the migrations its history says are applied.
+/// Compares the database with the migrations its history says are applied (the core's
+/// service, for `migrate dev` and the demo).
 pub fn drift(
     ctx: &Context,
     info: &ConnInfo,
@@ -348,58 +327,16 @@ pub fn drift(
     migrations: &[Migration],
     shadows: &Shadows,
 ) -> Result<Drift, CommandError> {
-    let statuses = block_on(apply::status(
-        info,
-        &run_options(ctx),
-        History::new(project.format),
-        migrations,
-    ))?;
-    let problems: Vec<String> = statuses
-        .iter()
-        .filter(|s| matches!(s.state, State::Failed | State::Modified | State::Missing))
-        .map(|s| format!("{} ({})", s.name, apply::state_word(&s.state)))
-        .collect();
-    if !problems.is_empty() {
-        return Err(CommandError::failure(format!(
-            "the migration history does not match the files, so there is no schema to compare with: {}",
-            problems.join(", ")
-        ))
-        .with_hint("`tend migrate status` explains each state and what to do"));
-    }
-    let applied: Vec<&str> = statuses
-        .iter()
-        .filter(|s| s.state == State::Applied)
-        .map(|s| s.name.as_str())
-        .collect();
-    let pending: Vec<String> = statuses
-        .iter()
-        .filter(|s| matches!(s.state, State::Pending | State::RolledBack))
-        .map(|s| s.name.clone())
-        .collect();
-    let replay: Vec<Migration> = migrations
-        .iter()
-        .filter(|m| applied.contains(&m.name.as_str()))
-        .cloned()
-        .collect();
-    let live_source = DatabaseSource {
-        info: info.clone(),
-        connect: ctx.settings.connect_options(),
-    };
-    // The live catalog is read while the shadow replays the history.
-    let (expected, live) = block_on(async {
-        let expected = async {
-            let shadow = shadows.replay_migrations(&replay, project.format).await?;
-            introspect_and_release(shadow).await
-        };
-        tokio::join!(expected, live_source.load(None))
-    });
-    let (expected, live) = (expected?, live?);
-    let plan = tend_schema::diff(&live, &expected, &DiffOptions::default());
-    Ok(Drift {
-        applied: replay.len(),
-        pending,
-        plan,
-    })
+    let run_options = run_options(ctx);
+    Ok(block_on(tend_core::schema::drift(
+        DriftRequest {
+            info,
+            format: project.format,
+            migrations,
+            run_options: &run_options,
+        },
+        shadows,
+    ))?)
 }
 
 fn verify(ctx: &Context) -> Result<i32, CommandError> {
@@ -407,26 +344,23 @@ fn verify(ctx: &Context) -> Result<i32, CommandError> {
     let migrations = project.load()?;
     let info = ctx.target()?.info;
     let shadows = shadows(ctx, Some(&info))?;
-    let drift = drift(ctx, &info, &project, &migrations, &shadows)?;
+    let run_options = run_options(ctx);
+    let (report, drift) = block_on(tend_core::schema::verify(
+        DriftRequest {
+            info: &info,
+            format: project.format,
+            migrations: &migrations,
+            run_options: &run_options,
+        },
+        &shadows,
+    ))?;
+    render_verify(ctx, &report, &drift)
+}
+
+fn render_verify(ctx: &Context, report: &VerifyReport, drift: &Drift) -> Result<i32, CommandError> {
     let objects = &drift.plan.objects;
-    ctx.out.json_value(&json!({
-        "database": info.redacted().to_string(),
-        "drift": !drift.plan.is_empty() || !objects.is_empty(),
-        "applied": drift.applied,
-        "pending": drift.pending,
-        "objects": objects.iter().map(|o| json!({
-            "object": o.object,
-            "change": o.change,
-            "drift": drift_word(o.change),
-            "differences": o.differences.iter().map(|d| json!({
-                "aspect": d.aspect,
-                "database": d.from,
-                "migrations": d.to,
-            })).collect::<Vec<_>>(),
-        })).collect::<Vec<_>>(),
-        "steps": drift.plan.steps,
-        "sql": drift.plan.to_sql(true),
-    }));
+    ctx.out
+        .json_value(&serde_json::to_value(report).expect("reports serialize"));
     if !drift.pending.is_empty() {
         ctx.out.notice(format!(
             "{} not applied yet, so not compared: {} (`tend migrate deploy` applies them)",
@@ -477,23 +411,17 @@ fn drift_lines(objects: &[ObjectDrift], word: impl Fn(Change) -> &'static str) -
 /// Values longer than this are shortened in the listing (the JSON has them whole).
 const VALUE_WIDTH: usize = 72;
 
-/// What a step of the reconciling plan (database -> migrations) says about the database.
-fn drift_word(change: Change) -> &'static str {
-    match change {
-        Change::Create => "missing from the database",
-        Change::Drop => "in the database, not in the migrations",
-        Change::Alter => "differs from the migrations",
-    }
-}
+use tend_core::schema::drift_word;
 
 fn clear_cache(ctx: &Context) -> Result<i32, CommandError> {
     let live = ctx.settings.database.url.as_ref().map(|url| &url.value);
     let shadows = shadows(ctx, live)?;
-    let dropped = block_on(shadows.clear_cache())?;
-    ctx.out.json_value(&json!({ "dropped": dropped }));
+    let report = block_on(tend_core::schema::clear_cache(&shadows))?;
+    ctx.out
+        .json_value(&serde_json::to_value(report).expect("reports serialize"));
     ctx.out.line(format!(
         "Dropped {}.",
-        count(dropped, "cached replay", "cached replays")
+        count(report.dropped, "cached replay", "cached replays")
     ));
     Ok(exit::OK)
 }

@@ -199,3 +199,31 @@ fn doctor_reports_layout_history_backup_key_and_restore_drill() {
     assert!(out.contains("no backup key is set"), "{out}");
     assert!(out.contains("a restore drill cannot run here"), "{out}");
 }
+
+/// `tend doctor --json` is the serialized `DoctorReport`. What depends on the machine (tool
+/// paths and versions, the server's version and URL, the restore drill's versions) is
+/// replaced before the snapshot; the checks, their order, statuses and the rest are pinned.
+#[test]
+fn doctor_json_is_the_doctor_report() {
+    let db = TestDb::create();
+    let project = TestProject::new();
+    let (code, out, err) = run(project
+        .tend()
+        .env("DATABASE_URL", db.url())
+        .args(["doctor", "--json"]));
+    assert_eq!(code, 0, "{out}{err}");
+    let mut doc: serde_json::Value = serde_json::from_str(&out).unwrap();
+    for finding in doc["findings"].as_array_mut().unwrap() {
+        let check = finding["check"].as_str().unwrap().to_string();
+        if check.starts_with("tools.")
+            || check.starts_with("database.connect")
+            || check == "backup.restore_drill"
+        {
+            finding["message"] = "[depends on the machine]".into();
+            if finding.get("fix").is_some() {
+                finding["fix"] = "[depends on the machine]".into();
+            }
+        }
+    }
+    insta::assert_json_snapshot!(doc);
+}

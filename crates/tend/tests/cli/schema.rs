@@ -445,3 +445,68 @@ fn uncommon_objects_show_no_false_drift_and_rebuild_from_empty() {
     assert_eq!(code, 0, "still different after the script:\n{out}{err}");
     assert_eq!(schema_of(&target), schema_of(&source));
 }
+
+/// `tend schema verify --json` is the serialized `VerifyReport`; the snapshot pins its shape
+/// (the database URL, which names a per-test database and port, is redacted).
+#[test]
+fn verify_json_is_the_verify_report() {
+    let project = project_with_history();
+    let db = TestDb::create();
+    assert_eq!(tend(&project, &db, &["migrate", "deploy"]).0, 0);
+    psql(
+        &db,
+        "ALTER TABLE users ADD COLUMN nickname text;
+         ALTER TABLE users ALTER COLUMN created_at SET DEFAULT clock_timestamp();",
+    );
+    let (code, out, err) = tend(&project, &db, &["schema", "verify", "--json"]);
+    assert_eq!(code, 1, "{out}{err}");
+    let doc: serde_json::Value = serde_json::from_str(&out).unwrap();
+    insta::assert_json_snapshot!(doc, { ".database" => "[database]" });
+}
+
+/// `tend schema diff --json` is the serialized `DiffReport`: the sources, whether they are
+/// equal, what differs, the steps and the warnings (the sources' URLs are redacted).
+#[test]
+fn diff_json_is_the_diff_report() {
+    let project = TestProject::new();
+    let from = TestDb::create();
+    let to = TestDb::create();
+    psql(&from, "CREATE TABLE t (id int PRIMARY KEY, a text)");
+    psql(
+        &to,
+        "CREATE TABLE t (id int PRIMARY KEY, a varchar(20) NOT NULL); CREATE INDEX t_a ON t (a);",
+    );
+    let (code, out, err) = run(project.tend().args([
+        "schema",
+        "diff",
+        "--json",
+        "--from",
+        &from.url(),
+        "--to",
+        &to.url(),
+    ]));
+    assert_eq!(code, 0, "{out}{err}");
+    let doc: serde_json::Value = serde_json::from_str(&out).unwrap();
+    insta::assert_json_snapshot!(doc, { ".from" => "[from]", ".to" => "[to]" });
+}
+
+/// `tend schema dump --json` prints the model itself (the `DumpReport` serializes as its
+/// model).
+#[test]
+fn dump_json_is_the_model() {
+    let project = TestProject::new();
+    let db = TestDb::create();
+    psql(
+        &db,
+        "CREATE TYPE mood AS ENUM ('sad', 'ok');
+         CREATE TABLE t (id int PRIMARY KEY, a text NOT NULL DEFAULT 'x', m mood);
+         CREATE INDEX t_a ON t (a);",
+    );
+    let (code, out, err) = run(project
+        .tend()
+        .env("DATABASE_URL", db.url())
+        .args(["schema", "dump", "--json"]));
+    assert_eq!(code, 0, "{out}{err}");
+    let doc: serde_json::Value = serde_json::from_str(&out).unwrap();
+    insta::assert_json_snapshot!(doc);
+}
