@@ -32,8 +32,14 @@ pub enum BackupError {
     Connect(#[from] tend_pg::ConnectError),
     #[error(transparent)]
     Store(Box<StoreError>),
+    /// PostgreSQL refused a statement of tend's own; `class` says what kind of failure its
+    /// SQLSTATE names (a full disk, a missing privilege, a lock...).
     #[error("{context}: {message}")]
-    Database { context: String, message: String },
+    Database {
+        context: String,
+        message: String,
+        class: tend_pg::PgErrorClass,
+    },
     #[error("{program} failed (exit {code}): {stderr}; nothing was kept")]
     Dump {
         program: String,
@@ -101,12 +107,18 @@ impl From<StoreError> for BackupError {
 }
 
 pub(crate) fn db_error(context: &str) -> impl FnOnce(tokio_postgres::Error) -> BackupError + '_ {
-    move |e| BackupError::Database {
-        context: context.to_string(),
-        message: match e.as_db_error() {
-            Some(db) => db.message().to_string(),
-            None => e.to_string(),
-        },
+    move |e| BackupError::database(context.to_string(), &tend_pg::PgError::of(&e))
+}
+
+impl BackupError {
+    /// A statement of tend's own failed: PostgreSQL's message (without its SQLSTATE) and
+    /// the class of failure it names.
+    pub(crate) fn database(context: String, err: &tend_pg::PgError) -> BackupError {
+        BackupError::Database {
+            context,
+            message: err.message.clone(),
+            class: err.class,
+        }
     }
 }
 
@@ -323,7 +335,7 @@ pub async fn backup(
             let count: i64 = session
                 .query_one(&format!("SELECT count(*) FROM {qualified}"), &[])
                 .await
-                .map_err(|e| e.to_string())?
+                .map_err(|e| tend_pg::PgError::of(&e))?
                 .get(0);
             rows.push(TableRows {
                 schema,
@@ -333,7 +345,7 @@ pub async fn backup(
         }
         // The transaction stays open, and with it the snapshot pg_dump imports, until the
         // dump is done: pg_dump may start after the counting ends.
-        Ok::<_, String>((rows, session))
+        Ok::<_, tend_pg::PgError>((rows, session))
     });
 
     let data_path = store.path(&id, DATA);
@@ -401,12 +413,7 @@ pub async fn backup(
     };
     let rows = counted
         .map_err(|e| BackupError::Pipeline(e.to_string()))
-        .and_then(|r| {
-            r.map_err(|m| BackupError::Database {
-                context: "counting rows".to_string(),
-                message: m,
-            })
-        });
+        .and_then(|r| r.map_err(|e| BackupError::database("counting rows".to_string(), &e)));
     let rows = match rows {
         Ok((rows, session)) => {
             let _ = session.batch_execute("COMMIT").await;

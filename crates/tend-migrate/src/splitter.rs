@@ -107,12 +107,7 @@ pub fn line_col(script: &str, byte_offset: usize) -> (usize, usize) {
 /// `position` field (it counts characters, not bytes, from the start of the query string it
 /// was sent). Positions past the end count as the end; 0 counts as 1.
 pub fn line_of_char_position(script: &str, position: usize) -> usize {
-    let index = position.saturating_sub(1);
-    let byte = script
-        .char_indices()
-        .nth(index)
-        .map_or(script.len(), |(b, _)| b);
-    line_col(script, byte).0
+    tend_pg::Location::of_char_position(script, position).line
 }
 
 /// What a statement needs from the runner.
