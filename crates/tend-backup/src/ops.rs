@@ -24,7 +24,7 @@ use crate::manifest::{
 use crate::pg_restore::{PgRestore, Restoring};
 use crate::pipeline::{ChannelReader, ChannelWriter, CountingReader, drain};
 use crate::roles::{Ownership, RolePlanner, RolesOutcome};
-use crate::store::{Store, StoreError};
+use crate::store::{Store, StoreError, StoreFailure};
 
 #[derive(Debug, thiserror::Error)]
 pub enum BackupError {
@@ -62,6 +62,24 @@ pub enum BackupError {
     },
     #[error("the backup pipeline failed: {0}; nothing was kept")]
     Pipeline(String),
+    /// The store did not take the last bytes of an object (its single PUT, or the last
+    /// parts and the completion of a multipart upload).
+    #[error("the backup pipeline failed: finishing the upload: {source}; nothing was kept")]
+    Upload {
+        #[source]
+        source: Box<object_store::Error>,
+    },
+    /// The scratch file pg_restore reads the archive's table of contents from could not be
+    /// written (in the temporary directory).
+    #[error(
+        "the backup pipeline failed: cannot write the scratch file {}: {source}; nothing was kept",
+        path.display()
+    )]
+    Scratch {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("there is no backup `{0}` in the store; `tend backup list` shows them")]
     NoSuchBackup(String),
     #[error("the store holds no complete backup yet; take one with `tend backup run`")]
@@ -111,6 +129,12 @@ pub(crate) fn db_error(context: &str) -> impl FnOnce(tokio_postgres::Error) -> B
 }
 
 impl BackupError {
+    /// What kind of store failure this error is or was caused by (a refusing store, a full
+    /// disk...), read from its typed sources; `Other` when the store is not the cause.
+    pub fn store_failure(&self) -> StoreFailure {
+        StoreFailure::of(self)
+    }
+
     /// A statement of tend's own failed: PostgreSQL's message (without its SQLSTATE) and
     /// the class of failure it names.
     pub(crate) fn database(context: String, err: &tend_pg::PgError) -> BackupError {
@@ -437,10 +461,9 @@ pub async fn backup(
                 .upload(&store.path(&id, GLOBALS))
                 .recorded_by(marker.recorder());
             let finishing = async {
-                writer
-                    .finish()
-                    .await
-                    .map_err(|e| BackupError::Pipeline(format!("finishing the upload: {e}")))?;
+                writer.finish().await.map_err(|e| BackupError::Upload {
+                    source: Box::new(e),
+                })?;
                 let mut objects = vec![StoredObject {
                     name: DATA.to_string(),
                     bytes: stored.load(Ordering::Relaxed),
@@ -721,10 +744,9 @@ async fn dump_globals(
         .and_then(|r| r);
     match (upload_error, produced) {
         (None, Ok(sha256)) => {
-            writer
-                .finish()
-                .await
-                .map_err(|e| BackupError::Pipeline(format!("finishing the upload: {e}")))?;
+            writer.finish().await.map_err(|e| BackupError::Upload {
+                source: Box::new(e),
+            })?;
             Ok(StoredObject {
                 name: GLOBALS.to_string(),
                 bytes: stored.load(Ordering::Relaxed),

@@ -776,11 +776,9 @@ impl Scratch {
             .open(&path)
             .and_then(|mut file| file.write_all(bytes));
         let scratch = Scratch { path };
-        written.map_err(|e| {
-            BackupError::Pipeline(format!(
-                "cannot write the scratch file {}: {e}",
-                scratch.path.display()
-            ))
+        written.map_err(|source| BackupError::Scratch {
+            path: scratch.path.clone(),
+            source,
         })?;
         Ok(scratch)
     }
