@@ -15,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::history::History;
 use crate::source::Migration;
-use crate::splitter::{Statement, classify, has_no_transaction_directive, split};
+use crate::splitter::{classify, has_no_transaction_directive, split};
 use crate::status::{self, MigrationStatus, State, statements_digest};
 
 /// The key Prisma Migrate locks (`pg_advisory_lock(72707369)`); sharing it keeps a tend deploy
@@ -783,15 +783,6 @@ async fn locate_failure(client: &Client, options: &RunOptions, sql: &str, err: &
     line
 }
 
-/// The script line of a failing statement sent on its own: where the server's position
-/// points, else where the object the message quotes appears, else the statement's first.
-fn statement_line(statement: &Statement<'_>, err: &PgError) -> usize {
-    match err.position {
-        Some(position) => statement.line_of_char_position(position),
-        None => statement.line + err.lines_before_quoted_name(statement.sql),
-    }
-}
-
 struct Failure {
     message: String,
     code: Option<String>,
@@ -926,7 +917,7 @@ async fn apply_statements(
             }
             let pg = PgError::of(&err);
             let failure = Failure::of(&pg);
-            let line = statement_line(statement, &pg);
+            let line = statement.line_of_error(&pg);
             let mut logs = failure.logs(line, migration);
             if kept > 0 {
                 logs.push('\n');
@@ -1356,7 +1347,7 @@ async fn seed_statements(
                 let _ = session.batch_execute("ROLLBACK").await;
             }
             let pg = PgError::of(&err);
-            let line = statement_line(statement, &pg);
+            let line = statement.line_of_error(&pg);
             let failure = Failure::of(&pg);
             let kept = if committed == 0 {
                 "nothing of it stayed (it runs statement by statement, as psql does, since it manages its own transactions)".to_string()

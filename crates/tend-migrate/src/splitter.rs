@@ -30,6 +30,16 @@ impl Statement<'_> {
     pub fn line_of_char_position(&self, position: usize) -> usize {
         self.line + line_of_char_position(self.sql, position) - 1
     }
+
+    /// The script line of a server error for this statement sent on its own: where the
+    /// error's position points, else where the object its message quotes first appears
+    /// (`relation "x" does not exist`), else the statement's first line.
+    pub fn line_of_error(&self, err: &tend_pg::PgError) -> usize {
+        match err.position {
+            Some(position) => self.line_of_char_position(position),
+            None => self.line + err.lines_before_quoted_name(self.sql),
+        }
+    }
 }
 
 /// Splits a script into statements the way psql would send them.

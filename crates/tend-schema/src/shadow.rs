@@ -1382,11 +1382,7 @@ fn now_millis() -> u64 {
 async fn run_statements(session: &Session, file: &SqlFile) -> Result<(), ShadowError> {
     for statement in split(&file.sql) {
         if let Err(err) = session.batch_execute(statement.sql).await {
-            let pg = PgError::of(&err);
-            let line = match pg.position {
-                Some(pos) => statement.line_of_char_position(pos),
-                None => statement.line + pg.lines_before_quoted_name(statement.sql),
-            };
+            let line = statement.line_of_error(&PgError::of(&err));
             return Err(sql_failure(file, line, &err));
         }
     }
