@@ -19,4 +19,4 @@ pub mod store;
 pub use crypto::{Decryption, Encryption};
 pub use manifest::Manifest;
 pub use ops::{BackupError, BackupOptions, Progress};
-pub use store::{Store, StoreConfig};
+pub use store::{Store, StoreConfig, StoreFailure};

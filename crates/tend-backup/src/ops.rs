@@ -24,7 +24,7 @@ use crate::manifest::{
 use crate::pg_restore::{PgRestore, Restoring};
 use crate::pipeline::{ChannelReader, ChannelWriter, CountingReader, drain};
 use crate::roles::{Ownership, RolePlanner, RolesOutcome};
-use crate::store::{Store, StoreError};
+use crate::store::{Store, StoreError, StoreFailure};
 
 #[derive(Debug, thiserror::Error)]
 pub enum BackupError {
@@ -32,8 +32,14 @@ pub enum BackupError {
     Connect(#[from] tend_pg::ConnectError),
     #[error(transparent)]
     Store(Box<StoreError>),
+    /// PostgreSQL refused a statement of tend's own; `class` says what kind of failure its
+    /// SQLSTATE names (a full disk, a missing privilege, a lock...).
     #[error("{context}: {message}")]
-    Database { context: String, message: String },
+    Database {
+        context: String,
+        message: String,
+        class: tend_pg::PgErrorClass,
+    },
     #[error("{program} failed (exit {code}): {stderr}; nothing was kept")]
     Dump {
         program: String,
@@ -56,6 +62,24 @@ pub enum BackupError {
     },
     #[error("the backup pipeline failed: {0}; nothing was kept")]
     Pipeline(String),
+    /// The store did not take the last bytes of an object (its single PUT, or the last
+    /// parts and the completion of a multipart upload).
+    #[error("the backup pipeline failed: finishing the upload: {source}; nothing was kept")]
+    Upload {
+        #[source]
+        source: Box<object_store::Error>,
+    },
+    /// The scratch file pg_restore reads the archive's table of contents from could not be
+    /// written (in the temporary directory).
+    #[error(
+        "the backup pipeline failed: cannot write the scratch file {}: {source}; nothing was kept",
+        path.display()
+    )]
+    Scratch {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("there is no backup `{0}` in the store; `tend backup list` shows them")]
     NoSuchBackup(String),
     #[error("the store holds no complete backup yet; take one with `tend backup run`")]
@@ -101,12 +125,24 @@ impl From<StoreError> for BackupError {
 }
 
 pub(crate) fn db_error(context: &str) -> impl FnOnce(tokio_postgres::Error) -> BackupError + '_ {
-    move |e| BackupError::Database {
-        context: context.to_string(),
-        message: match e.as_db_error() {
-            Some(db) => db.message().to_string(),
-            None => e.to_string(),
-        },
+    move |e| BackupError::database(context.to_string(), &tend_pg::PgError::of(&e))
+}
+
+impl BackupError {
+    /// What kind of store failure this error is or was caused by (a refusing store, a full
+    /// disk...), read from its typed sources; `Other` when the store is not the cause.
+    pub fn store_failure(&self) -> StoreFailure {
+        StoreFailure::of(self)
+    }
+
+    /// A statement of tend's own failed: PostgreSQL's message (without its SQLSTATE) and
+    /// the class of failure it names.
+    pub(crate) fn database(context: String, err: &tend_pg::PgError) -> BackupError {
+        BackupError::Database {
+            context,
+            message: err.message.clone(),
+            class: err.class,
+        }
     }
 }
 
@@ -323,7 +359,7 @@ pub async fn backup(
             let count: i64 = session
                 .query_one(&format!("SELECT count(*) FROM {qualified}"), &[])
                 .await
-                .map_err(|e| e.to_string())?
+                .map_err(|e| tend_pg::PgError::of(&e))?
                 .get(0);
             rows.push(TableRows {
                 schema,
@@ -333,7 +369,7 @@ pub async fn backup(
         }
         // The transaction stays open, and with it the snapshot pg_dump imports, until the
         // dump is done: pg_dump may start after the counting ends.
-        Ok::<_, String>((rows, session))
+        Ok::<_, tend_pg::PgError>((rows, session))
     });
 
     let data_path = store.path(&id, DATA);
@@ -401,12 +437,7 @@ pub async fn backup(
     };
     let rows = counted
         .map_err(|e| BackupError::Pipeline(e.to_string()))
-        .and_then(|r| {
-            r.map_err(|m| BackupError::Database {
-                context: "counting rows".to_string(),
-                message: m,
-            })
-        });
+        .and_then(|r| r.map_err(|e| BackupError::database("counting rows".to_string(), &e)));
     let rows = match rows {
         Ok((rows, session)) => {
             let _ = session.batch_execute("COMMIT").await;
@@ -430,10 +461,9 @@ pub async fn backup(
                 .upload(&store.path(&id, GLOBALS))
                 .recorded_by(marker.recorder());
             let finishing = async {
-                writer
-                    .finish()
-                    .await
-                    .map_err(|e| BackupError::Pipeline(format!("finishing the upload: {e}")))?;
+                writer.finish().await.map_err(|e| BackupError::Upload {
+                    source: Box::new(e),
+                })?;
                 let mut objects = vec![StoredObject {
                     name: DATA.to_string(),
                     bytes: stored.load(Ordering::Relaxed),
@@ -714,10 +744,9 @@ async fn dump_globals(
         .and_then(|r| r);
     match (upload_error, produced) {
         (None, Ok(sha256)) => {
-            writer
-                .finish()
-                .await
-                .map_err(|e| BackupError::Pipeline(format!("finishing the upload: {e}")))?;
+            writer.finish().await.map_err(|e| BackupError::Upload {
+                source: Box::new(e),
+            })?;
             Ok(StoredObject {
                 name: GLOBALS.to_string(),
                 bytes: stored.load(Ordering::Relaxed),

@@ -658,12 +658,11 @@ async fn load(
             .nth(1)
             .unwrap_or("a table")
             .to_string();
-        move |e: tokio_postgres::Error| BackupError::Database {
-            context: format!("loading the rows of {table}"),
-            message: match e.as_db_error() {
-                Some(db) => db.message().to_string(),
-                None => e.to_string(),
-            },
+        move |e: tokio_postgres::Error| {
+            BackupError::database(
+                format!("loading the rows of {table}"),
+                &tend_pg::PgError::of(&e),
+            )
         }
     };
     while let Some(work) = rx.recv().await {
@@ -749,8 +748,9 @@ async fn undo(
         if kept || entry.drop_stmt.trim().is_empty() {
             continue;
         }
+        // The server refusing a drop leaves that object; losing the server stops the undo.
         if let Err(e) = session.client.batch_execute(&entry.drop_stmt).await
-            && e.as_db_error().is_none()
+            && !tend_pg::PgError::of(&e).from_server()
         {
             return Err(db_error("undoing the restore")(e));
         }
@@ -776,11 +776,9 @@ impl Scratch {
             .open(&path)
             .and_then(|mut file| file.write_all(bytes));
         let scratch = Scratch { path };
-        written.map_err(|e| {
-            BackupError::Pipeline(format!(
-                "cannot write the scratch file {}: {e}",
-                scratch.path.display()
-            ))
+        written.map_err(|source| BackupError::Scratch {
+            path: scratch.path.clone(),
+            source,
         })?;
         Ok(scratch)
     }

@@ -56,6 +56,101 @@ pub enum StoreError {
     },
 }
 
+impl StoreError {
+    /// What kind of failure this is, read from the typed errors underneath (see
+    /// [`StoreFailure::of`]); a store configuration that cannot be used is `Other`.
+    pub fn failure(&self) -> StoreFailure {
+        match self {
+            StoreError::S3Config(_) => StoreFailure::Other,
+            other => StoreFailure::of(other),
+        }
+    }
+}
+
+/// What kind of failure a store error is, so that callers can say what to do without
+/// reading a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StoreFailure {
+    /// The store refused tend's credentials: HTTP 401 or 403 (object_store's
+    /// `PermissionDenied` and `Unauthenticated`). A directory tend may not write in is not
+    /// this: its errors name the directory to fix.
+    Denied,
+    /// The object (or the bucket) is not there.
+    NotFound,
+    /// No space is left on the disk being written (ENOSPC, or a quota: EDQUOT).
+    Full,
+    /// The store did not answer: the connection was refused, reset or timed out.
+    Unavailable,
+    Other,
+}
+
+impl StoreFailure {
+    /// The first kind of failure that `err` or one of its sources shows, walking the
+    /// `source()` chain (and into the error an `io::Error` wraps) and looking at each link
+    /// as the type it is: `object_store::Error` (its permission and not-found variants),
+    /// object_store's `HttpError` (its connect and timeout kinds) and `std::io::Error` (its
+    /// kind). Never from the text of a message.
+    pub fn of(err: &(dyn std::error::Error + 'static)) -> StoreFailure {
+        let mut link = Some(err);
+        while let Some(err) = link {
+            if let Some(failure) = Self::of_link(err) {
+                return failure;
+            }
+            link = match err.downcast_ref::<std::io::Error>() {
+                // io::Error's own source() skips the error it wraps.
+                Some(io) => match io.get_ref() {
+                    Some(inner) => Some(inner as &(dyn std::error::Error + 'static)),
+                    None => err.source(),
+                },
+                None => err.source(),
+            };
+        }
+        StoreFailure::Other
+    }
+
+    fn of_link(err: &(dyn std::error::Error + 'static)) -> Option<StoreFailure> {
+        use std::io::ErrorKind;
+        // A boxed source (as `StoreError` holds it) is a link of type `Box<_>`.
+        let store_error = err.downcast_ref::<object_store::Error>().or_else(|| {
+            err.downcast_ref::<Box<object_store::Error>>()
+                .map(|boxed| &**boxed)
+        });
+        if let Some(err) = store_error {
+            return match err {
+                object_store::Error::PermissionDenied { .. }
+                | object_store::Error::Unauthenticated { .. } => Some(StoreFailure::Denied),
+                object_store::Error::NotFound { .. } => Some(StoreFailure::NotFound),
+                _ => None,
+            };
+        }
+        if let Some(err) = err.downcast_ref::<object_store::client::HttpError>() {
+            return match err.kind() {
+                object_store::client::HttpErrorKind::Connect
+                | object_store::client::HttpErrorKind::Timeout
+                | object_store::client::HttpErrorKind::Interrupted => {
+                    Some(StoreFailure::Unavailable)
+                }
+                _ => None,
+            };
+        }
+        if let Some(err) = err.downcast_ref::<std::io::Error>() {
+            return match err.kind() {
+                ErrorKind::StorageFull | ErrorKind::QuotaExceeded => Some(StoreFailure::Full),
+                ErrorKind::ConnectionRefused
+                | ErrorKind::ConnectionReset
+                | ErrorKind::ConnectionAborted
+                | ErrorKind::NotConnected
+                | ErrorKind::HostUnreachable
+                | ErrorKind::NetworkUnreachable
+                | ErrorKind::TimedOut => Some(StoreFailure::Unavailable),
+                _ => None,
+            };
+        }
+        None
+    }
+}
+
 /// Which kind of store, for hints.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StoreKind {
@@ -450,11 +545,13 @@ impl Store {
     /// Backup ids: the folders at the top of the store.
     pub async fn ids(&self) -> Result<Vec<String>, StoreError> {
         let prefix = self.prefix.as_ref().map(|p| ObjectPath::from(p.as_str()));
-        let listing = self
-            .inner
-            .list_with_delimiter(prefix.as_ref())
-            .await
-            .map_err(self.error("list", &prefix.clone().unwrap_or_default()))?;
+        let listing = match self.inner.list_with_delimiter(prefix.as_ref()).await {
+            Ok(listing) => listing,
+            Err(e) => {
+                let e = self.refusal_typed(prefix.as_ref(), e).await;
+                return Err(self.error("list", &prefix.unwrap_or_default())(e));
+            }
+        };
         let mut ids: Vec<String> = listing
             .common_prefixes
             .iter()
@@ -462,6 +559,37 @@ impl Store {
             .collect();
         ids.sort();
         Ok(ids)
+    }
+
+    /// object_store reports an S3 listing the store refused as a generic error (the status
+    /// sits in a type of its own that cannot be named), while it types the refusal of a HEAD:
+    /// after a listing failed for no reason it names, one HEAD of the listed prefix asks
+    /// again, and a refusal makes the listing's error a `PermissionDenied` (or
+    /// `Unauthenticated`) that wraps it, so [`StoreFailure::of`] sees it.
+    async fn refusal_typed(
+        &self,
+        prefix: Option<&ObjectPath>,
+        err: object_store::Error,
+    ) -> object_store::Error {
+        if self.kind != StoreKind::S3 || StoreFailure::of(&err) != StoreFailure::Other {
+            return err;
+        }
+        let path = prefix.cloned().unwrap_or_else(|| ObjectPath::from("tend"));
+        match self.quick.head(&path).await {
+            Err(object_store::Error::PermissionDenied { .. }) => {
+                object_store::Error::PermissionDenied {
+                    path: path.to_string(),
+                    source: Box::new(err),
+                }
+            }
+            Err(object_store::Error::Unauthenticated { .. }) => {
+                object_store::Error::Unauthenticated {
+                    path: path.to_string(),
+                    source: Box::new(err),
+                }
+            }
+            _ => err,
+        }
     }
 
     /// Deletes every object of backup `id`, the manifest first, so a crash halfway never
@@ -845,5 +973,106 @@ fn retry_policy() -> object_store::RetryConfig {
         },
         max_retries: 10,
         retry_timeout: std::time::Duration::from_secs(180),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::BackupError;
+    use std::io;
+
+    fn generic(source: impl std::error::Error + Send + Sync + 'static) -> object_store::Error {
+        object_store::Error::Generic {
+            store: "LocalFileSystem",
+            source: Box::new(source),
+        }
+    }
+
+    fn object(source: object_store::Error) -> StoreError {
+        StoreError::Object {
+            store: "s3://bucket".into(),
+            action: "write",
+            path: "x/data".into(),
+            source: Box::new(source),
+        }
+    }
+
+    #[test]
+    fn a_full_disk_deep_in_a_store_error_is_full() {
+        let enospc = io::Error::from_raw_os_error(libc::ENOSPC);
+        assert_eq!(object(generic(enospc)).failure(), StoreFailure::Full);
+        let quota = io::Error::from_raw_os_error(libc::EDQUOT);
+        assert_eq!(object(generic(quota)).failure(), StoreFailure::Full);
+    }
+
+    #[test]
+    fn a_refusal_is_denied_also_inside_an_io_error() {
+        let refused = object_store::Error::PermissionDenied {
+            path: "x".into(),
+            source: "403".into(),
+        };
+        assert_eq!(object(refused).failure(), StoreFailure::Denied);
+        // A reading layer carries the store's error inside an io::Error.
+        let unauthenticated = object_store::Error::Unauthenticated {
+            path: "x".into(),
+            source: "401".into(),
+        };
+        let wrapped = io::Error::other(unauthenticated);
+        assert_eq!(StoreFailure::of(&wrapped), StoreFailure::Denied);
+    }
+
+    #[test]
+    fn missing_and_unreachable_stores_are_named_for_what_they_are() {
+        let missing = object_store::Error::NotFound {
+            path: "x".into(),
+            source: "404".into(),
+        };
+        assert_eq!(object(missing).failure(), StoreFailure::NotFound);
+        let refused = io::Error::from(io::ErrorKind::ConnectionRefused);
+        assert_eq!(
+            object(generic(refused)).failure(),
+            StoreFailure::Unavailable
+        );
+    }
+
+    #[test]
+    fn words_in_a_message_decide_nothing() {
+        let text: Box<dyn std::error::Error + Send + Sync> =
+            "Server returned non-2xx status code: 403 Forbidden (os error 28)".into();
+        let err = object_store::Error::Generic {
+            store: "S3",
+            source: text,
+        };
+        assert_eq!(object(err).failure(), StoreFailure::Other);
+        assert_eq!(
+            StoreError::S3Config("403 Forbidden".into()).failure(),
+            StoreFailure::Other
+        );
+    }
+
+    #[test]
+    fn a_backup_error_names_the_store_failure_under_it() {
+        let full = BackupError::Upload {
+            source: Box::new(generic(io::Error::from(io::ErrorKind::StorageFull))),
+        };
+        assert_eq!(full.store_failure(), StoreFailure::Full);
+        let unfinished = BackupError::Unfinished {
+            source: Box::new(BackupError::from(object(
+                object_store::Error::PermissionDenied {
+                    path: "x".into(),
+                    source: "403".into(),
+                },
+            ))),
+            state: "the target is as it was",
+        };
+        assert_eq!(unfinished.store_failure(), StoreFailure::Denied);
+        let scratch = BackupError::Scratch {
+            path: "/tmp/x".into(),
+            source: io::Error::from_raw_os_error(libc::ENOSPC),
+        };
+        assert_eq!(scratch.store_failure(), StoreFailure::Full);
+        let pipeline = BackupError::Pipeline("No space left on device (os error 28)".into());
+        assert_eq!(pipeline.store_failure(), StoreFailure::Other);
     }
 }

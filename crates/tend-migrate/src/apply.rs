@@ -6,14 +6,16 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
-use tend_pg::{AdvisoryLock, ConnInfo, ConnectError, ConnectOptions, LockError, quote_ident};
+use tend_pg::{
+    AdvisoryLock, ConnInfo, ConnectError, ConnectOptions, LockError, PgError, quote_ident,
+};
 use tokio_postgres::Client;
 use tokio_postgres::error::SqlState;
 use tokio_util::sync::CancellationToken;
 
 use crate::history::History;
 use crate::source::Migration;
-use crate::splitter::{classify, has_no_transaction_directive, line_of_char_position, split};
+use crate::splitter::{classify, has_no_transaction_directive, split};
 use crate::status::{self, MigrationStatus, State, statements_digest};
 
 /// The key Prisma Migrate locks (`pg_advisory_lock(72707369)`); sharing it keeps a tend deploy
@@ -728,18 +730,12 @@ async fn apply_in_transaction(
                 return Box::pin(apply_statements(locked, options, migration, None)).await;
             }
             // The position counts characters of the whole message: take the prefix off.
-            let prefix_chars = prefix.chars().count();
-            let file_chars = migration.sql.chars().count();
-            let line = match err.as_db_error().and_then(|d| d.position()) {
-                Some(tokio_postgres::error::ErrorPosition::Original(pos))
-                    if (*pos as usize) > prefix_chars
-                        && (*pos as usize) <= prefix_chars + file_chars =>
-                {
-                    line_of_char_position(&migration.sql, *pos as usize - prefix_chars)
-                }
-                _ => locate_failure(client, options, &migration.sql, &err).await,
+            let pg = PgError::of(&err);
+            let line = match pg.location_within(&migration.sql, prefix.chars().count()) {
+                Some(at) => at.line,
+                None => locate_failure(client, options, &migration.sql, &pg).await,
             };
-            let failure = failure_text(&err);
+            let failure = Failure::of(&pg);
             history
                 .fail(
                     client,
@@ -769,12 +765,7 @@ async fn apply_in_transaction(
 
 /// Finds the failing statement's line by replaying the file statement by statement in a
 /// transaction that is rolled back. Only on the failure path, for errors without a position.
-async fn locate_failure(
-    client: &Client,
-    options: &RunOptions,
-    sql: &str,
-    err: &tokio_postgres::Error,
-) -> usize {
+async fn locate_failure(client: &Client, options: &RunOptions, sql: &str, err: &PgError) -> usize {
     let statements = split(sql);
     let first = statements.first().map(|s| s.line).unwrap_or(1);
     if client.batch_execute("BEGIN").await.is_err() {
@@ -784,35 +775,12 @@ async fn locate_failure(
     let mut line = first;
     for statement in &statements {
         if client.batch_execute(statement.sql).await.is_err() {
-            line = statement.line + line_in_statement(statement.sql, err);
+            line = statement.line + err.lines_before_quoted_name(statement.sql);
             break;
         }
     }
     let _ = client.batch_execute("ROLLBACK").await;
     line
-}
-
-/// Lines into the failing statement where the object the error names ("relation \"x\"
-/// does not exist") first appears; 0 when it names none or it cannot be found.
-fn line_in_statement(statement: &str, err: &tokio_postgres::Error) -> usize {
-    let Some(db) = err.as_db_error() else {
-        return 0;
-    };
-    let message = db.message();
-    let Some(start) = message.find('"') else {
-        return 0;
-    };
-    let Some(len) = message[start + 1..].find('"') else {
-        return 0;
-    };
-    let name = &message[start + 1..start + 1 + len];
-    if name.is_empty() {
-        return 0;
-    }
-    statement
-        .find(name)
-        .map(|at| statement[..at].matches('\n').count())
-        .unwrap_or(0)
 }
 
 struct Failure {
@@ -852,19 +820,16 @@ fn portable_path(path: &std::path::Path) -> PathBuf {
     })
 }
 
-fn failure_text(err: &tokio_postgres::Error) -> Failure {
-    match err.as_db_error() {
-        Some(db) => Failure {
-            message: match db.detail() {
-                Some(detail) => format!("{} ({detail})", db.message()),
-                None => db.message().to_string(),
+impl Failure {
+    /// The server's message with its detail in parentheses, and its SQLSTATE.
+    fn of(err: &PgError) -> Failure {
+        Failure {
+            message: match &err.detail {
+                Some(detail) => format!("{} ({detail})", err.message),
+                None => err.message.clone(),
             },
-            code: Some(db.code().code().to_string()),
-        },
-        None => Failure {
-            message: err.to_string(),
-            code: None,
-        },
+            code: err.code_str().map(str::to_string),
+        }
     }
 }
 
@@ -950,14 +915,9 @@ async fn apply_statements(
                     ),
                 });
             }
-            let failure = failure_text(&err);
-            let line = match err.as_db_error().and_then(|d| d.position()) {
-                Some(tokio_postgres::error::ErrorPosition::Original(pos)) => {
-                    statement.line
-                        + line_of_char_position(statement.sql, *pos as usize).saturating_sub(1)
-                }
-                _ => statement.line + line_in_statement(statement.sql, &err),
-            };
+            let pg = PgError::of(&err);
+            let failure = Failure::of(&pg);
+            let line = statement.line_of_error(&pg);
             let mut logs = failure.logs(line, migration);
             if kept > 0 {
                 logs.push('\n');
@@ -1263,13 +1223,9 @@ pub async fn rollback(
             .map_err(db("starting a transaction"))?;
         if let Err(err) = client.batch_execute(&down.sql).await {
             let _ = client.batch_execute("ROLLBACK").await;
-            let line = match err.as_db_error().and_then(|d| d.position()) {
-                Some(tokio_postgres::error::ErrorPosition::Original(pos)) => {
-                    line_of_char_position(&down.sql, *pos as usize)
-                }
-                _ => 1,
-            };
-            let failure = failure_text(&err);
+            let pg = PgError::of(&err);
+            let line = pg.location(&down.sql).map_or(1, |at| at.line);
+            let failure = Failure::of(&pg);
             return Err(MigrateError::Failed {
                 name: migration.name.clone(),
                 path: down.path.clone(),
@@ -1390,14 +1346,9 @@ async fn seed_statements(
             if in_block {
                 let _ = session.batch_execute("ROLLBACK").await;
             }
-            let line = match err.as_db_error().and_then(|d| d.position()) {
-                Some(tokio_postgres::error::ErrorPosition::Original(pos)) => {
-                    statement.line
-                        + line_of_char_position(statement.sql, *pos as usize).saturating_sub(1)
-                }
-                _ => statement.line + line_in_statement(statement.sql, &err),
-            };
-            let failure = failure_text(&err);
+            let pg = PgError::of(&err);
+            let line = statement.line_of_error(&pg);
+            let failure = Failure::of(&pg);
             let kept = if committed == 0 {
                 "nothing of it stayed (it runs statement by statement, as psql does, since it manages its own transactions)".to_string()
             } else {
@@ -1460,13 +1411,12 @@ async fn seed_in_transaction(
         .map_err(db("starting a transaction"))?;
     if let Err(err) = session.batch_execute(sql).await {
         let _ = session.batch_execute("ROLLBACK").await;
-        let line = match err.as_db_error().and_then(|d| d.position()) {
-            Some(tokio_postgres::error::ErrorPosition::Original(pos)) => {
-                line_of_char_position(sql, *pos as usize)
-            }
-            _ => locate_failure(&session, options, sql, &err).await,
+        let pg = PgError::of(&err);
+        let line = match pg.location(sql) {
+            Some(at) => at.line,
+            None => locate_failure(&session, options, sql, &pg).await,
         };
-        let failure = failure_text(&err);
+        let failure = Failure::of(&pg);
         return Err(MigrateError::SeedFailed {
             path: path.to_path_buf(),
             line,

@@ -30,6 +30,16 @@ impl Statement<'_> {
     pub fn line_of_char_position(&self, position: usize) -> usize {
         self.line + line_of_char_position(self.sql, position) - 1
     }
+
+    /// The script line of a server error for this statement sent on its own: where the
+    /// error's position points, else where the object its message quotes first appears
+    /// (`relation "x" does not exist`), else the statement's first line.
+    pub fn line_of_error(&self, err: &tend_pg::PgError) -> usize {
+        match err.position {
+            Some(position) => self.line_of_char_position(position),
+            None => self.line + err.lines_before_quoted_name(self.sql),
+        }
+    }
 }
 
 /// Splits a script into statements the way psql would send them.
@@ -107,12 +117,7 @@ pub fn line_col(script: &str, byte_offset: usize) -> (usize, usize) {
 /// `position` field (it counts characters, not bytes, from the start of the query string it
 /// was sent). Positions past the end count as the end; 0 counts as 1.
 pub fn line_of_char_position(script: &str, position: usize) -> usize {
-    let index = position.saturating_sub(1);
-    let byte = script
-        .char_indices()
-        .nth(index)
-        .map_or(script.len(), |(b, _)| b);
-    line_col(script, byte).0
+    tend_pg::Location::of_char_position(script, position).line
 }
 
 /// What a statement needs from the runner.

@@ -338,6 +338,10 @@ fn os_user_name() -> Option<String> {
         .map(|user| user.name)
 }
 
+/// What a failed connection means. The server's errors are read by SQLSTATE; the driver's
+/// own (cannot connect, TLS, timeout) by its display, the only place tokio_postgres shows
+/// their kind (its `Kind` is private), and a 28000 refusal by its message, the only place
+/// the server says whether TLS or a pg_hba.conf line is missing.
 fn classify(err: tokio_postgres::Error, info: &ConnInfo, mode: SslMode) -> ConnectError {
     let target = info.target();
     if let Some(db) = err.as_db_error() {

@@ -23,6 +23,6 @@ pub use conninfo::{ConnInfo, ConnInfoError, SslMode, redact_text};
 pub use database::{Database, PoolError, PoolOptions, PooledSession};
 pub use facts::ServerFacts;
 pub use identity::{DatabaseIdentity, Marker, ServerIdentity, same_database};
-pub use pgerror::{error_text, sqlstate};
+pub use pgerror::{Location, PgError, PgErrorClass, error_text, sqlstate};
 pub use quote::{quote_ident, quote_literal};
 pub use tools::{FoundTool, PgTool, PgVersion, ToolError, ToolSearch, VersionNeed};

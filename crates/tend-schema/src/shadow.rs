@@ -28,14 +28,14 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use sha2::{Digest, Sha256};
 use tend_migrate::apply::{Mode, RunOptions};
-use tend_migrate::splitter::{line_of_char_position, reaches_outside, split};
+use tend_migrate::splitter::{reaches_outside, split};
 use tend_migrate::{Format, History, MigrateError, Migration};
 use tend_pg::{
-    AdvisoryLock, ConnInfo, ConnectError, ConnectOptions, LockError, Marker, ServerFacts, Session,
-    quote_ident, quote_literal,
+    AdvisoryLock, ConnInfo, ConnectError, ConnectOptions, LockError, Marker, PgError, ServerFacts,
+    Session, quote_ident, quote_literal,
 };
 use tokio::sync::OnceCell;
-use tokio_postgres::error::{ErrorPosition, SqlState};
+use tokio_postgres::error::SqlState;
 
 /// Temporary shadow databases are named this prefix and 32 hex digits.
 pub const TEMPORARY_PREFIX: &str = "tend_shadow_";
@@ -702,9 +702,10 @@ impl Shadows {
             // The file uses an enum value it adds: that works only statement by statement.
             return run_statements(&session, file).await;
         }
-        let line = match position(&err) {
-            Some(pos) => line_of_char_position(&file.sql, pos),
-            None => locate_failure(&session, file, &err).await,
+        let pg = PgError::of(&err);
+        let line = match pg.location(&file.sql) {
+            Some(at) => at.line,
+            None => locate_failure(&session, file, &pg).await,
         };
         Err(sql_failure(file, line, &err))
     }
@@ -1381,10 +1382,7 @@ fn now_millis() -> u64 {
 async fn run_statements(session: &Session, file: &SqlFile) -> Result<(), ShadowError> {
     for statement in split(&file.sql) {
         if let Err(err) = session.batch_execute(statement.sql).await {
-            let line = match position(&err) {
-                Some(pos) => statement.line_of_char_position(pos),
-                None => statement.line + line_in_statement(statement.sql, &err),
-            };
+            let line = statement.line_of_error(&PgError::of(&err));
             return Err(sql_failure(file, line, &err));
         }
     }
@@ -1393,7 +1391,7 @@ async fn run_statements(session: &Session, file: &SqlFile) -> Result<(), ShadowE
 
 /// The line of an error the server gave no position for: the file's statements are run
 /// one by one in a transaction that is then rolled back, until one fails.
-async fn locate_failure(session: &Session, file: &SqlFile, err: &tokio_postgres::Error) -> usize {
+async fn locate_failure(session: &Session, file: &SqlFile, err: &PgError) -> usize {
     let statements = split(&file.sql);
     let first = statements.first().map(|s| s.line).unwrap_or(1);
     if session.batch_execute("BEGIN").await.is_err() {
@@ -1402,37 +1400,15 @@ async fn locate_failure(session: &Session, file: &SqlFile, err: &tokio_postgres:
     let mut line = first;
     for statement in &statements {
         if let Err(again) = session.batch_execute(statement.sql).await {
-            line = match position(&again) {
+            line = match PgError::of(&again).position {
                 Some(pos) => statement.line_of_char_position(pos),
-                None => statement.line + line_in_statement(statement.sql, err),
+                None => statement.line + err.lines_before_quoted_name(statement.sql),
             };
             break;
         }
     }
     let _ = session.batch_execute("ROLLBACK").await;
     line
-}
-
-/// Lines into a statement where the object an error names (`relation "x" does not exist`)
-/// first appears; 0 when it names none or it cannot be found.
-fn line_in_statement(statement: &str, err: &tokio_postgres::Error) -> usize {
-    let Some(message) = err.as_db_error().map(|d| d.message()) else {
-        return 0;
-    };
-    let Some(name) = message.split('"').nth(1).filter(|n| !n.is_empty()) else {
-        return 0;
-    };
-    statement
-        .find(name)
-        .map(|at| statement[..at].matches('\n').count())
-        .unwrap_or(0)
-}
-
-fn position(err: &tokio_postgres::Error) -> Option<usize> {
-    match err.as_db_error()?.position()? {
-        ErrorPosition::Original(pos) => Some(*pos as usize),
-        ErrorPosition::Internal { .. } => None,
-    }
 }
 
 fn sql_failure(file: &SqlFile, line: usize, err: &tokio_postgres::Error) -> ShadowError {

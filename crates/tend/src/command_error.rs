@@ -181,19 +181,13 @@ impl From<tend_pg::cluster::ClusterError> for CommandError {
 
 impl From<tokio_postgres::Error> for CommandError {
     fn from(err: tokio_postgres::Error) -> Self {
-        match err.as_db_error() {
-            Some(db) => {
-                let mut e = CommandError::failure(format!(
-                    "PostgreSQL reported: {}",
-                    tend_pg::error_text(&err)
-                ));
-                if let Some(hint) = db.hint() {
-                    e.hints.push(hint.to_string());
-                }
-                e
-            }
-            None => CommandError::from_error(ErrorKind::Connection, &err),
+        let pg = tend_pg::PgError::of(&err);
+        if !pg.from_server() {
+            return CommandError::from_error(ErrorKind::Connection, &err);
         }
+        let mut e = CommandError::failure(format!("PostgreSQL reported: {pg}"));
+        e.hints.extend(pg.hint);
+        e
     }
 }
 

@@ -94,27 +94,30 @@ impl From<tend_backup::BackupError> for CommandError {
             e @ tend_backup::BackupError::OlderTarget { .. } => {
                 CommandError::new(ErrorKind::Tool, e.to_string())
             }
-            other => with_store_hint(CommandError::failure(other.to_string())),
+            other => {
+                let failure = other.store_failure();
+                with_store_hint(CommandError::failure(other.to_string()), failure)
+            }
         }
     }
 }
 
-/// A full disk or a refusing store shows up deep in an I/O or HTTP error; say what to do.
-fn with_store_hint(err: CommandError) -> CommandError {
-    let message = err.to_string();
-    if message.contains("403 Forbidden") || message.contains("lacked the necessary privileges") {
-        err.with_hint(
+/// A full disk or a refusing store shows up deep in an I/O or HTTP error, which the library
+/// reads as a [`tend_backup::StoreFailure`]; say what to do.
+fn with_store_hint(err: CommandError, failure: tend_backup::StoreFailure) -> CommandError {
+    match failure {
+        tend_backup::StoreFailure::Denied => err.with_hint(
             "the store refused tend's requests: check AWS_ACCESS_KEY_ID and \
              AWS_SECRET_ACCESS_KEY (or the instance's role) and that they may read, write, list \
              and delete in the bucket",
-        )
-    } else if message.contains("os error 28") {
-        err.with_hint(
+        ),
+        tend_backup::StoreFailure::Full => err.with_hint(
             "the disk is full: free space where backups are stored (BACKUP_DIR) or in the \
              temporary directory (TMPDIR), or store backups elsewhere (BACKUP_DIR, BACKUP_S3_BUCKET)",
-        )
-    } else {
-        err
+        ),
+        tend_backup::StoreFailure::NotFound
+        | tend_backup::StoreFailure::Unavailable
+        | tend_backup::StoreFailure::Other => err,
     }
 }
 
@@ -173,15 +176,20 @@ impl From<tend_backup::store::StoreError> for CommandError {
                          not on a read-only filesystem); set BACKUP_DIR to one"
                     }
                 };
-                with_store_hint(CommandError::failure(err.to_string())).with_hint(hint)
+                let failure = err.failure();
+                with_store_hint(CommandError::failure(err.to_string()), failure).with_hint(hint)
             }
             tend_backup::store::StoreError::Directory { .. } => {
-                with_store_hint(CommandError::failure(err.to_string())).with_hint(
+                let failure = err.failure();
+                with_store_hint(CommandError::failure(err.to_string()), failure).with_hint(
                     "BACKUP_DIR must be a directory that tend may create and write in (not a \
                      file, nor under one); set BACKUP_DIR to one",
                 )
             }
-            other => with_store_hint(CommandError::failure(other.to_string())),
+            other => {
+                let failure = other.failure();
+                with_store_hint(CommandError::failure(other.to_string()), failure)
+            }
         }
     }
 }

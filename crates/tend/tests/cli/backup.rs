@@ -826,6 +826,27 @@ fn a_store_that_refuses_fails_the_backup_with_a_clear_message() {
     assert_eq!(code, 0, "{out}{err}");
 }
 
+#[test]
+fn a_store_that_refuses_a_listing_says_to_check_the_credentials() {
+    let Some(s3) = s3_server() else {
+        return;
+    };
+    let source = TestDb::create();
+    let project = TestProject::new();
+    let mut env = s3.env();
+    env.push((
+        "AWS_SECRET_ACCESS_KEY".to_string(),
+        "not-the-secret-key".to_string(),
+    ));
+    let (code, out, err) = backing_up_with(&project, &source, env)(&["backup", "list"]);
+    assert_ne!(code, 0, "{out}{err}");
+    assert!(
+        err.contains("403") && err.contains("AWS_SECRET_ACCESS_KEY"),
+        "{err}"
+    );
+    assert!(!err.contains("not-the-secret-key"), "{err}");
+}
+
 /// `pg_dump -s` without comments, and every user table's row count and row hash, so two
 /// databases compare whole whatever they hold.
 fn whole_database(db: &TestDb) -> (String, Vec<Option<String>>) {
