@@ -6,5 +6,7 @@
 
 pub mod backup;
 pub mod checks;
+pub mod health;
+pub mod optimize;
 pub mod settings;
 pub mod state;

@@ -112,6 +112,7 @@ fn the_cores_futures_are_send(
     database: &tend_pg::Database,
     client: &tokio_postgres::Client,
     registry: &tend_core::state::Registry,
+    settings: &Settings,
 ) {
     fn send<T: Send>(_: T) {}
     send(tend_core::state::state(registry, client));
@@ -121,4 +122,48 @@ fn the_cores_futures_are_send(
         database.info(),
         database.options(),
     ));
+    send(tend_core::health::probe_target(
+        database.info(),
+        &settings.database,
+        &settings.health,
+    ));
+    let request = tend_core::optimize::OptimizeRequest::default();
+    send(tend_core::optimize::plan(client, &request, None));
+    let plan = tend_core::optimize::OptimizePlan {
+        kept_back: Vec::new(),
+        steps: Vec::new(),
+        migration: None,
+    };
+    send(tend_core::optimize::run(
+        client,
+        &plan,
+        &request,
+        "20260101000000",
+        &|_| {},
+    ));
+    // The operations services the commands call.
+    use tend_ops::actions;
+    send(actions::queries(client, &actions::QueryFilter::default()));
+    send(actions::locks(client));
+    let selection = actions::KillSelection::Pids(Vec::new());
+    send(actions::kill_plan(client, &selection));
+    let kill = actions::KillPlan {
+        targets: Vec::new(),
+        missing: Vec::new(),
+        hidden_sessions: 0,
+        user: String::new(),
+    };
+    send(actions::kill(client, &kill, false));
+    send(actions::vacuum_plan(client, &[]));
+    let vacuum = actions::VacuumPlan {
+        tables: Vec::new(),
+        refusals: actions::Refusals::default(),
+    };
+    send(actions::vacuum(client, client, &vacuum, false, &|_| {}));
+    send(actions::reindex_checked_plan(client, true, None, &[]));
+    let reindex = actions::ReindexPlan {
+        statements: Vec::new(),
+        refusals: actions::Refusals::default(),
+    };
+    send(actions::reindex(client, &reindex, &|_| {}));
 }
