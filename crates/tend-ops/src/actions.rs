@@ -7,6 +7,7 @@ use std::time::Duration;
 use serde::Serialize;
 use tend_pg::quote_ident;
 use tokio_postgres::Client;
+use tokio_util::sync::CancellationToken;
 
 /// A session, as `tend queries` and `tend kill` see it.
 #[derive(Debug, Clone, Serialize)]
@@ -1107,12 +1108,15 @@ pub struct VacuumReport {
 }
 
 /// Vacuums the plan's tables one by one on `session`, reading the progress of each from
-/// `watcher` (another session) every 200 ms.
+/// `watcher` (another session of the same role) every 200 ms. When `cancel` fires, the
+/// running VACUUM is cancelled on the server (`pg_cancel_backend` from `watcher`) and its
+/// error (`query_canceled`) returned; the tables done stay done.
 pub async fn vacuum(
     session: &Client,
     watcher: &Client,
     plan: &VacuumPlan,
     analyze: bool,
+    cancel: &CancellationToken,
     events: &(dyn Fn(VacuumEvent) + Send + Sync),
 ) -> Result<VacuumReport, tokio_postgres::Error> {
     let pid: i32 = session
@@ -1136,6 +1140,11 @@ pub async fn vacuum(
         loop {
             tokio::select! {
                 result = &mut work => { result?; break; }
+                _ = cancel.cancelled() => {
+                    let _ = watcher.query_one("SELECT pg_cancel_backend($1)", &[&pid]).await;
+                    work.await?;
+                    break;
+                }
                 _ = tokio::time::sleep(Duration::from_millis(200)) => {
                     if let Ok(Some(p)) = vacuum_progress(watcher, pid).await {
                         events(VacuumEvent::Progress {
@@ -1272,14 +1281,19 @@ impl ReindexPlan {
 }
 
 /// Rebuilds the plan's indexes one by one, each under a 1 s lock_timeout retried with
-/// jitter (six tries); `starting` hears of each statement before it runs.
+/// jitter (six tries); `starting` hears of each statement before it runs. When `cancel`
+/// fires, no further index is started (the report lists those rebuilt).
 pub async fn reindex(
     client: &Client,
     plan: &ReindexPlan,
+    cancel: &CancellationToken,
     starting: &(dyn Fn(&PlannedStatement) + Send + Sync),
 ) -> Result<ReindexReport, tokio_postgres::Error> {
     let mut rebuilt = Vec::new();
     for p in &plan.statements {
+        if cancel.is_cancelled() {
+            break;
+        }
         starting(p);
         let attempts = run_with_lock_retries(client, &p.sql, Duration::from_secs(1), 6).await?;
         rebuilt.push(Rebuilt {

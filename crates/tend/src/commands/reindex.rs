@@ -82,7 +82,12 @@ pub fn run(args: ReindexArgs, ctx: &Context) -> Result<i32, CommandError> {
     let starting = |p: &actions::PlannedStatement| {
         ctx.out.step(format!("{};  -- {}", p.sql, p.reason));
     };
-    let report = block_on(actions::reindex(&session, &plan, &starting))?;
+    let report = block_on(actions::reindex(
+        &session,
+        &plan,
+        &tokio_util::sync::CancellationToken::new(),
+        &starting,
+    ))?;
     json(&report);
     let rebuilt = match &report {
         actions::ReindexReport::Rebuilt { rebuilt, .. } => rebuilt.len(),

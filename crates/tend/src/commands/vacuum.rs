@@ -4,6 +4,7 @@
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use tend_ops::actions::{self, VacuumEvent};
+use tokio_util::sync::CancellationToken;
 
 use crate::command_error::{CommandError, exit};
 use crate::context::{Context, block_on};
@@ -63,6 +64,7 @@ pub fn run(args: VacuumArgs, ctx: &Context) -> Result<i32, CommandError> {
         &watcher,
         &plan,
         args.analyze,
+        &CancellationToken::new(),
         &events,
     ))?;
     bar.finish_and_clear();
