@@ -910,6 +910,10 @@ fn queries_json_is_the_queries_report() {
     let db = TestDb::create();
     let slow = Holder::open(&db, "slow-report");
     slow.start("SELECT pg_sleep(30)");
+    wait_until(
+        &db,
+        "EXISTS (SELECT FROM pg_stat_activity WHERE application_name = 'slow-report' AND state = 'active' AND query = 'SELECT pg_sleep(30)')",
+    );
     let project = TestProject::new();
     let (code, out, err) = run(project
         .tend()
@@ -936,6 +940,10 @@ fn locks_json_is_the_locks_report() {
     blocker.execute("BEGIN; LOCK TABLE t");
     let waiter = Holder::open(&db, "waiting-app");
     waiter.start("SELECT * FROM t");
+    wait_until(
+        &db,
+        "EXISTS (SELECT FROM pg_stat_activity WHERE application_name = 'waiting-app' AND wait_event_type = 'Lock')",
+    );
     let project = TestProject::new();
     let (code, out, err) = run(project
         .tend()
@@ -968,6 +976,10 @@ fn kill_dry_run_json_is_the_kill_report() {
     // The pid first: the session answers nothing else while it sleeps.
     let pid = slow.pid().to_string();
     slow.start("SELECT pg_sleep(30)");
+    wait_until(
+        &db,
+        "EXISTS (SELECT FROM pg_stat_activity WHERE application_name = 'slow-report' AND state = 'active' AND query = 'SELECT pg_sleep(30)')",
+    );
     let project = TestProject::new();
     let (code, out, err) = run(project.tend().env("DATABASE_URL", db.url()).args([
         "kill",
@@ -1068,4 +1080,19 @@ fn optimize_json_is_the_optimize_report() {
     insta::assert_json_snapshot!(doc, {
         ".needs_apply[].reason" => "[reason with the index size]",
     });
+}
+
+/// Waits until `condition` (SQL returning one boolean) holds in `db`, so a snapshot never
+/// catches a session before it got going; panics if it never does.
+fn wait_until(db: &TestDb, condition: &str) {
+    let holds = || {
+        db.query_column(&format!("SELECT ({condition})::text")) == vec![Some("true".to_string())]
+    };
+    for _ in 0..600 {
+        if holds() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(holds(), "never true: {condition}");
 }
