@@ -81,6 +81,8 @@ pub static CHECKS: &[Check] = &[
         // Same table, columns, expressions, predicate, operator classes, collations, order and
         // method. The keeper is the primary key, then a constraint's index, then a unique one,
         // then the oldest; every other member of the group is reported.
+        // Only tables with two indexes or more can hold a duplicate: the definitions of the
+        // others (most tables, with only their primary key) are never rendered.
         sql: "WITH idx AS (
                 SELECT i.indexrelid, i.indrelid, i.indisprimary, i.indisunique, c.relpages,
                        format('%I.%I', n.nspname, c.relname) AS name, k.conname,
@@ -96,6 +98,7 @@ pub static CHECKS: &[Check] = &[
                   LEFT JOIN pg_constraint k
                          ON k.conindid = i.indexrelid AND k.conrelid = i.indrelid AND k.contype IN ('p', 'u', 'x')
                  WHERE i.indisvalid
+                   AND i.indrelid IN (SELECT indrelid FROM pg_index GROUP BY indrelid HAVING count(*) > 1)
                    AND n.nspname NOT IN ('pg_catalog', 'information_schema', 'tend')
                    AND n.nspname !~ '^pg_(toast|temp_)'
               ), ranked AS (
