@@ -61,6 +61,19 @@ for _ in $(seq "$RUNS"); do
     /usr/bin/time -o "$WORK/rss" -f '%M' env DATABASE_URL="$URL" TEND_CHECK_HISTORY=off "$TEND" check -q >/dev/null 2>&1 || true
     CHECK_RSS+=("$(tail -1 "$WORK/rss")")
 done
+# Server CPU of one tend check (its backend's user+system time, which the postmaster adds
+# to its children's times when it reaps the backend): wall time on a busy machine says
+# little, this does not depend on what else runs.
+DATADIR=$(psql -XAtc "SELECT current_setting('data_directory')" "$URL")
+POSTMASTER=$(head -1 "$DATADIR/postmaster.pid")
+reaped() { awk '{print $16 + $17}' "/proc/$POSTMASTER/stat"; }
+CHECK_CPU=()
+for _ in $(seq "$RUNS"); do
+    before=$(reaped)
+    env DATABASE_URL="$URL" TEND_CHECK_HISTORY=off "$TEND" check -q >/dev/null 2>&1 || true
+    sleep 0.3
+    CHECK_CPU+=("$(( ($(reaped) - before) * 1000 / $(getconf CLK_TCK) ))")
+done
 CHECK_COUNT=$(DATABASE_URL="$URL" "$TEND" check --list --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["count"])')
 
 # tend health: many runs, median.
@@ -95,6 +108,7 @@ echo "| measure | result |"
 echo "|---|---|"
 printf '| relations in the database | %s |\n' "$RELATIONS"
 printf '| `tend check` (%s checks), median of %s | %.0f ms |\n' "$CHECK_COUNT" "$RUNS" "$(echo "$CHECK_MED * 1000" | bc -l)"
+printf '| `tend check` server CPU (its backend), median of %s | %s ms |\n' "$RUNS" "$(printf '%s\n' "${CHECK_CPU[@]}" | median)"
 printf '| `tend check` peak memory (max RSS) | %.1f MB |\n' "$(echo "$RSS_MAX / 1024" | bc -l)"
 printf '| `tend health`, median of 20 | %.1f ms |\n' "$(echo "$HEALTH_MED * 1000" | bc -l)"
 if ((${#CP_TIMES[@]})); then

@@ -7,6 +7,8 @@
 pub mod backup;
 pub mod checks;
 pub mod doctor;
+pub mod health;
+pub mod optimize;
 pub mod schema;
 pub mod settings;
 pub mod state;

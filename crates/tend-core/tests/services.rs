@@ -105,6 +105,65 @@ fn a_backup_and_a_check_run_concurrently_inside_one_runtime() {
     });
 }
 
+/// A vacuum waiting behind another session's lock stops when its token fires: the
+/// statement is cancelled on the server and the service returns `query_canceled`.
+#[test]
+fn a_vacuum_waiting_on_a_lock_stops_when_cancelled() {
+    use tend_ops::actions;
+    let db = TestDb::create();
+    db.execute("CREATE TABLE busy (id int)");
+    let holder = tend_testkit::Holder::open(&db, "lock-holder");
+    holder.execute("BEGIN; LOCK TABLE busy");
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let options = tend_pg::ConnectOptions::default();
+        let session = tend_pg::connect(&db.info, &options).await.unwrap();
+        let watcher = tend_pg::connect(&db.info, &options).await.unwrap();
+        let plan = actions::vacuum_plan(&session, &["busy".to_string()])
+            .await
+            .unwrap();
+        assert_eq!(plan.tables, ["public.busy"]);
+        let cancel = CancellationToken::new();
+        let vacuum = {
+            let cancel = cancel.clone();
+            tokio::spawn(async move {
+                actions::vacuum(&session, &watcher, &plan, false, &cancel, &|_| {}).await
+            })
+        };
+        // Cancel once the VACUUM waits for the table's lock.
+        let observer = tend_pg::connect(&db.info, &options).await.unwrap();
+        let mut waiting = 0;
+        for _ in 0..600 {
+            waiting = observer
+                .query_one(
+                    "SELECT count(*) FROM pg_stat_activity
+                      WHERE query LIKE 'VACUUM%' AND wait_event_type = 'Lock'",
+                    &[],
+                )
+                .await
+                .unwrap()
+                .get::<_, i64>(0);
+            if waiting > 0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert_eq!(waiting, 1, "the VACUUM never waited for the lock");
+        cancel.cancel();
+        let err = vacuum.await.unwrap().expect_err("a cancelled vacuum fails");
+        assert_eq!(
+            err.code(),
+            Some(&tokio_postgres::error::SqlState::QUERY_CANCELED),
+            "{err}"
+        );
+    });
+    drop(holder);
+}
+
 /// Every public future of the core is `Send` (spawnable, callable from HTTP handlers); this
 /// compiles only while that holds. The two services above are proven by `tokio::spawn`.
 #[allow(dead_code)]
@@ -112,6 +171,7 @@ fn the_cores_futures_are_send(
     database: &tend_pg::Database,
     client: &tokio_postgres::Client,
     registry: &tend_core::state::Registry,
+    settings: &Settings,
 ) {
     fn send<T: Send>(_: T) {}
     send(tend_core::state::state(registry, client));
@@ -121,6 +181,58 @@ fn the_cores_futures_are_send(
         database.info(),
         database.options(),
     ));
+    send(tend_core::health::probe_target(
+        database.info(),
+        &settings.database,
+        &settings.health,
+    ));
+    let request = tend_core::optimize::OptimizeRequest::default();
+    send(tend_core::optimize::plan(client, &request, None));
+    let plan = tend_core::optimize::OptimizePlan {
+        kept_back: Vec::new(),
+        steps: Vec::new(),
+        migration: None,
+    };
+    send(tend_core::optimize::run(
+        client,
+        &plan,
+        &request,
+        "20260101000000",
+        &|_| {},
+    ));
+    // The operations services the commands call.
+    use tend_ops::actions;
+    send(actions::queries(client, &actions::QueryFilter::default()));
+    send(actions::locks(client));
+    let selection = actions::KillSelection::Pids(Vec::new());
+    send(actions::kill_plan(client, &selection));
+    let kill = actions::KillPlan {
+        targets: Vec::new(),
+        missing: Vec::new(),
+        hidden_sessions: 0,
+        user: String::new(),
+    };
+    send(actions::kill(client, &kill, false));
+    send(actions::vacuum_plan(client, &[]));
+    let vacuum = actions::VacuumPlan {
+        tables: Vec::new(),
+        refusals: actions::Refusals::default(),
+    };
+    let cancel = CancellationToken::new();
+    send(actions::vacuum(
+        client,
+        client,
+        &vacuum,
+        false,
+        &cancel,
+        &|_| {},
+    ));
+    send(actions::reindex_checked_plan(client, true, None, &[]));
+    let reindex = actions::ReindexPlan {
+        statements: Vec::new(),
+        refusals: actions::Refusals::default(),
+    };
+    send(actions::reindex(client, &reindex, &cancel, &|_| {}));
 }
 
 /// The schema and doctor services are `Send` too: `tend serve` will run them from its

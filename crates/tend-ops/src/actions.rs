@@ -7,6 +7,7 @@ use std::time::Duration;
 use serde::Serialize;
 use tend_pg::quote_ident;
 use tokio_postgres::Client;
+use tokio_util::sync::CancellationToken;
 
 /// A session, as `tend queries` and `tend kill` see it.
 #[derive(Debug, Clone, Serialize)]
@@ -794,4 +795,515 @@ mod tests {
             Some("\"a_b_idx\"")
         );
     }
+}
+
+/// Which sessions `tend queries` lists.
+#[derive(Debug, Clone, Default)]
+pub struct QueryFilter {
+    /// Idle sessions too.
+    pub all: bool,
+    /// Only sessions whose current query (or idle transaction) has lasted this long.
+    pub min_duration: Option<Duration>,
+}
+
+/// What `tend queries --json` prints.
+#[derive(Debug, Clone, Serialize)]
+pub struct QueriesReport {
+    pub sessions: Vec<Activity>,
+    /// Sessions of other roles the role could not see (no pg_read_all_stats).
+    pub hidden_sessions: i64,
+    /// The role the sessions were read as, to name in the warning about hidden ones.
+    #[serde(skip)]
+    pub user: String,
+}
+
+/// Client sessions of this database, longest first, as `filter` selects them.
+pub async fn queries(
+    client: &Client,
+    filter: &QueryFilter,
+) -> Result<QueriesReport, tokio_postgres::Error> {
+    let sessions = activity(client).await?;
+    let (hidden_sessions, user) = hidden_sessions(client).await?;
+    let min = filter.min_duration.map(|d| d.as_secs_f64()).unwrap_or(0.0);
+    Ok(QueriesReport {
+        sessions: sessions
+            .into_iter()
+            .filter(|s| filter.all || s.state != "idle")
+            .filter(|s| s.seconds >= min)
+            .collect(),
+        hidden_sessions,
+        user,
+    })
+}
+
+/// What `tend locks --json` prints.
+#[derive(Debug, Clone, Serialize)]
+pub struct LocksReport {
+    /// Trees rooted at the sessions holding others up.
+    pub blocking: Vec<BlockNode>,
+    pub hidden_sessions: i64,
+    #[serde(skip)]
+    pub user: String,
+}
+
+/// Who blocks whom in this database now.
+pub async fn locks(client: &Client) -> Result<LocksReport, tokio_postgres::Error> {
+    let sessions = activity(client).await?;
+    let (hidden_sessions, user) = hidden_sessions(client).await?;
+    Ok(LocksReport {
+        blocking: blocking_tree(&sessions),
+        hidden_sessions,
+        user,
+    })
+}
+
+/// The sessions a `tend kill` selection matches, read once, before asking.
+#[derive(Debug, Clone)]
+pub struct KillPlan {
+    pub targets: Vec<KillTarget>,
+    /// Pids named that are no client session of this database.
+    pub missing: Vec<i32>,
+    pub hidden_sessions: i64,
+    pub user: String,
+}
+
+/// One session `tend kill --dry-run --json` lists.
+#[derive(Debug, Clone, Serialize)]
+pub struct KillListing {
+    pub pid: i32,
+    pub application: String,
+    pub user: String,
+    pub state: String,
+    pub reason: String,
+    pub query: String,
+}
+
+/// What `tend kill --json` prints: nothing matched, what a dry run would signal, or what
+/// was signalled.
+#[derive(Debug, Clone, Serialize)]
+#[serde(untagged)]
+pub enum KillReport {
+    Nothing {
+        signalled: Vec<i32>,
+        dry_run: bool,
+    },
+    DryRun {
+        dry_run: bool,
+        would_signal: Vec<KillListing>,
+        terminate: bool,
+    },
+    Signalled {
+        signalled: Vec<i32>,
+        terminate: bool,
+    },
+}
+
+impl KillReport {
+    /// The pids signalled (none but in a report of `kill`).
+    pub fn signalled(&self) -> &[i32] {
+        match self {
+            KillReport::Signalled { signalled, .. } => signalled,
+            _ => &[],
+        }
+    }
+}
+
+/// Reads the sessions `selection` matches.
+pub async fn kill_plan(
+    client: &Client,
+    selection: &KillSelection,
+) -> Result<KillPlan, tokio_postgres::Error> {
+    let sessions = activity(client).await?;
+    let (hidden_sessions, user) = hidden_sessions(client).await?;
+    let targets = kill_targets(&sessions, selection);
+    let missing = match selection {
+        KillSelection::Pids(pids) => pids
+            .iter()
+            .copied()
+            .filter(|p| !targets.iter().any(|t| t.session.pid == *p))
+            .collect(),
+        _ => Vec::new(),
+    };
+    Ok(KillPlan {
+        targets,
+        missing,
+        hidden_sessions,
+        user,
+    })
+}
+
+impl KillPlan {
+    /// The report of a run that signals nothing: nothing matched, or a dry run.
+    pub fn unsent(&self, dry_run: bool, terminate: bool) -> KillReport {
+        if self.targets.is_empty() {
+            return KillReport::Nothing {
+                signalled: Vec::new(),
+                dry_run,
+            };
+        }
+        KillReport::DryRun {
+            dry_run: true,
+            would_signal: self
+                .targets
+                .iter()
+                .map(|t| KillListing {
+                    pid: t.session.pid,
+                    application: t.session.application.clone(),
+                    user: t.session.user.clone(),
+                    state: t.session.state.clone(),
+                    reason: t.reason.clone(),
+                    query: t.session.query.clone(),
+                })
+                .collect(),
+            terminate,
+        }
+    }
+}
+
+/// Cancels the queries of (or terminates) the plan's sessions; the report lists those the
+/// server signalled.
+pub async fn kill(
+    client: &Client,
+    plan: &KillPlan,
+    terminate: bool,
+) -> Result<KillReport, tokio_postgres::Error> {
+    let mut signalled = Vec::new();
+    for t in &plan.targets {
+        if signal(client, t.session.pid, terminate).await? {
+            signalled.push(t.session.pid);
+        }
+    }
+    Ok(KillReport::Signalled {
+        signalled,
+        terminate,
+    })
+}
+
+/// Why a maintenance plan could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum PlanError {
+    /// What was asked for is not there (a table or index name); the message says which.
+    #[error("{0}")]
+    NotFound(String),
+    #[error(transparent)]
+    Database(#[from] tokio_postgres::Error),
+}
+
+/// The relations the role may not maintain, with its name, decided before anything runs.
+#[derive(Debug, Clone, Default)]
+pub struct Refusals {
+    pub denied: Vec<MaintenanceRight>,
+    /// The session's role.
+    pub user: String,
+}
+
+impl Refusals {
+    async fn read(
+        client: &Client,
+        rights: &[MaintenanceRight],
+    ) -> Result<Refusals, tokio_postgres::Error> {
+        let user: String = client
+            .query_one("SELECT current_user::text", &[])
+            .await?
+            .get(0);
+        Ok(Refusals {
+            denied: rights.iter().filter(|r| !r.allowed).cloned().collect(),
+            user,
+        })
+    }
+
+    /// The refused relations with their owners, as one list for messages.
+    pub fn list(&self) -> String {
+        self.denied
+            .iter()
+            .map(|r| format!("{} (owner `{}`)", r.relation, r.owner))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
+/// A relation left out because the role may not maintain it.
+#[derive(Debug, Clone, Serialize)]
+pub struct SkippedTable {
+    pub table: String,
+    pub owner: String,
+    pub reason: &'static str,
+}
+
+/// An index left out because the role may not rebuild it.
+#[derive(Debug, Clone, Serialize)]
+pub struct SkippedIndex {
+    pub index: String,
+    pub owner: String,
+    pub reason: &'static str,
+}
+
+/// What `tend vacuum` will vacuum, decided before it starts.
+#[derive(Debug, Clone)]
+pub struct VacuumPlan {
+    /// The tables the role may vacuum, in order (most dead rows first by default).
+    pub tables: Vec<String>,
+    pub refusals: Refusals,
+}
+
+/// The tables `names` names (every user table outside `tend` when empty, most dead rows
+/// first), and which of them the role may vacuum: VACUUM of a table the role may not
+/// vacuum only warns and skips it, so it is decided first.
+pub async fn vacuum_plan(client: &Client, names: &[String]) -> Result<VacuumPlan, PlanError> {
+    let tables = if names.is_empty() {
+        client
+            .query(
+                "SELECT quote_ident(schemaname) || '.' || quote_ident(relname)
+                   FROM pg_stat_user_tables WHERE schemaname <> 'tend'
+                  ORDER BY n_dead_tup DESC, relname",
+                &[],
+            )
+            .await?
+            .into_iter()
+            .map(|r| r.get::<_, String>(0))
+            .collect()
+    } else {
+        resolve_tables(client, names)
+            .await
+            .map_err(PlanError::NotFound)?
+    };
+    let rights = may_maintain(client, &tables, Maintenance::Vacuum).await?;
+    let refusals = Refusals::read(client, &rights).await?;
+    Ok(VacuumPlan {
+        tables: rights
+            .into_iter()
+            .filter(|r| r.allowed)
+            .map(|r| r.relation)
+            .collect(),
+        refusals,
+    })
+}
+
+/// What happens during `vacuum`, for a progress display.
+#[derive(Debug, Clone)]
+pub enum VacuumEvent {
+    /// A table's VACUUM statement starts.
+    Started { table: String },
+    /// Progress of the running VACUUM (heap blocks scanned, in percent, when known).
+    Progress { percent: Option<u64>, phase: String },
+    /// A table is done.
+    Finished { sql: String, seconds: f64 },
+}
+
+/// One table vacuumed.
+#[derive(Debug, Clone, Serialize)]
+pub struct VacuumedTable {
+    pub table: String,
+    pub seconds: f64,
+}
+
+/// What `tend vacuum --json` prints.
+#[derive(Debug, Clone, Serialize)]
+pub struct VacuumReport {
+    pub vacuumed: Vec<VacuumedTable>,
+    pub analyze: bool,
+    pub skipped: Vec<SkippedTable>,
+    /// Whether every table asked for was vacuumed.
+    pub complete: bool,
+}
+
+/// Vacuums the plan's tables one by one on `session`, reading the progress of each from
+/// `watcher` (another session of the same role) every 200 ms. When `cancel` fires, the
+/// running VACUUM is cancelled on the server (`pg_cancel_backend` from `watcher`) and its
+/// error (`query_canceled`) returned; the tables done stay done.
+pub async fn vacuum(
+    session: &Client,
+    watcher: &Client,
+    plan: &VacuumPlan,
+    analyze: bool,
+    cancel: &CancellationToken,
+    events: &(dyn Fn(VacuumEvent) + Send + Sync),
+) -> Result<VacuumReport, tokio_postgres::Error> {
+    let pid: i32 = session
+        .query_one("SELECT pg_backend_pid()", &[])
+        .await?
+        .get(0);
+    let command = if analyze {
+        "VACUUM (ANALYZE)"
+    } else {
+        "VACUUM"
+    };
+    let mut vacuumed = Vec::new();
+    for table in &plan.tables {
+        let started = std::time::Instant::now();
+        events(VacuumEvent::Started {
+            table: table.clone(),
+        });
+        let sql = format!("{command} {table}");
+        let work = session.batch_execute(&sql);
+        tokio::pin!(work);
+        loop {
+            tokio::select! {
+                result = &mut work => { result?; break; }
+                _ = cancel.cancelled() => {
+                    let _ = watcher.query_one("SELECT pg_cancel_backend($1)", &[&pid]).await;
+                    work.await?;
+                    break;
+                }
+                _ = tokio::time::sleep(Duration::from_millis(200)) => {
+                    if let Ok(Some(p)) = vacuum_progress(watcher, pid).await {
+                        events(VacuumEvent::Progress {
+                            percent: (p.total > 0).then(|| (100 * p.scanned / p.total) as u64),
+                            phase: p.phase,
+                        });
+                    }
+                }
+            }
+        }
+        let seconds = started.elapsed().as_secs_f64();
+        events(VacuumEvent::Finished {
+            sql: sql.clone(),
+            seconds,
+        });
+        vacuumed.push(VacuumedTable {
+            table: table.clone(),
+            seconds,
+        });
+    }
+    Ok(VacuumReport {
+        vacuumed,
+        analyze,
+        skipped: plan
+            .refusals
+            .denied
+            .iter()
+            .map(|r| SkippedTable {
+                table: r.relation.clone(),
+                owner: r.owner.clone(),
+                reason: "not allowed",
+            })
+            .collect(),
+        complete: plan.refusals.denied.is_empty(),
+    })
+}
+
+const REINDEX: &str = "REINDEX INDEX CONCURRENTLY ";
+
+/// What `tend reindex` will rebuild, decided before it starts.
+#[derive(Debug, Clone)]
+pub struct ReindexPlan {
+    /// The statements the role may run.
+    pub statements: Vec<PlannedStatement>,
+    pub refusals: Refusals,
+}
+
+/// One index rebuilt.
+#[derive(Debug, Clone, Serialize)]
+pub struct Rebuilt {
+    pub sql: String,
+    pub reason: String,
+    /// How many tries it took to get the lock.
+    pub attempts: u32,
+}
+
+/// What `tend reindex --json` prints: nothing to rebuild, a dry run's statements, or what
+/// was rebuilt.
+#[derive(Debug, Clone, Serialize)]
+#[serde(untagged)]
+pub enum ReindexReport {
+    Nothing {
+        statements: Vec<PlannedStatement>,
+        skipped: Vec<SkippedIndex>,
+    },
+    DryRun {
+        dry_run: bool,
+        statements: Vec<PlannedStatement>,
+        skipped: Vec<SkippedIndex>,
+    },
+    Rebuilt {
+        rebuilt: Vec<Rebuilt>,
+        skipped: Vec<SkippedIndex>,
+    },
+}
+
+/// The indexes to rebuild (invalid ones, btree indexes at least `bloated_min_ratio` times
+/// the size their rows need, named ones), and which of them the role may rebuild.
+pub async fn reindex_checked_plan(
+    client: &Client,
+    invalid: bool,
+    bloated_min_ratio: Option<f64>,
+    names: &[String],
+) -> Result<ReindexPlan, PlanError> {
+    let statements = reindex_plan(client, invalid, bloated_min_ratio, names)
+        .await
+        .map_err(PlanError::NotFound)?;
+    let indexes: Vec<String> = statements
+        .iter()
+        .map(|p| p.sql.trim_start_matches(REINDEX).to_string())
+        .collect();
+    let rights = may_maintain(client, &indexes, Maintenance::Reindex).await?;
+    let refusals = Refusals::read(client, &rights).await?;
+    Ok(ReindexPlan {
+        statements: statements
+            .into_iter()
+            .filter(|p| {
+                let name = p.sql.trim_start_matches(REINDEX);
+                !refusals.denied.iter().any(|r| r.relation == name)
+            })
+            .collect(),
+        refusals,
+    })
+}
+
+impl ReindexPlan {
+    fn skipped(&self) -> Vec<SkippedIndex> {
+        self.refusals
+            .denied
+            .iter()
+            .map(|r| SkippedIndex {
+                index: r.relation.clone(),
+                owner: r.owner.clone(),
+                reason: "not allowed",
+            })
+            .collect()
+    }
+
+    /// The report of a run that rebuilds nothing: nothing to do, or a dry run.
+    pub fn unrun(&self, dry_run: bool) -> ReindexReport {
+        if self.statements.is_empty() {
+            ReindexReport::Nothing {
+                statements: Vec::new(),
+                skipped: self.skipped(),
+            }
+        } else {
+            ReindexReport::DryRun {
+                dry_run,
+                statements: self.statements.clone(),
+                skipped: self.skipped(),
+            }
+        }
+    }
+}
+
+/// Rebuilds the plan's indexes one by one, each under a 1 s lock_timeout retried with
+/// jitter (six tries); `starting` hears of each statement before it runs. When `cancel`
+/// fires, no further index is started (the report lists those rebuilt).
+pub async fn reindex(
+    client: &Client,
+    plan: &ReindexPlan,
+    cancel: &CancellationToken,
+    starting: &(dyn Fn(&PlannedStatement) + Send + Sync),
+) -> Result<ReindexReport, tokio_postgres::Error> {
+    let mut rebuilt = Vec::new();
+    for p in &plan.statements {
+        if cancel.is_cancelled() {
+            break;
+        }
+        starting(p);
+        let attempts = run_with_lock_retries(client, &p.sql, Duration::from_secs(1), 6).await?;
+        rebuilt.push(Rebuilt {
+            sql: p.sql.clone(),
+            reason: p.reason.clone(),
+            attempts,
+        });
+    }
+    Ok(ReindexReport::Rebuilt {
+        rebuilt,
+        skipped: plan.skipped(),
+    })
 }

@@ -332,10 +332,10 @@ pub static CHECKS: &[Check] = &[
         // knows its disk or its plan's limit. The size is not even computed until then.
         warning: None,
         critical: None,
-        sql: "SELECT current_database()::text,
-                     pg_database_size(current_database())::float8,
-                     pg_size_pretty(pg_database_size(current_database()))
-               WHERE least($1::float8, $2::float8) IS NOT NULL",
+        // pg_database_size walks every file of the database: once, and only with a threshold.
+        sql: "SELECT current_database()::text, bytes::float8, pg_size_pretty(bytes)
+                FROM (SELECT pg_database_size(current_database()) AS bytes
+                       WHERE least($1::float8, $2::float8) IS NOT NULL) s",
         finding: "database {subject} takes {detail} on disk, at or above the configured threshold",
         remedy: "See what takes the space with `tend check --only storage.largest_tables`; archive or delete old rows, drop unused indexes, or plan more disk before it fills.",
         min_major: 10,

@@ -20,9 +20,13 @@ pub fn catalog() -> Vec<&'static Check> {
         .collect()
 }
 
-/// Checks whose catalog view moved in a newer major: from its `min_major` on, each runs in
+/// Checks whose catalog view moved (or that a newer major reads more lightly): from its `min_major` on, each runs in
 /// the place of the catalog's check with the same id (same thresholds, other SQL).
-static MOVED: &[&Check] = &[&maintenance::CHECKPOINTS_REQUESTED_17];
+static MOVED: &[&Check] = &[
+    &maintenance::CHECKPOINTS_REQUESTED_17,
+    &schema::SEQUENCES_NEAR_MAX_18,
+    &schema::INTEGER_KEY_NEAR_MAX_18,
+];
 
 /// The form of `check` that runs on a server of `major`.
 pub fn for_major(check: &'static Check, major: u32) -> &'static Check {

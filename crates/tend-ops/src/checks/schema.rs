@@ -81,6 +81,8 @@ pub static CHECKS: &[Check] = &[
         // Same table, columns, expressions, predicate, operator classes, collations, order and
         // method. The keeper is the primary key, then a constraint's index, then a unique one,
         // then the oldest; every other member of the group is reported.
+        // Only tables with two indexes or more can hold a duplicate: the definitions of the
+        // others (most tables, with only their primary key) are never rendered.
         sql: "WITH idx AS (
                 SELECT i.indexrelid, i.indrelid, i.indisprimary, i.indisunique, c.relpages,
                        format('%I.%I', n.nspname, c.relname) AS name, k.conname,
@@ -96,6 +98,7 @@ pub static CHECKS: &[Check] = &[
                   LEFT JOIN pg_constraint k
                          ON k.conindid = i.indexrelid AND k.conrelid = i.indrelid AND k.contype IN ('p', 'u', 'x')
                  WHERE i.indisvalid
+                   AND i.indrelid IN (SELECT indrelid FROM pg_index GROUP BY indrelid HAVING count(*) > 1)
                    AND n.nspname NOT IN ('pg_catalog', 'information_schema', 'tend')
                    AND n.nspname !~ '^pg_(toast|temp_)'
               ), ranked AS (
@@ -442,117 +445,8 @@ pub static CHECKS: &[Check] = &[
         extension: None,
         reads_sessions: false,
     },
-    Check {
-        id: "sequences.near_max",
-        category: Category::Sequences,
-        title: "sequences close to their maximum",
-        rule: Rule::AtLeast,
-        unit: Unit::Percent,
-        warning: Some(75.0),
-        critical: Some(90.0),
-        // Each sequence is read with a plain SELECT (through query_to_xml, so it stays one
-        // query): that takes ACCESS SHARE, where pg_sequences' pg_sequence_last_value()
-        // would take ROW EXCLUSIVE. A sequence never used has no value yet. The ones the role
-        // may not read are counted in one row, reported at the warning threshold, so a role
-        // without privileges does not see a silent all-clear. Cycling sequences wrap by
-        // design and are left out.
-        sql: "WITH seqs AS (
-                SELECT format('%I.%I', n.nspname, c.relname) AS name, c.oid, q.seqincrement, q.seqmax, q.seqmin,
-                       format_type(q.seqtypid, NULL) AS data_type,
-                       has_sequence_privilege(c.oid, 'SELECT') AS readable, n.nspname
-                  FROM pg_sequence q
-                  JOIN pg_class c ON c.oid = q.seqrelid
-                  JOIN pg_namespace n ON n.oid = c.relnamespace
-                 WHERE NOT q.seqcycle
-                   AND n.nspname NOT IN ('pg_catalog', 'information_schema', 'tend')
-                   AND n.nspname !~ '^pg_(toast|temp_)'
-              ), valued AS (
-                SELECT s.*, (xpath('/row/v/text()', query_to_xml(format('SELECT CASE WHEN is_called THEN last_value END AS v FROM %s', s.oid::regclass::text), false, true, '')))[1]::text::float8 AS last_value FROM seqs s WHERE s.readable
-              ), pct AS (
-                SELECT v.*, CASE WHEN v.seqincrement > 0 THEN 100.0 * v.last_value / v.seqmax::float8
-                                 ELSE 100.0 * v.last_value / v.seqmin::float8 END AS pct
-                  FROM valued v WHERE v.last_value IS NOT NULL
-              )
-              SELECT name, pct::float8,
-                     'sequence at ' || round(pct::numeric, 1) || '% of its maximum (last value ' || last_value::bigint || ', '
-                       || CASE WHEN seqincrement > 0 THEN 'maximum ' || seqmax ELSE 'minimum ' || seqmin END
-                       || ', ' || data_type || '); nextval() fails at the end and inserts stop'
-                FROM pct
-              UNION ALL
-              SELECT 'sequences', coalesce($1::float8, $2::float8),
-                     count(*) || ' could not be read by the role ' || quote_ident(current_user)
-                       || ', so how close they are to their maximum is unknown (GRANT SELECT ON ALL SEQUENCES IN SCHEMA '
-                       || string_agg(DISTINCT quote_ident(nspname), ', ') || ' TO ' || quote_ident(current_user) || ')'
-                FROM seqs WHERE NOT readable
-              HAVING count(*) > 0
-               ORDER BY 2 DESC LIMIT 50",
-        finding: "{subject}: {detail}",
-        remedy: "Widen it before it runs out: `ALTER SEQUENCE <sequence> AS bigint NO MAXVALUE;` after widening its column to bigint (or raise its MAXVALUE); for sequences the role cannot read, grant it SELECT on them.",
-        min_major: 10,
-        extension: None,
-        reads_sessions: false,
-    },
-    Check {
-        id: "columns.integer_key_near_max",
-        category: Category::Sequences,
-        title: "integer columns fed by a sequence close to the integer maximum",
-        rule: Rule::AtLeast,
-        unit: Unit::Percent,
-        warning: Some(50.0),
-        critical: Some(75.0),
-        // The classic serial overflow: an int4 (or int2) column whose sequence, even a bigint
-        // one, is heading for 2147483647. A column is fed by a sequence it owns (serial,
-        // identity, OWNED BY) or that its default calls. Only those sequences are read.
-        sql: "WITH linked AS (
-                SELECT d.objid AS seqid, d.refobjid AS relid, d.refobjsubid AS attnum
-                  FROM pg_depend d
-                 WHERE d.classid = 'pg_class'::regclass AND d.refclassid = 'pg_class'::regclass
-                   AND d.refobjsubid > 0 AND d.deptype IN ('a', 'i')
-                UNION
-                SELECT d.refobjid, ad.adrelid, ad.adnum
-                  FROM pg_attrdef ad
-                  JOIN pg_depend d ON d.classid = 'pg_attrdef'::regclass AND d.objid = ad.oid
-                 WHERE d.refclassid = 'pg_class'::regclass
-              ), candidates AS (
-                SELECT l.seqid, n.nspname, t.relname, a.attname, format_type(a.atttypid, NULL) AS typname,
-                       format('%I.%I', sn.nspname, sq.relname) AS seqname,
-                       CASE WHEN a.atttypid = 'int2'::regtype THEN 32767 ELSE 2147483647 END::float8 AS typmax,
-                       has_sequence_privilege(l.seqid, 'SELECT') AS readable
-                  FROM linked l
-                  JOIN pg_class sq ON sq.oid = l.seqid AND sq.relkind = 'S'
-                  JOIN pg_namespace sn ON sn.oid = sq.relnamespace
-                  JOIN pg_attribute a ON a.attrelid = l.relid AND a.attnum = l.attnum AND NOT a.attisdropped
-                  JOIN pg_class t ON t.oid = l.relid
-                  JOIN pg_namespace n ON n.oid = t.relnamespace
-                 WHERE a.atttypid IN ('int2'::regtype, 'int4'::regtype)
-                   AND n.nspname NOT IN ('pg_catalog', 'information_schema', 'tend')
-                   AND n.nspname !~ '^pg_(toast|temp_)'
-              ), valued AS (
-                SELECT c.*, (xpath('/row/v/text()', query_to_xml(format('SELECT CASE WHEN is_called THEN last_value END AS v FROM %s', c.seqid::regclass::text), false, true, '')))[1]::text::float8 AS last_value
-                  FROM candidates c WHERE c.readable
-              )
-              SELECT format('%I.%I.%I', nspname, relname, attname),
-                     100.0 * last_value / typmax,
-                     typname || ' column at ' || round((100.0 * last_value / typmax)::numeric, 1)
-                       || '% of its maximum ' || typmax || ' (sequence ' || seqname || ' is at ' || last_value
-                       || '); inserts fail once it passes the maximum'
-                FROM valued
-               WHERE last_value IS NOT NULL
-              UNION ALL
-              SELECT 'integer columns', coalesce($1::float8, $2::float8),
-                     count(*) || ' sequences feeding integer columns could not be read by the role '
-                       || quote_ident(current_user) || ', so their headroom is unknown (grant it SELECT on '
-                       || array_to_string((array_agg(seqname ORDER BY seqname))[1:5], ', ')
-                       || CASE WHEN count(*) > 5 THEN ' and the others' ELSE '' END || ')'
-                FROM candidates WHERE NOT readable
-              HAVING count(*) > 0
-               ORDER BY 2 DESC LIMIT 50",
-        finding: "{subject}: {detail}",
-        remedy: "Widen the column to bigint before it overflows: `ALTER TABLE <table> ALTER COLUMN <column> TYPE bigint;` rewrites the table under an ACCESS EXCLUSIVE lock, so on big tables add a bigint column, backfill it in batches and swap (and widen the foreign key columns that reference it).",
-        min_major: 10,
-        extension: None,
-        reads_sessions: false,
-    },
+    SEQUENCES_NEAR_MAX,
+    INTEGER_KEY_NEAR_MAX,
     Check {
         id: "security.soft_delete_unique",
         category: Category::Security,
@@ -597,3 +491,164 @@ pub static CHECKS: &[Check] = &[
         reads_sessions: false,
     },
 ];
+
+/// `sequences.near_max`'s query around `$last_value`, the expression that reads the last value of
+/// sequence `s.oid` (NULL when nextval was never called).
+macro_rules! sequences_near_max_sql {
+    ($last_value:literal) => {
+        concat!(
+            "WITH seqs AS (
+                SELECT format('%I.%I', n.nspname, c.relname) AS name, c.oid, q.seqincrement, q.seqmax, q.seqmin,
+                       format_type(q.seqtypid, NULL) AS data_type,
+                       has_sequence_privilege(c.oid, 'SELECT') AS readable, n.nspname
+                  FROM pg_sequence q
+                  JOIN pg_class c ON c.oid = q.seqrelid
+                  JOIN pg_namespace n ON n.oid = c.relnamespace
+                 WHERE NOT q.seqcycle
+                   AND n.nspname NOT IN ('pg_catalog', 'information_schema', 'tend')
+                   AND n.nspname !~ '^pg_(toast|temp_)'
+              ), valued AS (
+                SELECT s.*, ",
+            $last_value,
+            " AS last_value FROM seqs s WHERE s.readable
+              ), pct AS (
+                SELECT v.*, CASE WHEN v.seqincrement > 0 THEN 100.0 * v.last_value / v.seqmax::float8
+                                 ELSE 100.0 * v.last_value / v.seqmin::float8 END AS pct
+                  FROM valued v WHERE v.last_value IS NOT NULL
+              )
+              SELECT name, pct::float8,
+                     'sequence at ' || round(pct::numeric, 1) || '% of its maximum (last value ' || last_value::bigint || ', '
+                       || CASE WHEN seqincrement > 0 THEN 'maximum ' || seqmax ELSE 'minimum ' || seqmin END
+                       || ', ' || data_type || '); nextval() fails at the end and inserts stop'
+                FROM pct
+              UNION ALL
+              SELECT 'sequences', coalesce($1::float8, $2::float8),
+                     count(*) || ' could not be read by the role ' || quote_ident(current_user)
+                       || ', so how close they are to their maximum is unknown (GRANT SELECT ON ALL SEQUENCES IN SCHEMA '
+                       || string_agg(DISTINCT quote_ident(nspname), ', ') || ' TO ' || quote_ident(current_user) || ')'
+                FROM seqs WHERE NOT readable
+              HAVING count(*) > 0
+               ORDER BY 2 DESC LIMIT 50"
+        )
+    };
+}
+
+const SEQUENCES_NEAR_MAX: Check = Check {
+    id: "sequences.near_max",
+    category: Category::Sequences,
+    title: "sequences close to their maximum",
+    rule: Rule::AtLeast,
+    unit: Unit::Percent,
+    warning: Some(75.0),
+    critical: Some(90.0),
+    // One query reads every sequence with pg_sequence_last_value(), as the pg_sequences
+    // view does: a SELECT per sequence (query_to_xml) cost 0.1-0.3 ms each, most of the
+    // run at 10,000 relations. It takes ROW EXCLUSIVE, as nextval() does, until the
+    // statement's transaction ends (under the runner's lock_timeout, so it never waits);
+    // from PostgreSQL 18 on, SEQUENCES_NEAR_MAX_18 reads under ACCESS SHARE, released at
+    // once. A sequence never used has no value yet. The ones the role
+    // may not read are counted in one row, reported at the warning threshold, so a role
+    // without privileges does not see a silent all-clear. Cycling sequences wrap by
+    // design and are left out.
+    sql: sequences_near_max_sql!("pg_sequence_last_value(s.oid)::float8"),
+    finding: "{subject}: {detail}",
+    remedy: "Widen it before it runs out: `ALTER SEQUENCE <sequence> AS bigint NO MAXVALUE;` after widening its column to bigint (or raise its MAXVALUE); for sequences the role cannot read, grant it SELECT on them.",
+    min_major: 10,
+    extension: None,
+    reads_sessions: false,
+};
+
+/// `sequences.near_max` on PostgreSQL 18 and newer, whose `pg_get_sequence_data` reads a sequence
+/// under ACCESS SHARE, released at once (`checks::for_major` swaps it in).
+pub static SEQUENCES_NEAR_MAX_18: Check = Check {
+    sql: sequences_near_max_sql!(
+        "(SELECT CASE WHEN d.is_called THEN d.last_value END FROM pg_get_sequence_data(s.oid) d)::float8"
+    ),
+    min_major: 18,
+    ..SEQUENCES_NEAR_MAX
+};
+
+/// `columns.integer_key_near_max`'s query around `$last_value`, the expression that reads the last value of
+/// sequence `c.seqid` (NULL when nextval was never called).
+macro_rules! integer_key_near_max_sql {
+    ($last_value:literal) => {
+        concat!(
+            "WITH linked AS (
+                SELECT d.objid AS seqid, d.refobjid AS relid, d.refobjsubid AS attnum
+                  FROM pg_depend d
+                 WHERE d.classid = 'pg_class'::regclass AND d.refclassid = 'pg_class'::regclass
+                   AND d.refobjsubid > 0 AND d.deptype IN ('a', 'i')
+                UNION
+                SELECT d.refobjid, ad.adrelid, ad.adnum
+                  FROM pg_attrdef ad
+                  JOIN pg_depend d ON d.classid = 'pg_attrdef'::regclass AND d.objid = ad.oid
+                 WHERE d.refclassid = 'pg_class'::regclass
+              ), candidates AS (
+                SELECT l.seqid, n.nspname, t.relname, a.attname, format_type(a.atttypid, NULL) AS typname,
+                       format('%I.%I', sn.nspname, sq.relname) AS seqname,
+                       CASE WHEN a.atttypid = 'int2'::regtype THEN 32767 ELSE 2147483647 END::float8 AS typmax,
+                       has_sequence_privilege(l.seqid, 'SELECT') AS readable
+                  FROM linked l
+                  JOIN pg_class sq ON sq.oid = l.seqid AND sq.relkind = 'S'
+                  JOIN pg_namespace sn ON sn.oid = sq.relnamespace
+                  JOIN pg_attribute a ON a.attrelid = l.relid AND a.attnum = l.attnum AND NOT a.attisdropped
+                  JOIN pg_class t ON t.oid = l.relid
+                  JOIN pg_namespace n ON n.oid = t.relnamespace
+                 WHERE a.atttypid IN ('int2'::regtype, 'int4'::regtype)
+                   AND n.nspname NOT IN ('pg_catalog', 'information_schema', 'tend')
+                   AND n.nspname !~ '^pg_(toast|temp_)'
+              ), valued AS (
+                SELECT c.*, ",
+            $last_value,
+            " AS last_value
+                  FROM candidates c WHERE c.readable
+              )
+              SELECT format('%I.%I.%I', nspname, relname, attname),
+                     100.0 * last_value / typmax,
+                     typname || ' column at ' || round((100.0 * last_value / typmax)::numeric, 1)
+                       || '% of its maximum ' || typmax || ' (sequence ' || seqname || ' is at ' || last_value
+                       || '); inserts fail once it passes the maximum'
+                FROM valued
+               WHERE last_value IS NOT NULL
+              UNION ALL
+              SELECT 'integer columns', coalesce($1::float8, $2::float8),
+                     count(*) || ' sequences feeding integer columns could not be read by the role '
+                       || quote_ident(current_user) || ', so their headroom is unknown (grant it SELECT on '
+                       || array_to_string((array_agg(seqname ORDER BY seqname))[1:5], ', ')
+                       || CASE WHEN count(*) > 5 THEN ' and the others' ELSE '' END || ')'
+                FROM candidates WHERE NOT readable
+              HAVING count(*) > 0
+               ORDER BY 2 DESC LIMIT 50"
+        )
+    };
+}
+
+const INTEGER_KEY_NEAR_MAX: Check = Check {
+    id: "columns.integer_key_near_max",
+    category: Category::Sequences,
+    title: "integer columns fed by a sequence close to the integer maximum",
+    rule: Rule::AtLeast,
+    unit: Unit::Percent,
+    warning: Some(50.0),
+    critical: Some(75.0),
+    // The classic serial overflow: an int4 (or int2) column whose sequence, even a bigint
+    // one, is heading for 2147483647. A column is fed by a sequence it owns (serial,
+    // identity, OWNED BY) or that its default calls. Only those sequences are read, as
+    // sequences.near_max reads them.
+    sql: integer_key_near_max_sql!("pg_sequence_last_value(c.seqid)::float8"),
+    finding: "{subject}: {detail}",
+    remedy: "Widen the column to bigint before it overflows: `ALTER TABLE <table> ALTER COLUMN <column> TYPE bigint;` rewrites the table under an ACCESS EXCLUSIVE lock, so on big tables add a bigint column, backfill it in batches and swap (and widen the foreign key columns that reference it).",
+    min_major: 10,
+    extension: None,
+    reads_sessions: false,
+};
+
+/// `columns.integer_key_near_max` on PostgreSQL 18 and newer, whose `pg_get_sequence_data` reads a sequence
+/// under ACCESS SHARE, released at once (`checks::for_major` swaps it in).
+pub static INTEGER_KEY_NEAR_MAX_18: Check = Check {
+    sql: integer_key_near_max_sql!(
+        "(SELECT CASE WHEN d.is_called THEN d.last_value END FROM pg_get_sequence_data(c.seqid) d)::float8"
+    ),
+    min_major: 18,
+    ..INTEGER_KEY_NEAR_MAX
+};

@@ -330,9 +330,6 @@ fn a_sequence_at_99_percent_of_its_maximum_is_critical() {
          CREATE SEQUENCE wraps MAXVALUE 100 CYCLE; SELECT setval('wraps', 99);
          CREATE SEQUENCE down INCREMENT -1 MINVALUE -100 MAXVALUE -1; SELECT setval('down', -95);",
     );
-    if crate::skipped_without_xml(&db, "sequences.near_max") {
-        return;
-    }
     let found = findings(&db, "sequences.near_max");
     assert_fires(&found, "sequences.near_max", Severity::Critical);
     let by_subject = |s: &str| found.iter().find(|f| f.subject == s);
@@ -359,9 +356,6 @@ fn sequences_a_role_cannot_read_are_reported_not_hidden() {
         "CREATE SEQUENCE s MAXVALUE 100; SELECT setval('s', 99);
          CREATE TABLE items (id serial PRIMARY KEY);",
     );
-    if crate::skipped_without_xml(&db, "sequences.near_max") {
-        return;
-    }
     let server = TestServer::get();
     let Some(monitor) = server.password_user("tend_schema_monitor", "monitor-pw", &db.name) else {
         return;
@@ -406,9 +400,6 @@ fn integer_keys_fed_by_a_sequence_near_the_int4_maximum_fire() {
          SELECT setval(pg_get_serial_sequence('big', 'id'), 1900000000);
          INSERT INTO tickets DEFAULT VALUES;",
     );
-    if crate::skipped_without_xml(&db, "columns.integer_key_near_max") {
-        return;
-    }
     let found = findings(&db, "columns.integer_key_near_max");
     assert_fires(&found, "columns.integer_key_near_max", Severity::Critical);
     let by_subject = |s: &str| found.iter().find(|f| f.subject == s);

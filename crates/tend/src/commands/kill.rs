@@ -50,48 +50,28 @@ pub fn run(args: KillArgs, ctx: &Context) -> Result<i32, CommandError> {
     };
     let target = ctx.target()?;
     let session = ctx.connect(&target.info)?;
-    let sessions = block_on(actions::activity(&session))?;
-    super::queries::warn_hidden(ctx, &session)?;
-    let targets = actions::kill_targets(&sessions, &selection);
-    if let KillSelection::Pids(pids) = &selection {
-        let missing: Vec<String> = pids
-            .iter()
-            .filter(|p| !targets.iter().any(|t| t.session.pid == **p))
-            .map(|p| p.to_string())
-            .collect();
-        if !missing.is_empty() {
-            return Err(CommandError::failure(format!(
-                "no client session of this database has pid {}; nothing was signalled",
-                missing.join(", ")
-            ))
-            .with_hint("`tend queries --all` lists the sessions"));
-        }
+    let plan = block_on(actions::kill_plan(&session, &selection))?;
+    super::queries::warn_hidden(ctx, plan.hidden_sessions, &plan.user);
+    if !plan.missing.is_empty() {
+        let missing: Vec<String> = plan.missing.iter().map(|p| p.to_string()).collect();
+        return Err(CommandError::failure(format!(
+            "no client session of this database has pid {}; nothing was signalled",
+            missing.join(", ")
+        ))
+        .with_hint("`tend queries --all` lists the sessions"));
     }
+    let targets = &plan.targets;
     let verb = if args.terminate {
         "terminate"
     } else {
         "cancel the query of"
     };
-    let listing: Vec<serde_json::Value> = targets
-        .iter()
-        .map(|t| {
-            serde_json::json!({
-                "pid": t.session.pid,
-                "application": t.session.application,
-                "user": t.session.user,
-                "state": t.session.state,
-                "reason": t.reason,
-                "query": t.session.query,
-            })
-        })
-        .collect();
     if targets.is_empty() {
-        ctx.out
-            .json_value(&serde_json::json!({ "signalled": [], "dry_run": args.dry_run }));
+        json(ctx, &plan.unsent(args.dry_run, args.terminate));
         ctx.out.line("No session matches; nothing to do.");
         return Ok(exit::OK);
     }
-    for t in &targets {
+    for t in targets {
         ctx.out.line(format!(
             "{} pid {} ({}, {}): {} — {}",
             if args.dry_run { "would" } else { "will" },
@@ -103,21 +83,15 @@ pub fn run(args: KillArgs, ctx: &Context) -> Result<i32, CommandError> {
         ));
     }
     if args.dry_run {
-        ctx.out.json_value(&serde_json::json!({ "dry_run": true, "would_signal": listing, "terminate": args.terminate }));
+        json(ctx, &plan.unsent(true, args.terminate));
         return Ok(exit::OK);
     }
     ctx.out.confirm(
         &format!("{verb} {}?", count(targets.len(), "session", "sessions")),
         ctx.yes,
     )?;
-    let mut done = Vec::new();
-    for t in &targets {
-        if block_on(actions::signal(&session, t.session.pid, args.terminate))? {
-            done.push(t.session.pid);
-        }
-    }
-    ctx.out
-        .json_value(&serde_json::json!({ "signalled": done, "terminate": args.terminate }));
+    let report = block_on(actions::kill(&session, &plan, args.terminate))?;
+    json(ctx, &report);
     ctx.out.line(format!(
         "{} {}.",
         if args.terminate {
@@ -125,7 +99,12 @@ pub fn run(args: KillArgs, ctx: &Context) -> Result<i32, CommandError> {
         } else {
             "Cancelled the queries of"
         },
-        count(done.len(), "session", "sessions")
+        count(report.signalled().len(), "session", "sessions")
     ));
     Ok(exit::OK)
+}
+
+fn json(ctx: &Context, report: &actions::KillReport) {
+    ctx.out
+        .json_value(&serde_json::to_value(report).expect("kill reports serialize"));
 }

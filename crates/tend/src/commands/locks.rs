@@ -12,16 +12,16 @@ pub struct LocksArgs {}
 pub fn run(_args: LocksArgs, ctx: &Context) -> Result<i32, CommandError> {
     let target = ctx.target()?;
     let session = ctx.connect(&target.info)?;
-    let sessions = block_on(actions::activity(&session))?;
-    let hidden = super::queries::warn_hidden(ctx, &session)?;
-    let tree = actions::blocking_tree(&sessions);
+    let report = block_on(actions::locks(&session))?;
+    super::queries::warn_hidden(ctx, report.hidden_sessions, &report.user);
     ctx.out
-        .json_value(&serde_json::json!({ "blocking": tree, "hidden_sessions": hidden }));
+        .json_value(&serde_json::to_value(&report).expect("lock reports serialize"));
+    let tree = &report.blocking;
     if tree.is_empty() {
         ctx.out.line("No session is waiting on another's lock.");
         return Ok(exit::OK);
     }
-    for root in &tree {
+    for root in tree {
         print_node(ctx, root, 0);
     }
     ctx.out.line(format!(

@@ -24,16 +24,15 @@ pub fn duration_arg(text: &str) -> Result<std::time::Duration, String> {
 pub fn run(args: QueriesArgs, ctx: &Context) -> Result<i32, CommandError> {
     let target = ctx.target()?;
     let session = ctx.connect(&target.info)?;
-    let sessions = block_on(actions::activity(&session))?;
-    let hidden = warn_hidden(ctx, &session)?;
-    let min = args.min_duration.map(|d| d.as_secs_f64()).unwrap_or(0.0);
-    let shown: Vec<_> = sessions
-        .into_iter()
-        .filter(|s| args.all || s.state != "idle")
-        .filter(|s| s.seconds >= min)
-        .collect();
+    let filter = actions::QueryFilter {
+        all: args.all,
+        min_duration: args.min_duration,
+    };
+    let report = block_on(actions::queries(&session, &filter))?;
+    warn_hidden(ctx, report.hidden_sessions, &report.user);
     ctx.out
-        .json_value(&serde_json::json!({ "sessions": shown, "hidden_sessions": hidden }));
+        .json_value(&serde_json::to_value(&report).expect("session reports serialize"));
+    let shown = &report.sessions;
     if shown.is_empty() {
         ctx.out.line("No sessions match.");
         return Ok(exit::OK);
@@ -42,7 +41,7 @@ pub fn run(args: QueriesArgs, ctx: &Context) -> Result<i32, CommandError> {
         "{:>7}  {:>8}  {:<20} {:<12} {:<22} {}",
         "pid", "seconds", "state", "user", "application / wait", "query"
     ));
-    for s in &shown {
+    for s in shown {
         let who = match &s.wait {
             Some(wait) => format!("{} [{wait}]", s.application),
             None => s.application.clone(),
@@ -60,17 +59,15 @@ pub fn run(args: QueriesArgs, ctx: &Context) -> Result<i32, CommandError> {
     Ok(exit::OK)
 }
 
-/// Says (on stderr) how many sessions of other roles the role cannot see, and returns the
-/// number for the JSON document: a list that leaves them out must not pass for complete.
-pub fn warn_hidden(ctx: &Context, session: &tokio_postgres::Client) -> Result<i64, CommandError> {
-    let (hidden, user) = block_on(actions::hidden_sessions(session))?;
+/// Says (on stderr) how many sessions of other roles `user` cannot see: a list that leaves
+/// them out must not pass for complete.
+pub fn warn_hidden(ctx: &Context, hidden: i64, user: &str) {
     if hidden > 0 {
-        let user = tend_pg::quote_ident(&user);
+        let user = tend_pg::quote_ident(user);
         ctx.out.warn(format!(
             "{hidden} sessions of other roles in this database are not listed: PostgreSQL hides their state and queries from {user}, which lacks pg_read_all_stats. `GRANT pg_read_all_stats TO {user};` (or pg_monitor) lets tend see them."
         ));
     }
-    Ok(hidden)
 }
 
 /// A query on one line, cut to `max` characters.

@@ -883,3 +883,216 @@ fn check_json_is_the_check_report() {
         ".history.run_id" => "[run id]",
     });
 }
+
+/// `tend health --json` is the serialized `HealthReport` (timings and measured values
+/// redacted).
+#[test]
+fn health_json_is_the_health_report() {
+    let db = TestDb::create();
+    let project = TestProject::new();
+    let (code, out, err) = run(project
+        .tend()
+        .env("DATABASE_URL", db.url())
+        .args(["health", "--json"]));
+    assert_eq!(code, 0, "{out}{err}");
+    let doc: serde_json::Value = serde_json::from_str(&out).unwrap();
+    insta::assert_json_snapshot!(doc, {
+        ".millis" => "[millis]",
+        ".probes[].value" => "[value]",
+        ".probes[].message" => "[message]",
+    });
+}
+
+/// `tend queries --json` is the serialized `QueriesReport`: the sessions and how many
+/// were hidden (pids, times and addresses redacted).
+#[test]
+fn queries_json_is_the_queries_report() {
+    let db = TestDb::create();
+    let slow = Holder::open(&db, "slow-report");
+    slow.start("SELECT pg_sleep(30)");
+    wait_until(
+        &db,
+        "EXISTS (SELECT FROM pg_stat_activity WHERE application_name = 'slow-report' AND state = 'active' AND query = 'SELECT pg_sleep(30)')",
+    );
+    let project = TestProject::new();
+    let (code, out, err) = run(project
+        .tend()
+        .env("DATABASE_URL", db.url())
+        .args(["queries", "--json"]));
+    assert_eq!(code, 0, "{out}{err}");
+    let doc: serde_json::Value = serde_json::from_str(&out).unwrap();
+    insta::assert_json_snapshot!(doc, {
+        ".sessions[].pid" => "[pid]",
+        ".sessions[].user" => "[user]",
+        ".sessions[].client" => "[client]",
+        ".sessions[].seconds" => "[seconds]",
+        ".sessions[].transaction_seconds" => "[seconds]",
+    });
+    drop(slow);
+}
+
+/// `tend locks --json` is the serialized `LocksReport`: the blocking tree.
+#[test]
+fn locks_json_is_the_locks_report() {
+    let db = TestDb::create();
+    db.execute("CREATE TABLE t (id int)");
+    let blocker = Holder::open(&db, "holder-app");
+    blocker.execute("BEGIN; LOCK TABLE t");
+    let waiter = Holder::open(&db, "waiting-app");
+    waiter.start("SELECT * FROM t");
+    wait_until(
+        &db,
+        "EXISTS (SELECT FROM pg_stat_activity WHERE application_name = 'waiting-app' AND wait_event_type = 'Lock')",
+    );
+    let project = TestProject::new();
+    let (code, out, err) = run(project
+        .tend()
+        .env("DATABASE_URL", db.url())
+        .args(["locks", "--json"]));
+    assert_eq!(code, 0, "{out}{err}");
+    let doc: serde_json::Value = serde_json::from_str(&out).unwrap();
+    insta::assert_json_snapshot!(doc, {
+        ".blocking[].session.pid" => "[pid]",
+        ".blocking[].session.user" => "[user]",
+        ".blocking[].session.client" => "[client]",
+        ".blocking[].session.seconds" => "[seconds]",
+        ".blocking[].session.transaction_seconds" => "[seconds]",
+        ".blocking[].waiting[].session.pid" => "[pid]",
+        ".blocking[].waiting[].session.user" => "[user]",
+        ".blocking[].waiting[].session.client" => "[client]",
+        ".blocking[].waiting[].session.seconds" => "[seconds]",
+        ".blocking[].waiting[].session.transaction_seconds" => "[seconds]",
+        ".blocking[].waiting[].session.blocked_by" => "[pids]",
+    });
+    drop(waiter);
+    drop(blocker);
+}
+
+/// `tend kill --dry-run --json` is the serialized `KillReport` of what would be signalled.
+#[test]
+fn kill_dry_run_json_is_the_kill_report() {
+    let db = TestDb::create();
+    let slow = Holder::open(&db, "slow-report");
+    // The pid first: the session answers nothing else while it sleeps.
+    let pid = slow.pid().to_string();
+    slow.start("SELECT pg_sleep(30)");
+    wait_until(
+        &db,
+        "EXISTS (SELECT FROM pg_stat_activity WHERE application_name = 'slow-report' AND state = 'active' AND query = 'SELECT pg_sleep(30)')",
+    );
+    let project = TestProject::new();
+    let (code, out, err) = run(project.tend().env("DATABASE_URL", db.url()).args([
+        "kill",
+        pid.as_str(),
+        "--dry-run",
+        "--json",
+    ]));
+    assert_eq!(code, 0, "{out}{err}");
+    let doc: serde_json::Value = serde_json::from_str(&out).unwrap();
+    insta::assert_json_snapshot!(doc, {
+        ".would_signal[].pid" => "[pid]",
+        ".would_signal[].user" => "[user]",
+    });
+    drop(slow);
+}
+
+/// `tend vacuum --json` is the serialized `VacuumReport` (vacuum has no dry run: it
+/// changes no data).
+#[test]
+fn vacuum_json_is_the_vacuum_report() {
+    let db = TestDb::create();
+    db.execute("CREATE TABLE t (id int); INSERT INTO t SELECT generate_series(1, 100)");
+    let project = TestProject::new();
+    let (code, out, err) = run(project.tend().env("DATABASE_URL", db.url()).args([
+        "vacuum",
+        "--analyze",
+        "--json",
+        "t",
+    ]));
+    assert_eq!(code, 0, "{out}{err}");
+    let doc: serde_json::Value = serde_json::from_str(&out).unwrap();
+    insta::assert_json_snapshot!(doc, {
+        ".vacuumed[].seconds" => "[seconds]",
+    });
+}
+
+/// `tend reindex --dry-run --json` is the serialized `ReindexReport` of the statements it
+/// would run.
+#[test]
+fn reindex_dry_run_json_is_the_reindex_report() {
+    let db = TestDb::create();
+    db.execute(
+        "CREATE TABLE t (id int, email text);
+         INSERT INTO t SELECT g, 'same' FROM generate_series(1, 10) g;",
+    );
+    // A failed concurrent build leaves an invalid index.
+    let _ = std::process::Command::new("psql")
+        .args([
+            db.url().as_str(),
+            "-Xqc",
+            "CREATE UNIQUE INDEX CONCURRENTLY t_email_key ON t (email)",
+        ])
+        .output();
+    let project = TestProject::new();
+    let (code, out, err) = run(project.tend().env("DATABASE_URL", db.url()).args([
+        "reindex",
+        "--invalid",
+        "--dry-run",
+        "--json",
+    ]));
+    assert_eq!(code, 0, "{out}{err}");
+    let doc: serde_json::Value = serde_json::from_str(&out).unwrap();
+    insta::assert_json_snapshot!(doc);
+}
+
+/// `tend optimize --json` is the serialized report of what it ran and what needs --apply.
+#[test]
+fn optimize_json_is_the_optimize_report() {
+    let db = TestDb::create();
+    // Autovacuum off, so no ANALYZE but tend's changes the statistics it reads.
+    db.execute(
+        "CREATE TABLE parent (id int PRIMARY KEY) WITH (autovacuum_enabled = off);
+         CREATE TABLE child (id int, parent_id int REFERENCES parent (id))
+           WITH (autovacuum_enabled = off);
+         INSERT INTO parent SELECT g FROM generate_series(1, 100) g;
+         INSERT INTO child SELECT g, g % 100 + 1 FROM generate_series(1, 50000) g;
+         CREATE INDEX child_id_a ON child (id); CREATE INDEX child_id_b ON child (id);",
+    );
+    // The inserting session reports its counts when it ends: wait until they are in.
+    let counted = || {
+        db.query_column("SELECT (sum(n_mod_since_analyze) = 50100)::text FROM pg_stat_user_tables")
+            == vec![Some("true".to_string())]
+    };
+    for _ in 0..600 {
+        if counted() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(counted(), "the statistics never showed the inserted rows");
+    let project = TestProject::new();
+    let (code, out, err) = run(project
+        .tend()
+        .env("DATABASE_URL", db.url())
+        .args(["optimize", "--json"]));
+    assert_eq!(code, 0, "{out}{err}");
+    let doc: serde_json::Value = serde_json::from_str(&out).unwrap();
+    insta::assert_json_snapshot!(doc, {
+        ".needs_apply[].reason" => "[reason with the index size]",
+    });
+}
+
+/// Waits until `condition` (SQL returning one boolean) holds in `db`, so a snapshot never
+/// catches a session before it got going; panics if it never does.
+fn wait_until(db: &TestDb, condition: &str) {
+    let holds = || {
+        db.query_column(&format!("SELECT ({condition})::text")) == vec![Some("true".to_string())]
+    };
+    for _ in 0..600 {
+        if holds() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(holds(), "never true: {condition}");
+}
