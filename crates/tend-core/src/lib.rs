@@ -6,5 +6,6 @@
 
 pub mod backup;
 pub mod checks;
+pub mod restore;
 pub mod settings;
 pub mod state;
