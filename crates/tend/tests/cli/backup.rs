@@ -1016,7 +1016,7 @@ fn restore_to_a_server_without_the_roles_recreates_them_from_globals_or_restores
         let (code, out, err) = tend(
             &app_url,
             &[
-                "restore_json",
+                "restore",
                 &without_roles,
                 mode,
                 "--to",
@@ -1058,7 +1058,7 @@ fn restore_to_a_server_without_the_roles_recreates_them_from_globals_or_restores
     let (code, out, err) = tend(
         &app_url,
         &[
-            "restore_json",
+            "restore",
             &with_roles,
             "--single-transaction",
             "--no-owner",
