@@ -9,6 +9,7 @@ pub mod checks;
 pub mod doctor;
 pub mod health;
 pub mod optimize;
+pub mod restore;
 pub mod schema;
 pub mod settings;
 pub mod state;

@@ -166,14 +166,57 @@ fn a_vacuum_waiting_on_a_lock_stops_when_cancelled() {
 
 /// Every public future of the core is `Send` (spawnable, callable from HTTP handlers); this
 /// compiles only while that holds. The two services above are proven by `tokio::spawn`.
-#[allow(dead_code)]
+#[allow(dead_code, clippy::too_many_arguments)]
 fn the_cores_futures_are_send(
     database: &tend_pg::Database,
     client: &tokio_postgres::Client,
     registry: &tend_core::state::Registry,
+    store: &tend_backup::Store,
     settings: &Settings,
+    backup: tend_core::restore::ChosenBackup,
+    restore_plan: &tend_core::restore::RestorePlan,
+    restore_request: &tend_core::restore::RestoreRequest,
+    drill: &tend_core::backup::DrillRequest,
+    prune_plan: tend_core::backup::PrunePlan,
 ) {
     fn send<T: Send>(_: T) {}
+    let tools = settings.tool_search();
+    send(tend_core::backup::list(store));
+    send(tend_core::backup::show(store, "id"));
+    send(tend_core::backup::verify(
+        store,
+        &settings.backup,
+        &tools,
+        None,
+        &mut |_| {},
+    ));
+    send(tend_core::backup::drill(
+        store,
+        &settings.backup,
+        &tools,
+        "id",
+        drill,
+    ));
+    send(tend_core::backup::prune_plan(store, &settings.backup));
+    send(tend_core::backup::prune(
+        store,
+        prune_plan,
+        CancellationToken::new(),
+    ));
+    send(tend_core::restore::choose(store, None));
+    send(tend_core::restore::plan(
+        backup,
+        database.info().clone(),
+        restore_request,
+    ));
+    send(tend_core::restore::run(
+        store,
+        &settings.backup,
+        &tools,
+        restore_plan,
+        restore_request,
+        &mut |_| {},
+    ));
     send(tend_core::state::state(registry, client));
     send(tend_core::state::may_create(client));
     send(tend_core::state::ensure(

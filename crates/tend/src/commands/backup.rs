@@ -5,9 +5,7 @@ use std::time::Instant;
 
 use clap::{Args, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
-use tend_backup::ops::{self, Listed};
-use tend_backup::{Decryption, Encryption, Progress, Store};
-use tend_pg::{PgTool, VersionNeed};
+use tend_backup::{Progress, Store};
 
 use crate::command_error::{CommandError, ErrorKind, exit};
 use crate::context::{Context, block_on};
@@ -127,6 +125,17 @@ impl From<tend_core::backup::BackupServiceError> for CommandError {
         match err {
             BackupServiceError::Keys(e) => e.into(),
             BackupServiceError::Backup(e) => e.into(),
+            BackupServiceError::Tool(e) => e.into(),
+            BackupServiceError::Connect(e) => e.into(),
+            BackupServiceError::Database(e) => e.into(),
+            e @ BackupServiceError::ForeignScratch { .. } => {
+                CommandError::new(ErrorKind::Config, e.to_string())
+            }
+            e @ BackupServiceError::Mismatch(_) => CommandError::failure(e.to_string()),
+            e @ BackupServiceError::NotEmpty { .. } => CommandError::failure(e.to_string())
+                .with_hint(
+                    "restore into an empty database (--to URL), or replace what is there with --clean",
+                ),
         }
     }
 }
@@ -200,14 +209,6 @@ pub fn store(ctx: &Context) -> Result<Store, CommandError> {
     Ok(Store::open(&ctx.settings.backup.store)?)
 }
 
-pub fn encryption(ctx: &Context) -> Result<Encryption, CommandError> {
-    Ok(ctx.settings.backup.keys.encryption()?)
-}
-
-pub fn decryption(ctx: &Context) -> Result<Decryption, CommandError> {
-    Ok(ctx.settings.backup.keys.decryption()?)
-}
-
 pub fn run(cmd: BackupCommand, ctx: &Context) -> Result<i32, CommandError> {
     match cmd {
         BackupCommand::Run(args) => run_backup(ctx, &args),
@@ -219,8 +220,8 @@ pub fn run(cmd: BackupCommand, ctx: &Context) -> Result<i32, CommandError> {
 }
 
 fn run_backup(ctx: &Context, args: &RunArgs) -> Result<i32, CommandError> {
-    // Keys and store are refused before a local cluster is started for the target.
-    encryption(ctx)?;
+    // The store is refused before a local cluster is started for the target; the keys are
+    // checked by the service.
     let store = store(ctx)?;
     let target = ctx.target()?;
     let database = ctx.settings.database.handle(target.info.clone());
@@ -306,21 +307,19 @@ async fn until_signal<T>(
 
 fn list(ctx: &Context) -> Result<i32, CommandError> {
     let store = store(ctx)?;
-    let catalog = block_on(ops::catalog(&store))?;
-    let backups: Vec<Listed> = catalog.backups;
-    for (id, reason) in catalog.unusable {
+    let list = block_on(tend_core::backup::list(&store))?;
+    for (id, reason) in &list.unusable {
         ctx.out.warn(format!(
             "backup {id} is not listed: its manifest is unusable ({reason})"
         ));
     }
-    ctx.out
-        .json_value(&serde_json::json!({ "store": store.description, "backups": backups }));
-    if backups.is_empty() {
+    ctx.out.json_value(&to_json(&list));
+    if list.backups.is_empty() {
         ctx.out
-            .line(format!("No complete backup in {}.", store.description));
+            .line(format!("No complete backup in {}.", list.store));
         return Ok(exit::OK);
     }
-    for b in &backups {
+    for b in &list.backups {
         let m = &b.manifest;
         let verified = match &b.verification {
             Some(v) if v.ok => format!("verified {}", v.verified_at),
@@ -338,10 +337,15 @@ fn list(ctx: &Context) -> Result<i32, CommandError> {
     Ok(exit::OK)
 }
 
+/// A report as JSON: the value `--json` prints.
+pub fn to_json(report: &impl serde::Serialize) -> serde_json::Value {
+    serde_json::to_value(report).expect("reports serialize")
+}
+
 fn show(ctx: &Context, id: &str) -> Result<i32, CommandError> {
     let store = store(ctx)?;
-    let manifest = block_on(ops::read_manifest(&store, id))?;
-    let value = serde_json::to_value(&manifest).expect("manifests serialize");
+    let manifest = block_on(tend_core::backup::show(&store, id))?;
+    let value = to_json(&manifest);
     if ctx.out.json {
         ctx.out.json_value(&value);
     } else {
@@ -351,297 +355,61 @@ fn show(ctx: &Context, id: &str) -> Result<i32, CommandError> {
     Ok(exit::OK)
 }
 
-/// A pg_restore that reads the archive: no older than the pg_dump that wrote it (an older
-/// one cannot read a newer archive, which would look like damage).
-pub fn pg_restore_for(
-    ctx: &Context,
-    manifest: &tend_backup::Manifest,
-) -> Result<tend_pg::FoundTool, CommandError> {
-    let need = manifest_major(&manifest.pg_dump_version)
-        .map(VersionNeed::AtLeastMajor)
-        .unwrap_or(VersionNeed::Any);
-    Ok(ctx.settings.tool_search().find(PgTool::PgRestore, need)?)
-}
-
-/// The major of a version as manifests write it (`15.4`, `9.6.24`), as tools count it.
-fn manifest_major(version: &str) -> Option<u32> {
-    let mut parts = version.split(|c: char| !c.is_ascii_digit());
-    let first: u32 = parts.next()?.parse().ok()?;
-    if first >= 10 {
-        Some(first)
-    } else {
-        Some(first * 100 + parts.next()?.parse::<u32>().ok()?)
-    }
-}
-
 fn verify(ctx: &Context, args: &VerifyArgs) -> Result<i32, CommandError> {
+    use tend_core::backup::VerifyProgress;
     let store = store(ctx)?;
-    let decryption = decryption(ctx)?;
-    let id = block_on(ops::resolve_id(&store, args.id.as_deref()))?;
-    let manifest = block_on(ops::read_manifest(&store, &id))?;
-    let pg_restore = pg_restore_for(ctx, &manifest)?;
-    let bar = spinner(ctx, &format!("verifying backup {id}"));
-    let verification = block_on(ops::verify(
+    let tools = ctx.settings.tool_search();
+    let mut bar = None;
+    let verified = block_on(tend_core::backup::verify(
         &store,
-        &id,
-        &decryption,
-        pg_restore.path.clone(),
+        &ctx.settings.backup,
+        &tools,
+        args.id.as_deref(),
+        &mut |p| match p {
+            VerifyProgress::Reading { id } => {
+                bar = Some(spinner(ctx.out, &format!("verifying backup {id}")))
+            }
+        },
     ));
-    bar.finish_and_clear();
-    let mut verification = verification?;
-    if args.restore {
-        verification = restore_drill(ctx, &store, &id, &decryption, pg_restore.path, args)?;
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
     }
-    ctx.out
-        .json_value(&serde_json::json!({ "id": id, "verification": verification }));
-    ctx.out
-        .line(format!("Backup {id} is sound: {}.", verification.message));
+    let mut report = verified?;
+    if args.restore {
+        let scratch = match args.scratch.as_deref() {
+            Some(url) => tend_pg::ConnInfo::parse(url)?,
+            None => crate::context::start_local_cluster(
+                &ctx.settings,
+                ctx.out,
+                "postgres",
+                crate::context::ClusterUse::Scratch,
+            )?,
+        };
+        let request = tend_core::backup::DrillRequest {
+            scratch,
+            connect: ctx.settings.connect_options(),
+            ownership: args.ownership.into(),
+        };
+        report = block_on(tend_core::backup::drill(
+            &store,
+            &ctx.settings.backup,
+            &tools,
+            &report.id,
+            &request,
+        ))?;
+    }
+    ctx.out.json_value(&to_json(&report));
+    ctx.out.line(format!(
+        "Backup {} is sound: {}.",
+        report.id, report.verification.message
+    ));
     Ok(exit::OK)
 }
 
-/// The comment that marks a restore drill's scratch database as tend's to drop.
-const DRILL_TAG: &str = "tend restore drill scratch database";
-
-/// The oid of the scratch database `name` when it exists and carries the drill's mark; an
-/// error when it exists without it (someone else's database: never dropped).
-async fn drill_database(
-    session: &tend_pg::Session,
-    name: &str,
-) -> Result<Option<u32>, CommandError> {
-    let row = session
-        .query_opt(
-            "SELECT oid, coalesce(shobj_description(oid, 'pg_database'), '') FROM pg_database
-              WHERE datname = $1",
-            &[&name],
-        )
-        .await?;
-    let Some(row) = row else {
-        return Ok(None);
-    };
-    let comment: String = row.get(1);
-    if comment != DRILL_TAG {
-        return Err(CommandError::new(
-            ErrorKind::Config,
-            format!(
-                "the scratch server already has a database `{name}` that tend did not make for a drill, and tend drops only its own; drop or rename it, or give another scratch server with --scratch"
-            ),
-        ));
-    }
-    Ok(Some(row.get(0)))
-}
-
-/// Drops the drill's scratch database when it is still the one tend made (same oid, mark).
-async fn drop_drill_database(
-    session: &tend_pg::Session,
-    name: &str,
-    oid: u32,
-) -> Result<(), CommandError> {
-    if drill_database(session, name).await? == Some(oid) {
-        session
-            .batch_execute(&format!(
-                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
-                tend_pg::quote_ident(name)
-            ))
-            .await?;
-    }
-    Ok(())
-}
-
-/// How a drill ended, and whether that is a finding about the backup (recorded in the
-/// store) or about something else (the scratch server, the key: recorded nowhere).
-enum Drill {
-    Passed(String),
-    /// The restored tables do not hold the rows the manifest lists.
-    Mismatch(String),
-    Backup(tend_backup::BackupError),
-    Other(CommandError),
-}
-
-/// Restores into a scratch database, compares row counts with the manifest, drops it (and
-/// any role it had to create from the backup's roles), and records the result in the
-/// store when it says something about the backup.
-fn restore_drill(
-    ctx: &Context,
-    store: &Store,
-    id: &str,
-    decryption: &Decryption,
-    pg_restore: std::path::PathBuf,
-    args: &VerifyArgs,
-) -> Result<tend_backup::manifest::Verification, CommandError> {
-    let admin = match args.scratch.as_deref() {
-        Some(url) => tend_pg::ConnInfo::parse(url)?,
-        None => crate::context::start_local_cluster(
-            &ctx.settings,
-            ctx.out,
-            "postgres",
-            crate::context::ClusterUse::Scratch,
-        )?,
-    };
-    let name = format!(
-        "tend_drill_{}",
-        id.to_ascii_lowercase()
-            .replace(|c: char| !c.is_ascii_alphanumeric(), "_")
-    );
-    let quoted = tend_pg::quote_ident(&name);
-    let session = ctx.connect(&admin)?;
-    // A leftover of an interrupted drill is dropped only when it carries the drill's mark.
-    if let Some(oid) = block_on(drill_database(&session, &name))? {
-        block_on(drop_drill_database(&session, &name, oid))?;
-    }
-    block_on(session.batch_execute(&format!("CREATE DATABASE {quoted}")))?;
-    block_on(session.batch_execute(&format!(
-        "COMMENT ON DATABASE {quoted} IS {}",
-        tend_pg::quote_literal(DRILL_TAG)
-    )))?;
-    let made = block_on(drill_database(&session, &name))?;
-    let target = admin.with_dbname(&name);
-    let created_roles = tend_backup::roles::CreatedRoles::default();
-    let outcome = (|| -> Drill {
-        let restored = block_on(ops::restore(
-            store,
-            id,
-            decryption,
-            &target,
-            &ops::SingleOptions {
-                pg_restore,
-                clean: false,
-                ownership: args.ownership.into(),
-                connect: ctx.settings.connect_options(),
-                created_roles: created_roles.clone(),
-            },
-        ));
-        let (manifest, roles) = match restored {
-            Ok(done) => done,
-            Err(e) => return Drill::Backup(e),
-        };
-        let restored = match ctx.connect(&target) {
-            Ok(session) => session,
-            Err(e) => return Drill::Other(e),
-        };
-        let mut mismatches = Vec::new();
-        for table in &manifest.tables {
-            let sql = format!(
-                "SELECT count(*) FROM {}",
-                tend_pg::quote::quote_qualified(&table.schema, &table.table)
-            );
-            let rows: i64 = match block_on(restored.query_one(&sql, &[])) {
-                Ok(row) => row.get(0),
-                Err(e) => return Drill::Other(e.into()),
-            };
-            if rows != table.rows {
-                mismatches.push(format!(
-                    "{}.{}: {} rows, the manifest says {}",
-                    table.schema, table.table, rows, table.rows
-                ));
-            }
-        }
-        if !mismatches.is_empty() {
-            return Drill::Mismatch(format!(
-                "the restore drill found different row counts: {}",
-                mismatches.join("; ")
-            ));
-        }
-        let mut message = format!(
-            "restored into a scratch database: all {} tables hold the rows the manifest lists",
-            manifest.tables.len()
-        );
-        if let Some(sentence) = roles.sentence() {
-            message.push_str(&format!(" ({sentence})"));
-        }
-        Drill::Passed(message)
-    })();
-    if let Some(oid) = made {
-        let _ = block_on(drop_drill_database(&session, &name, oid));
-    }
-    // The roles the drill created for itself go with its database: the scratch server is
-    // left as it was, whether the drill passed or not.
-    for role in created_roles.lock().iter() {
-        let _ = block_on(session.batch_execute(&format!(
-            "DROP ROLE IF EXISTS {}",
-            tend_pg::quote_ident(role)
-        )));
-    }
-    let verification = |ok: bool, message: String| tend_backup::manifest::Verification {
-        verified_at: tend_backup::ops::now_rfc3339(),
-        ok,
-        level: "restore".to_string(),
-        message,
-    };
-    match outcome {
-        Drill::Passed(message) => {
-            let v = verification(true, message);
-            block_on(ops::record_verification(store, id, &v))?;
-            Ok(v)
-        }
-        Drill::Mismatch(message) => {
-            block_on(ops::record_verification(
-                store,
-                id,
-                &verification(false, message.clone()),
-            ))?;
-            Err(CommandError::failure(message))
-        }
-        Drill::Backup(e) if e.is_damage() => {
-            block_on(ops::record_verification(
-                store,
-                id,
-                &verification(false, e.to_string()),
-            ))?;
-            Err(e.into())
-        }
-        Drill::Backup(e) => Err(e.into()),
-        Drill::Other(e) => Err(e),
-    }
-}
-
 fn prune(ctx: &Context, args: &PruneArgs) -> Result<i32, CommandError> {
-    use tend_backup::retention::{Candidate, decide, parse_rfc3339};
     let store = store(ctx)?;
-    let backups = block_on(ops::list(&store))?;
-    // A backup whose time cannot be read is never a candidate for deletion.
-    let candidates: Vec<Candidate> = backups
-        .iter()
-        .filter_map(|b| {
-            Some(Candidate {
-                id: b.manifest.id.clone(),
-                finished_at: parse_rfc3339(&b.manifest.finished_at)?,
-                verified_ok: b.verification.as_ref().is_some_and(|v| v.ok),
-            })
-        })
-        .collect();
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::SystemTime::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0);
-    let policy = ctx.settings.backup.retention.clone();
-    let decisions = decide(&policy, &candidates, now);
-    let doomed: Vec<&tend_backup::retention::Decision> =
-        decisions.iter().filter(|d| !d.keep).collect();
-    // A folder without a manifest: see `retention::leftover_verdict` for how a leftover
-    // is told from a running backup.
-    let leftovers = block_on(store.leftovers(
-        tend_backup::manifest::MANIFEST,
-        tend_backup::manifest::RUNNING,
-    ))?;
-    let host = ops::this_host();
-    let (mut stale, mut recent) = (Vec::new(), Vec::new());
-    for l in leftovers {
-        let marker: Option<tend_backup::manifest::Running> = l
-            .running
-            .as_ref()
-            .and_then(|bytes| serde_json::from_slice(bytes).ok());
-        match tend_backup::retention::leftover_verdict(
-            l.last_write,
-            marker.as_ref(),
-            now,
-            &host,
-            ops::process_alive,
-        ) {
-            tend_backup::retention::LeftoverVerdict::Stale(why) => stale.push((l, why)),
-            tend_backup::retention::LeftoverVerdict::Running(why) => recent.push((l, why)),
-        }
-    }
-    for d in &decisions {
+    let plan = block_on(tend_core::backup::prune_plan(&store, &ctx.settings.backup))?;
+    for d in &plan.decisions {
         ctx.out.line(format!(
             "{} {}  {}",
             if d.keep {
@@ -655,52 +423,36 @@ fn prune(ctx: &Context, args: &PruneArgs) -> Result<i32, CommandError> {
             d.reasons.join(", ")
         ));
     }
-    for (l, why) in &stale {
+    for l in &plan.leftovers {
         ctx.out.line(format!(
-            "{} {}  left by an interrupted backup ({why}): no manifest, {}, {:.1} MB, last written {}",
+            "{} {}  left by an interrupted backup ({}): no manifest, {}, {:.1} MB, last written {}",
             if args.dry_run {
                 "would remove"
             } else {
                 "remove"
             },
             l.id,
+            l.reason,
             count(l.objects.len(), "file", "files"),
             l.bytes as f64 / 1e6,
-            when(l.last_write),
+            l.last_write,
         ));
     }
-    for (l, why) in &recent {
+    for l in &plan.recent_leftovers {
         ctx.out.line(format!(
-            "keep   {}  no manifest, but {why} (last written {})",
-            l.id,
-            when(l.last_write),
+            "keep   {}  no manifest, but {} (last written {})",
+            l.id, l.reason, l.last_write,
         ));
     }
-    let described = |list: &[(tend_backup::store::Leftover, String)]| {
-        list.iter()
-            .map(|(l, why)| {
-                serde_json::json!({
-                    "id": l.id, "objects": l.objects, "bytes": l.bytes,
-                    "last_write": when(l.last_write), "reason": why,
-                })
-            })
-            .collect::<Vec<_>>()
-    };
-    let report = |deleted: &[String], removed: &[String]| {
-        serde_json::json!({
-            "dry_run": args.dry_run, "policy": policy, "decisions": decisions, "deleted": deleted,
-            "leftovers": described(&stale), "recent_leftovers": described(&recent),
-            "removed_leftovers": removed,
-        })
-    };
-    if args.dry_run || (doomed.is_empty() && stale.is_empty()) {
-        ctx.out.json_value(&report(&[], &[]));
-        if doomed.is_empty() && stale.is_empty() {
+    if args.dry_run || plan.is_empty() {
+        let nothing = plan.is_empty();
+        ctx.out.json_value(&to_json(&plan.unchanged(args.dry_run)));
+        if nothing {
             ctx.out.line("Nothing to delete.");
         }
         return Ok(exit::OK);
     }
-    let what = match (doomed.len(), stale.len()) {
+    let what = match (plan.doomed().count(), plan.leftovers.len()) {
         (n, 0) => count(n, "backup", "backups"),
         (0, m) => count(
             m,
@@ -717,36 +469,21 @@ fn prune(ctx: &Context, args: &PruneArgs) -> Result<i32, CommandError> {
             )
         ),
     };
-    ctx.out.confirm(
-        &format!("Delete {what} from {}?", store.description),
-        ctx.yes,
-    )?;
-    let mut deleted = Vec::new();
-    for d in doomed {
-        // The manifest goes first: a crash here leaves an unlisted folder, never a listed
-        // backup with missing parts.
-        block_on(store.delete_backup(&d.id, tend_backup::manifest::MANIFEST))?;
-        deleted.push(d.id.clone());
-    }
-    let mut removed = Vec::new();
-    for (l, _) in &stale {
-        block_on(tend_backup::ops::remove_leftover(&store, l))?;
-        removed.push(l.id.clone());
-    }
-    ctx.out.json_value(&report(&deleted, &removed));
+    ctx.out
+        .confirm(&format!("Delete {what} from {}?", plan.store), ctx.yes)?;
+    let cancel = tokio_util::sync::CancellationToken::new();
+    let report = block_on(until_signal(
+        &cancel,
+        tend_core::backup::prune(&store, plan, cancel.clone()),
+    ))??;
+    ctx.out.json_value(&to_json(&report));
     ctx.out.line(format!("Deleted {what}."));
     Ok(exit::OK)
 }
 
-/// A time as RFC 3339, UTC, seconds.
-fn when(secs: i64) -> String {
-    let time = std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs.max(0) as u64);
-    humantime::format_rfc3339_seconds(time).to_string()
-}
-
 /// A spinner with the elapsed time, on stderr, for long steps that report no byte counts.
-pub fn spinner(ctx: &Context, message: &str) -> ProgressBar {
-    if ctx.out.quiet || ctx.out.json {
+pub fn spinner(out: &crate::output::Output, message: &str) -> ProgressBar {
+    if out.quiet || out.json {
         return ProgressBar::hidden();
     }
     let bar = ProgressBar::new_spinner();

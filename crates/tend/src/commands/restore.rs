@@ -1,12 +1,11 @@
-//! `tend restore`: streams a backup from the store into the target, loading rows on
-//! several connections (`tend_backup::restore`), or with `--single-transaction` or
-//! `--clean` through pg_restore in one transaction; refuses to write into a database that
-//! holds tables unless `--clean` is confirmed.
+//! `tend restore`: its arguments, the confirmation before `--clean` replaces what the
+//! target holds, and the rendering of the plan (`--dry-run`) and of the report. Choosing
+//! the backup, looking at the target and the restore itself are `tend_core::restore`.
 
 use clap::Args;
-use tend_backup::ops;
-use tend_backup::restore::{Method, Ownership, ParallelOptions, restore_parallel};
+use tend_backup::restore::Ownership;
 use tend_backup::roles::RolesOutcome;
+use tend_core::restore::{self, RestoreProgress, RestoreRequest};
 use tend_pg::ConnInfo;
 
 use crate::command_error::{CommandError, exit};
@@ -81,21 +80,28 @@ pub fn run(args: RestoreArgs, ctx: &Context) -> Result<i32, CommandError> {
     if args.list {
         return super::backup::run(super::backup::BackupCommand::List, ctx);
     }
-    let id = block_on(ops::resolve_id(&store, args.id.as_deref()))?;
-    let manifest = block_on(ops::read_manifest(&store, &id))?;
+    let backup = block_on(restore::choose(&store, args.id.as_deref()))?;
     let target = match &args.to {
         Some(url) => ConnInfo::parse(url)?,
         None => ctx.target()?.info,
     };
-    let tables = block_on(ops::user_tables(&target, &ctx.settings.connect_options()))?;
+    let request = RestoreRequest {
+        dry_run: args.dry_run,
+        clean: args.clean,
+        single_transaction: args.single_transaction,
+        jobs: args.jobs.unwrap_or_else(default_jobs),
+        ownership: args.ownership.into(),
+        connect: ctx.settings.connect_options(),
+    };
+    let plan = block_on(restore::plan(backup, target, &request))?;
+    let tables = plan.target_tables;
     if args.dry_run {
-        ctx.out.json_value(&serde_json::json!({
-            "dry_run": true, "id": id, "to": target.redacted().to_string(), "target_tables": tables,
-        }));
+        ctx.out.json_value(&super::backup::to_json(&plan));
         ctx.out.line(format!(
-            "Would restore backup {id} ({} tables) into {} (which holds {tables} tables{}).",
-            manifest.tables.len(),
-            target.redacted(),
+            "Would restore backup {} ({} tables) into {} (which holds {tables} tables{}).",
+            plan.id,
+            plan.manifest.tables.len(),
+            plan.to,
             if tables > 0 && !args.clean {
                 "; --clean would be needed"
             } else {
@@ -104,93 +110,45 @@ pub fn run(args: RestoreArgs, ctx: &Context) -> Result<i32, CommandError> {
         ));
         return Ok(exit::OK);
     }
-    if tables > 0 {
-        if !args.clean {
-            return Err(CommandError::failure(format!(
-                "{} already holds {tables} tables; nothing was restored",
-                target.redacted()
-            ))
-            .with_hint(
-                "restore into an empty database (--to URL), or replace what is there with --clean",
-            ));
-        }
+    // Without --clean, the service refuses a target that holds tables.
+    if plan.needs_clean() && args.clean {
         ctx.out.confirm(
             &format!(
-                "Replace the objects of backup {id} in {} (it holds {tables} tables)?",
-                target.redacted()
+                "Replace the objects of backup {} in {} (it holds {tables} tables)?",
+                plan.id, plan.to
             ),
             ctx.yes,
         )?;
     }
-    let decryption = super::backup::decryption(ctx)?;
-    let pg_restore = super::backup::pg_restore_for(ctx, &manifest)?;
-    let bar = super::backup::spinner(ctx, &format!("restoring backup {id}"));
-    let restored = if args.single_transaction || args.clean {
-        block_on(ops::restore(
-            &store,
-            &id,
-            &decryption,
-            &target,
-            &ops::SingleOptions {
-                pg_restore: pg_restore.path,
-                clean: args.clean,
-                ownership: args.ownership.into(),
-                connect: ctx.settings.connect_options(),
-                created_roles: Default::default(),
-            },
-        ))
-        .map(|(manifest, roles)| {
-            (
-                manifest,
-                "in one transaction".to_string(),
-                "single-transaction",
-                roles,
-            )
-        })
-    } else {
-        let options = ParallelOptions {
-            jobs: args.jobs.unwrap_or_else(default_jobs),
-            connect: ctx.settings.connect_options(),
-            pg_restore: pg_restore.path,
-            ownership: args.ownership.into(),
-        };
-        block_on(restore_parallel(
-            &store,
-            &id,
-            &decryption,
-            &target,
-            &options,
-        ))
-        .map(|restored| match restored.method {
-            Method::Parallel { jobs } => (
-                restored.manifest,
-                format!("on {jobs} connections"),
-                "parallel",
-                restored.roles,
-            ),
-            Method::SingleTransaction { reason } => (
-                restored.manifest,
-                format!("in one transaction through pg_restore ({reason})"),
-                "single-transaction",
-                restored.roles,
-            ),
-        })
-    };
-    bar.finish_and_clear();
-    let (restored, how, method, roles) = restored?;
-    ctx.out.json_value(&serde_json::json!({
-        "restored": id, "to": target.redacted().to_string(),
-        "tables": restored.tables.len(), "method": method, "roles": roles,
-    }));
-    ctx.out.line(format!(
-        "Restored backup {id} ({} tables) into {} {how}.",
-        restored.tables.len(),
-        target.redacted()
+    let mut bar = None;
+    let restored = block_on(restore::run(
+        &store,
+        &ctx.settings.backup,
+        &ctx.settings.tool_search(),
+        &plan,
+        &request,
+        &mut |p| match p {
+            RestoreProgress::Restoring { id } => {
+                bar = Some(super::backup::spinner(
+                    ctx.out,
+                    &format!("restoring backup {id}"),
+                ))
+            }
+        },
     ));
-    if let Some(sentence) = roles.sentence() {
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
+    let report = restored?;
+    ctx.out.json_value(&super::backup::to_json(&report));
+    ctx.out.line(format!(
+        "Restored backup {} ({} tables) into {} {}.",
+        report.restored, report.tables, report.to, report.how
+    ));
+    if let Some(sentence) = report.roles.sentence() {
         ctx.out.line(format!("Roles: {sentence}."));
     }
-    if matches!(roles, RolesOutcome::WithoutOwners { .. }) {
+    if matches!(report.roles, RolesOutcome::WithoutOwners { .. }) {
         ctx.out.warn(
             "owners and privileges were not restored; create the roles and rerun with --clean, \
              or take backups with --globals to keep them",

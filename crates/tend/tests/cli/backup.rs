@@ -1644,3 +1644,94 @@ fn a_failing_pg_restore_shows_its_own_error_not_a_broken_pipe() {
     let (_, out, _) = tend(&["backup", "list"]);
     assert!(out.contains("not verified"), "{out}");
 }
+
+/// `--json` of `backup list`, `show`, `verify`, `prune --dry-run` and of `restore`
+/// (`--dry-run` and the restore itself) is the serialization of the core's typed reports;
+/// their shape is pinned here, volatile values (ids, times, sizes, versions, checksums,
+/// paths, database names) redacted.
+#[test]
+fn backup_and_restore_json_is_the_serialized_service_report() {
+    let source = TestDb::create();
+    source.execute(
+        "CREATE TABLE accounts (id int PRIMARY KEY, name text);
+         INSERT INTO accounts SELECT g, 'n' || g FROM generate_series(1, 30) g;
+         CREATE TABLE notes (id int PRIMARY KEY, account_id int REFERENCES accounts);
+         INSERT INTO notes SELECT g, g FROM generate_series(1, 10) g",
+    );
+    let project = TestProject::new();
+    project.write(
+        "tend.toml",
+        "[backup.retention]\nkeep_last = 1\nkeep_daily = 0\nkeep_weekly = 0\nkeep_monthly = 0\n",
+    );
+    let tend = backing_up(&project, &source);
+    let json = |args: &[&str]| -> serde_json::Value {
+        let (code, out, err) = tend(args);
+        assert_eq!(code, 0, "{args:?}: {out}{err}");
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("{args:?}: {e}: {out}"))
+    };
+    let mut ids = Vec::new();
+    for _ in 0..2 {
+        let manifest = json(&["backup", "run", "--json"]);
+        ids.push(manifest["id"].as_str().unwrap().to_string());
+        std::thread::sleep(std::time::Duration::from_millis(1100));
+    }
+    // A folder without a manifest, written just now: kept, as maybe a running backup's.
+    let leftover = project.path().join(".tend/backups/20260101T000000Z-0000");
+    std::fs::create_dir_all(&leftover).unwrap();
+    std::fs::write(leftover.join("data.dump.zst.age"), b"partial").unwrap();
+
+    insta::assert_json_snapshot!("backup_verify_json", json(&["backup", "verify", &ids[0], "--json"]), {
+        ".id" => "[id]",
+        ".verification.verified_at" => "[time]",
+    });
+    insta::assert_json_snapshot!("backup_show_json", json(&["backup", "show", &ids[1], "--json"]), {
+        ".id" => "[id]",
+        ".database" => "[database]",
+        ".server_version" => "[version]",
+        ".pg_dump_version" => "[version]",
+        ".tend_version" => "[version]",
+        ".started_at" => "[time]",
+        ".finished_at" => "[time]",
+        ".raw_bytes" => "[bytes]",
+        ".stored_bytes" => "[bytes]",
+        ".objects[].bytes" => "[bytes]",
+        ".objects[].sha256" => "[sha256]",
+        ".checksum" => "[sha256]",
+    });
+    insta::assert_json_snapshot!("backup_list_json", json(&["backup", "list", "--json"]), {
+        ".store" => "[store]",
+        ".backups[].manifest.id" => "[id]",
+        ".backups[].manifest.database" => "[database]",
+        ".backups[].manifest.server_version" => "[version]",
+        ".backups[].manifest.pg_dump_version" => "[version]",
+        ".backups[].manifest.tend_version" => "[version]",
+        ".backups[].manifest.started_at" => "[time]",
+        ".backups[].manifest.finished_at" => "[time]",
+        ".backups[].manifest.raw_bytes" => "[bytes]",
+        ".backups[].manifest.stored_bytes" => "[bytes]",
+        ".backups[].manifest.objects[].bytes" => "[bytes]",
+        ".backups[].manifest.objects[].sha256" => "[sha256]",
+        ".backups[].manifest.checksum" => "[sha256]",
+        ".backups[].verification.verified_at" => "[time]",
+    });
+    insta::assert_json_snapshot!("backup_prune_dry_run_json", json(&["backup", "prune", "--dry-run", "--json"]), {
+        ".decisions[].id" => "[id]",
+        ".recent_leftovers[].last_write" => "[time]",
+    });
+
+    let target = TestDb::create();
+    insta::assert_json_snapshot!(
+        "restore_dry_run_json",
+        json(&["restore", &ids[1], "--to", &target.url(), "--dry-run", "--json"]),
+        { ".id" => "[id]", ".to" => "[url]" }
+    );
+    insta::assert_json_snapshot!(
+        "restore_json",
+        json(&["restore", &ids[1], "--to", &target.url(), "-j", "2", "--json"]),
+        { ".restored" => "[id]", ".to" => "[url]" }
+    );
+    assert_eq!(
+        target.query_column("SELECT count(*)::text FROM accounts"),
+        vec![Some("30".to_string())]
+    );
+}

@@ -1,0 +1,193 @@
+//! `backup prune`: which backups the retention policy no longer keeps
+//! (`tend_backup::retention::decide`, pure) and which folders without a manifest were left
+//! by interrupted backups (`retention::leftover_verdict`), planned first (what `--dry-run`
+//! shows and a confirmation asks about), then carried out.
+
+use serde::Serialize;
+use tend_backup::manifest::{MANIFEST, RUNNING, Running};
+use tend_backup::ops;
+use tend_backup::retention::{
+    Candidate, Decision, LeftoverVerdict, Policy, decide, leftover_verdict, parse_rfc3339,
+};
+use tend_backup::store::Leftover;
+use tend_backup::{BackupError, Store};
+use tokio_util::sync::CancellationToken;
+
+use super::BackupServiceError;
+use crate::settings::BackupSettings;
+
+/// A folder without a manifest, as prune reports it.
+#[derive(Debug, Clone, Serialize)]
+pub struct LeftoverReport {
+    pub id: String,
+    /// Its objects, relative to the store.
+    pub objects: Vec<String>,
+    pub bytes: u64,
+    /// Its newest write, RFC 3339, UTC, seconds.
+    pub last_write: String,
+    /// Why it is removed (stale) or kept (maybe a running backup).
+    pub reason: String,
+}
+
+/// What prune would do, decided once: the binary shows it, asks, then hands it to
+/// [`prune`].
+#[derive(Debug, Clone)]
+pub struct PrunePlan {
+    pub store: String,
+    pub policy: Policy,
+    /// Every listed backup, newest first: kept or deleted, and why.
+    pub decisions: Vec<Decision>,
+    /// Leftovers of interrupted backups: removed.
+    pub leftovers: Vec<LeftoverReport>,
+    /// Folders without a manifest that may belong to a running backup: kept.
+    pub recent_leftovers: Vec<LeftoverReport>,
+    stale: Vec<Leftover>,
+}
+
+impl PrunePlan {
+    /// The backups the policy no longer keeps.
+    pub fn doomed(&self) -> impl Iterator<Item = &Decision> {
+        self.decisions.iter().filter(|d| !d.keep)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.doomed().next().is_none() && self.stale.is_empty()
+    }
+
+    /// The report of a prune that deletes nothing (a dry run, or nothing to delete).
+    pub fn unchanged(self, dry_run: bool) -> PruneReport {
+        PruneReport {
+            dry_run,
+            policy: self.policy,
+            decisions: self.decisions,
+            deleted: Vec::new(),
+            leftovers: self.leftovers,
+            recent_leftovers: self.recent_leftovers,
+            removed_leftovers: Vec::new(),
+        }
+    }
+}
+
+/// What `tend backup prune` did (`--json` prints it).
+#[derive(Debug, Clone, Serialize)]
+pub struct PruneReport {
+    pub dry_run: bool,
+    pub policy: Policy,
+    pub decisions: Vec<Decision>,
+    /// The backups deleted.
+    pub deleted: Vec<String>,
+    pub leftovers: Vec<LeftoverReport>,
+    pub recent_leftovers: Vec<LeftoverReport>,
+    /// The leftovers removed.
+    pub removed_leftovers: Vec<String>,
+}
+
+/// Decides what to delete, now, under `settings.retention`. A backup whose time cannot be
+/// read is never a candidate for deletion.
+pub async fn prune_plan(
+    store: &Store,
+    settings: &BackupSettings,
+) -> Result<PrunePlan, BackupServiceError> {
+    let backups = ops::list(store).await?;
+    let candidates: Vec<Candidate> = backups
+        .iter()
+        .filter_map(|b| {
+            Some(Candidate {
+                id: b.manifest.id.clone(),
+                finished_at: parse_rfc3339(&b.manifest.finished_at)?,
+                verified_ok: b.verification.as_ref().is_some_and(|v| v.ok),
+            })
+        })
+        .collect();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0);
+    let policy = settings.retention.clone();
+    let decisions = decide(&policy, &candidates, now);
+    // A folder without a manifest: see `retention::leftover_verdict` for how a leftover
+    // is told from a running backup.
+    let host = ops::this_host();
+    let (mut stale, mut leftovers, mut recent_leftovers) = (Vec::new(), Vec::new(), Vec::new());
+    for l in store
+        .leftovers(MANIFEST, RUNNING)
+        .await
+        .map_err(BackupError::from)?
+    {
+        let marker: Option<Running> = l
+            .running
+            .as_ref()
+            .and_then(|bytes| serde_json::from_slice(bytes).ok());
+        let verdict = leftover_verdict(
+            l.last_write,
+            marker.as_ref(),
+            now,
+            &host,
+            ops::process_alive,
+        );
+        let report = |reason: String| LeftoverReport {
+            id: l.id.clone(),
+            objects: l.objects.clone(),
+            bytes: l.bytes,
+            last_write: when(l.last_write),
+            reason,
+        };
+        match verdict {
+            LeftoverVerdict::Stale(why) => {
+                leftovers.push(report(why));
+                stale.push(l);
+            }
+            LeftoverVerdict::Running(why) => recent_leftovers.push(report(why)),
+        }
+    }
+    Ok(PrunePlan {
+        store: store.description.clone(),
+        policy,
+        decisions,
+        leftovers,
+        recent_leftovers,
+        stale,
+    })
+}
+
+/// Deletes what `plan` dooms: each backup's manifest first (a crash leaves an unlisted
+/// folder, never a listed backup with missing parts), then the stale leftovers. `cancel`
+/// stops it between two deletions; pruning again finishes the work.
+pub async fn prune(
+    store: &Store,
+    plan: PrunePlan,
+    cancel: CancellationToken,
+) -> Result<PruneReport, BackupServiceError> {
+    let interrupted = |deleted: usize| BackupError::Interrupted {
+        cleanup: format!("{deleted} deleted before it stopped; prune again to finish"),
+    };
+    let mut deleted = Vec::new();
+    for d in plan.doomed() {
+        if cancel.is_cancelled() {
+            return Err(interrupted(deleted.len()).into());
+        }
+        store
+            .delete_backup(&d.id, MANIFEST)
+            .await
+            .map_err(BackupError::from)?;
+        deleted.push(d.id.clone());
+    }
+    let mut removed_leftovers = Vec::new();
+    for l in &plan.stale {
+        if cancel.is_cancelled() {
+            return Err(interrupted(deleted.len() + removed_leftovers.len()).into());
+        }
+        ops::remove_leftover(store, l).await?;
+        removed_leftovers.push(l.id.clone());
+    }
+    let mut report = plan.unchanged(false);
+    report.deleted = deleted;
+    report.removed_leftovers = removed_leftovers;
+    Ok(report)
+}
+
+/// A time as RFC 3339, UTC, seconds.
+fn when(secs: i64) -> String {
+    let time = std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs.max(0) as u64);
+    humantime::format_rfc3339_seconds(time).to_string()
+}
