@@ -181,3 +181,65 @@ async fn keep_history(
         Err(reason) => HistoryOutcome::not_kept(reason, true),
     }
 }
+
+/// The catalog as `tend check --list` shows it: each selected check with the thresholds in
+/// force (configured over defaults) and its SQL.
+#[derive(Debug, Clone, Serialize)]
+pub struct CatalogReport {
+    pub count: usize,
+    pub checks: Vec<CatalogEntry>,
+}
+
+/// One check of the catalog, with the thresholds in force beside its defaults.
+#[derive(Debug, Clone, Serialize)]
+pub struct CatalogEntry {
+    pub id: &'static str,
+    pub category: tend_ops::Category,
+    pub title: &'static str,
+    pub rule: tend_ops::Rule,
+    pub unit: tend_ops::Unit,
+    pub warning: Option<f64>,
+    pub critical: Option<f64>,
+    pub default_warning: Option<f64>,
+    pub default_critical: Option<f64>,
+    pub remedy: &'static str,
+    pub min_major: u32,
+    pub extension: Option<&'static str>,
+    pub sql: &'static str,
+}
+
+/// The checks of `catalog` that `options.only` selects (an id, a category, or an id prefix;
+/// all when empty), as `tend check --list` reports them.
+pub fn catalog_report(catalog: &[&'static Check], options: &RunOptions) -> CatalogReport {
+    let checks: Vec<CatalogEntry> = catalog
+        .iter()
+        .filter(|c| {
+            options.only.is_empty()
+                || options.only.iter().any(|p| {
+                    c.id == p || c.category.as_str() == p || c.id.starts_with(&format!("{p}."))
+                })
+        })
+        .map(|c| {
+            let t = options.thresholds(c);
+            CatalogEntry {
+                id: c.id,
+                category: c.category,
+                title: c.title,
+                rule: c.rule,
+                unit: c.unit,
+                warning: t.warning,
+                critical: t.critical,
+                default_warning: c.warning,
+                default_critical: c.critical,
+                remedy: c.remedy,
+                min_major: c.min_major,
+                extension: c.extension,
+                sql: c.query(),
+            }
+        })
+        .collect();
+    CatalogReport {
+        count: checks.len(),
+        checks,
+    }
+}

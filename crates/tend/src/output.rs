@@ -64,12 +64,14 @@ impl Output {
         let _ = writeln!(out, "{}", self.scrub(text.as_ref()));
     }
 
-    /// A JSON document on stdout (JSON mode only).
-    pub fn json_value(&self, value: &serde_json::Value) {
+    /// A JSON document on stdout (JSON mode only): a command's report, serialized. Keys come
+    /// out sorted (through `serde_json::Value`), whatever the order of the report's fields.
+    pub fn json_value<T: serde::Serialize + ?Sized>(&self, report: &T) {
         if !self.json {
             return;
         }
-        let text = serde_json::to_string_pretty(value).expect("JSON values serialize");
+        let value = serde_json::to_value(report).expect("reports serialize");
+        let text = serde_json::to_string_pretty(&value).expect("JSON values serialize");
         let mut out = std::io::stdout().lock();
         let _ = writeln!(out, "{}", self.scrub(&text));
     }

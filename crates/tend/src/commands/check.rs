@@ -103,38 +103,9 @@ fn list(
     catalog: &[&'static Check],
     options: &RunOptions,
 ) -> Result<i32, CommandError> {
-    let selected: Vec<&&Check> = catalog
-        .iter()
-        .filter(|c| {
-            options.only.is_empty()
-                || options.only.iter().any(|p| {
-                    c.id == p || c.category.as_str() == p || c.id.starts_with(&format!("{p}."))
-                })
-        })
-        .collect();
-    ctx.out.json_value(&serde_json::json!({
-        "count": selected.len(),
-        "checks": selected.iter().map(|c| {
-            let t = options.thresholds(c);
-            serde_json::json!({
-                "id": c.id,
-                "category": c.category,
-                "title": c.title,
-                "rule": c.rule,
-                "unit": c.unit,
-                "warning": t.warning,
-                "critical": t.critical,
-                "default_warning": c.warning,
-                "default_critical": c.critical,
-                "remedy": c.remedy,
-                "min_major": c.min_major,
-                "extension": c.extension,
-                "sql": c.query(),
-            })
-        }).collect::<Vec<_>>(),
-    }));
-    for c in &selected {
-        let t = options.thresholds(c);
+    let report = tend_core::checks::catalog_report(catalog, options);
+    ctx.out.json_value(&report);
+    for c in &report.checks {
         let threshold = |v: Option<f64>| {
             v.map(|v| tend_ops::check::format_value(v, c.unit))
                 .unwrap_or_else(|| "-".to_string())
@@ -143,12 +114,12 @@ fn list(
             "{:<34} {:<12} warn {:<10} crit {:<10} {}",
             c.id,
             c.category.as_str(),
-            threshold(t.warning),
-            threshold(t.critical),
+            threshold(c.warning),
+            threshold(c.critical),
             c.title
         ));
     }
-    ctx.out.line(format!("\n{} checks.", selected.len()));
+    ctx.out.line(format!("\n{} checks.", report.count));
     Ok(exit::OK)
 }
 

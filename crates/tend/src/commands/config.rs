@@ -21,11 +21,11 @@ pub fn run(cmd: ConfigCommand, ctx: &Context) -> Result<i32, CommandError> {
 fn show(ctx: &Context) -> Result<i32, CommandError> {
     let entries = ctx.settings.entries();
     if ctx.out.json {
-        ctx.out.json_value(&serde_json::json!({
-            "config_file": ctx.settings.config_file,
-            "project_root": ctx.settings.project_root,
-            "settings": entries,
-        }));
+        ctx.out.json_value(&ConfigReport {
+            config_file: ctx.settings.config_file.as_deref(),
+            project_root: &ctx.settings.project_root,
+            settings: &entries,
+        });
         return Ok(0);
     }
     match &ctx.settings.config_file {
@@ -46,4 +46,13 @@ fn show(ctx: &Context) -> Result<i32, CommandError> {
             .line(format!("{:width$} = {value}{source}", entry.key));
     }
     Ok(0)
+}
+
+/// What `tend config show --json` prints: where the configuration came from and every key
+/// with its value (secrets masked) and source.
+#[derive(serde::Serialize)]
+struct ConfigReport<'a> {
+    config_file: Option<&'a std::path::Path>,
+    project_root: &'a std::path::Path,
+    settings: &'a [tend_core::settings::Entry],
 }

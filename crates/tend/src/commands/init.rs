@@ -35,11 +35,11 @@ pub fn run(args: InitArgs, cwd: &Path, out: &Output) -> Result<i32, CommandError
         std::fs::create_dir_all(&dir)?;
         dir
     };
-    out.json_value(&serde_json::json!({
-        "config_file": path,
-        "format": if prisma { "prisma" } else { "tend" },
-        "migrations_dir": migrations,
-    }));
+    out.json_value(&InitReport {
+        config_file: &path,
+        format: if prisma { "prisma" } else { "tend" },
+        migrations_dir: &migrations,
+    });
     out.line(format!("Wrote {}", path.display()));
     if prisma {
         out.line(format!(
@@ -51,4 +51,12 @@ pub fn run(args: InitArgs, cwd: &Path, out: &Output) -> Result<i32, CommandError
     }
     out.line("Next: set database.url (or DATABASE_URL), or leave it unset to use the local cluster; then `tend doctor`.");
     Ok(0)
+}
+
+/// What `tend init --json` prints: the file written and the migration layout it chose.
+#[derive(serde::Serialize)]
+struct InitReport<'a> {
+    config_file: &'a Path,
+    format: &'static str,
+    migrations_dir: &'a Path,
 }
