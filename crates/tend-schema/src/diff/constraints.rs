@@ -19,10 +19,7 @@ impl Differ<'_> {
                     let (drop, derived) = match to.tables.get(name) {
                         // A dropped table's foreign keys go first, so tables that point at
                         // each other can be dropped in any order.
-                        None => (
-                            foreign && constraint.references.as_ref() != Some(name),
-                            true,
-                        ),
+                        None => (foreign && constraint.references() != Some(name), true),
                         Some(new) => match new.constraints.get(&constraint.name) {
                             None => (true, false),
                             Some(c) if !same_constraint(c, constraint) => {
