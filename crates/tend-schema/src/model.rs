@@ -456,6 +456,27 @@ pub struct Table {
 }
 
 impl Table {
+    /// A table with no columns and nothing else: what `CREATE TABLE name ()` makes.
+    pub fn new(name: QualifiedName) -> Table {
+        Table {
+            name,
+            unlogged: false,
+            partition_by: None,
+            partition_of: None,
+            inherits: Vec::new(),
+            options: Vec::new(),
+            columns: Vec::new(),
+            constraints: BTreeMap::new(),
+            indexes: BTreeMap::new(),
+            triggers: BTreeMap::new(),
+            row_security: false,
+            force_row_security: false,
+            policies: BTreeMap::new(),
+            comment: None,
+            privileges: Privileges::default(),
+        }
+    }
+
     pub fn column(&self, name: &str) -> Option<&Column> {
         self.columns.iter().find(|c| c.name == name)
     }
@@ -930,21 +951,8 @@ mod tests {
             })
             .collect();
         Table {
-            name: QualifiedName::new(schema, name),
-            unlogged: false,
-            partition_by: None,
-            partition_of: None,
-            inherits: Vec::new(),
-            options: Vec::new(),
-            columns: Vec::new(),
             constraints,
-            indexes: BTreeMap::new(),
-            triggers: BTreeMap::new(),
-            row_security: false,
-            force_row_security: false,
-            policies: BTreeMap::new(),
-            comment: None,
-            privileges: Privileges::default(),
+            ..Table::new(QualifiedName::new(schema, name))
         }
     }
 

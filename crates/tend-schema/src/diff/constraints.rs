@@ -45,7 +45,7 @@ impl Differ<'_> {
                         .get(name)
                         .is_some_and(|t| t.constraints.contains_key(&constraint.name));
                     let step = self.push(
-                        format!("constraint {} on {name}", constraint.name),
+                        ObjectId::constraint(name, &constraint.name),
                         if kept { Change::Alter } else { Change::Drop },
                         format!(
                             "ALTER TABLE {} DROP CONSTRAINT {}",
@@ -74,7 +74,7 @@ impl Differ<'_> {
             let old_table = from.tables.get(name);
             let existing_table = old_table.is_some();
             let before = old_table.and_then(|t| t.constraints.get(&constraint.name));
-            let object = format!("constraint {} on {name}", constraint.name);
+            let object = ObjectId::constraint(name, &constraint.name);
             let readd = self
                 .analysis
                 .constraints_to_readd
@@ -132,7 +132,7 @@ impl Differ<'_> {
         table: &QualifiedName,
         constraint: &Constraint,
         existing_table: bool,
-        object: String,
+        object: ObjectId,
         change: Change,
     ) {
         let validate_later = existing_table

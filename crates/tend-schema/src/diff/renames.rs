@@ -41,7 +41,7 @@ impl Differ<'_> {
                             ident(&new.name)
                         ));
                     }
-                    self.push(format!("table {old}"), Change::Alter, sql);
+                    self.push(ObjectId::Table(old.clone()), Change::Alter, sql);
                     rename_table(from, old, new);
                     self.renamed.push(rename.clone());
                 }
@@ -113,7 +113,7 @@ impl Differ<'_> {
                     }
                     self.renamed.push(rename.clone());
                     self.push(
-                        format!("column {table}.{old}"),
+                        ObjectId::column(table, old),
                         Change::Alter,
                         format!(
                             "ALTER TABLE {} RENAME COLUMN {} TO {}",
