@@ -445,3 +445,54 @@ fn uncommon_objects_show_no_false_drift_and_rebuild_from_empty() {
     assert_eq!(code, 0, "still different after the script:\n{out}{err}");
     assert_eq!(schema_of(&target), schema_of(&source));
 }
+
+#[test]
+fn dump_json_is_the_model_with_typed_foreign_keys() {
+    let project = TestProject::new();
+    let db = TestDb::create();
+    psql(
+        &db,
+        "CREATE TABLE authors (id int PRIMARY KEY, region text, code int, UNIQUE (region, code));
+         CREATE TABLE books (id int PRIMARY KEY, author_id int, region text, code int,
+           CONSTRAINT books_author FOREIGN KEY (author_id) REFERENCES authors (id)
+             ON DELETE CASCADE DEFERRABLE INITIALLY DEFERRED,
+           CONSTRAINT books_region FOREIGN KEY (region, code) REFERENCES authors (region, code)
+             MATCH FULL ON UPDATE SET NULL);",
+    );
+    let (code, out, err) = tend(&project, &db, &["schema", "dump", "--json"]);
+    assert_eq!(code, 0, "{out}{err}");
+    let doc: serde_json::Value = serde_json::from_str(&out).unwrap();
+    insta::assert_json_snapshot!(doc);
+}
+
+#[test]
+fn diff_json_names_each_step_object_as_text() {
+    let project = TestProject::new();
+    let from = TestDb::create();
+    let to = TestDb::create();
+    psql(&from, "CREATE TABLE t (id int PRIMARY KEY, a text);");
+    psql(
+        &to,
+        "CREATE TABLE t (id int PRIMARY KEY, a text NOT NULL, b int);
+         CREATE TABLE u (id int PRIMARY KEY, t_id int REFERENCES t (id) ON DELETE SET NULL);
+         CREATE INDEX t_a ON t (a); CREATE VIEW v AS SELECT id, a FROM t;",
+    );
+    let (code, out, err) = run(project
+        .tend()
+        .env("SHADOW_DATABASE_URL", shadow_url())
+        .args([
+            "schema",
+            "diff",
+            "--json",
+            "--from",
+            &from.url(),
+            "--to",
+            &to.url(),
+        ]));
+    assert_eq!(code, 0, "{out}{err}");
+    let doc: serde_json::Value = serde_json::from_str(&out).unwrap();
+    insta::assert_json_snapshot!(doc, {
+        ".from" => "[from]",
+        ".to" => "[to]",
+    });
+}
