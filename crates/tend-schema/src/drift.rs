@@ -519,44 +519,35 @@ impl Listing {
 
         self.indexes(name, &old.indexes, &new.indexes, &|i| is_along_index(i));
 
-        let triggers: BTreeSet<&String> = old.triggers.keys().chain(new.triggers.keys()).collect();
-        for key in triggers {
-            let object = ObjectId::trigger(name, key);
-            match (old.triggers.get(key), new.triggers.get(key)) {
-                (None, Some(_)) => self.push(object, Change::Create, Vec::new()),
-                (Some(_), None) => self.push(object, Change::Drop, Vec::new()),
-                (Some(a), Some(b)) => {
-                    let mut d = Vec::new();
-                    aspect(&mut d, "definition", &a.definition, &b.definition, plain);
-                    aspect(&mut d, "enabled", &a.enabled, &b.enabled, |e| {
-                        Some(trigger_state(*e).to_string())
-                    });
-                    aspect(&mut d, "comment", &a.comment, &b.comment, text);
-                    self.push(object, Change::Alter, d);
-                }
-                (None, None) => {}
-            }
-        }
-
-        let policies: BTreeSet<&String> = old.policies.keys().chain(new.policies.keys()).collect();
-        for key in policies {
-            let object = ObjectId::policy(name, key);
-            match (old.policies.get(key), new.policies.get(key)) {
-                (None, Some(_)) => self.push(object, Change::Create, Vec::new()),
-                (Some(_), None) => self.push(object, Change::Drop, Vec::new()),
-                (Some(a), Some(b)) => {
-                    let mut d = Vec::new();
-                    aspect(&mut d, "permissive", &a.permissive, &b.permissive, yes_no);
-                    aspect(&mut d, "command", &a.command, &b.command, plain);
-                    aspect(&mut d, "roles", &a.roles, &b.roles, |r| list(r));
-                    aspect(&mut d, "using", &a.using, &b.using, text);
-                    aspect(&mut d, "with check", &a.check, &b.check, text);
-                    aspect(&mut d, "comment", &a.comment, &b.comment, text);
-                    self.push(object, Change::Alter, d);
-                }
-                (None, None) => {}
-            }
-        }
+        self.members(
+            &old.triggers,
+            &new.triggers,
+            |key| ObjectId::trigger(name, key),
+            |a, b| {
+                let mut d = Vec::new();
+                aspect(&mut d, "definition", &a.definition, &b.definition, plain);
+                aspect(&mut d, "enabled", &a.enabled, &b.enabled, |e| {
+                    Some(trigger_state(*e).to_string())
+                });
+                aspect(&mut d, "comment", &a.comment, &b.comment, text);
+                d
+            },
+        );
+        self.members(
+            &old.policies,
+            &new.policies,
+            |key| ObjectId::policy(name, key),
+            |a, b| {
+                let mut d = Vec::new();
+                aspect(&mut d, "permissive", &a.permissive, &b.permissive, yes_no);
+                aspect(&mut d, "command", &a.command, &b.command, plain);
+                aspect(&mut d, "roles", &a.roles, &b.roles, |r| list(r));
+                aspect(&mut d, "using", &a.using, &b.using, text);
+                aspect(&mut d, "with check", &a.check, &b.check, text);
+                aspect(&mut d, "comment", &a.comment, &b.comment, text);
+                d
+            },
+        );
 
         let mut d = Vec::new();
         aspect(
@@ -578,6 +569,26 @@ impl Listing {
 
     /// Indexes of a table or materialized view; those attached to a partitioned parent's
     /// index come and go with it.
+    /// A table's triggers or policies: each created, dropped, or altered by what `differences`
+    /// finds.
+    fn members<T>(
+        &mut self,
+        old: &std::collections::BTreeMap<String, T>,
+        new: &std::collections::BTreeMap<String, T>,
+        object: impl Fn(&str) -> ObjectId,
+        differences: impl Fn(&T, &T) -> Vec<Difference>,
+    ) {
+        let names: BTreeSet<&String> = old.keys().chain(new.keys()).collect();
+        for key in names {
+            match (old.get(key), new.get(key)) {
+                (None, Some(_)) => self.push(object(key), Change::Create, Vec::new()),
+                (Some(_), None) => self.push(object(key), Change::Drop, Vec::new()),
+                (Some(a), Some(b)) => self.push(object(key), Change::Alter, differences(a, b)),
+                (None, None) => {}
+            }
+        }
+    }
+
     fn indexes(
         &mut self,
         owner: &QualifiedName,
