@@ -19,9 +19,7 @@ use std::collections::BTreeSet;
 
 use serde::Serialize;
 
-use crate::diff::{
-    Change, Rename, function_object, index_object, mentions_column, type_object, view_object,
-};
+use crate::diff::{Change, ObjectId, Rename, default_privileges_walk, mentions_column};
 use crate::model::*;
 
 /// One object that differs.
@@ -100,14 +98,14 @@ pub fn objects(from: &Model, to: &Model, renamed: &[Rename]) -> Vec<ObjectDrift>
 fn add_rename(objects: &mut Vec<ObjectDrift>, rename: &Rename) {
     let (old_object, new_object, old, new) = match rename {
         Rename::Table { from, to } => (
-            format!("table {from}"),
-            format!("table {to}"),
+            ObjectId::Table(from.clone()).to_string(),
+            ObjectId::Table(to.clone()).to_string(),
             from.to_string(),
             to.to_string(),
         ),
         Rename::Column { table, from, to } => (
-            format!("column {table}.{from}"),
-            format!("column {table}.{to}"),
+            ObjectId::column(table, from).to_string(),
+            ObjectId::column(table, to).to_string(),
             from.clone(),
             to.clone(),
         ),
@@ -208,10 +206,10 @@ fn privileges(value: &Privileges) -> Option<String> {
 }
 
 impl Listing {
-    fn push(&mut self, object: String, change: Change, differences: Vec<Difference>) {
+    fn push(&mut self, object: ObjectId, change: Change, differences: Vec<Difference>) {
         if change != Change::Alter || !differences.is_empty() {
             self.objects.push(ObjectDrift {
-                object,
+                object: object.to_string(),
                 change,
                 differences,
             });
@@ -231,7 +229,7 @@ impl Listing {
         };
         let names: BTreeSet<&String> = from.schemas.keys().chain(to.schemas.keys()).collect();
         for name in names {
-            let object = format!("schema {name}");
+            let object = ObjectId::Schema(name.to_string());
             let public = name == "public";
             let mut d = Vec::new();
             match (from.schemas.get(name), to.schemas.get(name)) {
@@ -266,7 +264,7 @@ impl Listing {
     fn extensions(&mut self, from: &Model, to: &Model) {
         let names: BTreeSet<&String> = from.extensions.keys().chain(to.extensions.keys()).collect();
         for name in names {
-            let object = format!("extension {name}");
+            let object = ObjectId::Extension(name.to_string());
             match (from.extensions.get(name), to.extensions.get(name)) {
                 (None, Some(_)) => self.push(object, Change::Create, Vec::new()),
                 (Some(_), None) => self.push(object, Change::Drop, Vec::new()),
@@ -285,11 +283,11 @@ impl Listing {
         let names: BTreeSet<&QualifiedName> = from.types.keys().chain(to.types.keys()).collect();
         for name in names {
             match (from.types.get(name), to.types.get(name)) {
-                (None, Some(new)) => self.push(type_object(new), Change::Create, Vec::new()),
-                (Some(old), None) => self.push(type_object(old), Change::Drop, Vec::new()),
+                (None, Some(new)) => self.push(ObjectId::of_type(new), Change::Create, Vec::new()),
+                (Some(old), None) => self.push(ObjectId::of_type(old), Change::Drop, Vec::new()),
                 (Some(old), Some(new)) => {
                     let d = type_differences(old, new);
-                    self.push(type_object(new), Change::Alter, d);
+                    self.push(ObjectId::of_type(new), Change::Alter, d);
                 }
                 (None, None) => {}
             }
@@ -300,7 +298,7 @@ impl Listing {
         let names: BTreeSet<&QualifiedName> =
             from.sequences.keys().chain(to.sequences.keys()).collect();
         for name in names {
-            let object = format!("sequence {name}");
+            let object = ObjectId::Sequence(name.clone());
             match (from.sequences.get(name), to.sequences.get(name)) {
                 (None, Some(new)) => {
                     if !goes_with_its_column(new, to, from) {
@@ -343,7 +341,7 @@ impl Listing {
     fn tables(&mut self, from: &Model, to: &Model) {
         let names: BTreeSet<&QualifiedName> = from.tables.keys().chain(to.tables.keys()).collect();
         for name in names {
-            let object = format!("table {name}");
+            let object = ObjectId::Table(name.clone());
             match (from.tables.get(name), to.tables.get(name)) {
                 (None, Some(_)) => self.push(object, Change::Create, Vec::new()),
                 (Some(_), None) => self.push(object, Change::Drop, Vec::new()),
@@ -382,7 +380,7 @@ impl Listing {
             &new.privileges,
             privileges,
         );
-        self.push(format!("table {name}"), Change::Alter, d);
+        self.push(ObjectId::Table(name.clone()), Change::Alter, d);
 
         // Columns that come or go take their keys and indexes along (PostgreSQL drops them
         // with the column): listed with the column, not on their own.
@@ -466,7 +464,7 @@ impl Listing {
             }
             let differences = along_with(&along, &column.name);
             self.push(
-                format!("column {name}.{}", column.name),
+                ObjectId::column(name, &column.name),
                 Change::Drop,
                 differences,
             );
@@ -475,7 +473,7 @@ impl Listing {
             if column.inherited {
                 continue;
             }
-            let object = format!("column {name}.{}", column.name);
+            let object = ObjectId::column(name, &column.name);
             match old.column(&column.name) {
                 None => {
                     let differences = along_with(&along, &column.name);
@@ -494,7 +492,7 @@ impl Listing {
             .chain(new.constraints.keys())
             .collect();
         for key in constraints {
-            let object = format!("constraint {key} on {name}");
+            let object = ObjectId::constraint(name, key);
             match (old.constraints.get(key), new.constraints.get(key)) {
                 (None, Some(c)) if !c.inherited && !is_along_constraint(c) => {
                     self.push(object, Change::Create, Vec::new());
@@ -521,44 +519,35 @@ impl Listing {
 
         self.indexes(name, &old.indexes, &new.indexes, &|i| is_along_index(i));
 
-        let triggers: BTreeSet<&String> = old.triggers.keys().chain(new.triggers.keys()).collect();
-        for key in triggers {
-            let object = format!("trigger {key} on {name}");
-            match (old.triggers.get(key), new.triggers.get(key)) {
-                (None, Some(_)) => self.push(object, Change::Create, Vec::new()),
-                (Some(_), None) => self.push(object, Change::Drop, Vec::new()),
-                (Some(a), Some(b)) => {
-                    let mut d = Vec::new();
-                    aspect(&mut d, "definition", &a.definition, &b.definition, plain);
-                    aspect(&mut d, "enabled", &a.enabled, &b.enabled, |e| {
-                        Some(trigger_state(*e).to_string())
-                    });
-                    aspect(&mut d, "comment", &a.comment, &b.comment, text);
-                    self.push(object, Change::Alter, d);
-                }
-                (None, None) => {}
-            }
-        }
-
-        let policies: BTreeSet<&String> = old.policies.keys().chain(new.policies.keys()).collect();
-        for key in policies {
-            let object = format!("policy {key} on {name}");
-            match (old.policies.get(key), new.policies.get(key)) {
-                (None, Some(_)) => self.push(object, Change::Create, Vec::new()),
-                (Some(_), None) => self.push(object, Change::Drop, Vec::new()),
-                (Some(a), Some(b)) => {
-                    let mut d = Vec::new();
-                    aspect(&mut d, "permissive", &a.permissive, &b.permissive, yes_no);
-                    aspect(&mut d, "command", &a.command, &b.command, plain);
-                    aspect(&mut d, "roles", &a.roles, &b.roles, |r| list(r));
-                    aspect(&mut d, "using", &a.using, &b.using, text);
-                    aspect(&mut d, "with check", &a.check, &b.check, text);
-                    aspect(&mut d, "comment", &a.comment, &b.comment, text);
-                    self.push(object, Change::Alter, d);
-                }
-                (None, None) => {}
-            }
-        }
+        self.members(
+            &old.triggers,
+            &new.triggers,
+            |key| ObjectId::trigger(name, key),
+            |a, b| {
+                let mut d = Vec::new();
+                aspect(&mut d, "definition", &a.definition, &b.definition, plain);
+                aspect(&mut d, "enabled", &a.enabled, &b.enabled, |e| {
+                    Some(trigger_state(*e).to_string())
+                });
+                aspect(&mut d, "comment", &a.comment, &b.comment, text);
+                d
+            },
+        );
+        self.members(
+            &old.policies,
+            &new.policies,
+            |key| ObjectId::policy(name, key),
+            |a, b| {
+                let mut d = Vec::new();
+                aspect(&mut d, "permissive", &a.permissive, &b.permissive, yes_no);
+                aspect(&mut d, "command", &a.command, &b.command, plain);
+                aspect(&mut d, "roles", &a.roles, &b.roles, |r| list(r));
+                aspect(&mut d, "using", &a.using, &b.using, text);
+                aspect(&mut d, "with check", &a.check, &b.check, text);
+                aspect(&mut d, "comment", &a.comment, &b.comment, text);
+                d
+            },
+        );
 
         let mut d = Vec::new();
         aspect(
@@ -575,11 +564,31 @@ impl Listing {
             &new.force_row_security,
             yes_no,
         );
-        self.push(format!("row level security on {name}"), Change::Alter, d);
+        self.push(ObjectId::RowLevelSecurity(name.clone()), Change::Alter, d);
     }
 
     /// Indexes of a table or materialized view; those attached to a partitioned parent's
     /// index come and go with it.
+    /// A table's triggers or policies: each created, dropped, or altered by what `differences`
+    /// finds.
+    fn members<T>(
+        &mut self,
+        old: &std::collections::BTreeMap<String, T>,
+        new: &std::collections::BTreeMap<String, T>,
+        object: impl Fn(&str) -> ObjectId,
+        differences: impl Fn(&T, &T) -> Vec<Difference>,
+    ) {
+        let names: BTreeSet<&String> = old.keys().chain(new.keys()).collect();
+        for key in names {
+            match (old.get(key), new.get(key)) {
+                (None, Some(_)) => self.push(object(key), Change::Create, Vec::new()),
+                (Some(_), None) => self.push(object(key), Change::Drop, Vec::new()),
+                (Some(a), Some(b)) => self.push(object(key), Change::Alter, differences(a, b)),
+                (None, None) => {}
+            }
+        }
+    }
+
     fn indexes(
         &mut self,
         owner: &QualifiedName,
@@ -589,7 +598,7 @@ impl Listing {
     ) {
         let names: BTreeSet<&String> = old.keys().chain(new.keys()).collect();
         for key in names {
-            let object = index_object(owner, key);
+            let object = ObjectId::index(owner, key);
             match (old.get(key), new.get(key)) {
                 (None, Some(i)) if i.parent.is_none() && !along(i) => {
                     self.push(object, Change::Create, Vec::new());
@@ -613,8 +622,8 @@ impl Listing {
         let names: BTreeSet<&QualifiedName> = from.views.keys().chain(to.views.keys()).collect();
         for name in names {
             match (from.views.get(name), to.views.get(name)) {
-                (None, Some(new)) => self.push(view_object(new), Change::Create, Vec::new()),
-                (Some(old), None) => self.push(view_object(old), Change::Drop, Vec::new()),
+                (None, Some(new)) => self.push(ObjectId::of_view(new), Change::Create, Vec::new()),
+                (Some(old), None) => self.push(ObjectId::of_view(old), Change::Drop, Vec::new()),
                 (Some(old), Some(new)) => {
                     let mut d = Vec::new();
                     aspect(
@@ -641,7 +650,7 @@ impl Listing {
                         &new.privileges,
                         privileges,
                     );
-                    self.push(view_object(new), Change::Alter, d);
+                    self.push(ObjectId::of_view(new), Change::Alter, d);
                     self.indexes(name, &old.indexes, &new.indexes, &|_| false);
                 }
                 (None, None) => {}
@@ -654,8 +663,12 @@ impl Listing {
             from.functions.keys().chain(to.functions.keys()).collect();
         for key in keys {
             match (from.functions.get(key), to.functions.get(key)) {
-                (None, Some(new)) => self.push(function_object(new), Change::Create, Vec::new()),
-                (Some(old), None) => self.push(function_object(old), Change::Drop, Vec::new()),
+                (None, Some(new)) => {
+                    self.push(ObjectId::of_function(new), Change::Create, Vec::new())
+                }
+                (Some(old), None) => {
+                    self.push(ObjectId::of_function(old), Change::Drop, Vec::new())
+                }
                 (Some(old), Some(new)) => {
                     let mut d = Vec::new();
                     aspect(&mut d, "result", &old.result, &new.result, text);
@@ -674,7 +687,7 @@ impl Listing {
                         &new.privileges,
                         privileges,
                     );
-                    self.push(function_object(new), Change::Alter, d);
+                    self.push(ObjectId::of_function(new), Change::Alter, d);
                 }
                 (None, None) => {}
             }
@@ -682,37 +695,12 @@ impl Listing {
     }
 
     fn default_privileges(&mut self, from: &Model, to: &Model) {
-        let keys: BTreeSet<&DefaultPrivilegesKey> = from
-            .default_privileges
-            .keys()
-            .chain(to.default_privileges.keys())
-            .collect();
-        for key in keys {
-            let baseline = DefaultPrivileges::baseline(key);
-            let before = from
-                .default_privileges
-                .get(key)
-                .map_or(&baseline, |d| &d.privileges);
-            let after = to
-                .default_privileges
-                .get(key)
-                .map_or(&baseline, |d| &d.privileges);
-            let object = match &key.schema {
-                Some(schema) => format!(
-                    "default privileges of {} on {} in {schema}",
-                    key.role,
-                    key.objects.to_lowercase()
-                ),
-                None => format!(
-                    "default privileges of {} on {}",
-                    key.role,
-                    key.objects.to_lowercase()
-                ),
-            };
+        default_privileges_walk(from, to, |key, before, after| {
+            let object = ObjectId::DefaultPrivileges(key.clone());
             let mut d = Vec::new();
             aspect(&mut d, "privileges", before, after, privileges);
             self.push(object, Change::Alter, d);
-        }
+        });
     }
 }
 

@@ -58,7 +58,7 @@ async fn read(client: &Client) -> Result<Model, tokio_postgres::Error> {
     read_sequences(client, &mut model).await?;
     let relations = read_relations(client, &mut model).await?;
     read_columns(client, &mut model, &relations).await?;
-    read_constraints(client, &mut model, &relations).await?;
+    read_constraints(client, &mut model, &relations, version).await?;
     read_indexes(client, &mut model, &relations).await?;
     read_triggers(client, &mut model, &relations).await?;
     read_policies(client, &mut model, &relations).await?;
@@ -484,15 +484,32 @@ async fn read_constraints(
     client: &Client,
     model: &mut Model,
     relations: &Relations,
+    version: i32,
 ) -> Result<(), tokio_postgres::Error> {
-    let sql = "SELECT c.conrelid, c.conname::text, c.contype::text, pg_get_constraintdef(c.oid), c.convalidated, \
+    // `ON DELETE SET NULL (a)` keeps its columns in confdelsetcols (PostgreSQL 15).
+    let delete_columns = if version >= 150000 {
+        "array(SELECT a.attname::text FROM unnest(c.confdelsetcols) WITH ORDINALITY k(attnum, i) \
+               JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = k.attnum ORDER BY k.i)"
+    } else {
+        "NULL::text[]"
+    };
+    let sql = format!(
+        "SELECT c.conrelid, c.conname::text, c.contype::text, pg_get_constraintdef(c.oid), c.convalidated, \
          array(SELECT a.attname::text FROM unnest(c.conkey) WITH ORDINALITY k(attnum, i) \
                JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = k.attnum ORDER BY k.i), \
          c.confrelid, (NOT c.conislocal OR c.conparentid <> 0), obj_description(c.oid, 'pg_constraint'), \
          CASE WHEN c.contype IN ('p', 'u', 'x') THEN \
-           (SELECT array_to_string(i.reloptions, ', ') FROM pg_class i WHERE i.oid = c.conindid) END \
-         FROM pg_constraint c WHERE c.conrelid = ANY($1) AND c.contype IN ('p', 'u', 'f', 'c', 'x')";
-    for row in client.query(sql, &[&relations.tables]).await? {
+           (SELECT array_to_string(i.reloptions, ', ') FROM pg_class i WHERE i.oid = c.conindid) END, \
+         rn.nspname::text, r.relname::text, \
+         array(SELECT a.attname::text FROM unnest(c.confkey) WITH ORDINALITY k(attnum, i) \
+               JOIN pg_attribute a ON a.attrelid = c.confrelid AND a.attnum = k.attnum ORDER BY k.i), \
+         c.confdeltype::text, c.confupdtype::text, c.confmatchtype::text, c.condeferrable, c.condeferred, \
+         CASE WHEN c.contype = 'f' THEN {delete_columns} END \
+         FROM pg_constraint c \
+         LEFT JOIN pg_class r ON r.oid = c.confrelid LEFT JOIN pg_namespace rn ON rn.oid = r.relnamespace \
+         WHERE c.conrelid = ANY($1) AND c.contype IN ('p', 'u', 'f', 'c', 'x')"
+    );
+    for row in client.query(&sql, &[&relations.tables]).await? {
         let oid: Oid = row.get(0);
         let Some(table) = relations.name(oid).and_then(|n| model.tables.get_mut(n)) else {
             continue;
@@ -504,11 +521,10 @@ async fn read_constraints(
             "c" => ConstraintKind::Check,
             _ => ConstraintKind::Exclusion,
         };
-        let referenced: Oid = row.get(6);
-        let references = if referenced == 0 {
-            None
+        let foreign_key = if kind == ConstraintKind::ForeignKey {
+            foreign_key(&row)
         } else {
-            relations.name(referenced).cloned()
+            None
         };
         let name: String = row.get(1);
         // A key's index storage parameters are not in pg_get_constraintdef (pg_dump adds them).
@@ -527,13 +543,34 @@ async fn read_constraints(
                 definition,
                 validated: row.get(4),
                 columns: row.get(5),
-                references,
+                foreign_key,
                 inherited: row.get(7),
                 comment: row.get(8),
             },
         );
     }
     Ok(())
+}
+
+/// A foreign key's columns 10 to 17 of [`read_constraints`]' query. `None` only for codes
+/// this version does not know (a later server's new action).
+fn foreign_key(row: &tokio_postgres::Row) -> Option<ForeignKey> {
+    let referenced_table = QualifiedName::new(
+        row.get::<_, Option<String>>(10)?,
+        row.get::<_, Option<String>>(11)?,
+    );
+    let on_delete: String = row.get(13);
+    let on_update: String = row.get(14);
+    let match_type: String = row.get(15);
+    Some(ForeignKey {
+        referenced_table,
+        referenced_columns: row.get(12),
+        on_delete: ReferentialAction::from_catalog(&on_delete, row.get(18))?,
+        on_update: ReferentialAction::from_catalog(&on_update, None)?,
+        match_type: MatchType::from_catalog(&match_type)?,
+        deferrable: row.get(16),
+        initially_deferred: row.get(17),
+    })
 }
 
 /// Puts `WITH (options)` where a key's definition takes it: after the columns and `INCLUDE`,

@@ -321,6 +321,47 @@ impl Model {
     }
 }
 
+impl Model {
+    /// Every foreign key of the model, by referencing table and constraint name.
+    pub fn references(&self) -> impl Iterator<Item = Reference<'_>> {
+        self.tables
+            .iter()
+            .flat_map(|(name, table)| table_references(name, table))
+    }
+
+    /// The foreign keys `table` holds: what its rows point at.
+    pub fn references_from(&self, table: &QualifiedName) -> impl Iterator<Item = Reference<'_>> {
+        self.tables
+            .get_key_value(table)
+            .into_iter()
+            .flat_map(|(name, table)| table_references(name, table))
+    }
+
+    /// The foreign keys pointing at `table`, its own self-references included: the rows a
+    /// delete there cascades to, nulls or is refused by. It reads every table's
+    /// constraints: to walk the whole graph, index [`Model::references`] once instead.
+    pub fn references_to<'a>(
+        &'a self,
+        table: &'a QualifiedName,
+    ) -> impl Iterator<Item = Reference<'a>> + 'a {
+        self.references()
+            .filter(move |r| r.foreign_key.referenced_table == *table)
+    }
+}
+
+fn table_references<'a>(
+    name: &'a QualifiedName,
+    table: &'a Table,
+) -> impl Iterator<Item = Reference<'a>> + 'a {
+    table.constraints.values().filter_map(move |constraint| {
+        Some(Reference {
+            table: name,
+            constraint,
+            foreign_key: constraint.foreign_key.as_ref()?,
+        })
+    })
+}
+
 fn values<K, V: Serialize, S: Serializer>(
     map: &BTreeMap<K, V>,
     serializer: S,
@@ -415,6 +456,27 @@ pub struct Table {
 }
 
 impl Table {
+    /// A table with no columns and nothing else: what `CREATE TABLE name ()` makes.
+    pub fn new(name: QualifiedName) -> Table {
+        Table {
+            name,
+            unlogged: false,
+            partition_by: None,
+            partition_of: None,
+            inherits: Vec::new(),
+            options: Vec::new(),
+            columns: Vec::new(),
+            constraints: BTreeMap::new(),
+            indexes: BTreeMap::new(),
+            triggers: BTreeMap::new(),
+            row_security: false,
+            force_row_security: false,
+            policies: BTreeMap::new(),
+            comment: None,
+            privileges: Privileges::default(),
+        }
+    }
+
     pub fn column(&self, name: &str) -> Option<&Column> {
         self.columns.iter().find(|c| c.name == name)
     }
@@ -517,20 +579,137 @@ impl Identity {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Constraint {
     pub name: String,
     pub kind: ConstraintKind,
-    /// `pg_get_constraintdef`, e.g. `FOREIGN KEY (a) REFERENCES public.t(id) ON DELETE CASCADE`.
+    /// `pg_get_constraintdef`, e.g. `FOREIGN KEY (a) REFERENCES public.t(id) ON DELETE CASCADE`:
+    /// what the diff compares and writes.
     pub definition: String,
     /// False for a `NOT VALID` constraint not validated yet.
     pub validated: bool,
+    /// The constrained columns in key order (`conkey`): a foreign key's referencing columns.
     pub columns: Vec<String>,
-    /// The table a foreign key points at.
-    pub references: Option<QualifiedName>,
+    /// What a foreign key points at and does, read from the catalog rather than parsed out of
+    /// [`Constraint::definition`]; `None` for other kinds.
+    pub foreign_key: Option<ForeignKey>,
     /// Defined by a parent table, not by this one.
     pub inherited: bool,
     pub comment: Option<String>,
+}
+
+impl Constraint {
+    /// The table a foreign key points at.
+    pub fn references(&self) -> Option<&QualifiedName> {
+        self.foreign_key.as_ref().map(|fk| &fk.referenced_table)
+    }
+}
+
+impl Serialize for Constraint {
+    /// The fields as they are, and `references` (the referenced table) as `schema dump --json`
+    /// has always had it, beside the typed `foreign_key`.
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let mut s = serializer.serialize_struct("Constraint", 9)?;
+        s.serialize_field("name", &self.name)?;
+        s.serialize_field("kind", &self.kind)?;
+        s.serialize_field("definition", &self.definition)?;
+        s.serialize_field("validated", &self.validated)?;
+        s.serialize_field("columns", &self.columns)?;
+        s.serialize_field("references", &self.references())?;
+        if let Some(foreign_key) = &self.foreign_key {
+            s.serialize_field("foreign_key", foreign_key)?;
+        } else {
+            s.skip_field("foreign_key")?;
+        }
+        s.serialize_field("inherited", &self.inherited)?;
+        s.serialize_field("comment", &self.comment)?;
+        s.end()
+    }
+}
+
+/// A foreign key's reference: the referenced side, what happens to referencing rows, and
+/// when it is checked. The referencing columns and whether the key is validated are the
+/// constraint's ([`Constraint::columns`], [`Constraint::validated`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ForeignKey {
+    pub referenced_table: QualifiedName,
+    /// In the order of [`Constraint::columns`], column for column (`confkey`).
+    pub referenced_columns: Vec<String>,
+    pub on_delete: ReferentialAction,
+    pub on_update: ReferentialAction,
+    pub match_type: MatchType,
+    pub deferrable: bool,
+    pub initially_deferred: bool,
+}
+
+/// `ON DELETE` / `ON UPDATE` of a foreign key (`confdeltype`, `confupdtype`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "action", rename_all = "snake_case")]
+pub enum ReferentialAction {
+    NoAction,
+    Restrict,
+    Cascade,
+    /// `SET NULL`, on some of the referencing columns only when `columns` is set
+    /// (`ON DELETE SET NULL (a)`, PostgreSQL 15).
+    SetNull {
+        columns: Option<Vec<String>>,
+    },
+    /// `SET DEFAULT`, on some columns only when `columns` is set (PostgreSQL 15).
+    SetDefault {
+        columns: Option<Vec<String>>,
+    },
+}
+
+impl ReferentialAction {
+    /// From the catalog's code (`a`, `r`, `c`, `n`, `d`), with the `ON DELETE` column list.
+    pub fn from_catalog(code: &str, columns: Option<Vec<String>>) -> Option<ReferentialAction> {
+        let columns = columns.filter(|c| !c.is_empty());
+        Some(match code {
+            "a" => ReferentialAction::NoAction,
+            "r" => ReferentialAction::Restrict,
+            "c" => ReferentialAction::Cascade,
+            "n" => ReferentialAction::SetNull { columns },
+            "d" => ReferentialAction::SetDefault { columns },
+            _ => return None,
+        })
+    }
+}
+
+/// `MATCH` of a foreign key (`confmatchtype`): how NULLs in a multi-column key are taken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MatchType {
+    Simple,
+    Full,
+    Partial,
+}
+
+impl MatchType {
+    pub fn from_catalog(code: &str) -> Option<MatchType> {
+        Some(match code {
+            "s" => MatchType::Simple,
+            "f" => MatchType::Full,
+            "p" => MatchType::Partial,
+            _ => return None,
+        })
+    }
+}
+
+/// One foreign key seen from the model: the referencing table and its constraint.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Reference<'a> {
+    /// The referencing table.
+    pub table: &'a QualifiedName,
+    pub constraint: &'a Constraint,
+    pub foreign_key: &'a ForeignKey,
+}
+
+impl Reference<'_> {
+    /// The referencing columns, in the order of [`ForeignKey::referenced_columns`].
+    pub fn columns(&self) -> &[String] {
+        &self.constraint.columns
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -743,6 +922,129 @@ mod tests {
         let accented = not_null_name(&"é".repeat(40), Some("id"));
         assert!(accented.len() <= 63 && accented.ends_with("_id_not_null"));
         assert_eq!(accented, format!("{}_id_not_null", "é".repeat(25)));
+    }
+
+    fn table(schema: &str, name: &str, foreign_keys: &[(&str, &str, &str)]) -> Table {
+        let constraints = foreign_keys
+            .iter()
+            .map(|(constraint, column, target)| {
+                let target = QualifiedName::parse(target);
+                let constraint = Constraint {
+                    name: constraint.to_string(),
+                    kind: ConstraintKind::ForeignKey,
+                    definition: format!("FOREIGN KEY ({column}) REFERENCES {}(id)", target.sql()),
+                    validated: true,
+                    columns: vec![column.to_string()],
+                    foreign_key: Some(ForeignKey {
+                        referenced_table: target,
+                        referenced_columns: vec!["id".to_string()],
+                        on_delete: ReferentialAction::Cascade,
+                        on_update: ReferentialAction::NoAction,
+                        match_type: MatchType::Simple,
+                        deferrable: false,
+                        initially_deferred: false,
+                    }),
+                    inherited: false,
+                    comment: None,
+                };
+                (constraint.name.clone(), constraint)
+            })
+            .collect();
+        Table {
+            constraints,
+            ..Table::new(QualifiedName::new(schema, name))
+        }
+    }
+
+    fn model(tables: Vec<Table>) -> Model {
+        Model {
+            tables: tables.into_iter().map(|t| (t.name.clone(), t)).collect(),
+            ..Model::default()
+        }
+    }
+
+    #[test]
+    fn references_to_finds_every_referencing_table_and_self_references() {
+        let model = model(vec![
+            table(
+                "public",
+                "users",
+                &[("users_manager", "manager_id", "public.users")],
+            ),
+            table(
+                "shop",
+                "orders",
+                &[("orders_user", "user_id", "public.users")],
+            ),
+            table(
+                "shop",
+                "items",
+                &[("items_order", "order_id", "shop.orders")],
+            ),
+        ]);
+        let users = QualifiedName::new("public", "users");
+        let incoming: Vec<String> = model
+            .references_to(&users)
+            .map(|r| format!("{}:{}", r.table, r.constraint.name))
+            .collect();
+        assert_eq!(
+            incoming,
+            ["public.users:users_manager", "shop.orders:orders_user"]
+        );
+        let orders = QualifiedName::new("shop", "orders");
+        let outgoing: Vec<&QualifiedName> = model
+            .references_from(&orders)
+            .map(|r| &r.foreign_key.referenced_table)
+            .collect();
+        assert_eq!(outgoing, [&users]);
+        assert_eq!(
+            model
+                .references_to(&QualifiedName::new("shop", "items"))
+                .count(),
+            0
+        );
+        assert_eq!(
+            model
+                .references_from(&QualifiedName::new("x", "none"))
+                .count(),
+            0
+        );
+    }
+
+    #[test]
+    fn constraints_serialize_the_referenced_table_beside_the_typed_foreign_key() {
+        let model = model(vec![table(
+            "shop",
+            "orders",
+            &[("orders_user", "user_id", "users")],
+        )]);
+        let value =
+            serde_json::to_value(&model.tables.values().next().unwrap().constraints).unwrap();
+        let fk = &value["orders_user"];
+        assert_eq!(fk["references"]["name"], "users");
+        assert_eq!(fk["foreign_key"]["referenced_table"]["schema"], "public");
+        assert_eq!(fk["foreign_key"]["on_delete"]["action"], "cascade");
+        assert_eq!(fk["foreign_key"]["match_type"], "simple");
+    }
+
+    #[test]
+    fn catalog_codes_map_to_actions_and_match_types() {
+        let cols = Some(vec!["a".to_string()]);
+        assert_eq!(
+            ReferentialAction::from_catalog("n", cols.clone()),
+            Some(ReferentialAction::SetNull { columns: cols })
+        );
+        assert_eq!(
+            ReferentialAction::from_catalog("d", Some(Vec::new())),
+            Some(ReferentialAction::SetDefault { columns: None })
+        );
+        assert_eq!(
+            ReferentialAction::from_catalog("a", None),
+            Some(ReferentialAction::NoAction)
+        );
+        assert_eq!(ReferentialAction::from_catalog("?", None), None);
+        assert_eq!(MatchType::from_catalog("f"), Some(MatchType::Full));
+        assert_eq!(MatchType::from_catalog("p"), Some(MatchType::Partial));
     }
 
     #[test]

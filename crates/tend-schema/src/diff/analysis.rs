@@ -239,7 +239,7 @@ impl Analysis {
                 continue;
             };
             for constraint in old.constraints.values() {
-                let Some(target) = &constraint.references else {
+                let Some(target) = constraint.references() else {
                     continue;
                 };
                 let unchanged = new

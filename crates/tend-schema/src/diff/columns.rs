@@ -40,7 +40,7 @@ impl Differ<'_> {
         self.warn_possible_column_renames(name, &dropped, &added);
         for column in &dropped {
             let step = self.push(
-                format!("column {name}.{}", column.name),
+                ObjectId::column(name, &column.name),
                 Change::Drop,
                 format!(
                     "ALTER TABLE {table_sql} DROP COLUMN {}",
@@ -64,7 +64,7 @@ impl Differ<'_> {
             .collect();
         for column in &regenerated {
             self.push(
-                format!("column {name}.{}", column.name),
+                ObjectId::column(name, &column.name),
                 Change::Alter,
                 format!(
                     "ALTER TABLE {table_sql} DROP COLUMN {}",
@@ -74,7 +74,7 @@ impl Differ<'_> {
         }
         for column in &generation_changed {
             let step = self.push(
-                format!("column {name}.{}", column.name),
+                ObjectId::column(name, &column.name),
                 Change::Alter,
                 format!(
                     "ALTER TABLE {table_sql} DROP COLUMN {}",
@@ -118,7 +118,7 @@ impl Differ<'_> {
             if column.inherited {
                 continue;
             }
-            let object = format!("column {name}.{}", column.name);
+            let object = ObjectId::column(name, &column.name);
             if let Some(before) = old
                 .column(&column.name)
                 .filter(|_| is(&moved_columns, column))
@@ -183,7 +183,7 @@ impl Differ<'_> {
     ) {
         let table_sql = table.sql();
         let column_sql = ident(&after.name);
-        let object = format!("column {table}.{}", after.name);
+        let object = ObjectId::column(table, &after.name);
         let temporary = temporary_column(&after.name, old, new);
         let temporary_sql = ident(&temporary);
         let collate = after
@@ -346,7 +346,7 @@ impl Differ<'_> {
     pub(super) fn alter_column(&mut self, table: &QualifiedName, before: &Column, after: &Column) {
         let table_sql = table.sql();
         let column_sql = ident(&after.name);
-        let object = format!("column {table}.{}", after.name);
+        let object = ObjectId::column(table, &after.name);
         let alter = format!("ALTER TABLE {table_sql} ALTER COLUMN {column_sql}");
         let enum_swapped = self
             .analysis
@@ -487,7 +487,7 @@ impl Differ<'_> {
                     .unwrap_or_default();
                 for sequence in replaced {
                     self.push(
-                        format!("sequence {sequence}"),
+                        ObjectId::Sequence(sequence.clone()),
                         Change::Drop,
                         format!("DROP SEQUENCE {}", sequence.sql()),
                     );
@@ -548,7 +548,7 @@ impl Differ<'_> {
         if !has(before) || !has(after) {
             return;
         }
-        let object = format!("column {table}.{}", after.name);
+        let object = ObjectId::column(table, &after.name);
         let (old, new) = (
             ddl::not_null_constraint(table, before),
             ddl::not_null_constraint(table, after),

@@ -19,10 +19,7 @@ impl Differ<'_> {
                     let (drop, derived) = match to.tables.get(name) {
                         // A dropped table's foreign keys go first, so tables that point at
                         // each other can be dropped in any order.
-                        None => (
-                            foreign && constraint.references.as_ref() != Some(name),
-                            true,
-                        ),
+                        None => (foreign && constraint.references() != Some(name), true),
                         Some(new) => match new.constraints.get(&constraint.name) {
                             None => (true, false),
                             Some(c) if !same_constraint(c, constraint) => {
@@ -48,7 +45,7 @@ impl Differ<'_> {
                         .get(name)
                         .is_some_and(|t| t.constraints.contains_key(&constraint.name));
                     let step = self.push(
-                        format!("constraint {} on {name}", constraint.name),
+                        ObjectId::constraint(name, &constraint.name),
                         if kept { Change::Alter } else { Change::Drop },
                         format!(
                             "ALTER TABLE {} DROP CONSTRAINT {}",
@@ -77,7 +74,7 @@ impl Differ<'_> {
             let old_table = from.tables.get(name);
             let existing_table = old_table.is_some();
             let before = old_table.and_then(|t| t.constraints.get(&constraint.name));
-            let object = format!("constraint {} on {name}", constraint.name);
+            let object = ObjectId::constraint(name, &constraint.name);
             let readd = self
                 .analysis
                 .constraints_to_readd
@@ -135,7 +132,7 @@ impl Differ<'_> {
         table: &QualifiedName,
         constraint: &Constraint,
         existing_table: bool,
-        object: String,
+        object: ObjectId,
         change: Change,
     ) {
         let validate_later = existing_table

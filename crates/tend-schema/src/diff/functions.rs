@@ -28,7 +28,7 @@ impl Differ<'_> {
             if late != after_tables {
                 continue;
             }
-            let object = function_object(function);
+            let object = ObjectId::of_function(function);
             match from.functions.get(key) {
                 None => {
                     self.push(

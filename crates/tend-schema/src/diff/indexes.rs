@@ -25,7 +25,7 @@ impl Differ<'_> {
                     .contains(&(name.clone(), index.name.clone()));
                 if !same || rebuild {
                     let step = self.push(
-                        index_object(name, &index.name),
+                        ObjectId::index(name, &index.name),
                         if new.indexes.contains_key(&index.name) {
                             Change::Alter
                         } else {
@@ -106,7 +106,7 @@ impl Differ<'_> {
             definition
         };
         let is_unique = sql.starts_with("CREATE UNIQUE");
-        let step = self.push(index_object(table, &index.name), change, sql);
+        let step = self.push(ObjectId::index(table, &index.name), change, sql);
         step.transactional = !online;
         if is_unique && existing {
             step.hazards.push(Hazard::MayFail);
@@ -115,7 +115,7 @@ impl Differ<'_> {
 
     pub(super) fn index_comment(&mut self, table: &QualifiedName, index: &Index) {
         self.comment(
-            index_object(table, &index.name),
+            ObjectId::index(table, &index.name),
             format!(
                 "INDEX {}",
                 QualifiedName::new(table.schema.clone(), index.name.clone()).sql()

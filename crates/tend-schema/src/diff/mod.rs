@@ -34,6 +34,7 @@ mod columns;
 mod constraints;
 mod functions;
 mod indexes;
+mod object;
 mod order;
 mod plan;
 mod privileges;
@@ -47,10 +48,11 @@ use analysis::*;
 pub(crate) use columns::mentions_column;
 use constraints::*;
 use indexes::*;
+pub use object::ObjectId;
 use order::*;
 pub use plan::{Change, DiffOptions, Hazard, Plan, Rename, Step, group_by_object};
-use plan::{SESSION, function_target, type_target};
-pub(crate) use plan::{function_object, index_object, type_object, view_object};
+use plan::{function_target, type_target};
+pub(crate) use privileges::default_privileges_walk;
 use renames::*;
 use types::*;
 use views::*;
@@ -131,9 +133,9 @@ impl Differ<'_> {
         column
     }
 
-    fn push(&mut self, object: impl Into<String>, change: Change, sql: String) -> &mut Step {
+    fn push(&mut self, object: ObjectId, change: Change, sql: String) -> &mut Step {
         self.plan.steps.push(Step {
-            object: object.into(),
+            object,
             change,
             sql,
             transactional: true,
@@ -157,7 +159,7 @@ impl Differ<'_> {
             .any(|(key, f)| from.functions.get(key) != Some(f));
         if functions_change {
             self.push(
-                SESSION,
+                ObjectId::Session,
                 Change::Alter,
                 "SET check_function_bodies = false".to_string(),
             );
@@ -183,7 +185,7 @@ impl Differ<'_> {
 
     // ---- phase 6: what nothing uses any more -------------------------------------------
 
-    fn comment(&mut self, object: String, target: String, comment: Option<&str>) {
+    fn comment(&mut self, object: ObjectId, target: String, comment: Option<&str>) {
         self.push(object, Change::Alter, ddl::comment_on(&target, comment));
     }
 }
@@ -310,23 +312,7 @@ mod tests {
         let mut model = Model::default();
         model.tables.insert(
             QualifiedName::new("public", "t"),
-            Table {
-                name: QualifiedName::new("public", "t"),
-                unlogged: false,
-                partition_by: None,
-                partition_of: None,
-                inherits: vec![],
-                options: vec![],
-                columns: vec![],
-                constraints: BTreeMap::new(),
-                indexes: BTreeMap::new(),
-                triggers: BTreeMap::new(),
-                row_security: false,
-                force_row_security: false,
-                policies: BTreeMap::new(),
-                comment: None,
-                privileges: Privileges::default(),
-            },
+            Table::new(QualifiedName::new("public", "t")),
         );
         assert!(diff(&model, &model, &DiffOptions::default()).is_empty());
     }

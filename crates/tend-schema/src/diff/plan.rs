@@ -46,8 +46,8 @@ pub enum Change {
 /// One statement of a plan.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Step {
-    /// What it touches, for people: `column public.users.email`.
-    pub object: String,
+    /// What it touches; its text is for people: `column public.users.email`.
+    pub object: ObjectId,
     pub change: Change,
     /// One statement, without the final semicolon.
     pub sql: String,
@@ -94,7 +94,7 @@ impl Plan {
             out.push('\n');
         }
         for step in &self.steps {
-            if with_comments && step.object != SESSION {
+            if with_comments && step.object != ObjectId::Session {
                 let change = match step.change {
                     Change::Create => "create",
                     Change::Alter => "alter",
@@ -179,41 +179,10 @@ impl Default for DiffOptions {
     }
 }
 
-/// The object of the `SET` statements a plan starts with.
-pub(super) const SESSION: &str = "session";
-
-pub(crate) fn view_object(view: &View) -> String {
-    if view.materialized {
-        format!("materialized view {}", view.name)
-    } else {
-        format!("view {}", view.name)
-    }
-}
-
-pub(crate) fn index_object(table: &QualifiedName, index: &str) -> String {
-    format!("index {}.{index} on {table}", table.schema)
-}
-
-pub(crate) fn type_object(ty: &Type) -> String {
-    match ty.kind {
-        TypeKind::Domain { .. } => format!("domain {}", ty.name),
-        TypeKind::Enum { .. } => format!("enum {}", ty.name),
-        _ => format!("type {}", ty.name),
-    }
-}
-
 pub(super) fn type_target(ty: &Type) -> String {
     match ty.kind {
         TypeKind::Domain { .. } => format!("DOMAIN {}", ty.name.sql()),
         _ => format!("TYPE {}", ty.name.sql()),
-    }
-}
-
-pub(crate) fn function_object(function: &Function) -> String {
-    if function.procedure {
-        format!("procedure {}", function.key)
-    } else {
-        format!("function {}", function.key)
     }
 }
 
@@ -226,10 +195,10 @@ pub(super) fn function_target(function: &Function) -> String {
 }
 
 /// The steps grouped by object, for a listing of drift.
-pub fn group_by_object(plan: &Plan) -> HashMap<&str, Vec<&Step>> {
-    let mut groups: HashMap<&str, Vec<&Step>> = HashMap::new();
+pub fn group_by_object(plan: &Plan) -> HashMap<&ObjectId, Vec<&Step>> {
+    let mut groups: HashMap<&ObjectId, Vec<&Step>> = HashMap::new();
     for step in &plan.steps {
-        groups.entry(step.object.as_str()).or_default().push(step);
+        groups.entry(&step.object).or_default().push(step);
     }
     groups
 }

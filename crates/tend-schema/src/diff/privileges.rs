@@ -27,7 +27,7 @@ impl Differ<'_> {
                 None => inherited_defaults(from, "SCHEMAS", None),
             };
             self.grant(
-                format!("schema {name}"),
+                ObjectId::Schema(name.to_string()),
                 format!("SCHEMA {}", ident(name)),
                 None,
                 old.map_or(&default, |s| &s.privileges),
@@ -50,7 +50,7 @@ impl Differ<'_> {
                 None => inherited_defaults(from, "TYPES", Some(&name.schema)),
             };
             self.grant(
-                type_object(ty),
+                ObjectId::of_type(ty),
                 format!("{} {}", target.keyword(), name.sql()),
                 None,
                 old.map_or(&default, |t| &t.privileges),
@@ -66,7 +66,7 @@ impl Differ<'_> {
                 None => inherited_defaults(from, "SEQUENCES", Some(&name.schema)),
             };
             self.grant(
-                format!("sequence {name}"),
+                ObjectId::Sequence(name.clone()),
                 format!("SEQUENCE {}", name.sql()),
                 None,
                 old.map_or(&none, |s| &s.privileges),
@@ -82,7 +82,7 @@ impl Differ<'_> {
                 None => inherited_defaults(from, "TABLES", Some(&name.schema)),
             };
             self.grant(
-                format!("table {name}"),
+                ObjectId::Table(name.clone()),
                 target.clone(),
                 None,
                 old.map_or(&none, |t| &t.privileges),
@@ -99,7 +99,7 @@ impl Differ<'_> {
                     })
                     .map_or(&none, |c| &c.privileges);
                 self.grant(
-                    format!("column {name}.{}", column.name),
+                    ObjectId::column(name, &column.name),
                     target.clone(),
                     Some(&column.name),
                     before,
@@ -118,7 +118,7 @@ impl Differ<'_> {
                 None => inherited_defaults(from, "TABLES", Some(&name.schema)),
             };
             self.grant(
-                view_object(view),
+                ObjectId::of_view(view),
                 format!("TABLE {}", name.sql()),
                 None,
                 old.map_or(&none, |v| &v.privileges),
@@ -142,7 +142,7 @@ impl Differ<'_> {
                 None => inherited_defaults(from, "FUNCTIONS", Some(&key.schema)),
             };
             self.grant(
-                function_object(function),
+                ObjectId::of_function(function),
                 function_target(function),
                 None,
                 old.map_or(&default, |f| &f.privileges),
@@ -151,21 +151,7 @@ impl Differ<'_> {
             );
         }
         // After the objects, as pg_dump does: what this plan creates is granted explicitly.
-        let keys: BTreeSet<&DefaultPrivilegesKey> = from
-            .default_privileges
-            .keys()
-            .chain(to.default_privileges.keys())
-            .collect();
-        for key in keys {
-            let baseline = DefaultPrivileges::baseline(key);
-            let before = from
-                .default_privileges
-                .get(key)
-                .map_or(&baseline, |d| &d.privileges);
-            let after = to
-                .default_privileges
-                .get(key)
-                .map_or(&baseline, |d| &d.privileges);
+        default_privileges_walk(from, to, |key, before, after| {
             let prefix = match &key.schema {
                 Some(schema) => format!(
                     "ALTER DEFAULT PRIVILEGES FOR ROLE {} IN SCHEMA {} ",
@@ -174,18 +160,7 @@ impl Differ<'_> {
                 ),
                 None => format!("ALTER DEFAULT PRIVILEGES FOR ROLE {} ", ident(&key.role)),
             };
-            let object = match &key.schema {
-                Some(schema) => format!(
-                    "default privileges of {} on {} in {schema}",
-                    key.role,
-                    key.objects.to_lowercase()
-                ),
-                None => format!(
-                    "default privileges of {} on {}",
-                    key.role,
-                    key.objects.to_lowercase()
-                ),
-            };
+            let object = ObjectId::DefaultPrivileges(key.clone());
             for (change, grantee, privileges) in privilege_changes(before, after) {
                 let privileges: Vec<&str> = privileges.iter().map(String::as_str).collect();
                 let sql =
@@ -193,7 +168,7 @@ impl Differ<'_> {
                 let step = self.push(object.clone(), Change::Alter, format!("{prefix}{sql}"));
                 step.hazards.push(Hazard::MayFail);
             }
-        }
+        });
     }
 
     /// The `REVOKE`s, then the `GRANT`s, from `before` to `after` on `target` (or on its
@@ -203,7 +178,7 @@ impl Differ<'_> {
     /// side (`inherited`): that is revoked where the target lacks it.
     pub(super) fn grant(
         &mut self,
-        object: String,
+        object: ObjectId,
         target: String,
         column: Option<&str>,
         before: &Privileges,
@@ -296,4 +271,29 @@ pub(super) fn privilege_changes(
         .into_iter()
         .map(|((change, grantee), privileges)| (change, grantee, privileges))
         .collect()
+}
+
+/// Every `ALTER DEFAULT PRIVILEGES` key either model has, in order, with what it gives on each
+/// side (the built-in baseline where a side has none): the walk of both the plan's steps and
+/// the drift listing ([`crate::drift`]), so the two cannot disagree.
+pub(crate) fn default_privileges_walk<'a>(
+    from: &'a Model,
+    to: &'a Model,
+    mut each: impl FnMut(&'a DefaultPrivilegesKey, &Privileges, &Privileges),
+) {
+    let keys: BTreeSet<&DefaultPrivilegesKey> = from
+        .default_privileges
+        .keys()
+        .chain(to.default_privileges.keys())
+        .collect();
+    for key in keys {
+        let baseline = DefaultPrivileges::baseline(key);
+        let [before, after] = [from, to].map(|model| {
+            model
+                .default_privileges
+                .get(key)
+                .map_or(&baseline, |d| &d.privileges)
+        });
+        each(key, before, after);
+    }
 }

@@ -41,7 +41,7 @@ impl Differ<'_> {
                             ident(&new.name)
                         ));
                     }
-                    self.push(format!("table {old}"), Change::Alter, sql);
+                    self.push(ObjectId::Table(old.clone()), Change::Alter, sql);
                     rename_table(from, old, new);
                     self.renamed.push(rename.clone());
                 }
@@ -79,9 +79,27 @@ impl Differ<'_> {
                         }
                     }
                     for constraint in t.constraints.values_mut() {
-                        for column in &mut constraint.columns {
-                            if column == old {
-                                *column = new.clone();
+                        rename_in(&mut constraint.columns, old, new);
+                        if let Some(foreign_key) = &mut constraint.foreign_key {
+                            for action in [&mut foreign_key.on_delete, &mut foreign_key.on_update] {
+                                if let ReferentialAction::SetNull {
+                                    columns: Some(columns),
+                                }
+                                | ReferentialAction::SetDefault {
+                                    columns: Some(columns),
+                                } = action
+                                {
+                                    rename_in(columns, old, new);
+                                }
+                            }
+                        }
+                    }
+                    for referencing in from.tables.values_mut() {
+                        for constraint in referencing.constraints.values_mut() {
+                            if let Some(foreign_key) = &mut constraint.foreign_key
+                                && foreign_key.referenced_table == *table
+                            {
+                                rename_in(&mut foreign_key.referenced_columns, old, new);
                             }
                         }
                     }
@@ -95,7 +113,7 @@ impl Differ<'_> {
                     }
                     self.renamed.push(rename.clone());
                     self.push(
-                        format!("column {table}.{old}"),
+                        ObjectId::column(table, old),
                         Change::Alter,
                         format!(
                             "ALTER TABLE {} RENAME COLUMN {} TO {}",
@@ -188,6 +206,15 @@ pub(super) fn keep_not_null_name(
         Some(name).filter(|n| *n != not_null_name(new_table, Some(&column.name)));
 }
 
+/// Renames `old` to `new` in a list of column names.
+fn rename_in(columns: &mut [String], old: &str, new: &str) {
+    for column in columns {
+        if column == old {
+            *column = new.to_string();
+        }
+    }
+}
+
 pub(super) fn rename_table(model: &mut Model, old: &QualifiedName, new: &QualifiedName) {
     if let Some(mut table) = model.tables.remove(old) {
         if model.named_not_nulls {
@@ -201,8 +228,10 @@ pub(super) fn rename_table(model: &mut Model, old: &QualifiedName, new: &Qualifi
     }
     for table in model.tables.values_mut() {
         for constraint in table.constraints.values_mut() {
-            if constraint.references.as_ref() == Some(old) {
-                constraint.references = Some(new.clone());
+            if let Some(foreign_key) = &mut constraint.foreign_key
+                && foreign_key.referenced_table == *old
+            {
+                foreign_key.referenced_table = new.clone();
             }
         }
         if let Some(partition) = &mut table.partition_of

@@ -21,7 +21,7 @@ impl Differ<'_> {
                 continue;
             }
             self.warn_possible_table_rename(&dropped, table);
-            let object = format!("table {name}");
+            let object = ObjectId::Table(name.clone());
             let mut named = table.clone();
             for column in &mut named.columns {
                 *column = self.naming_not_null(&name, column);
@@ -61,7 +61,7 @@ impl Differ<'_> {
             for column in &table.columns {
                 if column.comment.is_some() && !column.inherited {
                     self.comment(
-                        format!("column {name}.{}", column.name),
+                        ObjectId::column(&name, &column.name),
                         format!("COLUMN {}.{}", name.sql(), ident(&column.name)),
                         column.comment.as_deref(),
                     );
@@ -89,7 +89,7 @@ impl Differ<'_> {
                 continue;
             }
             let step = self.push(
-                format!("table {name}"),
+                ObjectId::Table(name.clone()),
                 Change::Drop,
                 format!("DROP TABLE {}", name.sql()),
             );
@@ -99,7 +99,7 @@ impl Differ<'_> {
 
     pub(super) fn alter_table(&mut self, name: &QualifiedName, old: &Table, new: &Table) {
         let table_sql = name.sql();
-        let object = format!("table {name}");
+        let object = ObjectId::Table(name.clone());
         if old.partition_by != new.partition_by {
             self.warn(format!(
                 "the partition key of {name} cannot change in place: change it by hand (create a new table and move the rows)"

@@ -1,54 +1,157 @@
 //! Triggers and policies: dropped when they change or block a column's new type, created again
-//! after the views.
+//! after the views. Both are a table's named members made by one statement and dropped by
+//! `DROP <kind> name ON table`: one walk ([`TableMember`]) serves the two.
 
 use super::*;
+
+/// What the walk needs of a trigger or a policy.
+pub(super) trait TableMember: Sized {
+    /// `TRIGGER` or `POLICY`, as `DROP` and `COMMENT ON` name it.
+    const KEYWORD: &'static str;
+    fn of(table: &Table) -> &BTreeMap<String, Self>;
+    /// The tables whose members are dropped and created again though unchanged.
+    fn readd(analysis: &Analysis) -> &BTreeSet<QualifiedName>;
+    fn object(table: &QualifiedName, name: &str) -> ObjectId;
+    fn name(&self) -> &str;
+    fn comment(&self) -> Option<&str>;
+    /// Whether `self` can stay as it is to become `new` (no drop and create).
+    fn same(&self, new: &Self) -> bool;
+    /// Whether a member created again equals what it was: the step is then only derived.
+    fn unchanged(&self, new: &Self) -> bool {
+        self.same(new)
+    }
+    fn create(&self, table: &QualifiedName) -> String;
+    /// A statement after its creation, setting what `CREATE` cannot (a trigger's state).
+    fn state(&self, _table: &QualifiedName, _before: Option<&Self>) -> Option<String> {
+        None
+    }
+}
+
+impl TableMember for Trigger {
+    const KEYWORD: &'static str = "TRIGGER";
+    fn of(table: &Table) -> &BTreeMap<String, Trigger> {
+        &table.triggers
+    }
+    fn readd(analysis: &Analysis) -> &BTreeSet<QualifiedName> {
+        &analysis.triggers_to_readd
+    }
+    fn object(table: &QualifiedName, name: &str) -> ObjectId {
+        ObjectId::trigger(table, name)
+    }
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn comment(&self) -> Option<&str> {
+        self.comment.as_deref()
+    }
+    fn same(&self, new: &Trigger) -> bool {
+        self.definition == new.definition
+    }
+    fn unchanged(&self, new: &Trigger) -> bool {
+        self == new
+    }
+    fn create(&self, _table: &QualifiedName) -> String {
+        self.definition.clone()
+    }
+    /// `before` is `None` when the trigger is created (again): it starts enabled (`O`).
+    fn state(&self, table: &QualifiedName, before: Option<&Trigger>) -> Option<String> {
+        let state_before = before.map_or('O', |b| b.enabled);
+        (state_before != self.enabled).then(|| ddl::trigger_state(table, self))
+    }
+}
+
+impl TableMember for Policy {
+    const KEYWORD: &'static str = "POLICY";
+    fn of(table: &Table) -> &BTreeMap<String, Policy> {
+        &table.policies
+    }
+    fn readd(analysis: &Analysis) -> &BTreeSet<QualifiedName> {
+        &analysis.policies_to_readd
+    }
+    fn object(table: &QualifiedName, name: &str) -> ObjectId {
+        ObjectId::policy(table, name)
+    }
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn comment(&self) -> Option<&str> {
+        self.comment.as_deref()
+    }
+    fn same(&self, new: &Policy) -> bool {
+        same_policy(self, new)
+    }
+    fn create(&self, table: &QualifiedName) -> String {
+        ddl::create_policy(table, self)
+    }
+}
 
 impl Differ<'_> {
     /// Phase 1: triggers and policies that go, change, or block a column's new type.
     pub(super) fn drop_triggers_and_policies(&mut self, from: &Model) {
         let to = self.to;
         for (name, old) in &from.tables {
-            let new = to.tables.get(name);
-            let Some(new) = new else {
+            let Some(new) = to.tables.get(name) else {
                 continue;
             };
-            for trigger in old.triggers.values() {
-                let rebuilt = self.analysis.triggers_to_readd.contains(name);
-                let same = new
-                    .triggers
-                    .get(&trigger.name)
-                    .is_some_and(|t| t.definition == trigger.definition);
-                if !same || rebuilt {
-                    let step = self.push(
-                        format!("trigger {} on {name}", trigger.name),
-                        if new.triggers.contains_key(&trigger.name) {
-                            Change::Alter
-                        } else {
-                            Change::Drop
-                        },
-                        format!("DROP TRIGGER {} ON {}", ident(&trigger.name), name.sql()),
-                    );
-                    step.derived = same;
-                }
+            self.drop_members::<Trigger>(name, old, new);
+            self.drop_members::<Policy>(name, old, new);
+        }
+    }
+
+    fn drop_members<T: TableMember>(&mut self, name: &QualifiedName, old: &Table, new: &Table) {
+        let rebuilt = T::readd(&self.analysis).contains(name);
+        for member in T::of(old).values() {
+            let after = T::of(new).get(member.name());
+            let same = after.is_some_and(|a| member.same(a));
+            if !same || rebuilt {
+                let change = if after.is_some() {
+                    Change::Alter
+                } else {
+                    Change::Drop
+                };
+                let sql = format!(
+                    "DROP {} {} ON {}",
+                    T::KEYWORD,
+                    ident(member.name()),
+                    name.sql()
+                );
+                let step = self.push(T::object(name, member.name()), change, sql);
+                step.derived = same;
             }
-            for policy in old.policies.values() {
-                let rebuilt = self.analysis.policies_to_readd.contains(name);
-                let same = new
-                    .policies
-                    .get(&policy.name)
-                    .is_some_and(|p| same_policy(p, policy));
-                if !same || rebuilt {
-                    let step = self.push(
-                        format!("policy {} on {name}", policy.name),
-                        if new.policies.contains_key(&policy.name) {
-                            Change::Alter
-                        } else {
-                            Change::Drop
-                        },
-                        format!("DROP POLICY {} ON {}", ident(&policy.name), name.sql()),
-                    );
-                    step.derived = same;
-                }
+        }
+    }
+
+    /// Phase 5: triggers and policies created (again), their state and comments.
+    fn create_members<T: TableMember>(
+        &mut self,
+        name: &QualifiedName,
+        old: Option<&Table>,
+        table: &Table,
+    ) {
+        let rebuilt = T::readd(&self.analysis).contains(name);
+        for member in T::of(table).values() {
+            let before = old.and_then(|t| T::of(t).get(member.name()));
+            let object = T::object(name, member.name());
+            let recreate = rebuilt || before.is_none_or(|b| !b.same(member));
+            if recreate {
+                let change = if before.is_some() {
+                    Change::Alter
+                } else {
+                    Change::Create
+                };
+                let step = self.push(object.clone(), change, member.create(name));
+                step.derived = before.is_some_and(|b| b.unchanged(member));
+            }
+            let kept = before.filter(|_| !recreate);
+            if let Some(sql) = member.state(name, kept) {
+                self.push(object.clone(), Change::Alter, sql);
+            }
+            if kept.and_then(T::comment) != member.comment() {
+                self.comment(
+                    object,
+                    format!("{} {} ON {}", T::KEYWORD, ident(member.name()), name.sql()),
+                    member.comment(),
+                );
             }
         }
     }
@@ -56,49 +159,7 @@ impl Differ<'_> {
     pub(super) fn triggers(&mut self, from: &Model) {
         let to = self.to;
         for (name, table) in &to.tables {
-            let old = from.tables.get(name);
-            for trigger in table.triggers.values() {
-                let before = old.and_then(|t| t.triggers.get(&trigger.name));
-                let object = format!("trigger {} on {name}", trigger.name);
-                let rebuilt = self.analysis.triggers_to_readd.contains(name);
-                let recreate = rebuilt || before.is_none_or(|b| b.definition != trigger.definition);
-                if recreate {
-                    let step = self.push(
-                        object.clone(),
-                        if before.is_some() {
-                            Change::Alter
-                        } else {
-                            Change::Create
-                        },
-                        trigger.definition.clone(),
-                    );
-                    step.derived = before.is_some_and(|b| b == trigger);
-                }
-                let state_before = if recreate {
-                    'O'
-                } else {
-                    before.map(|b| b.enabled).unwrap_or('O')
-                };
-                if state_before != trigger.enabled {
-                    self.push(
-                        object.clone(),
-                        Change::Alter,
-                        ddl::trigger_state(name, trigger),
-                    );
-                }
-                let comment_before = if recreate {
-                    None
-                } else {
-                    before.and_then(|b| b.comment.as_deref())
-                };
-                if comment_before != trigger.comment.as_deref() {
-                    self.comment(
-                        object,
-                        format!("TRIGGER {} ON {}", ident(&trigger.name), name.sql()),
-                        trigger.comment.as_deref(),
-                    );
-                }
-            }
+            self.create_members::<Trigger>(name, from.tables.get(name), table);
         }
     }
 
@@ -106,38 +167,9 @@ impl Differ<'_> {
         let to = self.to;
         for (name, table) in &to.tables {
             let old = from.tables.get(name);
-            for policy in table.policies.values() {
-                let before = old.and_then(|t| t.policies.get(&policy.name));
-                let object = format!("policy {} on {name}", policy.name);
-                let rebuilt = self.analysis.policies_to_readd.contains(name);
-                let recreate = rebuilt || before.is_none_or(|b| !same_policy(b, policy));
-                if recreate {
-                    let step = self.push(
-                        object.clone(),
-                        if before.is_some() {
-                            Change::Alter
-                        } else {
-                            Change::Create
-                        },
-                        ddl::create_policy(name, policy),
-                    );
-                    step.derived = before.is_some_and(|b| same_policy(b, policy));
-                }
-                let comment_before = if recreate {
-                    None
-                } else {
-                    before.and_then(|b| b.comment.as_deref())
-                };
-                if comment_before != policy.comment.as_deref() {
-                    self.comment(
-                        object,
-                        format!("POLICY {} ON {}", ident(&policy.name), name.sql()),
-                        policy.comment.as_deref(),
-                    );
-                }
-            }
+            self.create_members::<Policy>(name, old, table);
             if let Some(old) = old {
-                let object = format!("row level security on {name}");
+                let object = ObjectId::RowLevelSecurity(name.clone());
                 if old.row_security != table.row_security {
                     self.push(
                         object.clone(),

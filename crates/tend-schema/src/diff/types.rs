@@ -11,14 +11,14 @@ impl Differ<'_> {
                 None => {
                     if name != "public" {
                         self.push(
-                            format!("schema {name}"),
+                            ObjectId::Schema(name.to_string()),
                             Change::Create,
                             format!("CREATE SCHEMA {}", ident(name)),
                         );
                     }
                     if schema.comment.is_some() && name != "public" {
                         self.comment(
-                            format!("schema {name}"),
+                            ObjectId::Schema(name.to_string()),
                             format!("SCHEMA {}", ident(name)),
                             schema.comment.as_deref(),
                         );
@@ -26,7 +26,7 @@ impl Differ<'_> {
                 }
                 Some(old) if old.comment != schema.comment => {
                     self.comment(
-                        format!("schema {name}"),
+                        ObjectId::Schema(name.to_string()),
                         format!("SCHEMA {}", ident(name)),
                         schema.comment.as_deref(),
                     );
@@ -38,7 +38,7 @@ impl Differ<'_> {
             match from.extensions.get(name) {
                 None => {
                     self.push(
-                        format!("extension {name}"),
+                        ObjectId::Extension(name.to_string()),
                         Change::Create,
                         format!(
                             "CREATE EXTENSION IF NOT EXISTS {} WITH SCHEMA {}",
@@ -50,7 +50,7 @@ impl Differ<'_> {
                 Some(old) => {
                     if old.schema != extension.schema {
                         self.push(
-                            format!("extension {name}"),
+                            ObjectId::Extension(name.to_string()),
                             Change::Alter,
                             format!(
                                 "ALTER EXTENSION {} SET SCHEMA {}",
@@ -61,7 +61,7 @@ impl Differ<'_> {
                     }
                     if old.version != extension.version {
                         self.push(
-                            format!("extension {name}"),
+                            ObjectId::Extension(name.to_string()),
                             Change::Alter,
                             format!(
                                 "ALTER EXTENSION {} UPDATE TO {}",
@@ -80,7 +80,7 @@ impl Differ<'_> {
         for name in type_order(&to.types) {
             let ty = &to.types[&name];
             let name = &name;
-            let object = type_object(ty);
+            let object = ObjectId::of_type(ty);
             match from.types.get(name) {
                 None => {
                     self.push(object.clone(), Change::Create, ddl::create_type(ty));
@@ -97,7 +97,7 @@ impl Differ<'_> {
         }
     }
 
-    pub(super) fn alter_type(&mut self, old: &Type, new: &Type, object: String) {
+    pub(super) fn alter_type(&mut self, old: &Type, new: &Type, object: ObjectId) {
         let name = new.name.sql();
         match (&old.kind, &new.kind) {
             (TypeKind::Enum { values: before }, TypeKind::Enum { values: after })
@@ -257,7 +257,7 @@ impl Differ<'_> {
     pub(super) fn sequences(&mut self, from: &Model) {
         let to = self.to;
         for (name, sequence) in &to.sequences {
-            let object = format!("sequence {name}");
+            let object = ObjectId::Sequence(name.clone());
             match from.sequences.get(name) {
                 None => {
                     self.push(
@@ -335,7 +335,7 @@ impl Differ<'_> {
                 None => "NONE".to_string(),
             };
             self.push(
-                format!("sequence {name}"),
+                ObjectId::Sequence(name.clone()),
                 if from.sequences.contains_key(name) {
                     Change::Alter
                 } else {
@@ -351,7 +351,7 @@ impl Differ<'_> {
         for (key, function) in &from.functions {
             if !to.functions.contains_key(key) {
                 self.push(
-                    function_object(function),
+                    ObjectId::of_function(function),
                     Change::Drop,
                     ddl::drop_function(function),
                 );
@@ -361,14 +361,14 @@ impl Differ<'_> {
             let old = QualifiedName::new(name.schema.clone(), format!("{}__tend_old", name.name));
             // Under the enum's own name: the old copy is part of the same change.
             self.push(
-                format!("enum {name}"),
+                ObjectId::Enum(name.clone()),
                 Change::Alter,
                 format!("DROP TYPE {}", old.sql()),
             );
         }
         for (name, ty) in &from.types {
             if !to.types.contains_key(name) {
-                self.push(type_object(ty), Change::Drop, ddl::drop_type(ty));
+                self.push(ObjectId::of_type(ty), Change::Drop, ddl::drop_type(ty));
             }
         }
         // Sequences that gave way to an identity were dropped before it.
@@ -398,7 +398,7 @@ impl Differ<'_> {
                 }
             }
             self.push(
-                format!("sequence {name}"),
+                ObjectId::Sequence(name.clone()),
                 Change::Drop,
                 format!("DROP SEQUENCE {}", name.sql()),
             );
@@ -406,7 +406,7 @@ impl Differ<'_> {
         for name in from.extensions.keys() {
             if !to.extensions.contains_key(name) {
                 self.push(
-                    format!("extension {name}"),
+                    ObjectId::Extension(name.to_string()),
                     Change::Drop,
                     format!("DROP EXTENSION {}", ident(name)),
                 );
@@ -415,7 +415,7 @@ impl Differ<'_> {
         for name in from.schemas.keys() {
             if !to.schemas.contains_key(name) && name != "public" {
                 self.push(
-                    format!("schema {name}"),
+                    ObjectId::Schema(name.to_string()),
                     Change::Drop,
                     format!("DROP SCHEMA {}", ident(name)),
                 );

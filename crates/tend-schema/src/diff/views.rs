@@ -17,7 +17,7 @@ impl Differ<'_> {
             let gone = !to.views.contains_key(name);
             let changed = to.views.get(name).is_some_and(|v| !same_view(view, v));
             let step = self.push(
-                view_object(view),
+                ObjectId::of_view(view),
                 if gone { Change::Drop } else { Change::Alter },
                 ddl::drop_view(view),
             );
@@ -30,7 +30,7 @@ impl Differ<'_> {
         for name in view_order(&to.views) {
             let view = &to.views[&name];
             let old = from.views.get(&name);
-            let object = view_object(view);
+            let object = ObjectId::of_view(view);
             let rebuilt = old.is_none() || self.analysis.recreated_views.contains(&name);
             if rebuilt {
                 let changed = old.is_none_or(|o| !same_view(o, view));
@@ -56,7 +56,7 @@ impl Differ<'_> {
                 }
                 if before.is_some() && !same && !rebuilt {
                     self.push(
-                        index_object(&name, &index.name),
+                        ObjectId::index(&name, &index.name),
                         Change::Alter,
                         format!(
                             "DROP INDEX {}",
@@ -74,7 +74,7 @@ impl Differ<'_> {
                 for index in old.indexes.values() {
                     if !view.indexes.contains_key(&index.name) && !rebuilt {
                         self.push(
-                            index_object(&name, &index.name),
+                            ObjectId::index(&name, &index.name),
                             Change::Drop,
                             format!(
                                 "DROP INDEX {}",

@@ -464,49 +464,57 @@ fn verify_json_is_the_verify_report() {
     insta::assert_json_snapshot!(doc, { ".database" => "[database]" });
 }
 
-/// `tend schema diff --json` is the serialized `DiffReport`: the sources, whether they are
-/// equal, what differs, the steps and the warnings (the sources' URLs are redacted).
-#[test]
-fn diff_json_is_the_diff_report() {
-    let project = TestProject::new();
-    let from = TestDb::create();
-    let to = TestDb::create();
-    psql(&from, "CREATE TABLE t (id int PRIMARY KEY, a text)");
-    psql(
-        &to,
-        "CREATE TABLE t (id int PRIMARY KEY, a varchar(20) NOT NULL); CREATE INDEX t_a ON t (a);",
-    );
-    let (code, out, err) = run(project.tend().args([
-        "schema",
-        "diff",
-        "--json",
-        "--from",
-        &from.url(),
-        "--to",
-        &to.url(),
-    ]));
-    assert_eq!(code, 0, "{out}{err}");
-    let doc: serde_json::Value = serde_json::from_str(&out).unwrap();
-    insta::assert_json_snapshot!(doc, { ".from" => "[from]", ".to" => "[to]" });
-}
-
 /// `tend schema dump --json` prints the model itself (the `DumpReport` serializes as its
-/// model).
+/// model), foreign keys with their typed references.
 #[test]
-fn dump_json_is_the_model() {
+fn dump_json_is_the_model_with_typed_foreign_keys() {
     let project = TestProject::new();
     let db = TestDb::create();
     psql(
         &db,
-        "CREATE TYPE mood AS ENUM ('sad', 'ok');
-         CREATE TABLE t (id int PRIMARY KEY, a text NOT NULL DEFAULT 'x', m mood);
-         CREATE INDEX t_a ON t (a);",
+        "CREATE TABLE authors (id int PRIMARY KEY, region text, code int, UNIQUE (region, code));
+         CREATE TABLE books (id int PRIMARY KEY, author_id int, region text, code int,
+           CONSTRAINT books_author FOREIGN KEY (author_id) REFERENCES authors (id)
+             ON DELETE CASCADE DEFERRABLE INITIALLY DEFERRED,
+           CONSTRAINT books_region FOREIGN KEY (region, code) REFERENCES authors (region, code)
+             MATCH FULL ON UPDATE SET NULL);",
     );
-    let (code, out, err) = run(project
-        .tend()
-        .env("DATABASE_URL", db.url())
-        .args(["schema", "dump", "--json"]));
+    let (code, out, err) = tend(&project, &db, &["schema", "dump", "--json"]);
     assert_eq!(code, 0, "{out}{err}");
     let doc: serde_json::Value = serde_json::from_str(&out).unwrap();
     insta::assert_json_snapshot!(doc);
+}
+
+/// `tend schema diff --json` is the serialized `DiffReport`: the sources, whether they are
+/// equal, what differs, the steps (each object named as text) and the warnings.
+#[test]
+fn diff_json_names_each_step_object_as_text() {
+    let project = TestProject::new();
+    let from = TestDb::create();
+    let to = TestDb::create();
+    psql(&from, "CREATE TABLE t (id int PRIMARY KEY, a text);");
+    psql(
+        &to,
+        "CREATE TABLE t (id int PRIMARY KEY, a text NOT NULL, b int);
+         CREATE TABLE u (id int PRIMARY KEY, t_id int REFERENCES t (id) ON DELETE SET NULL);
+         CREATE INDEX t_a ON t (a); CREATE VIEW v AS SELECT id, a FROM t;",
+    );
+    let (code, out, err) = run(project
+        .tend()
+        .env("SHADOW_DATABASE_URL", shadow_url())
+        .args([
+            "schema",
+            "diff",
+            "--json",
+            "--from",
+            &from.url(),
+            "--to",
+            &to.url(),
+        ]));
+    assert_eq!(code, 0, "{out}{err}");
+    let doc: serde_json::Value = serde_json::from_str(&out).unwrap();
+    insta::assert_json_snapshot!(doc, {
+        ".from" => "[from]",
+        ".to" => "[to]",
+    });
 }
