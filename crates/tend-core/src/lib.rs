@@ -6,6 +6,7 @@
 
 pub mod backup;
 pub mod checks;
+pub mod demo;
 pub mod doctor;
 pub mod health;
 pub mod optimize;

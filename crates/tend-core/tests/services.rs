@@ -182,6 +182,22 @@ fn the_cores_futures_are_send(
     fn send<T: Send>(_: T) {}
     let tools = settings.tool_search();
     send(tend_core::backup::list(store));
+    let admin = tend_pg::ConnInfo::parse("postgresql://localhost/postgres").unwrap();
+    let connect = settings.connect_options();
+    send(tend_core::demo::recreate_database(&admin, &connect, "d"));
+    send(tend_core::demo::row_counts(client));
+    send(tend_core::demo::database_size(client));
+    send(tend_core::demo::change_out_of_band(client));
+    send(tend_core::demo::backup_round_trip(
+        &tend_core::demo::RoundTripRequest {
+            state_dir: std::path::Path::new(".tend"),
+            source: &admin,
+            admin: &admin,
+            restored: "r",
+            tools: &tools,
+            connect: &connect,
+        },
+    ));
     send(tend_core::backup::show(store, "id"));
     send(tend_core::backup::verify(
         store,

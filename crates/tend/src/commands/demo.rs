@@ -8,7 +8,9 @@ use std::time::{Duration, Instant};
 use clap::Args;
 use include_dir::{Dir, include_dir};
 use indicatif::{ProgressBar, ProgressStyle};
-use tend_pg::{ConnInfo, ServerFacts, quote_ident};
+use serde::Serialize;
+use tend_core::demo::{self, TableRows};
+use tend_pg::{ConnInfo, ServerFacts};
 
 use crate::command_error::{CommandError, exit};
 use crate::context::{Context, block_on};
@@ -61,7 +63,60 @@ fn example_file(path: &str) -> &'static str {
 struct Step<'a> {
     ctx: &'a Context<'a>,
     number: usize,
-    log: Vec<serde_json::Value>,
+    log: Vec<StepLog>,
+}
+
+/// One step of `tend demo --json`: what ran, how long it took, what it found.
+#[derive(Serialize)]
+struct StepLog {
+    step: &'static str,
+    seconds: f64,
+    detail: StepDetail,
+}
+
+/// What a step found; each variant serializes as its fields.
+#[derive(Serialize)]
+#[serde(untagged)]
+enum StepDetail {
+    Cluster {
+        root: std::path::PathBuf,
+    },
+    Database {
+        database: &'static str,
+    },
+    Migrations {
+        migrations: Vec<String>,
+    },
+    Summary {
+        summary: Vec<String>,
+    },
+    Data {
+        rows: i64,
+        tables: Vec<TableRows>,
+    },
+    Facts {
+        facts: ServerFacts,
+        size: String,
+    },
+    Doctor {
+        findings: Vec<String>,
+    },
+    Check {
+        checks: usize,
+        findings: Vec<tend_ops::Finding>,
+        history: tend_core::checks::HistoryOutcome,
+    },
+}
+
+/// What `tend demo --json` prints.
+#[derive(Serialize)]
+struct DemoReport {
+    database: &'static str,
+    url: String,
+    migrations: usize,
+    rows: i64,
+    seconds: f64,
+    steps: Vec<StepLog>,
 }
 
 impl Step<'_> {
@@ -75,13 +130,12 @@ impl Step<'_> {
         Instant::now()
     }
 
-    fn end(&mut self, title: &str, started: Instant, detail: serde_json::Value) {
-        let elapsed = started.elapsed();
-        self.log.push(serde_json::json!({
-            "step": title,
-            "seconds": round(elapsed),
-            "detail": detail,
-        }));
+    fn end(&mut self, step: &'static str, started: Instant, detail: StepDetail) {
+        self.log.push(StepLog {
+            step,
+            seconds: round(started.elapsed()),
+            detail,
+        });
     }
 }
 
@@ -118,7 +172,9 @@ pub fn run(args: DemoArgs, ctx: &Context) -> Result<i32, CommandError> {
     steps.end(
         "dev start",
         t,
-        serde_json::json!({ "root": cluster.root() }),
+        StepDetail::Cluster {
+            root: cluster.root().to_path_buf(),
+        },
     );
 
     // 2. A fresh demo database.
@@ -126,13 +182,19 @@ pub fn run(args: DemoArgs, ctx: &Context) -> Result<i32, CommandError> {
         "Create the example database (rebuilt on every run)",
         &format!("psql \"$(tend dev url)\" -c 'DROP DATABASE IF EXISTS {DEMO_DATABASE} WITH (FORCE)' -c 'CREATE DATABASE {DEMO_DATABASE}'"),
     );
-    block_on(recreate_database(ctx, &admin))?;
+    block_on(demo::recreate_database(
+        &admin,
+        &ctx.settings.connect_options(),
+        DEMO_DATABASE,
+    ))?;
     let demo = admin.with_dbname(DEMO_DATABASE);
     out.step(format!("    {}", demo.redacted()));
     steps.end(
         "create database",
         t,
-        serde_json::json!({ "database": DEMO_DATABASE }),
+        StepDetail::Database {
+            database: DEMO_DATABASE,
+        },
     );
 
     // 3. The schema, from the Prisma migrations.
@@ -185,7 +247,9 @@ pub fn run(args: DemoArgs, ctx: &Context) -> Result<i32, CommandError> {
     steps.end(
         "apply migrations",
         t,
-        serde_json::json!({ "migrations": migrations.iter().map(|m| &m.name).collect::<Vec<_>>() }),
+        StepDetail::Migrations {
+            migrations: migrations.iter().map(|m| m.name.clone()).collect(),
+        },
     );
 
     // 4. The schema proven against the migrations, and drift caught.
@@ -200,7 +264,9 @@ pub fn run(args: DemoArgs, ctx: &Context) -> Result<i32, CommandError> {
     steps.end(
         "schema verify",
         t,
-        serde_json::json!({ "summary": drift_summary }),
+        StepDetail::Summary {
+            summary: drift_summary,
+        },
     );
 
     // 5. Sample data.
@@ -218,8 +284,8 @@ pub fn run(args: DemoArgs, ctx: &Context) -> Result<i32, CommandError> {
             example_file("seed/generate.sql"),
         ))?;
         spinner.finish_and_clear();
-        let counts = block_on(row_counts(&session))?;
-        for (table, rows) in &counts {
+        let counts = block_on(demo::row_counts(&session))?;
+        for TableRows { table, rows } in &counts {
             out.step(format!("    {table:<28} {rows:>8} rows"));
             total_rows += rows;
         }
@@ -227,7 +293,10 @@ pub fn run(args: DemoArgs, ctx: &Context) -> Result<i32, CommandError> {
         steps.end(
             "generate data",
             t,
-            serde_json::json!({ "rows": total_rows, "tables": counts.iter().map(|(t, n)| serde_json::json!({"table": t, "rows": n})).collect::<Vec<_>>() }),
+            StepDetail::Data {
+                rows: total_rows,
+                tables: counts,
+            },
         );
     }
 
@@ -237,20 +306,12 @@ pub fn run(args: DemoArgs, ctx: &Context) -> Result<i32, CommandError> {
         "psql -c 'SELECT version(), pg_size_pretty(pg_database_size(current_database()))'",
     );
     let facts = block_on(ServerFacts::read(&session))?;
-    let size: String = block_on(session.query_one(
-        "SELECT pg_size_pretty(pg_database_size(current_database()))",
-        &[],
-    ))?
-    .get(0);
+    let size = block_on(demo::database_size(&session))?;
     out.step(format!(
         "    PostgreSQL {} as `{}` (superuser: {}, standby: {}), database size {size}",
         facts.version, facts.user, facts.is_superuser, facts.in_recovery
     ));
-    steps.end(
-        "server facts",
-        t,
-        serde_json::json!({ "facts": facts, "size": size }),
-    );
+    steps.end("server facts", t, StepDetail::Facts { facts, size });
 
     // 7. The diagnosis a user runs first.
     let t = steps.begin(
@@ -261,7 +322,7 @@ pub fn run(args: DemoArgs, ctx: &Context) -> Result<i32, CommandError> {
     for line in &doctor {
         out.step(format!("    {line}"));
     }
-    steps.end("doctor", t, serde_json::json!({ "findings": doctor }));
+    steps.end("doctor", t, StepDetail::Doctor { findings: doctor });
 
     // 8. The checks catalog on the example, with a finding and its remedy.
     let t = steps.begin(
@@ -311,7 +372,11 @@ pub fn run(args: DemoArgs, ctx: &Context) -> Result<i32, CommandError> {
     steps.end(
         "check",
         t,
-        serde_json::json!({ "checks": report.checks.len(), "findings": report.findings, "history": report.history }),
+        StepDetail::Check {
+            checks: report.checks.len(),
+            findings: report.findings,
+            history: report.history,
+        },
     );
 
     // 9. A backup: taken, verified, restored.
@@ -326,18 +391,20 @@ pub fn run(args: DemoArgs, ctx: &Context) -> Result<i32, CommandError> {
     steps.end(
         "backup",
         t,
-        serde_json::json!({ "summary": [backup.0, backup.1, backup.2] }),
+        StepDetail::Summary {
+            summary: vec![backup.0, backup.1, backup.2],
+        },
     );
 
     let elapsed = started.elapsed();
-    out.json_value(&serde_json::json!({
-        "database": DEMO_DATABASE,
-        "url": demo.to_secret_string(),
-        "migrations": migrations.len(),
-        "rows": total_rows,
-        "seconds": round(elapsed),
-        "steps": steps.log,
-    }));
+    out.json_value(&DemoReport {
+        database: DEMO_DATABASE,
+        url: demo.to_secret_string(),
+        migrations: migrations.len(),
+        rows: total_rows,
+        seconds: round(elapsed),
+        steps: steps.log,
+    });
     out.line(format!(
         "\n{} the example SaaS database `{DEMO_DATABASE}` is ready: {} migrations, {total_rows} rows, in {:.1}s.",
         out.paint("Demo done:", "32;1"),
@@ -382,14 +449,15 @@ fn demo_drift(
         },
         if clean.plan.is_empty() { 0 } else { 1 }
     ));
-    let change = "ALTER TABLE users ADD COLUMN nickname text; \
-                  ALTER TABLE agencies ALTER COLUMN timezone SET DEFAULT 'Europe/Paris'";
     lines.push(format!(
         "$ psql -c \"{}\"  (by hand, outside any migration)",
-        change.split_whitespace().collect::<Vec<_>>().join(" ")
+        demo::OUT_OF_BAND_CHANGE
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ")
     ));
     let session = ctx.connect(demo)?;
-    block_on(session.batch_execute(change))?;
+    block_on(demo::change_out_of_band(&session))?;
     let drifted = super::schema::drift(ctx, demo, &project, migrations, &shadows)?;
     lines.push(format!(
         "$ tend schema verify  ->  drift (exit 1): {}",
@@ -401,8 +469,8 @@ fn demo_drift(
             .collect::<Vec<_>>()
             .join(", ")
     ));
+    block_on(demo::reconcile(&session, &drifted.plan))?;
     for step in &drifted.plan.steps {
-        block_on(session.batch_execute(&step.sql))?;
         lines.push(format!("  reconciled: {}", step.sql));
     }
     let after = super::schema::drift(ctx, demo, &project, migrations, &shadows)?;
@@ -415,41 +483,6 @@ fn demo_drift(
         }
     ));
     Ok(lines)
-}
-
-async fn recreate_database(ctx: &Context<'_>, admin: &ConnInfo) -> Result<(), CommandError> {
-    let session = tend_pg::connect(admin, &ctx.settings.connect_options()).await?;
-    let name = quote_ident(DEMO_DATABASE);
-    session
-        .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-        .await?;
-    session
-        .batch_execute(&format!("CREATE DATABASE {name}"))
-        .await?;
-    Ok(())
-}
-
-async fn row_counts(session: &tend_pg::Session) -> Result<Vec<(String, i64)>, CommandError> {
-    let tables = session
-        .query(
-            "SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname), c.relname::text
-               FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-              WHERE c.relkind IN ('r', 'p') AND n.nspname = 'public'
-              ORDER BY c.relname",
-            &[],
-        )
-        .await?;
-    let mut counts = Vec::new();
-    for row in tables {
-        let qualified: String = row.get(0);
-        let name: String = row.get(1);
-        let count: i64 = session
-            .query_one(&format!("SELECT count(*) FROM {qualified}"), &[])
-            .await?
-            .get(0);
-        counts.push((name, count));
-    }
-    Ok(counts)
 }
 
 /// `tend doctor`'s own checks, on the demo database, one line each.
@@ -515,107 +548,48 @@ fn self_command() -> String {
     }
 }
 
-/// The demo's backup round trip. Demo backups are encrypted to an age key the demo makes
-/// (in `.tend/demo-backup-key.txt`), so they need no configuration.
+/// The demo's backup round trip, as three lines. Demo backups are encrypted to an age key
+/// the demo makes (in `.tend/demo-backup-key.txt`), so they need no configuration.
 fn demo_backup(
     ctx: &Context,
     demo: &ConnInfo,
     admin: &ConnInfo,
 ) -> Result<(String, String, String), CommandError> {
-    use age::secrecy::ExposeSecret;
-    let root = ctx.settings.project_root.join(".tend");
-    std::fs::create_dir_all(&root)?;
-    let key_path = root.join("demo-backup-key.txt");
-    let identity = match std::fs::read_to_string(&key_path) {
-        Ok(text) => text
-            .lines()
-            .find(|l| l.starts_with("AGE-SECRET-KEY-"))
-            .and_then(|l| l.parse::<age::x25519::Identity>().ok()),
-        Err(_) => None,
-    };
-    let identity = match identity {
-        Some(identity) => identity,
-        None => {
-            let identity = age::x25519::Identity::generate();
-            let text = format!(
-                "# tend demo backup key (age). public key: {}\n{}\n",
-                identity.to_public(),
-                identity.to_string().expose_secret()
-            );
-            std::fs::write(&key_path, text)?;
-            use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(&key_path, std::fs::Permissions::from_mode(0o600))?;
-            identity
-        }
-    };
-    let store = tend_backup::Store::open(&tend_backup::StoreConfig::Directory(
-        root.join("demo-backups"),
-    ))?;
-    let search = ctx.settings.tool_search();
-    let pg_restore = search.find(tend_pg::PgTool::PgRestore, tend_pg::VersionNeed::Any)?;
-    let options = tend_backup::BackupOptions {
-        tools: search.clone(),
-        globals: false,
-        encryption: tend_backup::Encryption::Recipients(vec![identity.to_public()]),
-        level: 3,
-        threads: 2,
-        connect: ctx.settings.connect_options(),
-        cancel: Default::default(),
-    };
-    let started = Instant::now();
-    let manifest = block_on(tend_backup::ops::backup(
-        demo,
-        &store,
-        &options,
-        &mut |_| {},
-    ))?;
-    let took = started.elapsed();
-    let decryption = tend_backup::Decryption::Identities(vec![identity]);
-    block_on(tend_backup::ops::verify(
-        &store,
-        &manifest.id,
-        &decryption,
-        pg_restore.path.clone(),
-    ))?;
-    let restored_name = "tend_demo_restored";
-    let session = ctx.connect(admin)?;
-    let quoted = quote_ident(restored_name);
-    block_on(session.batch_execute(&format!("DROP DATABASE IF EXISTS {quoted} WITH (FORCE)")))?;
-    block_on(session.batch_execute(&format!("CREATE DATABASE {quoted}")))?;
-    let target = admin.with_dbname(restored_name);
-    block_on(tend_backup::ops::restore(
-        &store,
-        &manifest.id,
-        &decryption,
-        &target,
-        &tend_backup::ops::SingleOptions {
-            pg_restore: pg_restore.path,
-            clean: false,
-            ownership: Default::default(),
-            connect: ctx.settings.connect_options(),
-            created_roles: Default::default(),
-        },
-    ))?;
-    let restored = ctx.connect(&target)?;
-    let rows: i64 = block_on(restored.query_one("SELECT count(*) FROM audit_log", &[]))?.get(0);
-    let expected = manifest
-        .tables
-        .iter()
-        .find(|t| t.table == "audit_log")
-        .map(|t| t.rows)
-        .unwrap_or(0);
+    let trip = block_on(demo::backup_round_trip(&demo::RoundTripRequest {
+        state_dir: &ctx.settings.project_root.join(".tend"),
+        source: demo,
+        admin,
+        restored: "tend_demo_restored",
+        tools: &ctx.settings.tool_search(),
+        connect: &ctx.settings.connect_options(),
+    }))?;
     Ok((
         format!(
             "backup {}: {:.1} MB dumped, {:.1} MB stored, in {:.1}s, to {}",
-            manifest.id,
-            manifest.raw_bytes as f64 / 1e6,
-            manifest.stored_bytes as f64 / 1e6,
-            took.as_secs_f64(),
-            store.description
+            trip.id,
+            trip.raw_bytes as f64 / 1e6,
+            trip.stored_bytes as f64 / 1e6,
+            trip.took.as_secs_f64(),
+            trip.store
         ),
         "verified: checksum, decryption, decompression and archive are sound".to_string(),
         format!(
-            "restored into {restored_name}: audit_log holds {rows} rows, the manifest says {expected}"
+            "restored into {}: audit_log holds {} rows, the manifest says {}",
+            trip.restored, trip.restored_audit_rows, trip.manifest_audit_rows
         ),
     ))
+}
+
+impl From<demo::DemoError> for CommandError {
+    fn from(err: demo::DemoError) -> Self {
+        use demo::DemoError;
+        match err {
+            DemoError::Connect(e) => e.into(),
+            DemoError::Database(e) => e.into(),
+            DemoError::Backup(e) => e.into(),
+            DemoError::Store(e) => e.into(),
+            DemoError::Tool(e) => e.into(),
+            file @ DemoError::File { .. } => CommandError::failure(file.to_string()),
+        }
+    }
 }
