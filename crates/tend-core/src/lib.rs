@@ -6,5 +6,7 @@
 
 pub mod backup;
 pub mod checks;
+pub mod local;
+pub mod migrate;
 pub mod settings;
 pub mod state;

@@ -112,8 +112,72 @@ fn the_cores_futures_are_send(
     database: &tend_pg::Database,
     client: &tokio_postgres::Client,
     registry: &tend_core::state::Registry,
+    settings: &Settings,
+    project: &tend_core::migrate::MigrationProject,
+    cancel: &CancellationToken,
 ) {
+    use tend_core::migrate::{self, DeployRequest, ResetRequest, ResolveRequest, RollbackRequest};
     fn send<T: Send>(_: T) {}
+    let migrate = &settings.migrate;
+    let seed = migrate::SeedRequest {
+        project_root: settings.project_root.clone(),
+        file: None,
+        optional: true,
+    };
+    let rollback = RollbackRequest::default();
+    let plan = migrate::RollbackPlan {
+        would_roll_back: Vec::new(),
+    };
+    let resolve = ResolveRequest::Applied("20240101000000_init".to_string());
+    send(migrate::deploy(
+        database,
+        migrate,
+        project,
+        &DeployRequest::default(),
+        cancel,
+        &mut |_| {},
+    ));
+    send(migrate::status(database, migrate, project));
+    send(migrate::resolve(
+        database,
+        migrate,
+        project,
+        &resolve,
+        &mut |_| {},
+    ));
+    send(migrate::plan_rollback(
+        database, migrate, project, &rollback,
+    ));
+    send(migrate::rollback(
+        database,
+        migrate,
+        project,
+        &rollback,
+        &plan,
+        &mut |_| {},
+    ));
+    send(migrate::plan_reset(database, project));
+    send(migrate::reset(
+        database,
+        migrate,
+        project,
+        &ResetRequest::default(),
+        cancel,
+        &mut |_| {},
+    ));
+    send(migrate::baseline(
+        database,
+        migrate,
+        project,
+        None,
+        &mut |_| {},
+    ));
+    send(migrate::seed(database, migrate, &seed, cancel));
+    send(tend_core::local::ensure_database(
+        &settings.database,
+        database.info(),
+        "app",
+    ));
     send(tend_core::state::state(registry, client));
     send(tend_core::state::may_create(client));
     send(tend_core::state::ensure(

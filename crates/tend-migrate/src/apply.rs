@@ -1357,7 +1357,9 @@ pub enum SeedMode {
 
 /// Runs a seed script: in one transaction, unless it manages transactions itself (or holds
 /// a statement that cannot run in one); then statement by statement, as psql runs it, so
-/// its own COMMIT keeps what it commits and an error says exactly what stayed.
+/// its own COMMIT keeps what it commits and an error says exactly what stayed. The
+/// options' interrupt stops it before the next statement (statement by statement) or before
+/// it starts (in one transaction).
 pub async fn seed(
     info: &ConnInfo,
     options: &RunOptions,
@@ -1386,6 +1388,32 @@ async fn seed_statements(
     let mut committed = 0;
     let mut committed_line = 0;
     for (index, statement) in statements.iter().enumerate() {
+        // Stopped between two statements: what committed stays, an open block is undone.
+        if options.interrupted() {
+            if in_block {
+                let _ = session.batch_execute("ROLLBACK").await;
+            }
+            return Err(MigrateError::Interrupted {
+                applied: Vec::new(),
+                state: format!(
+                    "the seed {} stopped before its line {}; {}",
+                    path.display(),
+                    statement.line,
+                    if committed == 0 {
+                        "nothing of it stayed".to_string()
+                    } else {
+                        format!(
+                            "its first {committed} statements (through line {committed_line}) stayed committed{}",
+                            if in_block {
+                                " and the transaction it had open was rolled back"
+                            } else {
+                                ""
+                            }
+                        )
+                    }
+                ),
+            });
+        }
         if let Err(err) = session.batch_execute(statement.sql).await {
             if in_block {
                 let _ = session.batch_execute("ROLLBACK").await;
@@ -1454,6 +1482,15 @@ async fn seed_in_transaction(
 ) -> Result<(), MigrateError> {
     let session = tend_pg::connect(info, &options.connect).await?;
     use_schema(&session, info, true).await?;
+    if options.interrupted() {
+        return Err(MigrateError::Interrupted {
+            applied: Vec::new(),
+            state: format!(
+                "the seed {} did not start; nothing of it was applied",
+                path.display()
+            ),
+        });
+    }
     session
         .batch_execute("BEGIN")
         .await
