@@ -531,8 +531,8 @@ pub struct SeedReport {
 
 /// Finds the seed (the file asked for, else `migrate.seed`, else `seed.sql`, else
 /// `prisma/seed.sql`) and runs it: in one transaction, or statement by statement when it
-/// manages its own. `None`: no seed, and `request.optional`. `cancel` stops it between
-/// statements; what committed stays, and the error says what.
+/// manages its own. `None`: no seed, and `request.optional`. `cancel` stops it: the running
+/// statement is cancelled on the server, what committed stays, and the error says what.
 pub async fn seed(
     database: &Database,
     settings: &MigrateSettings,
