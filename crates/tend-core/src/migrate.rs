@@ -41,13 +41,26 @@ impl MigrationProject {
         MigrationProject { format, dir }
     }
 
-    /// The migrations on disk, in order.
-    pub fn load(&self) -> Result<Vec<Migration>, SourceError> {
-        source::load(&self.dir, self.format)
+    /// The migrations on disk, in order: read once by the caller, before it reaches for
+    /// the database, and handed to the services.
+    pub fn load(&self) -> Result<Migrations, SourceError> {
+        Ok(Migrations {
+            files: source::load(&self.dir, self.format)?,
+            project: self.clone(),
+        })
     }
+}
 
+/// A project's migrations as read from disk: what the services work on.
+#[derive(Debug, Clone)]
+pub struct Migrations {
+    pub project: MigrationProject,
+    pub files: Vec<Migration>,
+}
+
+impl Migrations {
     fn history(&self) -> History {
-        History::new(self.format)
+        History::new(self.project.format)
     }
 }
 
@@ -130,13 +143,13 @@ fn interruptible(
 async fn lock(
     database: &Database,
     settings: &MigrateSettings,
-    project: &MigrationProject,
+    migrations: &Migrations,
     on_event: &mut (dyn FnMut(MigrateEvent) + Send),
 ) -> Result<Locked, MigrateError> {
     Locked::acquire(
         database.info(),
         &options(settings, database),
-        project.history(),
+        migrations.history(),
         &mut |event| on_event(MigrateEvent::Run(event)),
     )
     .await
@@ -198,18 +211,17 @@ pub struct DeployReport {
 pub async fn deploy(
     database: &Database,
     settings: &MigrateSettings,
-    project: &MigrationProject,
+    migrations: &Migrations,
     request: &DeployRequest,
     cancel: &CancellationToken,
     on_event: &mut (dyn FnMut(MigrateEvent) + Send),
 ) -> Result<DeployReport, MigrateServiceError> {
-    let migrations = project.load().map_err(MigrateServiceError::Load)?;
     let started = Instant::now();
     let report = apply::deploy_with(
         database.info(),
         &interruptible(settings, database, cancel),
-        project.history(),
-        &migrations,
+        migrations.history(),
+        &migrations.files,
         apply::DeployPlan {
             to: request.to.as_deref(),
             dry_run: request.dry_run,
@@ -240,19 +252,18 @@ pub struct StatusReport {
 pub async fn status(
     database: &Database,
     settings: &MigrateSettings,
-    project: &MigrationProject,
+    migrations: &Migrations,
 ) -> Result<StatusReport, MigrateServiceError> {
-    let migrations = project.load().map_err(MigrateServiceError::Load)?;
     let statuses = apply::status(
         database.info(),
         &options(settings, database),
-        project.history(),
-        &migrations,
+        migrations.history(),
+        &migrations.files,
     )
     .await?;
     Ok(StatusReport {
-        format: project.format,
-        history_table: project.format.history_table(),
+        format: migrations.project.format,
+        history_table: migrations.project.format.history_table(),
         up_to_date: tend_migrate::status::is_up_to_date(&statuses),
         migrations: statuses,
     })
@@ -280,17 +291,16 @@ pub struct ResolveReport {
 pub async fn resolve(
     database: &Database,
     settings: &MigrateSettings,
-    project: &MigrationProject,
+    migrations: &Migrations,
     request: &ResolveRequest,
     on_event: &mut (dyn FnMut(MigrateEvent) + Send),
 ) -> Result<ResolveReport, MigrateServiceError> {
-    let migrations = project.load().map_err(MigrateServiceError::Load)?;
     let (name, applied) = match request {
         ResolveRequest::Applied(name) => (name, true),
         ResolveRequest::RolledBack(name) => (name, false),
     };
-    let locked = lock(database, settings, project, on_event).await?;
-    let result = apply::resolve(&locked, &migrations, name, applied).await?;
+    let locked = lock(database, settings, migrations, on_event).await?;
+    let result = apply::resolve(&locked, &migrations.files, name, applied).await?;
     locked.release().await?;
     Ok(ResolveReport {
         migration: name.clone(),
@@ -343,23 +353,22 @@ impl<T> DryRun<T> {
 pub async fn plan_rollback(
     database: &Database,
     settings: &MigrateSettings,
-    project: &MigrationProject,
+    migrations: &Migrations,
     request: &RollbackRequest,
 ) -> Result<RollbackPlan, MigrateServiceError> {
-    let migrations = project.load().map_err(MigrateServiceError::Load)?;
     let statuses = apply::status(
         database.info(),
         &options(settings, database),
-        project.history(),
-        &migrations,
+        migrations.history(),
+        &migrations.files,
     )
     .await?;
     let chosen = apply::rollback_plan(
         &statuses,
-        &migrations,
+        &migrations.files,
         request.steps,
         request.to.as_deref(),
-        project.format,
+        migrations.project.format,
     )?;
     Ok(RollbackPlan {
         would_roll_back: chosen.iter().map(|m| m.name.clone()).collect(),
@@ -371,20 +380,19 @@ pub async fn plan_rollback(
 pub async fn rollback(
     database: &Database,
     settings: &MigrateSettings,
-    project: &MigrationProject,
+    migrations: &Migrations,
     request: &RollbackRequest,
     plan: &RollbackPlan,
     on_event: &mut (dyn FnMut(MigrateEvent) + Send),
 ) -> Result<RollbackReport, MigrateServiceError> {
-    let migrations = project.load().map_err(MigrateServiceError::Load)?;
-    let locked = lock(database, settings, project, on_event).await?;
+    let locked = lock(database, settings, migrations, on_event).await?;
     let (steps, to) = (request.steps, request.to.as_deref());
-    let again = apply::rollback(&locked, &migrations, steps, to, true).await?;
+    let again = apply::rollback(&locked, &migrations.files, steps, to, true).await?;
     if again != plan.would_roll_back {
         locked.release().await?;
         return Err(MigrateServiceError::HistoryChanged);
     }
-    let rolled_back = apply::rollback(&locked, &migrations, steps, to, false).await?;
+    let rolled_back = apply::rollback(&locked, &migrations.files, steps, to, false).await?;
     locked.release().await?;
     Ok(RollbackReport { rolled_back })
 }
@@ -400,14 +408,13 @@ pub struct ResetPlan {
 /// Reads what a reset would drop (every schema but PostgreSQL's own and `tend`) and apply.
 pub async fn plan_reset(
     database: &Database,
-    project: &MigrationProject,
+    migrations: &Migrations,
 ) -> Result<ResetPlan, MigrateServiceError> {
-    let migrations = project.load().map_err(MigrateServiceError::Load)?;
     let session = database.dedicated().await.map_err(MigrateError::Connect)?;
     let would_drop_schemas = apply::application_schemas(&session).await?;
     Ok(ResetPlan {
         would_drop_schemas,
-        would_apply: migrations.into_iter().map(|m| m.name).collect(),
+        would_apply: migrations.files.iter().map(|m| m.name.clone()).collect(),
     })
 }
 
@@ -433,13 +440,12 @@ pub struct ResetReport {
 pub async fn reset(
     database: &Database,
     settings: &MigrateSettings,
-    project: &MigrationProject,
+    migrations: &Migrations,
     request: &ResetRequest,
     cancel: &CancellationToken,
     on_event: &mut (dyn FnMut(MigrateEvent) + Send),
 ) -> Result<ResetReport, MigrateServiceError> {
-    let migrations = project.load().map_err(MigrateServiceError::Load)?;
-    let locked = lock(database, settings, project, on_event).await?;
+    let locked = lock(database, settings, migrations, on_event).await?;
     let dropped_schemas = apply::application_schemas(locked.client()).await?;
     apply::drop_schemas(&locked, &dropped_schemas).await?;
     locked.release().await?;
@@ -449,8 +455,8 @@ pub async fn reset(
     let report = apply::deploy(
         database.info(),
         &interruptible(settings, database, cancel),
-        project.history(),
-        &migrations,
+        migrations.history(),
+        &migrations.files,
         None,
         false,
         &mut |event| on_event(MigrateEvent::Run(event)),
@@ -488,13 +494,12 @@ pub struct BaselineReport {
 pub async fn baseline(
     database: &Database,
     settings: &MigrateSettings,
-    project: &MigrationProject,
+    migrations: &Migrations,
     to: Option<&str>,
     on_event: &mut (dyn FnMut(MigrateEvent) + Send),
 ) -> Result<BaselineReport, MigrateServiceError> {
-    let migrations = project.load().map_err(MigrateServiceError::Load)?;
-    let locked = lock(database, settings, project, on_event).await?;
-    let recorded = apply::baseline(&locked, &migrations, to).await?;
+    let locked = lock(database, settings, migrations, on_event).await?;
+    let recorded = apply::baseline(&locked, &migrations.files, to).await?;
     locked.release().await?;
     Ok(BaselineReport { recorded })
 }

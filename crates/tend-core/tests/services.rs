@@ -113,7 +113,7 @@ fn the_cores_futures_are_send(
     client: &tokio_postgres::Client,
     registry: &tend_core::state::Registry,
     settings: &Settings,
-    project: &tend_core::migrate::MigrationProject,
+    migrations: &tend_core::migrate::Migrations,
     cancel: &CancellationToken,
 ) {
     use tend_core::migrate::{self, DeployRequest, ResetRequest, ResolveRequest, RollbackRequest};
@@ -132,35 +132,35 @@ fn the_cores_futures_are_send(
     send(migrate::deploy(
         database,
         migrate,
-        project,
+        migrations,
         &DeployRequest::default(),
         cancel,
         &mut |_| {},
     ));
-    send(migrate::status(database, migrate, project));
+    send(migrate::status(database, migrate, migrations));
     send(migrate::resolve(
         database,
         migrate,
-        project,
+        migrations,
         &resolve,
         &mut |_| {},
     ));
     send(migrate::plan_rollback(
-        database, migrate, project, &rollback,
+        database, migrate, migrations, &rollback,
     ));
     send(migrate::rollback(
         database,
         migrate,
-        project,
+        migrations,
         &rollback,
         &plan,
         &mut |_| {},
     ));
-    send(migrate::plan_reset(database, project));
+    send(migrate::plan_reset(database, migrations));
     send(migrate::reset(
         database,
         migrate,
-        project,
+        migrations,
         &ResetRequest::default(),
         cancel,
         &mut |_| {},
@@ -168,7 +168,7 @@ fn the_cores_futures_are_send(
     send(migrate::baseline(
         database,
         migrate,
-        project,
+        migrations,
         None,
         &mut |_| {},
     ));
@@ -221,19 +221,21 @@ fn the_migration_services_run_spawned_on_one_runtime() {
         .unwrap();
     runtime.block_on(async {
         let database = settings.database.handle(db.info.clone());
-        let migration_project = MigrationProject::resolve(&settings.migrate, project.path());
+        let migrations = MigrationProject::resolve(&settings.migrate, project.path())
+            .load()
+            .unwrap();
         let deploy = {
-            let (database, migrate, project) = (
+            let (database, migrate, migrations) = (
                 database.clone(),
                 settings.migrate.clone(),
-                migration_project.clone(),
+                migrations.clone(),
             );
             tokio::spawn(async move {
                 let mut applied = Vec::new();
                 let report = migrate::deploy(
                     &database,
                     &migrate,
-                    &project,
+                    &migrations,
                     &DeployRequest::default(),
                     &CancellationToken::new(),
                     &mut |event| {
@@ -256,16 +258,16 @@ fn the_migration_services_run_spawned_on_one_runtime() {
             "each applied migration is reported as it happens"
         );
         let status = {
-            let (database, migrate, project) = (
+            let (database, migrate, migrations) = (
                 database.clone(),
                 settings.migrate.clone(),
-                migration_project.clone(),
+                migrations.clone(),
             );
-            tokio::spawn(async move { migrate::status(&database, &migrate, &project).await })
+            tokio::spawn(async move { migrate::status(&database, &migrate, &migrations).await })
         };
         let reset_plan = {
-            let (database, project) = (database.clone(), migration_project.clone());
-            tokio::spawn(async move { migrate::plan_reset(&database, &project).await })
+            let (database, migrations) = (database.clone(), migrations.clone());
+            tokio::spawn(async move { migrate::plan_reset(&database, &migrations).await })
         };
         let status = status.await.unwrap().expect("status reads");
         assert!(status.up_to_date, "{status:?}");

@@ -133,6 +133,7 @@ impl Project {
     pub fn load(&self) -> Result<Vec<Migration>, CommandError> {
         self.core()
             .load()
+            .map(|loaded| loaded.files)
             .map_err(|e| MigrateServiceError::Load(e).into())
     }
 
@@ -223,6 +224,15 @@ pub fn migration_target(ctx: &Context) -> Result<ConnInfo, CommandError> {
         return Ok(direct.value.clone());
     }
     Ok(ctx.target()?.info)
+}
+
+/// The project's migrations, read before the database is reached for (a project that is
+/// not set up is said before any server starts).
+fn load(ctx: &Context) -> Result<service::Migrations, CommandError> {
+    Ok(Project::from_settings(ctx)
+        .core()
+        .load()
+        .map_err(MigrateServiceError::Load)?)
 }
 
 /// A handle on [`migration_target`].
@@ -370,10 +380,11 @@ fn dev(ctx: &Context, args: DevArgs) -> Result<i32, CommandError> {
         return Ok(exit::OK);
     };
     let database = ctx.settings.database.handle(info.clone());
+    let migrations = load(ctx)?;
     let report = block_on(service::deploy(
         &database,
         &ctx.settings.migrate,
-        &project.core(),
+        &migrations,
         &DeployRequest::default(),
         &interrupt_token(),
         &mut |event| print_event(ctx, event),
@@ -429,13 +440,12 @@ fn print_event(ctx: &Context, event: MigrateEvent) {
 }
 
 fn deploy(ctx: &Context, args: DeployArgs) -> Result<i32, CommandError> {
-    let project = Project::from_settings(ctx).core();
-    project.load().map_err(MigrateServiceError::Load)?;
+    let migrations = load(ctx)?;
     let database = migration_database(ctx)?;
     let report = block_on(service::deploy(
         &database,
         &ctx.settings.migrate,
-        &project,
+        &migrations,
         &DeployRequest {
             to: args.to,
             dry_run: args.dry_run,
@@ -470,10 +480,13 @@ fn deploy(ctx: &Context, args: DeployArgs) -> Result<i32, CommandError> {
 }
 
 fn status(ctx: &Context) -> Result<i32, CommandError> {
-    let project = Project::from_settings(ctx).core();
-    project.load().map_err(MigrateServiceError::Load)?;
+    let migrations = load(ctx)?;
     let database = migration_database(ctx)?;
-    let report = block_on(service::status(&database, &ctx.settings.migrate, &project))?;
+    let report = block_on(service::status(
+        &database,
+        &ctx.settings.migrate,
+        &migrations,
+    ))?;
     print_json(ctx, &report);
     let statuses = &report.migrations;
     let width = statuses.iter().map(|s| s.name.len()).max().unwrap_or(0);
@@ -529,8 +542,7 @@ fn status(ctx: &Context) -> Result<i32, CommandError> {
 }
 
 fn resolve(ctx: &Context, args: ResolveArgs) -> Result<i32, CommandError> {
-    let project = Project::from_settings(ctx).core();
-    project.load().map_err(MigrateServiceError::Load)?;
+    let migrations = load(ctx)?;
     let request = match (args.applied, args.rolled_back) {
         (Some(name), _) => ResolveRequest::Applied(name),
         (None, Some(name)) => ResolveRequest::RolledBack(name),
@@ -540,7 +552,7 @@ fn resolve(ctx: &Context, args: ResolveArgs) -> Result<i32, CommandError> {
     let report = block_on(service::resolve(
         &database,
         &ctx.settings.migrate,
-        &project,
+        &migrations,
         &request,
         &mut |event| print_event(ctx, event),
     ))?;
@@ -550,8 +562,7 @@ fn resolve(ctx: &Context, args: ResolveArgs) -> Result<i32, CommandError> {
 }
 
 fn rollback(ctx: &Context, args: RollbackArgs) -> Result<i32, CommandError> {
-    let project = Project::from_settings(ctx).core();
-    project.load().map_err(MigrateServiceError::Load)?;
+    let migrations = load(ctx)?;
     let database = migration_database(ctx)?;
     let request = RollbackRequest {
         steps: args.steps,
@@ -561,7 +572,7 @@ fn rollback(ctx: &Context, args: RollbackArgs) -> Result<i32, CommandError> {
     let plan = block_on(service::plan_rollback(
         &database,
         &ctx.settings.migrate,
-        &project,
+        &migrations,
         &request,
     ))?;
     let names = &plan.would_roll_back;
@@ -599,7 +610,7 @@ fn rollback(ctx: &Context, args: RollbackArgs) -> Result<i32, CommandError> {
     let report = block_on(service::rollback(
         &database,
         &ctx.settings.migrate,
-        &project,
+        &migrations,
         &request,
         &plan,
         &mut |event| print_event(ctx, event),
@@ -612,11 +623,10 @@ fn rollback(ctx: &Context, args: RollbackArgs) -> Result<i32, CommandError> {
 }
 
 fn reset(ctx: &Context, args: ResetArgs) -> Result<i32, CommandError> {
-    let project = Project::from_settings(ctx).core();
-    project.load().map_err(MigrateServiceError::Load)?;
+    let migrations = load(ctx)?;
     let database = migration_database(ctx)?;
     let info = database.info();
-    let plan = block_on(service::plan_reset(&database, &project))?;
+    let plan = block_on(service::plan_reset(&database, &migrations))?;
     let schemas = &plan.would_drop_schemas;
     if args.dry_run {
         ctx.out.line(format!(
@@ -643,7 +653,7 @@ fn reset(ctx: &Context, args: ResetArgs) -> Result<i32, CommandError> {
     let report = block_on(service::reset(
         &database,
         &ctx.settings.migrate,
-        &project,
+        &migrations,
         &request,
         &interrupt_token(),
         &mut |event| print_event(ctx, event),
@@ -661,13 +671,12 @@ fn reset(ctx: &Context, args: ResetArgs) -> Result<i32, CommandError> {
 }
 
 fn baseline(ctx: &Context, args: BaselineArgs) -> Result<i32, CommandError> {
-    let project = Project::from_settings(ctx).core();
-    project.load().map_err(MigrateServiceError::Load)?;
+    let migrations = load(ctx)?;
     let database = migration_database(ctx)?;
     let report = block_on(service::baseline(
         &database,
         &ctx.settings.migrate,
-        &project,
+        &migrations,
         args.to.as_deref(),
         &mut |event| print_event(ctx, event),
     ))?;
