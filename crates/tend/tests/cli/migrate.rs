@@ -957,6 +957,79 @@ fn a_seed_with_its_own_commit_reports_what_it_kept_and_the_failing_line() {
     assert!(out.contains("statement by statement"), "{out}");
 }
 
+/// SIGINT during `tend seed` cancels the running statement on the server: in one
+/// transaction nothing stays; statement by statement what committed stays and the error
+/// says so; either way exit 130 and nothing keeps running.
+#[test]
+fn sigint_during_seed_cancels_its_statement_and_says_what_stayed() {
+    let project = TestProject::new();
+    let db = TestDb::create();
+    db.execute("CREATE TABLE items (id int)");
+    let interrupted_seed = |sql: &str, needle: &str| {
+        project.write("seed.sql", sql);
+        let child = project
+            .tend_process()
+            .env("DATABASE_URL", db.url())
+            .arg("seed")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        wait_for_statement(&db, needle);
+        // SAFETY: a signal to the child we spawned.
+        unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+        let output = child.wait_with_output().unwrap();
+        let (_, err) = crate::text(&output);
+        (output.status.code().unwrap_or(-1), err)
+    };
+    // The backend says it is idle just after the client has the cancellation's error.
+    let stops_running = |needle: &str| {
+        let sql = format!(
+            "SELECT count(*)::text FROM pg_stat_activity WHERE datname = current_database() AND state = 'active' AND query LIKE '%{needle}%' AND query NOT LIKE '%pg_stat_activity%' AND pid <> pg_backend_pid()"
+        );
+        for _ in 0..600 {
+            if db.query_column(&sql) == [Some("0".to_string())] {
+                return true;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        false
+    };
+
+    let (code, err) = interrupted_seed(
+        "INSERT INTO items VALUES (1);\nSELECT pg_sleep(60.5);\n",
+        "pg_sleep(60.5)",
+    );
+    assert_eq!(code, 130, "{err}");
+    assert!(err.contains("nothing of it was applied"), "{err}");
+    assert!(
+        stops_running("pg_sleep(60.5)"),
+        "the statement keeps running"
+    );
+    assert_eq!(
+        db.query_column("SELECT count(*)::text FROM items"),
+        [Some("0".to_string())]
+    );
+
+    let (code, err) = interrupted_seed(
+        "BEGIN;\nINSERT INTO items VALUES (1);\nCOMMIT;\nSELECT pg_sleep(61.5);\nINSERT INTO items VALUES (2);\n",
+        "pg_sleep(61.5)",
+    );
+    assert_eq!(code, 130, "{err}");
+    assert!(
+        err.contains("its first 3 statements (through line 3) stayed committed"),
+        "{err}"
+    );
+    assert!(
+        stops_running("pg_sleep(61.5)"),
+        "the statement keeps running"
+    );
+    assert_eq!(
+        db.query_column("SELECT string_agg(id::text, ',') FROM items"),
+        [Some("1".to_string())]
+    );
+}
+
 /// A `--json` document with the project's directory (temporary, different each run) written
 /// `[project]`.
 fn json_doc(project: &TestProject, out: &str) -> serde_json::Value {
