@@ -9,6 +9,8 @@ pub mod checks;
 pub mod demo;
 pub mod doctor;
 pub mod health;
+pub mod local;
+pub mod migrate;
 pub mod optimize;
 pub mod restore;
 pub mod schema;

@@ -178,7 +178,10 @@ fn the_cores_futures_are_send(
     restore_request: &tend_core::restore::RestoreRequest,
     drill: &tend_core::backup::DrillRequest,
     prune_plan: tend_core::backup::PrunePlan,
+    migrations: &tend_core::migrate::Migrations,
+    cancel: &CancellationToken,
 ) {
+    use tend_core::migrate::{self, DeployRequest, ResetRequest, ResolveRequest, RollbackRequest};
     fn send<T: Send>(_: T) {}
     let tools = settings.tool_search();
     send(tend_core::backup::list(store));
@@ -232,6 +235,66 @@ fn the_cores_futures_are_send(
         restore_plan,
         restore_request,
         &mut |_| {},
+    ));
+    let migrate = &settings.migrate;
+    let seed = migrate::SeedRequest {
+        project_root: settings.project_root.clone(),
+        file: None,
+        optional: true,
+    };
+    let rollback = RollbackRequest::default();
+    let plan = migrate::RollbackPlan {
+        would_roll_back: Vec::new(),
+    };
+    let resolve = ResolveRequest::Applied("20240101000000_init".to_string());
+    send(migrate::deploy(
+        database,
+        migrate,
+        migrations,
+        &DeployRequest::default(),
+        cancel,
+        &mut |_| {},
+    ));
+    send(migrate::status(database, migrate, migrations));
+    send(migrate::resolve(
+        database,
+        migrate,
+        migrations,
+        &resolve,
+        &mut |_| {},
+    ));
+    send(migrate::plan_rollback(
+        database, migrate, migrations, &rollback,
+    ));
+    send(migrate::rollback(
+        database,
+        migrate,
+        migrations,
+        &rollback,
+        &plan,
+        &mut |_| {},
+    ));
+    send(migrate::plan_reset(database, migrations));
+    send(migrate::reset(
+        database,
+        migrate,
+        migrations,
+        &ResetRequest::default(),
+        cancel,
+        &mut |_| {},
+    ));
+    send(migrate::baseline(
+        database,
+        migrate,
+        migrations,
+        None,
+        &mut |_| {},
+    ));
+    send(migrate::seed(database, migrate, &seed, cancel));
+    send(tend_core::local::ensure_database(
+        &settings.database,
+        database.info(),
+        "app",
     ));
     send(tend_core::state::state(registry, client));
     send(tend_core::state::may_create(client));
@@ -337,4 +400,161 @@ fn the_schema_and_doctor_futures_are_send(
         target: tend_core::doctor::DoctorTarget::LocalCluster { info: info.clone() },
     }));
     send(tend_core::doctor::database(settings, "database", info));
+}
+
+/// Settings of a project in `project` with nothing configured.
+fn plain_settings(project: &Path) -> Settings {
+    Settings::resolve(project, &|_: &str| None, &FlagOverrides::default()).unwrap()
+}
+
+#[test]
+fn the_migration_services_run_spawned_on_one_runtime() {
+    use tend_core::migrate::{self, DeployRequest, MigrateEvent, MigrationProject};
+
+    let db = TestDb::create();
+    let project = tempfile::tempdir().unwrap();
+    std::fs::create_dir(project.path().join("migrations")).unwrap();
+    std::fs::write(
+        project
+            .path()
+            .join("migrations/20240101_000000_widgets.sql"),
+        "CREATE TABLE widgets (id int PRIMARY KEY);\n",
+    )
+    .unwrap();
+    std::fs::write(
+        project
+            .path()
+            .join("migrations/20240102_000000_gadgets.sql"),
+        "CREATE TABLE gadgets (id int PRIMARY KEY);\n",
+    )
+    .unwrap();
+    let settings = plain_settings(project.path());
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let database = settings.database.handle(db.info.clone());
+        let migrations = MigrationProject::resolve(&settings.migrate, project.path())
+            .load()
+            .unwrap();
+        let deploy = {
+            let (database, migrate, migrations) = (
+                database.clone(),
+                settings.migrate.clone(),
+                migrations.clone(),
+            );
+            tokio::spawn(async move {
+                let mut applied = Vec::new();
+                let report = migrate::deploy(
+                    &database,
+                    &migrate,
+                    &migrations,
+                    &DeployRequest::default(),
+                    &CancellationToken::new(),
+                    &mut |event| {
+                        if let MigrateEvent::Run(tend_migrate::Event::Applied { name, .. }) = event
+                        {
+                            applied.push(name);
+                        }
+                    },
+                )
+                .await;
+                (report, applied)
+            })
+        };
+        let (report, applied) = deploy.await.unwrap();
+        let report = report.expect("the deploy succeeds");
+        assert_eq!(report.applied.len(), 2);
+        assert_eq!(
+            applied,
+            ["20240101_000000_widgets", "20240102_000000_gadgets"],
+            "each applied migration is reported as it happens"
+        );
+        let status = {
+            let (database, migrate, migrations) = (
+                database.clone(),
+                settings.migrate.clone(),
+                migrations.clone(),
+            );
+            tokio::spawn(async move { migrate::status(&database, &migrate, &migrations).await })
+        };
+        let reset_plan = {
+            let (database, migrations) = (database.clone(), migrations.clone());
+            tokio::spawn(async move { migrate::plan_reset(&database, &migrations).await })
+        };
+        let status = status.await.unwrap().expect("status reads");
+        assert!(status.up_to_date, "{status:?}");
+        let reset_plan = reset_plan.await.unwrap().expect("the reset plan reads");
+        assert_eq!(reset_plan.would_drop_schemas, ["public"]);
+        assert_eq!(reset_plan.would_apply.len(), 2);
+    });
+}
+
+/// A seed that manages its own transactions, cancelled while a statement runs: the statement
+/// is cancelled on the server, what committed before stays, nothing after runs, and the
+/// error says so.
+#[test]
+fn a_cancelled_seed_stops_in_its_running_statement_and_keeps_what_committed() {
+    use tend_core::migrate::{self, MigrateServiceError, SeedRequest};
+    use tend_migrate::MigrateError;
+
+    let db = TestDb::create();
+    db.execute("CREATE TABLE items (id int)");
+    let project = tempfile::tempdir().unwrap();
+    std::fs::write(
+        project.path().join("seed.sql"),
+        "BEGIN;\nINSERT INTO items VALUES (1);\nCOMMIT;\nSELECT pg_advisory_lock(4242);\nINSERT INTO items VALUES (2);\n",
+    )
+    .unwrap();
+    let settings = plain_settings(project.path());
+    // The seed's fourth statement waits on this session's lock: it is running when the
+    // token fires.
+    let holder = tend_testkit::Holder::open(&db, "lock-holder");
+    holder.execute("SELECT pg_advisory_lock(4242)");
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let cancel = CancellationToken::new();
+    let seed = {
+        let database = settings.database.handle(db.info.clone());
+        let (migrate, cancel) = (settings.migrate.clone(), cancel.clone());
+        let request = SeedRequest {
+            project_root: project.path().to_path_buf(),
+            file: None,
+            optional: false,
+        };
+        runtime.spawn(async move { migrate::seed(&database, &migrate, &request, &cancel).await })
+    };
+    let waiting = "SELECT count(*)::text FROM pg_locks WHERE locktype = 'advisory' AND NOT granted";
+    let mut polls = 0;
+    while db.query_column(waiting) != [Some("1".to_string())] {
+        polls += 1;
+        assert!(polls < 1200, "the seed never waited for the lock");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    cancel.cancel();
+    let result = runtime.block_on(seed).unwrap();
+    drop(holder);
+    match result {
+        Err(MigrateServiceError::Migrate(MigrateError::Interrupted { state, .. })) => {
+            assert!(
+                state.contains("stopped in its statement at line 4"),
+                "{state}"
+            );
+            assert!(
+                state.contains("its first 3 statements (through line 3) stayed committed"),
+                "{state}"
+            );
+        }
+        other => panic!("expected an interruption, got {other:?}"),
+    }
+    assert_eq!(
+        db.query_column("SELECT id::text FROM items"),
+        [Some("1".to_string())],
+        "the committed row stays and the statement after the cancel never ran"
+    );
 }

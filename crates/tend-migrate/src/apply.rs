@@ -333,22 +333,7 @@ impl Locked {
     /// the same role) and its answer awaited: the error is then `query_canceled`, or Ok when
     /// it had finished first. When the cancel cannot be sent, this waits for the statement.
     async fn execute(&self, options: &RunOptions, sql: &str) -> Result<(), tokio_postgres::Error> {
-        let run = self.client().batch_execute(sql);
-        let Some(token) = &options.interrupt else {
-            return run.await;
-        };
-        tokio::pin!(run);
-        tokio::select! {
-            result = &mut run => result,
-            _ = token.cancelled() => {
-                if let Ok(session) = tend_pg::connect(&self.info, &options.connect).await {
-                    let _ = session
-                        .query_one("SELECT pg_cancel_backend($1)", &[&self.pid])
-                        .await;
-                }
-                run.await
-            }
-        }
+        execute_cancellable(self.client(), self.pid, &self.info, options, sql).await
     }
 
     pub fn client(&self) -> &Client {
@@ -370,6 +355,44 @@ impl Locked {
     pub async fn release(self) -> Result<(), MigrateError> {
         Ok(self.lock.release().await?)
     }
+}
+
+/// Runs SQL on `client` (whose backend is `pid`). When the options' interrupt fires
+/// meanwhile, the statement is cancelled on the server (`pg_cancel_backend` from a second
+/// session of the same role) and its answer awaited: the error is then `query_canceled`, or
+/// Ok when it had finished first. When the cancel cannot be sent, this waits for the statement.
+async fn execute_cancellable(
+    client: &Client,
+    pid: i32,
+    info: &ConnInfo,
+    options: &RunOptions,
+    sql: &str,
+) -> Result<(), tokio_postgres::Error> {
+    let run = client.batch_execute(sql);
+    let Some(token) = &options.interrupt else {
+        return run.await;
+    };
+    tokio::pin!(run);
+    tokio::select! {
+        result = &mut run => result,
+        _ = token.cancelled() => {
+            if let Ok(session) = tend_pg::connect(info, &options.connect).await {
+                let _ = session
+                    .query_one("SELECT pg_cancel_backend($1)", &[&pid])
+                    .await;
+            }
+            run.await
+        }
+    }
+}
+
+/// The backend process id of a session, to cancel its statement on an interrupt.
+async fn backend_pid(client: &Client) -> Result<i32, MigrateError> {
+    Ok(client
+        .query_one("SELECT pg_backend_pid()", &[])
+        .await
+        .map_err(db("reading the session's process id"))?
+        .get(0))
 }
 
 /// Applies pending migrations in order, up to and including `to`.
@@ -1313,7 +1336,9 @@ pub enum SeedMode {
 
 /// Runs a seed script: in one transaction, unless it manages transactions itself (or holds
 /// a statement that cannot run in one); then statement by statement, as psql runs it, so
-/// its own COMMIT keeps what it commits and an error says exactly what stayed.
+/// its own COMMIT keeps what it commits and an error says exactly what stayed. The
+/// options' interrupt cancels the running statement on the server and stops it there; the
+/// error says what stayed.
 pub async fn seed(
     info: &ConnInfo,
     options: &RunOptions,
@@ -1336,13 +1361,65 @@ async fn seed_statements(
 ) -> Result<(), MigrateError> {
     let session = tend_pg::connect(info, &options.connect).await?;
     use_schema(&session, info, true).await?;
+    let pid = match options.interrupt {
+        Some(_) => backend_pid(&session).await?,
+        None => 0,
+    };
     let statements = split(sql);
     let mut in_block = false;
     // Statements committed so far, and the line of the last one.
     let mut committed = 0;
     let mut committed_line = 0;
+    // What stayed when the run stops now (the open block, if any, rolled back).
+    let stayed = |committed: usize, committed_line: usize, in_block: bool| {
+        if committed == 0 {
+            "nothing of it stayed".to_string()
+        } else {
+            format!(
+                "its first {committed} statements (through line {committed_line}) stayed committed{}",
+                if in_block {
+                    " and the transaction it had open was rolled back"
+                } else {
+                    ""
+                }
+            )
+        }
+    };
     for (index, statement) in statements.iter().enumerate() {
-        if let Err(err) = session.batch_execute(statement.sql).await {
+        // Stopped between two statements: what committed stays, an open block is undone.
+        if options.interrupted() {
+            if in_block {
+                let _ = session.batch_execute("ROLLBACK").await;
+            }
+            return Err(MigrateError::Interrupted {
+                applied: Vec::new(),
+                state: format!(
+                    "the seed {} stopped before its line {}; {}",
+                    path.display(),
+                    statement.line,
+                    stayed(committed, committed_line, in_block)
+                ),
+            });
+        }
+        let run = execute_cancellable(&session, pid, info, options, statement.sql).await;
+        if let Err(err) = &run
+            && options.interrupted()
+            && err.code() == Some(&SqlState::QUERY_CANCELED)
+        {
+            if in_block {
+                let _ = session.batch_execute("ROLLBACK").await;
+            }
+            return Err(MigrateError::Interrupted {
+                applied: Vec::new(),
+                state: format!(
+                    "the seed {} was stopped in its statement at line {}; {}",
+                    path.display(),
+                    statement.line,
+                    stayed(committed, committed_line, in_block)
+                ),
+            });
+        }
+        if let Err(err) = run {
             if in_block {
                 let _ = session.batch_execute("ROLLBACK").await;
             }
@@ -1405,12 +1482,34 @@ async fn seed_in_transaction(
 ) -> Result<(), MigrateError> {
     let session = tend_pg::connect(info, &options.connect).await?;
     use_schema(&session, info, true).await?;
+    if options.interrupted() {
+        return Err(MigrateError::Interrupted {
+            applied: Vec::new(),
+            state: format!(
+                "the seed {} did not start; nothing of it was applied",
+                path.display()
+            ),
+        });
+    }
+    let pid = match options.interrupt {
+        Some(_) => backend_pid(&session).await?,
+        None => 0,
+    };
     session
         .batch_execute("BEGIN")
         .await
         .map_err(db("starting a transaction"))?;
-    if let Err(err) = session.batch_execute(sql).await {
+    if let Err(err) = execute_cancellable(&session, pid, info, options, sql).await {
         let _ = session.batch_execute("ROLLBACK").await;
+        if options.interrupted() && err.code() == Some(&SqlState::QUERY_CANCELED) {
+            return Err(MigrateError::Interrupted {
+                applied: Vec::new(),
+                state: format!(
+                    "the seed {} was stopped; nothing of it was applied (it ran in one transaction)",
+                    path.display()
+                ),
+            });
+        }
         let pg = PgError::of(&err);
         let line = match pg.location(sql) {
             Some(at) => at.line,

@@ -55,10 +55,18 @@ pub struct Database {
     inner: Arc<Inner>,
 }
 
+/// The TLS set-up, built on the first connection (a handle that never connects, or connects
+/// without TLS, costs nothing) and then shared by the pool and dedicated sessions.
+type LazyTls = Arc<std::sync::OnceLock<Tls>>;
+
+fn tls_of<'a>(tls: &'a LazyTls, info: &ConnInfo) -> &'a Tls {
+    tls.get_or_init(|| Tls::for_target(info))
+}
+
 struct Inner {
     info: ConnInfo,
     options: ConnectOptions,
-    tls: Tls,
+    tls: LazyTls,
     pool: managed::Pool<Manager>,
     pool_options: PoolOptions,
 }
@@ -75,7 +83,7 @@ pub type PooledSession = managed::Object<Manager>;
 impl Database {
     /// A handle; no session is opened until one is asked for.
     pub fn new(info: ConnInfo, options: ConnectOptions, pool_options: PoolOptions) -> Database {
-        let tls = Tls::for_target(&info);
+        let tls = LazyTls::default();
         let manager = Manager {
             info: info.clone(),
             options: options.clone(),
@@ -131,7 +139,8 @@ impl Database {
     /// A session of its own, outside the pool, with the same options and TLS set-up: for
     /// session-level state that must not return to the pool (advisory locks, LISTEN).
     pub async fn dedicated(&self) -> Result<Session, ConnectError> {
-        connect_with(&self.inner.info, &self.inner.options, &self.inner.tls).await
+        let tls = tls_of(&self.inner.tls, &self.inner.info);
+        connect_with(&self.inner.info, &self.inner.options, tls).await
     }
 
     /// Sessions open in the pool now (idle or in use), for status pages and tests.
@@ -153,7 +162,7 @@ impl Database {
 pub struct Manager {
     info: ConnInfo,
     options: ConnectOptions,
-    tls: Tls,
+    tls: LazyTls,
     idle_timeout: Duration,
 }
 
@@ -168,7 +177,8 @@ impl managed::Manager for Manager {
     type Error = PoolError;
 
     async fn create(&self) -> Result<Session, PoolError> {
-        Ok(connect_with(&self.info, &self.options, &self.tls).await?)
+        let tls = tls_of(&self.tls, &self.info);
+        Ok(connect_with(&self.info, &self.options, tls).await?)
     }
 
     async fn recycle(&self, session: &mut Session, metrics: &Metrics) -> RecycleResult<PoolError> {

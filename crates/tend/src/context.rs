@@ -130,10 +130,10 @@ pub fn start_local_cluster(
             info.redacted()
         ));
     }
-    block_on(ensure_database(
+    block_on(tend_core::local::ensure_database(
+        &settings.database,
         &cluster.conninfo(started.port, "postgres"),
         dbname,
-        settings,
     ))?;
     Ok(info)
 }
@@ -149,27 +149,13 @@ pub fn local_cluster(settings: &Settings) -> LocalCluster {
     )
 }
 
-/// Creates a database on the local cluster when it does not exist yet.
-pub async fn ensure_database(
-    admin: &ConnInfo,
-    dbname: &str,
-    settings: &Settings,
-) -> Result<(), CommandError> {
-    let session = tend_pg::connect(admin, &settings.connect_options()).await?;
-    let exists = session
-        .query_opt("SELECT 1 FROM pg_database WHERE datname = $1", &[&dbname])
-        .await?
-        .is_some();
-    if !exists {
-        let sql = format!("CREATE DATABASE {}", tend_pg::quote_ident(dbname));
-        match session.batch_execute(&sql).await {
-            Ok(()) => {}
-            // Another process created it between our check and now.
-            Err(e) if e.code() == Some(&tokio_postgres::error::SqlState::DUPLICATE_DATABASE) => {}
-            Err(e) => return Err(e.into()),
+impl From<tend_core::local::EnsureDatabaseError> for CommandError {
+    fn from(err: tend_core::local::EnsureDatabaseError) -> Self {
+        match err {
+            tend_core::local::EnsureDatabaseError::Connect(e) => e.into(),
+            tend_core::local::EnsureDatabaseError::Create { source, .. } => source.into(),
         }
     }
-    Ok(())
 }
 
 /// Runs a future to completion on the shared runtime.

@@ -1,15 +1,21 @@
 //! `tend migrate`: new, deploy, status, resolve, rollback, reset and baseline, for Prisma's
-//! layout and tend's own. Migrations go to DIRECT_URL when set (a pooler breaks the
+//! layout and tend's own: arguments, confirmations and rendering; the work is
+//! `tend_core::migrate`'s. Migrations go to DIRECT_URL when set (a pooler breaks the
 //! advisory lock), else to the database every command uses.
 
 use std::path::PathBuf;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
 use clap::{Args, Subcommand};
+use tend_core::migrate::{
+    self as service, DeployRequest, DevReport, DryRun, MigrateEvent, MigrateServiceError,
+    MigrationProject, ResetRequest, ResolveRequest, RollbackReport, RollbackRequest, SeedRequest,
+};
 use tend_migrate::apply::{self, Event};
-use tend_migrate::source::{self, Format, Migration};
-use tend_migrate::{History, MigrateError, RunOptions, State};
-use tend_pg::ConnInfo;
+use tend_migrate::source::{Format, Migration};
+use tend_migrate::{MigrateError, RunOptions, State};
+use tend_pg::{ConnInfo, Database};
+use tokio_util::sync::CancellationToken;
 
 use crate::command_error::{CommandError, ErrorKind, exit};
 use crate::context::{Context, block_on};
@@ -119,25 +125,24 @@ pub struct Project {
 
 impl Project {
     pub fn from_settings(ctx: &Context) -> Project {
-        let settings = &ctx.settings;
-        let format = settings
-            .migrate
-            .format
-            .unwrap_or_else(|| Format::detect(&settings.project_root));
-        let dir = settings
-            .migrate
-            .dir
-            .clone()
-            .unwrap_or_else(|| settings.project_root.join(format.default_dir()));
+        let MigrationProject { format, dir } =
+            MigrationProject::resolve(&ctx.settings.migrate, &ctx.settings.project_root);
         Project { format, dir }
     }
 
     pub fn load(&self) -> Result<Vec<Migration>, CommandError> {
-        source::load(&self.dir, self.format).map_err(|e| {
-            CommandError::new(ErrorKind::Config, e.to_string()).with_hint(
-                "`tend init` sets up a project; `tend migrate new NAME` creates a migration",
-            )
-        })
+        self.core()
+            .load()
+            .map(|loaded| loaded.files)
+            .map_err(|e| MigrateServiceError::Load(e).into())
+    }
+
+    /// The same project, as the core's services take it.
+    pub fn core(&self) -> MigrationProject {
+        MigrationProject {
+            format: self.format,
+            dir: self.dir.clone(),
+        }
     }
 }
 
@@ -156,20 +161,29 @@ impl From<MigrateError> for CommandError {
     }
 }
 
-pub fn run_options(ctx: &Context) -> RunOptions {
-    RunOptions {
-        lock_wait: ctx.settings.migrate.lock_wait,
-        lock_timeout: ctx.settings.migrate.lock_timeout,
-        statement_timeout: ctx.settings.migrate.statement_timeout,
-        connect: ctx.settings.connect_options(),
-        ..RunOptions::default()
+impl From<MigrateServiceError> for CommandError {
+    fn from(err: MigrateServiceError) -> Self {
+        match err {
+            MigrateServiceError::Migrate(e) => e.into(),
+            err @ MigrateServiceError::Load(_) => {
+                CommandError::new(ErrorKind::Config, err.to_string()).with_hint(
+                    "`tend init` sets up a project; `tend migrate new NAME` creates a migration",
+                )
+            }
+            other => CommandError::failure(other.to_string()),
+        }
     }
 }
 
-/// [`run_options`] for a run that SIGINT or SIGTERM stops cleanly: the statement running is
-/// cancelled on the server and the error says what is applied. A second signal exits at once.
-pub fn interruptible_run_options(ctx: &Context) -> RunOptions {
-    let token = tokio_util::sync::CancellationToken::new();
+pub fn run_options(ctx: &Context) -> RunOptions {
+    service::run_options(&ctx.settings.migrate, &ctx.settings.connect_options(), None)
+}
+
+/// A token that SIGINT or SIGTERM fires, for a run that stops cleanly on it: the statement
+/// running is cancelled on the server and the error says what is applied. A second signal
+/// exits at once.
+pub fn interrupt_token() -> CancellationToken {
+    let token = CancellationToken::new();
     let fired = token.clone();
     block_on(async move {
         use tokio::signal::unix::{SignalKind, signal};
@@ -196,10 +210,7 @@ pub fn interruptible_run_options(ctx: &Context) -> RunOptions {
             std::process::exit(exit::INTERRUPTED);
         });
     });
-    RunOptions {
-        interrupt: Some(token),
-        ..run_options(ctx)
-    }
+    token
 }
 
 /// DIRECT_URL when set (it bypasses a pooler), else the database every command uses; a
@@ -215,6 +226,29 @@ pub fn migration_target(ctx: &Context) -> Result<ConnInfo, CommandError> {
     Ok(ctx.target()?.info)
 }
 
+/// The project's migrations, read before the database is reached for (a project that is
+/// not set up is said before any server starts).
+fn load(ctx: &Context) -> Result<service::Migrations, CommandError> {
+    Ok(Project::from_settings(ctx)
+        .core()
+        .load()
+        .map_err(MigrateServiceError::Load)?)
+}
+
+/// A handle on [`migration_target`].
+fn migration_database(ctx: &Context) -> Result<Database, CommandError> {
+    Ok(ctx.settings.database.handle(migration_target(ctx)?))
+}
+
+/// The seed `reset` runs when the project has one.
+pub fn project_seed(ctx: &Context) -> SeedRequest {
+    SeedRequest {
+        project_root: ctx.settings.project_root.clone(),
+        file: None,
+        optional: true,
+    }
+}
+
 pub fn run(cmd: MigrateCommand, ctx: &Context) -> Result<i32, CommandError> {
     match cmd {
         MigrateCommand::New(args) => new(ctx, args),
@@ -228,17 +262,17 @@ pub fn run(cmd: MigrateCommand, ctx: &Context) -> Result<i32, CommandError> {
     }
 }
 
+/// `--json` prints a service's report as it is.
+fn print_json(ctx: &Context, report: &impl serde::Serialize) {
+    ctx.out
+        .json_value(&serde_json::to_value(report).expect("reports serialize"));
+}
+
 fn new(ctx: &Context, args: NewArgs) -> Result<i32, CommandError> {
-    let project = Project::from_settings(ctx);
-    if source::sanitize_name(&args.name).is_empty() {
-        return Err(CommandError::failure(
-            "a migration name needs at least one letter or digit",
-        ));
-    }
-    let path = source::create(&project.dir, project.format, &utc_timestamp(), &args.name)
-        .map_err(|e| CommandError::failure(e.to_string()))?;
-    ctx.out.json_value(&serde_json::json!({ "path": path }));
-    ctx.out.line(format!("Created {}", path.display()));
+    let project = Project::from_settings(ctx).core();
+    let report = service::create_migration(&project, &utc_timestamp(), &args.name, None)?;
+    print_json(ctx, &report);
+    ctx.out.line(format!("Created {}", report.path.display()));
     Ok(exit::OK)
 }
 
@@ -250,10 +284,8 @@ fn dev(ctx: &Context, args: DevArgs) -> Result<i32, CommandError> {
     use tend_schema::source::{Source, SqlSource};
 
     let project = Project::from_settings(ctx);
-    if source::sanitize_name(&args.name).is_empty() {
-        return Err(CommandError::failure(
-            "a migration name needs at least one letter or digit",
-        ));
+    if tend_migrate::source::sanitize_name(&args.name).is_empty() {
+        return Err(MigrateServiceError::EmptyName.into());
     }
     let renames = args
         .rename
@@ -294,23 +326,33 @@ fn dev(ctx: &Context, args: DevArgs) -> Result<i32, CommandError> {
         ctx.out.warn(warning);
     }
     if plan.is_empty() {
-        ctx.out
-            .json_value(&serde_json::json!({ "path": null, "steps": 0 }));
+        print_json(
+            ctx,
+            &DevReport {
+                path: None,
+                steps: 0,
+                applied: None,
+                deploy: None,
+            },
+        );
         ctx.out.line(format!(
             "No changes: the migrations already give the schema in {}.",
             desired.describe()
         ));
         return Ok(exit::OK);
     }
-    let path = source::create(&project.dir, project.format, &utc_timestamp(), &args.name)
-        .map_err(|e| CommandError::failure(e.to_string()))?;
     let header = format!(
         "-- {}: written by `tend migrate dev` from {}.\n-- Review it, hazards especially, before it reaches production.\n\n",
         args.name,
         desired.describe()
     );
-    std::fs::write(&path, format!("{header}{}", plan.to_sql(true)))
-        .map_err(|e| CommandError::failure(format!("cannot write {}: {e}", path.display())))?;
+    let path = service::create_migration(
+        &project.core(),
+        &utc_timestamp(),
+        &args.name,
+        Some(&format!("{header}{}", plan.to_sql(true))),
+    )?
+    .path;
     let hazards = plan.steps.iter().filter(|s| !s.hazards.is_empty()).count();
     ctx.out.line(format!(
         "Created {} ({}{})",
@@ -326,19 +368,25 @@ fn dev(ctx: &Context, args: DevArgs) -> Result<i32, CommandError> {
         }
     ));
     let Some(info) = target else {
-        ctx.out.json_value(&serde_json::json!({
-            "path": path, "steps": plan.steps.len(), "applied": false,
-        }));
+        print_json(
+            ctx,
+            &DevReport {
+                path: Some(path),
+                steps: plan.steps.len(),
+                applied: Some(false),
+                deploy: None,
+            },
+        );
         return Ok(exit::OK);
     };
-    let migrations = project.load()?;
-    let report = block_on(apply::deploy(
-        &info,
-        &interruptible_run_options(ctx),
-        History::new(project.format),
+    let database = ctx.settings.database.handle(info.clone());
+    let migrations = load(ctx)?;
+    let report = block_on(service::deploy(
+        &database,
+        &ctx.settings.migrate,
         &migrations,
-        None,
-        false,
+        &DeployRequest::default(),
+        &interrupt_token(),
         &mut |event| print_event(ctx, event),
     ))
     .map_err(|e| {
@@ -346,14 +394,27 @@ fn dev(ctx: &Context, args: DevArgs) -> Result<i32, CommandError> {
             .with_hint(format!("the migration is written ({}); fix the cause and run `tend migrate deploy`", path.display()))
             .with_hint("if the dev database drifted from its migrations, `tend schema verify` shows how, and `tend migrate reset` rebuilds it (it asks first)")
     })?;
-    ctx.out.json_value(&serde_json::json!({
-        "path": path, "steps": plan.steps.len(), "applied": true, "deploy": report,
-    }));
+    print_json(
+        ctx,
+        &DevReport {
+            path: Some(path),
+            steps: plan.steps.len(),
+            applied: Some(true),
+            deploy: Some(report),
+        },
+    );
     ctx.out.line(format!("Applied to {}.", info.redacted()));
     Ok(exit::OK)
 }
 
-fn print_event(ctx: &Context, event: Event) {
+fn print_event(ctx: &Context, event: MigrateEvent) {
+    let event = match event {
+        MigrateEvent::Run(event) => event,
+        MigrateEvent::Dropped { schemas } => {
+            ctx.out.line(format!("Dropped {}.", schemas.join(", ")));
+            return;
+        }
+    };
     match event {
         Event::Locked { waited } if waited > Duration::from_millis(500) => ctx.out.notice(format!(
             "Took the migration lock after waiting {:.1}s for another deploy",
@@ -379,24 +440,21 @@ fn print_event(ctx: &Context, event: Event) {
 }
 
 fn deploy(ctx: &Context, args: DeployArgs) -> Result<i32, CommandError> {
-    let project = Project::from_settings(ctx);
-    let migrations = project.load()?;
-    let info = migration_target(ctx)?;
-    let started = Instant::now();
-    let report = block_on(apply::deploy_with(
-        &info,
-        &interruptible_run_options(ctx),
-        History::new(project.format),
+    let migrations = load(ctx)?;
+    let database = migration_database(ctx)?;
+    let report = block_on(service::deploy(
+        &database,
+        &ctx.settings.migrate,
         &migrations,
-        apply::DeployPlan {
-            to: args.to.as_deref(),
+        &DeployRequest {
+            to: args.to,
             dry_run: args.dry_run,
-            resume: args.resume.as_deref(),
+            resume: args.resume,
         },
+        &interrupt_token(),
         &mut |event| print_event(ctx, event),
     ))?;
-    ctx.out
-        .json_value(&serde_json::to_value(&report).expect("reports serialize"));
+    print_json(ctx, &report);
     if args.dry_run {
         if report.applied.is_empty() {
             ctx.out
@@ -416,30 +474,23 @@ fn deploy(ctx: &Context, args: DeployArgs) -> Result<i32, CommandError> {
         "{} applied, {} already applied, in {:.2}s.",
         count(report.applied.len(), "migration", "migrations"),
         report.already_applied,
-        started.elapsed().as_secs_f64()
+        report.elapsed.as_secs_f64()
     ));
     Ok(exit::OK)
 }
 
 fn status(ctx: &Context) -> Result<i32, CommandError> {
-    let project = Project::from_settings(ctx);
-    let migrations = project.load()?;
-    let info = migration_target(ctx)?;
-    let statuses = block_on(apply::status(
-        &info,
-        &run_options(ctx),
-        History::new(project.format),
+    let migrations = load(ctx)?;
+    let database = migration_database(ctx)?;
+    let report = block_on(service::status(
+        &database,
+        &ctx.settings.migrate,
         &migrations,
     ))?;
-    let up_to_date = tend_migrate::status::is_up_to_date(&statuses);
-    ctx.out.json_value(&serde_json::json!({
-        "format": project.format,
-        "history_table": project.format.history_table(),
-        "up_to_date": up_to_date,
-        "migrations": statuses,
-    }));
+    print_json(ctx, &report);
+    let statuses = &report.migrations;
     let width = statuses.iter().map(|s| s.name.len()).max().unwrap_or(0);
-    for s in &statuses {
+    for s in statuses {
         let state = apply::state_word(&s.state);
         let mark = match s.state {
             State::Applied => ctx.out.paint(state, "32"),
@@ -470,7 +521,7 @@ fn status(ctx: &Context) -> Result<i32, CommandError> {
         count(State::Modified),
         count(State::RolledBack),
         count(State::Missing),
-        project.format.history_table()
+        report.history_table
     ));
     let waiting = count(State::Pending) + count(State::RolledBack);
     if waiting > 0 {
@@ -483,79 +534,72 @@ fn status(ctx: &Context) -> Result<i32, CommandError> {
             }
         ));
     }
-    Ok(if up_to_date { exit::OK } else { exit::FAILURE })
-}
-
-fn locked(ctx: &Context, project: &Project) -> Result<(ConnInfo, apply::Locked), CommandError> {
-    let info = migration_target(ctx)?;
-    let locked = block_on(apply::Locked::acquire(
-        &info,
-        &run_options(ctx),
-        History::new(project.format),
-        &mut |event| print_event(ctx, event),
-    ))?;
-    Ok((info, locked))
+    Ok(if report.up_to_date {
+        exit::OK
+    } else {
+        exit::FAILURE
+    })
 }
 
 fn resolve(ctx: &Context, args: ResolveArgs) -> Result<i32, CommandError> {
-    let project = Project::from_settings(ctx);
-    let migrations = project.load()?;
-    let (name, applied) = match (args.applied, args.rolled_back) {
-        (Some(name), _) => (name, true),
-        (None, Some(name)) => (name, false),
+    let migrations = load(ctx)?;
+    let request = match (args.applied, args.rolled_back) {
+        (Some(name), _) => ResolveRequest::Applied(name),
+        (None, Some(name)) => ResolveRequest::RolledBack(name),
         (None, None) => unreachable!("clap requires one"),
     };
-    let (_, locked) = locked(ctx, &project)?;
-    let message = block_on(apply::resolve(&locked, &migrations, &name, applied))?;
-    block_on(locked.release())?;
-    ctx.out
-        .json_value(&serde_json::json!({ "migration": name, "result": message }));
-    ctx.out.line(format!("Resolved: {message}."));
+    let database = migration_database(ctx)?;
+    let report = block_on(service::resolve(
+        &database,
+        &ctx.settings.migrate,
+        &migrations,
+        &request,
+        &mut |event| print_event(ctx, event),
+    ))?;
+    print_json(ctx, &report);
+    ctx.out.line(format!("Resolved: {}.", report.result));
     Ok(exit::OK)
 }
 
 fn rollback(ctx: &Context, args: RollbackArgs) -> Result<i32, CommandError> {
-    let project = Project::from_settings(ctx);
-    let migrations = project.load()?;
-    let info = migration_target(ctx)?;
+    let migrations = load(ctx)?;
+    let database = migration_database(ctx)?;
+    let request = RollbackRequest {
+        steps: args.steps,
+        to: args.to,
+    };
     // Plan and ask without holding the lock, so a prompt never blocks a deploy.
-    let statuses = block_on(apply::status(
-        &info,
-        &run_options(ctx),
-        History::new(project.format),
+    let plan = block_on(service::plan_rollback(
+        &database,
+        &ctx.settings.migrate,
         &migrations,
+        &request,
     ))?;
-    let plan: Vec<String> = apply::rollback_plan(
-        &statuses,
-        &migrations,
-        args.steps,
-        args.to.as_deref(),
-        project.format,
-    )?
-    .iter()
-    .map(|m| m.name.clone())
-    .collect();
-    if plan.is_empty() {
-        ctx.out
-            .json_value(&serde_json::json!({ "rolled_back": [] }));
+    let names = &plan.would_roll_back;
+    if names.is_empty() {
+        print_json(
+            ctx,
+            &RollbackReport {
+                rolled_back: Vec::new(),
+            },
+        );
         ctx.out.line("Nothing to roll back.");
         return Ok(exit::OK);
     }
     if args.dry_run {
-        ctx.out
-            .json_value(&serde_json::json!({ "dry_run": true, "would_roll_back": plan }));
         ctx.out.line("Would run the down scripts of, newest first:");
-        for name in &plan {
+        for name in names {
             ctx.out.line(format!("  {name}"));
         }
+        print_json(ctx, &DryRun::of(plan));
         return Ok(exit::OK);
     }
     ctx.out.confirm(
         &format!(
             "Undo {} ({}) through {}?",
-            count(plan.len(), "migration", "migrations"),
-            plan.join(", "),
-            if plan.len() == 1 {
+            count(names.len(), "migration", "migrations"),
+            names.join(", "),
+            if names.len() == 1 {
                 "its down script"
             } else {
                 "their down scripts"
@@ -563,56 +607,36 @@ fn rollback(ctx: &Context, args: RollbackArgs) -> Result<i32, CommandError> {
         ),
         ctx.yes,
     )?;
-    let (_, locked) = locked(ctx, &project)?;
-    let again = block_on(apply::rollback(
-        &locked,
+    let report = block_on(service::rollback(
+        &database,
+        &ctx.settings.migrate,
         &migrations,
-        args.steps,
-        args.to.as_deref(),
-        true,
+        &request,
+        &plan,
+        &mut |event| print_event(ctx, event),
     ))?;
-    if again != plan {
-        return Err(CommandError::failure(
-            "the migration history changed while you were asked; nothing was rolled back, run the command again",
-        ));
-    }
-    let done = block_on(apply::rollback(
-        &locked,
-        &migrations,
-        args.steps,
-        args.to.as_deref(),
-        false,
-    ))?;
-    block_on(locked.release())?;
-    ctx.out
-        .json_value(&serde_json::json!({ "rolled_back": done }));
-    for name in &done {
+    print_json(ctx, &report);
+    for name in &report.rolled_back {
         ctx.out.line(format!("rolled back  {name}"));
     }
     Ok(exit::OK)
 }
 
 fn reset(ctx: &Context, args: ResetArgs) -> Result<i32, CommandError> {
-    let project = Project::from_settings(ctx);
-    let migrations = project.load()?;
-    let info = migration_target(ctx)?;
-    let schemas = {
-        let session = ctx.connect(&info)?;
-        block_on(apply::application_schemas(&session))?
-    };
+    let migrations = load(ctx)?;
+    let database = migration_database(ctx)?;
+    let info = database.info();
+    let plan = block_on(service::plan_reset(&database, &migrations))?;
+    let schemas = &plan.would_drop_schemas;
     if args.dry_run {
-        ctx.out.json_value(&serde_json::json!({
-            "dry_run": true,
-            "would_drop_schemas": schemas,
-            "would_apply": migrations.iter().map(|m| &m.name).collect::<Vec<_>>(),
-        }));
         ctx.out.line(format!(
             "Would drop the schemas {} of {}, then apply {}{}.",
             schemas.join(", "),
             info.redacted(),
-            count(migrations.len(), "migration", "migrations"),
+            count(plan.would_apply.len(), "migration", "migrations"),
             if args.skip_seed { "" } else { " and seed" }
         ));
+        print_json(ctx, &DryRun::of(plan));
         return Ok(exit::OK);
     }
     ctx.out.confirm(
@@ -623,36 +647,22 @@ fn reset(ctx: &Context, args: ResetArgs) -> Result<i32, CommandError> {
         ),
         ctx.yes,
     )?;
-    let (_, locked) = locked(ctx, &project)?;
-    // Drop what is there now: a schema created while the user was asked goes too, as the
-    // question said "the application's schemas".
-    let schemas = block_on(apply::application_schemas(locked.client()))?;
-    block_on(apply::drop_schemas(&locked, &schemas))?;
-    block_on(locked.release())?;
-    ctx.out.line(format!("Dropped {}.", schemas.join(", ")));
-    let report = block_on(apply::deploy(
-        &info,
-        &interruptible_run_options(ctx),
-        History::new(project.format),
+    let request = ResetRequest {
+        seed: (!args.skip_seed).then(|| project_seed(ctx)),
+    };
+    let report = block_on(service::reset(
+        &database,
+        &ctx.settings.migrate,
         &migrations,
-        None,
-        false,
+        &request,
+        &interrupt_token(),
         &mut |event| print_event(ctx, event),
     ))?;
-    let seeded = if args.skip_seed {
-        None
-    } else {
-        super::seed::run_seed(ctx, &info, None, true)?.map(|(path, _)| path)
-    };
-    ctx.out.json_value(&serde_json::json!({
-        "dropped_schemas": schemas,
-        "applied": report.applied,
-        "seed": seeded,
-    }));
+    print_json(ctx, &report);
     ctx.out.line(format!(
         "Reset done: {} applied{}.",
         count(report.applied.len(), "migration", "migrations"),
-        match &seeded {
+        match &report.seed {
             Some(path) => format!(", seeded from {}", path.display()),
             None => String::new(),
         }
@@ -661,13 +671,17 @@ fn reset(ctx: &Context, args: ResetArgs) -> Result<i32, CommandError> {
 }
 
 fn baseline(ctx: &Context, args: BaselineArgs) -> Result<i32, CommandError> {
-    let project = Project::from_settings(ctx);
-    let migrations = project.load()?;
-    let (_, locked) = locked(ctx, &project)?;
-    let recorded = block_on(apply::baseline(&locked, &migrations, args.to.as_deref()))?;
-    block_on(locked.release())?;
-    ctx.out
-        .json_value(&serde_json::json!({ "recorded": recorded }));
+    let migrations = load(ctx)?;
+    let database = migration_database(ctx)?;
+    let report = block_on(service::baseline(
+        &database,
+        &ctx.settings.migrate,
+        &migrations,
+        args.to.as_deref(),
+        &mut |event| print_event(ctx, event),
+    ))?;
+    print_json(ctx, &report);
+    let recorded = &report.recorded;
     ctx.out.line(format!(
         "Recorded {} as applied without running {}.",
         count(recorded.len(), "migration", "migrations"),

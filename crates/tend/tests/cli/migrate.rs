@@ -956,3 +956,231 @@ fn a_seed_with_its_own_commit_reports_what_it_kept_and_the_failing_line() {
     assert_eq!(code, 0, "{out}{err}");
     assert!(out.contains("statement by statement"), "{out}");
 }
+
+/// SIGINT during `tend seed` cancels the running statement on the server: in one
+/// transaction nothing stays; statement by statement what committed stays and the error
+/// says so; either way exit 130 and nothing keeps running.
+#[test]
+fn sigint_during_seed_cancels_its_statement_and_says_what_stayed() {
+    let project = TestProject::new();
+    let db = TestDb::create();
+    db.execute("CREATE TABLE items (id int)");
+    let interrupted_seed = |sql: &str, needle: &str| {
+        project.write("seed.sql", sql);
+        let child = project
+            .tend_process()
+            .env("DATABASE_URL", db.url())
+            .arg("seed")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        wait_for_statement(&db, needle);
+        // SAFETY: a signal to the child we spawned.
+        unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+        let output = child.wait_with_output().unwrap();
+        let (_, err) = crate::text(&output);
+        (output.status.code().unwrap_or(-1), err)
+    };
+    // The backend says it is idle just after the client has the cancellation's error.
+    let stops_running = |needle: &str| {
+        let sql = format!(
+            "SELECT count(*)::text FROM pg_stat_activity WHERE datname = current_database() AND state = 'active' AND query LIKE '%{needle}%' AND query NOT LIKE '%pg_stat_activity%' AND pid <> pg_backend_pid()"
+        );
+        for _ in 0..600 {
+            if db.query_column(&sql) == [Some("0".to_string())] {
+                return true;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        false
+    };
+
+    let (code, err) = interrupted_seed(
+        "INSERT INTO items VALUES (1);\nSELECT pg_sleep(60.5);\n",
+        "pg_sleep(60.5)",
+    );
+    assert_eq!(code, 130, "{err}");
+    assert!(err.contains("nothing of it was applied"), "{err}");
+    assert!(
+        stops_running("pg_sleep(60.5)"),
+        "the statement keeps running"
+    );
+    assert_eq!(
+        db.query_column("SELECT count(*)::text FROM items"),
+        [Some("0".to_string())]
+    );
+
+    let (code, err) = interrupted_seed(
+        "BEGIN;\nINSERT INTO items VALUES (1);\nCOMMIT;\nSELECT pg_sleep(61.5);\nINSERT INTO items VALUES (2);\n",
+        "pg_sleep(61.5)",
+    );
+    assert_eq!(code, 130, "{err}");
+    assert!(
+        err.contains("its first 3 statements (through line 3) stayed committed"),
+        "{err}"
+    );
+    assert!(
+        stops_running("pg_sleep(61.5)"),
+        "the statement keeps running"
+    );
+    assert_eq!(
+        db.query_column("SELECT string_agg(id::text, ',') FROM items"),
+        [Some("1".to_string())]
+    );
+}
+
+/// A `--json` document with the project's directory (temporary, different each run) written
+/// `[project]`.
+fn json_doc(project: &TestProject, out: &str) -> serde_json::Value {
+    let root = project.path().display().to_string();
+    serde_json::from_str(&out.replace(&root, "[project]"))
+        .unwrap_or_else(|e| panic!("not one JSON document ({e}): {out}"))
+}
+
+/// `migrate deploy --json` (dry or not) and `migrate status --json` print the core's
+/// `DeployReport` and `StatusReport`; the snapshots pin their shape, timings and dates
+/// redacted.
+#[test]
+fn deploy_and_status_json_are_the_migrate_reports() {
+    let project = TestProject::new();
+    let db = TestDb::create();
+    let tend = |args: &[&str]| run(project.tend().env("DATABASE_URL", db.url()).args(args));
+    assert_eq!(tend(&["init"]).0, 0);
+    project.write(
+        "migrations/20240101_000000_widgets.sql",
+        "CREATE TABLE widgets (id int PRIMARY KEY, name text);\n",
+    );
+    project.write(
+        "migrations/20240102_000000_widget_names.sql",
+        "CREATE INDEX CONCURRENTLY widgets_name ON widgets (name);\n",
+    );
+    let (code, out, err) = tend(&["migrate", "deploy", "--dry-run", "--json"]);
+    assert_eq!(code, 0, "{out}{err}");
+    insta::assert_json_snapshot!("deploy_dry_run_json", json_doc(&project, &out), {
+        ".applied[].millis" => "[millis]",
+    });
+    let (code, out, err) = tend(&[
+        "migrate",
+        "deploy",
+        "--to",
+        "20240101_000000_widgets",
+        "--json",
+    ]);
+    assert_eq!(code, 0, "{out}{err}");
+    insta::assert_json_snapshot!("deploy_json", json_doc(&project, &out), {
+        ".applied[].millis" => "[millis]",
+    });
+    let (code, out, err) = tend(&["migrate", "status", "--json"]);
+    assert_eq!(code, 1, "one is pending: {out}{err}");
+    insta::assert_json_snapshot!("status_json", json_doc(&project, &out), {
+        ".migrations[].applied_at" => "[applied at]",
+    });
+}
+
+/// `migrate baseline`, `resolve` and `rollback` (planned, done, and with nothing to do)
+/// print the core's reports with `--json`.
+#[test]
+fn baseline_resolve_and_rollback_json_are_the_migrate_reports() {
+    let project = TestProject::new();
+    let db = TestDb::create();
+    let tend = |args: &[&str]| run(project.tend().env("DATABASE_URL", db.url()).args(args));
+    assert_eq!(tend(&["init"]).0, 0);
+    project.write(
+        "migrations/20240101_000000_widgets.sql",
+        "CREATE TABLE widgets (id int PRIMARY KEY, name text);\n",
+    );
+    project.write(
+        "migrations/20240101_000000_widgets.down.sql",
+        "DROP TABLE widgets;\n",
+    );
+    project.write(
+        "migrations/20240102_000000_gadgets.sql",
+        "CREATE TABLE gadgets (id int);\n",
+    );
+    project.write(
+        "migrations/20240102_000000_gadgets.down.sql",
+        "DROP TABLE IF EXISTS gadgets;\n",
+    );
+    db.execute("CREATE TABLE widgets (id int PRIMARY KEY, name text)");
+    let (code, out, err) = tend(&[
+        "migrate",
+        "baseline",
+        "--to",
+        "20240101_000000_widgets",
+        "--json",
+    ]);
+    assert_eq!(code, 0, "{out}{err}");
+    insta::assert_json_snapshot!("baseline_json", json_doc(&project, &out));
+    let (code, out, err) = tend(&[
+        "migrate",
+        "resolve",
+        "--applied",
+        "20240102_000000_gadgets",
+        "--json",
+    ]);
+    assert_eq!(code, 0, "{out}{err}");
+    insta::assert_json_snapshot!("resolve_json", json_doc(&project, &out));
+    let (code, out, err) = tend(&["migrate", "rollback", "--steps", "2", "--dry-run", "--json"]);
+    assert_eq!(code, 0, "{out}{err}");
+    insta::assert_json_snapshot!("rollback_dry_run_json", json_doc(&project, &out));
+    let (code, out, err) = tend(&["migrate", "rollback", "--yes", "--json"]);
+    assert_eq!(code, 0, "{out}{err}");
+    insta::assert_json_snapshot!("rollback_json", json_doc(&project, &out));
+    let (code, out, err) = tend(&[
+        "migrate",
+        "rollback",
+        "--to",
+        "20240101_000000_widgets",
+        "--json",
+    ]);
+    assert_eq!(code, 0, "{out}{err}");
+    insta::assert_json_snapshot!("rollback_nothing_json", json_doc(&project, &out));
+    assert_eq!(
+        db.query_column("SELECT to_regclass('widgets')::text"),
+        vec![Some("widgets".into())],
+        "only the newest was rolled back"
+    );
+}
+
+/// `migrate new`, `seed`, `migrate reset --dry-run` and `migrate reset` print the core's
+/// reports with `--json` (the new migration's timestamped path redacted).
+#[test]
+fn new_seed_and_reset_json_are_the_migrate_reports() {
+    let project = TestProject::new();
+    let db = TestDb::create();
+    let tend = |args: &[&str]| run(project.tend().env("DATABASE_URL", db.url()).args(args));
+    assert_eq!(tend(&["init"]).0, 0);
+    let (code, out, err) = tend(&["migrate", "new", "add widgets", "--json"]);
+    assert_eq!(code, 0, "{out}{err}");
+    let created = json_doc(&project, &out);
+    let path = created["path"].as_str().unwrap().to_string();
+    assert!(path.ends_with("_add_widgets.sql"), "{path}");
+    insta::assert_json_snapshot!("new_json", created, { ".path" => "[path]" });
+    std::fs::write(
+        path.replace("[project]", &project.path().display().to_string()),
+        "CREATE TABLE widgets (id int PRIMARY KEY, name text);\n",
+    )
+    .unwrap();
+    project.write("seed.sql", "INSERT INTO widgets VALUES (1, 'first');\n");
+    assert_eq!(tend(&["migrate", "deploy"]).0, 0);
+    let (code, out, err) = tend(&["seed", "--json"]);
+    assert_eq!(code, 0, "{out}{err}");
+    insta::assert_json_snapshot!("seed_json", json_doc(&project, &out));
+    db.execute("CREATE SCHEMA reporting");
+    let (code, out, err) = tend(&["migrate", "reset", "--dry-run", "--json"]);
+    assert_eq!(code, 0, "{out}{err}");
+    insta::assert_json_snapshot!("reset_dry_run_json", json_doc(&project, &out), {
+        ".would_apply[]" => "[migration]",
+    });
+    let (code, out, err) = tend(&["migrate", "reset", "--yes", "--json"]);
+    assert_eq!(code, 0, "{out}{err}");
+    insta::assert_json_snapshot!("reset_json", json_doc(&project, &out), {
+        ".applied[].millis" => "[millis]",
+        ".applied[].name" => "[migration]",
+    });
+    assert_eq!(
+        db.query_column("SELECT name FROM widgets"),
+        vec![Some("first".into())]
+    );
+}
