@@ -196,3 +196,20 @@ impl From<std::io::Error> for CommandError {
         CommandError::from_error(ErrorKind::Failure, &err)
     }
 }
+
+/// What `--json` prints on stdout for an error, `{"error": {...}}`, so a script reads the
+/// failure from the same stream as a result. `K` is an `ErrorKind`, or `"usage"` for a
+/// command line clap refused.
+#[derive(Debug, serde::Serialize)]
+pub struct ErrorDocument<'a, K: serde::Serialize> {
+    pub error: ErrorBody<'a, K>,
+}
+
+/// The error itself: its kind, the exit code that kind gives, the message and the hints.
+#[derive(Debug, serde::Serialize)]
+pub struct ErrorBody<'a, K: serde::Serialize> {
+    pub kind: K,
+    pub exit_code: i32,
+    pub message: &'a str,
+    pub hints: &'a [String],
+}

@@ -65,17 +65,20 @@ fn usage_error(err: clap::Error) -> ! {
             .unwrap_or_default()
             .trim_start_matches("error: ")
             .to_string();
-        let doc = serde_json::json!({
-            "error": {
-                "kind": "usage",
-                "exit_code": command_error::exit::USAGE,
-                "message": message,
-                "hints": ["run `tend --help` for usage"],
-            }
-        });
+        let hints = ["run `tend --help` for usage".to_string()];
+        let doc = command_error::ErrorDocument {
+            error: command_error::ErrorBody {
+                kind: "usage",
+                exit_code: command_error::exit::USAGE,
+                message: &message,
+                hints: &hints,
+            },
+        };
         println!(
             "{}",
-            serde_json::to_string_pretty(&doc).expect("JSON values serialize")
+            serde_json::to_value(&doc)
+                .and_then(|value| serde_json::to_string_pretty(&value))
+                .expect("errors serialize")
         );
     }
     eprint!("{rendered}");

@@ -120,14 +120,15 @@ impl Output {
             return;
         }
         if self.json {
-            let value = serde_json::json!({
-                "error": {
-                    "kind": err.kind,
-                    "exit_code": err.kind.exit_code(),
-                    "message": err.message,
-                    "hints": err.hints,
-                }
-            });
+            let document = crate::command_error::ErrorDocument {
+                error: crate::command_error::ErrorBody {
+                    kind: err.kind,
+                    exit_code: err.kind.exit_code(),
+                    message: &err.message,
+                    hints: &err.hints,
+                },
+            };
+            let value = serde_json::to_value(&document).expect("errors serialize");
             let text = serde_json::to_string_pretty(&value).expect("JSON values serialize");
             let _ = writeln!(std::io::stdout().lock(), "{}", self.scrub(&text));
         }

@@ -73,11 +73,11 @@ fn start(ctx: &Context) -> Result<i32, CommandError> {
         crate::context::ClusterUse::Asked,
     )?;
     let already = matches!(before, ClusterStatus::Running { .. });
-    ctx.out.json_value(&serde_json::json!({
-        "url": info.to_secret_string(),
-        "already_running": already,
-        "root": ctx.local_cluster().root(),
-    }));
+    ctx.out.json_value(&StartReport {
+        url: info.to_secret_string(),
+        already_running: already,
+        root: ctx.local_cluster().root().to_path_buf(),
+    });
     if already {
         ctx.out.notice("The local cluster is already running.");
     } else {
@@ -89,8 +89,9 @@ fn start(ctx: &Context) -> Result<i32, CommandError> {
 
 fn stop(ctx: &Context) -> Result<i32, CommandError> {
     let was_running = ctx.local_cluster().stop()?;
-    ctx.out
-        .json_value(&serde_json::json!({ "stopped": was_running }));
+    ctx.out.json_value(&StopReport {
+        stopped: was_running,
+    });
     ctx.out.line(if was_running {
         "Stopped the local cluster."
     } else {
@@ -109,12 +110,12 @@ fn status(ctx: &Context) -> Result<i32, CommandError> {
         }
         ClusterStatus::NotInitialized => None,
     };
-    ctx.out.json_value(&serde_json::json!({
-        "status": status,
-        "running": matches!(status, ClusterStatus::Running { .. }),
-        "url": url,
-        "root": cluster.root(),
-    }));
+    ctx.out.json_value(&StatusReport {
+        status: &status,
+        running: matches!(status, ClusterStatus::Running { .. }),
+        url: url.as_deref(),
+        root: cluster.root(),
+    });
     match status {
         ClusterStatus::Running { pid, port } => {
             ctx.out.line(format!(
@@ -140,8 +141,9 @@ fn status(ctx: &Context) -> Result<i32, CommandError> {
 fn url(ctx: &Context, args: DbArgs) -> Result<i32, CommandError> {
     let info = ctx.start_local_cluster(&dbname(ctx, &args), crate::context::ClusterUse::Asked)?;
     if ctx.out.json {
-        ctx.out
-            .json_value(&serde_json::json!({ "url": info.to_secret_string() }));
+        ctx.out.json_value(&UrlReport {
+            url: info.to_secret_string(),
+        });
     } else {
         ctx.out.result(info.to_secret_string());
     }
@@ -170,16 +172,20 @@ fn destroy(ctx: &Context, args: DestroyArgs) -> Result<i32, CommandError> {
     let paths = cluster.files()?;
     let exists = paths.iter().any(|p| p.exists());
     if !exists {
-        ctx.out
-            .json_value(&serde_json::json!({ "destroyed": false, "paths": [] }));
+        ctx.out.json_value(&DestroyReport {
+            destroyed: false,
+            paths: Vec::new(),
+        });
         ctx.out
             .line("There is no local cluster here; nothing to delete.");
         return Ok(exit::OK);
     }
     let listing: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
     if args.dry_run {
-        ctx.out
-            .json_value(&serde_json::json!({ "dry_run": true, "would_delete": listing }));
+        ctx.out.json_value(&DestroyPlan {
+            dry_run: true,
+            would_delete: &listing,
+        });
         ctx.out.line("Would stop the local cluster and delete:");
         for path in &listing {
             ctx.out.line(format!("  {path}"));
@@ -194,8 +200,53 @@ fn destroy(ctx: &Context, args: DestroyArgs) -> Result<i32, CommandError> {
         ctx.yes,
     )?;
     cluster.destroy()?;
-    ctx.out
-        .json_value(&serde_json::json!({ "destroyed": true, "paths": listing }));
+    ctx.out.json_value(&DestroyReport {
+        destroyed: true,
+        paths: listing,
+    });
     ctx.out.line("Deleted the local cluster.");
     Ok(exit::OK)
+}
+
+/// `tend dev start --json`.
+#[derive(serde::Serialize)]
+struct StartReport {
+    url: String,
+    already_running: bool,
+    root: std::path::PathBuf,
+}
+
+/// `tend dev stop --json`: whether it was running.
+#[derive(serde::Serialize)]
+struct StopReport {
+    stopped: bool,
+}
+
+/// `tend dev status --json`.
+#[derive(serde::Serialize)]
+struct StatusReport<'a> {
+    status: &'a ClusterStatus,
+    running: bool,
+    url: Option<&'a str>,
+    root: &'a std::path::Path,
+}
+
+/// `tend dev url --json`.
+#[derive(serde::Serialize)]
+struct UrlReport {
+    url: String,
+}
+
+/// `tend dev destroy --dry-run --json`: what would be deleted.
+#[derive(serde::Serialize)]
+struct DestroyPlan<'a> {
+    dry_run: bool,
+    would_delete: &'a [String],
+}
+
+/// `tend dev destroy --json`: what was deleted.
+#[derive(serde::Serialize)]
+struct DestroyReport {
+    destroyed: bool,
+    paths: Vec<String>,
 }
