@@ -1,5 +1,7 @@
 //! tend's core, shared by the command line and the daemon: settings resolved once into
-//! typed sections, and tend's own state in the target database.
+//! typed sections, tend's own state in the target database, and the services every command
+//! runs (backup, restore, migrate, schema, checks, doctor, health, optimize ...), each async,
+//! taking a settings section and a database handle, and returning a typed report.
 //!
 //! The core never reads the process environment and never prints: the caller hands it an
 //! environment getter and renders what it returns.
