@@ -1131,3 +1131,52 @@ fn a_rename_is_suggested_also_when_the_type_changes() {
         "the renamed column is one object, with its name and type"
     );
 }
+
+/// Column defaults are decompiled without their table (relation 0, which spares opening
+/// every table); the text must be the server's own rendering with the table, character for
+/// character, whatever the default holds.
+#[test]
+fn column_defaults_read_without_their_table_are_the_servers_rendering() {
+    let db = database(
+        "CREATE SCHEMA \"Odd Schema\";
+         CREATE TYPE \"Odd Schema\".mood AS ENUM ('calm', 'tense');
+         CREATE DOMAIN public.positive AS integer CHECK (VALUE > 0);
+         CREATE SEQUENCE public.counter;
+         CREATE TABLE \"Odd Schema\".\"Defaults\" (
+             serial_id serial,
+             counted bigint DEFAULT nextval('public.counter'),
+             mood \"Odd Schema\".mood DEFAULT 'calm',
+             amount numeric(12, 2) DEFAULT 0,
+             ratio double precision DEFAULT (1.0 / 3),
+             created timestamptz DEFAULT now(),
+             day date DEFAULT (CURRENT_DATE + interval '1 day'),
+             label text DEFAULT ('x' || lpad('7', 3, '0')) COLLATE \"C\",
+             tags text[] DEFAULT ARRAY['a', 'b'],
+             doc jsonb DEFAULT '{\"k\": [1, 2]}'::jsonb,
+             flag boolean DEFAULT (random() > 0.5),
+             small public.positive DEFAULT 1,
+             who text DEFAULT CURRENT_USER,
+             total integer GENERATED ALWAYS AS (serial_id * 2) STORED
+         );",
+    );
+    let model = model_of(&db);
+    let table = &model.tables[&tend_schema::QualifiedName::new("Odd Schema", "Defaults")];
+    let expected = db.query_column(
+        "SET search_path = ''; SELECT a.attname || '=' || coalesce(pg_get_expr(d.adbin, d.adrelid), '') \
+         FROM pg_attribute a LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum \
+         WHERE a.attrelid = '\"Odd Schema\".\"Defaults\"'::regclass AND a.attnum > 0 ORDER BY a.attnum",
+    );
+    let read: Vec<Option<String>> = table
+        .columns
+        .iter()
+        .map(|c| {
+            let text = c.default.as_ref().or(c.generated.as_ref());
+            Some(format!(
+                "{}={}",
+                c.name,
+                text.map(String::as_str).unwrap_or("")
+            ))
+        })
+        .collect();
+    assert_eq!(read, expected);
+}
