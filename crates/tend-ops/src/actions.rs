@@ -612,7 +612,7 @@ pub async fn optimize_plan(
                 AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conindid = s.indexrelid)
                 AND s.schemaname <> 'tend'
                 AND pg_relation_size(s.indexrelid) >= $1
-              ORDER BY 2 DESC LIMIT 100",
+              ORDER BY 2 DESC, 1 LIMIT 100",
             &[&unused_min_bytes],
         )
         .await?;

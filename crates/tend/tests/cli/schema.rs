@@ -481,7 +481,10 @@ fn dump_json_is_the_model_with_typed_foreign_keys() {
     );
     let (code, out, err) = tend(&project, &db, &["schema", "dump", "--json"]);
     assert_eq!(code, 0, "{out}{err}");
-    let doc: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let mut doc: serde_json::Value = serde_json::from_str(&out).unwrap();
+    // PostgreSQL 18 names NOT NULL constraints, and the model says so; the rest is the same
+    // on every major.
+    doc.as_object_mut().unwrap().remove("named_not_nulls");
     insta::assert_json_snapshot!(doc);
 }
 
@@ -497,7 +500,7 @@ fn diff_json_names_each_step_object_as_text() {
         &to,
         "CREATE TABLE t (id int PRIMARY KEY, a text NOT NULL, b int);
          CREATE TABLE u (id int PRIMARY KEY, t_id int REFERENCES t (id) ON DELETE SET NULL);
-         CREATE INDEX t_a ON t (a); CREATE VIEW v AS SELECT id, a FROM t;",
+         CREATE INDEX t_a ON t (a); CREATE VIEW v AS SELECT count(*) AS n FROM t;",
     );
     let (code, out, err) = run(project
         .tend()
