@@ -571,3 +571,26 @@ pub async fn seed(
     .await?;
     Ok(Some(SeedReport { seed: path, mode }))
 }
+
+/// `migrate dev`'s plan: from the schema the migrations give (replayed in a shadow database)
+/// to the schema `desired` describes, with the rename hints. Steps use CONCURRENTLY only in
+/// tend's layout: Prisma runs a migration file as one script, where it cannot run.
+pub async fn dev_plan(
+    shadows: &tend_schema::shadow::Shadows,
+    migrations: &[Migration],
+    format: Format,
+    desired: &dyn tend_schema::source::Source,
+    renames: Vec<tend_schema::diff::Rename>,
+) -> Result<tend_schema::diff::Plan, tend_schema::SchemaError> {
+    let shadow = shadows.replay_migrations(migrations, format).await?;
+    let current = tend_schema::source::introspect_and_release(shadow).await?;
+    let wanted = desired.load(Some(shadows)).await?;
+    Ok(tend_schema::diff(
+        &current,
+        &wanted,
+        &tend_schema::diff::DiffOptions {
+            renames,
+            concurrently: format == Format::Tend,
+        },
+    ))
+}

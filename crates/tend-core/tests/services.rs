@@ -180,6 +180,8 @@ fn the_cores_futures_are_send(
     prune_plan: tend_core::backup::PrunePlan,
     migrations: &tend_core::migrate::Migrations,
     cancel: &CancellationToken,
+    shadows: &tend_schema::shadow::Shadows,
+    desired: &dyn tend_schema::source::Source,
 ) {
     use tend_core::migrate::{self, DeployRequest, ResetRequest, ResolveRequest, RollbackRequest};
     fn send<T: Send>(_: T) {}
@@ -256,6 +258,13 @@ fn the_cores_futures_are_send(
         &mut |_| {},
     ));
     send(migrate::status(database, migrate, migrations));
+    send(migrate::dev_plan(
+        shadows,
+        &migrations.files,
+        migrations.project.format,
+        desired,
+        Vec::new(),
+    ));
     send(migrate::resolve(
         database,
         migrate,

@@ -280,7 +280,7 @@ fn new(ctx: &Context, args: NewArgs) -> Result<i32, CommandError> {
 /// the difference as the next migration, and deploys it to the dev database. It never resets
 /// the dev database: when the deploy cannot apply, it says so and leaves the choice to the user.
 fn dev(ctx: &Context, args: DevArgs) -> Result<i32, CommandError> {
-    use tend_schema::diff::{DiffOptions, Rename};
+    use tend_schema::diff::Rename;
     use tend_schema::source::{Source, SqlSource};
 
     let project = Project::from_settings(ctx);
@@ -306,22 +306,13 @@ fn dev(ctx: &Context, args: DevArgs) -> Result<i32, CommandError> {
         Some(migration_target(ctx)?)
     };
     let shadows = super::schema::shadows(ctx, target.as_ref())?;
-    let current = block_on(async {
-        let shadow = shadows
-            .replay_migrations(&migrations, project.format)
-            .await?;
-        tend_schema::source::introspect_and_release(shadow).await
-    })?;
-    let wanted = block_on(desired.load(Some(&shadows)))?;
-    // Prisma runs a migration file as one script, where CONCURRENTLY cannot run.
-    let plan = tend_schema::diff(
-        &current,
-        &wanted,
-        &DiffOptions {
-            renames,
-            concurrently: project.format == Format::Tend,
-        },
-    );
+    let plan = block_on(service::dev_plan(
+        &shadows,
+        &migrations,
+        project.format,
+        &desired,
+        renames,
+    ))?;
     for warning in &plan.warnings {
         ctx.out.warn(warning);
     }
