@@ -167,3 +167,41 @@ fn usage_errors_are_json_documents_with_json() {
     assert_eq!(doc["error"]["kind"], "usage");
     assert!(err.contains("frobnicate"), "{err}");
 }
+
+/// `tend config show --json` is its typed report: where the configuration came from and
+/// every key with its value and source (paths of this run redacted).
+#[test]
+fn config_show_json_is_the_config_report() {
+    let project = TestProject::new();
+    project.write(
+        "tend.toml",
+        "[database]\nurl = \"postgresql://app:secret@db.internal/app\"\n[backup.retention]\nkeep_last = 3\n",
+    );
+    // Only what this test sets: no tool folder or server user from the test's environment.
+    let (code, out, err) = run(project
+        .tend()
+        .env_remove("TEND_PG_BINDIR")
+        .env_remove("TEND_PG_USER")
+        .env("DB_CONNECT_TIMEOUT", "3s")
+        .args(["config", "show", "--json"]));
+    assert_eq!(code, 0, "{err}");
+    let doc: serde_json::Value = serde_json::from_str(&out).unwrap();
+    insta::assert_json_snapshot!(doc, {
+        ".config_file" => "[project]/tend.toml",
+        ".project_root" => "[project]",
+        ".settings[].source.path" => "[project]/tend.toml",
+    });
+}
+
+/// `tend init --json` is its typed report: the file written and the layout chosen.
+#[test]
+fn init_json_is_the_init_report() {
+    let project = TestProject::new();
+    let (code, out, err) = run(project.tend().args(["init", "--json"]));
+    assert_eq!(code, 0, "{err}");
+    let doc: serde_json::Value = serde_json::from_str(&out).unwrap();
+    insta::assert_json_snapshot!(doc, {
+        ".config_file" => "[project]/tend.toml",
+        ".migrations_dir" => "[project]/migrations",
+    });
+}

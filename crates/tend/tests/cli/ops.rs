@@ -1096,3 +1096,21 @@ fn wait_until(db: &TestDb, condition: &str) {
     }
     assert!(holds(), "never true: {condition}");
 }
+
+/// `tend check --list --json` is the core's `CatalogReport`: each selected check with the
+/// thresholds in force beside its defaults, and its SQL.
+#[test]
+fn check_list_json_is_the_catalog_report() {
+    let project = TestProject::new();
+    project.write(
+        "tend.toml",
+        "[checks.\"connections.usage\"]\nwarning = 70\n",
+    );
+    let (code, out, err) =
+        run(project
+            .tend()
+            .args(["check", "--list", "--json", "--only", "connections.usage"]));
+    assert_eq!(code, 0, "{out}{err}");
+    let doc: serde_json::Value = serde_json::from_str(&out).unwrap();
+    insta::assert_json_snapshot!(doc);
+}
