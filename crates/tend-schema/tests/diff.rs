@@ -1180,3 +1180,69 @@ fn column_defaults_read_without_their_table_are_the_servers_rendering() {
         .collect();
     assert_eq!(read, expected);
 }
+
+/// Plain indexes are written by tend from the catalog instead of by `pg_get_indexdef` (which
+/// opens every table); the text must be the server's, character for character, for every
+/// kind of index: quoted and keyword names, orders, INCLUDE, NULLS NOT DISTINCT, other access
+/// methods, and the ones left to the server (expressions, predicates, operator classes,
+/// collations, storage parameters, partitioned tables, materialized views).
+#[test]
+fn index_definitions_are_the_servers_rendering() {
+    let db = database(
+        "CREATE SCHEMA \"Odd Schema\";
+         CREATE TYPE public.mood AS ENUM ('calm', 'tense');
+         CREATE DOMAIN public.code AS text;
+         CREATE TABLE \"Odd Schema\".\"user\" (
+             id bigint PRIMARY KEY, \"Name\" text, \"order\" integer, email varchar(80),
+             mood public.mood, tags text[], doc jsonb, code public.code, at timestamptz,
+             dropped int, \"select\" text, \"we\"\"ird\" int, room int4range);
+         ALTER TABLE \"Odd Schema\".\"user\" DROP COLUMN dropped;
+         CREATE INDEX plain_idx ON \"Odd Schema\".\"user\" (at);
+         CREATE UNIQUE INDEX \"Unique Idx\" ON \"Odd Schema\".\"user\" (\"Name\", \"order\" DESC);
+         CREATE INDEX order_nulls ON \"Odd Schema\".\"user\" (\"order\" NULLS FIRST, at DESC NULLS LAST);
+         CREATE INDEX covering ON \"Odd Schema\".\"user\" (at) INCLUDE (\"Name\", \"we\"\"ird\");
+         CREATE INDEX \"select\" ON \"Odd Schema\".\"user\" (\"select\");
+         CREATE INDEX hashed ON \"Odd Schema\".\"user\" USING hash (\"order\");
+         CREATE INDEX brin_at ON \"Odd Schema\".\"user\" USING brin (at);
+         CREATE INDEX gin_doc ON \"Odd Schema\".\"user\" USING gin (doc);
+         CREATE INDEX gin_path ON \"Odd Schema\".\"user\" USING gin (doc jsonb_path_ops);
+         CREATE INDEX gin_tags ON \"Odd Schema\".\"user\" USING gin (tags);
+         CREATE INDEX gist_room ON \"Odd Schema\".\"user\" USING gist (room);
+         CREATE INDEX spgist_name ON \"Odd Schema\".\"user\" USING spgist (\"Name\");
+         CREATE INDEX by_email ON \"Odd Schema\".\"user\" (email);
+         CREATE INDEX by_mood ON \"Odd Schema\".\"user\" (mood);
+         CREATE INDEX by_code ON \"Odd Schema\".\"user\" (code);
+         CREATE INDEX pattern ON \"Odd Schema\".\"user\" (\"Name\" text_pattern_ops);
+         CREATE INDEX collated ON \"Odd Schema\".\"user\" (\"Name\" COLLATE \"C\");
+         CREATE INDEX lowered ON \"Odd Schema\".\"user\" (lower(\"Name\"));
+         CREATE INDEX partial ON \"Odd Schema\".\"user\" (at) WHERE \"order\" > 0;
+         CREATE INDEX filled ON \"Odd Schema\".\"user\" (at) WITH (fillfactor = 70);
+         CREATE INDEX on_public_text ON \"Odd Schema\".\"user\" (\"Name\" DESC NULLS LAST, id);
+         CREATE UNIQUE INDEX nulls_same ON \"Odd Schema\".\"user\" (\"order\") NULLS NOT DISTINCT;
+         CREATE TABLE public.parted (id int, at date) PARTITION BY RANGE (at);
+         CREATE TABLE public.parted_2026 PARTITION OF public.parted
+             FOR VALUES FROM ('2026-01-01') TO ('2027-01-01');
+         CREATE INDEX parted_at ON public.parted (at);
+         CREATE MATERIALIZED VIEW public.totals AS SELECT \"order\", count(*) AS n
+             FROM \"Odd Schema\".\"user\" GROUP BY 1;
+         CREATE UNIQUE INDEX totals_order ON public.totals (\"order\");",
+    );
+    let model = model_of(&db);
+    let mut read: Vec<String> = model
+        .tables
+        .values()
+        .flat_map(|t| t.indexes.values())
+        .chain(model.views.values().flat_map(|v| v.indexes.values()))
+        .map(|index| index.definition.clone())
+        .collect();
+    read.sort();
+    let expected = db.query_column(
+        "SET search_path = ''; SELECT pg_get_indexdef(i.indexrelid) FROM pg_index i \
+         JOIN pg_class c ON c.oid = i.indrelid JOIN pg_namespace n ON n.oid = c.relnamespace \
+         WHERE n.nspname IN ('public', 'Odd Schema') AND NOT EXISTS (SELECT 1 FROM pg_constraint k \
+           WHERE k.conindid = i.indexrelid AND k.contype IN ('p', 'u', 'x')) ORDER BY 1",
+    );
+    let expected: Vec<String> = expected.into_iter().flatten().collect();
+    assert_eq!(read.len(), 25, "{read:#?}");
+    assert_eq!(read, expected);
+}

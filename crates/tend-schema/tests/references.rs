@@ -181,3 +181,40 @@ fn references_list_a_tables_incoming_and_outgoing_foreign_keys() {
     assert_eq!(into_invoices, vec!["lines_invoice_id_fkey"]);
     assert_eq!(model.references().count(), 6);
 }
+
+/// A foreign key to a table tend does not read (here in its own `tend` schema) still names
+/// the referenced columns, in key order.
+#[test]
+fn a_key_to_a_table_outside_the_model_names_its_columns() {
+    let db = TestDb::create();
+    db.execute(
+        "CREATE SCHEMA tend;
+         CREATE TABLE tend.outside (a int, gone int, b int, UNIQUE (b, a));
+         ALTER TABLE tend.outside DROP COLUMN gone;
+         CREATE TABLE public.uses_outside (x int, y int,
+             CONSTRAINT uses_outside_key FOREIGN KEY (y, x) REFERENCES tend.outside (b, a));
+         CREATE TABLE public.also_outside (p int, q int,
+             CONSTRAINT also_outside_key FOREIGN KEY (p, q) REFERENCES tend.outside (b, a));",
+    );
+    let model = model_of(&db);
+    assert!(
+        !model
+            .tables
+            .contains_key(&QualifiedName::new("tend", "outside"))
+    );
+    let key = foreign_key(
+        &model,
+        &QualifiedName::new("public", "uses_outside"),
+        "uses_outside_key",
+    );
+    assert_eq!(key.referenced_table, QualifiedName::new("tend", "outside"));
+    assert_eq!(key.referenced_columns, ["b", "a"]);
+    let table = &model.tables[&QualifiedName::new("public", "uses_outside")];
+    assert_eq!(table.constraints["uses_outside_key"].columns, ["y", "x"]);
+    let key = foreign_key(
+        &model,
+        &QualifiedName::new("public", "also_outside"),
+        "also_outside_key",
+    );
+    assert_eq!(key.referenced_columns, ["b", "a"]);
+}
