@@ -79,7 +79,25 @@ async fn read(client: &Client) -> Result<Model, tokio_postgres::Error> {
     read_view_dependencies(client, &mut model, &relations).await?;
     read_functions(client, &mut model).await?;
     read_default_privileges(client, &mut model).await?;
+    shrink_to_fit(&mut model);
     Ok(model)
+}
+
+/// Gives back the spare room of what the reads grew one row at a time (a table's six columns
+/// sit in room for eight): a model of 20,000 tables is held twice through a diff.
+fn shrink_to_fit(model: &mut Model) {
+    for table in model.tables.values_mut() {
+        table.columns.shrink_to_fit();
+        table.constraints.shrink_to_fit();
+        table.indexes.shrink_to_fit();
+        table.triggers.shrink_to_fit();
+        table.policies.shrink_to_fit();
+    }
+    for view in model.views.values_mut() {
+        view.columns.shrink_to_fit();
+        view.depends_on.shrink_to_fit();
+        view.indexes.shrink_to_fit();
+    }
 }
 
 async fn read_schemas(client: &Client, model: &mut Model) -> Result<(), tokio_postgres::Error> {
@@ -354,7 +372,7 @@ async fn read_relations(
                     columns: Vec::new(),
                     options,
                     depends_on: Vec::new(),
-                    indexes: BTreeMap::new(),
+                    indexes: NameMap::new(),
                     comment,
                     privileges,
                 },
@@ -393,12 +411,12 @@ async fn read_relations(
                 inherits,
                 options,
                 columns: Vec::new(),
-                constraints: BTreeMap::new(),
-                indexes: BTreeMap::new(),
-                triggers: BTreeMap::new(),
+                constraints: NameMap::new(),
+                indexes: NameMap::new(),
+                triggers: NameMap::new(),
                 row_security: row.get(10),
                 force_row_security: row.get(11),
-                policies: BTreeMap::new(),
+                policies: NameMap::new(),
                 comment,
                 privileges,
             },
@@ -550,7 +568,7 @@ async fn read_constraints(
             _ => ConstraintKind::Exclusion,
         };
         let foreign_key = if kind == ConstraintKind::ForeignKey {
-            foreign_key(&row)
+            foreign_key(&row).map(Box::new)
         } else {
             None
         };
