@@ -573,8 +573,8 @@ impl Listing {
     /// finds.
     fn members<T>(
         &mut self,
-        old: &std::collections::BTreeMap<String, T>,
-        new: &std::collections::BTreeMap<String, T>,
+        old: &NameMap<T>,
+        new: &NameMap<T>,
         object: impl Fn(&str) -> ObjectId,
         differences: impl Fn(&T, &T) -> Vec<Difference>,
     ) {
@@ -592,8 +592,8 @@ impl Listing {
     fn indexes(
         &mut self,
         owner: &QualifiedName,
-        old: &std::collections::BTreeMap<String, Index>,
-        new: &std::collections::BTreeMap<String, Index>,
+        old: &NameMap<Index>,
+        new: &NameMap<Index>,
         along: &dyn Fn(&Index) -> bool,
     ) {
         let names: BTreeSet<&String> = old.keys().chain(new.keys()).collect();

@@ -87,7 +87,25 @@ async fn read(client: &Client) -> Result<Model, tokio_postgres::Error> {
     read_view_dependencies(client, &mut model, &relations).await?;
     read_functions(client, &mut model).await?;
     read_default_privileges(client, &mut model).await?;
+    shrink_to_fit(&mut model);
     Ok(model)
+}
+
+/// Gives back the spare room of what the reads grew one row at a time (a table's six columns
+/// sit in room for eight): a model of 20,000 tables is held twice through a diff.
+fn shrink_to_fit(model: &mut Model) {
+    for table in model.tables.values_mut() {
+        table.columns.shrink_to_fit();
+        table.constraints.shrink_to_fit();
+        table.indexes.shrink_to_fit();
+        table.triggers.shrink_to_fit();
+        table.policies.shrink_to_fit();
+    }
+    for view in model.views.values_mut() {
+        view.columns.shrink_to_fit();
+        view.depends_on.shrink_to_fit();
+        view.indexes.shrink_to_fit();
+    }
 }
 
 async fn read_schemas(client: &Client, model: &mut Model) -> Result<(), tokio_postgres::Error> {
@@ -387,7 +405,7 @@ async fn read_relations(
                     columns: Vec::new(),
                     options,
                     depends_on: Vec::new(),
-                    indexes: BTreeMap::new(),
+                    indexes: NameMap::new(),
                     comment,
                     privileges,
                 },
@@ -426,12 +444,12 @@ async fn read_relations(
                 inherits,
                 options,
                 columns: Vec::new(),
-                constraints: BTreeMap::new(),
-                indexes: BTreeMap::new(),
-                triggers: BTreeMap::new(),
+                constraints: NameMap::new(),
+                indexes: NameMap::new(),
+                triggers: NameMap::new(),
                 row_security: row.get(10),
                 force_row_security: row.get(11),
-                policies: BTreeMap::new(),
+                policies: NameMap::new(),
                 comment,
                 privileges,
             },
@@ -623,7 +641,7 @@ async fn read_constraints(
             let referenced_keys: Vec<i16> = row.get::<_, Option<_>>(12).unwrap_or_default();
             let delete_keys: Option<Vec<i16>> = row.get(18);
             let delete_columns = delete_keys.map(|keys| relations.column_names(oid, &keys));
-            constraint.foreign_key = foreign_key(&row, Vec::new(), delete_columns);
+            constraint.foreign_key = foreign_key(&row, Vec::new(), delete_columns).map(Box::new);
             if relations.attributes.contains_key(&referenced) || referenced_keys.is_empty() {
                 if let Some(fk) = &mut constraint.foreign_key {
                     fk.referenced_columns = relations.column_names(referenced, &referenced_keys);

@@ -12,6 +12,7 @@ pub mod drift;
 pub mod error;
 pub mod introspect;
 pub mod model;
+pub mod name_map;
 pub mod shadow;
 pub mod source;
 

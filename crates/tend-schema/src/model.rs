@@ -10,6 +10,8 @@ use std::fmt;
 
 use serde::{Serialize, Serializer};
 
+pub use crate::name_map::NameMap;
+
 /// A name inside a schema.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 pub struct QualifiedName {
@@ -357,7 +359,7 @@ fn table_references<'a>(
         Some(Reference {
             table: name,
             constraint,
-            foreign_key: constraint.foreign_key.as_ref()?,
+            foreign_key: constraint.foreign_key.as_deref()?,
         })
     })
 }
@@ -444,13 +446,13 @@ pub struct Table {
     pub options: Vec<String>,
     /// In `attnum` order: the order `CREATE TABLE` gives and `pg_dump` shows.
     pub columns: Vec<Column>,
-    pub constraints: BTreeMap<String, Constraint>,
+    pub constraints: NameMap<Constraint>,
     /// Indexes that no constraint owns (those come with their constraint).
-    pub indexes: BTreeMap<String, Index>,
-    pub triggers: BTreeMap<String, Trigger>,
+    pub indexes: NameMap<Index>,
+    pub triggers: NameMap<Trigger>,
     pub row_security: bool,
     pub force_row_security: bool,
-    pub policies: BTreeMap<String, Policy>,
+    pub policies: NameMap<Policy>,
     pub comment: Option<String>,
     pub privileges: Privileges,
 }
@@ -466,12 +468,12 @@ impl Table {
             inherits: Vec::new(),
             options: Vec::new(),
             columns: Vec::new(),
-            constraints: BTreeMap::new(),
-            indexes: BTreeMap::new(),
-            triggers: BTreeMap::new(),
+            constraints: NameMap::new(),
+            indexes: NameMap::new(),
+            triggers: NameMap::new(),
             row_security: false,
             force_row_security: false,
-            policies: BTreeMap::new(),
+            policies: NameMap::new(),
             comment: None,
             privileges: Privileges::default(),
         }
@@ -591,8 +593,9 @@ pub struct Constraint {
     /// The constrained columns in key order (`conkey`): a foreign key's referencing columns.
     pub columns: Vec<String>,
     /// What a foreign key points at and does, read from the catalog rather than parsed out of
-    /// [`Constraint::definition`]; `None` for other kinds.
-    pub foreign_key: Option<ForeignKey>,
+    /// [`Constraint::definition`]; `None` for other kinds. Boxed: most constraints are
+    /// not foreign keys, and a constraint is about half as big without room for one.
+    pub foreign_key: Option<Box<ForeignKey>>,
     /// Defined by a parent table, not by this one.
     pub inherited: bool,
     pub comment: Option<String>,
@@ -768,7 +771,7 @@ pub struct View {
     /// recreates it.
     pub depends_on: Vec<QualifiedName>,
     /// Indexes of a materialized view.
-    pub indexes: BTreeMap<String, Index>,
+    pub indexes: NameMap<Index>,
     pub comment: Option<String>,
     pub privileges: Privileges,
 }
@@ -935,7 +938,7 @@ mod tests {
                     definition: format!("FOREIGN KEY ({column}) REFERENCES {}(id)", target.sql()),
                     validated: true,
                     columns: vec![column.to_string()],
-                    foreign_key: Some(ForeignKey {
+                    foreign_key: Some(Box::new(ForeignKey {
                         referenced_table: target,
                         referenced_columns: vec!["id".to_string()],
                         on_delete: ReferentialAction::Cascade,
@@ -943,7 +946,7 @@ mod tests {
                         match_type: MatchType::Simple,
                         deferrable: false,
                         initially_deferred: false,
-                    }),
+                    })),
                     inherited: false,
                     comment: None,
                 };

@@ -8,7 +8,7 @@ use super::*;
 pub(super) trait TableMember: Sized {
     /// `TRIGGER` or `POLICY`, as `DROP` and `COMMENT ON` name it.
     const KEYWORD: &'static str;
-    fn of(table: &Table) -> &BTreeMap<String, Self>;
+    fn of(table: &Table) -> &NameMap<Self>;
     /// The tables whose members are dropped and created again though unchanged.
     fn readd(analysis: &Analysis) -> &BTreeSet<QualifiedName>;
     fn object(table: &QualifiedName, name: &str) -> ObjectId;
@@ -29,7 +29,7 @@ pub(super) trait TableMember: Sized {
 
 impl TableMember for Trigger {
     const KEYWORD: &'static str = "TRIGGER";
-    fn of(table: &Table) -> &BTreeMap<String, Trigger> {
+    fn of(table: &Table) -> &NameMap<Trigger> {
         &table.triggers
     }
     fn readd(analysis: &Analysis) -> &BTreeSet<QualifiedName> {
@@ -62,7 +62,7 @@ impl TableMember for Trigger {
 
 impl TableMember for Policy {
     const KEYWORD: &'static str = "POLICY";
-    fn of(table: &Table) -> &BTreeMap<String, Policy> {
+    fn of(table: &Table) -> &NameMap<Policy> {
         &table.policies
     }
     fn readd(analysis: &Analysis) -> &BTreeSet<QualifiedName> {
