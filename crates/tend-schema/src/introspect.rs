@@ -15,6 +15,7 @@ use tokio_postgres::{Client, RowStream};
 use crate::error::SchemaError;
 use crate::model::*;
 
+mod constraint_definition;
 mod index_definition;
 
 use index_definition::{Attribute, DefaultOpclasses, IndexRow, Quoter};
@@ -80,8 +81,9 @@ async fn read(client: &Client) -> Result<Model, tokio_postgres::Error> {
     read_sequences(client, &mut model).await?;
     let mut relations = read_relations(client, &mut model).await?;
     read_columns(client, &mut model, &mut relations).await?;
-    read_constraints(client, &mut model, &relations, version).await?;
-    read_indexes(client, &mut model, &relations, version).await?;
+    let (quoter, defaults) = read_definition_context(client).await?;
+    read_constraints(client, &mut model, &relations, version, &quoter).await?;
+    read_indexes(client, &mut model, &relations, version, &quoter, &defaults).await?;
     read_triggers(client, &mut model, &relations).await?;
     read_policies(client, &mut model, &relations).await?;
     read_view_dependencies(client, &mut model, &relations).await?;
@@ -578,104 +580,224 @@ async fn read_constraints(
     model: &mut Model,
     relations: &Relations,
     version: i32,
+    quoter: &Quoter,
 ) -> Result<(), tokio_postgres::Error> {
-    // `ON DELETE SET NULL (a)` keeps its columns in confdelsetcols (PostgreSQL 15).
-    let delete_columns = if version >= 150000 {
-        "c.confdelsetcols::int2[]"
+    // `ON DELETE SET NULL (a)` keeps its columns in confdelsetcols, and a unique key may
+    // have NULLS NOT DISTINCT (PostgreSQL 15); PostgreSQL 18's temporal keys (conperiod) and
+    // NOT ENFORCED constraints are left to pg_get_constraintdef.
+    let (delete_columns, nulls_not_distinct) = if version >= 150000 {
+        (
+            "c.confdelsetcols::int2[]",
+            "coalesce(pi.indnullsnotdistinct, false)",
+        )
     } else {
-        "NULL::int2[]"
+        ("NULL::int2[]", "false")
+    };
+    let server_written = if version >= 180000 {
+        "c.contype IN ('c', 'x') OR c.conperiod OR NOT c.conenforced"
+    } else {
+        "c.contype IN ('c', 'x')"
     };
     // Key columns come as attribute numbers, named from the columns already read: naming
     // them in SQL (a subquery on pg_attribute a constraint) was a third of the query's time.
     let sql = format!(
-        "SELECT c.conrelid, c.conname::text, c.contype::text, pg_get_constraintdef(c.oid), \
+        "SELECT c.conrelid, c.conname::text, c.contype::text, \
+         CASE WHEN {server_written} THEN pg_get_constraintdef(c.oid) END, \
          c.convalidated, c.conkey::int2[], c.confrelid, (NOT c.conislocal OR c.conparentid <> 0), \
          (SELECT ds.description FROM pg_description ds WHERE ds.objoid = c.oid \
            AND ds.classoid = 'pg_constraint'::regclass AND ds.objsubid = 0), \
          array_to_string(ix.reloptions, ', '), rn.nspname::text, r.relname::text, \
          c.confkey::int2[], c.confdeltype::text, c.confupdtype::text, c.confmatchtype::text, \
-         c.condeferrable, c.condeferred, {delete_columns} \
+         c.condeferrable, c.condeferred, {delete_columns}, \
+         pi.indkey::int2[], pi.indnkeyatts, {nulls_not_distinct}, c.oid \
          FROM pg_constraint c \
          LEFT JOIN pg_class ix ON ix.oid = c.conindid AND c.contype IN ('p', 'u', 'x') \
+         LEFT JOIN pg_index pi ON pi.indexrelid = c.conindid AND c.contype IN ('p', 'u') \
          LEFT JOIN pg_class r ON r.oid = c.confrelid LEFT JOIN pg_namespace rn ON rn.oid = r.relnamespace \
          WHERE c.conrelid = ANY($1) AND c.contype IN ('p', 'u', 'f', 'c', 'x')"
     );
-    // Foreign keys to a table outside the model (another schema tend does not read), whose
-    // columns are named by a second query.
-    let mut pending: Vec<(Oid, Constraint, Oid, Vec<i16>)> = Vec::new();
+    let mut unfinished: Vec<Unfinished> = Vec::new();
     let mut rows = row_stream(client, &sql, &[&relations.tables]).await?;
     while let Some(row) = rows.try_next().await? {
-        let oid: Oid = row.get(0);
-        if relations.name(oid).is_none() {
+        let table: Oid = row.get(0);
+        if relations.name(table).is_none() {
             continue;
         }
-        let kind = match row.get::<_, String>(2).as_str() {
+        let kind = match row.get::<_, &str>(2) {
             "p" => ConstraintKind::PrimaryKey,
             "u" => ConstraintKind::Unique,
             "f" => ConstraintKind::ForeignKey,
             "c" => ConstraintKind::Check,
             _ => ConstraintKind::Exclusion,
         };
-        let name: String = row.get(1);
-        // A key's index storage parameters are not in pg_get_constraintdef (pg_dump adds them).
-        let mut definition: String = row.get(3);
-        if let Some(options) = row.get::<_, Option<String>>(9)
-            && !options.is_empty()
-            && !definition.contains(" WITH (")
-        {
-            definition = with_index_options(&definition, &options);
-        }
-        let keys: Option<Vec<i16>> = row.get(5);
-        let mut constraint = Constraint {
-            name,
-            kind,
-            definition,
+        let keys: Vec<i16> = row.get::<_, Option<_>>(5).unwrap_or_default();
+        let columns = relations.column_names(table, &keys);
+        let tail = constraint_definition::Tail {
+            deferrable: row.get(16),
+            initially_deferred: row.get(17),
             validated: row.get(4),
-            columns: relations.column_names(oid, &keys.unwrap_or_default()),
+        };
+        let mut constraint = Constraint {
+            name: row.get(1),
+            kind,
+            definition: row.get::<_, Option<String>>(3).unwrap_or_default(),
+            validated: tail.validated,
+            columns,
             foreign_key: None,
             inherited: row.get(7),
             comment: row.get(8),
         };
-        if kind == ConstraintKind::ForeignKey {
-            let referenced: Oid = row.get(6);
-            let referenced_keys: Vec<i16> = row.get::<_, Option<_>>(12).unwrap_or_default();
-            let delete_keys: Option<Vec<i16>> = row.get(18);
-            let delete_columns = delete_keys.map(|keys| relations.column_names(oid, &keys));
-            constraint.foreign_key = foreign_key(&row, Vec::new(), delete_columns).map(Box::new);
-            if relations.attributes.contains_key(&referenced) || referenced_keys.is_empty() {
-                if let Some(fk) = &mut constraint.foreign_key {
-                    fk.referenced_columns = relations.column_names(referenced, &referenced_keys);
+        let mut complete = !constraint.definition.is_empty();
+        // A column the read did not name (it always should) leaves the text to the server.
+        let named = constraint.columns.len() == keys.len();
+        match kind {
+            ConstraintKind::PrimaryKey | ConstraintKind::Unique if !complete && named => {
+                let index_keys: Vec<i16> = row.get::<_, Option<_>>(19).unwrap_or_default();
+                let key_count = usize::try_from(row.get::<_, Option<i16>>(20).unwrap_or(0));
+                let included = &index_keys[key_count.unwrap_or(0).min(index_keys.len())..];
+                let include = relations.column_names(table, included);
+                if include.len() == included.len() {
+                    constraint.definition = constraint_definition::key(
+                        kind == ConstraintKind::PrimaryKey,
+                        row.get(21),
+                        &constraint.columns,
+                        &include,
+                        tail,
+                        quoter,
+                    );
+                    complete = true;
                 }
-            } else {
-                pending.push((oid, constraint, referenced, referenced_keys));
-                continue;
             }
+            ConstraintKind::ForeignKey => {
+                let referenced: Oid = row.get(6);
+                let referenced_keys: Vec<i16> = row.get::<_, Option<_>>(12).unwrap_or_default();
+                let delete_keys: Option<Vec<i16>> = row.get(18);
+                let delete_columns = delete_keys
+                    .as_ref()
+                    .map(|keys| relations.column_names(table, keys));
+                let delete_named = match (&delete_keys, &delete_columns) {
+                    (Some(keys), Some(columns)) => keys.len() == columns.len(),
+                    _ => true,
+                };
+                constraint.foreign_key =
+                    foreign_key(&row, Vec::new(), delete_columns).map(Box::new);
+                // A key to a table outside the model has its columns named below.
+                if relations.attributes.contains_key(&referenced) {
+                    let referenced_columns = relations.column_names(referenced, &referenced_keys);
+                    let referenced_named = referenced_columns.len() == referenced_keys.len();
+                    if let Some(fk) = &mut constraint.foreign_key {
+                        fk.referenced_columns = referenced_columns;
+                        if !complete && named && delete_named && referenced_named {
+                            constraint.definition = constraint_definition::foreign_key(
+                                &constraint.columns,
+                                fk,
+                                tail,
+                                quoter,
+                            );
+                            complete = true;
+                        }
+                    }
+                } else {
+                    unfinished.push(Unfinished {
+                        table,
+                        constraint,
+                        oid: row.get(22),
+                        options: row.get(9),
+                        referenced: Some((referenced, referenced_keys)),
+                    });
+                    continue;
+                }
+            }
+            _ => {}
         }
-        insert_constraint(model, relations, oid, constraint);
+        let options: Option<String> = row.get(9);
+        if complete {
+            finish_constraint(model, relations, table, constraint, options);
+        } else {
+            unfinished.push(Unfinished {
+                table,
+                constraint,
+                oid: row.get(22),
+                options,
+                referenced: None,
+            });
+        }
     }
-    if !pending.is_empty() {
-        let referenced: Vec<Oid> = pending.iter().map(|(_, _, table, _)| *table).collect();
-        let names: HashMap<(Oid, i16), String> = client
+    if unfinished.is_empty() {
+        return Ok(());
+    }
+    // Foreign keys to tables outside the model: their columns' names.
+    let outside: Vec<Oid> = unfinished
+        .iter()
+        .filter_map(|u| u.referenced.as_ref().map(|(table, _)| *table))
+        .collect();
+    let mut names: HashMap<(Oid, i16), String> = HashMap::new();
+    if !outside.is_empty() {
+        for row in client
             .query(
                 "SELECT a.attrelid, a.attnum, a.attname::text FROM pg_attribute a \
                  WHERE a.attrelid = ANY($1) AND a.attnum > 0",
-                &[&referenced],
+                &[&outside],
             )
             .await?
-            .into_iter()
-            .map(|row| ((row.get(0), row.get(1)), row.get(2)))
-            .collect();
-        for (oid, mut constraint, table, keys) in pending {
-            if let Some(fk) = &mut constraint.foreign_key {
-                fk.referenced_columns = keys
-                    .iter()
-                    .filter_map(|key| names.get(&(table, *key)).cloned())
-                    .collect();
-            }
-            insert_constraint(model, relations, oid, constraint);
+        {
+            names.insert((row.get(0), row.get(1)), row.get(2));
         }
     }
+    for u in &mut unfinished {
+        if let (Some((table, keys)), Some(fk)) = (&u.referenced, &mut u.constraint.foreign_key) {
+            fk.referenced_columns = keys
+                .iter()
+                .filter_map(|key| names.get(&(*table, *key)).cloned())
+                .collect();
+        }
+    }
+    // The rest, and any whose text could not be written here, from the server.
+    let oids: Vec<Oid> = unfinished.iter().map(|u| u.oid).collect();
+    let mut definitions: HashMap<Oid, String> = client
+        .query(
+            "SELECT x, pg_get_constraintdef(x) FROM unnest($1::oid[]) x",
+            &[&oids],
+        )
+        .await?
+        .into_iter()
+        .map(|row| (row.get(0), row.get(1)))
+        .collect();
+    for mut u in unfinished {
+        if u.constraint.definition.is_empty() {
+            u.constraint.definition = definitions.remove(&u.oid).unwrap_or_default();
+        }
+        finish_constraint(model, relations, u.table, u.constraint, u.options);
+    }
     Ok(())
+}
+
+/// A constraint read without all of its text or names, finished after the main query.
+struct Unfinished {
+    table: Oid,
+    constraint: Constraint,
+    oid: Oid,
+    options: Option<String>,
+    /// A foreign key's referenced table outside the model and its key's attribute numbers.
+    referenced: Option<(Oid, Vec<i16>)>,
+}
+
+/// Adds a key's index storage parameters (pg_get_constraintdef leaves them out, pg_dump
+/// adds them) and puts the constraint on its table.
+fn finish_constraint(
+    model: &mut Model,
+    relations: &Relations,
+    table: Oid,
+    mut constraint: Constraint,
+    options: Option<String>,
+) {
+    if let Some(options) = options
+        && !options.is_empty()
+        && !constraint.definition.contains(" WITH (")
+    {
+        constraint.definition = with_index_options(&constraint.definition, &options);
+    }
+    insert_constraint(model, relations, table, constraint);
 }
 
 fn insert_constraint(model: &mut Model, relations: &Relations, table: Oid, constraint: Constraint) {
@@ -724,9 +846,9 @@ fn with_index_options(definition: &str, options: &str) -> String {
     format!("{definition}{with}")
 }
 
-/// What the server says about the text of indexes: its keywords (for quoting names) and the
-/// default operator classes, read once for [`index_definition::render`].
-async fn read_index_context(
+/// What the server says about the text of definitions: its keywords (for quoting names) and
+/// the default operator classes, read once for the definitions written here.
+async fn read_definition_context(
     client: &Client,
 ) -> Result<(Quoter, DefaultOpclasses), tokio_postgres::Error> {
     let keywords = client
@@ -754,6 +876,8 @@ async fn read_indexes(
     model: &mut Model,
     relations: &Relations,
     version: i32,
+    quoter: &Quoter,
+    defaults: &DefaultOpclasses,
 ) -> Result<(), tokio_postgres::Error> {
     // The server writes the definition only of an index whose text needs more than names
     // (see index_definition): expressions, a predicate, storage parameters, opclass options,
@@ -783,7 +907,6 @@ async fn read_indexes(
          WHERE i.indrelid = ANY($1) AND NOT EXISTS (SELECT 1 FROM pg_constraint c \
             WHERE c.conindid = i.indexrelid AND c.conrelid = i.indrelid AND c.contype IN ('p', 'u', 'x'))"
     );
-    let (quoter, defaults) = read_index_context(client).await?;
     let no_attributes = Vec::new();
     let oids = relations.all();
     // Indexes the server has to write after all: their oid and where they go.
@@ -824,7 +947,7 @@ async fn read_indexes(
                     options: &options,
                 };
                 let attributes = relations.attributes.get(&oid).unwrap_or(&no_attributes);
-                index_definition::render(&index, attributes, &defaults, &quoter)
+                index_definition::render(&index, attributes, defaults, quoter)
             }
         };
         let index = Index {

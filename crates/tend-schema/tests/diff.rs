@@ -1246,3 +1246,57 @@ fn index_definitions_are_the_servers_rendering() {
     assert_eq!(read.len(), 25, "{read:#?}");
     assert_eq!(read, expected);
 }
+
+/// Keys and foreign keys are written by tend from the catalog instead of by
+/// `pg_get_constraintdef`; the text must be the server's, character for character: quoted
+/// and keyword names, composite and covering keys, NULLS NOT DISTINCT, every action and
+/// MATCH, SET NULL of some columns, deferral, NOT VALID, keys to tables outside the model,
+/// and the checks and exclusions the server still writes.
+#[test]
+fn constraint_definitions_are_the_servers_rendering() {
+    let db = database(
+        "CREATE SCHEMA \"Odd Schema\";
+         CREATE SCHEMA tend;
+         CREATE TABLE tend.outside (a int, b int, UNIQUE (b, a));
+         CREATE TABLE \"Odd Schema\".\"user\" (
+             id int, \"Region\" text, \"order\" int, note text, spare int,
+             CONSTRAINT user_pk PRIMARY KEY (id, \"Region\"),
+             CONSTRAINT \"Unique Order\" UNIQUE NULLS NOT DISTINCT (\"order\") INCLUDE (note, spare),
+             CONSTRAINT plain_unique UNIQUE (note) DEFERRABLE INITIALLY DEFERRED,
+             CONSTRAINT positive CHECK (\"order\" > 0) NO INHERIT);
+         CREATE TABLE public.child (
+             id int PRIMARY KEY, user_id int, region text, \"select\" int, x int, y int,
+             CONSTRAINT to_user FOREIGN KEY (user_id, region) REFERENCES \"Odd Schema\".\"user\" (id, \"Region\")
+                 MATCH FULL ON UPDATE CASCADE ON DELETE SET NULL (user_id, region),
+             CONSTRAINT to_self FOREIGN KEY (\"select\") REFERENCES public.child (id)
+                 ON UPDATE RESTRICT ON DELETE SET DEFAULT DEFERRABLE INITIALLY DEFERRED,
+             CONSTRAINT to_outside FOREIGN KEY (x, y) REFERENCES tend.outside (b, a) ON DELETE CASCADE,
+             CONSTRAINT no_overlap EXCLUDE USING btree (x WITH =));
+         ALTER TABLE public.child ADD CONSTRAINT later FOREIGN KEY (user_id, region)
+             REFERENCES \"Odd Schema\".\"user\" (id, \"Region\") NOT VALID;
+         ALTER TABLE public.child ADD CONSTRAINT checked CHECK (x < 10) NOT VALID;",
+    );
+    let model = model_of(&db);
+    let mut read: Vec<String> = model
+        .tables
+        .values()
+        .flat_map(|t| {
+            t.constraints
+                .values()
+                .map(move |c| format!("{}.{}: {}", t.name, c.name, c.definition))
+        })
+        .collect();
+    read.sort();
+    let expected: Vec<String> = db
+        .query_column(
+            "SET search_path = ''; SELECT n.nspname || '.' || r.relname || '.' || c.conname || ': ' \
+             || pg_get_constraintdef(c.oid) FROM pg_constraint c JOIN pg_class r ON r.oid = c.conrelid \
+             JOIN pg_namespace n ON n.oid = r.relnamespace \
+             WHERE n.nspname IN ('public', 'Odd Schema') AND c.contype <> 'n' ORDER BY 1",
+        )
+        .into_iter()
+        .flatten()
+        .collect();
+    assert_eq!(read.len(), 11, "{read:#?}");
+    assert_eq!(read, expected);
+}
