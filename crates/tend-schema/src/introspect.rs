@@ -325,7 +325,7 @@ struct Relations {
     tables: Vec<Oid>,
     views: Vec<Oid>,
     /// Each relation's columns by attribute number (index 0 is `attnum` 1, `None` for a
-    /// dropped one), for writing index definitions.
+    /// dropped one), for naming key columns and writing index and key definitions.
     attributes: HashMap<Oid, Vec<Option<Attribute>>>,
 }
 
