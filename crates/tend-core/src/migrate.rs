@@ -155,6 +155,21 @@ async fn lock(
     .await
 }
 
+/// Where each migration stands, read without the lock.
+async fn statuses(
+    database: &Database,
+    settings: &MigrateSettings,
+    migrations: &Migrations,
+) -> Result<Vec<MigrationStatus>, MigrateError> {
+    apply::status(
+        database.info(),
+        &options(settings, database),
+        migrations.history(),
+        &migrations.files,
+    )
+    .await
+}
+
 /// `migrate new`: what was created.
 #[derive(Debug, Clone, Serialize)]
 pub struct NewReport {
@@ -254,13 +269,7 @@ pub async fn status(
     settings: &MigrateSettings,
     migrations: &Migrations,
 ) -> Result<StatusReport, MigrateServiceError> {
-    let statuses = apply::status(
-        database.info(),
-        &options(settings, database),
-        migrations.history(),
-        &migrations.files,
-    )
-    .await?;
+    let statuses = statuses(database, settings, migrations).await?;
     Ok(StatusReport {
         format: migrations.project.format,
         history_table: migrations.project.format.history_table(),
@@ -356,13 +365,7 @@ pub async fn plan_rollback(
     migrations: &Migrations,
     request: &RollbackRequest,
 ) -> Result<RollbackPlan, MigrateServiceError> {
-    let statuses = apply::status(
-        database.info(),
-        &options(settings, database),
-        migrations.history(),
-        &migrations.files,
-    )
-    .await?;
+    let statuses = statuses(database, settings, migrations).await?;
     let chosen = apply::rollback_plan(
         &statuses,
         &migrations.files,
