@@ -329,6 +329,9 @@ pub async fn diff(
         (before?, after?)
     };
     let plan = tend_schema::diff(&before, &after, options);
+    // Freeing two models of 20,000 tables takes about a tenth of a second: done on a
+    // blocking thread, off the way of the answer.
+    tokio::task::spawn_blocking(move || drop((before, after)));
     Ok(DiffReport {
         from: from.describe(),
         to: to.describe(),

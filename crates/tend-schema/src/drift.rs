@@ -21,6 +21,7 @@ use serde::Serialize;
 
 use crate::diff::{Change, ObjectId, Rename, default_privileges_walk, mentions_column};
 use crate::model::*;
+use crate::pairs::pairs;
 
 /// One object that differs.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -227,12 +228,11 @@ impl Listing {
             }],
             owner_revoked: Vec::new(),
         };
-        let names: BTreeSet<&String> = from.schemas.keys().chain(to.schemas.keys()).collect();
-        for name in names {
+        for (name, old, new) in pairs(&from.schemas, &to.schemas) {
             let object = ObjectId::Schema(name.to_string());
             let public = name == "public";
             let mut d = Vec::new();
-            match (from.schemas.get(name), to.schemas.get(name)) {
+            match (old, new) {
                 (None, Some(_)) if !public => self.push(object, Change::Create, d),
                 (Some(_), None) if !public => self.push(object, Change::Drop, d),
                 (None, Some(new)) => {
@@ -262,10 +262,9 @@ impl Listing {
     }
 
     fn extensions(&mut self, from: &Model, to: &Model) {
-        let names: BTreeSet<&String> = from.extensions.keys().chain(to.extensions.keys()).collect();
-        for name in names {
+        for (name, old, new) in pairs(&from.extensions, &to.extensions) {
             let object = ObjectId::Extension(name.to_string());
-            match (from.extensions.get(name), to.extensions.get(name)) {
+            match (old, new) {
                 (None, Some(_)) => self.push(object, Change::Create, Vec::new()),
                 (Some(_), None) => self.push(object, Change::Drop, Vec::new()),
                 (Some(old), Some(new)) => {
@@ -280,9 +279,8 @@ impl Listing {
     }
 
     fn types(&mut self, from: &Model, to: &Model) {
-        let names: BTreeSet<&QualifiedName> = from.types.keys().chain(to.types.keys()).collect();
-        for name in names {
-            match (from.types.get(name), to.types.get(name)) {
+        for (_, old, new) in pairs(&from.types, &to.types) {
+            match (old, new) {
                 (None, Some(new)) => self.push(ObjectId::of_type(new), Change::Create, Vec::new()),
                 (Some(old), None) => self.push(ObjectId::of_type(old), Change::Drop, Vec::new()),
                 (Some(old), Some(new)) => {
@@ -295,11 +293,9 @@ impl Listing {
     }
 
     fn sequences(&mut self, from: &Model, to: &Model) {
-        let names: BTreeSet<&QualifiedName> =
-            from.sequences.keys().chain(to.sequences.keys()).collect();
-        for name in names {
+        for (name, old, new) in pairs(&from.sequences, &to.sequences) {
             let object = ObjectId::Sequence(name.clone());
-            match (from.sequences.get(name), to.sequences.get(name)) {
+            match (old, new) {
                 (None, Some(new)) => {
                     if !goes_with_its_column(new, to, from) {
                         self.push(object, Change::Create, Vec::new());
@@ -339,12 +335,13 @@ impl Listing {
     }
 
     fn tables(&mut self, from: &Model, to: &Model) {
-        let names: BTreeSet<&QualifiedName> = from.tables.keys().chain(to.tables.keys()).collect();
-        for name in names {
-            let object = ObjectId::Table(name.clone());
-            match (from.tables.get(name), to.tables.get(name)) {
-                (None, Some(_)) => self.push(object, Change::Create, Vec::new()),
-                (Some(_), None) => self.push(object, Change::Drop, Vec::new()),
+        for (name, old, new) in pairs(&from.tables, &to.tables) {
+            let object = || ObjectId::Table(name.clone());
+            match (old, new) {
+                (None, Some(_)) => self.push(object(), Change::Create, Vec::new()),
+                (Some(_), None) => self.push(object(), Change::Drop, Vec::new()),
+                // The same table on both sides has no difference to list (most tables).
+                (Some(old), Some(new)) if old == new => {}
                 (Some(old), Some(new)) => self.table(name, old, new),
                 (None, None) => {}
             }
@@ -619,9 +616,8 @@ impl Listing {
     }
 
     fn views(&mut self, from: &Model, to: &Model) {
-        let names: BTreeSet<&QualifiedName> = from.views.keys().chain(to.views.keys()).collect();
-        for name in names {
-            match (from.views.get(name), to.views.get(name)) {
+        for (name, old, new) in pairs(&from.views, &to.views) {
+            match (old, new) {
                 (None, Some(new)) => self.push(ObjectId::of_view(new), Change::Create, Vec::new()),
                 (Some(old), None) => self.push(ObjectId::of_view(old), Change::Drop, Vec::new()),
                 (Some(old), Some(new)) => {
@@ -659,10 +655,8 @@ impl Listing {
     }
 
     fn functions(&mut self, from: &Model, to: &Model) {
-        let keys: BTreeSet<&FunctionKey> =
-            from.functions.keys().chain(to.functions.keys()).collect();
-        for key in keys {
-            match (from.functions.get(key), to.functions.get(key)) {
+        for (_, old, new) in pairs(&from.functions, &to.functions) {
+            match (old, new) {
                 (None, Some(new)) => {
                     self.push(ObjectId::of_function(new), Change::Create, Vec::new())
                 }

@@ -12,4 +12,7 @@ pub enum SchemaError {
     Shadow(#[from] crate::shadow::ShadowError),
     #[error(transparent)]
     Source(#[from] crate::source::SourceError),
+    /// The runtime shut down while the catalog was being read.
+    #[error("reading the schema was stopped before it finished, as the program is shutting down")]
+    Stopped,
 }

@@ -13,6 +13,7 @@ pub mod error;
 pub mod introspect;
 pub mod model;
 pub mod name_map;
+pub mod pairs;
 pub mod shadow;
 pub mod source;
 

@@ -7,17 +7,17 @@ use super::*;
 #[derive(Default)]
 pub(super) struct Analysis {
     /// Columns whose type changes: views, policies and triggers over them are rebuilt.
-    pub(super) retyped: HashSet<(QualifiedName, String)>,
+    pub(super) retyped: Members,
     /// Views dropped and created again (changed, or over something that changes).
     pub(super) recreated_views: BTreeSet<QualifiedName>,
     /// Enums whose values are taken away or reordered: built anew and swapped in.
     pub(super) recreated_enums: BTreeSet<QualifiedName>,
     /// Unchanged constraints (table, name) dropped and added again: foreign keys whose key
     /// is rebuilt, and checks that name an enum being swapped.
-    pub(super) constraints_to_readd: BTreeSet<(QualifiedName, String)>,
+    pub(super) constraints_to_readd: Members,
     /// Unchanged indexes (table, name) dropped and built again because they name an enum
     /// being swapped (a predicate `status = 'x'::enum` cannot follow the column's new type).
-    pub(super) indexes_to_rebuild: BTreeSet<(QualifiedName, String)>,
+    pub(super) indexes_to_rebuild: Members,
     /// Sequences of a column that becomes an identity (`serial` to identity), dropped just
     /// before, so the identity's own sequence gets their name as the original did.
     pub(super) replaced_by_identity: BTreeMap<(QualifiedName, String), Vec<QualifiedName>>,
@@ -25,7 +25,7 @@ pub(super) struct Analysis {
     pub(super) triggers_to_readd: BTreeSet<QualifiedName>,
     /// Retyped columns recreated at the end of their table (copied through a temporary
     /// column), so the column order matches a migration that dropped and added them.
-    pub(super) moved: HashSet<(QualifiedName, String)>,
+    pub(super) moved: Members,
     /// Constraint names (schema, name) the from side holds, where the server names `NOT
     /// NULL` constraints (PostgreSQL 18): a new one whose default name is taken would be
     /// numbered (`..._not_null1`), so the plan names it.
@@ -52,10 +52,7 @@ impl Analysis {
                 self.recreated_enums.insert(name.clone());
             }
         }
-        for (name, new) in &to.tables {
-            let Some(old) = from.tables.get(name) else {
-                continue;
-            };
+        for (name, old, new) in both(&from.tables, &to.tables) {
             for column in &new.columns {
                 let Some(before) = old.column(&column.name) else {
                     continue;
@@ -68,7 +65,7 @@ impl Analysis {
                         .iter()
                         .any(|e| uses_type(&column.data_type, e));
                 if retyped {
-                    self.retyped.insert((name.clone(), column.name.clone()));
+                    self.retyped.insert(name, column.name.as_str());
                 }
             }
         }
@@ -87,8 +84,7 @@ impl Analysis {
                 match to.tables.get(dep) {
                     None => true,
                     Some(new) => old.columns.iter().any(|c| {
-                        new.column(&c.name).is_none()
-                            || self.retyped.contains(&(dep.clone(), c.name.clone()))
+                        new.column(&c.name).is_none() || self.retyped.contains(dep, &c.name)
                     }),
                 }
             });
@@ -112,7 +108,7 @@ impl Analysis {
         }
         self.recreated_views = rebuild;
         // Policies and triggers over retyped columns block the type change.
-        for (table, _) in &self.retyped {
+        for table in self.retyped.tables() {
             self.policies_to_readd.insert(table.clone());
             self.triggers_to_readd.insert(table.clone());
         }
@@ -137,10 +133,7 @@ impl Analysis {
             }
         }
         // Indexes and checks that name an enum being swapped are built again over the new one.
-        for (name, old) in &from.tables {
-            let Some(new) = to.tables.get(name) else {
-                continue;
-            };
+        for (name, old, new) in both(&from.tables, &to.tables) {
             let names_swapped_enum =
                 |text: &str| self.recreated_enums.iter().any(|e| mentions_type(text, e));
             let (indexes, constraints) = kept_dependents(
@@ -157,22 +150,16 @@ impl Analysis {
         // Columns recreated at the end: indexes and constraints over them go with the old
         // column, so they are dropped first and built again after.
         let parents = parents(from);
-        for (name, new) in &to.tables {
-            let Some(old) = from.tables.get(name) else {
-                continue;
-            };
+        for (name, old, new) in both(&from.tables, &to.tables) {
             for column in self.column_moves(&parents, name, old, new) {
-                self.moved.insert((name.clone(), column));
+                self.moved.insert(name, column);
             }
         }
-        for (name, old) in &from.tables {
-            let Some(new) = to.tables.get(name) else {
-                continue;
-            };
+        for (name, old, new) in both(&from.tables, &to.tables) {
             let moved: Vec<&str> = old
                 .columns
                 .iter()
-                .filter(|c| self.moved.contains(&(name.clone(), c.name.clone())))
+                .filter(|c| self.moved.contains(name, &c.name))
                 .map(|c| c.name.as_str())
                 .collect();
             if moved.is_empty() {
@@ -202,7 +189,7 @@ impl Analysis {
         let mut rebuilt_keys: HashSet<QualifiedName> = self
             .indexes_to_rebuild
             .iter()
-            .filter(|(table, index)| {
+            .filter(|&(table, index)| {
                 from.tables
                     .get(table)
                     .and_then(|t| t.indexes.get(index))
@@ -210,10 +197,7 @@ impl Analysis {
             })
             .map(|(table, _)| table.clone())
             .collect();
-        for (name, old) in &from.tables {
-            let Some(new) = to.tables.get(name) else {
-                continue;
-            };
+        for (name, old, new) in both(&from.tables, &to.tables) {
             for constraint in old.constraints.values() {
                 if !matches!(
                     constraint.kind,
@@ -228,16 +212,13 @@ impl Analysis {
                 let retyped = constraint
                     .columns
                     .iter()
-                    .any(|c| self.retyped.contains(&(name.clone(), c.clone())));
+                    .any(|c| self.retyped.contains(name, c));
                 if !kept || retyped {
                     rebuilt_keys.insert(name.clone());
                 }
             }
         }
-        for (name, old) in &from.tables {
-            let Some(new) = to.tables.get(name) else {
-                continue;
-            };
+        for (name, old, new) in both(&from.tables, &to.tables) {
             for constraint in old.constraints.values() {
                 let Some(target) = constraint.references() else {
                     continue;
@@ -248,7 +229,7 @@ impl Analysis {
                     .is_some_and(|c| same_constraint(c, constraint));
                 if unchanged && rebuilt_keys.contains(target) {
                     self.constraints_to_readd
-                        .insert((name.clone(), constraint.name.clone()));
+                        .insert(name, constraint.name.as_str());
                 }
             }
         }
@@ -262,11 +243,10 @@ impl Analysis {
         constraints: Vec<String>,
     ) {
         for index in indexes {
-            self.indexes_to_rebuild.insert((table.clone(), index));
+            self.indexes_to_rebuild.insert(table, index);
         }
         for constraint in constraints {
-            self.constraints_to_readd
-                .insert((table.clone(), constraint));
+            self.constraints_to_readd.insert(table, constraint);
         }
     }
 
@@ -289,7 +269,7 @@ impl Analysis {
                         .is_some_and(|b| b.generated == c.generated)
                     && new.columns.iter().any(|other| {
                         other.name != c.name
-                            && self.retyped.contains(&(name.clone(), other.name.clone()))
+                            && self.retyped.contains(name, &other.name)
                             && mentions_column(expression, &other.name)
                     })
             })

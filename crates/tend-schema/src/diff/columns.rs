@@ -84,21 +84,15 @@ impl Differ<'_> {
             step.hazards.push(Hazard::DataLoss);
         }
         for column in regenerated.iter().chain(&generation_changed) {
-            self.recreated_columns
-                .insert((name.clone(), column.name.clone()));
+            self.recreated_columns.insert(name, column.name.as_str());
         }
         for column in &new.columns {
-            let key = (name.clone(), column.name.clone());
-            if self.analysis.moved.contains(&key) {
-                self.recreated_columns.insert(key);
+            if self.analysis.moved.contains(name, &column.name) {
+                self.recreated_columns.insert(name, column.name.as_str());
             }
         }
         let is = |list: &[&Column], column: &Column| list.iter().any(|c| c.name == column.name);
-        let moved = |column: &Column| {
-            self.analysis
-                .moved
-                .contains(&(name.clone(), column.name.clone()))
-        };
+        let moved = |column: &Column| self.analysis.moved.contains(name, &column.name);
         let moved_columns: Vec<&Column> = new.columns.iter().filter(|c| moved(c)).collect();
         for after in &new.columns {
             if after.inherited
@@ -344,16 +338,21 @@ impl Differ<'_> {
     }
 
     pub(super) fn alter_column(&mut self, table: &QualifiedName, before: &Column, after: &Column) {
-        let table_sql = table.sql();
-        let column_sql = ident(&after.name);
-        let object = ObjectId::column(table, &after.name);
-        let alter = format!("ALTER TABLE {table_sql} ALTER COLUMN {column_sql}");
         let enum_swapped = self
             .analysis
             .recreated_enums
             .iter()
             .find(|e| uses_type(&after.data_type, e))
             .cloned();
+        // What follows compares the two sides aspect by aspect: a column the same on both,
+        // over no enum being swapped, has no step (most columns, most of the time).
+        if before == after && enum_swapped.is_none() {
+            return;
+        }
+        let table_sql = table.sql();
+        let column_sql = ident(&after.name);
+        let object = ObjectId::column(table, &after.name);
+        let alter = format!("ALTER TABLE {table_sql} ALTER COLUMN {column_sql}");
         let retype = before.data_type != after.data_type
             || before.collation != after.collation
             || enum_swapped.is_some();

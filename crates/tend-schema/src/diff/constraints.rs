@@ -32,7 +32,7 @@ impl Differ<'_> {
                             Some(_) => (
                                 self.analysis
                                     .constraints_to_readd
-                                    .contains(&(name.clone(), constraint.name.clone())),
+                                    .contains(name, &constraint.name),
                                 true,
                             ),
                         },
@@ -69,7 +69,9 @@ impl Differ<'_> {
             .flat_map(|(name, t)| t.constraints.values().map(move |c| (name, c)))
             .filter(|(_, c)| !c.inherited && (c.kind == ConstraintKind::ForeignKey) == foreign)
             .collect();
-        order.sort_by_key(|(name, c)| (c.kind, (*name).clone(), c.name.clone()));
+        // By kind, then table and name: the tables and their constraints come in name
+        // order already, and the sort is stable.
+        order.sort_by_key(|(_, c)| c.kind);
         for (name, constraint) in order {
             let old_table = from.tables.get(name);
             let existing_table = old_table.is_some();
@@ -78,7 +80,7 @@ impl Differ<'_> {
             let readd = self
                 .analysis
                 .constraints_to_readd
-                .contains(&(name.clone(), constraint.name.clone()));
+                .contains(name, &constraint.name);
             match before {
                 Some(old) if same_constraint(old, constraint) && !readd => {}
                 Some(old)

@@ -7,10 +7,7 @@ impl Differ<'_> {
     /// Phase 1: indexes that go or change, or are built again.
     pub(super) fn drop_indexes(&mut self, from: &Model) {
         let to = self.to;
-        for (name, old) in &from.tables {
-            let Some(new) = to.tables.get(name) else {
-                continue;
-            };
+        for (name, old, new) in both(&from.tables, &to.tables) {
             for index in old.indexes.values() {
                 if index.parent.is_some() {
                     continue;
@@ -19,10 +16,7 @@ impl Differ<'_> {
                     .indexes
                     .get(&index.name)
                     .is_some_and(|i| same_index(i, index));
-                let rebuild = self
-                    .analysis
-                    .indexes_to_rebuild
-                    .contains(&(name.clone(), index.name.clone()));
+                let rebuild = self.analysis.indexes_to_rebuild.contains(name, &index.name);
                 if !same || rebuild {
                     let step = self.push(
                         ObjectId::index(name, &index.name),
@@ -51,10 +45,7 @@ impl Differ<'_> {
                     continue;
                 }
                 let before = old.and_then(|t| t.indexes.get(&index.name));
-                let rebuild = self
-                    .analysis
-                    .indexes_to_rebuild
-                    .contains(&(name.clone(), index.name.clone()));
+                let rebuild = self.analysis.indexes_to_rebuild.contains(name, &index.name);
                 let same = before.is_some_and(|b| same_index(b, index));
                 if same && !rebuild {
                     if before.and_then(|b| b.comment.as_deref()) != index.comment.as_deref() {

@@ -28,12 +28,14 @@ use tend_pg::quote_literal;
 use crate::ddl;
 use crate::drift::ObjectDrift;
 use crate::model::*;
+use crate::pairs::both;
 
 mod analysis;
 mod columns;
 mod constraints;
 mod functions;
 mod indexes;
+mod members;
 mod object;
 mod order;
 mod plan;
@@ -48,6 +50,7 @@ use analysis::*;
 pub(crate) use columns::mentions_column;
 use constraints::*;
 use indexes::*;
+use members::Members;
 pub use object::ObjectId;
 use order::*;
 pub use plan::{Change, DiffOptions, Hazard, Plan, Rename, Step, group_by_object};
@@ -59,20 +62,28 @@ use views::*;
 
 /// The ordered steps that turn a database at `from` into one at `to`.
 pub fn diff(from: &Model, to: &Model, options: &DiffOptions) -> Plan {
-    let mut from = from.clone();
     let mut diff = Differ {
         to,
         options,
         plan: Plan::default(),
         disowned_sequences: BTreeSet::new(),
-        recreated_columns: HashSet::new(),
+        recreated_columns: Members::default(),
         recreated_types: BTreeSet::new(),
         recreated_functions: BTreeSet::new(),
         renamed: Vec::new(),
         analysis: Analysis::default(),
     };
-    diff.renames(&mut from);
-    let from = &from;
+    // Rename hints rewrite a copy of the from side; without any (the usual case) the model
+    // is read as it is: cloning 20,000 tables took a tenth of the diff's time.
+    let renamed_from;
+    let from = if options.renames.is_empty() {
+        from
+    } else {
+        let mut copy = from.clone();
+        diff.renames(&mut copy);
+        renamed_from = copy;
+        &renamed_from
+    };
     diff.analysis = Analysis::of(from, to);
     diff.session(from);
     diff.drop_dependents(from);
@@ -104,7 +115,7 @@ struct Differ<'a> {
     disowned_sequences: BTreeSet<QualifiedName>,
     /// Columns dropped and added again (moved, or generated ones): their privileges start
     /// over.
-    recreated_columns: HashSet<(QualifiedName, String)>,
+    recreated_columns: Members,
     /// Types dropped and created again (not the enum swaps, which have their own set).
     recreated_types: BTreeSet<QualifiedName>,
     /// Functions dropped and created again (their result changes).

@@ -3,8 +3,11 @@
 
 use super::*;
 
-/// Tables in an order where parents (partitioned or inherited) come before children.
-pub(super) fn table_order(tables: &BTreeMap<QualifiedName, Table>) -> Vec<QualifiedName> {
+/// Tables in an order where parents (partitioned or inherited) come before children, by
+/// name among the same depth.
+pub(super) fn table_order(
+    tables: &BTreeMap<QualifiedName, Table>,
+) -> Vec<(&QualifiedName, &Table)> {
     let depth = |table: &Table| -> usize {
         let mut depth = 0;
         let mut current = table;
@@ -28,10 +31,11 @@ pub(super) fn table_order(tables: &BTreeMap<QualifiedName, Table>) -> Vec<Qualif
         }
         depth
     };
-    let mut order: Vec<(usize, &QualifiedName)> =
-        tables.iter().map(|(name, t)| (depth(t), name)).collect();
-    order.sort();
-    order.into_iter().map(|(_, name)| name.clone()).collect()
+    // The map gives the names in order and the sort is stable: sorted by depth alone.
+    let mut order: Vec<(usize, (&QualifiedName, &Table))> =
+        tables.iter().map(|entry| (depth(entry.1), entry)).collect();
+    order.sort_by_key(|(depth, _)| *depth);
+    order.into_iter().map(|(_, entry)| entry).collect()
 }
 
 /// Views in an order where each comes after the views it reads.

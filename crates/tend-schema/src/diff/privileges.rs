@@ -92,11 +92,7 @@ impl Differ<'_> {
             for column in &table.columns {
                 let before = old
                     .and_then(|t| t.column(&column.name))
-                    .filter(|_| {
-                        !self
-                            .recreated_columns
-                            .contains(&(name.clone(), column.name.clone()))
-                    })
+                    .filter(|_| !self.recreated_columns.contains(name, &column.name))
                     .map_or(&none, |c| &c.privileges);
                 self.grant(
                     ObjectId::column(name, &column.name),

@@ -15,16 +15,15 @@ impl Differ<'_> {
             }
         }
         // Parents before their partitions and children.
-        for name in table_order(&to.tables) {
-            let table = &to.tables[&name];
-            if from.tables.contains_key(&name) {
+        for (name, table) in table_order(&to.tables) {
+            if from.tables.contains_key(name) {
                 continue;
             }
             self.warn_possible_table_rename(&dropped, table);
             let object = ObjectId::Table(name.clone());
             let mut named = table.clone();
             for column in &mut named.columns {
-                *column = self.naming_not_null(&name, column);
+                *column = self.naming_not_null(name, column);
             }
             let table = &named;
             self.push(object.clone(), Change::Create, ddl::create_table(table));
@@ -33,7 +32,7 @@ impl Differ<'_> {
                     self.push(
                         object.clone(),
                         Change::Create,
-                        ddl::add_not_null(&name, column),
+                        ddl::add_not_null(name, column),
                     );
                 }
             }
@@ -61,26 +60,23 @@ impl Differ<'_> {
             for column in &table.columns {
                 if column.comment.is_some() && !column.inherited {
                     self.comment(
-                        ObjectId::column(&name, &column.name),
+                        ObjectId::column(name, &column.name),
                         format!("COLUMN {}.{}", name.sql(), ident(&column.name)),
                         column.comment.as_deref(),
                     );
                 }
             }
         }
-        for (name, new) in &to.tables {
-            if let Some(old) = from.tables.get(name) {
-                self.alter_table(name, old, new);
-            }
+        for (name, old, new) in both(&from.tables, &to.tables) {
+            self.alter_table(name, old, new);
         }
         // Children before parents; sequences they own go with them.
         let mut order = table_order(&from.tables);
         order.reverse();
-        for name in order {
-            if to.tables.contains_key(&name) {
+        for (name, table) in order {
+            if to.tables.contains_key(name) {
                 continue;
             }
-            let table = &from.tables[&name];
             // A partition goes with its parent when that is dropped too.
             if let Some(partition) = &table.partition_of
                 && !to.tables.contains_key(&partition.parent)

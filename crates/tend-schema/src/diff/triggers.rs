@@ -89,10 +89,7 @@ impl Differ<'_> {
     /// Phase 1: triggers and policies that go, change, or block a column's new type.
     pub(super) fn drop_triggers_and_policies(&mut self, from: &Model) {
         let to = self.to;
-        for (name, old) in &from.tables {
-            let Some(new) = to.tables.get(name) else {
-                continue;
-            };
+        for (name, old, new) in both(&from.tables, &to.tables) {
             self.drop_members::<Trigger>(name, old, new);
             self.drop_members::<Policy>(name, old, new);
         }

@@ -296,10 +296,7 @@ impl Differ<'_> {
                     .tables
                     .get(owner)
                     .is_none_or(|t| t.column(column).is_none_or(|c| c.inherited))
-                    || self
-                        .analysis
-                        .moved
-                        .contains(&(owner.clone(), column.clone())))
+                    || self.analysis.moved.contains(owner, column))
             {
                 self.push(
                     object.clone(),
@@ -389,10 +386,7 @@ impl Differ<'_> {
                     .tables
                     .get(table)
                     .is_some_and(|t| t.column(column).is_some())
-                    && !self
-                        .analysis
-                        .moved
-                        .contains(&(table.clone(), column.clone()));
+                    && !self.analysis.moved.contains(table, column);
                 if !owner_kept {
                     continue;
                 }
