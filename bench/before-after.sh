@@ -12,6 +12,8 @@
 # --rounds N    rounds (default 2)
 # --only NAME   migrate, schema, backup or checks (repeatable; default: all four), each with
 #               light arguments (below) so that a round takes minutes, not hours
+# -- BENCH-ARGS  more arguments for every bench run, after the light ones (with one --only:
+#               `--only migrate -- --no-fsync`)
 #
 # The new build is this checkout's (`cargo build --release`). Every run's report is kept in
 # bench/.work/before-after/<bench>-<build>-<round>.md; the script prints them in order.
@@ -20,12 +22,14 @@ set -euo pipefail
 BASE=""
 ROUNDS=2
 ONLY=()
-usage() { sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; }
+EXTRA=()
+usage() { sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; }
 while (($#)); do
     case "$1" in
         --base) BASE=$2; shift 2 ;;
         --rounds) ROUNDS=$2; shift 2 ;;
         --only) ONLY+=("$2"); shift 2 ;;
+        --) shift; EXTRA=("$@"); break ;;
         -h|--help) usage; exit 0 ;;
         *) echo "before-after.sh: unknown argument $1" >&2; usage >&2; exit 2 ;;
     esac
@@ -73,7 +77,7 @@ for round in $(seq "$ROUNDS"); do
             # Each bench prints its Markdown report on stdout.
             # shellcheck disable=SC2086 # the arguments are words on purpose
             CARGO_TARGET_DIR=${TARGET[$build]} "$BENCH/$bench.sh" --no-build ${ARGS[$bench]} \
-                >"$OUT/$bench-$build-$round.md"
+                "${EXTRA[@]}" >"$OUT/$bench-$build-$round.md"
         done
     done
 done

@@ -565,14 +565,29 @@ pub async fn seed(
         path: path.clone(),
         source,
     })?;
+    Ok(Some(
+        run_seed(database, settings, path, &sql, cancel).await?,
+    ))
+}
+
+/// Runs the seed script `sql` (read from `path`, which errors name) on the database: what
+/// [`seed`] does once it has found the file, for a caller that holds the script already
+/// (the demo's is built into the binary).
+pub async fn run_seed(
+    database: &Database,
+    settings: &MigrateSettings,
+    path: PathBuf,
+    sql: &str,
+    cancel: &CancellationToken,
+) -> Result<SeedReport, MigrateServiceError> {
     let mode = apply::seed(
         database.info(),
         &interruptible(settings, database, cancel),
         &path,
-        &sql,
+        sql,
     )
     .await?;
-    Ok(Some(SeedReport { seed: path, mode }))
+    Ok(SeedReport { seed: path, mode })
 }
 
 /// `migrate dev`'s plan: from the schema the migrations give (replayed in a shadow database)

@@ -133,7 +133,8 @@ impl Analysis {
             }
         }
         // Indexes and checks that name an enum being swapped are built again over the new one.
-        for (name, old, new) in both(&from.tables, &to.tables) {
+        let no_swapped_enums = self.recreated_enums.is_empty();
+        for (name, old, new) in both(&from.tables, &to.tables).filter(|_| !no_swapped_enums) {
             let names_swapped_enum =
                 |text: &str| self.recreated_enums.iter().any(|e| mentions_type(text, e));
             let (indexes, constraints) = kept_dependents(
@@ -297,7 +298,8 @@ impl Analysis {
         let family = |t: &Table| {
             t.partition_by.is_some() || t.partition_of.is_some() || !t.inherits.is_empty()
         };
-        if family(old) || family(new) || parents.contains(name) {
+        // Only retyped columns move.
+        if !self.retyped.has_table(name) || family(old) || family(new) || parents.contains(name) {
             return Vec::new();
         }
         let movable = |column: &str| {
@@ -442,18 +444,19 @@ pub(super) fn kept_dependents(
     let indexes = old
         .indexes
         .values()
-        .filter(|i| new.indexes.get(&i.name).is_some_and(|n| same_index(n, i)) && index(i))
+        .filter(|i| index(i) && new.indexes.get(&i.name).is_some_and(|n| same_index(n, i)))
         .map(|i| i.name.clone())
         .collect();
     let constraints = old
         .constraints
         .values()
         .filter(|c| {
-            new.constraints
-                .get(&c.name)
-                .is_some_and(|n| same_constraint(n, c))
-                && !c.inherited
+            !c.inherited
                 && constraint(c)
+                && new
+                    .constraints
+                    .get(&c.name)
+                    .is_some_and(|n| same_constraint(n, c))
         })
         .map(|c| c.name.clone())
         .collect();

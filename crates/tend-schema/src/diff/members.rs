@@ -31,6 +31,10 @@ impl Members {
         !self.0.is_empty() && self.0.get(table).is_some_and(|m| m.contains(member))
     }
 
+    pub(super) fn has_table(&self, table: &QualifiedName) -> bool {
+        !self.0.is_empty() && self.0.contains_key(table)
+    }
+
     /// The tables with any member here.
     pub(super) fn tables(&self) -> impl Iterator<Item = &QualifiedName> {
         self.0.keys()

@@ -94,6 +94,15 @@ impl Differ<'_> {
     }
 
     pub(super) fn alter_table(&mut self, name: &QualifiedName, old: &Table, new: &Table) {
+        // The same table on both sides changes only through what the analysis found: a
+        // column over an enum being swapped, or retyped or moved (most tables: none).
+        if old == new
+            && self.analysis.recreated_enums.is_empty()
+            && !self.analysis.retyped.has_table(name)
+            && !self.analysis.moved.has_table(name)
+        {
+            return;
+        }
         let table_sql = name.sql();
         let object = ObjectId::Table(name.clone());
         if old.partition_by != new.partition_by {

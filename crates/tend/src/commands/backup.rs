@@ -264,8 +264,7 @@ fn run_backup(ctx: &Context, args: &RunArgs) -> Result<i32, CommandError> {
     ))?;
     bar.finish_and_clear();
     let manifest = manifest?;
-    ctx.out
-        .json_value(&serde_json::to_value(&manifest).expect("manifests serialize"));
+    ctx.out.json_value(&manifest);
     ctx.out.line(format!(
         "Backup {} of {}: {:.1} MB dumped, {:.1} MB stored ({:.1}x), {} tables, in {:.1}s, to {}.",
         manifest.id,

@@ -56,8 +56,7 @@ pub fn run(args: CheckArgs, ctx: &Context) -> Result<i32, CommandError> {
         project.dir.is_dir() && project.load().map_or(true, |found| !found.is_empty());
     let status = report.status;
     let code = report.exit_code;
-    ctx.out
-        .json_value(&serde_json::to_value(&report).expect("check reports serialize"));
+    ctx.out.json_value(&report);
     for finding in &report.findings {
         let mark = match finding.severity {
             Severity::Critical => ctx.out.paint("CRIT", "31;1"),

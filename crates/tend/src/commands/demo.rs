@@ -10,6 +10,7 @@ use include_dir::{Dir, include_dir};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 use tend_core::demo::{self, TableRows};
+use tend_core::migrate::{self, MigrateEvent};
 use tend_pg::{ConnInfo, ServerFacts};
 
 use crate::command_error::{CommandError, exit};
@@ -206,20 +207,30 @@ pub fn run(args: DemoArgs, ctx: &Context) -> Result<i32, CommandError> {
         ),
         "cd examples/saas && DATABASE_URL=\"$(tend dev url -d tend_demo)\" tend migrate deploy",
     );
-    let options = super::migrate::run_options(ctx);
-    let history = tend_migrate::History::new(tend_migrate::Format::Prisma);
+    // The same services as `tend migrate deploy` and `tend migrate status`.
+    let example = migrate::Migrations {
+        project: migrate::MigrationProject {
+            format: tend_migrate::Format::Prisma,
+            dir: std::path::PathBuf::from("examples/saas/prisma/migrations"),
+        },
+        files: migrations.clone(),
+    };
+    let database = ctx.settings.database.handle(demo.clone());
     let bar = progress(ctx, migrations.len() as u64, "migrations");
-    let report = block_on(tend_migrate::apply::deploy(
-        &demo,
-        &options,
-        history.clone(),
-        &migrations,
-        None,
-        false,
+    let report = block_on(migrate::deploy(
+        &database,
+        &ctx.settings.migrate,
+        &example,
+        &migrate::DeployRequest {
+            to: None,
+            dry_run: false,
+            resume: None,
+        },
+        &super::migrate::interrupt_token(),
         &mut |event| match event {
-            tend_migrate::Event::Applying { name, .. } => bar.set_message(name),
-            tend_migrate::Event::Applied { .. } => bar.inc(1),
-            tend_migrate::Event::Locked { .. } => {}
+            MigrateEvent::Run(tend_migrate::Event::Applying { name, .. }) => bar.set_message(name),
+            MigrateEvent::Run(tend_migrate::Event::Applied { .. }) => bar.inc(1),
+            _ => {}
         },
     ))?;
     bar.finish_and_clear();
@@ -229,15 +240,10 @@ pub fn run(args: DemoArgs, ctx: &Context) -> Result<i32, CommandError> {
             applied.name, applied.millis
         ));
     }
-    let statuses = block_on(tend_migrate::apply::status(
-        &demo,
-        &options,
-        history,
-        &migrations,
-    ))?;
+    let status = block_on(migrate::status(&database, &ctx.settings.migrate, &example))?;
     out.step(format!(
         "    $ tend migrate status  ->  {}",
-        if tend_migrate::status::is_up_to_date(&statuses) {
+        if status.up_to_date {
             "every migration applied (exit 0)"
         } else {
             "not up to date (exit 1)"
@@ -277,11 +283,12 @@ pub fn run(args: DemoArgs, ctx: &Context) -> Result<i32, CommandError> {
             "DATABASE_URL=\"$(tend dev url -d tend_demo)\" tend seed --file examples/saas/seed/generate.sql",
         );
         let spinner = spinner(ctx, "generating rows");
-        block_on(tend_migrate::apply::seed(
-            &demo,
-            &options,
-            std::path::Path::new("examples/saas/seed/generate.sql"),
+        block_on(migrate::run_seed(
+            &database,
+            &ctx.settings.migrate,
+            std::path::PathBuf::from("examples/saas/seed/generate.sql"),
             example_file("seed/generate.sql"),
+            &super::migrate::interrupt_token(),
         ))?;
         spinner.finish_and_clear();
         let counts = block_on(demo::row_counts(&session))?;

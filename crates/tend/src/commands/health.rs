@@ -17,8 +17,7 @@ pub fn run(_args: HealthArgs, ctx: &Context) -> Result<i32, CommandError> {
         &ctx.settings.database,
         &ctx.settings.health,
     ));
-    ctx.out
-        .json_value(&serde_json::to_value(&health).expect("health reports serialize"));
+    ctx.out.json_value(&health);
     let word = |s: Severity| match s {
         Severity::Ok | Severity::Info => ctx.out.paint("OK", "32"),
         Severity::Warning => ctx.out.paint("WARNING", "33"),

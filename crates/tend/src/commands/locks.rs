@@ -14,8 +14,7 @@ pub fn run(_args: LocksArgs, ctx: &Context) -> Result<i32, CommandError> {
     let session = ctx.connect(&target.info)?;
     let report = block_on(actions::locks(&session))?;
     super::queries::warn_hidden(ctx, report.hidden_sessions, &report.user);
-    ctx.out
-        .json_value(&serde_json::to_value(&report).expect("lock reports serialize"));
+    ctx.out.json_value(&report);
     let tree = &report.blocking;
     if tree.is_empty() {
         ctx.out.line("No session is waiting on another's lock.");

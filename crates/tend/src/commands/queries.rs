@@ -30,8 +30,7 @@ pub fn run(args: QueriesArgs, ctx: &Context) -> Result<i32, CommandError> {
     };
     let report = block_on(actions::queries(&session, &filter))?;
     warn_hidden(ctx, report.hidden_sessions, &report.user);
-    ctx.out
-        .json_value(&serde_json::to_value(&report).expect("session reports serialize"));
+    ctx.out.json_value(&report);
     let shown = &report.sessions;
     if shown.is_empty() {
         ctx.out.line("No sessions match.");

@@ -207,8 +207,7 @@ fn dump(ctx: &Context, args: DumpArgs) -> Result<i32, CommandError> {
         None
     };
     let report = block_on(tend_core::schema::dump(source.as_ref(), shadows.as_ref()))?;
-    ctx.out
-        .json_value(&serde_json::to_value(&report).expect("reports serialize"));
+    ctx.out.json_value(&report);
     ctx.out.line(format!("-- {}", report.source));
     ctx.out.line(format!(
         "-- {}, by tend {}\n",

@@ -37,8 +37,7 @@ pub fn run(args: SeedArgs, ctx: &Context) -> Result<i32, CommandError> {
         &super::migrate::interrupt_token(),
     ))?
     .ok_or_else(|| service::MigrateServiceError::NoSeed(ctx.settings.project_root.clone()))?;
-    ctx.out
-        .json_value(&serde_json::to_value(&report).expect("reports serialize"));
+    ctx.out.json_value(&report);
     ctx.out.line(format!(
         "Seeded from {}{}.",
         report.seed.display(),

@@ -68,8 +68,7 @@ pub fn run(args: VacuumArgs, ctx: &Context) -> Result<i32, CommandError> {
         &events,
     ))?;
     bar.finish_and_clear();
-    ctx.out
-        .json_value(&serde_json::to_value(&report).expect("vacuum reports serialize"));
+    ctx.out.json_value(&report);
     ctx.out.line(format!(
         "Vacuumed {}{}.",
         count(report.vacuumed.len(), "table", "tables"),
