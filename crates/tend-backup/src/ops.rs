@@ -8,6 +8,7 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::SystemTime;
+use tokio_util::sync::CancellationToken;
 
 use bytes::Bytes;
 use futures::StreamExt;
@@ -103,6 +104,9 @@ pub enum BackupError {
     /// Stopped by its cancellation token (SIGINT or SIGTERM in the binary).
     #[error("the backup was interrupted; {cleanup}")]
     Interrupted { cleanup: String },
+    /// A restore stopped by its cancellation token; `state` says what the target holds.
+    #[error("the restore was stopped before it finished; {state}")]
+    RestoreStopped { state: &'static str },
     /// pg_restore 17+ into an older server needs the psql next to it (see `pg_restore.rs`).
     #[error(
         "pg_restore {pg_restore_major} ({pg_restore}) cannot restore into PostgreSQL {target_major} by itself (it sets transaction_timeout, which that server lacks), and there is no psql next to it to run its script through; install psql of the same major beside it, or point TEND_PG_BINDIR at client programs of PostgreSQL {target_major}"
@@ -1158,7 +1162,14 @@ pub struct SingleOptions {
     /// Filled with the roles the restore creates on the target server (from the backup's
     /// roles), even when it then fails: a drill drops them again.
     pub created_roles: crate::roles::CreatedRoles,
+    /// Stops the restore: pg_restore is killed before it can commit, and the target stays
+    /// as it was.
+    pub cancel: CancellationToken,
 }
+
+/// What a restore in one transaction leaves when it is stopped.
+pub(crate) const ROLLED_BACK: &str =
+    "nothing of it was kept: it ran in one transaction, which was rolled back";
 
 /// Restores a backup into `target` with pg_restore in one transaction: a failure (or a
 /// damaged backup, caught before the last byte) leaves the target as it was. Slower than
@@ -1185,6 +1196,7 @@ pub async fn restore(
     let running: Arc<parking_lot::Mutex<Option<SingleTransaction>>> = Arc::default();
     let (clean, to) = (options.clean, target.clone());
     let holder = running.clone();
+    let (feeding, finishing) = (options.cancel.clone(), options.cancel.clone());
     let fed = read_back(store, &manifest, decryption, DATA, move |archive| {
         let mut input = std::io::BufReader::with_capacity(1024 * 1024, archive);
         let toc = crate::archive::read_toc(&mut input)?;
@@ -1192,7 +1204,7 @@ pub async fn restore(
         let child =
             SingleTransaction::spawn(&pg_restore, &to, clean, &flags).map_err(Stop::Failed)?;
         *holder.lock() = Some(child.clone());
-        let stdin = child.feed(&toc.prefix, &mut input)?;
+        let stdin = child.feed(&toc.prefix, &mut input, &feeding)?;
         Ok((stdin, roles))
     })
     .await;
@@ -1203,7 +1215,7 @@ pub async fn restore(
                 Ok(((stdin, roles), _)) => (Ok(stdin), roles),
                 Err(e) => (Err(e), RolesOutcome::Kept),
             };
-            child.finish(stdin).map(|()| roles)
+            child.finish(stdin, &finishing).map(|()| roles)
         }
         None => Err(fed
             .err()
@@ -1280,6 +1292,7 @@ impl SingleTransaction {
         &self,
         prefix: &[u8],
         archive: &mut dyn Read,
+        cancel: &CancellationToken,
     ) -> Result<std::process::ChildStdin, Stop> {
         let stdin = self.child.lock().as_mut().and_then(Restoring::stdin);
         let Some(mut stdin) = stdin else {
@@ -1293,6 +1306,12 @@ impl SingleTransaction {
         }
         let mut buf = vec![0u8; 256 * 1024];
         loop {
+            if cancel.is_cancelled() {
+                self.kill();
+                return Err(Stop::Failed(BackupError::RestoreStopped {
+                    state: ROLLED_BACK,
+                }));
+            }
             let n = match archive.read(&mut buf) {
                 Ok(n) => n,
                 Err(e) => {
@@ -1331,10 +1350,11 @@ impl SingleTransaction {
     }
 
     /// After the read: on success closes stdin (pg_restore commits) and waits; on failure
-    /// kills pg_restore (it rolls back).
+    /// or when `cancel` fires first, kills pg_restore (it rolls back).
     pub(crate) fn finish(
         &self,
         fed: Result<std::process::ChildStdin, BackupError>,
+        cancel: &CancellationToken,
     ) -> Result<(), BackupError> {
         let taken = self.child.lock().take();
         let stdin = match fed {
@@ -1351,11 +1371,12 @@ impl SingleTransaction {
             return Err(BackupError::Pipeline("pg_restore was stopped".to_string()));
         };
         let output = child
-            .wait_with_output()
+            .wait_or_cancel(cancel)
             .map_err(|source| BackupError::Spawn {
                 program: self.program.display().to_string(),
                 source,
-            })?;
+            })?
+            .ok_or(BackupError::RestoreStopped { state: ROLLED_BACK })?;
         if !output.status.success() {
             return Err(restore_failed(&output));
         }

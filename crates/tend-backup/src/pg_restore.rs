@@ -25,6 +25,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Output, Stdio};
 
 use tend_pg::ConnInfo;
+use tokio_util::sync::CancellationToken;
 
 use crate::ops::BackupError;
 
@@ -283,32 +284,75 @@ impl Restoring {
     /// error is the server's), else pg_restore's.
     pub(crate) fn wait_with_output(self) -> std::io::Result<Output> {
         let restored = self.restore.wait_with_output()?;
-        let Some(psql) = self.psql else {
-            return Ok(restored);
+        with_psql(restored, self.psql)
+    }
+
+    /// [`Restoring::wait_with_output`], unless `cancel` fires first: then the restore is
+    /// killed before it can commit, and the answer is `None`.
+    pub(crate) fn wait_or_cancel(
+        mut self,
+        cancel: &CancellationToken,
+    ) -> std::io::Result<Option<Output>> {
+        // pg_restore's stderr is read while it runs, so a full pipe never stalls it.
+        let stderr = self.restore.stderr.take().map(|mut pipe| {
+            std::thread::spawn(move || {
+                let mut text = Vec::new();
+                let _ = pipe.read_to_end(&mut text);
+                text
+            })
+        });
+        let status = loop {
+            if cancel.is_cancelled() {
+                self.kill();
+                return Ok(None);
+            }
+            if let Some(status) = self.restore.try_wait()? {
+                break status;
+            }
+            std::thread::sleep(CANCEL_POLL);
         };
-        let pumped = psql.pump.join();
-        let status = {
-            let mut child = psql.child;
-            child.wait()?
+        let restored = Output {
+            status,
+            stdout: Vec::new(),
+            stderr: stderr
+                .map(|reader| reader.join().unwrap_or_default())
+                .unwrap_or_default(),
         };
-        let stderr = psql.stderr.join().unwrap_or_default();
-        if !status.success() {
-            let mut text = stderr;
-            text.extend_from_slice(&restored.stderr);
-            return Ok(Output {
-                status,
-                stdout: Vec::new(),
-                stderr: text,
-            });
-        }
-        if !restored.status.success() {
-            return Ok(restored);
-        }
-        match pumped {
-            Ok(Ok(())) => Ok(restored),
-            Ok(Err(e)) => Err(e),
-            Err(_) => Err(std::io::Error::other("the thread feeding psql panicked")),
-        }
+        with_psql(restored, self.psql).map(Some)
+    }
+}
+
+/// How often a cancellable wait looks at its token.
+const CANCEL_POLL: std::time::Duration = std::time::Duration::from_millis(20);
+
+/// The outcome of a restore whose pg_restore has ended: psql's when it went through one
+/// and psql failed (its error is the server's), else pg_restore's.
+fn with_psql(restored: Output, psql: Option<Psql>) -> std::io::Result<Output> {
+    let Some(psql) = psql else {
+        return Ok(restored);
+    };
+    let pumped = psql.pump.join();
+    let status = {
+        let mut child = psql.child;
+        child.wait()?
+    };
+    let stderr = psql.stderr.join().unwrap_or_default();
+    if !status.success() {
+        let mut text = stderr;
+        text.extend_from_slice(&restored.stderr);
+        return Ok(Output {
+            status,
+            stdout: Vec::new(),
+            stderr: text,
+        });
+    }
+    if !restored.status.success() {
+        return Ok(restored);
+    }
+    match pumped {
+        Ok(Ok(())) => Ok(restored),
+        Ok(Err(e)) => Err(e),
+        Err(_) => Err(std::io::Error::other("the thread feeding psql panicked")),
     }
 }
 

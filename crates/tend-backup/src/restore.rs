@@ -42,6 +42,7 @@ use futures::SinkExt;
 use tend_pg::{ConnInfo, ConnectOptions};
 use tokio::sync::mpsc;
 use tokio_postgres::Client;
+use tokio_util::sync::CancellationToken;
 
 pub use self::early::EARLY_BUILD;
 use self::early::{Early, EarlyState};
@@ -72,7 +73,13 @@ pub struct ParallelOptions {
     /// `--no-owner` / `--no-privileges`; roles the target lacks are handled as
     /// [`crate::roles`] says either way.
     pub ownership: Ownership,
+    /// Stops the restore between two pieces of rows (or kills the pg_restore running);
+    /// what it had created in the target is then dropped again, as after a failure.
+    pub cancel: CancellationToken,
 }
+
+/// What a stopped restore leaves when it had not created anything yet.
+const NOTHING_RESTORED: &str = "nothing was restored";
 
 /// How a backup was restored.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -191,7 +198,8 @@ pub async fn restore_parallel(
     let early_state = Arc::new(EarlyState::default());
     let builder = {
         let (program, target, state) = (pg_restore.clone(), target.clone(), early_state.clone());
-        std::thread::spawn(move || early::build(builder_rx, program, target, state))
+        let cancel = options.cancel.clone();
+        std::thread::spawn(move || early::build(builder_rx, program, target, state, &cancel))
     };
     let finished = Finished {
         remaining: Arc::default(),
@@ -221,6 +229,7 @@ pub async fn restore_parallel(
         early: early_state.clone(),
         planner,
         roles: roles.clone(),
+        cancel: options.cancel.clone(),
     };
     let fed = read_back(store, &manifest, decryption, DATA, move |archive| {
         reader.run(archive)
@@ -259,8 +268,9 @@ pub async fn restore_parallel(
     let result = match outcome {
         Ok((Outcome::FellBack { stdin, reason }, _)) => {
             let child = fallback.lock().take();
+            let cancel = options.cancel.clone();
             let finished = tokio::task::spawn_blocking(move || match child {
-                Some(child) => child.finish(Ok(stdin)),
+                Some(child) => child.finish(Ok(stdin), &cancel),
                 None => Err(BackupError::Pipeline("pg_restore was stopped".to_string())),
             })
             .await
@@ -294,7 +304,7 @@ pub async fn restore_parallel(
                 loaded.first(),
                 target,
                 &pg_restore,
-                (jobs, &flags),
+                (jobs, &flags, &options.cancel),
             )
             .await
             .map(|()| tables)
@@ -304,7 +314,10 @@ pub async fn restore_parallel(
             let child = fallback.lock().take();
             if let Some(child) = child {
                 let _ = tokio::task::spawn_blocking(move || {
-                    child.finish(Err(BackupError::Pipeline(String::new())))
+                    child.finish(
+                        Err(BackupError::Pipeline(String::new())),
+                        &CancellationToken::new(),
+                    )
                 })
                 .await;
             }
@@ -324,11 +337,17 @@ pub async fn restore_parallel(
                 Ok(()) => UNDONE,
                 Err(_) => PARTIAL,
             };
-            Err(BackupError::Unfinished {
-                source: Box::new(e),
-                state,
-            })
+            match e {
+                BackupError::RestoreStopped { .. } => Err(BackupError::RestoreStopped { state }),
+                e => Err(BackupError::Unfinished {
+                    source: Box::new(e),
+                    state,
+                }),
+            }
         }
+        Err(_) if options.cancel.is_cancelled() => Err(BackupError::RestoreStopped {
+            state: NOTHING_RESTORED,
+        }),
         Err(e) => Err(e),
     }
 }
@@ -342,7 +361,7 @@ async fn finish(
     client: Option<&Client>,
     target: &ConnInfo,
     pg_restore: &PgRestore,
-    (jobs, flags): (usize, &[String]),
+    (jobs, flags, cancel): (usize, &[String], &CancellationToken),
 ) -> Result<(), BackupError> {
     let client = client.ok_or_else(|| BackupError::Pipeline(LOADER_STOPPED.to_string()))?;
     for entry in toc.entries.iter().filter(|e| e.desc == "SEQUENCE SET") {
@@ -374,20 +393,24 @@ async fn finish(
         Some(list)
     };
     let (program, target, path) = (pg_restore.clone(), target.clone(), scratch.path.clone());
-    let result =
-        tokio::task::spawn_blocking(move || run_pg_restore(&program, &target, &path, &args))
-            .await
-            .map_err(|e| BackupError::Pipeline(e.to_string()))?;
+    let cancel = cancel.clone();
+    let result = tokio::task::spawn_blocking(move || {
+        run_pg_restore(&program, &target, &path, &args, &cancel)
+    })
+    .await
+    .map_err(|e| BackupError::Pipeline(e.to_string()))?;
     drop(list);
     result
 }
 
-/// Runs pg_restore on the scratch file (header and TOC, no rows) and waits for it.
+/// Runs pg_restore on the scratch file (header and TOC, no rows) and waits for it, or
+/// kills it when `cancel` fires first.
 fn run_pg_restore(
     pg_restore: &PgRestore,
     target: &ConnInfo,
     file: &Path,
     args: &[String],
+    cancel: &CancellationToken,
 ) -> Result<(), BackupError> {
     let mut all = vec!["--exit-on-error".to_string(), "--no-password".to_string()];
     all.extend(args.iter().cloned());
@@ -396,10 +419,13 @@ fn run_pg_restore(
     // The signal follows the spawning thread, which waits here until pg_restore ends.
     let output = pg_restore
         .spawn(target, &all, Stdio::null(), true)?
-        .wait_with_output()
+        .wait_or_cancel(cancel)
         .map_err(|source| BackupError::Spawn {
             program: pg_restore.program.display().to_string(),
             source,
+        })?
+        .ok_or(BackupError::RestoreStopped {
+            state: NOTHING_RESTORED,
         })?;
     if !output.status.success() {
         return Err(restore_failed(&output));
@@ -425,6 +451,7 @@ struct Reader {
     planner: RolePlanner,
     /// What the planner decided, for the report.
     roles: Arc<Mutex<RolesOutcome>>,
+    cancel: CancellationToken,
 }
 
 impl Reader {
@@ -437,7 +464,7 @@ impl Reader {
             let child = SingleTransaction::spawn(&self.pg_restore, &self.target, false, &flags)
                 .map_err(Stop::Failed)?;
             *self.fallback.lock() = Some(child.clone());
-            let stdin = child.feed(&toc.prefix, &mut input)?;
+            let stdin = child.feed(&toc.prefix, &mut input, &self.cancel)?;
             return Ok(Outcome::FellBack { stdin, reason });
         }
         let scratch =
@@ -455,6 +482,7 @@ impl Reader {
                 &flags[..],
             ]
             .concat(),
+            &self.cancel,
         )
         .map_err(Stop::Failed)?;
         self.created.store(true, Ordering::SeqCst);
@@ -495,6 +523,11 @@ impl Reader {
             let mut ended = false;
             let mut bytes: u64 = 0;
             loop {
+                if self.cancel.is_cancelled() {
+                    return Err(Stop::Failed(BackupError::RestoreStopped {
+                        state: NOTHING_RESTORED,
+                    }));
+                }
                 let len = blocks.chunk_len()?;
                 if len == 0 {
                     break;

@@ -1,5 +1,6 @@
 //! The parallel restore through the library: a big table's indexes are built while the
-//! tables after it load, and a failure of such a build undoes the whole restore.
+//! tables after it load, and a failure of such a build undoes the whole restore; a restore
+//! stopped by its cancellation token leaves the target as it was, in either method.
 
 use age::secrecy::SecretString;
 use tend_backup::crypto::{Decryption, Encryption};
@@ -8,6 +9,7 @@ use tend_backup::restore::{EARLY_BUILD, Method, ParallelOptions, restore_paralle
 use tend_backup::store::{Store, StoreConfig};
 use tend_pg::{ConnectOptions, PgTool, ToolSearch, VersionNeed};
 use tend_testkit::TestDb;
+use tokio_util::sync::CancellationToken;
 
 const PASSPHRASE: &str = "restore test passphrase";
 
@@ -60,6 +62,15 @@ fn restore(
     backed: &Backed,
     target: &TestDb,
 ) -> Result<tend_backup::restore::Restored, tend_backup::ops::BackupError> {
+    restore_until(runtime, backed, target, CancellationToken::new())
+}
+
+fn restore_until(
+    runtime: &tokio::runtime::Runtime,
+    backed: &Backed,
+    target: &TestDb,
+    cancel: CancellationToken,
+) -> Result<tend_backup::restore::Restored, tend_backup::ops::BackupError> {
     let pg_restore = ToolSearch::default()
         .find(PgTool::PgRestore, VersionNeed::Any)
         .unwrap()
@@ -69,6 +80,7 @@ fn restore(
         connect: ConnectOptions::default(),
         pg_restore,
         ownership: Default::default(),
+        cancel,
     };
     runtime.block_on(restore_parallel(
         &backed.store,
@@ -147,6 +159,111 @@ fn a_failing_early_index_build_undoes_the_restore() {
     );
     assert_eq!(
         target.query_column("SELECT count(*)::text FROM pg_proc WHERE proname = 'bucket'"),
+        vec![Some("0".into())]
+    );
+}
+
+/// Cancels `cancel` once `ready` (a query on `target`) answers true, polling.
+fn cancel_when(
+    runtime: &tokio::runtime::Runtime,
+    target: &TestDb,
+    ready: &'static str,
+    cancel: CancellationToken,
+) {
+    let info = target.info.clone();
+    runtime.spawn(async move {
+        let session = tend_pg::connect(&info, &ConnectOptions::default())
+            .await
+            .unwrap();
+        // Ends when the test's database goes, or once it cancelled.
+        while let Ok(row) = session.query_one(ready, &[]).await {
+            if row.get::<_, bool>(0) {
+                cancel.cancel();
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+    });
+}
+
+const PUBLIC_RELATIONS: &str =
+    "SELECT count(*)::text FROM pg_class WHERE relnamespace = 'public'::regnamespace";
+
+#[test]
+fn a_restore_stopped_while_rows_load_is_undone() {
+    let runtime = runtime();
+    let source = TestDb::create();
+    two_big_tables(&source, "CREATE INDEX a_big_body ON a_big (body)");
+    let backed = back_up(&runtime, &source);
+    let target = TestDb::create();
+    let cancel = CancellationToken::new();
+    // Stopped once the tables exist and rows arrive in the first.
+    cancel_when(
+        &runtime,
+        &target,
+        "SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE datname = current_database() \
+           AND query LIKE 'COPY %')",
+        cancel.clone(),
+    );
+    let err = restore_until(&runtime, &backed, &target, cancel).unwrap_err();
+    assert!(
+        matches!(err, tend_backup::ops::BackupError::RestoreStopped { .. }),
+        "{err:?}"
+    );
+    let text = err.to_string();
+    assert!(
+        text.contains("the restore was stopped") && text.contains("the restore was undone"),
+        "{text}"
+    );
+    assert_eq!(
+        target.query_column(PUBLIC_RELATIONS),
+        vec![Some("0".into())]
+    );
+}
+
+#[test]
+fn a_restore_in_one_transaction_stopped_keeps_nothing() {
+    let runtime = runtime();
+    let source = TestDb::create();
+    two_big_tables(&source, "CREATE INDEX a_big_body ON a_big (body)");
+    let backed = back_up(&runtime, &source);
+    let target = TestDb::create();
+    let cancel = CancellationToken::new();
+    // Stopped once pg_restore loads rows.
+    cancel_when(
+        &runtime,
+        &target,
+        "SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE datname = current_database() \
+           AND query LIKE 'COPY %')",
+        cancel.clone(),
+    );
+    let options = tend_backup::ops::SingleOptions {
+        pg_restore: ToolSearch::default()
+            .find(PgTool::PgRestore, VersionNeed::Any)
+            .unwrap()
+            .path,
+        clean: false,
+        ownership: Default::default(),
+        connect: ConnectOptions::default(),
+        created_roles: Default::default(),
+        cancel,
+    };
+    let err = runtime
+        .block_on(tend_backup::ops::restore(
+            &backed.store,
+            &backed.id,
+            &Decryption::Passphrase(SecretString::from(PASSPHRASE)),
+            &target.info,
+            &options,
+        ))
+        .unwrap_err();
+    assert!(
+        matches!(err, tend_backup::ops::BackupError::RestoreStopped { .. }),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("rolled back"), "{err}");
+    assert_eq!(
+        target.query_column(PUBLIC_RELATIONS),
         vec![Some("0".into())]
     );
 }

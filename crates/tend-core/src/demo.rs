@@ -184,6 +184,7 @@ pub async fn backup_round_trip(request: &RoundTripRequest<'_>) -> Result<RoundTr
             ownership: Default::default(),
             connect: request.connect.clone(),
             created_roles: Default::default(),
+            cancel: Default::default(),
         },
     )
     .await?;

@@ -10,6 +10,7 @@ use tend_backup::restore::{Method, ParallelOptions, restore_parallel};
 use tend_backup::roles::{Ownership, RolesOutcome};
 use tend_backup::{Manifest, Store};
 use tend_pg::{ConnInfo, ConnectOptions, ToolSearch};
+use tokio_util::sync::CancellationToken;
 
 use crate::backup::{BackupServiceError, pg_restore_for};
 use crate::settings::BackupSettings;
@@ -122,6 +123,7 @@ pub async fn run(
     tools: &ToolSearch,
     plan: &RestorePlan,
     request: &RestoreRequest,
+    cancel: &CancellationToken,
     on_progress: &mut (dyn FnMut(RestoreProgress) + Send),
 ) -> Result<RestoreReport, BackupServiceError> {
     if plan.needs_clean() && !request.clean {
@@ -142,6 +144,7 @@ pub async fn run(
             ownership: request.ownership,
             connect: request.connect.clone(),
             created_roles: Default::default(),
+            cancel: cancel.clone(),
         };
         let (manifest, roles) =
             ops::restore(store, &plan.id, &decryption, &plan.target, &options).await?;
@@ -157,6 +160,7 @@ pub async fn run(
             connect: request.connect.clone(),
             pg_restore: pg_restore.path,
             ownership: request.ownership,
+            cancel: cancel.clone(),
         };
         let restored =
             restore_parallel(store, &plan.id, &decryption, &plan.target, &options).await?;

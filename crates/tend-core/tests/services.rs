@@ -236,6 +236,7 @@ fn the_cores_futures_are_send(
         &tools,
         restore_plan,
         restore_request,
+        &CancellationToken::new(),
         &mut |_| {},
     ));
     let migrate = &settings.migrate;

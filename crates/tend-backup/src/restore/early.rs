@@ -109,6 +109,7 @@ pub(super) fn build(
     pg_restore: crate::pg_restore::PgRestore,
     target: ConnInfo,
     state: Arc<EarlyState>,
+    cancel: &tokio_util::sync::CancellationToken,
 ) -> Result<Built, BackupError> {
     let mut built = Built::default();
     let mut plan = HashMap::new();
@@ -145,6 +146,7 @@ pub(super) fn build(
                             &flags[..],
                         ]
                         .concat(),
+                        cancel,
                     )
                 });
                 if let Err(e) = result {

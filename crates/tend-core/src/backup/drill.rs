@@ -25,6 +25,9 @@ pub struct DrillRequest {
     pub connect: ConnectOptions,
     /// `--no-owner` / `--no-privileges`.
     pub ownership: Ownership,
+    /// Stops the drill: its restore is rolled back, and its database and roles dropped
+    /// as after any drill; nothing is recorded about the backup.
+    pub cancel: tokio_util::sync::CancellationToken,
 }
 
 /// How a drill ended, and whether that is a finding about the backup (recorded in the
@@ -79,6 +82,7 @@ pub async fn drill(
         ownership: request.ownership,
         connect: request.connect.clone(),
         created_roles: created_roles.clone(),
+        cancel: request.cancel.clone(),
     };
     let outcome = restore_and_count(store, id, &decryption, &target, &options).await;
     if let Some(oid) = made {

@@ -85,7 +85,8 @@ impl From<tend_backup::BackupError> for CommandError {
             e @ tend_backup::BackupError::Decrypt { .. } => {
                 CommandError::new(ErrorKind::Config, e.to_string())
             }
-            e @ tend_backup::BackupError::Interrupted { .. } => {
+            e @ (tend_backup::BackupError::Interrupted { .. }
+            | tend_backup::BackupError::RestoreStopped { .. }) => {
                 CommandError::new(ErrorKind::Interrupted, e.to_string())
             }
             // pg_restore 17+ into a server older than 17 with no psql beside it.
@@ -280,8 +281,9 @@ fn run_backup(ctx: &Context, args: &RunArgs) -> Result<i32, CommandError> {
 }
 
 /// Runs `work` with SIGINT and SIGTERM turned into a cancellation of `cancel`, which the
-/// work obeys (a backup removes what it stored, then returns its error).
-async fn until_signal<T>(
+/// work obeys (a backup removes what it stored, a restore undoes what it restored, then
+/// each returns its error).
+pub(crate) async fn until_signal<T>(
     cancel: &tokio_util::sync::CancellationToken,
     work: impl std::future::Future<Output = T>,
 ) -> Result<T, CommandError> {
@@ -384,18 +386,17 @@ fn verify(ctx: &Context, args: &VerifyArgs) -> Result<i32, CommandError> {
                 crate::context::ClusterUse::Scratch,
             )?,
         };
+        let cancel = tokio_util::sync::CancellationToken::new();
         let request = tend_core::backup::DrillRequest {
             scratch,
             connect: ctx.settings.connect_options(),
             ownership: args.ownership.into(),
+            cancel: cancel.clone(),
         };
-        report = block_on(tend_core::backup::drill(
-            &store,
-            &ctx.settings.backup,
-            &tools,
-            &report.id,
-            &request,
-        ))?;
+        report = block_on(until_signal(
+            &cancel,
+            tend_core::backup::drill(&store, &ctx.settings.backup, &tools, &report.id, &request),
+        ))??;
     }
     ctx.out.json_value(&to_json(&report));
     ctx.out.line(format!(

@@ -121,21 +121,26 @@ pub fn run(args: RestoreArgs, ctx: &Context) -> Result<i32, CommandError> {
         )?;
     }
     let mut bar = None;
-    let restored = block_on(restore::run(
-        &store,
-        &ctx.settings.backup,
-        &ctx.settings.tool_search(),
-        &plan,
-        &request,
-        &mut |p| match p {
-            RestoreProgress::Restoring { id } => {
-                bar = Some(super::backup::spinner(
-                    ctx.out,
-                    &format!("restoring backup {id}"),
-                ))
-            }
-        },
-    ));
+    let cancel = tokio_util::sync::CancellationToken::new();
+    let restored = block_on(super::backup::until_signal(
+        &cancel,
+        restore::run(
+            &store,
+            &ctx.settings.backup,
+            &ctx.settings.tool_search(),
+            &plan,
+            &request,
+            &cancel,
+            &mut |p| match p {
+                RestoreProgress::Restoring { id } => {
+                    bar = Some(super::backup::spinner(
+                        ctx.out,
+                        &format!("restoring backup {id}"),
+                    ))
+                }
+            },
+        ),
+    ))?;
     if let Some(bar) = bar {
         bar.finish_and_clear();
     }
