@@ -1734,4 +1734,11 @@ fn backup_and_restore_json_is_the_serialized_service_report() {
         target.query_column("SELECT count(*)::text FROM accounts"),
         vec![Some("30".to_string())]
     );
+    // The restore drill's report, into a scratch database on the local cluster.
+    insta::assert_json_snapshot!(
+        "backup_verify_restore_json",
+        json(&["backup", "verify", &ids[1], "--restore", "--json"]),
+        { ".id" => "[id]", ".verification.verified_at" => "[time]" }
+    );
+    let _ = run(project.tend().args(["dev", "destroy", "--yes"]));
 }

@@ -390,6 +390,14 @@ fn migrate_dev_on_the_example_writes_a_migration_deploy_reproduces() {
     let (code, out, err) = tend(&project, &dev, &["migrate", "dev", "--name", "again"]);
     assert_eq!(code, 0, "{out}{err}");
     assert!(out.contains("No changes"), "{out}");
+    let (code, out, err) = tend(
+        &project,
+        &dev,
+        &["migrate", "dev", "--name", "again", "--json"],
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    let report: serde_json::Value = serde_json::from_str(&out).unwrap();
+    insta::assert_json_snapshot!("migrate_dev_nothing_json", report);
 }
 
 #[test]
@@ -401,11 +409,19 @@ fn migrate_dev_create_only_writes_without_applying_and_uses_the_local_cluster() 
         "CREATE TABLE accounts (id int PRIMARY KEY, name text NOT NULL);",
     );
     // No database and no shadow configured: the local cluster holds the shadows.
-    let (code, out, err) =
-        run(project
-            .tend()
-            .args(["migrate", "dev", "--name", "accounts", "--create-only"]));
+    let (code, out, err) = run(project.tend().args([
+        "migrate",
+        "dev",
+        "--name",
+        "accounts",
+        "--create-only",
+        "--json",
+    ]));
     assert_eq!(code, 0, "{out}{err}");
+    let report: serde_json::Value = serde_json::from_str(&out).unwrap();
+    insta::assert_json_snapshot!("migrate_dev_create_only_json", report, {
+        ".path" => "[path]",
+    });
     let files: Vec<_> = std::fs::read_dir(project.path().join("migrations"))
         .unwrap()
         .flatten()
