@@ -163,27 +163,31 @@ fn a_failing_early_index_build_undoes_the_restore() {
     );
 }
 
-/// Cancels `cancel` once `ready` (a query on `target`) answers true, polling.
-fn cancel_when(
-    runtime: &tokio::runtime::Runtime,
-    target: &TestDb,
-    ready: &'static str,
-    cancel: CancellationToken,
-) {
-    let info = target.info.clone();
+/// A backup of two big tables, an empty target, and a token that is cancelled once rows
+/// load into the target (a COPY runs there): what the stopped-restore tests share.
+fn stopped_while_loading(runtime: &tokio::runtime::Runtime) -> (Backed, TestDb, CancellationToken) {
+    let source = TestDb::create();
+    two_big_tables(&source, "CREATE INDEX a_big_body ON a_big (body)");
+    let backed = back_up(runtime, &source);
+    let target = TestDb::create();
+    let cancel = CancellationToken::new();
+    let (info, fire) = (target.info.clone(), cancel.clone());
     runtime.spawn(async move {
         let session = tend_pg::connect(&info, &ConnectOptions::default())
             .await
             .unwrap();
+        let loading = "SELECT EXISTS (SELECT 1 FROM pg_stat_activity \
+                       WHERE datname = current_database() AND query LIKE 'COPY %')";
         // Ends when the test's database goes, or once it cancelled.
-        while let Ok(row) = session.query_one(ready, &[]).await {
+        while let Ok(row) = session.query_one(loading, &[]).await {
             if row.get::<_, bool>(0) {
-                cancel.cancel();
+                fire.cancel();
                 return;
             }
             tokio::time::sleep(std::time::Duration::from_millis(10)).await;
         }
     });
+    (backed, target, cancel)
 }
 
 const PUBLIC_RELATIONS: &str =
@@ -192,19 +196,7 @@ const PUBLIC_RELATIONS: &str =
 #[test]
 fn a_restore_stopped_while_rows_load_is_undone() {
     let runtime = runtime();
-    let source = TestDb::create();
-    two_big_tables(&source, "CREATE INDEX a_big_body ON a_big (body)");
-    let backed = back_up(&runtime, &source);
-    let target = TestDb::create();
-    let cancel = CancellationToken::new();
-    // Stopped once the tables exist and rows arrive in the first.
-    cancel_when(
-        &runtime,
-        &target,
-        "SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE datname = current_database() \
-           AND query LIKE 'COPY %')",
-        cancel.clone(),
-    );
+    let (backed, target, cancel) = stopped_while_loading(&runtime);
     let err = restore_until(&runtime, &backed, &target, cancel).unwrap_err();
     assert!(
         matches!(err, tend_backup::ops::BackupError::RestoreStopped { .. }),
@@ -224,19 +216,7 @@ fn a_restore_stopped_while_rows_load_is_undone() {
 #[test]
 fn a_restore_in_one_transaction_stopped_keeps_nothing() {
     let runtime = runtime();
-    let source = TestDb::create();
-    two_big_tables(&source, "CREATE INDEX a_big_body ON a_big (body)");
-    let backed = back_up(&runtime, &source);
-    let target = TestDb::create();
-    let cancel = CancellationToken::new();
-    // Stopped once pg_restore loads rows.
-    cancel_when(
-        &runtime,
-        &target,
-        "SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE datname = current_database() \
-           AND query LIKE 'COPY %')",
-        cancel.clone(),
-    );
+    let (backed, target, cancel) = stopped_while_loading(&runtime);
     let options = tend_backup::ops::SingleOptions {
         pg_restore: ToolSearch::default()
             .find(PgTool::PgRestore, VersionNeed::Any)
