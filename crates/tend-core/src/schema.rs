@@ -10,7 +10,7 @@ use serde::Serialize;
 use tend_migrate::apply::{self, RunOptions};
 use tend_migrate::{Format, History, MigrateError, Migration, State};
 use tend_pg::{ConnInfo, ConnectError, ConnectOptions, ServerFacts};
-use tend_schema::diff::{Change, DiffOptions, Plan, Step};
+use tend_schema::diff::{Change, DiffOptions, ObjectId, Plan, Step};
 use tend_schema::drift::ObjectDrift;
 use tend_schema::shadow::{ShadowHost, Shadows};
 use tend_schema::source::{DatabaseSource, Source, introspect_and_release};
@@ -233,7 +233,7 @@ pub struct VerifyReport {
 /// One object of the database that differs from its migrations.
 #[derive(Debug, Clone, Serialize)]
 pub struct DriftedObject {
-    pub object: String,
+    pub object: ObjectId,
     pub change: Change,
     /// What the change means for the database, in words ([`drift_word`]).
     pub drift: &'static str,

@@ -26,8 +26,9 @@ use crate::pairs::pairs;
 /// One object that differs.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ObjectDrift {
-    /// The object as plan steps name it: `column public.users.email`.
-    pub object: String,
+    /// The object, typed as plan steps carry it; in `--json` its name as steps print it:
+    /// `column public.users.email`.
+    pub object: ObjectId,
     /// Create: only on the to side. Drop: only on the from side. Alter: on both, differing.
     pub change: Change,
     /// What differs, for an altered object; for a created or dropped one, what comes or
@@ -99,14 +100,14 @@ pub fn objects(from: &Model, to: &Model, renamed: &[Rename]) -> Vec<ObjectDrift>
 fn add_rename(objects: &mut Vec<ObjectDrift>, rename: &Rename) {
     let (old_object, new_object, old, new) = match rename {
         Rename::Table { from, to } => (
-            ObjectId::Table(from.clone()).to_string(),
-            ObjectId::Table(to.clone()).to_string(),
+            ObjectId::Table(from.clone()),
+            ObjectId::Table(to.clone()),
             from.to_string(),
             to.to_string(),
         ),
         Rename::Column { table, from, to } => (
-            ObjectId::column(table, from).to_string(),
-            ObjectId::column(table, to).to_string(),
+            ObjectId::column(table, from),
+            ObjectId::column(table, to),
             from.clone(),
             to.clone(),
         ),
@@ -210,7 +211,7 @@ impl Listing {
     fn push(&mut self, object: ObjectId, change: Change, differences: Vec<Difference>) {
         if change != Change::Alter || !differences.is_empty() {
             self.objects.push(ObjectDrift {
-                object: object.to_string(),
+                object,
                 change,
                 differences,
             });

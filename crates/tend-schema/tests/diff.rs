@@ -1125,7 +1125,7 @@ fn a_rename_is_suggested_also_when_the_type_changes() {
     assert_eq!(
         plan.objects
             .iter()
-            .map(|o| o.object.as_str())
+            .map(|o| o.object.to_string())
             .collect::<Vec<_>>(),
         ["column public.t.price"],
         "the renamed column is one object, with its name and type"

@@ -76,11 +76,8 @@ impl Plan {
 
     /// The objects that differ (not those only rebuilt because of another change), each
     /// once, with how it changes; [`Plan::objects`] has the old and new values.
-    pub fn changed_objects(&self) -> Vec<(&str, Change)> {
-        self.objects
-            .iter()
-            .map(|o| (o.object.as_str(), o.change))
-            .collect()
+    pub fn changed_objects(&self) -> Vec<(&ObjectId, Change)> {
+        self.objects.iter().map(|o| (&o.object, o.change)).collect()
     }
 
     /// A script `psql -f` runs as it is: each step preceded by comments naming its object

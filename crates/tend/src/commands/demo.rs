@@ -472,7 +472,7 @@ fn demo_drift(
             .plan
             .changed_objects()
             .iter()
-            .map(|(object, _)| *object)
+            .map(|(object, _)| object.to_string())
             .collect::<Vec<_>>()
             .join(", ")
     ));

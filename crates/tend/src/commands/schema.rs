@@ -396,10 +396,11 @@ fn render_verify(ctx: &Context, report: &VerifyReport, drift: &Drift) -> Result<
 /// The listing of what differs: each object once, with what its change means (`word`), then
 /// each aspect that differs as `old -> new`, one line each.
 fn drift_lines(objects: &[ObjectDrift], word: impl Fn(Change) -> &'static str) -> Vec<String> {
-    let width = objects.iter().map(|o| o.object.len()).max().unwrap_or(0);
+    let names: Vec<String> = objects.iter().map(|o| o.object.to_string()).collect();
+    let width = names.iter().map(String::len).max().unwrap_or(0);
     let mut lines = Vec::new();
-    for object in objects {
-        lines.push(format!("{:width$}  {}", object.object, word(object.change)));
+    for (object, name) in objects.iter().zip(&names) {
+        lines.push(format!("{name:width$}  {}", word(object.change)));
         for difference in &object.differences {
             lines.push(format!("    {}", difference.describe(VALUE_WIDTH)));
         }
