@@ -15,6 +15,7 @@ pub mod local;
 pub mod migrate;
 pub mod optimize;
 pub mod restore;
+pub mod schedule;
 pub mod schema;
 pub mod settings;
 pub mod state;

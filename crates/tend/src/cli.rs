@@ -106,6 +106,13 @@ pub enum Command {
     Reindex(crate::commands::reindex::ReindexArgs),
     /// Analyze stale statistics, index foreign keys; with --apply drop unused/duplicate indexes.
     Optimize(crate::commands::optimize::OptimizeArgs),
+    /// Run the schedule unattended (backups, drills, checks, maintenance), with health and API endpoints.
+    ///
+    /// Several instances may run against one database: one leads (a PostgreSQL advisory
+    /// lock) and runs the schedule, the others stand by and take over within serve.interval
+    /// when it stops. Every run is recorded in the database's `tend` schema. SIGTERM stops
+    /// it cleanly: no new run starts, running tasks are cancelled and undo what they did.
+    Serve(crate::commands::serve::ServeArgs),
     /// Check tools, configuration, connectivity, the project's layout, backups and restore drills.
     Doctor(crate::commands::doctor::DoctorArgs),
     /// Build an example SaaS database on the local cluster and show what tend does with it.

@@ -17,7 +17,7 @@ mod sections;
 
 pub use sections::{
     BackupKeys, BackupSettings, ChecksSettings, DatabaseSettings, DevSettings, HealthSettings,
-    KeyError, MigrateSettings, SchemaSettings, Setting,
+    KeyError, MigrateSettings, MissedRuns, SchemaSettings, ServeSettings, Setting,
 };
 
 /// The config file's name.
@@ -298,6 +298,13 @@ pub const KEYS: &[Key] = &[
         doc: "Backups older than this are deleted whatever the rules say (never the newest verified one).",
     },
     Key {
+        name: "backup.schedule",
+        env: &["BACKUP_SCHEDULE"],
+        kind: Kind::Text,
+        default: Some("0 2 * * *"),
+        doc: "When `tend serve` takes the scheduled backup (cron: minute hour day month weekday), for a `backup` entry with no `cron`.",
+    },
+    Key {
         name: "health.latency_warning",
         env: &["DB_CONNECTION_TIME_THRESHOLD"],
         kind: Kind::Duration,
@@ -317,6 +324,62 @@ pub const KEYS: &[Key] = &[
         kind: Kind::Choice(&["on", "off"]),
         default: Some("on"),
         doc: "Keep each `tend check` run's results in the database's `tend` schema (for growth and trends).",
+    },
+    Key {
+        name: "serve.listen",
+        env: &["TEND_SERVE_LISTEN"],
+        kind: Kind::Text,
+        default: Some("127.0.0.1:8432"),
+        doc: "Address of `tend serve`'s HTTP endpoints (health, API); a non-loopback address needs serve.token.",
+    },
+    Key {
+        name: "serve.token",
+        env: &["TEND_SERVE_TOKEN"],
+        kind: Kind::Secret,
+        default: None,
+        doc: "Bearer token the API asks for (`Authorization: Bearer ...`); /healthz and /readyz need none.",
+    },
+    Key {
+        name: "serve.interval",
+        env: &["TEND_SERVE_INTERVAL"],
+        kind: Kind::Duration,
+        default: Some("10s"),
+        doc: "How often a standby tries to take the lead, and the leader checks it still holds it.",
+    },
+    Key {
+        name: "serve.time_zone",
+        env: &["TEND_TIME_ZONE"],
+        kind: Kind::Text,
+        default: Some("UTC"),
+        doc: "Time zone of schedule entries that name none (an IANA name: UTC, Europe/Berlin).",
+    },
+    Key {
+        name: "serve.missed_runs",
+        env: &[],
+        kind: Kind::Choice(&["run-once", "skip"]),
+        default: Some("run-once"),
+        doc: "A run missed while no instance led: run it once when one takes the lead (within serve.missed_window), or skip it.",
+    },
+    Key {
+        name: "serve.missed_window",
+        env: &[],
+        kind: Kind::Duration,
+        default: Some("6h"),
+        doc: "How late a missed run may still be run.",
+    },
+    Key {
+        name: "serve.stop_timeout",
+        env: &[],
+        kind: Kind::Duration,
+        default: Some("60s"),
+        doc: "On SIGTERM, how long running tasks get to stop cleanly before tend exits.",
+    },
+    Key {
+        name: "serve.run_retention_days",
+        env: &[],
+        kind: Kind::Integer,
+        default: Some("90"),
+        doc: "Days the record of each scheduled run is kept in the `tend` schema.",
     },
 ];
 
@@ -417,6 +480,11 @@ pub enum ConfigError {
     },
     #[error("the config file {} given with --config does not exist", path.display())]
     MissingFile { path: PathBuf },
+    #[error("{} has a bad schedule: {reason}", path.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| "the default routine".to_string()))]
+    Schedule {
+        path: Option<PathBuf>,
+        reason: String,
+    },
 }
 
 fn suggestion(nearest: &Option<&'static str>) -> String {
@@ -478,6 +546,7 @@ pub struct Settings {
     pub backup: BackupSettings,
     pub health: HealthSettings,
     pub checks: ChecksSettings,
+    pub serve: ServeSettings,
     /// `TEND_PG_BINDIR`: where PostgreSQL programs are looked for first.
     pub pg_bindir: Option<PathBuf>,
     /// The directory holding `tend.toml`, or the working directory when there is none.
@@ -522,6 +591,7 @@ impl Settings {
             }
         }
         let mut checks = BTreeMap::new();
+        let mut schedule = None;
         if let Some(path) = &config_file {
             let contents = read_config_file(path)?;
             for (name, value) in contents.values {
@@ -534,6 +604,7 @@ impl Settings {
                 );
             }
             checks = contents.checks;
+            schedule = contents.schedule;
         }
         let dotenv_path = project_root.join(".env");
         let dotenv = read_dotenv(&dotenv_path)?;
@@ -620,13 +691,14 @@ impl Settings {
             value.push_str("ms");
         }
         validate(&values)?;
-        Settings::build(values, checks, project_root, config_file)
+        Settings::build(values, checks, schedule, project_root, config_file)
     }
 
     /// The typed sections from validated values.
     fn build(
         values: BTreeMap<&'static str, Sourced>,
         checks: BTreeMap<String, tend_ops::CheckOverride>,
+        schedule: Option<Vec<crate::schedule::RawEntry>>,
         project_root: PathBuf,
         config_file: Option<PathBuf>,
     ) -> Result<Settings, ConfigError> {
@@ -642,6 +714,7 @@ impl Settings {
             backup: read.backup()?,
             health: read.health()?,
             checks: read.checks(checks)?,
+            serve: read.serve(schedule, config_file.as_deref())?,
             pg_bindir: read.path("tools.pg_bindir"),
             values,
             project_root,
@@ -667,8 +740,14 @@ impl Settings {
                 })
             })
             .collect();
-        Settings::build(values, BTreeMap::new(), project_root.to_path_buf(), None)
-            .expect("the defaults in KEYS are valid (a unit test resolves them)")
+        Settings::build(
+            values,
+            BTreeMap::new(),
+            None,
+            project_root.to_path_buf(),
+            None,
+        )
+        .expect("the defaults in KEYS are valid (a unit test resolves them)")
     }
 
     /// A key's raw value and its source (`tend config show`, `doctor`, and where a
@@ -784,6 +863,7 @@ fn integer_range(key: &str) -> std::ops::RangeInclusive<u32> {
         "backup.compression_level" => 1..=19,
         // A century of days.
         "backup.retention.max_age_days" => 0..=36_500,
+        "serve.run_retention_days" => 1..=36_500,
         _ => 0..=1_000_000,
     }
 }
@@ -869,6 +949,8 @@ pub fn find_config(start: &Path) -> Option<PathBuf> {
 struct FileContents {
     values: Vec<(&'static str, String)>,
     checks: BTreeMap<String, tend_ops::CheckOverride>,
+    /// `[[schedule]]` entries, when the file has any.
+    schedule: Option<Vec<crate::schedule::RawEntry>>,
 }
 
 fn read_config_file(path: &Path) -> Result<FileContents, ConfigError> {
@@ -901,8 +983,27 @@ fn parse_config_text(path: &Path, text: &str) -> Result<FileContents, ConfigErro
     if let Some(toml::Value::Table(section)) = table.get("checks") {
         collect_checks(path, "", section, &mut checks)?;
     }
+    let schedule = match table.get("schedule") {
+        None => None,
+        Some(toml::Value::Array(array)) => Some(crate::schedule::parse_array(array).map_err(
+            |reason| ConfigError::Schedule {
+                path: Some(path.to_path_buf()),
+                reason,
+            },
+        )?),
+        Some(_) => {
+            return Err(ConfigError::WrongType {
+                key: "schedule".to_string(),
+                path: path.to_path_buf(),
+                expected: "an array of tables, written [[schedule]]",
+            });
+        }
+    };
     let mut out = Vec::new();
     for (section, value) in &table {
+        if section == "schedule" {
+            continue;
+        }
         let toml::Value::Table(entries) = value else {
             let key = section.to_string();
             return Err(ConfigError::UnknownKey {
@@ -957,6 +1058,7 @@ fn parse_config_text(path: &Path, text: &str) -> Result<FileContents, ConfigErro
     Ok(FileContents {
         values: out,
         checks,
+        schedule,
     })
 }
 

@@ -195,6 +195,29 @@ pub struct ChecksSettings {
     pub overrides: BTreeMap<String, tend_ops::CheckOverride>,
 }
 
+/// `[serve]` and `[[schedule]]`: what `tend serve` runs, when, and where it listens.
+#[derive(Debug, Clone)]
+pub struct ServeSettings {
+    pub listen: std::net::SocketAddr,
+    /// The API's bearer token; `None` leaves the API open, allowed on loopback only.
+    pub token: Option<SecretString>,
+    /// How often a standby tries to lead and a leader checks it still does.
+    pub interval: Duration,
+    pub missed_runs: MissedRuns,
+    pub stop_timeout: Duration,
+    pub run_retention_days: u32,
+    pub schedule: crate::schedule::Schedule,
+}
+
+/// What the leader does with a run that was due while no instance led.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MissedRuns {
+    /// Run the latest missed one once, if it was due within `window`.
+    RunOnce { window: Duration },
+    /// Record it as skipped.
+    Skip,
+}
+
 /// Reads typed values out of the resolved map. Values were checked by `validate`, so
 /// failures here are the same config errors, never panics.
 pub(super) struct Reader<'a> {
@@ -371,6 +394,67 @@ impl Reader<'_> {
                 "health.latency_critical",
                 self.duration("health.latency_critical")?,
             )?,
+        })
+    }
+
+    pub fn serve(
+        &self,
+        raw: Option<Vec<crate::schedule::RawEntry>>,
+        config_file: Option<&Path>,
+    ) -> Result<ServeSettings, ConfigError> {
+        use crate::schedule::{ScheduleOrigin, build, default_entries};
+        let listen_text = self.required("serve.listen", self.text("serve.listen"))?;
+        let listen: std::net::SocketAddr = listen_text.trim().parse().map_err(|_| {
+            self.invalid(
+                "serve.listen",
+                "it must be an address and port, such as 127.0.0.1:8432 or [::]:8432".to_string(),
+            )
+        })?;
+        let token = self.text("serve.token").map(SecretString::from);
+        if token.is_none() && !listen.ip().is_loopback() {
+            return Err(self.invalid(
+                "serve.listen",
+                format!(
+                    "{listen} is reachable from other machines, and the API has no token; set serve.token (TEND_SERVE_TOKEN), or listen on 127.0.0.1"
+                ),
+            ));
+        }
+        let backup_cron = self.required("backup.schedule", self.text("backup.schedule"))?;
+        let zone = self.required("serve.time_zone", self.text("serve.time_zone"))?;
+        let (raw, origin) = match raw {
+            Some(raw) => (raw, ScheduleOrigin::File),
+            None => (default_entries(&backup_cron), ScheduleOrigin::Default),
+        };
+        let schedule =
+            build(raw, origin, &backup_cron, &zone, self.project_root).map_err(|reason| {
+                ConfigError::Schedule {
+                    path: config_file.map(Path::to_path_buf),
+                    reason,
+                }
+            })?;
+        let missed_runs = match self.text("serve.missed_runs").as_deref() {
+            Some("skip") => MissedRuns::Skip,
+            _ => MissedRuns::RunOnce {
+                window: self
+                    .required("serve.missed_window", self.duration("serve.missed_window")?)?,
+            },
+        };
+        let interval = self.required("serve.interval", self.duration("serve.interval")?)?;
+        if interval < Duration::from_millis(100) {
+            return Err(self.invalid("serve.interval", "it must be at least 100ms".to_string()));
+        }
+        Ok(ServeSettings {
+            listen,
+            token,
+            interval,
+            missed_runs,
+            stop_timeout: self
+                .required("serve.stop_timeout", self.duration("serve.stop_timeout")?)?,
+            run_retention_days: self.required(
+                "serve.run_retention_days",
+                self.integer("serve.run_retention_days")?,
+            )?,
+            schedule,
         })
     }
 

@@ -19,6 +19,7 @@ pub mod reindex;
 pub mod restore;
 pub mod schema;
 pub mod seed;
+pub mod serve;
 pub mod vacuum;
 
 use crate::cli::{Cli, Command};
@@ -76,6 +77,7 @@ pub fn run(cli: Cli, out: &mut Output) -> Result<i32, CommandError> {
                 Command::Optimize(args) => optimize::run(args, &ctx),
                 Command::Backup(cmd) => backup::run(cmd, &ctx),
                 Command::Restore(args) => restore::run(args, &ctx),
+                Command::Serve(args) => serve::run(args, &ctx),
                 Command::Init(_) | Command::Doctor(_) | Command::Completions(_) => {
                     unreachable!("handled above")
                 }

@@ -12,6 +12,7 @@ mod ops;
 mod redaction;
 mod reference;
 mod schema;
+mod serve;
 mod shadow_safety;
 
 use std::process::Output;

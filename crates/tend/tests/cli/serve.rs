@@ -1,0 +1,435 @@
+//! `tend serve` as a process: the schedule it prints, leader failover between real
+//! instances (kill -9), no run twice, runs recorded, SIGTERM, and the HTTP endpoints.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::process::{Child, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tend_testkit::{TestDb, TestProject};
+
+use crate::run;
+
+/// A running `tend serve`, its stderr collected as it comes.
+struct Instance {
+    child: Child,
+    log: Arc<Mutex<String>>,
+    port: u16,
+}
+
+impl Instance {
+    fn start(project: &TestProject, url: &str, port: u16, extra_env: &[(&str, &str)]) -> Instance {
+        let mut cmd = project.tend_process();
+        cmd.env("DATABASE_URL", url)
+            .env("TEND_SERVE_LISTEN", format!("127.0.0.1:{port}"))
+            .args(["serve"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        for (k, v) in extra_env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("tend serve starts");
+        let log = Arc::new(Mutex::new(String::new()));
+        let stderr = child.stderr.take().expect("piped stderr");
+        let sink = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let mut log = sink.lock().unwrap();
+                log.push_str(&line);
+                log.push('\n');
+            }
+        });
+        Instance { child, log, port }
+    }
+
+    fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+
+    /// Waits until the log holds `text` `times` times; panics with the log after `within`.
+    fn wait_for(&self, text: &str, times: usize, within: Duration) {
+        let deadline = Instant::now() + within;
+        while self.log().matches(text).count() < times {
+            assert!(
+                Instant::now() < deadline,
+                "no `{text}` (x{times}) from tend serve within {within:?}:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn kill9(&mut self) {
+        self.child.kill().expect("kill -9");
+        let _ = self.child.wait();
+    }
+
+    fn terminate(&mut self) -> i32 {
+        // SAFETY: a signal to our own child, whose pid is live until it is waited for.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                return status.code().unwrap_or(-1);
+            }
+            assert!(
+                Instant::now() < deadline,
+                "tend serve did not stop on SIGTERM:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// A GET on the instance's HTTP port: (status, body).
+    fn get(&self, path: &str, token: Option<&str>) -> (u16, String) {
+        http_get(self.port, path, token)
+    }
+}
+
+impl Drop for Instance {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn http_get(port: u16, path: &str, token: Option<&str>) -> (u16, String) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut stream = loop {
+        match TcpStream::connect(("127.0.0.1", port)) {
+            Ok(stream) => break stream,
+            Err(e) => {
+                assert!(Instant::now() < deadline, "connect to :{port}: {e}");
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+    };
+    let auth = token
+        .map(|t| format!("Authorization: Bearer {t}\r\n"))
+        .unwrap_or_default();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n{auth}Connection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let status = response
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    (status, body)
+}
+
+/// A free TCP port on loopback.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A database owned by a LOGIN role with no SUPERUSER or CREATEDB, and that role's URL,
+/// with the host spelled as given (`127.0.0.1`, `localhost`).
+fn app_database(role: &str) -> Option<(TestDb, tend_pg::ConnInfo)> {
+    let db = TestDb::create();
+    let server = tend_testkit::TestServer::get();
+    let mut app = server.password_user(role, "serve-app-secret", &db.name)?;
+    app.set("sslmode", "disable");
+    db.execute(&format!("ALTER DATABASE {} OWNER TO {role}", db.name));
+    Some((db, app))
+}
+
+fn with_host(info: &tend_pg::ConnInfo, host: &str) -> String {
+    let mut info = info.clone();
+    info.set("host", host);
+    info.to_secret_string()
+}
+
+#[test]
+fn print_schedule_shows_the_default_routine_and_refuses_a_bad_entry() {
+    let project = TestProject::new();
+    let (code, out, err) = run(project.tend().env("BACKUP_SCHEDULE", "30 3 * * *").args([
+        "serve",
+        "--print-schedule",
+        "--json",
+    ]));
+    assert_eq!(code, 0, "{err}");
+    let report: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(report["origin"], "default");
+    let entries = report["entries"].as_array().unwrap();
+    let names: Vec<&str> = entries
+        .iter()
+        .map(|e| e["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        ["backup", "backup prune", "backup verify --restore", "check"]
+    );
+    assert_eq!(entries[0]["cron"], "30 3 * * *");
+    assert_eq!(entries[1]["after"], "backup");
+    assert_eq!(entries[3]["cron"], "*/5 * * * *");
+    assert_eq!(entries[0]["next"].as_array().unwrap().len(), 3);
+    let first = entries[0]["next"][0].as_str().unwrap();
+    assert!(first.ends_with("03:30:00Z"), "{first}");
+
+    // Each bad entry is a configuration error (exit 3) that says what to write.
+    let refused = |toml: &str, expected: &[&str]| {
+        project.write("tend.toml", toml);
+        let (code, _, err) = run(project.tend().args(["serve", "--print-schedule"]));
+        assert_eq!(code, 3, "{err}");
+        for text in expected {
+            assert!(err.contains(text), "no `{text}` in: {err}");
+        }
+    };
+    refused(
+        "[[schedule]]\ntask = \"backup\"\ncron = \"0 2 * *\"\n",
+        &["[[schedule]] entry 1", "has 4 fields"],
+    );
+    refused(
+        "[[schedule]]\ntask = \"backup now\"\ncron = \"0 2 * * *\"\n",
+        &["backup verify --restore"],
+    );
+    refused(
+        "[[schedule]]\ntask = \"check\"\ncron = \"0 2 * * *\"\ntime_zone = \"Mars/Olympus\"\n",
+        &["not a time zone"],
+    );
+    refused(
+        "[[schedule]]\ntask = \"vacuum\"\nafter = \"nightly\"\n",
+        &["runs after `nightly`, and no entry has that name"],
+    );
+    refused("[[schedule]]\ntask = \"check\"\n", &["say when it runs"]);
+
+    // An API reachable from other machines needs a token.
+    project.write("tend.toml", "");
+    let (code, _, err) = run(project
+        .tend()
+        .env("TEND_SERVE_LISTEN", "0.0.0.0:8432")
+        .args(["serve", "--print-schedule"]));
+    assert_eq!(code, 3, "{err}");
+    assert!(err.contains("serve.token"), "{err}");
+}
+
+const SCHEDULE: &str = r#"
+[serve]
+interval = "500ms"
+
+[[schedule]]
+name = "tick"
+task = "sql:tick.sql"
+cron = "* * * * * *"
+"#;
+
+#[test]
+fn a_standby_takes_over_when_the_leader_is_killed_and_no_run_happens_twice() {
+    let Some((db, app)) = app_database("tend_serve_app") else {
+        return;
+    };
+    let project = TestProject::new();
+    project.write("tend.toml", SCHEDULE);
+    project.write(
+        "tick.sql",
+        "CREATE TABLE IF NOT EXISTS ticks (id serial, at timestamptz DEFAULT clock_timestamp());
+         INSERT INTO ticks DEFAULT VALUES;",
+    );
+    // Two spellings of one server's address; both are the same database.
+    let urls = [with_host(&app, "127.0.0.1"), with_host(&app, "localhost")];
+    let first = Instance::start(&project, &urls[0], free_port(), &[]);
+    first.wait_for("leading", 1, Duration::from_secs(60));
+    let second = Instance::start(&project, &urls[1], free_port(), &[]);
+    second.wait_for("standing by", 1, Duration::from_secs(60));
+    first.wait_for("run tick succeeded", 2, Duration::from_secs(30));
+
+    // Kill the leader, again and again: each time the standby takes over and runs the
+    // schedule, and the killed one comes back as a standby.
+    let mut leader = first;
+    let mut standby = second;
+    let mut url_index = 0;
+    for round in 0..3 {
+        let leads_before = standby.log().matches("leading").count();
+        leader.kill9();
+        standby.wait_for("leading", leads_before + 1, Duration::from_secs(30));
+        let ran_before = standby.log().matches("run tick succeeded").count();
+        standby.wait_for(
+            "run tick succeeded",
+            ran_before + 2,
+            Duration::from_secs(30),
+        );
+        url_index = 1 - url_index;
+        let back = Instance::start(&project, &urls[url_index], free_port(), &[]);
+        back.wait_for("standing by", 1, Duration::from_secs(60));
+        eprintln!("round {round}: the standby took over");
+        leader = std::mem::replace(&mut standby, back);
+    }
+    assert_eq!(leader.terminate(), 0, "{}", leader.log());
+    assert_eq!(standby.terminate(), 0, "{}", standby.log());
+
+    let column = |sql: &str| db.query_column(sql);
+    // Never twice: no scheduled time claimed twice, and no two runs of the entry at once.
+    let twice = column(
+        "SELECT count(*) FROM (SELECT entry, scheduled_for FROM tend.schedule_runs
+           GROUP BY 1, 2 HAVING count(*) > 1) d",
+    );
+    assert_eq!(twice, vec![Some("0".into())]);
+    let overlapping = column(
+        "SELECT count(*) FROM tend.schedule_runs a JOIN tend.schedule_runs b
+           ON a.id < b.id AND a.entry = b.entry
+          AND tstzrange(a.started_at, coalesce(a.finished_at, 'infinity'))
+           && tstzrange(b.started_at, coalesce(b.finished_at, 'infinity'))
+          WHERE a.outcome <> 'skipped' AND b.outcome <> 'skipped'",
+    );
+    assert_eq!(overlapping, vec![Some("0".into())]);
+    // Every run that succeeded did its work once; a run cut off by kill -9 did it at most
+    // once (its record may say abandoned, or still running when the last instance stopped).
+    let succeeded: i64 = column(
+        "SELECT count(*) FROM tend.schedule_runs WHERE entry = 'tick' AND outcome = 'succeeded'",
+    )[0]
+    .as_ref()
+    .unwrap()
+    .parse()
+    .unwrap();
+    let cut_off: i64 = column(
+        "SELECT count(*) FROM tend.schedule_runs
+          WHERE entry = 'tick' AND outcome IN ('abandoned', 'running')",
+    )[0]
+    .as_ref()
+    .unwrap()
+    .parse()
+    .unwrap();
+    let ticks: i64 = column("SELECT count(*) FROM ticks")[0]
+        .as_ref()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(
+        ticks >= succeeded && ticks <= succeeded + cut_off,
+        "{ticks} ticks for {succeeded} succeeded and {cut_off} cut-off runs"
+    );
+    // Runs were made by more than two instances (every restart is a new one), and nothing
+    // failed.
+    let instances = column("SELECT count(DISTINCT instance) FROM tend.schedule_runs");
+    let instances: i64 = instances[0].as_ref().unwrap().parse().unwrap();
+    assert!(instances >= 3, "{instances} instances ran the schedule");
+    let failed = column("SELECT count(*) FROM tend.schedule_runs WHERE outcome = 'failed'");
+    assert_eq!(failed, vec![Some("0".into())]);
+}
+
+#[test]
+fn sigterm_cancels_a_running_task_records_it_and_exits_zero() {
+    let Some((db, app)) = app_database("tend_serve_term") else {
+        return;
+    };
+    let project = TestProject::new();
+    project.write(
+        "tend.toml",
+        r#"
+[serve]
+interval = "500ms"
+
+[[schedule]]
+name = "slow"
+task = "sql:slow.sql"
+cron = "*/2 * * * * *"
+"#,
+    );
+    project.write(
+        "slow.sql",
+        "CREATE TABLE slow_done (at timestamptz); SELECT pg_sleep(60); INSERT INTO slow_done VALUES (now());",
+    );
+    let mut serve = Instance::start(&project, &app.to_secret_string(), free_port(), &[]);
+    serve.wait_for("run slow (scheduled", 1, Duration::from_secs(60));
+    let code = serve.terminate();
+    assert_eq!(code, 0, "{}", serve.log());
+    let log = serve.log();
+    assert!(log.contains("run slow cancelled"), "{log}");
+    assert!(log.contains("tend serve: stopped"), "{log}");
+    assert!(!log.contains("serve-app-secret"), "{log}");
+    let outcome = db.query_column("SELECT outcome FROM tend.schedule_runs WHERE entry = 'slow'");
+    assert_eq!(outcome, vec![Some("cancelled".into())]);
+    // Its transaction was rolled back.
+    let table = db.query_column("SELECT to_regclass('slow_done')::text");
+    assert_eq!(table, vec![None]);
+}
+
+#[test]
+fn a_scheduled_backup_is_the_same_backup_and_the_api_shows_its_runs() {
+    let Some((_db, app)) = app_database("tend_serve_backup") else {
+        return;
+    };
+    let project = TestProject::new();
+    project.write(
+        "tend.toml",
+        r#"
+[serve]
+interval = "500ms"
+
+[[schedule]]
+task = "backup"
+cron = "*/3 * * * * *"
+
+[[schedule]]
+task = "backup prune"
+after = "backup"
+"#,
+    );
+    let token = "api-token-not-for-logs";
+    let env = [
+        ("BACKUP_ENCRYPTION_KEY", "serve-backup-passphrase"),
+        ("TEND_SERVE_TOKEN", token),
+    ];
+    let url = app.to_secret_string();
+    let mut serve = Instance::start(&project, &url, free_port(), &env);
+    serve.wait_for("run backup prune succeeded", 1, Duration::from_secs(90));
+
+    // Orchestrators' endpoints need no token; the API does.
+    let (status, body) = serve.get("/healthz", None);
+    assert_eq!((status, body.trim()), (200, "ok"));
+    let (status, body) = serve.get("/readyz", None);
+    assert_eq!(status, 200, "{body}");
+    let ready: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(ready["role"], "leader");
+    let (status, _) = serve.get("/api/runs", None);
+    assert_eq!(status, 401);
+    let (status, _) = serve.get("/api/runs", Some("wrong-token"));
+    assert_eq!(status, 401);
+    let (status, body) = serve.get("/api/runs?entry=backup", Some(token));
+    assert_eq!(status, 200, "{body}");
+    let runs: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let done = runs
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["outcome"] == "succeeded")
+        .expect("a succeeded backup run");
+    let id = done["report"]["id"].as_str().unwrap().to_string();
+    let (status, body) = serve.get("/api/schedule", Some(token));
+    assert_eq!(status, 200, "{body}");
+    let schedule: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(schedule["role"], "leader");
+    assert_eq!(schedule["entries"][1]["after"], "backup");
+    assert!(!body.contains(token) && !body.contains("serve-app-secret"));
+    assert_eq!(serve.terminate(), 0, "{}", serve.log());
+
+    // The backup it took is in the store, as `tend backup run` would have left it.
+    let (code, out, err) = run(project
+        .tend()
+        .env("DATABASE_URL", &url)
+        .env("BACKUP_ENCRYPTION_KEY", "serve-backup-passphrase")
+        .args(["backup", "list", "--json"]));
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains(&id), "{id} not in {out}");
+    let log = serve.log();
+    assert!(
+        !log.contains(token) && !log.contains("serve-backup-passphrase"),
+        "{log}"
+    );
+}
