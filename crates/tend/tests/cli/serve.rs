@@ -433,3 +433,55 @@ after = "backup"
         "{log}"
     );
 }
+
+#[test]
+fn a_run_missed_while_no_instance_led_runs_once_or_is_skipped_by_policy() {
+    let Some((db, app)) = app_database("tend_serve_missed") else {
+        return;
+    };
+    let url = app.to_secret_string();
+    for (policy, expected) in [("run-once", "succeeded"), ("skip", "skipped")] {
+        let project = TestProject::new();
+        let entry = format!("every 4s, {policy}");
+        project.write(
+            "tend.toml",
+            &format!(
+                r#"
+[serve]
+interval = "500ms"
+missed_runs = "{policy}"
+
+[[schedule]]
+name = "{entry}"
+task = "sql:noop.sql"
+cron = "*/4 * * * * *"
+"#
+            ),
+        );
+        project.write("noop.sql", "SELECT 1;");
+        let mut serve = Instance::start(&project, &url, free_port(), &[]);
+        serve.wait_for(
+            &format!("run {entry} succeeded"),
+            1,
+            Duration::from_secs(60),
+        );
+        assert_eq!(serve.terminate(), 0, "{}", serve.log());
+        // Down over at least one scheduled time.
+        std::thread::sleep(Duration::from_secs(5));
+        let mut serve = Instance::start(&project, &url, free_port(), &[]);
+        serve.wait_for("leading", 1, Duration::from_secs(60));
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let missed = loop {
+            let rows = db.query_column(&format!(
+                "SELECT outcome FROM tend.schedule_runs
+                  WHERE entry = '{entry}' AND trigger = 'missed' AND outcome <> 'running'"
+            ));
+            if !rows.is_empty() || Instant::now() > deadline {
+                break rows;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        };
+        assert_eq!(missed, vec![Some(expected.to_string())], "{}", serve.log());
+        assert_eq!(serve.terminate(), 0, "{}", serve.log());
+    }
+}
