@@ -2,7 +2,7 @@
 # Installs what tend's demo and tests need on a fresh Debian/Ubuntu machine, and nothing
 # when it is all there: PostgreSQL server and client programs (initdb, pg_ctl, postgres,
 # psql, pg_dump, pg_restore), the unprivileged `postgres` OS user that runs local clusters
-# when tend runs as root, openssl (the TLS tests make their own CA with it), and (with --for-tests) s3s-fs, the
+# when tend runs as root, openssl (the TLS tests make their own CA with it), and (with --for-tests) promtool and s3s-fs, the
 # S3-compatible server over a directory that the backup tests store into (built from crates.io).
 # Safe to run again; quiet when there is nothing to do.
 set -euo pipefail
@@ -19,6 +19,11 @@ command -v psql >/dev/null && command -v pg_dump >/dev/null || need+=(postgresql
 command -v openssl >/dev/null || need+=(openssl)
 # The stock age CLI: tests prove a stored backup opens with it.
 command -v age >/dev/null || need+=(age)
+# promtool, from Debian's prometheus package: the tests check tend serve's /metrics and
+# alert rules with it (only for the tests).
+if [[ "${1:-}" == "--for-tests" ]]; then
+    command -v promtool >/dev/null || need+=(prometheus)
+fi
 
 if ((${#need[@]})); then
     if [[ $(id -u) -ne 0 ]]; then
@@ -36,7 +41,14 @@ if ((${#need[@]})); then
     # only the programs, so keep the package from doing that.
     mkdir -p /etc/postgresql-common/createcluster.d
     echo "create_main_cluster = false" >/etc/postgresql-common/createcluster.d/tend-no-main.conf
+    # Nor start the services the packages ship (prometheus): only their programs are used.
+    made_policy=false
+    if [[ ! -e /usr/sbin/policy-rc.d ]]; then
+        printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d
+        made_policy=true
+    fi
     apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+    if $made_policy; then rm -f /usr/sbin/policy-rc.d; fi
 fi
 
 # When run as root, local clusters run as this user (initdb and postgres refuse root).

@@ -22,6 +22,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
     let api = Router::new()
         .route("/api/schedule", get(schedule))
         .route("/api/runs", get(recent_runs))
+        .route("/metrics", get(metrics))
         .layer(axum::middleware::from_fn_with_state(
             shared.clone(),
             require_token,
@@ -190,6 +191,44 @@ async fn schedule(State(shared): State<Arc<Shared>>) -> Response {
         entries,
     })
     .into_response()
+}
+
+/// `/metrics`: read fresh; the database part is left out (`tend_database_up 0`) when it
+/// does not answer within 10 s.
+async fn metrics(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Response {
+    let role = *shared.role.lock();
+    let session = tokio::time::timeout(Duration::from_secs(10), shared.tasks.database.session())
+        .await
+        .ok()
+        .and_then(Result::ok);
+    let read = crate::metrics::scrape(session.as_deref().map(|s| &s.client), role);
+    let text = match tokio::time::timeout(Duration::from_secs(10), read).await {
+        Ok(text) => text,
+        Err(_) => crate::metrics::scrape(None, role).await,
+    };
+    let openmetrics = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("application/openmetrics-text"));
+    if openmetrics {
+        (
+            [(
+                header::CONTENT_TYPE,
+                "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            )],
+            text,
+        )
+            .into_response()
+    } else {
+        (
+            [(
+                header::CONTENT_TYPE,
+                "text/plain; version=0.0.4; charset=utf-8",
+            )],
+            crate::metrics::to_prometheus_text(&text),
+        )
+            .into_response()
+    }
 }
 
 #[derive(Deserialize)]

@@ -3,7 +3,9 @@
 //! and records every run in the `tend` schema; and HTTP endpoints for orchestrators and
 //! scripts. It knows nothing of the terminal: what happens goes out as [`Event`]s.
 
+pub mod alert_rules;
 pub mod http;
+pub mod metrics;
 pub mod runs;
 pub mod scheduler;
 pub mod tasks;

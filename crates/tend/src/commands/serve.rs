@@ -23,6 +23,9 @@ pub struct ServeArgs {
     /// Print the schedule with each entry's next runs, and exit.
     #[arg(long)]
     pub print_schedule: bool,
+    /// Print a Prometheus rules file for the alerts over /metrics, and exit.
+    #[arg(long, conflicts_with = "print_schedule")]
+    pub print_alert_rules: bool,
     /// A server where restore drills may create their scratch database (default: the
     /// project's local cluster, started when a drill first runs).
     #[arg(long, value_name = "URL")]
@@ -46,6 +49,11 @@ struct PrintedEntry<'a> {
 pub fn run(args: ServeArgs, ctx: &Context) -> Result<i32, CommandError> {
     if args.print_schedule {
         return print_schedule(ctx);
+    }
+    if args.print_alert_rules {
+        ctx.out
+            .result(tend_server::alert_rules::rules(&ctx.settings.serve.schedule).trim_end());
+        return Ok(exit::OK);
     }
     let mut settings = ctx.settings.clone();
     if let Some(listen) = args.listen {
@@ -92,7 +100,7 @@ pub fn run(args: ServeArgs, ctx: &Context) -> Result<i32, CommandError> {
         on_event: Arc::new(move |event| log(&out, event)),
     };
     ctx.out.notice(format!(
-        "tend serve: {} scheduled entries, on {}; HTTP on http://{listen} (/healthz, /readyz, /api/schedule, /api/runs)",
+        "tend serve: {} scheduled entries, on {}; HTTP on http://{listen} (/healthz, /readyz, /metrics, /api/schedule, /api/runs)",
         settings.serve.schedule.entries.len(),
         target.info.redacted()
     ));

@@ -155,6 +155,60 @@ fn with_host(info: &tend_pg::ConnInfo, host: &str) -> String {
     info.to_secret_string()
 }
 
+/// Runs Debian's promtool (installed by `scripts/setup.sh --for-tests`) on `input` and
+/// asserts it accepts it.
+fn promtool_accepts(args: &[&str], input: &str) {
+    let mut child = std::process::Command::new("promtool")
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect(
+            "promtool runs (scripts/setup.sh --for-tests installs Debian's prometheus package)",
+        );
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert!(
+        output.status.success(),
+        "promtool {args:?} refused it: {}{}\n{input}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+#[test]
+fn print_alert_rules_writes_rules_promtool_accepts() {
+    let project = TestProject::new();
+    let (code, out, err) = run(project
+        .tend()
+        .env("BACKUP_SCHEDULE", "0 */6 * * *")
+        .args(["serve", "--print-alert-rules"]));
+    assert_eq!(code, 0, "{err}");
+    // The backup's limit is its period (6 h) plus the grace (1 h).
+    assert!(out.contains("> 25200"), "{out}");
+    let file = project.path().join("rules.yml");
+    std::fs::write(&file, &out).unwrap();
+    let checked = std::process::Command::new("promtool")
+        .args(["check", "rules"])
+        .arg(&file)
+        .output()
+        .expect(
+            "promtool runs (scripts/setup.sh --for-tests installs Debian's prometheus package)",
+        );
+    assert!(
+        checked.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&checked.stdout),
+        String::from_utf8_lossy(&checked.stderr)
+    );
+}
+
 #[test]
 fn print_schedule_shows_the_default_routine_and_refuses_a_bad_entry() {
     let project = TestProject::new();
@@ -411,6 +465,22 @@ after = "backup"
         .find(|r| r["outcome"] == "succeeded")
         .expect("a succeeded backup run");
     let id = done["report"]["id"].as_str().unwrap().to_string();
+    // /metrics: behind the token, in Prometheus' text format that promtool checks.
+    let (status, _) = serve.get("/metrics", None);
+    assert_eq!(status, 401);
+    let (status, metrics) = serve.get("/metrics", Some(token));
+    assert_eq!(status, 200, "{metrics}");
+    promtool_accepts(&["check", "metrics"], &metrics);
+    for name in [
+        "tend_leader 1",
+        "tend_database_up 1",
+        "tend_backup_last_success_timestamp_seconds{kind=\"logical\"}",
+        "tend_schedule_last_outcome{entry=\"backup\",task=\"backup\",outcome=\"succeeded\"} 1",
+        "tend_connections_max",
+        "process_resident_memory_bytes",
+    ] {
+        assert!(metrics.contains(name), "no {name} in:\n{metrics}");
+    }
     let (status, body) = serve.get("/api/schedule", Some(token));
     assert_eq!(status, 200, "{body}");
     let schedule: serde_json::Value = serde_json::from_str(&body).unwrap();

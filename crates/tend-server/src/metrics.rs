@@ -1,0 +1,566 @@
+//! `/metrics`: what a Prometheus server scrapes, read fresh at each scrape from the
+//! database (one read-only session, a few catalog queries sized to stay cheap on databases
+//! of many relations), from tend's own records (scheduled runs, check history), and from
+//! this process. Encoded with prometheus-client (OpenMetrics text).
+
+use std::sync::atomic::AtomicU64;
+
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::{Registry, Unit};
+use tokio_postgres::Client;
+
+use crate::scheduler::Role;
+
+type Labels = Vec<(String, String)>;
+type GaugeF = Gauge<f64, AtomicU64>;
+
+/// Registers a gauge family and returns it.
+fn family(
+    registry: &mut Registry,
+    name: &str,
+    help: &str,
+    unit: Option<Unit>,
+) -> Family<Labels, GaugeF> {
+    let family = Family::<Labels, GaugeF>::default();
+    match unit {
+        Some(unit) => registry.register_with_unit(name, help, unit, family.clone()),
+        None => registry.register(name, help, family.clone()),
+    }
+    family
+}
+
+fn labels(pairs: &[(&str, &str)]) -> Labels {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+/// The scrape: every metric, as OpenMetrics text. A query that fails (a privilege, tend's
+/// tables not made yet) leaves its metrics out; `tend_scrape_errors` counts those.
+pub async fn scrape(client: Option<&Client>, role: Role) -> String {
+    let mut root = Registry::default();
+    let registry = root.sub_registry_with_prefix("tend");
+    let up = family(
+        registry,
+        "database_up",
+        "Whether the database answered this scrape",
+        None,
+    );
+    let leader = family(
+        registry,
+        "leader",
+        "Whether this instance leads (runs the schedule)",
+        None,
+    );
+    leader
+        .get_or_create(&labels(&[]))
+        .set(if role == Role::Leader { 1.0 } else { 0.0 });
+    let errors = family(
+        registry,
+        "scrape_errors",
+        "Queries of this scrape that failed (their metrics are left out)",
+        None,
+    );
+    let mut failed = 0.0;
+    if let Some(client) = client {
+        up.get_or_create(&labels(&[])).set(1.0);
+        for part in [database, schedule, checks] {
+            failed += part(registry, client).await;
+        }
+    } else {
+        up.get_or_create(&labels(&[])).set(0.0);
+    }
+    errors.get_or_create(&labels(&[])).set(failed);
+    process(&mut root);
+    let mut text = String::new();
+    encode(&mut text, &root).expect("writing to a String does not fail");
+    text
+}
+
+/// The same metrics in Prometheus' text format 0.0.4, for scrapers that do not ask for
+/// OpenMetrics (promtool, curl, older agents): no `# UNIT` or `# EOF` lines, and a
+/// counter's `# HELP` and `# TYPE` name its sample (`x_total`), not its family (`x`).
+pub fn to_prometheus_text(openmetrics: &str) -> String {
+    let mut out = String::with_capacity(openmetrics.len());
+    let mut help: Option<&str> = None;
+    for line in openmetrics.lines() {
+        if line.starts_with("# UNIT ") || line == "# EOF" {
+            continue;
+        }
+        if line.starts_with("# HELP ") {
+            if let Some(previous) = help.replace(line) {
+                out.push_str(previous);
+                out.push('\n');
+            }
+            continue;
+        }
+        if let Some(rest) = line.strip_prefix("# TYPE ") {
+            let (name, kind) = rest.split_once(' ').unwrap_or((rest, ""));
+            let renamed = kind == "counter" && !name.ends_with("_total");
+            if let Some(help_line) = help.take() {
+                match help_line
+                    .strip_prefix("# HELP ")
+                    .and_then(|h| h.split_once(' '))
+                {
+                    Some((help_name, text)) if renamed && help_name == name => {
+                        out.push_str(&format!("# HELP {name}_total {text}\n"));
+                    }
+                    _ => {
+                        out.push_str(help_line);
+                        out.push('\n');
+                    }
+                }
+            }
+            if renamed {
+                out.push_str(&format!("# TYPE {name}_total {kind}\n"));
+            } else {
+                out.push_str(line);
+                out.push('\n');
+            }
+            continue;
+        }
+        if let Some(help_line) = help.take() {
+            out.push_str(help_line);
+            out.push('\n');
+        }
+        out.push_str(line);
+        out.push('\n');
+    }
+    if let Some(help_line) = help {
+        out.push_str(help_line);
+        out.push('\n');
+    }
+    out
+}
+
+/// The number of failed queries: 0 or 1.
+fn failed<T>(result: &Result<T, tokio_postgres::Error>) -> f64 {
+    if result.is_err() { 1.0 } else { 0.0 }
+}
+
+/// The server: connections, the longest transaction, blocked sessions, sizes, lag.
+fn database<'a>(
+    registry: &'a mut Registry,
+    client: &'a Client,
+) -> std::pin::Pin<Box<dyn std::future::Future<Output = f64> + Send + 'a>> {
+    Box::pin(async move {
+        let mut errors = 0.0;
+        let activity = client
+            .query(
+                "SELECT coalesce(state, 'unknown'), count(*)::float8
+                   FROM pg_stat_activity WHERE backend_type = 'client backend' GROUP BY 1",
+                &[],
+            )
+            .await;
+        errors += failed(&activity);
+        let connections = family(
+            registry,
+            "connections",
+            "Client sessions by state (pg_stat_activity)",
+            None,
+        );
+        for row in activity.iter().flatten() {
+            connections
+                .get_or_create(&labels(&[("state", row.get(0))]))
+                .set(row.get(1));
+        }
+        let summary = client
+            .query_one(
+                "SELECT current_setting('max_connections')::float8,
+                        coalesce((SELECT max(extract(epoch FROM clock_timestamp() - xact_start))
+                                    FROM pg_stat_activity
+                                   WHERE xact_start IS NOT NULL
+                                     AND backend_type = 'client backend'), 0)::float8,
+                        (SELECT count(*) FROM pg_stat_activity
+                          WHERE wait_event_type = 'Lock'
+                            AND cardinality(pg_blocking_pids(pid)) > 0)::float8,
+                        pg_database_size(current_database())::float8,
+                        pg_is_in_recovery(),
+                        CASE WHEN pg_is_in_recovery()
+                             THEN coalesce(extract(epoch FROM now() - pg_last_xact_replay_timestamp()), 0)
+                        END::float8",
+                &[],
+            )
+            .await;
+        errors += failed(&summary);
+        if let Ok(row) = &summary {
+            let one = |registry: &mut Registry, name: &str, help: &str, unit, value: f64| {
+                family(registry, name, help, unit)
+                    .get_or_create(&labels(&[]))
+                    .set(value);
+            };
+            one(
+                registry,
+                "connections_max",
+                "max_connections of the server",
+                None,
+                row.get(0),
+            );
+            one(
+                registry,
+                "longest_transaction",
+                "Age of the oldest open client transaction",
+                Some(Unit::Seconds),
+                row.get(1),
+            );
+            one(
+                registry,
+                "blocked_sessions",
+                "Sessions waiting for a lock another session holds",
+                None,
+                row.get(2),
+            );
+            one(
+                registry,
+                "database_size",
+                "Size of the database on disk",
+                Some(Unit::Bytes),
+                row.get(3),
+            );
+            if let Some(lag) = row.get::<_, Option<f64>>(5) {
+                family(
+                    registry,
+                    "replication_lag",
+                    "Replication lag: per standby on a primary; since the last replayed transaction on a standby",
+                    Some(Unit::Seconds),
+                )
+                .get_or_create(&labels(&[("standby", "self")]))
+                .set(lag);
+            }
+        }
+        let standbys = client
+            .query(
+                "SELECT coalesce(application_name, '') || '@' || coalesce(host(client_addr), 'local'),
+                        coalesce(extract(epoch FROM replay_lag), 0)::float8
+                   FROM pg_stat_replication",
+                &[],
+            )
+            .await;
+        errors += failed(&standbys);
+        if let Ok(rows) = &standbys
+            && !rows.is_empty()
+        {
+            let lag = family(
+                registry,
+                "standby_replay_lag",
+                "Replay lag of each standby streaming from this server",
+                Some(Unit::Seconds),
+            );
+            for row in rows {
+                lag.get_or_create(&labels(&[("standby", row.get(0))]))
+                    .set(row.get(1));
+            }
+        }
+        // The 20 biggest tables: candidates by pages (no file is read), then their real
+        // sizes, so a scrape costs the same on 10 or 10,000 relations.
+        let tables = client
+            .query(
+                "WITH candidates AS (
+                    SELECT c.oid, n.nspname, c.relname FROM pg_class c
+                      JOIN pg_namespace n ON n.oid = c.relnamespace
+                     WHERE c.relkind IN ('r', 'm', 'p')
+                       AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+                       AND n.nspname NOT LIKE 'pg_toast%'
+                     ORDER BY c.relpages DESC LIMIT 50)
+                 SELECT nspname, relname, pg_total_relation_size(oid)::float8 AS bytes
+                   FROM candidates ORDER BY bytes DESC LIMIT 20",
+                &[],
+            )
+            .await;
+        errors += failed(&tables);
+        let sizes = family(
+            registry,
+            "table_size",
+            "Size of the 20 biggest tables, with their indexes and TOAST",
+            Some(Unit::Bytes),
+        );
+        for row in tables.iter().flatten() {
+            sizes
+                .get_or_create(&labels(&[("schema", row.get(0)), ("table", row.get(1))]))
+                .set(row.get(2));
+        }
+        errors
+    })
+}
+
+/// tend's own records: each schedule entry's last run, and the last successful backup and
+/// verification.
+fn schedule<'a>(
+    registry: &'a mut Registry,
+    client: &'a Client,
+) -> std::pin::Pin<Box<dyn std::future::Future<Output = f64> + Send + 'a>> {
+    Box::pin(async move {
+        if !has_table(client, "tend.schedule_runs").await {
+            return 0.0;
+        }
+        let rows = client
+            .query(
+                "SELECT DISTINCT ON (entry) entry, task, outcome,
+                        coalesce(extract(epoch FROM finished_at - started_at), 0)::float8,
+                        extract(epoch FROM started_at)::float8,
+                        (SELECT extract(epoch FROM max(s.finished_at))::float8
+                           FROM tend.schedule_runs s
+                          WHERE s.entry = r.entry AND s.outcome = 'succeeded')
+                   FROM tend.schedule_runs r
+                  WHERE outcome NOT IN ('running', 'skipped')
+                  ORDER BY entry, scheduled_for DESC, id DESC",
+                &[],
+            )
+            .await;
+        let errors = failed(&rows);
+        let outcome = family(
+            registry,
+            "schedule_last_outcome",
+            "1 for the outcome of each schedule entry's last finished run",
+            None,
+        );
+        let duration = family(
+            registry,
+            "schedule_last_duration",
+            "Duration of each schedule entry's last finished run",
+            Some(Unit::Seconds),
+        );
+        let started = family(
+            registry,
+            "schedule_last_run_timestamp",
+            "When each schedule entry's last finished run started",
+            Some(Unit::Seconds),
+        );
+        let success = family(
+            registry,
+            "schedule_last_success_timestamp",
+            "When each schedule entry last succeeded",
+            Some(Unit::Seconds),
+        );
+        for row in rows.iter().flatten() {
+            let (entry, task): (String, String) = (row.get(0), row.get(1));
+            for state in ["succeeded", "failed", "cancelled", "abandoned"] {
+                let is = row.get::<_, String>(2) == state;
+                outcome
+                    .get_or_create(&labels(&[
+                        ("entry", &entry),
+                        ("task", &task),
+                        ("outcome", state),
+                    ]))
+                    .set(if is { 1.0 } else { 0.0 });
+            }
+            let pair = labels(&[("entry", &entry), ("task", &task)]);
+            duration.get_or_create(&pair).set(row.get(3));
+            started.get_or_create(&pair).set(row.get(4));
+            if let Some(at) = row.get::<_, Option<f64>>(5) {
+                success.get_or_create(&pair).set(at);
+            }
+        }
+        let backup = client
+            .query_opt(
+                "SELECT extract(epoch FROM finished_at)::float8,
+                        extract(epoch FROM finished_at - started_at)::float8,
+                        (report ->> 'stored_bytes')::float8, (report ->> 'raw_bytes')::float8
+                   FROM tend.schedule_runs
+                  WHERE task = 'backup' AND outcome = 'succeeded'
+                  ORDER BY finished_at DESC LIMIT 1",
+                &[],
+            )
+            .await;
+        let errors = errors + failed(&backup);
+        if let Ok(Some(row)) = &backup {
+            let kind = labels(&[("kind", "logical")]);
+            let set =
+                |registry: &mut Registry, name: &str, help: &str, unit, value: Option<f64>| {
+                    if let Some(value) = value {
+                        family(registry, name, help, unit)
+                            .get_or_create(&kind)
+                            .set(value);
+                    }
+                };
+            set(
+                registry,
+                "backup_last_success_timestamp",
+                "When the last scheduled backup that succeeded finished",
+                Some(Unit::Seconds),
+                row.get(0),
+            );
+            set(
+                registry,
+                "backup_last_duration",
+                "How long the last successful scheduled backup took",
+                Some(Unit::Seconds),
+                row.get(1),
+            );
+            set(
+                registry,
+                "backup_last_stored",
+                "Bytes the last successful scheduled backup stored (compressed, encrypted)",
+                Some(Unit::Bytes),
+                row.get(2),
+            );
+            set(
+                registry,
+                "backup_last_dumped",
+                "Bytes the last successful scheduled backup dumped (before compression)",
+                Some(Unit::Bytes),
+                row.get(3),
+            );
+        }
+        errors
+    })
+}
+
+/// The newest `tend check` run's findings by check and severity.
+fn checks<'a>(
+    registry: &'a mut Registry,
+    client: &'a Client,
+) -> std::pin::Pin<Box<dyn std::future::Future<Output = f64> + Send + 'a>> {
+    Box::pin(async move {
+        if !has_table(client, "tend.check_runs").await {
+            return 0.0;
+        }
+        let rows = client
+            .query(
+                "WITH last AS (SELECT id, started_at FROM tend.check_runs ORDER BY id DESC LIMIT 1)
+                 SELECT f.check_id, f.severity, count(*)::float8,
+                        extract(epoch FROM (SELECT started_at FROM last))::float8
+                   FROM tend.check_findings f WHERE f.run_id = (SELECT id FROM last)
+                  GROUP BY 1, 2",
+                &[],
+            )
+            .await;
+        let findings = family(
+            registry,
+            "check_findings",
+            "Findings of the newest check run, by check and severity",
+            None,
+        );
+        for row in rows.iter().flatten() {
+            findings
+                .get_or_create(&labels(&[("check", row.get(0)), ("severity", row.get(1))]))
+                .set(row.get(2));
+        }
+        let last = client
+            .query_opt(
+                "SELECT extract(epoch FROM started_at)::float8 FROM tend.check_runs ORDER BY id DESC LIMIT 1",
+                &[],
+            )
+            .await;
+        if let Ok(Some(row)) = &last {
+            family(
+                registry,
+                "check_last_run_timestamp",
+                "When the newest check run started",
+                Some(Unit::Seconds),
+            )
+            .get_or_create(&labels(&[]))
+            .set(row.get(0));
+        }
+        failed(&rows) + failed(&last)
+    })
+}
+
+async fn has_table(client: &Client, name: &str) -> bool {
+    client
+        .query_one("SELECT to_regclass($1) IS NOT NULL", &[&name])
+        .await
+        .map(|r| r.get(0))
+        .unwrap_or(false)
+}
+
+/// This process: resident memory, CPU time, open files, start time (Linux `/proc`),
+/// under the conventional `process_` names.
+fn process(root: &mut Registry) {
+    let Some(stat) = ProcStat::read() else {
+        return;
+    };
+    let gauge = |v: f64| {
+        let g = GaugeF::default();
+        g.set(v);
+        g
+    };
+    let sub = root.sub_registry_with_prefix("process");
+    sub.register_with_unit(
+        "resident_memory",
+        "Resident memory of tend serve",
+        Unit::Bytes,
+        gauge(stat.rss_bytes),
+    );
+    sub.register_with_unit(
+        "cpu",
+        "CPU time tend serve used, user and system",
+        Unit::Seconds,
+        ConstCounter::new(stat.cpu_seconds),
+    );
+    sub.register(
+        "open_fds",
+        "Open file descriptors of tend serve",
+        gauge(stat.open_fds),
+    );
+    sub.register_with_unit(
+        "start_time",
+        "When tend serve started, since the epoch",
+        Unit::Seconds,
+        gauge(stat.start_time),
+    );
+}
+
+/// What `/proc/self` says of this process.
+struct ProcStat {
+    rss_bytes: f64,
+    cpu_seconds: f64,
+    open_fds: f64,
+    start_time: f64,
+}
+
+impl ProcStat {
+    fn read() -> Option<ProcStat> {
+        let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+        // Fields after the command name, which is in parentheses and may hold spaces.
+        let rest = stat.rsplit_once(')')?.1;
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        let ticks = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)
+            .ok()
+            .flatten()
+            .unwrap_or(100) as f64;
+        let page = nix::unistd::sysconf(nix::unistd::SysconfVar::PAGE_SIZE)
+            .ok()
+            .flatten()
+            .unwrap_or(4096) as f64;
+        // utime, stime, starttime and rss are fields 14, 15, 22 and 24 of stat(5); `rest`
+        // starts at field 3.
+        let field = |n: usize| fields.get(n - 3)?.parse::<f64>().ok();
+        let boot = std::fs::read_to_string("/proc/stat")
+            .ok()?
+            .lines()
+            .find_map(|l| l.strip_prefix("btime "))?
+            .trim()
+            .parse::<f64>()
+            .ok()?;
+        let open_fds = std::fs::read_dir("/proc/self/fd").ok()?.count() as f64;
+        Some(ProcStat {
+            rss_bytes: field(24)? * page,
+            cpu_seconds: (field(14)? + field(15)?) / ticks,
+            open_fds,
+            start_time: boot + field(22)? / ticks,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::to_prometheus_text;
+
+    #[test]
+    fn counters_are_named_by_their_sample_and_openmetrics_lines_dropped() {
+        let open = "# HELP process_cpu_seconds CPU time.\n# TYPE process_cpu_seconds counter\n\
+                    # UNIT process_cpu_seconds seconds\nprocess_cpu_seconds_total 0.5\n\
+                    # HELP tend_leader Leads.\n# TYPE tend_leader gauge\ntend_leader 1.0\n# EOF\n";
+        assert_eq!(
+            to_prometheus_text(open),
+            "# HELP process_cpu_seconds_total CPU time.\n# TYPE process_cpu_seconds_total counter\n\
+             process_cpu_seconds_total 0.5\n\
+             # HELP tend_leader Leads.\n# TYPE tend_leader gauge\ntend_leader 1.0\n"
+        );
+    }
+}
