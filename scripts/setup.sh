@@ -2,7 +2,7 @@
 # Installs what tend's demo and tests need on a fresh Debian/Ubuntu machine, and nothing
 # when it is all there: PostgreSQL server and client programs (initdb, pg_ctl, postgres,
 # psql, pg_dump, pg_restore), the unprivileged `postgres` OS user that runs local clusters
-# when tend runs as root, openssl (the TLS tests make their own CA with it), and (with --for-tests) promtool and s3s-fs, the
+# when tend runs as root, openssl (the TLS tests make their own CA with it), and (with --for-tests) promtool, aiosmtpd and s3s-fs, the
 # S3-compatible server over a directory that the backup tests store into (built from crates.io).
 # Safe to run again; quiet when there is nothing to do.
 set -euo pipefail
@@ -60,6 +60,13 @@ fi
 if ! command -v cargo >/dev/null; then
     echo "setup: cargo is missing; install the Rust toolchain (rustup) and run this again" >&2
     exit 1
+fi
+
+# aiosmtpd from PyPI: the SMTP server the alert tests send email to (only for the tests).
+if [[ "${1:-}" == "--for-tests" ]] && ! python3 -c 'import aiosmtpd' 2>/dev/null; then
+    echo "setup: installing aiosmtpd 1.4.6 from PyPI (the alert tests' SMTP server)" >&2
+    python3 -m pip install --quiet --disable-pip-version-check aiosmtpd==1.4.6 2>/dev/null ||
+        python3 -m pip install --quiet --disable-pip-version-check --break-system-packages aiosmtpd==1.4.6
 fi
 
 # The backup tests' S3 server, only for the tests (`scripts/setup.sh --for-tests`, which

@@ -23,6 +23,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/api/schedule", get(schedule))
         .route("/api/runs", get(recent_runs))
         .route("/metrics", get(metrics))
+        .route("/api/alerts", get(alerts))
         .layer(axum::middleware::from_fn_with_state(
             shared.clone(),
             require_token,
@@ -228,6 +229,23 @@ async fn metrics(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Respo
             crate::metrics::to_prometheus_text(&text),
         )
             .into_response()
+    }
+}
+
+/// `/api/alerts`: what fires now, and how each channel has done.
+async fn alerts(State(shared): State<Arc<Shared>>) -> Response {
+    let session = match shared.tasks.database.session().await {
+        Ok(session) => session,
+        Err(e) => return unavailable(e.to_string()),
+    };
+    match shared.alerting.report(&session).await {
+        Ok(report) => Json(report).into_response(),
+        Err(e) if tend_pg::sqlstate(&e) == Some("42P01") => Json(crate::alerts::AlertsReport {
+            firing: Vec::new(),
+            channels: shared.alerting.channel_status(),
+        })
+        .into_response(),
+        Err(e) => unavailable(tend_pg::error_text(&e)),
     }
 }
 

@@ -4,6 +4,7 @@
 //! scripts. It knows nothing of the terminal: what happens goes out as [`Event`]s.
 
 pub mod alert_rules;
+pub mod alerts;
 pub mod http;
 pub mod metrics;
 pub mod runs;
@@ -29,6 +30,9 @@ pub enum ServeError {
         #[source]
         source: std::io::Error,
     },
+    /// An alert channel that cannot be used (a bad URL or address).
+    #[error("{0}")]
+    Alerts(String),
 }
 
 /// What the daemon runs against.
@@ -60,6 +64,8 @@ pub fn instance_name() -> String {
 /// until `shutdown`: the scheduler and the endpoints. On shutdown no new run starts, the
 /// running ones are cancelled, and it returns once they stopped or the stop timeout passed.
 pub async fn serve(daemon: Daemon, shutdown: CancellationToken) -> Result<Stopped, ServeError> {
+    let alerting =
+        Arc::new(alerts::Alerting::new(&daemon.tasks.settings.alerts).map_err(ServeError::Alerts)?);
     let listener = tokio::net::TcpListener::bind(daemon.listen)
         .await
         .map_err(|source| ServeError::Listen {
@@ -72,6 +78,7 @@ pub async fn serve(daemon: Daemon, shutdown: CancellationToken) -> Result<Stoppe
         instance: instance_name(),
         role: Mutex::new(Role::Starting),
         running: Mutex::new(Vec::new()),
+        alerting,
         on_event: daemon.on_event,
     });
     let app = http::router(shared.clone());

@@ -10,11 +10,17 @@ use tokio_postgres::Client;
 /// The daemon's state: the runs table.
 pub const SERVE_STATE: StateOwner = StateOwner {
     owner: "serve",
-    holds: "table schedule_runs",
-    migrations: &[StateMigration {
-        name: "20261204_000000_schedule_runs",
-        sql: include_str!("state.sql"),
-    }],
+    holds: "tables schedule_runs and alert_state",
+    migrations: &[
+        StateMigration {
+            name: "20261204_000000_schedule_runs",
+            sql: include_str!("state.sql"),
+        },
+        StateMigration {
+            name: "20261204_000001_alert_state",
+            sql: include_str!("alert_state.sql"),
+        },
+    ],
 };
 
 /// Why a run started.

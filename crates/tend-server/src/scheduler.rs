@@ -72,6 +72,10 @@ pub enum Event {
     Stopping {
         running: usize,
     },
+    /// The alert rules could not be evaluated (the database, tend's tables).
+    AlertsFailed {
+        reason: String,
+    },
 }
 
 /// This instance's part, for `/readyz` and the API.
@@ -96,11 +100,12 @@ pub struct Shared {
     pub role: Mutex<Role>,
     /// Runs in progress on this instance: entry name and scheduled time.
     pub running: Mutex<Vec<(String, DateTime<Utc>)>>,
+    pub alerting: Arc<crate::alerts::Alerting>,
     pub on_event: Arc<dyn Fn(Event) + Send + Sync>,
 }
 
 impl Shared {
-    fn event(&self, event: Event) {
+    pub(crate) fn event(&self, event: Event) {
         (self.on_event)(event)
     }
 
@@ -201,6 +206,12 @@ async fn lead(shared: &Arc<Shared>, lock: &AdvisoryLock, shutdown: &Cancellation
             let lead = lead.clone();
             loops.spawn(async move { entry_loop(&shared, index, &lead).await });
         }
+    }
+    {
+        let alerting = shared.alerting.clone();
+        let shared = shared.clone();
+        let lead = lead.clone();
+        loops.spawn(async move { alerting.run(shared, lead).await });
     }
     let mut last_expiry: Option<Instant> = None;
     loop {
@@ -487,6 +498,7 @@ async fn run_one(
         record_failed(reason);
     }
     drop(run_lock);
+    shared.alerting.wake();
     shared.event(Event::RunFinished {
         entry: entry.name.clone(),
         outcome,

@@ -16,8 +16,8 @@ use tend_pg::conninfo::ConnInfo;
 mod sections;
 
 pub use sections::{
-    BackupKeys, BackupSettings, ChecksSettings, DatabaseSettings, DevSettings, HealthSettings,
-    KeyError, MigrateSettings, MissedRuns, SchemaSettings, ServeSettings, Setting,
+    AlertSettings, BackupKeys, BackupSettings, ChecksSettings, DatabaseSettings, DevSettings,
+    HealthSettings, KeyError, MigrateSettings, MissedRuns, SchemaSettings, ServeSettings, Setting,
 };
 
 /// The config file's name.
@@ -381,6 +381,62 @@ pub const KEYS: &[Key] = &[
         default: Some("90"),
         doc: "Days the record of each scheduled run is kept in the `tend` schema.",
     },
+    Key {
+        name: "alerts.webhook_url",
+        env: &["TEND_ALERT_WEBHOOK_URL"],
+        kind: Kind::Secret,
+        default: None,
+        doc: "`tend serve` posts each alert (firing and resolved) as JSON to this URL.",
+    },
+    Key {
+        name: "alerts.slack_webhook_url",
+        env: &["SLACK_WEBHOOK_URL"],
+        kind: Kind::Secret,
+        default: None,
+        doc: "A Slack (or Slack-compatible) incoming webhook for alerts.",
+    },
+    Key {
+        name: "alerts.email_to",
+        env: &["ALERT_EMAIL"],
+        kind: Kind::Text,
+        default: None,
+        doc: "Addresses that get alerts by email, comma-separated (needs alerts.smtp_url).",
+    },
+    Key {
+        name: "alerts.email_from",
+        env: &["ALERT_EMAIL_FROM"],
+        kind: Kind::Text,
+        default: None,
+        doc: "The From address of alert emails (default: tend@ and the host's name).",
+    },
+    Key {
+        name: "alerts.smtp_url",
+        env: &["SMTP_URL"],
+        kind: Kind::Secret,
+        default: None,
+        doc: "The mail server: smtps://user:pass@host:465 (TLS), smtp://user:pass@host:587?tls=required (STARTTLS), smtp://host:25 (no TLS).",
+    },
+    Key {
+        name: "alerts.database_size_limit",
+        env: &["TEND_ALERT_DATABASE_SIZE"],
+        kind: Kind::Text,
+        default: Some("10GB"),
+        doc: "Alert when the database grows past this size (kB, MB, GB, TB: powers of 1024, as PostgreSQL).",
+    },
+    Key {
+        name: "alerts.backup_grace",
+        env: &[],
+        kind: Kind::Duration,
+        default: Some("1h"),
+        doc: "Alert when the last successful backup is older than its schedule's period plus this.",
+    },
+    Key {
+        name: "alerts.replication_lag",
+        env: &[],
+        kind: Kind::Duration,
+        default: Some("5m"),
+        doc: "Alert when a standby lags by more than this.",
+    },
 ];
 
 /// Where a value came from, for `tend config show`.
@@ -547,6 +603,7 @@ pub struct Settings {
     pub health: HealthSettings,
     pub checks: ChecksSettings,
     pub serve: ServeSettings,
+    pub alerts: AlertSettings,
     /// `TEND_PG_BINDIR`: where PostgreSQL programs are looked for first.
     pub pg_bindir: Option<PathBuf>,
     /// The directory holding `tend.toml`, or the working directory when there is none.
@@ -715,6 +772,7 @@ impl Settings {
             health: read.health()?,
             checks: read.checks(checks)?,
             serve: read.serve(schedule, config_file.as_deref())?,
+            alerts: read.alerts()?,
             pg_bindir: read.path("tools.pg_bindir"),
             values,
             project_root,

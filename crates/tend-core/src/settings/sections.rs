@@ -209,6 +209,54 @@ pub struct ServeSettings {
     pub schedule: crate::schedule::Schedule,
 }
 
+/// `[alerts]`: where `tend serve` sends alerts, and the limits of its rules.
+#[derive(Debug, Clone)]
+pub struct AlertSettings {
+    pub webhook_url: Option<SecretString>,
+    pub slack_webhook_url: Option<SecretString>,
+    /// Addresses, split at commas.
+    pub email_to: Vec<String>,
+    pub email_from: Option<String>,
+    pub smtp_url: Option<SecretString>,
+    pub database_size_limit: u64,
+    pub backup_grace: Duration,
+    pub replication_lag: Duration,
+}
+
+/// A size as PostgreSQL writes one (`10GB`, `512MB`, `100kB`, bytes when bare): powers of
+/// 1024.
+pub fn parse_size(text: &str) -> Result<u64, String> {
+    let t = text.trim();
+    let digits = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (number, unit) = t.split_at(digits);
+    let number: f64 = number.parse().map_err(|_| {
+        format!(
+            "`{}` is not a size such as 10GB",
+            t.chars().take(40).collect::<String>()
+        )
+    })?;
+    let scale = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1.0,
+        "kb" => 1024.0,
+        "mb" => 1024.0 * 1024.0,
+        "gb" => 1024.0 * 1024.0 * 1024.0,
+        "tb" => 1024.0 * 1024.0 * 1024.0 * 1024.0,
+        _ => {
+            return Err(format!(
+                "`{}` is not a size such as 10GB (units: B, kB, MB, GB, TB)",
+                t.chars().take(40).collect::<String>()
+            ));
+        }
+    };
+    let bytes = number * scale;
+    if !(1.0..=1e18).contains(&bytes) {
+        return Err("a size must be from 1 byte to 1 EB".to_string());
+    }
+    Ok(bytes as u64)
+}
+
 /// What the leader does with a run that was due while no instance led.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MissedRuns {
@@ -455,6 +503,59 @@ impl Reader<'_> {
                 self.integer("serve.run_retention_days")?,
             )?,
             schedule,
+        })
+    }
+
+    pub fn alerts(&self) -> Result<AlertSettings, ConfigError> {
+        let limit_text = self.required(
+            "alerts.database_size_limit",
+            self.text("alerts.database_size_limit"),
+        )?;
+        let database_size_limit = parse_size(&limit_text)
+            .map_err(|reason| self.invalid("alerts.database_size_limit", reason))?;
+        let email_to: Vec<String> = self
+            .text("alerts.email_to")
+            .map(|list| {
+                list.split(',')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_string)
+                    .collect()
+            })
+            .unwrap_or_default();
+        let smtp_url = self.text("alerts.smtp_url").map(SecretString::from);
+        if !email_to.is_empty() && smtp_url.is_none() {
+            return Err(self.invalid(
+                "alerts.email_to",
+                "it needs a mail server: set alerts.smtp_url (SMTP_URL)".to_string(),
+            ));
+        }
+        for address in &email_to {
+            if !address.contains('@') || address.contains(char::is_whitespace) {
+                return Err(self.invalid(
+                    "alerts.email_to",
+                    format!(
+                        "`{}` is not an email address",
+                        address.chars().take(80).collect::<String>()
+                    ),
+                ));
+            }
+        }
+        Ok(AlertSettings {
+            webhook_url: self.text("alerts.webhook_url").map(SecretString::from),
+            slack_webhook_url: self
+                .text("alerts.slack_webhook_url")
+                .map(SecretString::from),
+            email_to,
+            email_from: self.text("alerts.email_from"),
+            smtp_url,
+            database_size_limit,
+            backup_grace: self
+                .required("alerts.backup_grace", self.duration("alerts.backup_grace")?)?,
+            replication_lag: self.required(
+                "alerts.replication_lag",
+                self.duration("alerts.replication_lag")?,
+            )?,
         })
     }
 

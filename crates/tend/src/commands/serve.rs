@@ -100,7 +100,7 @@ pub fn run(args: ServeArgs, ctx: &Context) -> Result<i32, CommandError> {
         on_event: Arc::new(move |event| log(&out, event)),
     };
     ctx.out.notice(format!(
-        "tend serve: {} scheduled entries, on {}; HTTP on http://{listen} (/healthz, /readyz, /metrics, /api/schedule, /api/runs)",
+        "tend serve: {} scheduled entries, on {}; HTTP on http://{listen} (/healthz, /readyz, /metrics, /api/schedule, /api/runs, /api/alerts)",
         settings.serve.schedule.entries.len(),
         target.info.redacted()
     ));
@@ -111,7 +111,10 @@ pub fn run(args: ServeArgs, ctx: &Context) -> Result<i32, CommandError> {
         signals.abort();
         Ok::<_, CommandError>(stopped)
     })?;
-    let stopped = stopped.map_err(|e| CommandError::failure(e.to_string()))?;
+    let stopped = stopped.map_err(|e| match e {
+        tend_server::ServeError::Alerts(message) => CommandError::new(ErrorKind::Config, message),
+        other => CommandError::failure(other.to_string()),
+    })?;
     if !stopped.in_time {
         ctx.out.warn(format!(
             "tasks still running after serve.stop_timeout ({}); they were abandoned, and the next leader records them as such",
@@ -189,6 +192,7 @@ fn log(out: &Output, event: Event) {
             format!("run {entry} not started: its record could not be written: {reason}")
         }
         Event::Stopping { running } => format!("stopping: {running} running task(s) cancelled"),
+        Event::AlertsFailed { reason } => format!("alert rules not evaluated: {reason}"),
     };
     out.notice(format!("{now} {line}"));
 }

@@ -555,3 +555,242 @@ cron = "*/4 * * * * *"
         assert_eq!(serve.terminate(), 0, "{}", serve.log());
     }
 }
+
+/// A real HTTP server on loopback that answers 200 to every POST and keeps the bodies.
+struct Receiver {
+    port: u16,
+    bodies: Arc<Mutex<Vec<(String, String)>>>,
+}
+
+impl Receiver {
+    fn start() -> Receiver {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let bodies = Arc::new(Mutex::new(Vec::new()));
+        let sink = bodies.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { continue };
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                let mut request_line = String::new();
+                let _ = reader.read_line(&mut request_line);
+                let path = request_line
+                    .split_whitespace()
+                    .nth(1)
+                    .unwrap_or("")
+                    .to_string();
+                let mut length = 0;
+                loop {
+                    let mut line = String::new();
+                    if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                        break;
+                    }
+                    if let Some((name, value)) = line.split_once(':')
+                        && name.eq_ignore_ascii_case("content-length")
+                    {
+                        length = value.trim().parse().unwrap_or(0);
+                    }
+                }
+                let mut body = vec![0; length];
+                let _ = reader.read_exact(&mut body);
+                sink.lock()
+                    .unwrap()
+                    .push((path, String::from_utf8_lossy(&body).into_owned()));
+                let _ = stream.write_all(
+                    b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok",
+                );
+            }
+        });
+        Receiver { port, bodies }
+    }
+
+    /// The bodies posted to `path`, as JSON.
+    fn received(&self, path: &str) -> Vec<serde_json::Value> {
+        self.bodies
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(p, _)| p == path)
+            .map(|(_, b)| serde_json::from_str(b).unwrap())
+            .collect()
+    }
+}
+
+/// aiosmtpd (PyPI; `scripts/setup.sh --for-tests` installs it) storing what it receives
+/// in a Maildir.
+struct SmtpServer {
+    child: Child,
+    port: u16,
+    maildir: tempfile::TempDir,
+}
+
+impl SmtpServer {
+    fn start() -> SmtpServer {
+        let port = free_port();
+        let maildir = tempfile::tempdir().unwrap();
+        let child = std::process::Command::new("python3")
+            .args(["-m", "aiosmtpd", "-n", "-l"])
+            .arg(format!("127.0.0.1:{port}"))
+            .args(["-c", "aiosmtpd.handlers.Mailbox"])
+            .arg(maildir.path().join("mail"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("aiosmtpd runs (scripts/setup.sh --for-tests installs it)");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "aiosmtpd did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        SmtpServer {
+            child,
+            port,
+            maildir,
+        }
+    }
+
+    /// The messages received, as text.
+    fn messages(&self) -> Vec<String> {
+        let dir = self.maildir.path().join("mail").join("new");
+        let mut out: Vec<String> = std::fs::read_dir(dir)
+            .map(|entries| {
+                entries
+                    .flatten()
+                    .filter_map(|e| std::fs::read_to_string(e.path()).ok())
+                    .collect()
+            })
+            .unwrap_or_default();
+        out.sort();
+        out
+    }
+}
+
+impl Drop for SmtpServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn wait_until(
+    what: &str,
+    within: Duration,
+    mut done: impl FnMut() -> bool,
+    log: impl Fn() -> String,
+) {
+    let deadline = Instant::now() + within;
+    while !done() {
+        assert!(
+            Instant::now() < deadline,
+            "{what} did not happen within {within:?}:\n{}",
+            log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn a_failing_backup_alerts_once_per_channel_and_resolves_once_and_a_down_channel_stops_nothing() {
+    let Some((db, app)) = app_database("tend_serve_alerts") else {
+        return;
+    };
+    let project = TestProject::new();
+    project.write(
+        "tend.toml",
+        r#"
+[serve]
+interval = "500ms"
+
+[[schedule]]
+task = "backup"
+cron = "*/2 * * * * *"
+"#,
+    );
+    // The store is a file where a directory should be: every backup fails until it goes.
+    project.write("store", "not a directory");
+    let receiver = Receiver::start();
+    let smtp = SmtpServer::start();
+    let down = free_port();
+    let token = "alerts-api-token";
+    let env = [
+        ("BACKUP_ENCRYPTION_KEY", "alerts-backup-passphrase"),
+        ("BACKUP_DIR", "store"),
+        ("TEND_SERVE_TOKEN", token),
+        (
+            "TEND_ALERT_WEBHOOK_URL",
+            &format!("http://127.0.0.1:{}/hook", receiver.port),
+        ),
+        // A receiver that is down: retried, shown, and never in the way.
+        (
+            "SLACK_WEBHOOK_URL",
+            &format!("http://127.0.0.1:{down}/slack"),
+        ),
+        ("ALERT_EMAIL", "oncall@example.com"),
+        ("SMTP_URL", &format!("smtp://127.0.0.1:{}", smtp.port)),
+    ];
+    let mut serve = Instance::start(&project, &app.to_secret_string(), free_port(), &env);
+    serve.wait_for("run backup failed", 3, Duration::from_secs(60));
+    wait_until(
+        "the firing alert",
+        Duration::from_secs(30),
+        || !receiver.received("/hook").is_empty() && !smtp.messages().is_empty(),
+        || serve.log(),
+    );
+    // More failed runs: still one alert.
+    serve.wait_for("run backup failed", 5, Duration::from_secs(60));
+    let hooks = receiver.received("/hook");
+    assert_eq!(hooks.len(), 1, "{hooks:?}");
+    assert_eq!(hooks[0]["alert"], "task_failed:backup");
+    assert_eq!(hooks[0]["state"], "firing");
+    assert_eq!(hooks[0]["severity"], "critical");
+    assert_eq!(hooks[0]["database"], db.name.as_str());
+    let mails = smtp.messages();
+    assert_eq!(mails.len(), 1, "{mails:?}");
+    assert!(mails[0].contains("[tend] FIRING critical"), "{}", mails[0]);
+    assert!(mails[0].contains("oncall@example.com"), "{}", mails[0]);
+    let (status, body) = serve.get("/api/alerts", Some(token));
+    assert_eq!(status, 200, "{body}");
+    let alerts: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(alerts["firing"][0]["alert"], "task_failed:backup");
+    let slack = alerts["channels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["channel"] == "slack")
+        .unwrap()
+        .clone();
+    assert!(slack["failed_attempts"].as_u64().unwrap() >= 1, "{slack}");
+    assert!(
+        slack["last_error"]
+            .as_str()
+            .unwrap()
+            .contains("could not be reached"),
+        "{slack}"
+    );
+
+    // The store comes back: the next backup succeeds, and the alert resolves, once.
+    std::fs::remove_file(project.path().join("store")).unwrap();
+    serve.wait_for("run backup succeeded", 1, Duration::from_secs(60));
+    wait_until(
+        "the resolution",
+        Duration::from_secs(30),
+        || receiver.received("/hook").len() >= 2 && smtp.messages().len() >= 2,
+        || serve.log(),
+    );
+    serve.wait_for("run backup succeeded", 3, Duration::from_secs(60));
+    let hooks = receiver.received("/hook");
+    assert_eq!(hooks.len(), 2, "{hooks:?}");
+    assert_eq!(hooks[1]["state"], "resolved");
+    assert_eq!(hooks[1]["alert"], "task_failed:backup");
+    assert_eq!(smtp.messages().len(), 2);
+    assert!(
+        smtp.messages()
+            .iter()
+            .any(|m| m.contains("[tend] RESOLVED"))
+    );
+    assert_eq!(serve.terminate(), 0, "{}", serve.log());
+    let log = serve.log();
+    for secret in ["alerts-backup-passphrase", token, "serve-app-secret"] {
+        assert!(!log.contains(secret), "{secret} in {log}");
+    }
+}
