@@ -12,14 +12,19 @@ use tend_testkit::{TestDb, TestProject};
 use crate::run;
 
 /// A running `tend serve`, its stderr collected as it comes.
-struct Instance {
+pub(crate) struct Instance {
     child: Child,
     log: Arc<Mutex<String>>,
-    port: u16,
+    pub(crate) port: u16,
 }
 
 impl Instance {
-    fn start(project: &TestProject, url: &str, port: u16, extra_env: &[(&str, &str)]) -> Instance {
+    pub(crate) fn start(
+        project: &TestProject,
+        url: &str,
+        port: u16,
+        extra_env: &[(&str, &str)],
+    ) -> Instance {
         let mut cmd = project.tend_process();
         cmd.env("DATABASE_URL", url)
             .env("TEND_SERVE_LISTEN", format!("127.0.0.1:{port}"))
@@ -44,12 +49,12 @@ impl Instance {
         Instance { child, log, port }
     }
 
-    fn log(&self) -> String {
+    pub(crate) fn log(&self) -> String {
         self.log.lock().unwrap().clone()
     }
 
     /// Waits until the log holds `text` `times` times; panics with the log after `within`.
-    fn wait_for(&self, text: &str, times: usize, within: Duration) {
+    pub(crate) fn wait_for(&self, text: &str, times: usize, within: Duration) {
         let deadline = Instant::now() + within;
         while self.log().matches(text).count() < times {
             assert!(
@@ -66,7 +71,7 @@ impl Instance {
         let _ = self.child.wait();
     }
 
-    fn terminate(&mut self) -> i32 {
+    pub(crate) fn terminate(&mut self) -> i32 {
         // SAFETY: a signal to our own child, whose pid is live until it is waited for.
         unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
         let deadline = Instant::now() + Duration::from_secs(60);
@@ -84,7 +89,7 @@ impl Instance {
     }
 
     /// A GET on the instance's HTTP port: (status, body).
-    fn get(&self, path: &str, token: Option<&str>) -> (u16, String) {
+    pub(crate) fn get(&self, path: &str, token: Option<&str>) -> (u16, String) {
         http_get(self.port, path, token)
     }
 }
@@ -96,7 +101,7 @@ impl Drop for Instance {
     }
 }
 
-fn http_get(port: u16, path: &str, token: Option<&str>) -> (u16, String) {
+pub(crate) fn http_get(port: u16, path: &str, token: Option<&str>) -> (u16, String) {
     let deadline = Instant::now() + Duration::from_secs(30);
     let mut stream = loop {
         match TcpStream::connect(("127.0.0.1", port)) {
@@ -130,7 +135,7 @@ fn http_get(port: u16, path: &str, token: Option<&str>) -> (u16, String) {
 }
 
 /// A free TCP port on loopback.
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -140,7 +145,7 @@ fn free_port() -> u16 {
 
 /// A database owned by a LOGIN role with no SUPERUSER or CREATEDB, and that role's URL,
 /// with the host spelled as given (`127.0.0.1`, `localhost`).
-fn app_database(role: &str) -> Option<(TestDb, tend_pg::ConnInfo)> {
+pub(crate) fn app_database(role: &str) -> Option<(TestDb, tend_pg::ConnInfo)> {
     let db = TestDb::create();
     let server = tend_testkit::TestServer::get();
     let mut app = server.password_user(role, "serve-app-secret", &db.name)?;
