@@ -178,7 +178,6 @@ fn database<'a>(
                         (SELECT count(*) FROM pg_stat_activity
                           WHERE wait_event_type = 'Lock'
                             AND cardinality(pg_blocking_pids(pid)) > 0)::float8,
-                        pg_database_size(current_database())::float8,
                         pg_is_in_recovery(),
                         CASE WHEN pg_is_in_recovery()
                              THEN coalesce(extract(epoch FROM now() - pg_last_xact_replay_timestamp()), 0)
@@ -214,14 +213,7 @@ fn database<'a>(
                 None,
                 row.get(2),
             );
-            one(
-                registry,
-                "database_size",
-                "Size of the database on disk",
-                Some(Unit::Bytes),
-                row.get(3),
-            );
-            if let Some(lag) = row.get::<_, Option<f64>>(5) {
+            if let Some(lag) = row.get::<_, Option<f64>>(4) {
                 family(
                     registry,
                     "replication_lag",
@@ -255,33 +247,29 @@ fn database<'a>(
                     .set(row.get(1));
             }
         }
-        // The 20 biggest tables: candidates by pages (no file is read), then their real
-        // sizes, so a scrape costs the same on 10 or 10,000 relations.
-        let tables = client
-            .query(
-                "WITH candidates AS (
-                    SELECT c.oid, n.nspname, c.relname FROM pg_class c
-                      JOIN pg_namespace n ON n.oid = c.relnamespace
-                     WHERE c.relkind IN ('r', 'm', 'p')
-                       AND n.nspname NOT IN ('pg_catalog', 'information_schema')
-                       AND n.nspname NOT LIKE 'pg_toast%'
-                     ORDER BY c.relpages DESC LIMIT 50)
-                 SELECT nspname, relname, pg_total_relation_size(oid)::float8 AS bytes
-                   FROM candidates ORDER BY bytes DESC LIMIT 20",
-                &[],
-            )
-            .await;
-        errors += failed(&tables);
-        let sizes = family(
-            registry,
-            "table_size",
-            "Size of the 20 biggest tables, with their indexes and TOAST",
-            Some(Unit::Bytes),
-        );
-        for row in tables.iter().flatten() {
-            sizes
-                .get_or_create(&labels(&[("schema", row.get(0)), ("table", row.get(1))]))
-                .set(row.get(2));
+        match sizes(client).await {
+            Ok(sizes) => {
+                family(
+                    registry,
+                    "database_size",
+                    "Size of the database on disk (read at most once a minute)",
+                    Some(Unit::Bytes),
+                )
+                .get_or_create(&labels(&[]))
+                .set(sizes.database);
+                let tables = family(
+                    registry,
+                    "table_size",
+                    "Size of the 20 biggest tables, with their indexes and TOAST (read at most once a minute)",
+                    Some(Unit::Bytes),
+                );
+                for (schema, table, bytes) in &sizes.tables {
+                    tables
+                        .get_or_create(&labels(&[("schema", schema), ("table", table)]))
+                        .set(*bytes);
+                }
+            }
+            Err(_) => errors += 1.0,
         }
         errors
     })
@@ -458,6 +446,61 @@ fn checks<'a>(
         }
         failed(&rows) + failed(&last)
     })
+}
+
+/// Sizes on disk: the database's and its 20 biggest tables'.
+#[derive(Clone)]
+struct Sizes {
+    database: f64,
+    tables: Vec<(String, String, f64)>,
+    read_at: std::time::Instant,
+}
+
+/// How long sizes are reused: reading them stats every file of the database (20 ms on
+/// 10,000 relations), and they change slowly next to a scrape interval.
+const SIZES_FOR: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// The last sizes read. A daemon serves one database, so one value per process; the async
+/// lock makes concurrent scrapes wait for one read instead of each doing it.
+static SIZES: tokio::sync::Mutex<Option<Sizes>> = tokio::sync::Mutex::const_new(None);
+
+async fn sizes(client: &Client) -> Result<Sizes, tokio_postgres::Error> {
+    let mut cached = SIZES.lock().await;
+    if let Some(sizes) = cached.as_ref()
+        && sizes.read_at.elapsed() < SIZES_FOR
+    {
+        return Ok(sizes.clone());
+    }
+    let database: f64 = client
+        .query_one("SELECT pg_database_size(current_database())::float8", &[])
+        .await?
+        .get(0);
+    // Candidates by pages (no file is read), then the real sizes of those only, so this
+    // costs the same on 10 or 10,000 relations.
+    let tables = client
+        .query(
+            "WITH candidates AS (
+                SELECT c.oid, n.nspname, c.relname FROM pg_class c
+                  JOIN pg_namespace n ON n.oid = c.relnamespace
+                 WHERE c.relkind IN ('r', 'm', 'p')
+                   AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+                   AND n.nspname NOT LIKE 'pg_toast%'
+                 ORDER BY c.relpages DESC LIMIT 50)
+             SELECT nspname::text, relname::text, pg_total_relation_size(oid)::float8 AS bytes
+               FROM candidates ORDER BY bytes DESC LIMIT 20",
+            &[],
+        )
+        .await?
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2)))
+        .collect();
+    let sizes = Sizes {
+        database,
+        tables,
+        read_at: std::time::Instant::now(),
+    };
+    *cached = Some(sizes.clone());
+    Ok(sizes)
 }
 
 async fn has_table(client: &Client, name: &str) -> bool {
