@@ -24,6 +24,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/api/runs", get(recent_runs))
         .route("/metrics", get(metrics))
         .route("/api/alerts", get(alerts))
+        .merge(crate::actions::routes())
         .layer(axum::middleware::from_fn_with_state(
             shared.clone(),
             require_token,

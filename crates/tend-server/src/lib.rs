@@ -3,6 +3,7 @@
 //! and records every run in the `tend` schema; and HTTP endpoints for orchestrators and
 //! scripts. It knows nothing of the terminal: what happens goes out as [`Event`]s.
 
+pub mod actions;
 pub mod alert_rules;
 pub mod alerts;
 pub mod http;
@@ -79,6 +80,7 @@ pub async fn serve(daemon: Daemon, shutdown: CancellationToken) -> Result<Stoppe
         role: Mutex::new(Role::Starting),
         running: Mutex::new(Vec::new()),
         alerting,
+        requests: tokio::sync::Notify::new(),
         on_event: daemon.on_event,
     });
     let app = http::router(shared.clone());

@@ -33,6 +33,8 @@ pub enum Trigger {
     Missed,
     /// The entry it runs after succeeded.
     After,
+    /// Asked for through the API (run now, re-run).
+    Manual,
 }
 
 impl Trigger {
@@ -41,6 +43,7 @@ impl Trigger {
             Trigger::Schedule => "schedule",
             Trigger::Missed => "missed",
             Trigger::After => "after",
+            Trigger::Manual => "manual",
         }
     }
 }
@@ -137,6 +140,58 @@ pub async fn claim(
         )
         .await?;
     Ok(row.map(|r| r.get(0)))
+}
+
+/// Asks for a run of `entry` now: a `requested` row the leader picks up. `None` when one is
+/// already waiting for that entry.
+pub async fn request(
+    client: &Client,
+    entry: &str,
+    task: &str,
+    requester: &str,
+) -> Result<Option<RunRecord>, tokio_postgres::Error> {
+    let row = client
+        .query_opt(
+            &format!(
+                "INSERT INTO tend.schedule_runs (entry, task, scheduled_for, trigger, instance, outcome)
+                 SELECT $1, $2, clock_timestamp(), 'manual', $3, 'requested'
+                  WHERE NOT EXISTS (SELECT FROM tend.schedule_runs
+                                     WHERE entry = $1 AND outcome = 'requested')
+                 RETURNING {COLUMNS}"
+            ),
+            &[&entry, &task, &requester],
+        )
+        .await?;
+    Ok(row.as_ref().map(record))
+}
+
+/// The runs waiting to be picked up: (id, entry, scheduled time), oldest first.
+pub async fn requested(
+    client: &Client,
+) -> Result<Vec<(i64, String, DateTime<Utc>)>, tokio_postgres::Error> {
+    Ok(client
+        .query(
+            "SELECT id, entry, scheduled_for FROM tend.schedule_runs
+              WHERE outcome = 'requested' ORDER BY id",
+            &[],
+        )
+        .await?
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2)))
+        .collect())
+}
+
+/// Takes a requested run to run it here; `false` when it was taken or dropped meanwhile.
+pub async fn take(client: &Client, id: i64, instance: &str) -> Result<bool, tokio_postgres::Error> {
+    Ok(client
+        .execute(
+            "UPDATE tend.schedule_runs
+                SET outcome = 'running', instance = $2, started_at = clock_timestamp()
+              WHERE id = $1 AND outcome = 'requested'",
+            &[&id, &instance],
+        )
+        .await?
+        == 1)
 }
 
 /// Records a run that is not run (`skipped`), unless that time was claimed already.
@@ -251,7 +306,8 @@ pub async fn expire(client: &Client, days: u32) -> Result<u64, tokio_postgres::E
     client
         .execute(
             "DELETE FROM tend.schedule_runs
-              WHERE outcome <> 'running' AND started_at < now() - make_interval(days => $1)",
+              WHERE outcome NOT IN ('running', 'requested')
+                AND started_at < now() - make_interval(days => $1)",
             &[&(days as i32)],
         )
         .await

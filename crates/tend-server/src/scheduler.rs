@@ -101,6 +101,8 @@ pub struct Shared {
     /// Runs in progress on this instance: entry name and scheduled time.
     pub running: Mutex<Vec<(String, DateTime<Utc>)>>,
     pub alerting: Arc<crate::alerts::Alerting>,
+    /// Woken when this instance records a request, so a leader runs it at once.
+    pub requests: tokio::sync::Notify,
     pub on_event: Arc<dyn Fn(Event) + Send + Sync>,
 }
 
@@ -113,7 +115,7 @@ impl Shared {
         *self.role.lock() = role;
     }
 
-    fn entries(&self) -> &[ScheduleEntry] {
+    pub(crate) fn entries(&self) -> &[ScheduleEntry] {
         &self.tasks.settings.serve.schedule.entries
     }
 }
@@ -212,6 +214,11 @@ async fn lead(shared: &Arc<Shared>, lock: &AdvisoryLock, shutdown: &Cancellation
         let shared = shared.clone();
         let lead = lead.clone();
         loops.spawn(async move { alerting.run(shared, lead).await });
+    }
+    {
+        let shared = shared.clone();
+        let lead = lead.clone();
+        loops.spawn(async move { requests_loop(&shared, &lead).await });
     }
     let mut last_expiry: Option<Instant> = None;
     loop {
@@ -363,19 +370,75 @@ async fn run_chain(
     trigger: Trigger,
     lead: &CancellationToken,
 ) {
-    let mut queue = vec![(index, trigger)];
-    while let Some((index, trigger)) = queue.pop() {
+    chain(shared, index, at, trigger, None, lead).await;
+}
+
+/// `run_chain`, the first run of which may be a requested one (its row's id).
+async fn chain(
+    shared: &Arc<Shared>,
+    index: usize,
+    at: DateTime<Utc>,
+    trigger: Trigger,
+    request: Option<i64>,
+    lead: &CancellationToken,
+) -> Option<Outcome> {
+    let mut queue = vec![(index, trigger, request)];
+    let mut first = None;
+    while let Some((index, trigger, request)) = queue.pop() {
         if lead.is_cancelled() {
-            return;
+            return first;
         }
-        let outcome = run_one(shared, index, at, trigger, lead).await;
+        let outcome = run_one(shared, index, at, trigger, request, lead).await;
+        if request.is_some() {
+            first = outcome;
+        }
         if outcome == Some(Outcome::Succeeded) {
             let name = &shared.entries()[index].name;
             for (next, entry) in shared.entries().iter().enumerate().rev() {
                 if matches!(&entry.when, When::After(a) if a == name) {
-                    queue.push((next, Trigger::After));
+                    queue.push((next, Trigger::After, None));
                 }
             }
+        }
+    }
+    first
+}
+
+/// Runs what was asked for through the API, oldest first, while this instance leads. A
+/// request whose entry another instance still runs waits for the next round.
+async fn requests_loop(shared: &Arc<Shared>, lead: &CancellationToken) {
+    loop {
+        let pending = match shared.tasks.database.session().await {
+            Ok(session) => runs::requested(&session).await.unwrap_or_default(),
+            Err(_) => Vec::new(),
+        };
+        for (id, name, at) in pending {
+            if lead.is_cancelled() {
+                return;
+            }
+            match shared.entries().iter().position(|e| e.name == name) {
+                Some(index) => {
+                    chain(shared, index, at, Trigger::Manual, Some(id), lead).await;
+                }
+                None => {
+                    if let Ok(session) = shared.tasks.database.session().await {
+                        let _ = runs::finish(
+                            &session,
+                            id,
+                            Outcome::Skipped,
+                            "no schedule entry has this name any more",
+                            None,
+                            None,
+                        )
+                        .await;
+                    }
+                }
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(shared.tasks.settings.serve.interval) => {}
+            _ = shared.requests.notified() => {}
+            _ = lead.cancelled() => return,
         }
     }
 }
@@ -387,6 +450,7 @@ async fn run_one(
     index: usize,
     at: DateTime<Utc>,
     trigger: Trigger,
+    request: Option<i64>,
     lead: &CancellationToken,
 ) -> Option<Outcome> {
     let entry = &shared.entries()[index];
@@ -406,6 +470,8 @@ async fn run_one(
     .await
     {
         Ok(lock) => lock,
+        // A requested run waits until the entry is free.
+        Err(LockError::Held { .. }) if request.is_some() => return None,
         Err(LockError::Held { .. }) => {
             record_skip(
                 shared,
@@ -448,7 +514,13 @@ async fn run_one(
         trigger,
         instance: &shared.instance,
     };
-    let id = match runs::claim(&session, &claim).await {
+    let claimed = match request {
+        Some(id) => runs::take(&session, id, &shared.instance)
+            .await
+            .map(|taken| taken.then_some(id)),
+        None => runs::claim(&session, &claim).await,
+    };
+    let id = match claimed {
         Ok(Some(id)) => id,
         Ok(None) => return None,
         Err(e) => {

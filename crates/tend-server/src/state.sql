@@ -10,7 +10,8 @@ CREATE TABLE tend.schedule_runs (
     started_at    timestamptz NOT NULL DEFAULT clock_timestamp(),
     finished_at   timestamptz,
     outcome       text NOT NULL DEFAULT 'running'
-                  CHECK (outcome IN ('running', 'succeeded', 'failed', 'cancelled', 'abandoned', 'skipped')),
+                  CHECK (outcome IN ('requested', 'running', 'succeeded', 'failed', 'cancelled',
+                                     'abandoned', 'skipped')),
     summary       text,
     error         text,
     report        jsonb,
@@ -18,3 +19,5 @@ CREATE TABLE tend.schedule_runs (
 );
 
 CREATE INDEX schedule_runs_started_at ON tend.schedule_runs (started_at);
+-- Runs asked for through the API (`requested`), which the leader picks up.
+CREATE INDEX schedule_runs_requested ON tend.schedule_runs (id) WHERE outcome = 'requested';

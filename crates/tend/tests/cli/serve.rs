@@ -102,6 +102,17 @@ impl Drop for Instance {
 }
 
 pub(crate) fn http_get(port: u16, path: &str, token: Option<&str>) -> (u16, String) {
+    http_request(port, "GET", path, token, &[])
+}
+
+/// A request with any method and extra headers: (status, body).
+pub(crate) fn http_request(
+    port: u16,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    headers: &[(&str, &str)],
+) -> (u16, String) {
     let deadline = Instant::now() + Duration::from_secs(30);
     let mut stream = loop {
         match TcpStream::connect(("127.0.0.1", port)) {
@@ -115,9 +126,13 @@ pub(crate) fn http_get(port: u16, path: &str, token: Option<&str>) -> (u16, Stri
     let auth = token
         .map(|t| format!("Authorization: Bearer {t}\r\n"))
         .unwrap_or_default();
+    let extra: String = headers
+        .iter()
+        .map(|(k, v)| format!("{k}: {v}\r\n"))
+        .collect();
     write!(
         stream,
-        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n{auth}Connection: close\r\n\r\n"
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n{auth}{extra}Content-Length: 0\r\nConnection: close\r\n\r\n"
     )
     .unwrap();
     let mut response = String::new();
@@ -798,4 +813,83 @@ cron = "*/2 * * * * *"
     for secret in ["alerts-backup-passphrase", token, "serve-app-secret"] {
         assert!(!log.contains(secret), "{secret} in {log}");
     }
+}
+
+#[test]
+fn run_now_through_any_instance_is_run_once_by_the_leader_when_the_entry_is_free() {
+    let Some((db, app)) = app_database("tend_serve_actions") else {
+        return;
+    };
+    let project = TestProject::new();
+    project.write(
+        "tend.toml",
+        r#"
+[serve]
+interval = "500ms"
+
+[[schedule]]
+name = "yearly sql"
+task = "sql:work.sql"
+cron = "0 0 1 1 *"
+"#,
+    );
+    project.write(
+        "work.sql",
+        "CREATE TABLE IF NOT EXISTS done (at timestamptz DEFAULT now()); INSERT INTO done DEFAULT VALUES;",
+    );
+    let token = "actions-token";
+    let env = [("TEND_SERVE_TOKEN", token)];
+    let url = app.to_secret_string();
+    let mut leader = Instance::start(&project, &url, free_port(), &env);
+    leader.wait_for("leading", 1, Duration::from_secs(60));
+    let mut standby = Instance::start(&project, &url, free_port(), &env);
+    standby.wait_for("standing by", 1, Duration::from_secs(60));
+
+    // Hold the entry's run lock, as a run elsewhere would: the request waits.
+    let holder = tend_testkit::Holder::open(&db, "test holds the entry");
+    holder.execute(
+        "SELECT pg_advisory_lock(('x' || left(encode(sha256('tend serve: run yearly sql'), 'hex'), 16))::bit(64)::bigint)",
+    );
+    let post = |instance: &Instance, path: &str, token: Option<&str>, headers: &[(&str, &str)]| {
+        http_request(instance.port, "POST", path, token, headers)
+    };
+    let path = "/api/run/yearly%20sql";
+    assert_eq!(post(&standby, path, None, &[]).0, 401);
+    let (status, body) = post(
+        &standby,
+        path,
+        Some(token),
+        &[("Origin", "https://elsewhere.example")],
+    );
+    assert_eq!(status, 403, "{body}");
+    let (status, body) = post(&standby, "/api/run/nightly", Some(token), &[]);
+    assert_eq!(status, 404, "{body}");
+    assert!(body.contains("yearly sql"), "{body}");
+    let (status, body) = post(&standby, path, Some(token), &[]);
+    assert_eq!(status, 202, "{body}");
+    let requested: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(requested["outcome"], "requested");
+    assert_eq!(requested["trigger"], "manual");
+    // One waits already: a second is refused, through either instance.
+    let (status, body) = post(&leader, path, Some(token), &[]);
+    assert_eq!(status, 409, "{body}");
+    std::thread::sleep(Duration::from_secs(2));
+    let outcome = |id: &serde_json::Value| {
+        db.query_column(&format!(
+            "SELECT outcome FROM tend.schedule_runs WHERE id = {id}"
+        ))
+    };
+    assert_eq!(outcome(&requested["id"]), vec![Some("requested".into())]);
+
+    // Free: the leader runs it, once.
+    drop(holder);
+    leader.wait_for("run yearly sql succeeded", 1, Duration::from_secs(30));
+    assert_eq!(outcome(&requested["id"]), vec![Some("succeeded".into())]);
+    assert_eq!(
+        db.query_column("SELECT count(*) FROM done"),
+        vec![Some("1".into())]
+    );
+    assert!(!standby.log().contains("run yearly sql succeeded"));
+    assert_eq!(leader.terminate(), 0, "{}", leader.log());
+    assert_eq!(standby.terminate(), 0, "{}", standby.log());
 }
