@@ -232,18 +232,12 @@ async fn lead(shared: &Arc<Shared>, lock: &AdvisoryLock, shutdown: &Cancellation
             _ = tokio::time::sleep(serve.interval) => {}
             _ = shutdown.cancelled() => break,
         }
-        let alive = tokio::time::timeout(
-            serve.interval.max(Duration::from_secs(1)),
-            lock.session().simple_query("SELECT 1"),
-        )
-        .await;
+        let patience = serve.interval.max(Duration::from_secs(1));
+        let alive = tokio::time::timeout(patience, lock.session().simple_query("SELECT 1")).await;
         let reason = match alive {
             Ok(Ok(_)) => continue,
             Ok(Err(e)) => tend_pg::error_text(&e),
-            Err(_) => format!(
-                "the lock's session did not answer within {:?}",
-                serve.interval
-            ),
+            Err(_) => format!("the lock's session did not answer within {patience:?}"),
         };
         shared.event(Event::LostLead { reason });
         break;
