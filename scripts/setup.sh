@@ -2,7 +2,7 @@
 # Installs what tend's demo and tests need on a fresh Debian/Ubuntu machine, and nothing
 # when it is all there: PostgreSQL server and client programs (initdb, pg_ctl, postgres,
 # psql, pg_dump, pg_restore), the unprivileged `postgres` OS user that runs local clusters
-# when tend runs as root, openssl (the TLS tests make their own CA with it), and (with --for-tests) promtool, aiosmtpd and s3s-fs, the
+# when tend runs as root, openssl (the TLS tests make their own CA with it), and (with --for-tests) promtool, chromium, aiosmtpd and s3s-fs, the
 # S3-compatible server over a directory that the backup tests store into (built from crates.io).
 # Safe to run again; quiet when there is nothing to do.
 set -euo pipefail
@@ -20,9 +20,11 @@ command -v openssl >/dev/null || need+=(openssl)
 # The stock age CLI: tests prove a stored backup opens with it.
 command -v age >/dev/null || need+=(age)
 # promtool, from Debian's prometheus package: the tests check tend serve's /metrics and
-# alert rules with it (only for the tests).
+# alert rules with it; chromium: they load tend serve's pages in it, headless (only for the
+# tests).
 if [[ "${1:-}" == "--for-tests" ]]; then
     command -v promtool >/dev/null || need+=(prometheus)
+    command -v chromium >/dev/null || need+=(chromium)
 fi
 
 if ((${#need[@]})); then

@@ -25,6 +25,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/metrics", get(metrics))
         .route("/api/alerts", get(alerts))
         .merge(crate::actions::routes())
+        .merge(crate::pages::routes())
         .layer(axum::middleware::from_fn_with_state(
             shared.clone(),
             require_token,

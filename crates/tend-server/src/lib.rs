@@ -8,6 +8,7 @@ pub mod alert_rules;
 pub mod alerts;
 pub mod http;
 pub mod metrics;
+pub mod pages;
 pub mod runs;
 pub mod scheduler;
 pub mod tasks;

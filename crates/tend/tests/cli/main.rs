@@ -13,6 +13,7 @@ mod redaction;
 mod reference;
 mod schema;
 mod serve;
+mod serve_pages;
 mod shadow_safety;
 
 use std::process::Output;
