@@ -244,7 +244,7 @@ fn render(report: &ChecksReport, now: DateTime<Utc>) -> Markup {
                 // One block per finding, not a table: remedies are sentences, and a
                 // phone has no room for them in a column.
                 @for f in &newest.findings {
-                    div.finding {
+                    div.item {
                         p {
                             strong class=(f.severity) { (f.severity) } " "
                             code { (f.check) }
@@ -282,5 +282,72 @@ fn render(report: &ChecksReport, now: DateTime<Utc>) -> Markup {
                 }
             } }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn findings_from_the_database_are_escaped_and_worst_first_counts() {
+        let run = CheckRun {
+            id: 7,
+            started_at: Utc::now(),
+            millis: 12,
+            worst: "critical".to_string(),
+            checks: 3,
+            findings: 2,
+            by_severity: BTreeMap::from([("info".to_string(), 1), ("critical".to_string(), 1)]),
+        };
+        let finding = |severity: &str, subject: &str| StoredFinding {
+            check: "schema.no_primary_key".to_string(),
+            title: Some("a <b>title</b>"),
+            severity: severity.to_string(),
+            subject: subject.to_string(),
+            value: None,
+            value_text: None,
+            message: "<img src=x onerror=alert(1)>".to_string(),
+            remedy: Some("Add one."),
+        };
+        let report = ChecksReport {
+            newest: Some(NewestRun {
+                run: run.clone(),
+                findings: vec![
+                    finding("critical", "public.\"<script>\""),
+                    finding("info", "b"),
+                ],
+            }),
+            runs: vec![run],
+        };
+        let html = render(&report, Utc::now()).into_string();
+        assert!(
+            !html.contains("<script>") && !html.contains("<img"),
+            "{html}"
+        );
+        assert!(
+            html.contains("&lt;img src=x onerror=alert(1)&gt;"),
+            "{html}"
+        );
+        assert!(html.contains("Remedy: Add one."), "{html}");
+        assert!(html.contains("a &lt;b&gt;title&lt;/b&gt;"), "{html}");
+        let counts = counts(&report.runs[0].by_severity).into_string();
+        assert!(
+            counts.find("critical").unwrap() < counts.find("info").unwrap(),
+            "{counts}"
+        );
+    }
+
+    #[test]
+    fn no_run_yet_says_nothing_is_recorded() {
+        let html = render(
+            &ChecksReport {
+                newest: None,
+                runs: Vec::new(),
+            },
+            Utc::now(),
+        )
+        .into_string();
+        assert!(html.contains("Nothing recorded yet"), "{html}");
     }
 }

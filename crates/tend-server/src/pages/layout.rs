@@ -26,13 +26,15 @@ nav a[aria-current]{color:#fff;border-bottom:2px solid #fff}\
 main{padding:.6rem .8rem 2rem;max-width:72rem;margin:0 auto}\
 h1{font-size:1.35rem;margin:.6rem 0}\
 h2{font-size:1.1rem;margin:1.3rem 0 .4rem}\
+h3{font-size:1rem;margin:.8rem 0 .2rem}\
+section>h2:first-child{margin-top:.2rem}\
 section{background:#fff;border:1px solid #e2e2de;border-radius:6px;padding:.6rem .8rem;margin:.7rem 0}\
 .scroll{overflow-x:auto}\
 table{border-collapse:collapse;width:100%;font-size:.9rem}\
 th,td{text-align:left;padding:.3rem .45rem;border-bottom:1px solid #ecece8;vertical-align:top}\
 th{font-weight:600;color:#444;white-space:nowrap}\
 td.n{text-align:right;white-space:nowrap}\
-code,pre{font:.85rem ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;background:#f1f1ee;border-radius:3px;padding:.05rem .25rem}\
+code,pre{font:.85rem ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;background:#f1f1ee;border-radius:3px;padding:.05rem .25rem;overflow-wrap:anywhere}\
 pre{white-space:pre-wrap;word-break:break-word;padding:.4rem;margin:.2rem 0}\
 .ok,.succeeded,.leader{color:#17803d}\
 .warning,.running,.requested,.standby,.skipped,.info{color:#9a6700}\
@@ -47,7 +49,8 @@ figure.chart>svg{width:100%;max-width:44rem;height:auto;display:block}\
 figcaption{font-size:.8rem;color:#444;display:flex;flex-wrap:wrap;gap:.2rem .8rem}\
 .key svg{display:inline;vertical-align:baseline}\
 ul.tree{list-style:none;padding-left:1rem;margin:.2rem 0}\
-.finding{border-top:1px solid #ecece8;padding:.3rem 0}.finding p{margin:.15rem 0}\
+.item{border-top:1px solid #ecece8;padding:.3rem 0}.item p{margin:.15rem 0}\
+main p,dd{overflow-wrap:anywhere}\
 ";
 
 /// A whole page: `title` is the tab's title and the page's heading.
@@ -148,10 +151,17 @@ pub fn relative(at: &DateTime<Utc>, now: DateTime<Utc>) -> String {
     }
 }
 
-/// A time with how long ago it was, as a `<time>` element.
+/// A time, short (the time of day when it is today's), with how long ago it was; the full
+/// time is the element's title and `datetime`.
 pub fn when(at: &DateTime<Utc>, now: DateTime<Utc>) -> Markup {
+    let short = if at.date_naive() == now.date_naive() {
+        at.format("%H:%M:%S UTC").to_string()
+    } else {
+        at.format("%Y-%m-%d %H:%M UTC").to_string()
+    };
     html! {
-        time datetime=(at.to_rfc3339()) title=(time(at)) { (time(at)) " (" (relative(at, now)) ")" }
+        time datetime=(at.to_rfc3339()) title=(time(at)) { (short) }
+        span.muted { " (" (relative(at, now)) ")" }
     }
 }
 

@@ -168,3 +168,23 @@ pub(crate) fn json<T: Serialize>(result: Result<T, String>) -> Response {
             .into_response(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::Scrub;
+
+    #[test]
+    fn secrets_are_masked_in_text_and_in_the_page() {
+        let scrub = Scrub {
+            secrets: vec!["hunter2-secret".to_string(), "abc".to_string()],
+        };
+        let text = scrub.text("ALTER ROLE app PASSWORD 'hunter2-secret' -- postgres://u:pw@h/db");
+        assert!(
+            !text.contains("hunter2-secret") && !text.contains(":pw@"),
+            "{text}"
+        );
+        // The last pass leaves markup alone: short secrets are masked field by field only.
+        let page = scrub.page("<abbr>hunter2-secret</abbr>".to_string());
+        assert_eq!(page, "<abbr>********</abbr>");
+    }
+}

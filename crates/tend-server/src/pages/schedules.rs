@@ -88,24 +88,25 @@ fn render_entry(entry: &ScheduleEntry, runs: Option<&[RunRecord]>, now: DateTime
                 None => {},
                 Some([]) => (layout::empty("Nothing recorded yet: this entry has not run.")),
                 Some(runs) => {
-                    div.scroll { table {
-                        thead { tr { th { "Scheduled for" } th { "Trigger" } th { "Outcome" } th.n { "Took" } th { "Output" } } }
-                        tbody {
-                            @for r in runs {
-                                tr {
-                                    td { (layout::when(&r.scheduled_for, now)) }
-                                    td { (r.trigger) }
-                                    td class=(r.outcome) { (r.outcome) }
-                                    td.n { (duration(r)) }
-                                    td {
-                                        @if let Some(s) = &r.summary { (s) }
-                                        @if let Some(e) = &r.error { @if r.summary.is_some() { br; } span.error { (e) } }
-                                        br; span.muted { "on " (r.instance) }
-                                    }
+                    h3 { "Last runs" }
+                    // One block per run: its output is sentences, too long for a
+                    // phone's column.
+                    @for r in runs {
+                        div.item {
+                            p {
+                                strong class=(r.outcome) { (r.outcome) } " "
+                                (layout::when(&r.scheduled_for, now))
+                                span.muted {
+                                    " · " (r.trigger)
+                                    @let took = duration(r);
+                                    @if !took.is_empty() { " · took " (took) }
+                                    " · on " (r.instance)
                                 }
                             }
+                            @if let Some(s) = &r.summary { p { (s) } }
+                            @if let Some(e) = &r.error { p.error { (e) } }
                         }
-                    } }
+                    }
                 }
             }
         }
