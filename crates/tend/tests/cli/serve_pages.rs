@@ -345,3 +345,36 @@ fn pages_of_a_database_without_tend_tables_say_nothing_is_recorded_yet() {
     let backups = json(port, "/api/backups");
     assert_eq!(backups["backups"], serde_json::json!([]), "{backups}");
 }
+
+#[test]
+fn pages_show_a_database_that_does_not_answer_as_an_error_section_not_a_500() {
+    // Nothing listens on this port.
+    let closed = free_port();
+    let url = format!("postgresql://app:{PASSWORD}@127.0.0.1:{closed}/app");
+    let project = TestProject::new();
+    project.write("tend.toml", "[serve]\ninterval = \"500ms\"\n");
+    let port = free_port();
+    let _serve = Instance::start(&project, &url, port, &[]);
+    for (path, heading, _) in PAGES {
+        let (status, body) = http_get(port, path, None);
+        assert_eq!(status, 200, "{path}: {body}");
+        assert!(
+            body.contains(&format!("<h1>{heading}</h1>")),
+            "{path}: {body}"
+        );
+        assert_no_secret(path, &body);
+    }
+    let (_, body) = http_get(port, "/", None);
+    assert!(
+        body.contains("unreachable") && body.contains("127.0.0.1"),
+        "{body}"
+    );
+    for path in ["/checks", "/growth", "/activity"] {
+        let (_, body) = http_get(port, path, None);
+        assert!(body.contains("Could not read"), "{path}: {body}");
+    }
+    // The JSON says it the API's way.
+    let (status, body) = http_get(port, "/api/checks", None);
+    assert_eq!(status, 503, "{body}");
+    assert_no_secret("/api/checks", &body);
+}
