@@ -646,11 +646,21 @@ struct SmtpServer {
 
 impl SmtpServer {
     fn start() -> SmtpServer {
+        SmtpServer::start_with(&[])
+    }
+
+    /// With STARTTLS required, on a certificate and key (PEM files).
+    fn start_with(tls: &[&std::path::Path]) -> SmtpServer {
         let port = free_port();
         let maildir = tempfile::tempdir().unwrap();
-        let child = std::process::Command::new("python3")
+        let mut command = std::process::Command::new("python3");
+        command
             .args(["-m", "aiosmtpd", "-n", "-l"])
-            .arg(format!("127.0.0.1:{port}"))
+            .arg(format!("127.0.0.1:{port}"));
+        if let [cert, key] = tls {
+            command.arg("--tlscert").arg(cert).arg("--tlskey").arg(key);
+        }
+        let child = command
             .args(["-c", "aiosmtpd.handlers.Mailbox"])
             .arg(maildir.path().join("mail"))
             .stdout(Stdio::null())
@@ -892,4 +902,150 @@ cron = "0 0 1 1 *"
     assert!(!standby.log().contains("run yearly sql succeeded"));
     assert_eq!(leader.terminate(), 0, "{}", leader.log());
     assert_eq!(standby.terminate(), 0, "{}", standby.log());
+}
+
+/// A CA and a certificate it signed for localhost and 127.0.0.1, made with openssl (which
+/// `scripts/setup.sh` installs): (CA, certificate, key).
+fn test_ca(dir: &std::path::Path) -> (std::path::PathBuf, std::path::PathBuf, std::path::PathBuf) {
+    let openssl = |args: &[&str]| {
+        let status = std::process::Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .expect("openssl runs");
+        assert!(status.success(), "openssl {args:?}");
+    };
+    std::fs::write(
+        dir.join("ext.cnf"),
+        "subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
+    )
+    .unwrap();
+    openssl(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=tend test CA",
+        "-addext",
+        "basicConstraints=critical,CA:TRUE",
+        "-addext",
+        "keyUsage=critical,keyCertSign",
+    ]);
+    openssl(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "server.key",
+        "-out",
+        "server.csr",
+        "-subj",
+        "/CN=localhost",
+    ]);
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "server.pem",
+        "-days",
+        "2",
+        "-extfile",
+        "ext.cnf",
+    ]);
+    (
+        dir.join("ca.pem"),
+        dir.join("server.pem"),
+        dir.join("server.key"),
+    )
+}
+
+#[test]
+fn alert_email_goes_over_starttls_and_a_server_it_cannot_trust_gets_nothing() {
+    let certs = tempfile::tempdir().unwrap();
+    let (ca, cert, key) = test_ca(certs.path());
+    let smtp = SmtpServer::start_with(&[&cert, &key]);
+    let config = r#"
+[serve]
+interval = "500ms"
+
+[[schedule]]
+name = "broken"
+task = "sql:broken.sql"
+cron = "*/2 * * * * *"
+"#;
+    // aiosmtpd's command line offers no AUTH, so the URL has no credentials.
+    let smtp_url = format!("smtp://localhost:{}?tls=required", smtp.port);
+    let ca_path = ca.to_str().unwrap().to_string();
+    // Trusting the test CA (rustls-native-certs reads SSL_CERT_FILE): the alert arrives.
+    // Without it, the server's certificate is refused and nothing is sent in clear.
+    for trusted in [true, false] {
+        let Some((_db, app)) = app_database(if trusted {
+            "tend_serve_starttls"
+        } else {
+            "tend_serve_untrusted"
+        }) else {
+            return;
+        };
+        let project = TestProject::new();
+        project.write("tend.toml", config);
+        project.write("broken.sql", "SELECT 1 / 0;");
+        let mut env = vec![
+            ("ALERT_EMAIL", "oncall@example.com"),
+            ("SMTP_URL", smtp_url.as_str()),
+        ];
+        if trusted {
+            env.push(("SSL_CERT_FILE", ca_path.as_str()));
+        }
+        let before = smtp.messages().len();
+        let mut serve = Instance::start(&project, &app.to_secret_string(), free_port(), &env);
+        serve.wait_for("run broken failed", 2, Duration::from_secs(60));
+        if trusted {
+            wait_until(
+                "the alert email",
+                Duration::from_secs(30),
+                || smtp.messages().len() > before,
+                || serve.log(),
+            );
+            let mail = smtp.messages().pop().unwrap();
+            assert!(mail.contains("[tend] FIRING warning"), "{mail}");
+            assert!(mail.contains("broken failed"), "{mail}");
+        } else {
+            let failed = || {
+                let (_, body) = serve.get("/api/alerts", None);
+                let report: serde_json::Value = serde_json::from_str(&body).unwrap();
+                report["channels"][0]["failed_attempts"]
+                    .as_u64()
+                    .unwrap_or(0)
+                    >= 1
+            };
+            wait_until(
+                "the refused delivery",
+                Duration::from_secs(30),
+                failed,
+                || serve.log(),
+            );
+            let (_, body) = serve.get("/api/alerts", None);
+            assert!(body.contains("mail server"), "{body}");
+            assert_eq!(smtp.messages().len(), before);
+        }
+        assert_eq!(serve.terminate(), 0, "{}", serve.log());
+    }
 }
