@@ -122,6 +122,10 @@ task = "check"
 cron = "*/3 * * * * *"
 
 [[schedule]]
+task = "backup verify"
+cron = "*/4 * * * * *"
+
+[[schedule]]
 name = "failing"
 task = "sql:failing.sql"
 cron = "*/5 * * * * *"
@@ -135,6 +139,7 @@ cron = "*/5 * * * * *"
     serve.wait_for("run backup succeeded", 2, Duration::from_secs(120));
     serve.wait_for("run check succeeded", 2, Duration::from_secs(120));
     serve.wait_for("run failing failed", 1, Duration::from_secs(120));
+    serve.wait_for("run backup verify succeeded", 1, Duration::from_secs(120));
     // The alert rules run right after a run ends; wait until the failure fires.
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
     while !json(port, "/api/alerts")
@@ -231,6 +236,17 @@ cron = "*/5 * * * * *"
         dom("/backups")
     );
     assert!(dom("/backups").contains("<path"), "a duration line");
+    // The verification the schedule ran, on the backup and in the recorded runs.
+    assert!(
+        dom("/backups").contains("read back passed"),
+        "{}",
+        dom("/backups")
+    );
+    assert!(
+        dom("/backups").contains("<td class=\"succeeded\">succeeded</td>"),
+        "a recorded verification run: {}",
+        dom("/backups")
+    );
     let checks = json(port, "/api/checks");
     assert!(checks["newest"]["id"].is_i64(), "{checks}");
     assert!(checks["runs"].as_array().unwrap().len() >= 2, "{checks}");
