@@ -122,8 +122,8 @@ fn verification(listed: &Listed, now: DateTime<Utc>) -> Markup {
             Some(v) => {
                 @let what = if v.level == "restore" { "restore drill" } else { "read back" };
                 @if v.ok { span.ok { (what) " passed" } } @else { span.failed { (what) " FAILED" } }
-                @if let Some(at) = parse(&v.verified_at) { br; span.muted { (layout::relative(&at, now)) } }
-                @if !v.message.is_empty() { br; span.muted { (v.message) } }
+                @if let Some(at) = parse(&v.verified_at) { span.muted { " " (layout::relative(&at, now)) } }
+                @if !v.message.is_empty() { span.muted { ": " (v.message) } }
             }
         }
     }
@@ -158,27 +158,27 @@ fn render(list: &BackupList, now: DateTime<Utc>) -> Markup {
             @if list.backups.is_empty() {
                 (layout::empty("No complete backup in the store yet."))
             } @else {
-                div.scroll { table {
-                    thead { tr {
-                        th { "Backup" } th { "Finished" } th.n { "Took" } th.n { "Dumped" } th.n { "Stored" }
-                        th.n { "Tables" } th { "Verification" } th { "Restore with" }
-                    } }
-                    tbody {
-                        @for b in list.backups.iter().rev() {
-                            @let m = &b.manifest;
-                            tr {
-                                td { code { (m.id) } br; span.muted { (m.database) ", PostgreSQL " (m.server_version) } }
-                                td { @match parse(&m.finished_at) { Some(at) => (layout::when(&at, now)), None => (m.finished_at) } }
-                                td.n { (duration(b).map(layout::seconds).unwrap_or_default()) }
-                                td.n { (layout::bytes(m.raw_bytes as f64)) }
-                                td.n { (layout::bytes(m.stored_bytes as f64)) }
-                                td.n { (m.tables.len()) }
-                                td { (verification(b, now)) }
-                                td { code { (restore_command(&m.id)) } }
-                            }
+                // One block per backup, newest first: on a phone a table would push the
+                // verification and the restore command out of sight.
+                @for b in list.backups.iter().rev() {
+                    @let m = &b.manifest;
+                    div.item {
+                        p {
+                            code { (m.id) } " "
+                            @match parse(&m.finished_at) { Some(at) => (layout::when(&at, now)), None => (m.finished_at) }
                         }
+                        p {
+                            (verification(b, now))
+                        }
+                        p.muted {
+                            (m.database) " (PostgreSQL " (m.server_version.split_whitespace().next().unwrap_or_default()) ")"
+                            @if let Some(took) = duration(b) { " · took " (layout::seconds(took)) }
+                            " · " (layout::bytes(m.raw_bytes as f64)) " dumped, "
+                            (layout::bytes(m.stored_bytes as f64)) " stored · " (m.tables.len()) " tables"
+                        }
+                        p { "Restore: " code { (restore_command(&m.id)) } }
                     }
-                } }
+                }
             }
         }
         @if !list.backups.is_empty() {

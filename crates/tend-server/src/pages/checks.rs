@@ -257,7 +257,7 @@ fn render(report: &ChecksReport, now: DateTime<Utc>) -> Markup {
                             }
                         }
                         p { (f.message) }
-                        @if let Some(remedy) = f.remedy { p.muted { "Remedy: " (remedy) } }
+                        @if let Some(remedy) = f.remedy { p.muted { "Remedy: " (layout::with_code(remedy)) } }
                     }
                 }
             }

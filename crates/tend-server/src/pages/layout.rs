@@ -102,6 +102,16 @@ pub fn empty(text: &str) -> Markup {
     html! { p.empty { (text) } }
 }
 
+/// Text whose `backquoted` parts are code (the catalog's remedies are written so), each
+/// part escaped.
+pub fn with_code(text: &str) -> Markup {
+    html! {
+        @for (i, part) in text.split('`').enumerate() {
+            @if i % 2 == 1 { code { (part) } } @else { (part) }
+        }
+    }
+}
+
 /// Bytes as a person reads them (decimal units, as `tend backup list`).
 pub fn bytes(value: f64) -> String {
     const UNITS: [&str; 6] = ["B", "kB", "MB", "GB", "TB", "PB"];
@@ -179,6 +189,15 @@ mod tests {
         assert_eq!(seconds(42.0), "42 s");
         assert_eq!(seconds(600.0), "10 min");
         assert_eq!(seconds(f64::NAN), "?");
+    }
+
+    #[test]
+    fn backquotes_become_code_and_the_rest_is_escaped() {
+        assert_eq!(
+            with_code("Run `SELECT 1 < 2;` then <b>wait</b>").into_string(),
+            "Run <code>SELECT 1 &lt; 2;</code> then &lt;b&gt;wait&lt;/b&gt;"
+        );
+        assert_eq!(with_code("no code").into_string(), "no code");
     }
 
     #[test]
