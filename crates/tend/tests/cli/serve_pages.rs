@@ -163,6 +163,8 @@ cron = "*/5 * * * * *"
         let (status, body) = http_get(port, path, None);
         assert_eq!(status, 200, "{path}: {body}");
         assert_no_secret(path, &body);
+        // One small response is the whole page (style and charts inline).
+        assert!(body.len() < 100_000, "{path} is {} bytes", body.len());
         let name = if path == "/" { "overview" } else { &path[1..] };
         let shot = shots.join(format!("{name}.png"));
         let _ = std::fs::remove_file(&shot);
