@@ -446,6 +446,11 @@ fn a_scheduled_backup_is_the_same_backup_and_the_api_shows_its_runs() {
 [serve]
 interval = "500ms"
 
+# Prune runs, and keeps every backup of this test: what the API listed is still there
+# when the command lists it.
+[backup.retention]
+keep_last = 1000
+
 [[schedule]]
 task = "backup"
 cron = "*/3 * * * * *"
@@ -507,6 +512,8 @@ after = "backup"
     assert_eq!(schedule["role"], "leader");
     assert_eq!(schedule["entries"][1]["after"], "backup");
     assert!(!body.contains(token) && !body.contains("serve-app-secret"));
+    let (status, api_backups) = serve.get("/api/backups", Some(token));
+    assert_eq!(status, 200, "{api_backups}");
     assert_eq!(serve.terminate(), 0, "{}", serve.log());
 
     // The backup it took is in the store, as `tend backup run` would have left it.
@@ -517,6 +524,19 @@ after = "backup"
         .args(["backup", "list", "--json"]));
     assert_eq!(code, 0, "{err}");
     assert!(out.contains(&id), "{id} not in {out}");
+    // The API's list is the command's report: every backup it listed is in the command's
+    // list, field for field (the command ran later, so it may list more).
+    let api: serde_json::Value = serde_json::from_str(&api_backups).unwrap();
+    let cli: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(api["store"], cli["store"]);
+    let listed = api["backups"].as_array().unwrap();
+    assert!(!listed.is_empty());
+    for backup in listed {
+        assert!(
+            cli["backups"].as_array().unwrap().contains(backup),
+            "{backup} differs from the command's list: {out}"
+        );
+    }
     let log = serve.log();
     assert!(
         !log.contains(token) && !log.contains("serve-backup-passphrase"),
