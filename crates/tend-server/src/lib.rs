@@ -82,6 +82,7 @@ pub async fn serve(daemon: Daemon, shutdown: CancellationToken) -> Result<Stoppe
         running: Mutex::new(Vec::new()),
         alerting,
         requests: tokio::sync::Notify::new(),
+        catalog: pages::backups::Catalog::default(),
         on_event: daemon.on_event,
     });
     let app = http::router(shared.clone());

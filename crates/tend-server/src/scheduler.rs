@@ -15,7 +15,7 @@ use chrono::{DateTime, Utc};
 use parking_lot::Mutex;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
-use tend_core::schedule::{ScheduleEntry, When};
+use tend_core::schedule::{ScheduleEntry, Task, When};
 use tend_core::settings::MissedRuns;
 use tend_core::state::{self, Registry};
 use tend_pg::{AdvisoryLock, ConnInfo, LockError};
@@ -101,6 +101,8 @@ pub struct Shared {
     /// Runs in progress on this instance: entry name and scheduled time.
     pub running: Mutex<Vec<(String, DateTime<Utc>)>>,
     pub alerting: Arc<crate::alerts::Alerting>,
+    /// The store's catalog as the pages last read it.
+    pub catalog: crate::pages::backups::Catalog,
     /// Woken when this instance records a request, so a leader runs it at once.
     pub requests: tokio::sync::Notify,
     pub on_event: Arc<dyn Fn(Event) + Send + Sync>,
@@ -564,6 +566,12 @@ async fn run_one(
         record_failed(reason);
     }
     drop(run_lock);
+    if matches!(
+        entry.task,
+        Task::Backup | Task::BackupPrune | Task::BackupVerify { .. }
+    ) {
+        shared.catalog.clear().await;
+    }
     shared.alerting.wake();
     shared.event(Event::RunFinished {
         entry: entry.name.clone(),

@@ -18,8 +18,33 @@ use super::{Scrub, layout};
 use crate::runs::{self, RunRecord};
 use crate::scheduler::Shared;
 
-/// The store's catalog, read once (every manifest and verification record in it).
+/// How long the store's catalog is reused: listing it reads every manifest (a second or
+/// more for a thousand backups in a bucket), and it changes only when a backup, a prune or
+/// a verification ends, which clears it on this instance ([`Catalog::clear`]).
+const CATALOG_FOR: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// The store's catalog as last read, shared by the pages and the API.
+#[derive(Default)]
+pub struct Catalog {
+    read: tokio::sync::Mutex<Option<(std::time::Instant, BackupList)>>,
+}
+
+impl Catalog {
+    /// Forgets the catalog: the next page reads the store again.
+    pub async fn clear(&self) {
+        *self.read.lock().await = None;
+    }
+}
+
+/// The store's catalog (every manifest and verification record in it), read at most once
+/// a minute; concurrent pages wait for one read.
 pub async fn read(shared: &Shared, scrub: &Scrub) -> Result<BackupList, String> {
+    let mut cached = shared.catalog.read.lock().await;
+    if let Some((at, list)) = cached.as_ref()
+        && at.elapsed() < CATALOG_FOR
+    {
+        return Ok(list.clone());
+    }
     let store = tend_backup::Store::open(&shared.tasks.settings.backup.store)
         .map_err(|e| scrub.text(&e.to_string()))?;
     let mut list = tend_core::backup::list(&store)
@@ -34,6 +59,7 @@ pub async fn read(shared: &Shared, scrub: &Scrub) -> Result<BackupList, String> 
     for (_, why) in &mut list.unusable {
         scrub.string(why);
     }
+    *cached = Some((std::time::Instant::now(), list.clone()));
     Ok(list)
 }
 
@@ -77,7 +103,20 @@ pub async fn api(State(shared): State<Arc<Shared>>) -> Response {
     super::json(super::timed(read(&shared, &scrub)).await)
 }
 
-pub async fn page(State(shared): State<Arc<Shared>>) -> Response {
+/// Backups listed on the page unless `?all=1` (the charts and the API have them all): a
+/// thousand blocks would weigh half a megabyte on a phone.
+const SHOWN: usize = 100;
+
+#[derive(serde::Deserialize)]
+pub struct PageQuery {
+    all: Option<String>,
+}
+
+pub async fn page(
+    State(shared): State<Arc<Shared>>,
+    axum::extract::Query(query): axum::extract::Query<PageQuery>,
+) -> Response {
+    let shown = if query.all.is_some() { usize::MAX } else { SHOWN };
     let scrub = Scrub::new(&shared);
     let now = Utc::now();
     let (list, verifies) = tokio::join!(
@@ -86,7 +125,7 @@ pub async fn page(State(shared): State<Arc<Shared>>) -> Response {
     );
     let body = html! {
         @match &list {
-            Ok(list) => (render(list, now)),
+            Ok(list) => (render(list, now, shown)),
             Err(e) => (layout::error("the backup store", e)),
         }
         @match &verifies {
@@ -129,7 +168,7 @@ fn verification(listed: &Listed, now: DateTime<Utc>) -> Markup {
     }
 }
 
-fn render(list: &BackupList, now: DateTime<Utc>) -> Markup {
+fn render(list: &BackupList, now: DateTime<Utc>, shown: usize) -> Markup {
     let mut durations = Vec::new();
     let mut sizes = Vec::new();
     for b in &list.backups {
@@ -160,7 +199,7 @@ fn render(list: &BackupList, now: DateTime<Utc>) -> Markup {
             } @else {
                 // One block per backup, newest first: on a phone a table would push the
                 // verification and the restore command out of sight.
-                @for b in list.backups.iter().rev() {
+                @for b in list.backups.iter().rev().take(shown) {
                     @let m = &b.manifest;
                     div.item {
                         p {
@@ -177,6 +216,13 @@ fn render(list: &BackupList, now: DateTime<Utc>) -> Markup {
                             (layout::bytes(m.stored_bytes as f64)) " stored · " (m.tables.len()) " tables"
                         }
                         p { "Restore: " code { (restore_command(&m.id)) } }
+                    }
+                }
+                @if list.backups.len() > shown {
+                    p.muted {
+                        "The newest " (shown) " are shown. "
+                        a href="/backups?all=1" { "All " (list.backups.len()) }
+                        " (the charts below have them all)."
                     }
                 }
             }
