@@ -1069,3 +1069,49 @@ cron = "*/2 * * * * *"
         assert_eq!(serve.terminate(), 0, "{}", serve.log());
     }
 }
+
+#[test]
+fn a_scheduled_restore_drill_starts_the_local_cluster_and_records_its_result_on_the_backup() {
+    let Some((_db, app)) = app_database("tend_serve_drill") else {
+        return;
+    };
+    let project = TestProject::new();
+    project.write(
+        "tend.toml",
+        r#"
+[serve]
+interval = "500ms"
+
+[[schedule]]
+task = "backup"
+cron = "*/5 * * * * *"
+
+[[schedule]]
+task = "backup verify --restore"
+after = "backup"
+"#,
+    );
+    let env = [("BACKUP_ENCRYPTION_KEY", "drill-passphrase")];
+    let url = app.to_secret_string();
+    let mut serve = Instance::start(&project, &url, free_port(), &env);
+    serve.wait_for(
+        "run backup verify --restore succeeded",
+        1,
+        Duration::from_secs(180),
+    );
+    assert_eq!(serve.terminate(), 0, "{}", serve.log());
+    let (code, out, err) = run(project
+        .tend()
+        .env("DATABASE_URL", &url)
+        .env("BACKUP_ENCRYPTION_KEY", "drill-passphrase")
+        .args(["backup", "list", "--json"]));
+    assert_eq!(code, 0, "{err}");
+    let list: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let drilled = list["backups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|b| b["verification"]["level"] == "restore" && b["verification"]["ok"] == true)
+        .count();
+    assert!(drilled >= 1, "no drilled backup in {out}");
+}
