@@ -328,7 +328,7 @@ fn a_standby_takes_over_when_the_leader_is_killed_and_no_run_happens_twice() {
     let mut leader = first;
     let mut standby = second;
     let mut url_index = 0;
-    for round in 0..3 {
+    for round in 0..5 {
         let leads_before = standby.log().matches("leading").count();
         leader.kill9();
         standby.wait_for("leading", leads_before + 1, Duration::from_secs(30));
@@ -1114,4 +1114,46 @@ after = "backup"
         .filter(|b| b["verification"]["level"] == "restore" && b["verification"]["ok"] == true)
         .count();
     assert!(drilled >= 1, "no drilled backup in {out}");
+}
+
+#[test]
+fn vacuum_and_optimize_dry_run_run_on_schedule_and_record_their_reports() {
+    let Some((db, app)) = app_database("tend_serve_maintenance") else {
+        return;
+    };
+    let project = TestProject::new();
+    project.write(
+        "tend.toml",
+        r#"
+[serve]
+interval = "500ms"
+
+[[schedule]]
+task = "vacuum"
+cron = "*/2 * * * * *"
+
+[[schedule]]
+task = "optimize --dry-run"
+cron = "*/2 * * * * *"
+"#,
+    );
+    let mut serve = Instance::start(&project, &app.to_secret_string(), free_port(), &[]);
+    serve.wait_for("run vacuum succeeded", 1, Duration::from_secs(60));
+    serve.wait_for(
+        "run optimize --dry-run succeeded",
+        1,
+        Duration::from_secs(60),
+    );
+    assert_eq!(serve.terminate(), 0, "{}", serve.log());
+    // The reports are the commands' (`tend vacuum --json`, the optimize plan's steps).
+    let vacuumed = db.query_column(
+        "SELECT jsonb_typeof(report -> 'vacuumed') FROM tend.schedule_runs
+          WHERE entry = 'vacuum' AND outcome = 'succeeded' LIMIT 1",
+    );
+    assert_eq!(vacuumed, vec![Some("array".into())]);
+    let planned = db.query_column(
+        "SELECT jsonb_typeof(report) FROM tend.schedule_runs
+          WHERE entry = 'optimize --dry-run' AND outcome = 'succeeded' LIMIT 1",
+    );
+    assert_eq!(planned, vec![Some("array".into())]);
 }
