@@ -294,7 +294,7 @@ fn schedule<'a>(
                            FROM tend.schedule_runs s
                           WHERE s.entry = r.entry AND s.outcome = 'succeeded')
                    FROM tend.schedule_runs r
-                  WHERE outcome NOT IN ('running', 'skipped')
+                  WHERE outcome NOT IN ('requested', 'running', 'skipped')
                   ORDER BY entry, scheduled_for DESC, id DESC",
                 &[],
             )
