@@ -116,7 +116,11 @@ pub async fn page(
     State(shared): State<Arc<Shared>>,
     axum::extract::Query(query): axum::extract::Query<PageQuery>,
 ) -> Response {
-    let shown = if query.all.is_some() { usize::MAX } else { SHOWN };
+    let shown = if query.all.is_some() {
+        usize::MAX
+    } else {
+        SHOWN
+    };
     let scrub = Scrub::new(&shared);
     let now = Utc::now();
     let (list, verifies) = tokio::join!(
