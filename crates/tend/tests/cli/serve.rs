@@ -202,6 +202,17 @@ fn promtool_accepts(args: &[&str], input: &str) {
     );
 }
 
+/// A project whose `tend.toml` has `[serve]` with a short interval (so standbys and
+/// requests are quick), then `rest` (schedule entries, other sections).
+fn serve_project(rest: &str) -> TestProject {
+    let project = TestProject::new();
+    project.write(
+        "tend.toml",
+        &format!("[serve]\ninterval = \"500ms\"\n\n{rest}"),
+    );
+    project
+}
+
 #[test]
 fn print_alert_rules_writes_rules_promtool_accepts() {
     let project = TestProject::new();
@@ -402,13 +413,8 @@ fn sigterm_cancels_a_running_task_records_it_and_exits_zero() {
     let Some((db, app)) = app_database("tend_serve_term") else {
         return;
     };
-    let project = TestProject::new();
-    project.write(
-        "tend.toml",
+    let project = serve_project(
         r#"
-[serve]
-interval = "500ms"
-
 [[schedule]]
 name = "slow"
 task = "sql:slow.sql"
@@ -439,13 +445,8 @@ fn a_scheduled_backup_is_the_same_backup_and_the_api_shows_its_runs() {
     let Some((_db, app)) = app_database("tend_serve_backup") else {
         return;
     };
-    let project = TestProject::new();
-    project.write(
-        "tend.toml",
+    let project = serve_project(
         r#"
-[serve]
-interval = "500ms"
-
 # Prune runs, and keeps every backup of this test: what the API listed is still there
 # when the command lists it.
 [backup.retention]
@@ -744,13 +745,8 @@ fn a_failing_backup_alerts_once_per_channel_and_resolves_once_and_a_down_channel
     let Some((db, app)) = app_database("tend_serve_alerts") else {
         return;
     };
-    let project = TestProject::new();
-    project.write(
-        "tend.toml",
+    let project = serve_project(
         r#"
-[serve]
-interval = "500ms"
-
 [[schedule]]
 task = "backup"
 cron = "*/2 * * * * *"
@@ -850,13 +846,8 @@ fn run_now_through_any_instance_is_run_once_by_the_leader_when_the_entry_is_free
     let Some((db, app)) = app_database("tend_serve_actions") else {
         return;
     };
-    let project = TestProject::new();
-    project.write(
-        "tend.toml",
+    let project = serve_project(
         r#"
-[serve]
-interval = "500ms"
-
 [[schedule]]
 name = "yearly sql"
 task = "sql:work.sql"
@@ -1075,13 +1066,8 @@ fn a_scheduled_restore_drill_starts_the_local_cluster_and_records_its_result_on_
     let Some((_db, app)) = app_database("tend_serve_drill") else {
         return;
     };
-    let project = TestProject::new();
-    project.write(
-        "tend.toml",
+    let project = serve_project(
         r#"
-[serve]
-interval = "500ms"
-
 [[schedule]]
 task = "backup"
 cron = "*/5 * * * * *"
@@ -1121,13 +1107,8 @@ fn vacuum_and_optimize_dry_run_run_on_schedule_and_record_their_reports() {
     let Some((db, app)) = app_database("tend_serve_maintenance") else {
         return;
     };
-    let project = TestProject::new();
-    project.write(
-        "tend.toml",
+    let project = serve_project(
         r#"
-[serve]
-interval = "500ms"
-
 [[schedule]]
 task = "vacuum"
 cron = "*/2 * * * * *"
