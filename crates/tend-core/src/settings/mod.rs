@@ -1551,6 +1551,19 @@ mod tests {
     }
 
     #[test]
+    fn sizes_parse_as_postgres_writes_them() {
+        use super::sections::parse_size;
+        assert_eq!(parse_size("10GB"), Ok(10 * 1024 * 1024 * 1024));
+        assert_eq!(parse_size(" 512 MB "), Ok(512 * 1024 * 1024));
+        assert_eq!(parse_size("100kB"), Ok(100 * 1024));
+        assert_eq!(parse_size("4096"), Ok(4096));
+        assert_eq!(parse_size("1.5GB"), Ok(1536 * 1024 * 1024));
+        for bad in ["", "GB", "ten GB", "10 PB", "0", "1e30", "NaN", "é10GB"] {
+            assert!(parse_size(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
     fn durations_parse() {
         assert_eq!(parse_duration("10").unwrap(), Duration::from_secs(10));
         assert_eq!(parse_duration("500ms").unwrap(), Duration::from_millis(500));
