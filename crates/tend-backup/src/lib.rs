@@ -15,6 +15,7 @@ pub mod restore;
 pub mod retention;
 pub mod roles;
 pub mod store;
+pub mod wal;
 
 pub use crypto::{Decryption, Encryption};
 pub use manifest::Manifest;

@@ -9,6 +9,9 @@ use futures::StreamExt;
 use object_store::path::Path as ObjectPath;
 use object_store::{ObjectStore, ObjectStoreExt};
 
+/// The store's folder of WAL archives (`crate::wal`): never a backup, never a leftover.
+pub const WAL_FOLDER: &str = "wal";
+
 /// Where backups live.
 #[derive(Debug, Clone)]
 pub enum StoreConfig {
@@ -21,7 +24,18 @@ pub enum StoreConfig {
         endpoint: Option<String>,
         force_path_style: bool,
         prefix: Option<String>,
+        /// From the settings (tend.toml, .env, the environment); `None`: object_store's
+        /// own search of the environment and the instance's role.
+        credentials: Option<S3Credentials>,
     },
+}
+
+/// An S3 access key as configured.
+#[derive(Debug, Clone)]
+pub struct S3Credentials {
+    pub key_id: String,
+    pub secret: age::secrecy::SecretString,
+    pub session_token: Option<age::secrecy::SecretString>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -223,10 +237,20 @@ impl Store {
                 endpoint,
                 force_path_style,
                 prefix,
+                credentials,
             } => {
                 let mut builder = object_store::aws::AmazonS3Builder::from_env()
                     .with_bucket_name(bucket)
                     .with_virtual_hosted_style_request(!force_path_style);
+                if let Some(credentials) = credentials {
+                    use age::secrecy::ExposeSecret;
+                    builder = builder
+                        .with_access_key_id(&credentials.key_id)
+                        .with_secret_access_key(credentials.secret.expose_secret());
+                    if let Some(token) = &credentials.session_token {
+                        builder = builder.with_token(token.expose_secret());
+                    }
+                }
                 if let Some(region) = region {
                     builder = builder.with_region(region);
                 }
@@ -337,6 +361,7 @@ impl Store {
                     .flatten()
                     .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
                     .filter_map(|e| e.file_name().to_str().map(str::to_string))
+                    .filter(|name| name != WAL_FOLDER)
                     .collect();
                 ids.sort();
                 ids
@@ -556,9 +581,82 @@ impl Store {
             .common_prefixes
             .iter()
             .filter_map(|p| p.filename().map(str::to_string))
+            .filter(|name| name != WAL_FOLDER)
             .collect();
         ids.sort();
         Ok(ids)
+    }
+
+    /// Every object under `id/sub` (recursively), as its path below that folder and its
+    /// size, sorted by path.
+    pub async fn objects_under(
+        &self,
+        id: &str,
+        sub: &str,
+    ) -> Result<Vec<(String, u64)>, StoreError> {
+        let folder = self.path(id, sub);
+        let base = folder.as_ref().to_string();
+        let mut listing = self.inner.list(Some(&folder));
+        let mut found = Vec::new();
+        while let Some(meta) = listing.next().await {
+            let meta = match meta {
+                Ok(meta) => meta,
+                Err(object_store::Error::NotFound { .. }) => break,
+                Err(e) => {
+                    let e = self.refusal_typed(Some(&folder), e).await;
+                    return Err(self.error("list", &folder)(e));
+                }
+            };
+            let path = meta.location.as_ref();
+            if let Some(rest) = path.strip_prefix(&base).and_then(|r| r.strip_prefix('/')) {
+                found.push((rest.to_string(), meta.size));
+            }
+        }
+        found.sort();
+        Ok(found)
+    }
+
+    /// In a directory store, gives `id/sub` and everything under it to the OS user and
+    /// group `owner` (the server's, which writes there through `archive_command`), when
+    /// this process may (it runs as root). Object storage has no owners: nothing to do.
+    pub fn give_to(&self, id: &str, sub: &str, owner: (u32, u32)) -> Result<(), StoreError> {
+        let Some(dir) = &self.dir else {
+            return Ok(());
+        };
+        fn walk(path: &std::path::Path, owner: (u32, u32)) -> std::io::Result<()> {
+            std::os::unix::fs::lchown(path, Some(owner.0), Some(owner.1))?;
+            if path.is_dir() && !path.is_symlink() {
+                for entry in std::fs::read_dir(path)? {
+                    walk(&entry?.path(), owner)?;
+                }
+            }
+            Ok(())
+        }
+        let folder = dir.join(id).join(sub);
+        walk(&folder, owner).map_err(|source| StoreError::Directory {
+            path: folder,
+            source,
+        })
+    }
+
+    /// The folders directly under `id/sub`, sorted.
+    pub async fn folders_under(&self, id: &str, sub: &str) -> Result<Vec<String>, StoreError> {
+        let folder = self.path(id, sub);
+        let listing = match self.inner.list_with_delimiter(Some(&folder)).await {
+            Ok(listing) => listing,
+            Err(object_store::Error::NotFound { .. }) => return Ok(Vec::new()),
+            Err(e) => {
+                let e = self.refusal_typed(Some(&folder), e).await;
+                return Err(self.error("list", &folder)(e));
+            }
+        };
+        let mut folders: Vec<String> = listing
+            .common_prefixes
+            .iter()
+            .filter_map(|p| p.filename().map(str::to_string))
+            .collect();
+        folders.sort();
+        Ok(folders)
     }
 
     /// object_store reports an S3 listing the store refused as a generic error (the status

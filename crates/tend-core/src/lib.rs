@@ -14,6 +14,7 @@ pub mod health;
 pub mod local;
 pub mod migrate;
 pub mod optimize;
+pub mod pitr;
 pub mod restore;
 pub mod schedule;
 pub mod schema;

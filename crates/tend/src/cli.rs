@@ -10,7 +10,8 @@ use clap::{Args, Parser, Subcommand};
 ///
 /// Migrations and schemas (Prisma's layout or tend's own): migrate, schema, seed.
 ///
-/// Backups (pg_dump, compressed and encrypted, to a directory or S3): backup, restore.
+/// Backups (pg_dump, compressed and encrypted, to a directory or S3): backup, restore;
+/// point-in-time recovery: pitr, wal-push, wal-fetch.
 ///
 /// Health and maintenance: health, check, queries, locks, kill, vacuum, reindex, optimize.
 ///
@@ -75,6 +76,21 @@ pub enum Command {
     Backup(crate::commands::backup::BackupCommand),
     /// Restore a backup from the store into a database.
     Restore(crate::commands::restore::RestoreArgs),
+    /// Point-in-time recovery: archive the server's WAL into the backup store.
+    #[command(subcommand)]
+    Pitr(crate::commands::pitr::PitrCommand),
+    /// Archive one WAL file into the store (the server's archive_command; tend pitr enable sets it).
+    ///
+    /// Succeeds only once the file is in the store, or when the same bytes already are;
+    /// other bytes under the same name are refused. Runs in the data directory.
+    #[command(name = "wal-push")]
+    WalPush(crate::commands::wal::WalPushArgs),
+    /// Fetch one WAL file from the store (restore_command): exit 0 written, 1 not archived, 255 error.
+    ///
+    /// Exit 1 tells PostgreSQL the archive does not have the file; any other failure exits
+    /// 255, which makes PostgreSQL stop recovery instead of ending it early.
+    #[command(name = "wal-fetch")]
+    WalFetch(crate::commands::wal::WalFetchArgs),
     /// Probe the database fast: connect, latency, role, connections, replica lag (Nagios exit codes).
     Health(crate::commands::health::HealthArgs),
     /// Run the catalog of checks and report findings with remedies (exit 0 ok, 1 warning or could not look, 2 critical).

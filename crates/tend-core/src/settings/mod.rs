@@ -221,6 +221,27 @@ pub const KEYS: &[Key] = &[
         doc: "Address the bucket in the path (most S3-compatible servers need it).",
     },
     Key {
+        name: "backup.s3_access_key_id",
+        env: &["BACKUP_S3_ACCESS_KEY_ID", "AWS_ACCESS_KEY_ID"],
+        kind: Kind::Text,
+        default: None,
+        doc: "The S3 access key id. Unset: the standard AWS sources (instance role, ~/.aws).",
+    },
+    Key {
+        name: "backup.s3_secret_access_key",
+        env: &["BACKUP_S3_SECRET_ACCESS_KEY", "AWS_SECRET_ACCESS_KEY"],
+        kind: Kind::Secret,
+        default: None,
+        doc: "The S3 secret access key, with backup.s3_access_key_id. Never shown.",
+    },
+    Key {
+        name: "backup.s3_session_token",
+        env: &["BACKUP_S3_SESSION_TOKEN", "AWS_SESSION_TOKEN"],
+        kind: Kind::Secret,
+        default: None,
+        doc: "A temporary session token that goes with the access key. Never shown.",
+    },
+    Key {
         name: "backup.s3_prefix",
         env: &["BACKUP_S3_PREFIX"],
         kind: Kind::Text,

@@ -9,7 +9,7 @@ use std::time::Duration;
 use secrecy::SecretString;
 use tend_backup::crypto::{CryptoError, Decryption, Encryption};
 use tend_backup::retention::Policy;
-use tend_backup::store::StoreConfig;
+use tend_backup::store::{S3Credentials, StoreConfig};
 use tend_migrate::source::Format;
 use tend_pg::conninfo::ConnInfo;
 
@@ -394,6 +394,17 @@ impl Reader<'_> {
                 force_path_style: self.text("backup.s3_force_path_style").as_deref()
                     == Some("true"),
                 prefix: self.text("backup.s3_prefix"),
+                credentials: match (
+                    self.text("backup.s3_access_key_id"),
+                    self.text("backup.s3_secret_access_key"),
+                ) {
+                    (Some(key_id), Some(secret)) => Some(S3Credentials {
+                        key_id,
+                        secret: SecretString::from(secret),
+                        session_token: self.text("backup.s3_session_token").map(SecretString::from),
+                    }),
+                    _ => None,
+                },
             },
             None => StoreConfig::Directory(
                 self.path("backup.dir")

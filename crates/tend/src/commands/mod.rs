@@ -14,6 +14,7 @@ pub mod kill;
 pub mod locks;
 pub mod migrate;
 pub mod optimize;
+pub mod pitr;
 pub mod queries;
 pub mod reindex;
 pub mod restore;
@@ -21,6 +22,7 @@ pub mod schema;
 pub mod seed;
 pub mod serve;
 pub mod vacuum;
+pub mod wal;
 
 use crate::cli::{Cli, Command};
 use crate::command_error::CommandError;
@@ -78,6 +80,9 @@ pub fn run(cli: Cli, out: &mut Output) -> Result<i32, CommandError> {
                 Command::Backup(cmd) => backup::run(cmd, &ctx),
                 Command::Restore(args) => restore::run(args, &ctx),
                 Command::Serve(args) => serve::run(args, &ctx),
+                Command::Pitr(cmd) => pitr::run(cmd, &ctx),
+                Command::WalPush(args) => wal::push(args, &ctx),
+                Command::WalFetch(args) => wal::fetch(args, &ctx),
                 Command::Init(_) | Command::Doctor(_) | Command::Completions(_) => {
                     unreachable!("handled above")
                 }

@@ -77,7 +77,7 @@ fn backing_up_with<'a>(
 }
 
 /// A real S3-compatible server, or None (the test then skips) when s3s-fs is not installed.
-fn s3_server() -> Option<tend_testkit::s3::S3Server> {
+pub(crate) fn s3_server() -> Option<tend_testkit::s3::S3Server> {
     if tend_testkit::s3::s3s_fs_binary().is_none() {
         eprintln!("skipped: s3s-fs is not installed (scripts/setup.sh installs it)");
         return None;

@@ -9,6 +9,7 @@ mod doctor;
 mod inputs;
 mod migrate;
 mod ops;
+mod pitr;
 mod redaction;
 mod reference;
 mod schema;

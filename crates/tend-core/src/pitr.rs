@@ -1,0 +1,803 @@
+//! Point-in-time recovery: setting a server up to archive its WAL into the backup store
+//! (`tend pitr enable`), how that archiving goes (`tend pitr status`), and the two commands
+//! PostgreSQL runs, `archive_command` (`tend wal-push`) and `restore_command`
+//! (`tend wal-fetch`). The archive itself is `tend_backup::wal`.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Serialize;
+use tend_backup::Store;
+use tend_backup::wal::{
+    Archive, ArchiveInfo, Fetched, KeyOnce, Prefetch, PushOptions, Pushed, SegmentName, WalError,
+    WalFile, data_directory_system,
+};
+use tend_pg::{Database, quote_literal};
+
+use crate::settings::{BackupSettings, KeyError};
+
+/// Why a PITR service did not do its work.
+#[derive(Debug, thiserror::Error)]
+pub enum PitrError {
+    #[error(transparent)]
+    Wal(#[from] WalError),
+    #[error(transparent)]
+    Keys(#[from] KeyError),
+    #[error(transparent)]
+    Pool(#[from] tend_pg::PoolError),
+    #[error("{context}: {}", tend_pg::error_text(.source))]
+    Database {
+        context: &'static str,
+        #[source]
+        source: tokio_postgres::Error,
+    },
+    /// `wal-push`/`wal-fetch` run outside a data directory.
+    #[error(
+        "cannot read {}: tend wal-push and wal-fetch run in the server's data directory (PostgreSQL runs archive_command and restore_command there), or name it with --pgdata",
+        path.display()
+    )]
+    NoDataDirectory {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The server cannot run tend's archive_command (a managed service, another host).
+    #[error("{0}")]
+    Unsupported(String),
+    /// The role may not change the server's settings.
+    #[error("{0}")]
+    Privilege(String),
+    /// `pitr enable` needs a config file the server's archive_command can read.
+    #[error(
+        "tend pitr enable needs a tend.toml: the server runs `tend wal-push` from its own data directory and environment, so the store's settings must come from a file (run `tend init`, or pass --config)"
+    )]
+    NoConfigFile,
+}
+
+impl PitrError {
+    fn db(context: &'static str) -> impl FnOnce(tokio_postgres::Error) -> PitrError {
+        move |source| PitrError::Database { context, source }
+    }
+}
+
+/// What a `wal-push` did.
+#[derive(Debug, Clone, Serialize)]
+pub struct PushReport {
+    pub file: String,
+    /// `stored` or `already_stored`.
+    pub outcome: &'static str,
+    pub plain_bytes: u64,
+    pub stored_bytes: u64,
+}
+
+/// The system identifier of the data directory a WAL command runs in.
+pub fn system_of(data_dir: &Path) -> Result<u64, PitrError> {
+    data_directory_system(data_dir).map_err(|source| PitrError::NoDataDirectory {
+        path: data_dir.join("global").join("pg_control"),
+        source,
+    })
+}
+
+/// `archive_command`: stores the file at `path` (of the server whose data directory is
+/// `data_dir`) in the archive, encrypted for `recipient` (the archive's key; read from the
+/// store when not given). Returns once the store has it.
+pub async fn push(
+    store: &Store,
+    settings: &BackupSettings,
+    data_dir: &Path,
+    path: &Path,
+    recipient: Option<&str>,
+) -> Result<PushReport, PitrError> {
+    let system = system_of(data_dir)?;
+    let archive = Archive::new(store, system);
+    let recipient = match recipient {
+        Some(text) => parse_recipient(text)?,
+        None => parse_recipient(&archive.require_info().await?.recipient)?,
+    };
+    let threads = std::thread::available_parallelism()
+        .map(|n| n.get().min(4) as u32)
+        .unwrap_or(1);
+    let options = PushOptions {
+        recipient,
+        level: settings.compression_level,
+        threads,
+    };
+    let file = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let (outcome, plain_bytes, stored_bytes) = match archive.push(path, &options).await? {
+        Pushed::Stored { plain, stored } => ("stored", plain, stored),
+        Pushed::AlreadyStored => ("already_stored", 0, 0),
+    };
+    Ok(PushReport {
+        file,
+        outcome,
+        plain_bytes,
+        stored_bytes,
+    })
+}
+
+fn parse_recipient(text: &str) -> Result<age::x25519::Recipient, PitrError> {
+    text.trim().parse().map_err(|_| {
+        PitrError::Wal(WalError::BadKey(format!(
+            "`{}` is not an age public key (age1...)",
+            text.chars().take(80).collect::<String>()
+        )))
+    })
+}
+
+/// How many segments `wal-fetch` fetches ahead by default.
+pub const DEFAULT_PREFETCH: usize = 8;
+
+/// `restore_command`: writes the archived file `name` to `dest`. `Missing` is the normal
+/// answer for a file the archive does not have (PostgreSQL asks for some that never
+/// existed); an error is anything else, which must not end recovery early.
+pub async fn fetch(
+    store: &Store,
+    settings: &BackupSettings,
+    data_dir: &Path,
+    name: &str,
+    dest: &Path,
+    prefetch: usize,
+) -> Result<Fetched, PitrError> {
+    let file = WalFile::parse(name).ok_or_else(|| WalError::NotWal(name.to_string()))?;
+    let system = system_of(data_dir)?;
+    let archive = Archive::new(store, system);
+    let decryption = settings.keys.decryption()?;
+    let key = KeyOnce::new(&decryption);
+    let prefetch = (prefetch > 0).then(|| Prefetch {
+        dir: data_dir.join("pg_wal").join("tend-prefetch"),
+        count: prefetch,
+    });
+    Ok(archive.fetch(&file, dest, &key, prefetch.as_ref()).await?)
+}
+
+/// A server setting `pitr enable` changes.
+#[derive(Debug, Clone, Serialize)]
+pub struct SettingChange {
+    pub name: String,
+    pub from: String,
+    pub to: String,
+    /// Only a restart applies it (`wal_level`, `archive_mode`, `max_wal_senders`).
+    pub needs_restart: bool,
+}
+
+/// What `pitr enable` will do: read, nothing changed.
+#[derive(Debug, Clone, Serialize)]
+pub struct EnablePlan {
+    pub server_version: String,
+    pub system_identifier: String,
+    pub data_directory: String,
+    pub segment_size: u64,
+    /// Settings to change (empty when the server is set up already).
+    pub changes: Vec<SettingChange>,
+    /// Whether the store has this server's archive already.
+    pub archive_exists: bool,
+    pub archive_command: String,
+    pub restore_command: String,
+    /// The archive's key, made by the plan when the store has no archive yet; stored by
+    /// `enable`.
+    #[serde(skip)]
+    new_key: Option<NewKey>,
+}
+
+/// A new archive key, which never shows in `Debug`.
+#[derive(Clone)]
+struct NewKey(age::x25519::Identity);
+
+impl std::fmt::Debug for NewKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("NewKey(********)")
+    }
+}
+
+/// How the server runs tend: the program and the config file it reads.
+#[derive(Debug, Clone)]
+pub struct TendInvocation {
+    pub program: PathBuf,
+    pub config_file: PathBuf,
+}
+
+impl TendInvocation {
+    fn archive_command(&self, recipient: &str) -> String {
+        format!(
+            "{} --config {} wal-push --recipient {recipient} %p",
+            shell_quote(&self.program),
+            shell_quote(&self.config_file)
+        )
+    }
+
+    fn restore_command(&self) -> String {
+        format!(
+            "{} --config {} wal-fetch %f %p",
+            shell_quote(&self.program),
+            shell_quote(&self.config_file)
+        )
+    }
+}
+
+/// A path as one shell word (the server runs these commands through `sh -c`).
+fn shell_quote(path: &Path) -> String {
+    let text = path.to_string_lossy();
+    if !text.is_empty()
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"/._-+=:@,".contains(&b))
+    {
+        return text.into_owned();
+    }
+    format!("'{}'", text.replace('\'', r"'\''"))
+}
+
+/// Is this command one of tend's (`... wal-push ...`)?
+pub fn is_tend_archive_command(command: &str) -> bool {
+    command.contains(" wal-push ")
+}
+
+/// Roles and settings only managed services have.
+const MANAGED_ROLES: &[(&str, &str)] = &[
+    ("rds_superuser", "Amazon RDS"),
+    ("rdsadmin", "Amazon RDS"),
+    ("cloudsqlsuperuser", "Google Cloud SQL"),
+    ("azure_pg_admin", "Azure Database for PostgreSQL"),
+    ("alloydbsuperuser", "Google AlloyDB"),
+];
+
+/// Reads what `pitr enable` would change, and refuses a server tend cannot archive for:
+/// a managed service, a server whose data directory is not on this machine, a role that
+/// may not change settings.
+pub async fn enable_plan(
+    database: &Database,
+    store: &Store,
+    tend: &TendInvocation,
+) -> Result<EnablePlan, PitrError> {
+    let session = database.session().await?;
+    let row = session
+        .query_one(
+            "SELECT current_setting('server_version'),
+                    (SELECT rolsuper FROM pg_roles WHERE rolname = current_user),
+                    (SELECT string_agg(rolname, ',') FROM pg_roles WHERE rolname = ANY($1))",
+            &[&MANAGED_ROLES.iter().map(|(r, _)| *r).collect::<Vec<_>>()],
+        )
+        .await
+        .map_err(PitrError::db("reading the server's facts"))?;
+    let version: String = row.get(0);
+    let superuser: bool = row.get(1);
+    let managed: Option<String> = row.get(2);
+    if let Some(found) = managed {
+        let first = found.split(',').next().unwrap_or_default();
+        let service = MANAGED_ROLES
+            .iter()
+            .find(|(r, _)| *r == first)
+            .map(|(_, s)| *s)
+            .unwrap_or("a managed service");
+        return Err(PitrError::Unsupported(format!(
+            "this server is {service} (it has the role {first}): a managed service does not run programs of yours as archive_command, so tend cannot archive its WAL; use the service's own point-in-time recovery, and tend's logical backups (`tend backup run`) for copies you keep"
+        )));
+    }
+    let may_alter = superuser
+        || {
+            // PostgreSQL 15+: ALTER SYSTEM may be granted per parameter.
+            let row = session
+            .query_one(
+                "SELECT current_setting('server_version_num')::int >= 150000
+                        AND bool_and(has_parameter_privilege(p, 'ALTER SYSTEM'))
+                   FROM unnest(ARRAY['wal_level','archive_mode','archive_command','restore_command']) p",
+                &[],
+            )
+            .await;
+            matches!(row.map(|r| r.get::<_, Option<bool>>(0)), Ok(Some(true)))
+        };
+    if !may_alter {
+        return Err(PitrError::Privilege(format!(
+            "the role {} may not change the server's settings, which PITR needs (wal_level, archive_mode, archive_command, restore_command); run tend pitr enable as a superuser (--database-url), or have one run: GRANT ALTER SYSTEM ON PARAMETER wal_level, archive_mode, archive_command, restore_command TO {0}",
+            database.info().user().unwrap_or("(this role)")
+        )));
+    }
+    let row = session
+        .query_one(
+            "SELECT (SELECT system_identifier::text FROM pg_control_system()),
+                    current_setting('data_directory'),
+                    current_setting('wal_segment_size')::text,
+                    current_setting('wal_level'),
+                    current_setting('archive_mode'),
+                    current_setting('archive_command'),
+                    current_setting('restore_command'),
+                    current_setting('max_wal_senders'),
+                    coalesce(current_setting('archive_library', true), '')",
+            &[],
+        )
+        .await
+        .map_err(PitrError::db("reading the server's settings"))?;
+    let system: String = row.get(0);
+    let data_directory: String = row.get(1);
+    let segment_size = parse_size_setting(&row.get::<_, String>(2));
+    let wal_level: String = row.get(3);
+    let archive_mode: String = row.get(4);
+    let archive_command: String = row.get(5);
+    let restore_command: String = row.get(6);
+    let max_wal_senders: String = row.get(7);
+    let archive_library: String = row.get(8);
+    if !archive_library.is_empty() {
+        return Err(PitrError::Unsupported(format!(
+            "the server archives through archive_library = '{archive_library}', which PostgreSQL runs instead of any archive_command; reset it (ALTER SYSTEM RESET archive_library) to archive with tend"
+        )));
+    }
+    // The server must be this machine's: its data directory here, with its system
+    // identifier (never a guess from the URL).
+    let system_id: u64 = system.parse().unwrap_or_default();
+    match data_directory_system(Path::new(&data_directory)) {
+        Ok(found) if found == system_id => {}
+        Ok(found) => {
+            return Err(PitrError::Unsupported(format!(
+                "the server's data directory {data_directory} on this machine belongs to another server (system identifier {found}, the server says {system_id}): run tend pitr enable on the database server itself"
+            )));
+        }
+        Err(e) => {
+            return Err(PitrError::Unsupported(format!(
+                "cannot read the server's data directory {data_directory} here ({e}): archive_command runs tend on the database server, so run tend pitr enable there, as root or as the user PostgreSQL runs as"
+            )));
+        }
+    }
+    let archive = Archive::new(store, system_id);
+    let existing = archive.info().await?;
+    let (recipient, new_key) = match &existing {
+        Some(info) => (info.recipient.clone(), None),
+        None => {
+            let key = age::x25519::Identity::generate();
+            (key.to_public().to_string(), Some(NewKey(key)))
+        }
+    };
+    let want_archive = tend.archive_command(&recipient);
+    let want_restore = tend.restore_command();
+    let mut changes = Vec::new();
+    let mut change = |name: &str, from: &str, to: &str, needs_restart: bool| {
+        changes.push(SettingChange {
+            name: name.to_string(),
+            from: from.to_string(),
+            to: to.to_string(),
+            needs_restart,
+        })
+    };
+    if wal_level == "minimal" {
+        change("wal_level", &wal_level, "replica", true);
+    }
+    if archive_mode == "off" {
+        change("archive_mode", &archive_mode, "on", true);
+    }
+    if archive_command != want_archive {
+        change("archive_command", &archive_command, &want_archive, false);
+    }
+    if restore_command != want_restore {
+        change("restore_command", &restore_command, &want_restore, false);
+    }
+    if max_wal_senders.parse::<u32>().unwrap_or(0) < 2 {
+        change("max_wal_senders", &max_wal_senders, "10", true);
+    }
+    Ok(EnablePlan {
+        server_version: version,
+        system_identifier: system,
+        data_directory,
+        segment_size,
+        changes,
+        archive_exists: existing.is_some(),
+        archive_command: want_archive,
+        restore_command: want_restore,
+        new_key,
+    })
+}
+
+/// `wal_segment_size` as `current_setting` shows it (`16MB`).
+fn parse_size_setting(text: &str) -> u64 {
+    let digits: String = text.chars().take_while(char::is_ascii_digit).collect();
+    let n: u64 = digits.parse().unwrap_or(16);
+    match text[digits.len()..].trim() {
+        "kB" => n << 10,
+        "MB" => n << 20,
+        "GB" => n << 30,
+        "" => n,
+        _ => tend_backup::wal::DEFAULT_SEGMENT_SIZE,
+    }
+}
+
+/// Whether archiving was seen to work after `enable`.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "result", rename_all = "snake_case")]
+pub enum ArchiveTest {
+    /// PostgreSQL archived this segment through tend.
+    Passed { wal: String },
+    /// PostgreSQL ran the command and it failed.
+    Failed { wal: String },
+    /// Archiving is not on yet (a restart is needed), so there was nothing to test.
+    NotRun { reason: String },
+    /// Nothing was archived within the wait.
+    TimedOut { waited_secs: u64 },
+}
+
+/// What `pitr enable` did.
+#[derive(Debug, Clone, Serialize)]
+pub struct EnableReport {
+    pub system_identifier: String,
+    pub changes: Vec<SettingChange>,
+    /// Settings waiting for a restart of the server.
+    pub restart_needed: Vec<String>,
+    pub archive_created: bool,
+    pub test: ArchiveTest,
+}
+
+/// Applies the plan: the archive in the store (its key first), the settings with ALTER
+/// SYSTEM and a reload, then a switch to a new segment to see PostgreSQL archive it through
+/// tend. Never restarts the server: it says which settings wait for one.
+pub async fn enable(
+    database: &Database,
+    store: &Store,
+    settings: &BackupSettings,
+    plan: &EnablePlan,
+    wait: Duration,
+) -> Result<EnableReport, PitrError> {
+    let system: u64 = plan.system_identifier.parse().unwrap_or_default();
+    let archive = Archive::new(store, system);
+    let mut archive_created = false;
+    if let Some(NewKey(key)) = &plan.new_key {
+        let encryption = settings.keys.encryption()?;
+        let (_, created) = archive
+            .create(&encryption, &plan.server_version, plan.segment_size, key)
+            .await?;
+        archive_created = created;
+    }
+    archive.give_to_server(Path::new(&plan.data_directory))?;
+    let session = database.session().await?;
+    let loaded_before: String = session
+        .query_one("SELECT pg_conf_load_time()::text", &[])
+        .await
+        .map_err(PitrError::db("reading the server's settings"))?
+        .get(0);
+    for change in &plan.changes {
+        session
+            .batch_execute(&format!(
+                "ALTER SYSTEM SET {} = {}",
+                change.name,
+                quote_literal(&change.to)
+            ))
+            .await
+            .map_err(PitrError::db("changing the server's settings"))?;
+    }
+    session
+        .batch_execute("SELECT pg_reload_conf()")
+        .await
+        .map_err(PitrError::db("reloading the server's configuration"))?;
+    // The reload is asynchronous: wait until the server has read the files again.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let loaded: String = session
+            .query_one("SELECT pg_conf_load_time()::text", &[])
+            .await
+            .map_err(PitrError::db("reading the server's settings"))?
+            .get(0);
+        if loaded != loaded_before || std::time::Instant::now() > deadline {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let restart_needed: Vec<String> = session
+        .query(
+            "SELECT name FROM pg_settings WHERE pending_restart ORDER BY name",
+            &[],
+        )
+        .await
+        .map_err(PitrError::db("reading which settings wait for a restart"))?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    let test = test_archiving(&session, &restart_needed, wait).await?;
+    Ok(EnableReport {
+        system_identifier: plan.system_identifier.clone(),
+        changes: plan.changes.clone(),
+        restart_needed,
+        archive_created,
+        test,
+    })
+}
+
+/// Switches to a new WAL segment and waits for PostgreSQL to archive the one it closed.
+async fn test_archiving(
+    session: &tokio_postgres::Client,
+    restart_needed: &[String],
+    wait: Duration,
+) -> Result<ArchiveTest, PitrError> {
+    let row = session
+        .query_one(
+            "SELECT current_setting('archive_mode'), current_setting('wal_level'), pg_is_in_recovery()",
+            &[],
+        )
+        .await
+        .map_err(PitrError::db("reading the server's settings"))?;
+    let mode: String = row.get(0);
+    let level: String = row.get(1);
+    let in_recovery: bool = row.get(2);
+    if mode == "off" || level == "minimal" || !restart_needed.is_empty() {
+        return Ok(ArchiveTest::NotRun {
+            reason: "archiving starts when the server restarts".to_string(),
+        });
+    }
+    if in_recovery {
+        return Ok(ArchiveTest::NotRun {
+            reason: "the server is a standby; its primary archives".to_string(),
+        });
+    }
+    // Write a little WAL so the switch closes a segment, and note the failures so far.
+    let row = session
+        .query_one(
+            "SELECT pg_walfile_name(pg_current_wal_lsn()), failed_count
+               FROM pg_stat_archiver, pg_logical_emit_message(false, 'tend', 'pitr enable')",
+            &[],
+        )
+        .await
+        .map_err(PitrError::db("writing a test record to the WAL"))?;
+    let wal: String = row.get(0);
+    let failures_before: i64 = row.get(1);
+    session
+        .batch_execute("SELECT pg_switch_wal()")
+        .await
+        .map_err(PitrError::db("switching to a new WAL segment"))?;
+    let deadline = std::time::Instant::now() + wait;
+    loop {
+        let row = session
+            .query_one(
+                "SELECT coalesce(last_archived_wal, ''), failed_count, coalesce(last_failed_wal, '')
+                   FROM pg_stat_archiver",
+                &[],
+            )
+            .await
+            .map_err(PitrError::db("reading pg_stat_archiver"))?;
+        let archived: String = row.get(0);
+        let failed: i64 = row.get(1);
+        let failed_wal: String = row.get(2);
+        if archived.len() >= 24 && archived[..24] >= wal[..] {
+            return Ok(ArchiveTest::Passed { wal: archived });
+        }
+        if failed > failures_before {
+            return Ok(ArchiveTest::Failed { wal: failed_wal });
+        }
+        if std::time::Instant::now() > deadline {
+            return Ok(ArchiveTest::TimedOut {
+                waited_secs: wait.as_secs(),
+            });
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The server's side of archiving (pg_stat_archiver and the settings).
+#[derive(Debug, Clone, Serialize)]
+pub struct ServerArchiving {
+    pub wal_level: String,
+    pub archive_mode: String,
+    /// The archive_command is tend's.
+    pub archives_with_tend: bool,
+    pub archived_count: i64,
+    pub last_archived_wal: Option<String>,
+    pub last_archived_time: Option<String>,
+    pub failed_count: i64,
+    pub last_failed_wal: Option<String>,
+    pub last_failed_time: Option<String>,
+    /// The segment being written now (none on a standby).
+    pub current_wal: Option<String>,
+    /// Closed segments not archived yet.
+    pub pending_segments: Option<i64>,
+    /// Failing: the last failure is newer than the last success.
+    pub failing: bool,
+}
+
+/// One timeline's stretch of WAL in the archive.
+#[derive(Debug, Clone, Serialize)]
+pub struct TimelineSpan {
+    pub timeline: u32,
+    pub first: String,
+    pub last: String,
+    pub segments: u64,
+    /// Missing segments between `first` and `last` (first and last of each gap).
+    pub gaps: Vec<(String, String)>,
+}
+
+/// What the archive holds.
+#[derive(Debug, Clone, Serialize)]
+pub struct ArchiveSummary {
+    pub system_identifier: String,
+    pub created_at: String,
+    pub segment_size: u64,
+    pub timelines: Vec<TimelineSpan>,
+    pub history_files: Vec<String>,
+    pub stored_bytes: u64,
+}
+
+/// What `tend pitr status` shows.
+#[derive(Debug, Clone, Serialize)]
+pub struct PitrStatus {
+    pub store: String,
+    pub server: ServerArchiving,
+    /// `None` when the store has no archive for this server.
+    pub archive: Option<ArchiveSummary>,
+    /// Problems, worst first, each one sentence.
+    pub problems: Vec<String>,
+}
+
+/// Reads archiving's health from the server and the archive's contents from the store.
+pub async fn status(database: &Database, store: &Store) -> Result<PitrStatus, PitrError> {
+    let session = database.session().await?;
+    let row = session
+        .query_one(
+            "SELECT current_setting('wal_level'), current_setting('archive_mode'),
+                    current_setting('archive_command'),
+                    a.archived_count, a.last_archived_wal,
+                    to_char(a.last_archived_time AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'),
+                    a.failed_count, a.last_failed_wal,
+                    to_char(a.last_failed_time AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'),
+                    coalesce(a.last_failed_time > coalesce(a.last_archived_time, '-infinity'), false),
+                    CASE WHEN pg_is_in_recovery() THEN NULL
+                         ELSE pg_walfile_name(pg_current_wal_lsn()) END,
+                    (SELECT system_identifier::text FROM pg_control_system()),
+                    current_setting('wal_segment_size')
+               FROM pg_stat_archiver a",
+            &[],
+        )
+        .await
+        .map_err(PitrError::db("reading pg_stat_archiver"))?;
+    let command: String = row.get(2);
+    let current_wal: Option<String> = row.get(10);
+    let last_archived_wal: Option<String> = row.get(4);
+    let segment_size = parse_size_setting(&row.get::<_, String>(12));
+    let pending_segments = match (&current_wal, &last_archived_wal) {
+        (Some(current), archived) => {
+            let current = WalFile::parse(current).and_then(|f| f.segment());
+            let archived = archived
+                .as_deref()
+                .and_then(WalFile::parse)
+                .and_then(|f| f.segment());
+            match (current, archived) {
+                (Some(c), Some(a)) => {
+                    Some(c.number(segment_size) as i64 - a.number(segment_size) as i64 - 1)
+                        .map(|n| n.max(0))
+                }
+                (Some(_), None) => None,
+                _ => None,
+            }
+        }
+        _ => None,
+    };
+    let server = ServerArchiving {
+        wal_level: row.get(0),
+        archive_mode: row.get(1),
+        archives_with_tend: is_tend_archive_command(&command),
+        archived_count: row.get(3),
+        last_archived_wal,
+        last_archived_time: row.get(5),
+        failed_count: row.get(6),
+        last_failed_wal: row.get(7),
+        last_failed_time: row.get(8),
+        failing: row.get(9),
+        current_wal,
+        pending_segments,
+    };
+    let system: String = row.get::<_, Option<String>>(11).unwrap_or_default();
+    let archive = Archive::new(store, system.parse().unwrap_or_default());
+    let summary = match archive.info().await? {
+        Some(info) => Some(summarize(&archive, &info).await?),
+        None => None,
+    };
+    let mut problems = Vec::new();
+    if server.archive_mode == "off" || !server.archives_with_tend {
+        problems.push(
+            "the server does not archive its WAL with tend: run `tend pitr enable`".to_string(),
+        );
+    }
+    if server.failing {
+        problems.push(format!(
+            "archiving is failing: PostgreSQL could not archive {} at {} (the server's log has tend's message); it keeps the WAL until it can",
+            server.last_failed_wal.as_deref().unwrap_or("a segment"),
+            server.last_failed_time.as_deref().unwrap_or("an unknown time"),
+        ));
+    }
+    if summary.is_none() {
+        problems.push(format!(
+            "the store {} has no WAL archive for this server (system identifier {system})",
+            store.description
+        ));
+    }
+    for span in summary.iter().flat_map(|s| &s.timelines) {
+        for (first, last) in &span.gaps {
+            problems.push(format!(
+                "timeline {} is missing {first}..{last} in the archive: recovery cannot pass that gap",
+                span.timeline
+            ));
+        }
+    }
+    Ok(PitrStatus {
+        store: store.description.clone(),
+        server,
+        archive: summary,
+        problems,
+    })
+}
+
+/// Lists the archive: each timeline's segments, gaps and history files.
+pub async fn summarize(
+    archive: &Archive<'_>,
+    info: &ArchiveInfo,
+) -> Result<ArchiveSummary, PitrError> {
+    let size = info.segment_size;
+    let mut timelines: Vec<TimelineSpan> = Vec::new();
+    let mut history_files = Vec::new();
+    let mut stored_bytes = 0;
+    let mut previous: Option<SegmentName> = None;
+    for folder in archive.folders().await? {
+        for stored in archive.files_in(&folder).await? {
+            stored_bytes += stored.bytes;
+            let segment = match stored.file {
+                WalFile::Segment(s) => s,
+                WalFile::History { .. } => {
+                    history_files.push(stored.file.to_string());
+                    continue;
+                }
+                _ => continue,
+            };
+            match (timelines.last_mut(), previous) {
+                (Some(span), Some(prev)) if prev.timeline == segment.timeline => {
+                    if segment == prev {
+                        continue;
+                    }
+                    let expected = prev.next(size);
+                    if segment != expected {
+                        let before = SegmentName::from_number(
+                            segment.timeline,
+                            segment.number(size).saturating_sub(1),
+                            size,
+                        );
+                        span.gaps.push((expected.to_string(), before.to_string()));
+                    }
+                    span.last = segment.to_string();
+                    span.segments += 1;
+                }
+                _ => timelines.push(TimelineSpan {
+                    timeline: segment.timeline,
+                    first: segment.to_string(),
+                    last: segment.to_string(),
+                    segments: 1,
+                    gaps: Vec::new(),
+                }),
+            }
+            previous = Some(segment);
+        }
+    }
+    Ok(ArchiveSummary {
+        system_identifier: info.system_identifier.clone(),
+        created_at: info.created_at.clone(),
+        segment_size: size,
+        timelines,
+        history_files,
+        stored_bytes,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_are_one_shell_word() {
+        assert_eq!(shell_quote(Path::new("/usr/bin/tend")), "/usr/bin/tend");
+        assert_eq!(
+            shell_quote(Path::new("/srv/my app/tend.toml")),
+            "'/srv/my app/tend.toml'"
+        );
+        assert_eq!(shell_quote(Path::new("/a'b")), r"'/a'\''b'");
+    }
+
+    #[test]
+    fn segment_sizes_read_as_the_server_shows_them() {
+        assert_eq!(parse_size_setting("16MB"), 16 << 20);
+        assert_eq!(parse_size_setting("1GB"), 1 << 30);
+        assert_eq!(parse_size_setting("64MB"), 64 << 20);
+    }
+}
