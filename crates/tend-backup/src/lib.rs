@@ -10,6 +10,7 @@ pub mod fault;
 pub mod manifest;
 pub mod ops;
 mod pg_restore;
+pub mod physical;
 pub mod pipeline;
 pub mod restore;
 pub mod retention;

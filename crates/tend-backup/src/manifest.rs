@@ -58,6 +58,10 @@ pub struct Manifest {
     /// Rows per table, counted in the dump's own snapshot.
     pub tables: Vec<TableRows>,
     pub tend_version: String,
+    /// A physical backup (the whole cluster, through pg_basebackup), with where it sits in
+    /// the WAL; absent for a logical one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub physical: Option<Physical>,
     /// SHA-256 of this manifest's JSON written with `checksum` absent: a damaged manifest is
     /// caught like a damaged data object.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -92,6 +96,41 @@ impl Manifest {
             None => true,
         }
     }
+}
+
+/// The data object of a physical backup: pg_basebackup's tar stream, zstd, then age.
+pub const BASE: &str = "base.tar.zst.age";
+/// PostgreSQL's own `backup_manifest` of a physical backup (also inside the tar), zstd then
+/// age: an incremental backup reads its parent's from here.
+pub const PG_MANIFEST: &str = "backup_manifest.zst.age";
+
+/// Where a physical backup sits in the WAL, and what else it needs.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Physical {
+    /// The server's system identifier (as text: JSON numbers lose 64-bit precision).
+    pub system_identifier: String,
+    /// The timeline the backup started on.
+    pub timeline: u32,
+    /// Where the WAL replay of a restore starts, and the LSN it must reach before the
+    /// copy is consistent (PostgreSQL's `backup_label` and manifest).
+    pub start_lsn: String,
+    pub stop_lsn: String,
+    /// The first and last WAL segments the backup needs, archived before its manifest was
+    /// written.
+    pub start_wal: String,
+    pub stop_wal: String,
+    pub segment_size: u64,
+    /// When pg_basebackup had finished (RFC 3339, to the nanosecond): the backup is
+    /// consistent by then, so it can restore to any time after it.
+    pub stop_time: String,
+    /// The server's next transaction id once the backup had finished: it can restore to
+    /// a transaction from this one on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_xid: Option<u64>,
+    /// PostgreSQL 17+: the backup this one is an increment of (restore combines the chain
+    /// with pg_combinebackup); absent for a full backup.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub incremental_of: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

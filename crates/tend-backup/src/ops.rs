@@ -118,6 +118,12 @@ pub enum BackupError {
     },
     #[error(transparent)]
     Crypto(#[from] crate::crypto::CryptoError),
+    /// A physical backup cannot be taken or restored (the role, the server's archiving,
+    /// pg_basebackup's output): the sentence says what and what to do.
+    #[error("{0}")]
+    Physical(String),
+    #[error(transparent)]
+    Wal(#[from] Box<crate::wal::WalError>),
     #[error(transparent)]
     Tool(#[from] tend_pg::ToolError),
 }
@@ -252,7 +258,7 @@ pub fn process_alive(pid: u32) -> bool {
 
 /// A new backup id: the UTC time, sortable, plus 16 random bits from the OS (getrandom),
 /// so two backups started in one second (two `tend serve` hosts, a retry) differ.
-fn new_id() -> String {
+pub(crate) fn new_id() -> String {
     let stamp = now_rfc3339().replace(['-', ':'], "");
     // The OS's generator does not fail on Linux; should it, the clock's nanoseconds still
     // separate two ids of one second.
@@ -317,20 +323,9 @@ pub async fn backup(
         .collect();
     let id = new_id();
     // Who runs this backup, refreshed while it runs: `prune` tells it from a leftover.
-    let marker = Marker {
-        store: store.clone(),
-        path: store.path(&id, RUNNING),
-        running: Arc::new(tokio::sync::Mutex::new(Running {
-            host: this_host(),
-            pid: std::process::id(),
-            started_at: now_rfc3339(),
-            heartbeat: unix_now(),
-            uploads: Vec::new(),
-        })),
-    };
+    let marker = Marker::new(store, &id);
     let marker_path = marker.path.clone();
     marker.write(|_| {}).await?;
-    let mut last_beat = unix_now();
     on_progress(Progress::Started {
         id: id.clone(),
         tables: tables.len(),
@@ -350,10 +345,11 @@ pub async fn backup(
             format!("--dbname={dbname}"),
         ],
         env.clone(),
-        options,
+        (options.encryption.clone(), options.level, options.threads),
         tx,
         raw.clone(),
         stored.clone(),
+        None,
     );
 
     // Row counts in the same snapshot, while the dump flows.
@@ -380,43 +376,25 @@ pub async fn backup(
     let mut writer = store.upload(&data_path).recorded_by(marker.recorder());
     let mut upload_error = None;
     let mut interrupted = false;
-    loop {
-        let chunk = tokio::select! {
-            biased;
-            _ = cancel.cancelled() => {
-                interrupted = true;
-                break;
-            }
-            chunk = rx.recv() => chunk,
-        };
-        let Some(chunk) = chunk else { break };
-        let put = tokio::select! {
-            biased;
-            _ = cancel.cancelled() => {
-                interrupted = true;
-                break;
-            }
-            put = writer.put(chunk) => put,
-        };
-        if let Err(e) = put {
-            upload_error = Some(e);
-            break;
-        }
-        if unix_now() - last_beat >= HEARTBEAT_SECS {
-            last_beat = unix_now();
-            if let Err(e) = marker.write(|r| r.heartbeat = last_beat).await {
-                drop(rx);
-                let _ = producer.await;
-                counter.abort();
-                let _ = writer.abort().await;
-                let _ = store.delete_leftover(&id, MANIFEST).await;
-                return Err(e.into());
-            }
-        }
+    match pump(&mut rx, &mut writer, &marker, &cancel, || {
         on_progress(Progress::Bytes {
             raw: raw.load(Ordering::Relaxed),
             stored: stored.load(Ordering::Relaxed),
-        });
+        })
+    })
+    .await
+    {
+        Pumped::Done => {}
+        Pumped::Interrupted => interrupted = true,
+        Pumped::UploadFailed(e) => upload_error = Some(e),
+        Pumped::MarkerFailed(e) => {
+            drop(rx);
+            let _ = producer.await;
+            counter.abort();
+            let _ = writer.abort().await;
+            let _ = store.delete_leftover(&id, MANIFEST).await;
+            return Err(e.into());
+        }
     }
     // Closing the channel stops the producer if the upload failed.
     drop(rx);
@@ -529,6 +507,7 @@ pub async fn backup(
                 },
                 tables: rows,
                 tend_version: env!("CARGO_PKG_VERSION").to_string(),
+                physical: None,
                 checksum: None,
             };
             let text = manifest.to_stored_bytes();
@@ -557,24 +536,92 @@ pub async fn backup(
     }
 }
 
+/// How [`pump`] ended.
+pub(crate) enum Pumped {
+    /// The producer closed the channel: everything it made was handed to the upload.
+    Done,
+    /// The cancellation token fired.
+    Interrupted,
+    UploadFailed(object_store::Error),
+    /// The heartbeat in `running.json` could not be written.
+    MarkerFailed(StoreError),
+}
+
+/// Hands the producer's chunks to `writer` until the channel closes, refreshing the
+/// backup's heartbeat; stops at a cancellation or a failed write. `on_chunk` runs after
+/// each chunk (progress).
+pub(crate) async fn pump(
+    rx: &mut mpsc::Receiver<Bytes>,
+    writer: &mut crate::store::Upload,
+    marker: &Marker,
+    cancel: &CancellationToken,
+    mut on_chunk: impl FnMut(),
+) -> Pumped {
+    let mut last_beat = unix_now();
+    loop {
+        let chunk = tokio::select! {
+            biased;
+            _ = cancel.cancelled() => return Pumped::Interrupted,
+            chunk = rx.recv() => chunk,
+        };
+        let Some(chunk) = chunk else {
+            return Pumped::Done;
+        };
+        let put = tokio::select! {
+            biased;
+            _ = cancel.cancelled() => return Pumped::Interrupted,
+            put = writer.put(chunk) => put,
+        };
+        if let Err(e) = put {
+            return Pumped::UploadFailed(e);
+        }
+        if unix_now() - last_beat >= HEARTBEAT_SECS {
+            last_beat = unix_now();
+            if let Err(e) = marker.write(|r| r.heartbeat = last_beat).await {
+                return Pumped::MarkerFailed(e);
+            }
+        }
+        on_chunk();
+    }
+}
+
 /// A backup's `running.json`, written by the backup (its start, its heartbeat) and by its
 /// uploads (each multipart upload's id, before its first part), one write at a time.
 #[derive(Clone)]
-struct Marker {
+pub(crate) struct Marker {
     store: Store,
     path: object_store::path::Path,
     running: Arc<tokio::sync::Mutex<Running>>,
 }
 
 impl Marker {
-    async fn write(&self, change: impl FnOnce(&mut Running)) -> Result<(), StoreError> {
+    /// A new backup's marker: this host and process, started now.
+    pub(crate) fn new(store: &Store, id: &str) -> Marker {
+        Marker {
+            store: store.clone(),
+            path: store.path(id, RUNNING),
+            running: Arc::new(tokio::sync::Mutex::new(Running {
+                host: this_host(),
+                pid: std::process::id(),
+                started_at: now_rfc3339(),
+                heartbeat: unix_now(),
+                uploads: Vec::new(),
+            })),
+        }
+    }
+
+    pub(crate) fn path_of(&self) -> object_store::path::Path {
+        self.path.clone()
+    }
+
+    pub(crate) async fn write(&self, change: impl FnOnce(&mut Running)) -> Result<(), StoreError> {
         let mut running = self.running.lock().await;
         change(&mut running);
         let bytes = Bytes::from(serde_json::to_vec(&*running).expect("serializes"));
         self.store.put(&self.path, bytes).await
     }
 
-    fn recorder(&self) -> crate::store::RecordUpload {
+    pub(crate) fn recorder(&self) -> crate::store::RecordUpload {
         let marker = self.clone();
         Arc::new(move |path, id| {
             let marker = marker.clone();
@@ -608,7 +655,7 @@ pub async fn remove_leftover(
 
 /// After an interruption: removes what the backup had stored (the upload was aborted
 /// first), and says whether that worked.
-async fn remove_interrupted(store: &Store, id: &str) -> BackupError {
+pub(crate) async fn remove_interrupted(store: &Store, id: &str) -> BackupError {
     let cleanup = match store.delete_leftover(id, MANIFEST).await {
         Ok(()) => "what it had stored was removed".to_string(),
         Err(e) => format!(
@@ -621,17 +668,16 @@ async fn remove_interrupted(store: &Store, id: &str) -> BackupError {
 /// Runs a dump program on a blocking thread, its stdout through zstd and age into the
 /// channel. Returns the SHA-256 of what it sent.
 #[allow(clippy::too_many_arguments)]
-fn spawn_producer(
+pub(crate) fn spawn_producer(
     program: PathBuf,
     args: Vec<String>,
     env: Vec<(String, String)>,
-    options: &BackupOptions,
+    (encryption, level, threads): (Encryption, i32, u32),
     tx: mpsc::Sender<Bytes>,
     raw: Arc<AtomicU64>,
     stored: Arc<AtomicU64>,
+    tap: Option<Arc<parking_lot::Mutex<crate::physical::TarParser>>>,
 ) -> tokio::task::JoinHandle<Result<String, BackupError>> {
-    let encryption = options.encryption.clone();
-    let (level, threads) = (options.level, options.threads);
     tokio::task::spawn_blocking(move || -> Result<String, BackupError> {
         let name = program
             .file_name()
@@ -666,10 +712,14 @@ fn spawn_producer(
             if threads > 1 {
                 zstd.multithread(threads)?;
             }
-            let mut source = CountingReader {
-                inner: stdout,
-                count: raw,
+            let inner: Box<dyn Read> = match tap {
+                Some(parser) => Box::new(crate::physical::TarTap {
+                    inner: stdout,
+                    parser,
+                }),
+                None => Box::new(stdout),
             };
+            let mut source = CountingReader { inner, count: raw };
             std::io::copy(&mut source, &mut zstd)?;
             let age = zstd.finish()?;
             let sink = age.finish()?;
@@ -728,10 +778,11 @@ async fn dump_globals(
         ]
         .concat(),
         env,
-        options,
+        (options.encryption.clone(), options.level, options.threads),
         tx,
         Arc::new(AtomicU64::new(0)),
         stored.clone(),
+        None,
     );
     let path = store.path(id, GLOBALS);
     let mut upload_error = None;
@@ -851,16 +902,30 @@ async fn load_manifest(store: &Store, id: &str) -> Result<Option<Manifest>, Back
     Ok(Some(manifest))
 }
 
-/// The id asked for, or the newest one.
+/// The id asked for, or the newest logical backup (what `tend restore` and the restore
+/// drill restore; physical backups are restored into a data directory, by id or target).
 pub async fn resolve_id(store: &Store, id: Option<&str>) -> Result<String, BackupError> {
     match id {
         Some(id) => Ok(id.to_string()),
         None => list(store)
             .await?
-            .last()
+            .iter()
+            .rev()
+            .find(|l| l.manifest.physical.is_none())
             .map(|l| l.manifest.id.clone())
             .ok_or(BackupError::NoBackups),
     }
+}
+
+/// Refuses a physical backup where only a logical one (pg_dump's archive) can go.
+pub fn require_logical(manifest: &Manifest) -> Result<(), BackupError> {
+    if manifest.physical.is_some() {
+        return Err(BackupError::Physical(format!(
+            "backup {} is a physical backup of the whole cluster: restore it into a data directory with `tend restore --physical {0} --to-dir DIR`",
+            manifest.id
+        )));
+    }
+    Ok(())
 }
 
 /// Why `consume` stopped reading a backup: the reader failed (a layer below says which,

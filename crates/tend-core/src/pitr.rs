@@ -8,10 +8,12 @@ use std::time::Duration;
 
 use serde::Serialize;
 use tend_backup::Store;
+use tend_backup::physical::{self, PhysicalRestore, RestoreTarget, TargetAction};
 use tend_backup::wal::{
     Archive, ArchiveInfo, Fetched, KeyOnce, Prefetch, PushOptions, Pushed, SegmentName, WalError,
     WalFile, data_directory_system,
 };
+use tend_pg::cluster::DataDirServer;
 use tend_pg::{Database, quote_literal};
 
 use crate::settings::{BackupSettings, KeyError};
@@ -47,6 +49,12 @@ pub enum PitrError {
     /// The role may not change the server's settings.
     #[error("{0}")]
     Privilege(String),
+    #[error(transparent)]
+    Backup(tend_backup::BackupError),
+    #[error(transparent)]
+    Cluster(tend_pg::cluster::ClusterError),
+    #[error(transparent)]
+    Connect(tend_pg::ConnectError),
     /// `pitr enable` needs a config file the server's archive_command can read.
     #[error(
         "tend pitr enable needs a tend.toml: the server runs `tend wal-push` from its own data directory and environment, so the store's settings must come from a file (run `tend init`, or pass --config)"
@@ -133,6 +141,7 @@ pub const DEFAULT_PREFETCH: usize = 8;
 /// `restore_command`: writes the archived file `name` to `dest`. `Missing` is the normal
 /// answer for a file the archive does not have (PostgreSQL asks for some that never
 /// existed); an error is anything else, which must not end recovery early.
+#[allow(clippy::too_many_arguments)]
 pub async fn fetch(
     store: &Store,
     settings: &BackupSettings,
@@ -140,12 +149,19 @@ pub async fn fetch(
     name: &str,
     dest: &Path,
     prefetch: usize,
+    key_file: Option<&Path>,
 ) -> Result<Fetched, PitrError> {
     let file = WalFile::parse(name).ok_or_else(|| WalError::NotWal(name.to_string()))?;
     let system = system_of(data_dir)?;
     let archive = Archive::new(store, system);
-    let decryption = settings.keys.decryption()?;
-    let key = KeyOnce::new(&decryption);
+    let decryption;
+    let key = match key_file {
+        Some(path) => KeyOnce::given(tend_backup::wal::read_key_file(&data_dir.join(path))?),
+        None => {
+            decryption = settings.keys.decryption()?;
+            KeyOnce::new(&decryption)
+        }
+    };
     let prefetch = (prefetch > 0).then(|| Prefetch {
         dir: data_dir.join("pg_wal").join("tend-prefetch"),
         count: prefetch,
@@ -200,7 +216,7 @@ pub struct TendInvocation {
 }
 
 impl TendInvocation {
-    fn archive_command(&self, recipient: &str) -> String {
+    pub fn archive_command(&self, recipient: &str) -> String {
         format!(
             "{} --config {} wal-push --recipient {recipient} %p",
             shell_quote(&self.program),
@@ -208,11 +224,22 @@ impl TendInvocation {
         )
     }
 
-    fn restore_command(&self) -> String {
+    pub fn restore_command(&self) -> String {
         format!(
             "{} --config {} wal-fetch %f %p",
             shell_quote(&self.program),
             shell_quote(&self.config_file)
+        )
+    }
+
+    /// The restore_command of a restored copy, which reads the archive's key from the file
+    /// the restore wrote into its data directory.
+    pub fn restore_command_with_key(&self) -> String {
+        format!(
+            "{} --config {} wal-fetch --archive-key {} %f %p",
+            shell_quote(&self.program),
+            shell_quote(&self.config_file),
+            tend_backup::wal::ARCHIVE_KEY_FILE
         )
     }
 }
@@ -312,7 +339,7 @@ pub async fn enable_plan(
         .map_err(PitrError::db("reading the server's settings"))?;
     let system: String = row.get(0);
     let data_directory: String = row.get(1);
-    let segment_size = parse_size_setting(&row.get::<_, String>(2));
+    let segment_size = tend_backup::wal::parse_segment_size(&row.get::<_, String>(2));
     let wal_level: String = row.get(3);
     let archive_mode: String = row.get(4);
     let archive_command: String = row.get(5);
@@ -386,19 +413,6 @@ pub async fn enable_plan(
         restore_command: want_restore,
         new_key,
     })
-}
-
-/// `wal_segment_size` as `current_setting` shows it (`16MB`).
-fn parse_size_setting(text: &str) -> u64 {
-    let digits: String = text.chars().take_while(char::is_ascii_digit).collect();
-    let n: u64 = digits.parse().unwrap_or(16);
-    match text[digits.len()..].trim() {
-        "kB" => n << 10,
-        "MB" => n << 20,
-        "GB" => n << 30,
-        "" => n,
-        _ => tend_backup::wal::DEFAULT_SEGMENT_SIZE,
-    }
 }
 
 /// Whether archiving was seen to work after `enable`.
@@ -647,7 +661,7 @@ pub async fn status(database: &Database, store: &Store) -> Result<PitrStatus, Pi
     let command: String = row.get(2);
     let current_wal: Option<String> = row.get(10);
     let last_archived_wal: Option<String> = row.get(4);
-    let segment_size = parse_size_setting(&row.get::<_, String>(12));
+    let segment_size = tend_backup::wal::parse_segment_size(&row.get::<_, String>(12));
     let pending_segments = match (&current_wal, &last_archived_wal) {
         (Some(current), archived) => {
             let current = WalFile::parse(current).and_then(|f| f.segment());
@@ -780,6 +794,195 @@ pub async fn summarize(
     })
 }
 
+/// Reads a recovery target time as people and PostgreSQL write it (`2026-12-04
+/// 15:00:00.123+00`, RFC 3339 with `T` and `Z`): an offset is required, so the moment
+/// is never a guess.
+pub fn parse_target_time(text: &str) -> Option<jiff::Timestamp> {
+    let text = text.trim();
+    let bytes = text.as_bytes();
+    // PostgreSQL prints `+00`; jiff wants minutes in the offset too.
+    let normalized = if bytes.len() > 3
+        && matches!(bytes[bytes.len() - 3], b'+' | b'-')
+        && bytes[bytes.len() - 2..].iter().all(u8::is_ascii_digit)
+    {
+        format!("{text}:00")
+    } else {
+        text.to_string()
+    };
+    normalized.parse().ok()
+}
+
+/// What `tend restore --physical` asks for.
+#[derive(Debug, Clone)]
+pub struct PhysicalRestoreRequest {
+    /// The backup (default: the newest that ends before the target).
+    pub id: Option<String>,
+    pub dir: PathBuf,
+    pub target: RestoreTarget,
+    pub action: TargetAction,
+    /// Start the restored server on this port for inspection (archiving off), and wait
+    /// until it reached the target.
+    pub start: Option<u16>,
+    /// The OS user that owns the data directory and runs the server when tend is root.
+    pub os_user: String,
+    pub tend: TendInvocation,
+}
+
+/// Where a started restored server stands.
+#[derive(Debug, Clone, Serialize)]
+pub struct StartedCopy {
+    pub port: u16,
+    /// A connection string to it (its socket directory; the backed-up server's roles).
+    pub url: String,
+    /// `promoted` (recovery ended, the copy is writable) or `paused` (at the target, read
+    /// only), or `recovering` when the wait ended first.
+    pub state: String,
+}
+
+/// What `tend restore --physical` did.
+#[derive(Debug, Clone, Serialize)]
+pub struct PhysicalRestoreReport {
+    pub dir: PathBuf,
+    pub backups: Vec<String>,
+    pub settings: Vec<(String, String)>,
+    pub bytes: u64,
+    pub started: Option<StartedCopy>,
+}
+
+/// The chain a physical restore would use (for `--dry-run`, and before the restore).
+pub async fn physical_chain(
+    store: &Store,
+    id: Option<&str>,
+    target: &RestoreTarget,
+) -> Result<Vec<tend_backup::Manifest>, PitrError> {
+    let catalog: Vec<tend_backup::Manifest> = tend_backup::ops::list(store)
+        .await
+        .map_err(PitrError::Backup)?
+        .into_iter()
+        .map(|l| l.manifest)
+        .collect();
+    physical::choose_chain(&catalog, id, target).map_err(PitrError::Backup)
+}
+
+/// Restores a physical backup (and its increments) into an empty directory with the
+/// recovery settings for the target, and optionally starts it.
+pub async fn restore_physical(
+    store: &Store,
+    settings: &BackupSettings,
+    tools: &tend_pg::ToolSearch,
+    request: &PhysicalRestoreRequest,
+    cancel: tokio_util::sync::CancellationToken,
+    on_bytes: &(dyn Fn(u64) + Send + Sync),
+) -> Result<PhysicalRestoreReport, PitrError> {
+    let decryption = settings.keys.decryption()?;
+    let chain = physical_chain(store, request.id.as_deref(), &request.target).await?;
+    let mut extra_settings = Vec::new();
+    if request.start.is_some() {
+        // An inspection copy must not archive into the production archive.
+        extra_settings.push(("archive_mode".to_string(), "off".to_string()));
+    }
+    let options = PhysicalRestore {
+        dir: request.dir.clone(),
+        target: request.target.clone(),
+        action: request.action,
+        restore_command: request.tend.restore_command_with_key(),
+        decryption,
+        tools: tools.clone(),
+        extra_settings,
+        cancel,
+    };
+    // The archive's key, opened once here, goes into the copy: its restore_command then
+    // needs no backup keys, and opens each segment without stretching a passphrase.
+    let system: u64 = chain
+        .last()
+        .and_then(|m| m.physical.as_ref())
+        .and_then(|p| p.system_identifier.parse().ok())
+        .unwrap_or_default();
+    let archive = Archive::new(store, system);
+    let info = archive.require_info().await?;
+    let identity = archive.identity(&info, &options.decryption).await?;
+    let restored = physical::restore_physical(store, &chain, &options, on_bytes)
+        .await
+        .map_err(PitrError::Backup)?;
+    tend_backup::wal::write_key_file(
+        &restored.dir.join(tend_backup::wal::ARCHIVE_KEY_FILE),
+        &identity,
+    )?;
+    let pg_ctl = tools
+        .find(
+            tend_pg::PgTool::PgCtl,
+            tend_pg::VersionNeed::ExactMajor(restored.server_major),
+        )
+        .map_err(|e| PitrError::Backup(e.into()))?;
+    let bindir = pg_ctl
+        .path
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default();
+    // The server user owns the copy (when tend is root), started or not.
+    let server = DataDirServer::prepare(&restored.dir, &bindir, &request.os_user)
+        .map_err(PitrError::Cluster)?;
+    let started = match request.start {
+        None => None,
+        Some(port) => {
+            server.start(port, 3600).map_err(PitrError::Cluster)?;
+            let role = if request.os_user.is_empty() {
+                "postgres"
+            } else {
+                &request.os_user
+            };
+            let info = server.conninfo(port, role, "postgres");
+            let state = wait_recovered(&info, request.action).await?;
+            Some(StartedCopy {
+                port,
+                url: info.redacted().to_string(),
+                state,
+            })
+        }
+    };
+    Ok(PhysicalRestoreReport {
+        dir: restored.dir,
+        backups: restored.backups,
+        settings: restored.settings,
+        bytes: restored.bytes,
+        started,
+    })
+}
+
+/// Waits until a started copy is past recovery (promoted) or paused at its target.
+async fn wait_recovered(
+    info: &tend_pg::ConnInfo,
+    action: TargetAction,
+) -> Result<String, PitrError> {
+    let options = tend_pg::ConnectOptions::default();
+    let session = tend_pg::connect(info, &options)
+        .await
+        .map_err(PitrError::Connect)?;
+    let deadline = std::time::Instant::now() + Duration::from_secs(3600);
+    loop {
+        let row = session
+            .query_one(
+                "SELECT pg_is_in_recovery(),
+                        CASE WHEN pg_is_in_recovery() THEN pg_get_wal_replay_pause_state() ELSE '' END",
+                &[],
+            )
+            .await
+            .map_err(PitrError::db("reading the restored server's recovery"))?;
+        let in_recovery: bool = row.get(0);
+        let pause: String = row.get(1);
+        if !in_recovery {
+            return Ok("promoted".to_string());
+        }
+        if pause == "paused" && action == TargetAction::Pause {
+            return Ok("paused".to_string());
+        }
+        if std::time::Instant::now() > deadline {
+            return Ok("recovering".to_string());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -795,9 +998,16 @@ mod tests {
     }
 
     #[test]
-    fn segment_sizes_read_as_the_server_shows_them() {
-        assert_eq!(parse_size_setting("16MB"), 16 << 20);
-        assert_eq!(parse_size_setting("1GB"), 1 << 30);
-        assert_eq!(parse_size_setting("64MB"), 64 << 20);
+    fn target_times_need_an_offset() {
+        let t = parse_target_time("2026-12-04 15:00:00.123456+00").unwrap();
+        assert_eq!(t.to_string(), "2026-12-04T15:00:00.123456Z");
+        assert!(parse_target_time("2026-12-04T15:00:00Z").is_some());
+        assert!(parse_target_time("2026-12-04 17:00:00+02:00").is_some());
+        assert_eq!(
+            parse_target_time("2026-12-04 17:00:00+02"),
+            parse_target_time("2026-12-04T15:00:00Z")
+        );
+        assert!(parse_target_time("2026-12-04 15:00:00").is_none());
+        assert!(parse_target_time("yesterday").is_none());
     }
 }

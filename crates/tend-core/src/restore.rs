@@ -26,6 +26,7 @@ pub struct ChosenBackup {
 pub async fn choose(store: &Store, id: Option<&str>) -> Result<ChosenBackup, BackupServiceError> {
     let id = ops::resolve_id(store, id).await?;
     let manifest = ops::read_manifest(store, &id).await?;
+    ops::require_logical(&manifest)?;
     Ok(ChosenBackup { id, manifest })
 }
 

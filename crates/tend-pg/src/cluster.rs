@@ -228,6 +228,120 @@ impl ServerUser {
     }
 }
 
+/// A server on a data directory tend did not make with initdb: a restored physical backup,
+/// started for inspection. It listens only on 127.0.0.1 and a socket directory of its own,
+/// runs as the unprivileged server user when tend runs as root, and is stopped with
+/// [`DataDirServer::stop`] (or `pg_ctl -D DIR stop`).
+#[derive(Debug, Clone)]
+pub struct DataDirServer {
+    pub data_dir: PathBuf,
+    pub bindir: PathBuf,
+    pub socket_dir: PathBuf,
+    pub log_file: PathBuf,
+    user: ServerUser,
+}
+
+impl DataDirServer {
+    /// Gives `data_dir` and everything in it to the server's OS user `os_user` (when tend
+    /// runs as root; otherwise to this user, who owns it already) with the modes
+    /// PostgreSQL requires.
+    pub fn prepare(
+        data_dir: &Path,
+        bindir: &Path,
+        os_user: &str,
+    ) -> Result<DataDirServer, ClusterError> {
+        let user = ServerUser::resolve(os_user)?;
+        fn walk(path: &Path, user: &ServerUser) -> Result<(), ClusterError> {
+            if user.is_switched() {
+                std::os::unix::fs::lchown(path, Some(user.uid), Some(user.gid))
+                    .map_err(io_err("change the owner of", path))?;
+            }
+            let meta = fs::symlink_metadata(path).map_err(io_err("read", path))?;
+            if meta.is_dir() {
+                for entry in fs::read_dir(path).map_err(io_err("read", path))? {
+                    walk(&entry.map_err(io_err("read", path))?.path(), user)?;
+                }
+            }
+            Ok(())
+        }
+        walk(data_dir, &user)?;
+        fs::set_permissions(data_dir, fs::Permissions::from_mode(0o700))
+            .map_err(io_err("set permissions on", data_dir))?;
+        let log_dir = data_dir.join("log");
+        user.own_dir(&log_dir)?;
+        let socket_dir = std::env::temp_dir().join(format!(
+            "tend-restored-{:016x}",
+            fnv1a(&fs::canonicalize(data_dir).unwrap_or_else(|_| data_dir.to_path_buf()))
+        ));
+        user.own_dir(&socket_dir)?;
+        Ok(DataDirServer {
+            data_dir: data_dir.to_path_buf(),
+            bindir: bindir.to_path_buf(),
+            socket_dir,
+            log_file: log_dir.join("tend-start.log"),
+            user,
+        })
+    }
+
+    /// Starts the server on `port` and waits (up to `wait_secs`) until it accepts
+    /// connections: after recovery reached a consistent state.
+    pub fn start(&self, port: u16, wait_secs: u32) -> Result<(), ClusterError> {
+        let pg_ctl = self.bindir.join("pg_ctl");
+        let options = format!(
+            "-c port={port} -c listen_addresses=127.0.0.1 -c unix_socket_directories='{}'",
+            self.socket_dir.display().to_string().replace('\'', "")
+        );
+        let output = self
+            .user
+            .command(&pg_ctl)
+            .arg("start")
+            .arg("-D")
+            .arg(&self.data_dir)
+            .arg("-l")
+            .arg(&self.log_file)
+            .arg("-o")
+            .arg(options)
+            .args(["-w", "-t", &wait_secs.to_string(), "-s"])
+            .output()
+            .map_err(io_err("run", &pg_ctl))?;
+        if !output.status.success() {
+            return Err(ClusterError::StartFailed {
+                log: self.log_file.clone(),
+                log_tail: tail_of(&self.log_file, 12)
+                    .filter(|t| !t.trim().is_empty())
+                    .unwrap_or_else(|| combined(&output)),
+            });
+        }
+        Ok(())
+    }
+
+    /// Stops the server (fast shutdown).
+    pub fn stop(&self) -> Result<(), ClusterError> {
+        let pg_ctl = self.bindir.join("pg_ctl");
+        let output = self
+            .user
+            .command(&pg_ctl)
+            .arg("stop")
+            .arg("-D")
+            .arg(&self.data_dir)
+            .args(["-m", "fast", "-w", "-t", "60", "-s"])
+            .output()
+            .map_err(io_err("run", &pg_ctl))?;
+        if !output.status.success() {
+            return Err(ClusterError::StopFailed {
+                output: combined(&output),
+            });
+        }
+        Ok(())
+    }
+
+    /// A connection to it through its socket directory, as the OS user's role (the
+    /// restored cluster's roles are the backed-up server's).
+    pub fn conninfo(&self, port: u16, user: &str, dbname: &str) -> ConnInfo {
+        ConnInfo::from_parts(Host::Socket(self.socket_dir.clone()), port, user, dbname)
+    }
+}
+
 /// A cluster whose files live under one root directory (a project's `.tend/`).
 #[derive(Debug, Clone)]
 pub struct LocalCluster {

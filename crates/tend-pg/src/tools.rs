@@ -36,11 +36,15 @@ pub enum PgTool {
     Postgres,
     PgBasebackup,
     PgIsready,
+    /// PostgreSQL 17+: combines a full physical backup and its increments.
+    PgCombinebackup,
+    /// Checks an unpacked physical backup against its `backup_manifest`.
+    PgVerifybackup,
 }
 
 impl PgTool {
     /// Every tool, so callers can check or report on all of them at once.
-    pub const ALL: [PgTool; 9] = [
+    pub const ALL: [PgTool; 11] = [
         PgTool::PgDump,
         PgTool::PgDumpall,
         PgTool::PgRestore,
@@ -50,6 +54,8 @@ impl PgTool {
         PgTool::Postgres,
         PgTool::PgBasebackup,
         PgTool::PgIsready,
+        PgTool::PgCombinebackup,
+        PgTool::PgVerifybackup,
     ];
 
     /// The program's file name without any platform suffix.
@@ -64,6 +70,8 @@ impl PgTool {
             PgTool::Postgres => "postgres",
             PgTool::PgBasebackup => "pg_basebackup",
             PgTool::PgIsready => "pg_isready",
+            PgTool::PgCombinebackup => "pg_combinebackup",
+            PgTool::PgVerifybackup => "pg_verifybackup",
         }
     }
 
@@ -1430,7 +1438,9 @@ mod tests {
                 "pg_ctl",
                 "postgres",
                 "pg_basebackup",
-                "pg_isready"
+                "pg_isready",
+                "pg_combinebackup",
+                "pg_verifybackup"
             ]
         );
         assert_eq!(

@@ -35,7 +35,7 @@ pub use header::{
 };
 pub use name::{
     DEFAULT_SEGMENT_SIZE, HISTORY_FOLDER, SegmentName, WalFile, format_lsn, is_segment_size,
-    parse_lsn,
+    parse_lsn, parse_segment_size,
 };
 
 /// What an archive's `archive.json` says.
@@ -504,6 +504,44 @@ impl<'a> Archive<'a> {
     }
 }
 
+/// The file a physical restore writes into the data directory: the archive's key, so the
+/// restored server's `restore_command` opens WAL without the backup keys.
+pub const ARCHIVE_KEY_FILE: &str = "tend-archive.key";
+
+/// Reads an archive key file (`AGE-SECRET-KEY-1...`).
+pub fn read_key_file(path: &Path) -> Result<age::x25519::Identity, WalError> {
+    let text = std::fs::read_to_string(path).map_err(|source| WalError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    text.lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty() && !l.starts_with('#'))
+        .and_then(|l| l.parse().ok())
+        .ok_or_else(|| WalError::BadKey(format!("{} holds no age identity", path.display())))
+}
+
+/// Writes the archive key file, readable by its owner only.
+pub fn write_key_file(path: &Path, identity: &age::x25519::Identity) -> Result<(), WalError> {
+    use age::secrecy::ExposeSecret;
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let text = format!(
+        "# The key of tend's WAL archive, for this data directory's restore_command.\n{}\n",
+        identity.to_string().expose_secret()
+    );
+    std::fs::OpenOptions::new()
+        .create_new(true)
+        .write(true)
+        .mode(0o600)
+        .open(path)
+        .and_then(|mut f| f.write_all(text.as_bytes()))
+        .map_err(|source| WalError::Write {
+            path: path.to_path_buf(),
+            source,
+        })
+}
+
 /// Where `wal-fetch` keeps what it fetched ahead: `pg_wal/tend-prefetch` of the data
 /// directory it runs in.
 #[derive(Debug, Clone)]
@@ -522,18 +560,36 @@ pub enum Fetched {
     Missing,
 }
 
-/// Opens the archive's key once, when a download first needs it.
+/// Opens the archive's key once, when a download first needs it: from the store with the
+/// backup keys, or as given (the key file a physical restore writes).
 pub struct KeyOnce<'k> {
-    decryption: &'k Decryption,
+    decryption: Option<&'k Decryption>,
     identity: tokio::sync::OnceCell<age::x25519::Identity>,
 }
 
 impl<'k> KeyOnce<'k> {
     pub fn new(decryption: &'k Decryption) -> KeyOnce<'k> {
         KeyOnce {
-            decryption,
+            decryption: Some(decryption),
             identity: tokio::sync::OnceCell::new(),
         }
+    }
+
+    /// The archive's key itself.
+    pub fn given(identity: age::x25519::Identity) -> KeyOnce<'static> {
+        KeyOnce {
+            decryption: None,
+            identity: tokio::sync::OnceCell::new_with(Some(identity)),
+        }
+    }
+
+    /// The archive's key, opened on first use.
+    pub async fn get_public(
+        &self,
+        archive: &Archive<'_>,
+        info: &ArchiveInfo,
+    ) -> Result<&age::x25519::Identity, WalError> {
+        self.get(archive, info).await
     }
 
     async fn get(
@@ -541,8 +597,14 @@ impl<'k> KeyOnce<'k> {
         archive: &Archive<'_>,
         info: &ArchiveInfo,
     ) -> Result<&age::x25519::Identity, WalError> {
+        let decryption = self.decryption;
         self.identity
-            .get_or_try_init(|| archive.identity(info, self.decryption))
+            .get_or_try_init(|| async move {
+                match decryption {
+                    Some(decryption) => archive.identity(info, decryption).await,
+                    None => Err(WalError::BadKey("no key was given".to_string())),
+                }
+            })
             .await
     }
 }
@@ -562,7 +624,9 @@ impl Archive<'_> {
         if let Some(prefetch) = prefetch {
             let ready = prefetch.dir.join(file.to_string());
             if tokio::fs::try_exists(&ready).await.unwrap_or(false) {
-                move_into(&ready, dest).await?;
+                // A copy: PostgreSQL asks for the last segment again when recovery ends,
+                // and the prefetched one stays until recovery has passed it.
+                copy_into(&ready, dest).await?;
                 self.top_up(file, &info, key, prefetch).await;
                 return Ok(Fetched::Found { prefetched: true });
             }
@@ -699,22 +763,16 @@ async fn write_atomically(dest: &Path, bytes: &[u8]) -> Result<(), WalError> {
     Ok(())
 }
 
-/// Moves a prefetched file to where PostgreSQL wants it (copying across file systems).
-async fn move_into(from: &Path, dest: &Path) -> Result<(), WalError> {
-    match tokio::fs::rename(from, dest).await {
-        Ok(()) => Ok(()),
-        Err(_) => {
-            let bytes = tokio::fs::read(from)
-                .await
-                .map_err(|source| WalError::Read {
-                    path: from.to_path_buf(),
-                    source,
-                })?;
-            write_atomically(dest, &bytes).await?;
-            let _ = tokio::fs::remove_file(from).await;
-            Ok(())
-        }
-    }
+/// Copies a prefetched file to where PostgreSQL wants it (never a link: PostgreSQL
+/// recycles segment files by renaming and overwriting them).
+async fn copy_into(from: &Path, dest: &Path) -> Result<(), WalError> {
+    let bytes = tokio::fs::read(from)
+        .await
+        .map_err(|source| WalError::Read {
+            path: from.to_path_buf(),
+            source,
+        })?;
+    write_atomically(dest, &bytes).await
 }
 
 /// zstd, then age for the archive's key.

@@ -178,6 +178,26 @@ impl fmt::Display for WalFile {
     }
 }
 
+/// `wal_segment_size` as `current_setting` shows it (`16MB`, `1GB`); anything else is the
+/// default size.
+pub fn parse_segment_size(text: &str) -> u64 {
+    let digits: String = text.chars().take_while(char::is_ascii_digit).collect();
+    let Ok(n) = digits.parse::<u64>() else {
+        return DEFAULT_SEGMENT_SIZE;
+    };
+    let size = match text[digits.len()..].trim() {
+        "kB" => n << 10,
+        "MB" => n << 20,
+        "GB" => n << 30,
+        _ => return DEFAULT_SEGMENT_SIZE,
+    };
+    if is_segment_size(size) {
+        size
+    } else {
+        DEFAULT_SEGMENT_SIZE
+    }
+}
+
 /// Reads an LSN as PostgreSQL prints it (`16/B374D848`).
 pub fn parse_lsn(text: &str) -> Option<u64> {
     let (high, low) = text.trim().split_once('/')?;
@@ -247,6 +267,15 @@ mod tests {
         let big = SegmentName::from_number(1, 64, 64 << 20);
         assert_eq!(big.to_string(), "000000010000000100000000");
         assert_eq!(big.start_lsn(64 << 20), 64 * (64 << 20));
+    }
+
+    #[test]
+    fn segment_sizes_read_as_the_server_shows_them() {
+        assert_eq!(parse_segment_size("16MB"), 16 << 20);
+        assert_eq!(parse_segment_size("1GB"), 1 << 30);
+        assert_eq!(parse_segment_size("64MB"), 64 << 20);
+        assert_eq!(parse_segment_size("3MB"), DEFAULT_SEGMENT_SIZE);
+        assert_eq!(parse_segment_size("lots"), DEFAULT_SEGMENT_SIZE);
     }
 
     #[test]

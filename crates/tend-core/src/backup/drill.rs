@@ -52,6 +52,7 @@ pub async fn drill(
 ) -> Result<VerifyReport, BackupServiceError> {
     let decryption = settings.keys.decryption()?;
     let manifest = ops::read_manifest(store, id).await?;
+    ops::require_logical(&manifest)?;
     let pg_restore = pg_restore_for(tools, &manifest)?;
     let name = format!(
         "tend_drill_{}",

@@ -85,6 +85,46 @@ pub async fn run(
     Ok(ops::backup(database.info(), store, &options, on_progress).await?)
 }
 
+/// What a physical backup asks for beyond the settings.
+#[derive(Debug, Clone)]
+pub struct PhysicalRequest {
+    /// zstd worker threads.
+    pub threads: u32,
+    /// PostgreSQL 17+: an increment on the newest physical backup.
+    pub incremental: bool,
+    /// How long to wait for the archive to hold the WAL the backup needs.
+    pub wal_wait: std::time::Duration,
+}
+
+/// Takes a physical backup (the whole cluster, pg_basebackup) of the server `database` is
+/// on into `store`; the server must archive its WAL there (`tend pitr enable`). Same keys,
+/// cancellation and cleanup as [`run`]; the report is the stored manifest.
+pub async fn run_physical(
+    database: &Database,
+    store: &Store,
+    settings: &BackupSettings,
+    tools: ToolSearch,
+    request: &PhysicalRequest,
+    cancel: CancellationToken,
+    on_progress: &mut (dyn FnMut(Progress) + Send),
+) -> Result<Manifest, BackupServiceError> {
+    let encryption = settings.keys.encryption()?;
+    let options = tend_backup::physical::PhysicalOptions {
+        tools,
+        encryption,
+        level: settings.compression_level,
+        threads: request.threads,
+        connect: database.options().clone(),
+        wal_wait: request.wal_wait,
+        incremental: request.incremental,
+        cancel,
+    };
+    Ok(
+        tend_backup::physical::backup_physical(database.info(), store, &options, on_progress)
+            .await?,
+    )
+}
+
 /// What `tend backup list` shows: the complete backups, oldest first.
 #[derive(Debug, Clone, Serialize)]
 pub struct BackupList {
@@ -139,6 +179,32 @@ pub async fn verify(
     let decryption = settings.keys.decryption()?;
     let id = ops::resolve_id(store, id).await?;
     let manifest = ops::read_manifest(store, &id).await?;
+    if manifest.physical.is_some() {
+        on_progress(VerifyProgress::Reading { id: id.clone() });
+        let catalog: Vec<Manifest> = ops::list(store)
+            .await?
+            .into_iter()
+            .map(|l| l.manifest)
+            .collect();
+        let chain = tend_backup::physical::choose_chain(
+            &catalog,
+            Some(&id),
+            &tend_backup::physical::RestoreTarget::Latest,
+        )?;
+        let verification = tend_backup::physical::verify_physical(
+            store,
+            &chain,
+            &decryption,
+            tools,
+            &std::env::temp_dir(),
+        )
+        .await?;
+        ops::record_verification(store, &id, &verification).await?;
+        if !verification.ok {
+            return Err(BackupError::Physical(verification.message).into());
+        }
+        return Ok(VerifyReport { id, verification });
+    }
     let pg_restore = pg_restore_for(tools, &manifest)?;
     on_progress(VerifyProgress::Reading { id: id.clone() });
     let verification = ops::verify(store, &id, &decryption, pg_restore.path).await?;

@@ -36,8 +36,20 @@ pub struct PruneArgs {
 pub struct RunArgs {
     /// Also dump roles and tablespaces (pg_dumpall --globals-only; without role passwords
     /// unless run by a superuser), so a restore can recreate missing roles.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "physical")]
     pub globals: bool,
+    /// A physical backup of the whole cluster (pg_basebackup), for point-in-time recovery;
+    /// the server must archive its WAL with tend (tend pitr enable). Needs a role with
+    /// REPLICATION.
+    #[arg(long)]
+    pub physical: bool,
+    /// With --physical, PostgreSQL 17+: only what changed since the newest physical backup
+    /// (summarize_wal must be on).
+    #[arg(long, requires = "physical")]
+    pub incremental: bool,
+    /// With --physical: how long to wait for the archive to hold the WAL the backup needs.
+    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = humantime::parse_duration, requires = "physical")]
+    pub wal_wait: std::time::Duration,
 }
 
 #[derive(Debug, Args)]
@@ -242,30 +254,73 @@ fn run_backup(ctx: &Context, args: &RunArgs) -> Result<i32, CommandError> {
         bar
     };
     let started = Instant::now();
-    let manifest = block_on(until_signal(
-        &cancel,
-        tend_core::backup::run(
-            &database,
-            &store,
-            &ctx.settings.backup,
-            ctx.settings.tool_search(),
-            &request,
-            cancel.clone(),
-            &mut |p| match p {
-                Progress::Started { id, tables } => {
-                    bar.set_message(format!("backup {id}: {tables} tables"))
-                }
-                Progress::Bytes { raw, stored } => bar.set_message(format!(
-                    "dumped {:.1} MB, stored {:.1} MB",
-                    raw as f64 / 1e6,
-                    stored as f64 / 1e6
-                )),
-            },
-        ),
-    ))?;
+    let mut on_progress = |p| match p {
+        Progress::Started { id, tables } if args.physical => {
+            let _ = tables;
+            bar.set_message(format!("physical backup {id}"))
+        }
+        Progress::Started { id, tables } => {
+            bar.set_message(format!("backup {id}: {tables} tables"))
+        }
+        Progress::Bytes { raw, stored } => bar.set_message(format!(
+            "read {:.1} MB, stored {:.1} MB",
+            raw as f64 / 1e6,
+            stored as f64 / 1e6
+        )),
+    };
+    let manifest = if args.physical {
+        let request = tend_core::backup::PhysicalRequest {
+            threads: request.threads,
+            incremental: args.incremental,
+            wal_wait: args.wal_wait,
+        };
+        block_on(until_signal(
+            &cancel,
+            tend_core::backup::run_physical(
+                &database,
+                &store,
+                &ctx.settings.backup,
+                ctx.settings.tool_search(),
+                &request,
+                cancel.clone(),
+                &mut on_progress,
+            ),
+        ))?
+    } else {
+        block_on(until_signal(
+            &cancel,
+            tend_core::backup::run(
+                &database,
+                &store,
+                &ctx.settings.backup,
+                ctx.settings.tool_search(),
+                &request,
+                cancel.clone(),
+                &mut on_progress,
+            ),
+        ))?
+    };
     bar.finish_and_clear();
     let manifest = manifest?;
     ctx.out.json_value(&manifest);
+    if let Some(p) = &manifest.physical {
+        ctx.out.line(format!(
+            "Physical backup {}{}: {:.1} MB read, {:.1} MB stored ({:.1}x), WAL {} to {} archived, in {:.1}s, to {}.",
+            manifest.id,
+            p.incremental_of
+                .as_ref()
+                .map(|parent| format!(" (incremental on {parent})"))
+                .unwrap_or_default(),
+            manifest.raw_bytes as f64 / 1e6,
+            manifest.stored_bytes as f64 / 1e6,
+            manifest.raw_bytes as f64 / manifest.stored_bytes.max(1) as f64,
+            p.start_wal,
+            p.stop_wal,
+            started.elapsed().as_secs_f64(),
+            store.description
+        ));
+        return Ok(exit::OK);
+    }
     ctx.out.line(format!(
         "Backup {} of {}: {:.1} MB dumped, {:.1} MB stored ({:.1}x), {} tables, in {:.1}s, to {}.",
         manifest.id,
@@ -327,10 +382,15 @@ fn list(ctx: &Context) -> Result<i32, CommandError> {
             Some(v) => format!("VERIFY FAILED {}: {}", v.verified_at, v.message),
             None => "not verified".to_string(),
         };
+        let what = match &m.physical {
+            Some(p) if p.incremental_of.is_some() => "physical (incr)".to_string(),
+            Some(_) => "physical".to_string(),
+            None => m.database.clone(),
+        };
         ctx.out.line(format!(
             "{}  {:<16} {:>9.1} MB  {}",
             m.id,
-            m.database,
+            what,
             m.stored_bytes as f64 / 1e6,
             verified
         ));

@@ -40,6 +40,10 @@ pub struct WalFetchArgs {
     /// Segments to fetch ahead, in parallel, into pg_wal/tend-prefetch (0: none).
     #[arg(long, value_name = "N", default_value_t = tend_core::pitr::DEFAULT_PREFETCH)]
     pub prefetch: usize,
+    /// The archive's key, in a file (relative to the data directory): tend restore
+    /// --physical writes one, so the restored server needs no backup keys.
+    #[arg(long, value_name = "FILE")]
+    pub archive_key: Option<PathBuf>,
 }
 
 fn data_dir(given: Option<PathBuf>) -> Result<PathBuf, CommandError> {
@@ -89,6 +93,7 @@ pub fn fetch(args: WalFetchArgs, ctx: &Context) -> Result<i32, CommandError> {
             &args.name,
             &dest,
             args.prefetch,
+            args.archive_key.as_deref(),
         ))?)
     })();
     match result {
@@ -109,6 +114,9 @@ impl From<tend_core::pitr::PitrError> for CommandError {
         match err {
             PitrError::Keys(e) => e.into(),
             PitrError::Pool(e) => e.into(),
+            PitrError::Backup(e) => e.into(),
+            PitrError::Cluster(e) => e.into(),
+            PitrError::Connect(e) => e.into(),
             PitrError::Wal(WalError::Store(e)) => (*e).into(),
             e @ (PitrError::NoDataDirectory { .. } | PitrError::NoConfigFile) => {
                 CommandError::new(ErrorKind::Config, e.to_string())

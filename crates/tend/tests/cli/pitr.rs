@@ -26,7 +26,13 @@ struct Setup {
 
 impl Setup {
     fn new(store: &str) -> Setup {
-        let private = PrivateCluster::start(&[("wal_level", "replica")]);
+        Setup::with_settings(store, &[])
+    }
+
+    fn with_settings(store: &str, settings: &[(&str, &str)]) -> Setup {
+        let mut all = vec![("wal_level", "replica")];
+        all.extend_from_slice(settings);
+        let private = PrivateCluster::start(&all);
         let state = private.cluster.state().unwrap().unwrap();
         let project = TestProject::new();
         // The server runs tend as its own OS user: it must read the project's tend.toml.
@@ -93,6 +99,12 @@ impl Setup {
     fn archive_a_segment(&self) -> String {
         self.sql("CREATE TABLE IF NOT EXISTS filler AS SELECT 1 AS x");
         self.sql("INSERT INTO filler SELECT generate_series(1, 1000)");
+        self.switch_and_archive()
+    }
+
+    /// Closes the segment being written and waits until the server archived it; returns
+    /// its name.
+    fn switch_and_archive(&self) -> String {
         let wal = self.sql("SELECT pg_walfile_name(pg_current_wal_lsn())")[0]
             .clone()
             .unwrap();
@@ -578,4 +590,352 @@ fn archiving_into_s3() {
     assert_eq!(code, 0, "{out}{err}");
     assert!(out.contains("timeline 1"), "{out}");
     assert!(!out.contains(&s3.env()[1].1) && !err.contains(&s3.env()[1].1));
+
+    // A physical backup through S3: verified, then restored with the WAL after it, equal
+    // by row hashes.
+    let app = tend_pg::ConnInfo::parse(&setup.app_url).unwrap();
+    query_column(
+        &app,
+        "CREATE TABLE things (id int PRIMARY KEY, body text);
+         INSERT INTO things SELECT g, md5(g::text) FROM generate_series(1, 20000) g",
+    );
+    let (code, out, err) = setup.tend(&setup.super_url, &["backup", "run", "--physical", "--json"]);
+    assert_eq!(code, 0, "{out}{err}");
+    let id = serde_json::from_str::<serde_json::Value>(&out).unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (code, out, err) = setup.tend(&setup.super_url, &["backup", "verify", &id]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("pg_verifybackup checked every file"), "{out}");
+    query_column(
+        &app,
+        "UPDATE things SET body = upper(body) WHERE id % 3 = 0",
+    );
+    let expected = query_column(&app, APP_HASH);
+    setup.switch_and_archive();
+    let dirs = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dirs.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let dir = dirs.path().join("copy");
+    let restored = query_column(&restore_started(&setup, &dir, &[], "appdb"), APP_HASH);
+    stop_copy(&setup, &dir);
+    assert_eq!(restored, expected);
+}
+
+/// pgbench beside the server, else Debian's (a client of any major runs the workload).
+fn pgbench(bindir: &Path) -> PathBuf {
+    let beside = bindir.join("pgbench");
+    if beside.is_file() {
+        return beside;
+    }
+    PathBuf::from("/usr/lib/postgresql/15/bin/pgbench")
+}
+
+/// A project whose server archives with tend, and whose restored copies (run by the
+/// server's OS user) can fetch WAL: the passphrase is in the .env beside tend.toml.
+fn archiving_setup(store: &Path, settings: &[(&str, &str)]) -> Setup {
+    let setup = Setup::with_settings(&format!("dir = \"{}\"", store.display()), settings);
+    setup
+        .project
+        .write(".env", &format!("BACKUP_ENCRYPTION_KEY={PASSPHRASE}\n"));
+    std::fs::set_permissions(
+        setup.project.path().join(".env"),
+        std::fs::Permissions::from_mode(0o644),
+    )
+    .unwrap();
+    let (code, out, err) = setup.tend(&setup.super_url, &["pitr", "enable", "--yes"]);
+    assert_eq!(code, 0, "{out}{err}");
+    setup.restart();
+    let (code, out, err) = setup.tend(&setup.super_url, &["pitr", "enable", "--yes"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("Archiving works"), "{out}{}", setup.log());
+    setup
+}
+
+/// Restores into a new directory with `args`, started, and returns what `sql` reads there.
+/// Restores into a new directory with `args`, started: a connection to the copy's
+/// `dbname` as the superuser (the copy's roles are the server's).
+fn restore_started(setup: &Setup, dir: &Path, args: &[&str], dbname: &str) -> tend_pg::ConnInfo {
+    let mut all = vec![
+        "restore",
+        "--physical",
+        "--to-dir",
+        dir.to_str().unwrap(),
+        "--start",
+        "--json",
+    ];
+    all.extend_from_slice(args);
+    let (code, out, err) = setup.tend(&setup.super_url, &all);
+    assert_eq!(code, 0, "{args:?}: {out}{err}");
+    let report: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let url = report["started"]["url"]
+        .as_str()
+        .unwrap()
+        .replace("/postgres?", &format!("/{dbname}?"));
+    tend_pg::ConnInfo::parse(&url).unwrap()
+}
+
+/// Stops a started copy (as the server's OS user) and removes it.
+fn stop_copy(setup: &Setup, dir: &Path) {
+    let state = setup.private.cluster.state().unwrap().unwrap();
+    let stop = std::process::Command::new("runuser")
+        .args(["-u", state.os_user.as_deref().unwrap_or("postgres"), "--"])
+        .arg(state.bindir.join("pg_ctl"))
+        .args(["stop", "-m", "immediate", "-D"])
+        .arg(dir)
+        .output()
+        .unwrap();
+    assert!(stop.status.success(), "{stop:?}");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// Restores with `args`, reads `sql` in the copy's `postgres` database, stops it.
+fn restore_and_read(setup: &Setup, dir: &Path, args: &[&str], sql: &str) -> Vec<Option<String>> {
+    let info = restore_started(setup, dir, args, "postgres");
+    let rows = query_column(&info, sql);
+    stop_copy(setup, dir);
+    rows
+}
+
+#[test]
+fn restores_to_100_random_times_of_a_pgbench_run_hold_exactly_what_committed_before_each() {
+    let store = tempfile::tempdir().unwrap();
+    let setup = archiving_setup(store.path(), &[("track_commit_timestamp", "on")]);
+    setup.sql("CREATE TABLE ledger (id bigserial PRIMARY KEY, client int, note text)");
+    setup.sql("INSERT INTO ledger (client, note) SELECT 0, 'before' FROM generate_series(1, 100)");
+    let (code, out, err) = setup.tend(&setup.super_url, &["backup", "run", "--physical", "--json"]);
+    assert_eq!(code, 0, "{out}{err}");
+    let manifest: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        manifest["physical"]["system_identifier"],
+        setup.system().as_str()
+    );
+
+    // A pgbench run: every insert its own transaction, with its commit time on record.
+    let state = setup.private.cluster.state().unwrap().unwrap();
+    let script = setup.project.path().join("insert.sql");
+    std::fs::write(
+        &script,
+        "INSERT INTO ledger (client, note) VALUES (:client_id, md5(random()::text));\n",
+    )
+    .unwrap();
+    let bench = std::process::Command::new(pgbench(&state.bindir))
+        .args(["-n", "-c", "4", "-j", "2", "-T", "6", "-f"])
+        .arg(&script)
+        .args(["-h", state.socket_dir.to_str().unwrap()])
+        .args(["-p", &state.port.to_string(), "-U", "postgres", "postgres"])
+        .output()
+        .unwrap();
+    assert!(bench.status.success(), "{bench:?}");
+    setup.switch_and_archive();
+
+    // Each row's commit time, in microseconds since the epoch.
+    let commits: Vec<(i64, i64)> = setup
+        .sql(
+            "SELECT id || ' ' || (extract(epoch FROM pg_xact_commit_timestamp(xmin)) * 1000000)::bigint
+               FROM ledger WHERE note <> 'before' ORDER BY id",
+        )
+        .into_iter()
+        .map(|r| {
+            let r = r.unwrap();
+            let (id, at) = r.split_once(' ').unwrap();
+            (id.parse().unwrap(), at.parse().unwrap())
+        })
+        .collect();
+    assert!(
+        commits.len() > 1000,
+        "pgbench committed only {}",
+        commits.len()
+    );
+    let first = commits.iter().map(|c| c.1).min().unwrap();
+    let last = commits.iter().map(|c| c.1).max().unwrap();
+    // 100 targets: random moments of the run, some exactly on a commit (inclusive). Never
+    // after the last commit: PostgreSQL stops recovery at the first commit past the target,
+    // and refuses a target no commit in the archive passes.
+    let mut rng = 0x9e37_79b9_7f4a_7c15u64;
+    let mut next = || {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        rng
+    };
+    let mut targets: Vec<i64> = (0..100)
+        .map(|i| {
+            if i % 10 == 0 {
+                commits[(next() % (commits.len() as u64 - 1)) as usize].1
+            } else {
+                first - 200_000 + (next() % ((last - first + 200_000) as u64)) as i64
+            }
+        })
+        .collect();
+    targets.sort();
+    let dirs = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dirs.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let failures = std::sync::Mutex::new(Vec::new());
+    let work = std::sync::Mutex::new(targets.into_iter().enumerate().collect::<Vec<_>>());
+    std::thread::scope(|scope| {
+        for _ in 0..3 {
+            scope.spawn(|| {
+                loop {
+                    // Taken in a statement of its own: the guard must not live through
+                    // the restore, or the threads would take turns.
+                    let next = work.lock().unwrap().pop();
+                    let Some((i, at)) = next else { break };
+                    let time = jiff::Timestamp::from_microsecond(at).unwrap();
+                    let text = time.strftime("%Y-%m-%d %H:%M:%S%.6f+00").to_string();
+                    let expected: Vec<i64> =
+                        commits.iter().filter(|c| c.1 <= at).map(|c| c.0).collect();
+                    let rows = restore_and_read(
+                        &setup,
+                        &dirs.path().join(format!("r{i}")),
+                        &["--time", &text],
+                        "SELECT count(*) || ' ' || coalesce(sum(id), 0) FROM ledger WHERE note <> 'before'",
+                    );
+                    let want = format!("{} {}", expected.len(), expected.iter().sum::<i64>());
+                    if rows[0].as_deref() != Some(want.as_str()) {
+                        failures
+                            .lock()
+                            .unwrap()
+                            .push(format!("{text}: restored {:?}, committed {want}", rows[0]));
+                    }
+                }
+            });
+        }
+    });
+    let failures = failures.into_inner().unwrap();
+    assert!(failures.is_empty(), "{failures:#?}");
+}
+
+/// The rows of the app's database, hashed.
+const APP_HASH: &str =
+    "SELECT count(*) || ' ' || md5(string_agg(t::text, ',' ORDER BY id)) FROM things t";
+
+fn app_rows(setup: &Setup) -> String {
+    let info = tend_pg::ConnInfo::parse(&setup.app_url).unwrap();
+    query_column(&info, APP_HASH)[0].clone().unwrap()
+}
+
+#[test]
+fn a_physical_backup_restores_the_cluster_verifies_and_refuses_what_it_must() {
+    let store = tempfile::tempdir().unwrap();
+    let setup = archiving_setup(store.path(), &[]);
+    let app = tend_pg::ConnInfo::parse(&setup.app_url).unwrap();
+    query_column(
+        &app,
+        "CREATE TABLE things (id int PRIMARY KEY, body text, doc jsonb);
+         INSERT INTO things SELECT g, repeat(md5(g::text), 20), jsonb_build_object('g', g)
+           FROM generate_series(1, 30000) g",
+    );
+
+    // The application's role has no REPLICATION: refused, nothing stored.
+    let (code, out, err) = setup.tend(&setup.app_url, &["backup", "run", "--physical"]);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(err.contains("REPLICATION"), "{err}");
+    assert!(!err.contains("app-secret-pw"));
+
+    let (code, out, err) = setup.tend(&setup.super_url, &["backup", "run", "--physical", "--json"]);
+    assert_eq!(code, 0, "{out}{err}");
+    let manifest: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let id = manifest["id"].as_str().unwrap().to_string();
+    for name in [
+        "base.tar.zst.age",
+        "backup_manifest.zst.age",
+        "manifest.json",
+    ] {
+        assert!(store.path().join(&id).join(name).is_file(), "{name}");
+    }
+    let stored = std::fs::read(store.path().join(&id).join("base.tar.zst.age")).unwrap();
+    assert!(stored.starts_with(b"age-encryption.org/v1"));
+    let (code, out, err) = setup.tend(&setup.super_url, &["backup", "list"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains(&id) && out.contains("physical"), "{out}");
+
+    // pg_verifybackup and the WAL: sound.
+    let (code, out, err) = setup.tend(&setup.super_url, &["backup", "verify", &id]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("pg_verifybackup checked every file"), "{out}");
+    // A logical restore of it is refused by name.
+    let (code, _, err) = setup.tend(&setup.super_url, &["restore", &id, "--dry-run"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("restore --physical"), "{err}");
+
+    // Rows written after the backup come back from the archive: the copy equals the
+    // source at its last archived segment.
+    query_column(
+        &app,
+        "UPDATE things SET doc = doc || '{\"after\": true}' WHERE id % 7 = 0",
+    );
+    query_column(&app, "DELETE FROM things WHERE id % 11 = 0");
+    let expected = app_rows(&setup);
+    setup.switch_and_archive();
+    let dirs = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dirs.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let dir = dirs.path().join("latest");
+    let restored = query_column(&restore_started(&setup, &dir, &[], "appdb"), APP_HASH)[0]
+        .clone()
+        .unwrap();
+    stop_copy(&setup, &dir);
+    assert_eq!(restored, expected);
+
+    // A directory that holds anything is refused, and left as it was.
+    let busy = dirs.path().join("busy");
+    std::fs::create_dir_all(&busy).unwrap();
+    std::fs::write(busy.join("keep.txt"), "mine").unwrap();
+    let (code, _, err) = setup.tend(
+        &setup.super_url,
+        &["restore", "--physical", "--to-dir", busy.to_str().unwrap()],
+    );
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("is not empty"), "{err}");
+    assert_eq!(std::fs::read_dir(&busy).unwrap().count(), 1);
+
+    // A time without an offset is refused; so is a time before every backup.
+    let empty = dirs.path().join("empty");
+    let (code, _, err) = setup.tend(
+        &setup.super_url,
+        &[
+            "restore",
+            "--physical",
+            "--to-dir",
+            empty.to_str().unwrap(),
+            "--time",
+            "2026-01-01 00:00:00",
+        ],
+    );
+    assert_eq!(code, 3, "{err}");
+    let (code, _, err) = setup.tend(
+        &setup.super_url,
+        &[
+            "restore",
+            "--physical",
+            "--to-dir",
+            empty.to_str().unwrap(),
+            "--time",
+            "2000-01-01 00:00:00+00",
+        ],
+    );
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("ends before the target"), "{err}");
+
+    // A damaged backup: verify says so, and a restore fails and leaves nothing.
+    let base = store.path().join(&id).join("base.tar.zst.age");
+    let mut bytes = std::fs::read(&base).unwrap();
+    let at = bytes.len() / 2;
+    bytes[at] ^= 0x40;
+    std::fs::write(&base, &bytes).unwrap();
+    let (code, out, err) = setup.tend(&setup.super_url, &["backup", "verify", &id]);
+    assert_eq!(code, 1, "{out}{err}");
+    let damaged = dirs.path().join("damaged");
+    let (code, _, err) = setup.tend(
+        &setup.super_url,
+        &[
+            "restore",
+            "--physical",
+            &id,
+            "--to-dir",
+            damaged.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(code, 1, "{err}");
+    assert!(!damaged.exists() || std::fs::read_dir(&damaged).unwrap().count() == 0);
 }
