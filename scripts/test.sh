@@ -98,4 +98,6 @@ on_major "" --workspace || status=1
 for other in 16 17 18; do
     run_subset "$other" || status=1
 done
+# Point-in-time recovery on the newest major too: incremental backups need 17+.
+on_major 18 -p tend --test cli -- pitr:: || status=1
 exit $status

@@ -55,6 +55,13 @@ pub enum PitrError {
     Cluster(tend_pg::cluster::ClusterError),
     #[error(transparent)]
     Connect(tend_pg::ConnectError),
+    /// The restored copy's server stopped during recovery (a target past the archive's
+    /// newest transaction, a missing segment).
+    #[error(
+        "the restored server in {} stopped during recovery: {words}; a --time past the newest transaction in the archive cannot be reached (use an earlier one, or none for the end of the archive)",
+        dir.display()
+    )]
+    CopyStopped { dir: PathBuf, words: String },
     /// `pitr enable` needs a config file the server's archive_command can read.
     #[error(
         "tend pitr enable needs a tend.toml: the server runs `tend wal-push` from its own data directory and environment, so the store's settings must come from a file (run `tend init`, or pass --config)"
@@ -626,11 +633,26 @@ pub struct ArchiveSummary {
     pub stored_bytes: u64,
 }
 
+/// The times a physical restore can reach.
+#[derive(Debug, Clone, Serialize)]
+pub struct RecoverableWindow {
+    /// When the oldest physical backup of this server had finished.
+    pub from: String,
+    /// The newest archived segment: its name and when the server archived it (WAL up to
+    /// then is in the store; a restore reaches the last transaction in it).
+    pub to_wal: Option<String>,
+    pub to_time: Option<String>,
+    /// Physical backups of this server in the store.
+    pub base_backups: usize,
+}
+
 /// What `tend pitr status` shows.
 #[derive(Debug, Clone, Serialize)]
 pub struct PitrStatus {
     pub store: String,
     pub server: ServerArchiving,
+    /// `None` when there is no physical backup of this server yet.
+    pub window: Option<RecoverableWindow>,
     /// `None` when the store has no archive for this server.
     pub archive: Option<ArchiveSummary>,
     /// Problems, worst first, each one sentence.
@@ -719,6 +741,32 @@ pub async fn status(database: &Database, store: &Store) -> Result<PitrStatus, Pi
             store.description
         ));
     }
+    let bases: Vec<tend_backup::Manifest> = tend_backup::ops::list(store)
+        .await
+        .map_err(PitrError::Backup)?
+        .into_iter()
+        .map(|l| l.manifest)
+        .filter(|m| {
+            m.physical
+                .as_ref()
+                .is_some_and(|p| p.system_identifier == system)
+        })
+        .collect();
+    let window = bases.first().map(|oldest| RecoverableWindow {
+        from: oldest
+            .physical
+            .as_ref()
+            .map(|p| p.stop_time.clone())
+            .unwrap_or_default(),
+        to_wal: server.last_archived_wal.clone(),
+        to_time: server.last_archived_time.clone(),
+        base_backups: bases.len(),
+    });
+    if summary.is_some() && window.is_none() {
+        problems.push(
+            "no physical backup of this server yet, so no point in time can be restored: take one with `tend backup run --physical`".to_string(),
+        );
+    }
     for span in summary.iter().flat_map(|s| &s.timelines) {
         for (first, last) in &span.gaps {
             problems.push(format!(
@@ -730,6 +778,7 @@ pub async fn status(database: &Database, store: &Store) -> Result<PitrStatus, Pi
     Ok(PitrStatus {
         store: store.description.clone(),
         server,
+        window,
         archive: summary,
         problems,
     })
@@ -932,7 +981,17 @@ pub async fn restore_physical(
                 &request.os_user
             };
             let info = server.conninfo(port, role, "postgres");
-            let state = wait_recovered(&info, request.action).await?;
+            let state = match wait_recovered(&info, request.action).await {
+                Ok(state) => state,
+                // The server stopped during recovery: say why, in its words.
+                Err(_) if server.last_words().is_some_and(|w| w.contains("FATAL")) => {
+                    return Err(PitrError::CopyStopped {
+                        dir: restored.dir.clone(),
+                        words: server.last_words().unwrap_or_default(),
+                    });
+                }
+                Err(e) => return Err(e),
+            };
             Some(StartedCopy {
                 port,
                 url: info.redacted().to_string(),

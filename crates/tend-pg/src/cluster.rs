@@ -335,6 +335,19 @@ impl DataDirServer {
         Ok(())
     }
 
+    /// The server's last words: the FATAL or PANIC line of its log when there is one, else
+    /// the last line.
+    pub fn last_words(&self) -> Option<String> {
+        let tail = tail_of(&self.log_file, 40)?;
+        let lines: Vec<&str> = tail.lines().collect();
+        lines
+            .iter()
+            .rev()
+            .find(|l| l.contains("FATAL:") || l.contains("PANIC:"))
+            .or(lines.last())
+            .map(|l| l.trim().to_string())
+    }
+
     /// A connection to it through its socket directory, as the OS user's role (the
     /// restored cluster's roles are the backed-up server's).
     pub fn conninfo(&self, port: u16, user: &str, dbname: &str) -> ConnInfo {

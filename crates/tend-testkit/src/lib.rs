@@ -427,6 +427,8 @@ impl PrivateCluster {
             ClusterOptions {
                 settings: all,
                 fast_init: true,
+                // The major the tests run on (TEND_TEST_PG_BINDIR), like the shared cluster.
+                tools: tend_pg::ToolSearch::new(server_bindir()),
                 ..ClusterOptions::default()
             },
         );

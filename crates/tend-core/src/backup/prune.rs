@@ -82,6 +82,35 @@ pub struct PruneReport {
     pub removed_leftovers: Vec<String>,
 }
 
+/// An increment restores only with the backups it is built on: each kept one keeps its
+/// parents, whatever the policy says of them.
+fn keep_increments_whole(decisions: &mut [Decision], backups: &[ops::Listed]) {
+    let parent_of = |id: &str| {
+        backups
+            .iter()
+            .find(|b| b.manifest.id == id)
+            .and_then(|b| b.manifest.physical.as_ref())
+            .and_then(|p| p.incremental_of.clone())
+    };
+    let kept: Vec<String> = decisions
+        .iter()
+        .filter(|d| d.keep)
+        .map(|d| d.id.clone())
+        .collect();
+    for child in kept {
+        let mut current = child.clone();
+        while let Some(parent) = parent_of(&current) {
+            if let Some(d) = decisions.iter_mut().find(|d| d.id == parent)
+                && !d.keep
+            {
+                d.keep = true;
+                d.reasons = vec![format!("needed by the increment {child}")];
+            }
+            current = parent;
+        }
+    }
+}
+
 /// Decides what to delete, now, under `settings.retention`. A backup whose time cannot be
 /// read is never a candidate for deletion.
 pub async fn prune_plan(
@@ -89,22 +118,30 @@ pub async fn prune_plan(
     settings: &BackupSettings,
 ) -> Result<PrunePlan, BackupServiceError> {
     let backups = ops::list(store).await?;
-    let candidates: Vec<Candidate> = backups
-        .iter()
-        .filter_map(|b| {
-            Some(Candidate {
-                id: b.manifest.id.clone(),
-                finished_at: parse_rfc3339(&b.manifest.finished_at)?,
-                verified_ok: b.verification.as_ref().is_some_and(|v| v.ok),
+    let candidates = |physical: bool| -> Vec<Candidate> {
+        backups
+            .iter()
+            .filter(|b| b.manifest.physical.is_some() == physical)
+            .filter_map(|b| {
+                Some(Candidate {
+                    id: b.manifest.id.clone(),
+                    finished_at: parse_rfc3339(&b.manifest.finished_at)?,
+                    verified_ok: b.verification.as_ref().is_some_and(|v| v.ok),
+                })
             })
-        })
-        .collect();
+            .collect()
+    };
     let now = std::time::SystemTime::now()
         .duration_since(std::time::SystemTime::UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)
         .unwrap_or(0);
     let policy = settings.retention.clone();
-    let decisions = decide(&policy, &candidates, now);
+    // Logical and physical backups are kept by the same policy, each kind on its own, so
+    // nightly physical backups never push the logical ones out (or the other way round).
+    let mut decisions = decide(&policy, &candidates(false), now);
+    decisions.extend(decide(&policy, &candidates(true), now));
+    decisions.sort_by(|a, b| b.id.cmp(&a.id));
+    keep_increments_whole(&mut decisions, &backups);
     // A folder without a manifest: see `retention::leftover_verdict` for how a leftover
     // is told from a running backup.
     let host = ops::this_host();

@@ -250,6 +250,15 @@ fn status(ctx: &Context) -> Result<i32, CommandError> {
         }
         None => ctx.out.line(format!("No WAL archive in {}.", status.store)),
     }
+    if let Some(w) = &status.window {
+        ctx.out.line(format!(
+            "Recoverable: from {} (the oldest of {} physical backups) to {} (archived {}).",
+            w.from,
+            w.base_backups,
+            w.to_wal.as_deref().unwrap_or("the newest archived segment"),
+            w.to_time.as_deref().unwrap_or("-"),
+        ));
+    }
     for problem in &status.problems {
         ctx.out.warn(problem);
     }

@@ -333,7 +333,21 @@ fn physical(
         ),
     ))?;
     bar.finish_and_clear();
-    let report = report?;
+    let report = report.map_err(|e| {
+        let restored = matches!(
+            e,
+            pitr::PitrError::Cluster(_) | pitr::PitrError::CopyStopped { .. }
+        );
+        let err = CommandError::from(e);
+        if restored {
+            err.with_hint(format!(
+                "the restored files stay in {}: change the recovery target in its postgresql.auto.conf and start it with pg_ctl, or restore again into an empty directory",
+                dir.display()
+            ))
+        } else {
+            err
+        }
+    })?;
     ctx.out.json_value(&report);
     ctx.out.line(format!(
         "Restored {} into {} ({:.1} MB) with its recovery settings.",

@@ -223,11 +223,19 @@ fn enable_refuses_an_app_role_then_a_superuser_sets_archiving_up_and_status_show
         setup.archive_a_segment();
     }
     let (code, out, err) = setup.tend(&setup.app_url, &["pitr", "status", "--json"]);
-    assert_eq!(code, 0, "{out}{err}");
+    // Exit 1: archiving works, and there is no physical backup yet to restore from.
+    assert_eq!(code, 1, "{out}{err}");
     let status: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(status["server"]["archives_with_tend"], true, "{out}");
     assert_eq!(status["server"]["failing"], false, "{out}");
-    assert_eq!(status["problems"].as_array().unwrap().len(), 0, "{out}");
+    // Archiving works; no base backup yet: the one problem, and no window.
+    let problems = status["problems"].as_array().unwrap();
+    assert_eq!(problems.len(), 1, "{out}");
+    assert!(
+        problems[0].as_str().unwrap().contains("no physical backup"),
+        "{out}"
+    );
+    assert!(status["window"].is_null(), "{out}");
     let timelines = status["archive"]["timelines"].as_array().unwrap();
     assert_eq!(timelines.len(), 1, "{out}");
     assert!(timelines[0]["segments"].as_u64().unwrap() >= 4, "{out}");
@@ -849,6 +857,9 @@ fn a_physical_backup_restores_the_cluster_verifies_and_refuses_what_it_must() {
     let (code, out, err) = setup.tend(&setup.super_url, &["backup", "list"]);
     assert_eq!(code, 0, "{out}{err}");
     assert!(out.contains(&id) && out.contains("physical"), "{out}");
+    let (code, out, err) = setup.tend(&setup.app_url, &["pitr", "status"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("Recoverable: from"), "{out}");
 
     // pg_verifybackup and the WAL: sound.
     let (code, out, err) = setup.tend(&setup.super_url, &["backup", "verify", &id]);
@@ -891,31 +902,16 @@ fn a_physical_backup_restores_the_cluster_verifies_and_refuses_what_it_must() {
 
     // A time without an offset is refused; so is a time before every backup.
     let empty = dirs.path().join("empty");
-    let (code, _, err) = setup.tend(
-        &setup.super_url,
-        &[
-            "restore",
-            "--physical",
-            "--to-dir",
-            empty.to_str().unwrap(),
-            "--time",
-            "2026-01-01 00:00:00",
-        ],
-    );
-    assert_eq!(code, 3, "{err}");
-    let (code, _, err) = setup.tend(
-        &setup.super_url,
-        &[
-            "restore",
-            "--physical",
-            "--to-dir",
-            empty.to_str().unwrap(),
-            "--time",
-            "2000-01-01 00:00:00+00",
-        ],
-    );
-    assert_eq!(code, 1, "{err}");
-    assert!(err.contains("ends before the target"), "{err}");
+    for (time, want, words) in [
+        ("2026-01-01 00:00:00", 3, "not a time with an offset"),
+        ("2000-01-01 00:00:00+00", 1, "ends before the target"),
+    ] {
+        let to = empty.to_str().unwrap();
+        let args = ["restore", "--physical", "--to-dir", to, "--time", time];
+        let (code, _, err) = setup.tend(&setup.super_url, &args);
+        assert_eq!(code, want, "{err}");
+        assert!(err.contains(words), "{err}");
+    }
 
     // A damaged backup: verify says so, and a restore fails and leaves nothing.
     let base = store.path().join(&id).join("base.tar.zst.age");
@@ -938,4 +934,131 @@ fn a_physical_backup_restores_the_cluster_verifies_and_refuses_what_it_must() {
     );
     assert_eq!(code, 1, "{err}");
     assert!(!damaged.exists() || std::fs::read_dir(&damaged).unwrap().count() == 0);
+}
+
+#[test]
+fn incremental_backups_build_on_the_newest_and_restore_combined() {
+    let store = tempfile::tempdir().unwrap();
+    let setup = archiving_setup(store.path(), &[]);
+    let major: u32 = setup.sql("SHOW server_version_num")[0]
+        .as_deref()
+        .unwrap()
+        .parse::<u32>()
+        .unwrap()
+        / 10_000;
+    setup.sql("CREATE TABLE things (id int PRIMARY KEY, body text)");
+    setup.sql("INSERT INTO things SELECT g, md5(g::text) FROM generate_series(1, 20000) g");
+    let (code, out, err) = setup.tend(&setup.super_url, &["backup", "run", "--physical", "--json"]);
+    assert_eq!(code, 0, "{out}{err}");
+    let full = serde_json::from_str::<serde_json::Value>(&out).unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    if major < 17 {
+        // PostgreSQL's incremental backups begin with 17: refused, and said so.
+        let (code, _, err) = setup.tend(
+            &setup.super_url,
+            &["backup", "run", "--physical", "--incremental"],
+        );
+        assert_eq!(code, 1, "{err}");
+        assert!(err.contains("PostgreSQL 17 or later"), "{err}");
+        return;
+    }
+    // Without WAL summaries there is nothing to build on: refused with the setting to change.
+    let (code, _, err) = setup.tend(
+        &setup.super_url,
+        &["backup", "run", "--physical", "--incremental"],
+    );
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("summarize_wal"), "{err}");
+    setup.sql("ALTER SYSTEM SET summarize_wal = on");
+    setup.sql("SELECT pg_reload_conf()");
+    // The full backup predates the summaries: the first increment builds on a new full one.
+    let (code, out, err) = setup.tend(&setup.super_url, &["backup", "run", "--physical", "--json"]);
+    assert_eq!(code, 0, "{out}{err}");
+    let full = {
+        let _ = full;
+        serde_json::from_str::<serde_json::Value>(&out).unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let mut parent = full.clone();
+    let mut sizes = Vec::new();
+    for round in 0..2 {
+        setup.sql(&format!(
+            "UPDATE things SET body = body || '{round}' WHERE id % 50 = {round}"
+        ));
+        let (code, out, err) = setup.tend(
+            &setup.super_url,
+            &["backup", "run", "--physical", "--incremental", "--json"],
+        );
+        assert_eq!(code, 0, "{out}{err}{}", setup.log());
+        let manifest: serde_json::Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(
+            manifest["physical"]["incremental_of"],
+            parent.as_str(),
+            "{out}"
+        );
+        sizes.push(manifest["stored_bytes"].as_u64().unwrap());
+        parent = manifest["id"].as_str().unwrap().to_string();
+    }
+    let full_size = std::fs::metadata(store.path().join(&full).join("base.tar.zst.age"))
+        .unwrap()
+        .len();
+    assert!(
+        sizes.iter().all(|s| *s < full_size),
+        "{sizes:?} vs {full_size}"
+    );
+    // The newest increment verifies (combined with its parents), and a restore combines
+    // the chain and replays the WAL after it.
+    let (code, out, err) = setup.tend(&setup.super_url, &["backup", "verify", &parent]);
+    assert_eq!(code, 0, "{out}{err}");
+    // Retention keeps the newest increment, and with it everything it is built on; the
+    // first full backup (before the WAL summaries) goes.
+    let first_full = std::fs::read_dir(store.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n != "wal")
+        .min()
+        .unwrap();
+    setup.project.write(
+        "tend.toml",
+        &format!(
+            "[backup]\ndir = \"{}\"\n[backup.retention]\nkeep_last = 1\n",
+            store.path().display()
+        ),
+    );
+    let (code, out, err) = setup.tend(
+        &setup.super_url,
+        &["backup", "prune", "--dry-run", "--json"],
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    let plan: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let decision = |id: &str| {
+        plan["decisions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|d| d["id"] == id)
+            .cloned()
+            .unwrap_or_else(|| panic!("{id} in {out}"))
+    };
+    assert_eq!(decision(&first_full)["keep"], false, "{out}");
+    assert_eq!(decision(&full)["keep"], true, "{out}");
+    assert!(
+        decision(&full)["reasons"]
+            .to_string()
+            .contains("needed by the increment"),
+        "{out}"
+    );
+    setup.sql("DELETE FROM things WHERE id % 9 = 0");
+    let expected = setup.sql(APP_HASH);
+    setup.switch_and_archive();
+    let dirs = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dirs.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let dir = dirs.path().join("combined");
+    let restored = query_column(&restore_started(&setup, &dir, &[], "postgres"), APP_HASH);
+    stop_copy(&setup, &dir);
+    assert_eq!(restored, expected);
 }
