@@ -291,7 +291,8 @@ pub async fn enable_plan(
         .query_one(
             "SELECT current_setting('server_version'),
                     (SELECT rolsuper FROM pg_roles WHERE rolname = current_user),
-                    (SELECT string_agg(rolname, ',') FROM pg_roles WHERE rolname = ANY($1))",
+                    (SELECT string_agg(rolname, ',') FROM pg_roles WHERE rolname = ANY($1)),
+                    current_user::text",
             &[&MANAGED_ROLES.iter().map(|(r, _)| *r).collect::<Vec<_>>()],
         )
         .await
@@ -299,6 +300,7 @@ pub async fn enable_plan(
     let version: String = row.get(0);
     let superuser: bool = row.get(1);
     let managed: Option<String> = row.get(2);
+    let role: String = row.get(3);
     if let Some(found) = managed {
         let first = found.split(',').next().unwrap_or_default();
         let service = MANAGED_ROLES
@@ -317,6 +319,7 @@ pub async fn enable_plan(
             .query_one(
                 "SELECT current_setting('server_version_num')::int >= 150000
                         AND bool_and(has_parameter_privilege(p, 'ALTER SYSTEM'))
+                        AND has_function_privilege('pg_catalog.pg_reload_conf()', 'EXECUTE')
                    FROM unnest(ARRAY['wal_level','archive_mode','archive_command','restore_command']) p",
                 &[],
             )
@@ -325,8 +328,8 @@ pub async fn enable_plan(
         };
     if !may_alter {
         return Err(PitrError::Privilege(format!(
-            "the role {} may not change the server's settings, which PITR needs (wal_level, archive_mode, archive_command, restore_command); run tend pitr enable as a superuser (--database-url), or have one run: GRANT ALTER SYSTEM ON PARAMETER wal_level, archive_mode, archive_command, restore_command TO {0}",
-            database.info().user().unwrap_or("(this role)")
+            "the role {} may not change the server's settings, which PITR needs (wal_level, archive_mode, archive_command, restore_command); run tend pitr enable as a superuser (--database-url), or have one run: GRANT ALTER SYSTEM ON PARAMETER wal_level, archive_mode, archive_command, restore_command TO {0}; GRANT pg_read_all_settings TO {0}; and, in this database, GRANT EXECUTE ON FUNCTION pg_reload_conf() TO {0}",
+            tend_pg::quote_ident(&role)
         )));
     }
     let row = session
@@ -484,22 +487,24 @@ pub async fn enable(
             .await
             .map_err(PitrError::db("changing the server's settings"))?;
     }
-    session
-        .batch_execute("SELECT pg_reload_conf()")
-        .await
-        .map_err(PitrError::db("reloading the server's configuration"))?;
-    // The reload is asynchronous: wait until the server has read the files again.
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        let loaded: String = session
-            .query_one("SELECT pg_conf_load_time()::text", &[])
+    if !plan.changes.is_empty() {
+        session
+            .batch_execute("SELECT pg_reload_conf()")
             .await
-            .map_err(PitrError::db("reading the server's settings"))?
-            .get(0);
-        if loaded != loaded_before || std::time::Instant::now() > deadline {
-            break;
+            .map_err(PitrError::db("reloading the server's configuration"))?;
+        // The reload is asynchronous: wait until the server has read the files again.
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let loaded: String = session
+                .query_one("SELECT pg_conf_load_time()::text", &[])
+                .await
+                .map_err(PitrError::db("reading the server's settings"))?
+                .get(0);
+            if loaded != loaded_before || std::time::Instant::now() > deadline {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let restart_needed: Vec<String> = session
         .query(
@@ -548,14 +553,34 @@ async fn test_archiving(
         });
     }
     // Write a little WAL so the switch closes a segment, and note the failures so far.
-    let row = session
+    // pg_switch_wal is a superuser's unless granted: a role given only ALTER SYSTEM cannot
+    // run the test, which is then left to `tend pitr status`.
+    let may_switch: bool = session
         .query_one(
-            "SELECT pg_walfile_name(pg_current_wal_lsn()), failed_count
-               FROM pg_stat_archiver, pg_logical_emit_message(false, 'tend', 'pitr enable')",
+            "SELECT has_function_privilege('pg_catalog.pg_switch_wal()', 'EXECUTE')",
             &[],
         )
         .await
+        .map_err(PitrError::db("reading the role's privileges"))?
+        .get(0);
+    if !may_switch {
+        return Ok(ArchiveTest::NotRun {
+            reason: "the role may not switch WAL segments (pg_switch_wal); `tend pitr status` shows the archiver once the next segment fills".to_string(),
+        });
+    }
+    // A transaction with an id writes a commit record: WAL, with no privilege needed.
+    session
+        .batch_execute("SELECT txid_current()")
+        .await
         .map_err(PitrError::db("writing a test record to the WAL"))?;
+    let row = session
+        .query_one(
+            "SELECT pg_walfile_name(pg_current_wal_lsn()), failed_count
+               FROM pg_stat_archiver",
+            &[],
+        )
+        .await
+        .map_err(PitrError::db("reading pg_stat_archiver"))?;
     let wal: String = row.get(0);
     let failures_before: i64 = row.get(1);
     session

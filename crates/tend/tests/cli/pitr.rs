@@ -253,6 +253,22 @@ fn enable_refuses_an_app_role_then_a_superuser_sets_archiving_up_and_status_show
         let bytes = std::fs::read(path).unwrap();
         assert!(bytes.starts_with(b"age-encryption.org/v1"), "{file}");
     }
+    // A role granted ALTER SYSTEM on the four settings, pg_read_all_settings and
+    // pg_reload_conf may run it too; it may not switch segments, so the archiving test is
+    // left to `pitr status`.
+    setup.sql(
+        "GRANT ALTER SYSTEM ON PARAMETER wal_level, archive_mode, archive_command, restore_command TO app",
+    );
+    setup.sql("GRANT pg_read_all_settings TO app");
+    // Function privileges belong to a database: granted where tend connects.
+    let super_appdb = setup.super_url.replace("/postgres?", "/appdb?");
+    query_column(
+        &tend_pg::ConnInfo::parse(&super_appdb).unwrap(),
+        "GRANT EXECUTE ON FUNCTION pg_reload_conf() TO app",
+    );
+    let (code, out, err) = setup.tend(&setup.app_url, &["pitr", "enable", "--yes"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("may not switch WAL segments"), "{out}");
     // The archive is never taken for a backup or an interrupted one.
     let (code, out, err) = setup.tend(&setup.super_url, &["backup", "list", "--json"]);
     assert_eq!(code, 0, "{out}{err}");
