@@ -64,7 +64,7 @@ pub enum PitrError {
     CopyStopped { dir: PathBuf, words: String },
     /// `pitr enable` needs a config file the server's archive_command can read.
     #[error(
-        "tend pitr enable needs a tend.toml: the server runs `tend wal-push` from its own data directory and environment, so the store's settings must come from a file (run `tend init`, or pass --config)"
+        "this needs a tend.toml: the server runs `tend wal-push` and `tend wal-fetch` (its archive_command and restore_command) from its own data directory and environment, so the store's settings must come from a file (run `tend init`, or pass --config)"
     )]
     NoConfigFile,
 }

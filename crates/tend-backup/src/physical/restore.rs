@@ -34,6 +34,19 @@ pub enum RestoreTarget {
     Name(String),
 }
 
+impl std::fmt::Display for RestoreTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RestoreTarget::Latest => f.write_str("the end of the archive"),
+            RestoreTarget::Immediate => f.write_str("the moment the copy is consistent"),
+            RestoreTarget::Time(t) => write!(f, "{t}"),
+            RestoreTarget::Lsn(l) => write!(f, "LSN {}", crate::wal::format_lsn(*l)),
+            RestoreTarget::Xid(x) => write!(f, "transaction {x}"),
+            RestoreTarget::Name(n) => write!(f, "the restore point {n}"),
+        }
+    }
+}
+
 /// What the server does at the target.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TargetAction {

@@ -277,18 +277,13 @@ fn physical(
         ctx.out
             .json_value(&chain.iter().map(|m| &m.id).collect::<Vec<_>>());
         ctx.out.line(format!(
-            "Would restore {} into {}, then replay the archived WAL{}.",
+            "Would restore {} into {}, then replay the archived WAL up to {target}.",
             chain
                 .iter()
                 .map(|m| m.id.as_str())
                 .collect::<Vec<_>>()
                 .join(" + "),
             dir.display(),
-            match &target {
-                RestoreTarget::Latest => " to its end".to_string(),
-                RestoreTarget::Immediate => " only until the copy is consistent".to_string(),
-                other => format!(" up to {other:?}"),
-            }
         ));
         return Ok(exit::OK);
     }

@@ -916,6 +916,17 @@ fn a_physical_backup_restores_the_cluster_verifies_and_refuses_what_it_must() {
     assert!(err.contains("is not empty"), "{err}");
     assert_eq!(std::fs::read_dir(&busy).unwrap().count(), 1);
 
+    // A dry run names the backup and the target, and writes nothing.
+    let planned = dirs.path().join("planned");
+    let to = planned.to_str().unwrap();
+    let (code, out, err) = setup.tend(
+        &setup.super_url,
+        &["restore", "--physical", "--to-dir", to, "--dry-run"],
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains(&format!("Would restore {id}")), "{out}");
+    assert!(out.contains("up to the end of the archive"), "{out}");
+    assert!(!planned.exists());
     // A time without an offset is refused; so is a time before every backup.
     let empty = dirs.path().join("empty");
     for (time, want, words) in [
