@@ -44,6 +44,7 @@ pub enum Decryption {
 
 #[derive(Debug, thiserror::Error)]
 pub enum CryptoError {
+    /// Shown through [`shown_recipient`].
     #[error("`{0}` is not an age recipient (it should start with age1)")]
     BadRecipient(String),
     #[error("the age identity is not valid (it should start with AGE-SECRET-KEY-1)")]
@@ -52,13 +53,27 @@ pub enum CryptoError {
     Setup(String),
 }
 
+/// A recipient that did not parse, as an error may show it: a secret key pasted by mistake
+/// (`AGE-SECRET-KEY-1...`) is never shown, nor anything longer than a public key.
+pub fn shown_recipient(text: &str) -> String {
+    let text = text.trim();
+    if text.to_ascii_uppercase().starts_with("AGE-SECRET-KEY") {
+        return "an age secret key (AGE-SECRET-KEY-1..., not shown; give its public key, age1...)"
+            .to_string();
+    }
+    if text.chars().count() > 70 {
+        return format!("{}...", text.chars().take(12).collect::<String>());
+    }
+    text.to_string()
+}
+
 impl Encryption {
     pub fn recipients_from(list: &[String]) -> Result<Encryption, CryptoError> {
         let recipients = list
             .iter()
             .map(|r| {
                 age::x25519::Recipient::from_str(r.trim())
-                    .map_err(|_| CryptoError::BadRecipient(r.trim().to_string()))
+                    .map_err(|_| CryptoError::BadRecipient(shown_recipient(r)))
             })
             .collect::<Result<Vec<_>, _>>()?;
         Ok(Encryption::Recipients(recipients))
@@ -177,5 +192,21 @@ impl From<age::DecryptError> for OpenError {
             }
             other => OpenError::Damaged(other.to_string()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_secret_key_given_as_a_recipient_is_never_shown() {
+        let secret = "AGE-SECRET-KEY-1QQPQZRFR7ZZPQ9UAJA4SS0J0QQYNQCJMZEQX9VKXHKVQ0SQLK5DSSXHQ2Z";
+        let shown = shown_recipient(secret);
+        assert!(!shown.contains("QQPQZRFR"), "{shown}");
+        let err = Encryption::recipients_from(&[format!(" {secret} ")]).unwrap_err();
+        assert!(!err.to_string().contains("QQPQZRFR"), "{err}");
+        assert!(!shown_recipient(&"x".repeat(500)).contains(&"x".repeat(20)));
+        assert_eq!(shown_recipient(" age1oops "), "age1oops");
     }
 }

@@ -136,8 +136,8 @@ pub async fn push(
 fn parse_recipient(text: &str) -> Result<age::x25519::Recipient, PitrError> {
     text.trim().parse().map_err(|_| {
         PitrError::Wal(WalError::BadKey(format!(
-            "`{}` is not an age public key (age1...)",
-            text.chars().take(80).collect::<String>()
+            "--recipient `{}` is not an age public key (age1...)",
+            tend_backup::crypto::shown_recipient(text)
         )))
     })
 }

@@ -360,6 +360,24 @@ fn wal_push_stores_once_refuses_other_bytes_and_wal_fetch_gives_them_back() {
         err.contains("does not hold the segment its name says"),
         "{err}"
     );
+    // A secret key pasted where the public one goes is refused and never shown.
+    let secret = "AGE-SECRET-KEY-1QQPQZRFR7ZZPQ9UAJA4SS0J0QQYNQCJMZEQX9VKXHKVQ0SQLK5DSSXHQ2Z";
+    let (code, out, err) = setup.tend(
+        &setup.super_url,
+        &[
+            "wal-push",
+            "--pgdata",
+            &pgdata,
+            "--recipient",
+            secret,
+            segment.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(
+        !err.contains("QQPQZRFR") && !out.contains("QQPQZRFR"),
+        "{err}"
+    );
     let not_wal = scratch.path().join("notes.txt");
     std::fs::write(&not_wal, "hello").unwrap();
     let (code, _, err) = setup.tend(
