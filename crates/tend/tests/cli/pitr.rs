@@ -628,9 +628,11 @@ fn archiving_into_s3() {
             >= 3,
         "{objects:?}"
     );
+    // Archiving works, and with no physical backup yet there is nothing to restore: exit 1.
     let (code, out, err) = setup.tend(&setup.super_url, &["pitr", "status"]);
-    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(code, 1, "{out}{err}");
     assert!(out.contains("timeline 1"), "{out}");
+    assert!(err.contains("no physical backup"), "{err}");
     assert!(!out.contains(&s3.env()[1].1) && !err.contains(&s3.env()[1].1));
 
     // A physical backup through S3: verified, then restored with the WAL after it, equal
@@ -650,6 +652,9 @@ fn archiving_into_s3() {
     let (code, out, err) = setup.tend(&setup.super_url, &["backup", "verify", &id]);
     assert_eq!(code, 0, "{out}{err}");
     assert!(out.contains("pg_verifybackup checked every file"), "{out}");
+    let (code, out, err) = setup.tend(&setup.super_url, &["pitr", "status"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("Recoverable: from"), "{out}");
     query_column(
         &app,
         "UPDATE things SET body = upper(body) WHERE id % 3 = 0",
@@ -694,7 +699,6 @@ fn archiving_setup(store: &Path, settings: &[(&str, &str)]) -> Setup {
     setup
 }
 
-/// Restores into a new directory with `args`, started, and returns what `sql` reads there.
 /// Restores into a new directory with `args`, started: a connection to the copy's
 /// `dbname` as the superuser (the copy's roles are the server's).
 fn restore_started(setup: &Setup, dir: &Path, args: &[&str], dbname: &str) -> tend_pg::ConnInfo {
