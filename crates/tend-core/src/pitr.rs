@@ -894,8 +894,8 @@ pub struct PhysicalRestoreRequest {
     pub dir: PathBuf,
     pub target: RestoreTarget,
     pub action: TargetAction,
-    /// Start the restored server on this port for inspection (archiving off), and wait
-    /// until it reached the target.
+    /// Start the restored server on this port (0: a free one) for inspection (archiving
+    /// off), and wait until it reached the target.
     pub start: Option<u16>,
     /// The OS user that owns the data directory and runs the server when tend is root.
     pub os_user: String,
@@ -998,8 +998,21 @@ pub async fn restore_physical(
         .map_err(PitrError::Cluster)?;
     let started = match request.start {
         None => None,
-        Some(port) => {
-            server.start(port, 3600).map_err(PitrError::Cluster)?;
+        Some(asked) => {
+            // Port 0: a free one, tried again when another process takes it between the
+            // choice and the server's bind.
+            let mut port = if asked == 0 { free_port()? } else { asked };
+            let mut attempt = 1;
+            loop {
+                match server.start(port, 3600) {
+                    Ok(()) => break,
+                    Err(_) if asked == 0 && attempt < 5 && !port_is_free(port) => {
+                        port = free_port()?;
+                        attempt += 1;
+                    }
+                    Err(e) => return Err(PitrError::Cluster(e)),
+                }
+            }
             let role = if request.os_user.is_empty() {
                 "postgres"
             } else {
@@ -1031,6 +1044,18 @@ pub async fn restore_physical(
         bytes: restored.bytes,
         started,
     })
+}
+
+/// A port nothing listens on now, on 127.0.0.1.
+fn free_port() -> Result<u16, PitrError> {
+    std::net::TcpListener::bind(("127.0.0.1", 0))
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .map_err(|e| PitrError::Unsupported(format!("cannot find a free port on 127.0.0.1: {e}")))
+}
+
+fn port_is_free(port: u16) -> bool {
+    std::net::TcpListener::bind(("127.0.0.1", port)).is_ok()
 }
 
 /// Waits until a started copy is past recovery (promoted) or paused at its target.

@@ -622,7 +622,20 @@ impl LocalCluster {
         user.own_dir(&data_dir)?;
         user.own_dir(&log_dir)?;
         user.own_dir(&socket_dir)?;
-        let program = source.bindir.join("pg_basebackup");
+        // Beside the server when it is there; else the newest the tool search finds (the
+        // server-only packages of some majors ship no client programs).
+        let beside = source.bindir.join("pg_basebackup");
+        let program = if beside.is_file() {
+            beside
+        } else {
+            self.options
+                .tools
+                .find(
+                    PgTool::PgBasebackup,
+                    VersionNeed::AtLeastMajor(source.major),
+                )?
+                .path
+        };
         let output = user
             .command(&program)
             .args([

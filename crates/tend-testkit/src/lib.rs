@@ -410,8 +410,19 @@ pub struct PrivateCluster {
 }
 
 impl PrivateCluster {
-    /// Starts a cluster with these `postgresql.conf` settings (and fsync off, for speed).
+    /// Starts a cluster with these `postgresql.conf` settings (and fsync off, for speed),
+    /// on the system's PostgreSQL.
     pub fn start(settings: &[(&str, &str)]) -> PrivateCluster {
+        PrivateCluster::start_with(settings, tend_pg::ToolSearch::default())
+    }
+
+    /// The same, on the major the tests run on (`TEND_TEST_PG_BINDIR`), like the shared
+    /// cluster.
+    pub fn start_on_test_major(settings: &[(&str, &str)]) -> PrivateCluster {
+        PrivateCluster::start_with(settings, tend_pg::ToolSearch::new(server_bindir()))
+    }
+
+    fn start_with(settings: &[(&str, &str)], tools: tend_pg::ToolSearch) -> PrivateCluster {
         use std::os::unix::fs::PermissionsExt;
         let dir = tempfile::Builder::new()
             .prefix("tend-private-")
@@ -427,8 +438,7 @@ impl PrivateCluster {
             ClusterOptions {
                 settings: all,
                 fast_init: true,
-                // The major the tests run on (TEND_TEST_PG_BINDIR), like the shared cluster.
-                tools: tend_pg::ToolSearch::new(server_bindir()),
+                tools,
                 ..ClusterOptions::default()
             },
         );

@@ -294,10 +294,11 @@ fn physical(
             None => return Err(pitr::PitrError::NoConfigFile.into()),
         },
     };
+    // 0: the service picks a free port (and picks again if it is taken meanwhile).
     let port = match (p.start, p.port) {
         (false, _) => None,
         (true, Some(port)) => Some(port),
-        (true, None) => Some(free_port()?),
+        (true, None) => Some(0),
     };
     let request = pitr::PhysicalRestoreRequest {
         id: args.id.clone(),
@@ -364,10 +365,4 @@ fn physical(
         )),
     }
     Ok(exit::OK)
-}
-
-/// A port nothing listens on now, on 127.0.0.1.
-fn free_port() -> Result<u16, CommandError> {
-    let listener = std::net::TcpListener::bind(("127.0.0.1", 0))?;
-    Ok(listener.local_addr()?.port())
 }

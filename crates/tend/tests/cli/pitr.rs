@@ -32,7 +32,7 @@ impl Setup {
     fn with_settings(store: &str, settings: &[(&str, &str)]) -> Setup {
         let mut all = vec![("wal_level", "replica")];
         all.extend_from_slice(settings);
-        let private = PrivateCluster::start(&all);
+        let private = PrivateCluster::start_on_test_major(&all);
         let state = private.cluster.state().unwrap().unwrap();
         let project = TestProject::new();
         // The server runs tend as its own OS user: it must read the project's tend.toml.
@@ -328,7 +328,7 @@ fn wal_push_stores_once_refuses_other_bytes_and_wal_fetch_gives_them_back() {
     assert_eq!(archived_files(store.path(), &setup.system()), before);
 
     // A segment of another server, and a file that is not the segment its name says.
-    let other = PrivateCluster::start(&[]);
+    let other = PrivateCluster::start_on_test_major(&[]);
     let other_state = other.cluster.state().unwrap().unwrap();
     let other_wal = query_column(&other.info, "SELECT pg_walfile_name(pg_current_wal_lsn())")[0]
         .clone()
