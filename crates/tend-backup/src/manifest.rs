@@ -147,6 +147,26 @@ pub struct Compression {
     pub level: i32,
 }
 
+impl Compression {
+    /// What every tend backup uses: zstd at `level`.
+    pub fn zstd(level: i32) -> Compression {
+        Compression {
+            algorithm: "zstd".to_string(),
+            level,
+        }
+    }
+}
+
+impl Encryption {
+    /// age, for `encryption`'s recipients (public facts only).
+    pub fn age(encryption: &crate::crypto::Encryption) -> Encryption {
+        Encryption {
+            scheme: "age".to_string(),
+            recipients: encryption.describe(),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Encryption {
     pub scheme: String,

@@ -497,14 +497,8 @@ pub async fn backup(
                 raw_bytes: raw.load(Ordering::Relaxed),
                 stored_bytes: objects.iter().map(|o| o.bytes).sum(),
                 objects,
-                compression: Compression {
-                    algorithm: "zstd".to_string(),
-                    level: options.level,
-                },
-                encryption: crate::manifest::Encryption {
-                    scheme: "age".to_string(),
-                    recipients: options.encryption.describe(),
-                },
+                compression: Compression::zstd(options.level),
+                encryption: crate::manifest::Encryption::age(&options.encryption),
                 tables: rows,
                 tend_version: env!("CARGO_PKG_VERSION").to_string(),
                 physical: None,

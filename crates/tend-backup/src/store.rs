@@ -623,17 +623,8 @@ impl Store {
         let Some(dir) = &self.dir else {
             return Ok(());
         };
-        fn walk(path: &std::path::Path, owner: (u32, u32)) -> std::io::Result<()> {
-            std::os::unix::fs::lchown(path, Some(owner.0), Some(owner.1))?;
-            if path.is_dir() && !path.is_symlink() {
-                for entry in std::fs::read_dir(path)? {
-                    walk(&entry?.path(), owner)?;
-                }
-            }
-            Ok(())
-        }
         let folder = dir.join(id).join(sub);
-        walk(&folder, owner).map_err(|source| StoreError::Directory {
+        tend_pg::cluster::chown_tree(&folder, owner).map_err(|source| StoreError::Directory {
             path: folder,
             source,
         })

@@ -264,11 +264,6 @@ fn shell_quote(path: &Path) -> String {
     format!("'{}'", text.replace('\'', r"'\''"))
 }
 
-/// Is this command one of tend's (`... wal-push ...`)?
-pub fn is_tend_archive_command(command: &str) -> bool {
-    command.contains(" wal-push ")
-}
-
 /// Roles and settings only managed services have.
 const MANAGED_ROLES: &[(&str, &str)] = &[
     ("rds_superuser", "Amazon RDS"),
@@ -730,7 +725,7 @@ pub async fn status(database: &Database, store: &Store) -> Result<PitrStatus, Pi
     let server = ServerArchiving {
         wal_level: row.get(0),
         archive_mode: row.get(1),
-        archives_with_tend: is_tend_archive_command(&command),
+        archives_with_tend: tend_backup::wal::is_tend_archive_command(&command),
         archived_count: row.get(3),
         last_archived_wal,
         last_archived_time: row.get(5),

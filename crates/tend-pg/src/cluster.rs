@@ -228,6 +228,18 @@ impl ServerUser {
     }
 }
 
+/// Gives `path` and everything under it to `owner` (uid, gid), never following a symlink:
+/// what a server (or its archive_command) must write, made by tend running as root.
+pub fn chown_tree(path: &Path, owner: (u32, u32)) -> std::io::Result<()> {
+    std::os::unix::fs::lchown(path, Some(owner.0), Some(owner.1))?;
+    if fs::symlink_metadata(path)?.is_dir() {
+        for entry in fs::read_dir(path)? {
+            chown_tree(&entry?.path(), owner)?;
+        }
+    }
+    Ok(())
+}
+
 /// A server on a data directory tend did not make with initdb: a restored physical backup,
 /// started for inspection. It listens only on 127.0.0.1 and a socket directory of its own,
 /// runs as the unprivileged server user when tend runs as root, and is stopped with
@@ -251,20 +263,10 @@ impl DataDirServer {
         os_user: &str,
     ) -> Result<DataDirServer, ClusterError> {
         let user = ServerUser::resolve(os_user)?;
-        fn walk(path: &Path, user: &ServerUser) -> Result<(), ClusterError> {
-            if user.is_switched() {
-                std::os::unix::fs::lchown(path, Some(user.uid), Some(user.gid))
-                    .map_err(io_err("change the owner of", path))?;
-            }
-            let meta = fs::symlink_metadata(path).map_err(io_err("read", path))?;
-            if meta.is_dir() {
-                for entry in fs::read_dir(path).map_err(io_err("read", path))? {
-                    walk(&entry.map_err(io_err("read", path))?.path(), user)?;
-                }
-            }
-            Ok(())
+        if user.is_switched() {
+            chown_tree(data_dir, (user.uid, user.gid))
+                .map_err(io_err("change the owner of", data_dir))?;
         }
-        walk(data_dir, &user)?;
         fs::set_permissions(data_dir, fs::Permissions::from_mode(0o700))
             .map_err(io_err("set permissions on", data_dir))?;
         let log_dir = data_dir.join("log");

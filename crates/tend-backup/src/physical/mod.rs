@@ -154,7 +154,7 @@ pub async fn backup_physical(
             facts.user
         )));
     }
-    if archive_mode == "off" || !archive_command.contains(" wal-push ") {
+    if archive_mode == "off" || !crate::wal::is_tend_archive_command(&archive_command) {
         return Err(BackupError::Physical(
             "the server does not archive its WAL with tend, and a physical backup cannot be restored without its WAL: run `tend pitr enable` first".to_string(),
         ));
@@ -317,14 +317,8 @@ pub async fn backup_physical(
             raw_bytes: raw.load(Ordering::Relaxed),
             stored_bytes: objects.iter().map(|o| o.bytes).sum(),
             objects,
-            compression: Compression {
-                algorithm: "zstd".to_string(),
-                level: options.level,
-            },
-            encryption: crate::manifest::Encryption {
-                scheme: "age".to_string(),
-                recipients: options.encryption.describe(),
-            },
+            compression: Compression::zstd(options.level),
+            encryption: crate::manifest::Encryption::age(&options.encryption),
             tables: Vec::new(),
             tend_version: env!("CARGO_PKG_VERSION").to_string(),
             physical: Some(Physical {

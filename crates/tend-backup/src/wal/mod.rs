@@ -258,10 +258,7 @@ impl<'a> Archive<'a> {
             server_version: server_version.to_string(),
             created_at: crate::ops::now_rfc3339(),
             recipient,
-            key_encryption: crate::manifest::Encryption {
-                scheme: "age".to_string(),
-                recipients: encryption.describe(),
-            },
+            key_encryption: crate::manifest::Encryption::age(encryption),
         };
         let bytes = serde_json::to_vec_pretty(&info).expect("archive descriptions serialize");
         self.store
@@ -502,6 +499,11 @@ impl<'a> Archive<'a> {
             .await?;
         Ok(())
     }
+}
+
+/// Is `command` (a server's `archive_command`) tend's `wal-push`?
+pub fn is_tend_archive_command(command: &str) -> bool {
+    command.contains(" wal-push ")
 }
 
 /// The file a physical restore writes into the data directory: the archive's key, so the
