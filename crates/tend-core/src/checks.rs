@@ -6,6 +6,7 @@ use serde::Serialize;
 use tend_ops::history::{self, HistoryError};
 use tend_ops::runner::CheckResult;
 use tend_ops::{Check, Finding, RunOptions, Severity};
+
 use tend_pg::Database;
 use tend_pg::ServerFacts;
 
@@ -103,12 +104,21 @@ pub async fn run_and_record(
     on_event: &(dyn Fn(CheckEvent) + Send + Sync),
 ) -> Result<CheckReport, CheckError> {
     let options = run_options(settings, selection);
-    let report = {
+    let mut report = {
         let session = database.session().await?;
-        tend_ops::runner::run(&session, catalog, &options)
+        let mut report = tend_ops::runner::run(&session, catalog, &options)
             .await
-            .map_err(CheckError::Run)?
+            .map_err(CheckError::Run)?;
+        if let Some(spool) = &settings.wal_spool
+            && options.selects(&WAL_SPOOLED)
+        {
+            check_spool(&session, spool, &options, &mut report).await;
+        }
+        report
     };
+    report
+        .findings
+        .sort_by(|a, b| b.severity.cmp(&a.severity).then(a.check.cmp(b.check)));
     let history = keep_history(database, settings, &report, on_event).await;
     let status = report.status();
     let exit_code = match status {
@@ -125,6 +135,83 @@ pub async fn run_and_record(
         findings: report.findings,
         history,
     })
+}
+
+/// WAL waiting in `tend wal-push`'s local spool: the store has not taken it, though
+/// PostgreSQL counts it archived (so `wal.archiving_failing` cannot see it). Not SQL: the
+/// spool is a folder on this machine, so the check runs here, beside the catalog's.
+pub static WAL_SPOOLED: Check = Check {
+    id: "wal.spooled",
+    category: tend_ops::Category::Replication,
+    title: "WAL waiting in the local spool for the store",
+    rule: tend_ops::Rule::AtLeast,
+    unit: tend_ops::Unit::Percent,
+    warning: Some(0.0),
+    critical: Some(80.0),
+    sql: "",
+    finding: "{detail}",
+    remedy: "The store did not take these files: see `tend pitr status` and the server's log for why, and bring the store back; the next `tend wal-push` that reaches it sends them in order. Past pitr.spool_max archiving fails and pg_wal grows.",
+    min_major: 0,
+    extension: None,
+    reads_sessions: false,
+};
+
+async fn check_spool(
+    session: &tend_pg::Session,
+    settings: &crate::settings::SpoolSettings,
+    options: &RunOptions,
+    report: &mut tend_ops::Report,
+) {
+    let started = std::time::Instant::now();
+    let system = session
+        .query_one(
+            "SELECT system_identifier::text FROM pg_control_system()",
+            &[],
+        )
+        .await
+        .ok()
+        .and_then(|row| row.get::<_, Option<String>>(0))
+        .and_then(|text| text.parse::<u64>().ok());
+    let mut result = CheckResult {
+        id: WAL_SPOOLED.id,
+        category: WAL_SPOOLED.category,
+        severity: Severity::Ok,
+        findings: 0,
+        millis: 0,
+        note: None,
+        unknown: None,
+    };
+    let state = system.map(|system| crate::pitr::spool_of(settings, system).state());
+    match state {
+        None => result.note = Some("could not read the server's system identifier".into()),
+        Some(Err(e)) => {
+            result.severity = Severity::Unknown;
+            result.note = Some(e.to_string());
+        }
+        Some(Ok(state)) if state.files > 0 => {
+            let percent = state.bytes as f64 * 100.0 / state.max_bytes.max(1) as f64;
+            let thresholds = options.thresholds(&WAL_SPOOLED);
+            let severity = if thresholds.critical.is_some_and(|c| percent >= c) {
+                Severity::Critical
+            } else {
+                Severity::Warning
+            };
+            result.severity = severity;
+            result.findings = 1;
+            report.findings.push(Finding {
+                check: WAL_SPOOLED.id,
+                category: WAL_SPOOLED.category,
+                severity,
+                subject: state.dir.display().to_string(),
+                value: Some(percent),
+                message: crate::pitr::spool_problem(&state).unwrap_or_default(),
+                remedy: WAL_SPOOLED.remedy.to_string(),
+            });
+        }
+        Some(Ok(_)) => {}
+    }
+    result.millis = started.elapsed().as_millis() as u64;
+    report.results.push(result);
 }
 
 async fn keep_history(

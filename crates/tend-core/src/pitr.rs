@@ -10,13 +10,13 @@ use serde::Serialize;
 use tend_backup::Store;
 use tend_backup::physical::{self, PhysicalRestore, RestoreTarget, TargetAction};
 use tend_backup::wal::{
-    Archive, ArchiveInfo, Fetched, KeyOnce, Prefetch, PushOptions, Pushed, SegmentName, WalError,
-    WalFile, data_directory_system,
+    Archive, ArchiveInfo, Fetched, KeyOnce, Prefetch, PushOptions, Pushed, SegmentName, Spool,
+    SpoolState, Spooled, WalError, WalFile, data_directory_system,
 };
 use tend_pg::cluster::DataDirServer;
 use tend_pg::{Database, quote_literal};
 
-use crate::settings::{BackupSettings, KeyError};
+use crate::settings::{BackupSettings, KeyError, SpoolSettings};
 
 /// Why a PITR service did not do its work.
 #[derive(Debug, thiserror::Error)]
@@ -63,6 +63,11 @@ pub enum PitrError {
     )]
     CopyStopped { dir: PathBuf, words: String },
     /// `pitr enable` needs a config file the server's archive_command can read.
+    /// The store is away and the spool cannot take the file.
+    #[error(
+        "the store did not take the file ({because}) and {full}: nothing was spooled, and PostgreSQL keeps the WAL in pg_wal and tries again; bring the store back, or raise pitr.spool_max"
+    )]
+    SpoolFull { full: String, because: String },
     #[error(
         "this needs a tend.toml: the server runs `tend wal-push` and `tend wal-fetch` (its archive_command and restore_command) from its own data directory and environment, so the store's settings must come from a file (run `tend init`, or pass --config)"
     )]
@@ -79,10 +84,16 @@ impl PitrError {
 #[derive(Debug, Clone, Serialize)]
 pub struct PushReport {
     pub file: String,
-    /// `stored` or `already_stored`.
+    /// `stored`, `already_stored`, `spooled` (the store is away: kept in the local spool)
+    /// or `already_spooled`.
     pub outcome: &'static str,
     pub plain_bytes: u64,
     pub stored_bytes: u64,
+    /// Files sent from the spool to the store first.
+    pub drained: usize,
+    /// Why the file was spooled instead of stored.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub spooled_because: Option<String>,
 }
 
 /// The system identifier of the data directory a WAL command runs in.
@@ -95,10 +106,12 @@ pub fn system_of(data_dir: &Path) -> Result<u64, PitrError> {
 
 /// `archive_command`: stores the file at `path` (of the server whose data directory is
 /// `data_dir`) in the archive, encrypted for `recipient` (the archive's key; read from the
-/// store when not given). Returns once the store has it.
+/// store when not given). Returns once the store has it; with a spool, once the store or
+/// the spool has it (see [`push_spooling`]).
 pub async fn push(
     store: &Store,
     settings: &BackupSettings,
+    spool: Option<&SpoolSettings>,
     data_dir: &Path,
     path: &Path,
     recipient: Option<&str>,
@@ -107,7 +120,15 @@ pub async fn push(
     let archive = Archive::new(store, system);
     let recipient = match recipient {
         Some(text) => parse_recipient(text)?,
-        None => parse_recipient(&archive.require_info().await?.recipient)?,
+        None => {
+            let info = match spool {
+                Some(spool) => tokio::time::timeout(spool.after, archive.require_info())
+                    .await
+                    .unwrap_or(Err(WalError::StoreTimeout(spool.after)))?,
+                None => archive.require_info().await?,
+            };
+            parse_recipient(&info.recipient)?
+        }
     };
     let threads = std::thread::available_parallelism()
         .map(|n| n.get().min(4) as u32)
@@ -121,6 +142,9 @@ pub async fn push(
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
+    if let Some(spool) = spool {
+        return push_spooling(&archive, spool, path, &options).await;
+    }
     let (outcome, plain_bytes, stored_bytes) = match archive.push(path, &options).await? {
         Pushed::Stored { plain, stored } => ("stored", plain, stored),
         Pushed::AlreadyStored => ("already_stored", 0, 0),
@@ -130,6 +154,112 @@ pub async fn push(
         outcome,
         plain_bytes,
         stored_bytes,
+        drained: 0,
+        spooled_because: None,
+    })
+}
+
+/// The spool of the server `system`, when one is configured.
+pub fn spool_of(settings: &SpoolSettings, system: u64) -> Spool {
+    Spool::new(&settings.dir, system, settings.max_bytes)
+}
+
+/// Once a push found the store away, how long later pushes spool without trying it: three
+/// times `pitr.spool_after`, so at most a quarter of an outage goes to waiting for it.
+fn retry_store_after(settings: &SpoolSettings) -> Duration {
+    settings.after * 3
+}
+
+/// A push with a spool. Under the spool's lock: unless the store was found away less than
+/// three times `pitr.spool_after` ago, sends what waits in the spool (in order), then the file, each
+/// given `pitr.spool_after` to be stored; when the store fails or does not answer in time
+/// (or is still away), the file joins the spool instead, up to its cap. So files reach
+/// the store in the order PostgreSQL archived them, and a push during an outage returns
+/// at once. A file that is not this server's WAL, or that conflicts with a stored one, is
+/// an error either way.
+async fn push_spooling(
+    archive: &Archive<'_>,
+    settings: &SpoolSettings,
+    path: &Path,
+    options: &PushOptions,
+) -> Result<PushReport, PitrError> {
+    let spool = spool_of(settings, archive.system());
+    let read = archive.read_for_push(path).await?;
+    let lock = spool.lock()?;
+    let store_failure = |e: &WalError| matches!(e, WalError::Store(_) | WalError::StoreTimeout(_));
+    let mut drained = 0;
+    let mut away: Option<String> = match spool.store_away() {
+        Some(away) if away.last_try.elapsed().unwrap_or_default() < retry_store_after(settings) => {
+            Some("the store was away a moment ago".to_string())
+        }
+        _ => None,
+    };
+    if away.is_none() {
+        let (sent, result) = spool.drain(&lock, archive, settings.after).await;
+        drained = sent;
+        match result {
+            Ok(()) => {}
+            Err(e) if store_failure(&e) => {
+                spool.mark_store_away(&lock);
+                away = Some(e.to_string());
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    let plain_bytes = read.plain.len() as u64;
+    let file = read.file;
+    let sha256 = read.sha256.clone();
+    let sealed = tend_backup::wal::seal(read.plain, options.clone()).await?;
+    let stored_bytes = sealed.len() as u64;
+    if away.is_none() {
+        let pushed = tokio::time::timeout(
+            settings.after,
+            archive.push_sealed(&file, &sha256, sealed.clone()),
+        )
+        .await
+        .unwrap_or(Err(WalError::StoreTimeout(settings.after)));
+        match pushed {
+            Ok(pushed) => {
+                spool.mark_store_back(&lock);
+                return Ok(PushReport {
+                    file: file.to_string(),
+                    outcome: match pushed {
+                        Pushed::Stored { .. } => "stored",
+                        Pushed::AlreadyStored => "already_stored",
+                    },
+                    plain_bytes,
+                    stored_bytes,
+                    drained,
+                    spooled_because: None,
+                });
+            }
+            Err(e) if store_failure(&e) => {
+                spool.mark_store_away(&lock);
+                away = Some(e.to_string());
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    let because = away.unwrap_or_default();
+    let spooled = spool
+        .add(&lock, &file, &sha256, &sealed)
+        .map_err(|e| match e {
+            WalError::SpoolFull { .. } => PitrError::SpoolFull {
+                full: e.to_string(),
+                because: because.clone(),
+            },
+            other => other.into(),
+        })?;
+    Ok(PushReport {
+        file: file.to_string(),
+        outcome: match spooled {
+            Spooled::Added(_) => "spooled",
+            Spooled::AlreadySpooled => "already_spooled",
+        },
+        plain_bytes,
+        stored_bytes,
+        drained,
+        spooled_because: Some(because),
     })
 }
 
@@ -452,11 +582,15 @@ pub async fn enable(
     database: &Database,
     store: &Store,
     settings: &BackupSettings,
+    spool: Option<&SpoolSettings>,
     plan: &EnablePlan,
     wait: Duration,
 ) -> Result<EnableReport, PitrError> {
     let system: u64 = plan.system_identifier.parse().unwrap_or_default();
     let archive = Archive::new(store, system);
+    if let Some(spool) = spool {
+        spool_of(spool, system).create_for_server(Path::new(&plan.data_directory))?;
+    }
     let mut archive_created = false;
     if let Some(NewKey(key)) = &plan.new_key {
         let encryption = settings.keys.encryption()?;
@@ -675,12 +809,23 @@ pub struct PitrStatus {
     pub window: Option<RecoverableWindow>,
     /// `None` when the store has no archive for this server.
     pub archive: Option<ArchiveSummary>,
+    /// The local spool, when one is configured.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub spool: Option<SpoolState>,
     /// Problems, worst first, each one sentence.
     pub problems: Vec<String>,
 }
 
+/// How long `pitr status` waits for the store's first answer (its retries go on for
+/// minutes): a store that is away is then one of the problems it shows.
+const STATUS_STORE_WAIT: Duration = Duration::from_secs(15);
+
 /// Reads archiving's health from the server and the archive's contents from the store.
-pub async fn status(database: &Database, store: &Store) -> Result<PitrStatus, PitrError> {
+pub async fn status(
+    database: &Database,
+    store: &Store,
+    spool: Option<&SpoolSettings>,
+) -> Result<PitrStatus, PitrError> {
     let session = database.session().await?;
     let row = session
         .query_one(
@@ -738,11 +883,26 @@ pub async fn status(database: &Database, store: &Store) -> Result<PitrStatus, Pi
     };
     let system: String = row.get::<_, Option<String>>(11).unwrap_or_default();
     let archive = Archive::new(store, system.parse().unwrap_or_default());
-    let summary = match archive.info().await? {
-        Some(info) => Some(summarize(&archive, &info).await?),
-        None => None,
-    };
     let mut problems = Vec::new();
+    // A store that cannot be read is a problem to show beside the rest, not the end of it.
+    let mut unreadable = None;
+    let info = tokio::time::timeout(STATUS_STORE_WAIT, archive.info())
+        .await
+        .unwrap_or(Err(WalError::StoreTimeout(STATUS_STORE_WAIT)));
+    let summary = match info {
+        Ok(Some(info)) => match summarize(&archive, &info).await {
+            Ok(summary) => Some(summary),
+            Err(e) => {
+                unreadable = Some(e.to_string());
+                None
+            }
+        },
+        Ok(None) => None,
+        Err(e) => {
+            unreadable = Some(e.to_string());
+            None
+        }
+    };
     if server.archive_mode == "off" || !server.archives_with_tend {
         problems.push(
             "the server does not archive its WAL with tend: run `tend pitr enable`".to_string(),
@@ -755,15 +915,24 @@ pub async fn status(database: &Database, store: &Store) -> Result<PitrStatus, Pi
             server.last_failed_time.as_deref().unwrap_or("an unknown time"),
         ));
     }
-    if summary.is_none() {
+    if let Some(reason) = &unreadable {
+        problems.push(format!(
+            "the store {} cannot be read now: {reason}",
+            store.description
+        ));
+    } else if summary.is_none() {
         problems.push(format!(
             "the store {} has no WAL archive for this server (system identifier {system})",
             store.description
         ));
     }
-    let bases: Vec<tend_backup::Manifest> = tend_backup::ops::list(store)
-        .await
-        .map_err(PitrError::Backup)?
+    let listed = match unreadable {
+        Some(_) => Vec::new(),
+        None => tend_backup::ops::list(store)
+            .await
+            .map_err(PitrError::Backup)?,
+    };
+    let bases: Vec<tend_backup::Manifest> = listed
         .into_iter()
         .map(|l| l.manifest)
         .filter(|m| {
@@ -787,8 +956,20 @@ pub async fn status(database: &Database, store: &Store) -> Result<PitrStatus, Pi
             "no physical backup of this server yet, so no point in time can be restored: take one with `tend backup run --physical`".to_string(),
         );
     }
+    let spool = match spool {
+        Some(settings) => Some(spool_of(settings, system.parse().unwrap_or_default()).state()?),
+        None => None,
+    };
+    if let Some(problem) = spool.as_ref().and_then(spool_problem) {
+        problems.insert(0, problem);
+    }
     for span in summary.iter().flat_map(|s| &s.timelines) {
         for (first, last) in &span.gaps {
+            // Files waiting in the spool are not a gap yet.
+            let spooled = spool.as_ref().and_then(|s| s.oldest.as_deref());
+            if spooled.is_some_and(|oldest| oldest <= first.as_str()) {
+                continue;
+            }
             problems.push(format!(
                 "timeline {} is missing {first}..{last} in the archive: recovery cannot pass that gap",
                 span.timeline
@@ -800,8 +981,30 @@ pub async fn status(database: &Database, store: &Store) -> Result<PitrStatus, Pi
         server,
         window,
         archive: summary,
+        spool,
         problems,
     })
+}
+
+/// The problem a spool with files in it is: the store has not taken them (PostgreSQL
+/// thinks they are archived), and the recoverable window stops before the oldest.
+pub fn spool_problem(state: &SpoolState) -> Option<String> {
+    if state.files == 0 {
+        return None;
+    }
+    Some(format!(
+        "{} WAL file(s) ({:.1} MB of the spool's {:.1} MB) wait in {} for the store{}: the archive, and the recoverable window, end before {} until they are sent (the next push that reaches the store sends them; past the cap, archiving fails)",
+        state.files,
+        state.bytes as f64 / 1e6,
+        state.max_bytes as f64 / 1e6,
+        state.dir.display(),
+        state
+            .store_away_since
+            .as_deref()
+            .map(|t| format!(", which has been away since {t}"))
+            .unwrap_or_default(),
+        state.oldest.as_deref().unwrap_or("the oldest"),
+    ))
 }
 
 /// Lists the archive: each timeline's segments, gaps and history files.

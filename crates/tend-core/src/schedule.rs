@@ -14,6 +14,9 @@ use serde::Serialize;
 pub enum Task {
     /// `tend backup run`.
     Backup,
+    /// `tend backup run --physical [--incremental]`: a base backup for point-in-time
+    /// recovery (the server archives its WAL with `tend pitr enable`).
+    PhysicalBackup { incremental: bool },
     /// `tend backup prune --yes`.
     BackupPrune,
     /// `tend backup verify` of the newest backup; with `restore`, the restore drill too.
@@ -31,6 +34,8 @@ pub enum Task {
 /// The tasks a schedule entry may name, for errors and docs.
 pub const TASKS: &[&str] = &[
     "backup",
+    "backup --physical",
+    "backup --physical --incremental",
     "backup prune",
     "backup verify",
     "backup verify --restore",
@@ -46,6 +51,13 @@ impl Task {
         let words: Vec<&str> = text.split_whitespace().collect();
         let task = match words.as_slice() {
             ["backup"] | ["backup", "run"] => Task::Backup,
+            ["backup", "--physical"] | ["backup", "run", "--physical"] => {
+                Task::PhysicalBackup { incremental: false }
+            }
+            ["backup", "--physical", "--incremental"]
+            | ["backup", "run", "--physical", "--incremental"] => {
+                Task::PhysicalBackup { incremental: true }
+            }
             ["backup", "prune"] => Task::BackupPrune,
             ["backup", "verify"] => Task::BackupVerify { restore: false },
             ["backup", "verify", "--restore"] => Task::BackupVerify { restore: true },
@@ -76,6 +88,10 @@ impl fmt::Display for Task {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Task::Backup => f.write_str("backup"),
+            Task::PhysicalBackup { incremental: false } => f.write_str("backup --physical"),
+            Task::PhysicalBackup { incremental: true } => {
+                f.write_str("backup --physical --incremental")
+            }
             Task::BackupPrune => f.write_str("backup prune"),
             Task::BackupVerify { restore: false } => f.write_str("backup verify"),
             Task::BackupVerify { restore: true } => f.write_str("backup verify --restore"),

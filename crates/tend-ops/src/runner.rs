@@ -47,7 +47,8 @@ impl Default for RunOptions {
 }
 
 impl RunOptions {
-    fn selects(&self, check: &Check) -> bool {
+    /// Whether the selection (`only`, `skip`, and `enabled` overrides) includes `check`.
+    pub fn selects(&self, check: &Check) -> bool {
         let matches = |pattern: &String| {
             pattern == check.id
                 || pattern == check.category.as_str()

@@ -67,6 +67,22 @@ pub fn rules(schedule: &Schedule) -> String {
             summary: "tend: check {{ $labels.check }} is critical".to_string(),
         },
         Rule {
+            name: "TendWalArchivingFailing",
+            expr: "max(tend_wal_archiving_failing) == 1".to_string(),
+            for_: "5m",
+            severity: "critical",
+            summary: "tend: PostgreSQL cannot archive its WAL: pg_wal grows and point-in-time recovery falls behind"
+                .to_string(),
+        },
+        Rule {
+            name: "TendWalSpooled",
+            expr: "max(tend_wal_spool_files) > 0".to_string(),
+            for_: "5m",
+            severity: "warning",
+            summary: "tend: WAL waits in the local spool: the backup store does not take it"
+                .to_string(),
+        },
+        Rule {
             name: "TendDatabaseLarge",
             expr: format!("max(tend_database_size_bytes) > {DATABASE_SIZE_LIMIT:e}"),
             for_: "0m",

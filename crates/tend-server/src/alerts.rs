@@ -327,7 +327,7 @@ impl Alerting {
             }
             let critical = matches!(
                 scheduled.task,
-                Task::Backup | Task::BackupVerify { restore: true }
+                Task::Backup | Task::PhysicalBackup { .. } | Task::BackupVerify { restore: true }
             );
             let error: String = row.get(2);
             let what = if scheduled.task == (Task::BackupVerify { restore: true }) {
@@ -345,25 +345,47 @@ impl Alerting {
                 ),
             });
         }
-        // The backup's age against its schedule.
-        if let Some(period) = schedule
-            .entries
-            .iter()
-            .find_map(|e| match (&e.task, &e.when) {
-                (Task::Backup, When::Cron(cron)) => {
-                    let first = cron.next_after(Utc::now())?;
-                    let second = cron.next_after(first)?;
-                    (second - first).to_std().ok()
-                }
-                _ => None,
-            })
-        {
+        // Each kind of backup's age against its schedule.
+        type IsKind = fn(&Task) -> bool;
+        let kinds: [(&str, IsKind, &str, &str); 2] = [
+            (
+                "backup_too_old",
+                |t| *t == Task::Backup,
+                "task = 'backup'",
+                "backup",
+            ),
+            (
+                "physical_backup_too_old",
+                |t| matches!(t, Task::PhysicalBackup { .. }),
+                "task LIKE 'backup --physical%'",
+                "physical backup",
+            ),
+        ];
+        for (key, is_kind, filter, what) in kinds {
+            let Some(period) = schedule
+                .entries
+                .iter()
+                .filter(|e| is_kind(&e.task))
+                .filter_map(|e| match &e.when {
+                    When::Cron(cron) => {
+                        let first = cron.next_after(Utc::now())?;
+                        let second = cron.next_after(first)?;
+                        (second - first).to_std().ok()
+                    }
+                    _ => None,
+                })
+                .max()
+            else {
+                continue;
+            };
             let row = client
                 .query_one(
-                    "SELECT extract(epoch FROM clock_timestamp()
-                              - coalesce(max(finished_at) FILTER (WHERE outcome = 'succeeded'),
-                                         min(started_at)))::float8
-                       FROM tend.schedule_runs WHERE task = 'backup'",
+                    &format!(
+                        "SELECT extract(epoch FROM clock_timestamp()
+                                  - coalesce(max(finished_at) FILTER (WHERE outcome = 'succeeded'),
+                                             min(started_at)))::float8
+                           FROM tend.schedule_runs WHERE {filter}"
+                    ),
                     &[],
                 )
                 .await?;
@@ -372,10 +394,10 @@ impl Alerting {
                 && age > limit.as_secs_f64()
             {
                 out.push(Condition {
-                    key: "backup_too_old".to_string(),
+                    key: key.to_string(),
                     severity: "critical",
                     summary: format!(
-                        "no backup succeeded in the last {} (the schedule's period plus alerts.backup_grace)",
+                        "no {what} succeeded in the last {} (the schedule's period plus alerts.backup_grace)",
                         humantime::format_duration(Duration::from_secs(limit.as_secs()))
                     ),
                 });
@@ -400,6 +422,44 @@ impl Alerting {
                     summary: format!("check {check} is critical: {message}"),
                 });
             }
+        }
+        // WAL archiving: PostgreSQL failing to archive, and WAL waiting in tend's spool
+        // (which PostgreSQL counts archived).
+        let row = client
+            .query_one(
+                "SELECT coalesce(last_failed_time > coalesce(last_archived_time, '-infinity'), false)
+                          AND current_setting('archive_mode') <> 'off',
+                        last_failed_wal,
+                        to_char(last_failed_time AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS \"UTC\"'),
+                        (SELECT system_identifier::text FROM pg_control_system())
+                   FROM pg_stat_archiver",
+                &[],
+            )
+            .await?;
+        if row.get::<_, bool>(0) {
+            out.push(Condition {
+                key: "wal_archiving_failing".to_string(),
+                severity: "critical",
+                summary: format!(
+                    "WAL archiving is failing: PostgreSQL could not archive {} at {} and keeps the WAL in pg_wal until it can (see the server's log)",
+                    row.get::<_, Option<String>>(1).unwrap_or_default(),
+                    row.get::<_, Option<String>>(2).unwrap_or_default()
+                ),
+            });
+        }
+        if let (Some(spool), Some(system)) = (
+            &shared.tasks.settings.pitr.spool,
+            row.get::<_, Option<String>>(3)
+                .and_then(|s| s.parse::<u64>().ok()),
+        ) && let Ok(state) = tend_core::pitr::spool_of(spool, system).state()
+            && let Some(problem) = tend_core::pitr::spool_problem(&state)
+        {
+            let full = state.bytes as f64 >= state.max_bytes as f64 * 0.8;
+            out.push(Condition {
+                key: "wal_spooled".to_string(),
+                severity: if full { "critical" } else { "warning" },
+                summary: problem,
+            });
         }
         // The server's numbers, with hysteresis.
         let row = client

@@ -204,10 +204,11 @@ async fn metrics(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Respo
         .await
         .ok()
         .and_then(Result::ok);
-    let read = crate::metrics::scrape(session.as_deref().map(|s| &s.client), role);
+    let spool = shared.tasks.settings.pitr.spool.as_ref();
+    let read = crate::metrics::scrape(session.as_deref().map(|s| &s.client), role, spool);
     let text = match tokio::time::timeout(Duration::from_secs(10), read).await {
         Ok(text) => text,
-        Err(_) => crate::metrics::scrape(None, role).await,
+        Err(_) => crate::metrics::scrape(None, role, spool).await,
     };
     let openmetrics = headers
         .get(header::ACCEPT)

@@ -41,7 +41,11 @@ fn labels(pairs: &[(&str, &str)]) -> Labels {
 
 /// The scrape: every metric, as OpenMetrics text. A query that fails (a privilege, tend's
 /// tables not made yet) leaves its metrics out; `tend_scrape_errors` counts those.
-pub async fn scrape(client: Option<&Client>, role: Role) -> String {
+pub async fn scrape(
+    client: Option<&Client>,
+    role: Role,
+    spool: Option<&tend_core::settings::SpoolSettings>,
+) -> String {
     let mut root = Registry::default();
     let registry = root.sub_registry_with_prefix("tend");
     let up = family(
@@ -71,6 +75,7 @@ pub async fn scrape(client: Option<&Client>, role: Role) -> String {
         for part in [database, schedule, checks] {
             failed += part(registry, client).await;
         }
+        failed += wal(registry, client, spool).await;
     } else {
         up.get_or_create(&labels(&[])).set(0.0);
     }
@@ -277,6 +282,96 @@ fn database<'a>(
 
 /// tend's own records: each schedule entry's last run, and the last successful backup and
 /// verification.
+/// WAL archiving (pg_stat_archiver) and tend's local spool, when one is configured.
+async fn wal(
+    registry: &mut Registry,
+    client: &Client,
+    spool: Option<&tend_core::settings::SpoolSettings>,
+) -> f64 {
+    let row = client
+        .query_one(
+            "SELECT archived_count::float8, failed_count::float8,
+                    (coalesce(last_failed_time > coalesce(last_archived_time, '-infinity'), false)
+                      AND current_setting('archive_mode') <> 'off'),
+                    extract(epoch FROM clock_timestamp() - last_archived_time)::float8,
+                    (SELECT system_identifier::text FROM pg_control_system())
+               FROM pg_stat_archiver",
+            &[],
+        )
+        .await;
+    let errors = failed(&row);
+    let Ok(row) = row else {
+        return errors;
+    };
+    let mut one = |name: &str, help: &str, unit: Option<Unit>, value: f64| {
+        family(registry, name, help, unit)
+            .get_or_create(&labels(&[]))
+            .set(value);
+    };
+    one(
+        "wal_archived",
+        "WAL files archived since statistics were reset (pg_stat_archiver.archived_count)",
+        None,
+        row.get(0),
+    );
+    one(
+        "wal_archive_failed",
+        "Failed attempts to archive WAL since statistics were reset (pg_stat_archiver.failed_count)",
+        None,
+        row.get(1),
+    );
+    one(
+        "wal_archiving_failing",
+        "Whether the last attempt to archive WAL failed",
+        None,
+        if row.get::<_, bool>(2) { 1.0 } else { 0.0 },
+    );
+    if let Some(age) = row.get::<_, Option<f64>>(3) {
+        one(
+            "wal_last_archived_age",
+            "Time since PostgreSQL last archived a WAL file",
+            Some(Unit::Seconds),
+            age,
+        );
+    }
+    let system = row
+        .get::<_, Option<String>>(4)
+        .and_then(|s| s.parse::<u64>().ok());
+    if let (Some(settings), Some(system)) = (spool, system) {
+        match tend_core::pitr::spool_of(settings, system).state() {
+            Ok(state) => {
+                one(
+                    "wal_spool_files",
+                    "WAL files waiting in tend's local spool for the store",
+                    None,
+                    state.files as f64,
+                );
+                one(
+                    "wal_spool",
+                    "Bytes waiting in tend's local spool for the store",
+                    Some(Unit::Bytes),
+                    state.bytes as f64,
+                );
+                one(
+                    "wal_spool_max",
+                    "The spool's cap (pitr.spool_max): past it, archiving fails",
+                    Some(Unit::Bytes),
+                    state.max_bytes as f64,
+                );
+                one(
+                    "wal_spool_oldest_age",
+                    "How long the oldest file in the spool has waited (0 when empty)",
+                    Some(Unit::Seconds),
+                    state.oldest_age_seconds.unwrap_or(0) as f64,
+                );
+                return errors;
+            }
+            Err(_) => return errors + 1.0,
+        }
+    }
+    errors
+}
+
 fn schedule<'a>(
     registry: &'a mut Registry,
     client: &'a Client,

@@ -568,7 +568,7 @@ async fn run_one(
     drop(run_lock);
     if matches!(
         entry.task,
-        Task::Backup | Task::BackupPrune | Task::BackupVerify { .. }
+        Task::Backup | Task::PhysicalBackup { .. } | Task::BackupPrune | Task::BackupVerify { .. }
     ) {
         shared.catalog.clear().await;
     }

@@ -106,6 +106,38 @@ async fn run_inner(
                 report: report(&manifest),
             })
         }
+        Task::PhysicalBackup { incremental } => {
+            let store = store()?;
+            let request = tend_core::backup::PhysicalRequest {
+                threads: std::thread::available_parallelism()
+                    .map(|n| n.get() as u32)
+                    .unwrap_or(2),
+                incremental: *incremental,
+                wal_wait: tend_core::backup::DEFAULT_WAL_WAIT,
+            };
+            let manifest = tend_core::backup::run_physical(
+                &ctx.database,
+                &store,
+                &settings.backup,
+                tools,
+                &request,
+                cancel,
+                &mut |_| {},
+            )
+            .await
+            .map_err(|e| e.to_string())?;
+            Ok(Done {
+                summary: format!(
+                    "physical backup {}{}: {:.1} MB read, {:.1} MB stored, to {}",
+                    manifest.id,
+                    if *incremental { " (incremental)" } else { "" },
+                    mb(manifest.raw_bytes),
+                    mb(manifest.stored_bytes),
+                    store.description
+                ),
+                report: report(&manifest),
+            })
+        }
         Task::BackupPrune => {
             let store = store()?;
             let plan = tend_core::backup::prune_plan(&store, &settings.backup)

@@ -18,6 +18,7 @@
 
 mod header;
 mod name;
+mod spool;
 
 use std::path::{Path, PathBuf};
 
@@ -37,6 +38,7 @@ pub use name::{
     DEFAULT_SEGMENT_SIZE, HISTORY_FOLDER, SegmentName, WalFile, format_lsn, is_segment_size,
     parse_lsn, parse_segment_size,
 };
+pub use spool::{Spool, SpoolLock, SpoolState, Spooled, SpooledFile};
 
 /// What an archive's `archive.json` says.
 pub const ARCHIVE_INFO: &str = "archive.json";
@@ -129,6 +131,26 @@ pub enum WalError {
     Encrypt(String),
     #[error(transparent)]
     Store(Box<StoreError>),
+    /// The store did not answer a spooling push in time.
+    #[error("the store did not answer within {}s", .0.as_secs())]
+    StoreTimeout(std::time::Duration),
+    /// The spool holds another file under this name.
+    #[error(
+        "the WAL spool {} already holds {name} with different contents (spooled {spooled}, this file {pushed}): two servers may share one spool folder; nothing was spooled, and PostgreSQL keeps the file until this is resolved",
+        dir.display()
+    )]
+    SpoolConflict {
+        name: String,
+        dir: PathBuf,
+        spooled: String,
+        pushed: String,
+    },
+    /// The spool is at its cap.
+    #[error(
+        "the WAL spool {} is full ({held} of {max} bytes, pitr.spool_max)",
+        dir.display()
+    )]
+    SpoolFull { dir: PathBuf, held: u64, max: u64 },
 }
 
 impl From<StoreError> for WalError {
@@ -164,6 +186,14 @@ pub enum Pushed {
     Stored { plain: u64, stored: u64 },
     /// The same bytes were in the archive already.
     AlreadyStored,
+}
+
+/// A file read and checked for a push, not stored yet.
+pub struct ReadForPush {
+    pub file: WalFile,
+    /// SHA-256 of `plain` (lowercase hex): the stored object's name.
+    pub sha256: String,
+    pub plain: Vec<u8>,
 }
 
 /// How a push compresses and encrypts.
@@ -375,6 +405,13 @@ impl<'a> Archive<'a> {
     /// Stores the file at `path` (as `archive_command` gives it). Succeeds only once the
     /// file is in the store, or when the same bytes already were.
     pub async fn push(&self, path: &Path, options: &PushOptions) -> Result<Pushed, WalError> {
+        let read = self.read_for_push(path).await?;
+        self.push_read(read, options).await
+    }
+
+    /// Reads the file at `path` for a push and checks it: a WAL file's name, and for a
+    /// segment, its header (this server, the name's position and timeline, its length).
+    pub async fn read_for_push(&self, path: &Path) -> Result<ReadForPush, WalError> {
         let shown = path
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
@@ -390,27 +427,64 @@ impl<'a> Archive<'a> {
             self.check_segment(&file, &plain)?;
         }
         let sha256 = hex(&Sha256::digest(&plain));
-        match self.versions(&file).await?.first() {
-            Some(stored) if stored.sha256 == sha256 => return Ok(Pushed::AlreadyStored),
-            Some(stored) => {
-                return Err(WalError::Conflict {
-                    name: file.to_string(),
-                    stored: short(&stored.sha256),
-                    pushed: short(&sha256),
-                });
-            }
-            None => {}
+        Ok(ReadForPush {
+            file,
+            sha256,
+            plain,
+        })
+    }
+
+    /// Stores a file read by [`Archive::read_for_push`].
+    pub async fn push_read(
+        &self,
+        read: ReadForPush,
+        options: &PushOptions,
+    ) -> Result<Pushed, WalError> {
+        if self.stored_already(&read.file, &read.sha256).await? {
+            return Ok(Pushed::AlreadyStored);
         }
-        let plain_len = plain.len() as u64;
-        let sealed = seal_blocking(plain, options.clone()).await?;
+        let plain = read.plain.len() as u64;
+        let sealed = seal(read.plain, options.clone()).await?;
         let stored = sealed.len() as u64;
         self.store
-            .put(&self.path(&Self::object_name(&file, &sha256)), sealed)
+            .put(
+                &self.path(&Self::object_name(&read.file, &read.sha256)),
+                sealed,
+            )
             .await?;
-        Ok(Pushed::Stored {
-            plain: plain_len,
-            stored,
-        })
+        Ok(Pushed::Stored { plain, stored })
+    }
+
+    /// Stores a file sealed earlier (a spooled one): `sealed` is what [`seal`] made of
+    /// the plain bytes whose SHA-256 is `sha256`.
+    pub async fn push_sealed(
+        &self,
+        file: &WalFile,
+        sha256: &str,
+        sealed: Bytes,
+    ) -> Result<Pushed, WalError> {
+        if self.stored_already(file, sha256).await? {
+            return Ok(Pushed::AlreadyStored);
+        }
+        let stored = sealed.len() as u64;
+        self.store
+            .put(&self.path(&Self::object_name(file, sha256)), sealed)
+            .await?;
+        Ok(Pushed::Stored { plain: 0, stored })
+    }
+
+    /// Whether the archive holds `file` with these contents; an error when it holds other
+    /// contents under that name.
+    async fn stored_already(&self, file: &WalFile, sha256: &str) -> Result<bool, WalError> {
+        match self.versions(file).await?.first() {
+            Some(stored) if stored.sha256 == sha256 => Ok(true),
+            Some(stored) => Err(WalError::Conflict {
+                name: file.to_string(),
+                stored: short(&stored.sha256),
+                pushed: short(sha256),
+            }),
+            None => Ok(false),
+        }
     }
 
     /// Is `plain` the segment `file` names, of this server?
@@ -778,7 +852,8 @@ async fn copy_into(from: &Path, dest: &Path) -> Result<(), WalError> {
 }
 
 /// zstd, then age for the archive's key.
-async fn seal_blocking(plain: Vec<u8>, options: PushOptions) -> Result<Bytes, WalError> {
+/// Compresses and encrypts a file's plain bytes as the archive stores them.
+pub async fn seal(plain: Vec<u8>, options: PushOptions) -> Result<Bytes, WalError> {
     tokio::task::spawn_blocking(move || {
         use std::io::Write;
         let encryption = Encryption::Recipients(vec![options.recipient.clone()]);
@@ -901,7 +976,7 @@ mod tests {
             .collect();
         let sha = hex(&Sha256::digest(&plain));
         let sealed = rt
-            .block_on(seal_blocking(
+            .block_on(seal(
                 plain.clone(),
                 PushOptions {
                     recipient: identity.to_public(),

@@ -85,6 +85,9 @@ pub async fn run(
     Ok(ops::backup(database.info(), store, &options, on_progress).await?)
 }
 
+/// How long a physical backup waits for the archive to hold the WAL it needs, unless told.
+pub const DEFAULT_WAL_WAIT: std::time::Duration = std::time::Duration::from_secs(300);
+
 /// What a physical backup asks for beyond the settings.
 #[derive(Debug, Clone)]
 pub struct PhysicalRequest {

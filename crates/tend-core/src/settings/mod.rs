@@ -17,7 +17,8 @@ mod sections;
 
 pub use sections::{
     AlertSettings, BackupKeys, BackupSettings, ChecksSettings, DatabaseSettings, DevSettings,
-    HealthSettings, KeyError, MigrateSettings, MissedRuns, SchemaSettings, ServeSettings, Setting,
+    HealthSettings, KeyError, MigrateSettings, MissedRuns, PitrSettings, SchemaSettings,
+    ServeSettings, Setting, SpoolSettings,
 };
 
 /// The config file's name.
@@ -33,6 +34,8 @@ pub enum Kind {
     Secret,
     Integer,
     Duration,
+    /// A size in bytes: a bare number, or with a unit (kB, MB, GB, TB; KiB, MiB, GiB, TiB).
+    Size,
     Path,
     Choice(&'static [&'static str]),
 }
@@ -324,6 +327,27 @@ pub const KEYS: &[Key] = &[
         kind: Kind::Text,
         default: Some("0 2 * * *"),
         doc: "When `tend serve` takes the scheduled backup (cron: minute hour day month weekday), for a `backup` entry with no `cron`.",
+    },
+    Key {
+        name: "pitr.spool_dir",
+        env: &["TEND_WAL_SPOOL_DIR"],
+        kind: Kind::Path,
+        default: None,
+        doc: "A local directory where `tend wal-push` keeps WAL (compressed and encrypted) while the store cannot take it, so archiving goes on through an outage; drained in order when the store is back. Unset: no spool, and a push fails while the store is away.",
+    },
+    Key {
+        name: "pitr.spool_max",
+        env: &["TEND_WAL_SPOOL_MAX"],
+        kind: Kind::Size,
+        default: Some("1GB"),
+        doc: "The most the spool holds: past it, `tend wal-push` fails, and PostgreSQL keeps the WAL in pg_wal and tries again.",
+    },
+    Key {
+        name: "pitr.spool_after",
+        env: &["TEND_WAL_SPOOL_AFTER"],
+        kind: Kind::Duration,
+        default: Some("10s"),
+        doc: "How long `tend wal-push` waits for the store before it spools a file; once the store is away, pushes spool at once and try the store again every three times this.",
     },
     Key {
         name: "health.latency_warning",
@@ -621,6 +645,7 @@ pub struct Settings {
     pub migrate: MigrateSettings,
     pub schema: SchemaSettings,
     pub backup: BackupSettings,
+    pub pitr: PitrSettings,
     pub health: HealthSettings,
     pub checks: ChecksSettings,
     pub serve: ServeSettings,
@@ -790,6 +815,7 @@ impl Settings {
             migrate: read.migrate()?,
             schema: read.schema()?,
             backup: read.backup()?,
+            pitr: read.pitr()?,
             health: read.health()?,
             checks: read.checks(checks)?,
             serve: read.serve(schedule, config_file.as_deref())?,
@@ -921,6 +947,9 @@ fn validate(values: &BTreeMap<&'static str, Sourced>) -> Result<(), ConfigError>
                         describe_duration(max)
                     )));
                 }
+            }
+            Kind::Size => {
+                parse_size(&sourced.value).map_err(invalid)?;
             }
             Kind::Choice(choices) => {
                 if !choices.contains(&sourced.value.as_str()) {
@@ -1116,7 +1145,9 @@ fn parse_config_text(path: &Path, text: &str) -> Result<FileContents, ConfigErro
             };
             let text = match value {
                 toml::Value::String(s) => s.clone(),
-                toml::Value::Integer(i) if matches!(key.kind, Kind::Integer | Kind::Duration) => {
+                toml::Value::Integer(i)
+                    if matches!(key.kind, Kind::Integer | Kind::Duration | Kind::Size) =>
+                {
                     i.to_string()
                 }
                 _ => {
@@ -1126,6 +1157,7 @@ fn parse_config_text(path: &Path, text: &str) -> Result<FileContents, ConfigErro
                         expected: match key.kind {
                             Kind::Integer => "a whole number",
                             Kind::Duration => "a duration such as \"30s\" or a number of seconds",
+                            Kind::Size => "a size such as \"1GB\" or a number of bytes",
                             _ => "a string",
                         },
                     });
@@ -1405,6 +1437,43 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     Duration::try_from_secs_f64(seconds).map_err(|_| format!("`{shown}` is not a duration"))
 }
 
+/// Parses a size: a number of bytes, or a number with a unit (kB, MB, GB, TB in powers of
+/// 1000, KiB, MiB, GiB, TiB in powers of 1024, case-insensitive), up to 1 PB.
+pub fn parse_size(text: &str) -> Result<u64, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let shown: String = text.chars().take(40).collect();
+    let number: f64 = number
+        .parse()
+        .ok()
+        .filter(|n: &f64| n.is_finite())
+        .ok_or_else(|| format!("`{shown}` is not a size; write e.g. \"1GB\" or \"512MB\""))?;
+    let scale: f64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1.0,
+        "k" | "kb" => 1e3,
+        "m" | "mb" => 1e6,
+        "g" | "gb" => 1e9,
+        "t" | "tb" => 1e12,
+        "kib" => 1024.0,
+        "mib" => 1024.0 * 1024.0,
+        "gib" => 1024.0 * 1024.0 * 1024.0,
+        "tib" => 1024.0 * 1024.0 * 1024.0 * 1024.0,
+        _ => {
+            return Err(format!(
+                "`{shown}` has an unknown size unit; use kB, MB, GB, TB (or KiB, MiB, GiB, TiB)"
+            ));
+        }
+    };
+    let bytes = number * scale;
+    if !(0.0..=1e15).contains(&bytes) {
+        return Err(format!("`{shown}` is larger than tend accepts (1 PB)"));
+    }
+    Ok(bytes.round() as u64)
+}
+
 /// The commented `tend.toml` that `tend init` writes, generated from [`KEYS`].
 pub fn template(prisma: bool) -> String {
     let mut out = String::from(
@@ -1591,6 +1660,19 @@ mod tests {
         assert_eq!(parse_duration("2m").unwrap(), Duration::from_secs(120));
         assert!(parse_duration("fast").is_err());
         assert!(parse_duration("3 weeks").is_err());
+    }
+
+    #[test]
+    fn sizes_parse() {
+        assert_eq!(parse_size("1048576").unwrap(), 1_048_576);
+        assert_eq!(parse_size("1GB").unwrap(), 1_000_000_000);
+        assert_eq!(parse_size("512 MiB").unwrap(), 512 * 1024 * 1024);
+        assert_eq!(parse_size("1.5kb").unwrap(), 1500);
+        assert!(parse_size("lots").is_err());
+        assert!(parse_size("3 parsecs").is_err());
+        assert!(parse_size("2 PB").is_err());
+        assert!(parse_size("-1GB").is_err());
+        assert!(parse_size("1e400").is_err());
     }
 
     #[test]

@@ -179,6 +179,24 @@ impl BackupKeys {
     }
 }
 
+/// `[pitr]`: how `tend wal-push` rides out a store outage.
+#[derive(Debug, Clone)]
+pub struct PitrSettings {
+    /// The local spool, when one is configured.
+    pub spool: Option<SpoolSettings>,
+}
+
+/// Where `tend wal-push` spools WAL while the store is away, and how much.
+#[derive(Debug, Clone)]
+pub struct SpoolSettings {
+    /// `pitr.spool_dir`: each server's spool is a folder named by its system identifier.
+    pub dir: PathBuf,
+    /// `pitr.spool_max`, in bytes (as stored: compressed and encrypted).
+    pub max_bytes: u64,
+    /// `pitr.spool_after`: how long a push waits for the store before spooling.
+    pub after: Duration,
+}
+
 /// `[health]`: `tend health`'s latency thresholds.
 #[derive(Debug, Clone)]
 pub struct HealthSettings {
@@ -193,6 +211,8 @@ pub struct ChecksSettings {
     pub history: bool,
     /// `[checks."<id>"]` tables, with the environment's thresholds mapped in.
     pub overrides: BTreeMap<String, tend_ops::CheckOverride>,
+    /// `[pitr]`'s spool, which the `wal.spooled` check reads.
+    pub wal_spool: Option<SpoolSettings>,
 }
 
 /// `[serve]` and `[[schedule]]`: what `tend serve` runs, when, and where it listens.
@@ -443,6 +463,24 @@ impl Reader<'_> {
         })
     }
 
+    pub fn size(&self, key: &'static str) -> Result<Option<u64>, ConfigError> {
+        self.sourced(key)
+            .map(|s| super::parse_size(&s.value).map_err(|reason| self.invalid(key, reason)))
+            .transpose()
+    }
+
+    pub fn pitr(&self) -> Result<PitrSettings, ConfigError> {
+        let spool = match self.path("pitr.spool_dir") {
+            None => None,
+            Some(dir) => Some(SpoolSettings {
+                dir,
+                max_bytes: self.required("pitr.spool_max", self.size("pitr.spool_max")?)?,
+                after: self.required("pitr.spool_after", self.duration("pitr.spool_after")?)?,
+            }),
+        };
+        Ok(PitrSettings { spool })
+    }
+
     pub fn health(&self) -> Result<HealthSettings, ConfigError> {
         Ok(HealthSettings {
             latency_warning: self.required(
@@ -577,6 +615,7 @@ impl Reader<'_> {
         Ok(ChecksSettings {
             history: self.text("checks.history").as_deref() != Some("off"),
             overrides,
+            wal_spool: self.pitr()?.spool,
         })
     }
 }

@@ -152,6 +152,7 @@ fn enable(ctx: &Context, args: &EnableArgs) -> Result<i32, CommandError> {
         &database,
         &store,
         &ctx.settings.backup,
+        ctx.settings.pitr.spool.as_ref(),
         &plan,
         args.wait,
     ))?;
@@ -198,7 +199,11 @@ fn status(ctx: &Context) -> Result<i32, CommandError> {
     let store = super::backup::store(ctx)?;
     let target = ctx.target()?;
     let database = ctx.settings.database.handle(target.info.clone());
-    let status = block_on(tend_core::pitr::status(&database, &store))?;
+    let status = block_on(tend_core::pitr::status(
+        &database,
+        &store,
+        ctx.settings.pitr.spool.as_ref(),
+    ))?;
     ctx.out.json_value(&status);
     let s = &status.server;
     ctx.out.line(format!(
@@ -249,6 +254,20 @@ fn status(ctx: &Context) -> Result<i32, CommandError> {
             }
         }
         None => ctx.out.line(format!("No WAL archive in {}.", status.store)),
+    }
+    if let Some(spool) = &status.spool {
+        ctx.out.line(format!(
+            "Spool {}: {} waiting, {:.1} MB of {:.1} MB{}.",
+            spool.dir.display(),
+            crate::output::count(spool.files, "file", "files"),
+            spool.bytes as f64 / 1e6,
+            spool.max_bytes as f64 / 1e6,
+            spool
+                .store_away_since
+                .as_deref()
+                .map(|t| format!("; the store has been away since {t}"))
+                .unwrap_or_default()
+        ));
     }
     if let Some(w) = &status.window {
         ctx.out.line(format!(

@@ -59,11 +59,20 @@ pub fn push(args: WalPushArgs, ctx: &Context) -> Result<i32, CommandError> {
     let report = block_on(tend_core::pitr::push(
         &store,
         &ctx.settings.backup,
+        ctx.settings.pitr.spool.as_ref(),
         &data_dir,
         &args.path,
         args.recipient.as_deref(),
     ))?;
     ctx.out.json_value(&report);
+    // PostgreSQL's log keeps archive_command's stderr: a spooled file is worth a line there.
+    if report.outcome == "spooled" {
+        ctx.out.warn(format!(
+            "tend wal-push: spooled {}, the store did not take it ({}); it goes to the store with the next push that reaches it",
+            report.file,
+            report.spooled_because.as_deref().unwrap_or("")
+        ));
+    }
     if ctx.out.verbose {
         ctx.out.line(match report.outcome {
             "stored" => format!(
@@ -72,11 +81,18 @@ pub fn push(args: WalPushArgs, ctx: &Context) -> Result<i32, CommandError> {
                 report.plain_bytes as f64 / 1e6,
                 report.stored_bytes as f64 / 1e6
             ),
+            "spooled" | "already_spooled" => format!("{} is in the spool.", report.file),
             _ => format!(
                 "{} was archived already, with the same contents.",
                 report.file
             ),
         });
+        if report.drained > 0 {
+            ctx.out.line(format!(
+                "Sent {} spooled file(s) to the store first.",
+                report.drained
+            ));
+        }
     }
     Ok(exit::OK)
 }

@@ -1111,3 +1111,259 @@ fn incremental_backups_build_on_the_newest_and_restore_combined() {
     stop_copy(&setup, &dir);
     assert_eq!(restored, expected);
 }
+
+/// Bytes of WAL in `pg_wal` (segments, not subfolders) and the segments PostgreSQL still
+/// has to archive (`archive_status/*.ready`).
+fn pg_wal_usage(data_dir: &Path) -> (u64, usize) {
+    let wal = data_dir.join("pg_wal");
+    let bytes = std::fs::read_dir(&wal)
+        .map(|entries| {
+            entries
+                .flatten()
+                .filter_map(|e| e.metadata().ok())
+                .filter(|m| m.is_file())
+                .map(|m| m.len())
+                .sum()
+        })
+        .unwrap_or(0);
+    let ready = std::fs::read_dir(wal.join("archive_status"))
+        .map(|entries| {
+            entries
+                .flatten()
+                .filter(|e| e.file_name().to_string_lossy().ends_with(".ready"))
+                .count()
+        })
+        .unwrap_or(0);
+    (bytes, ready)
+}
+
+/// A store outage of several minutes under pgbench: wal-push spools (PostgreSQL sees
+/// archiving succeed, pg_wal stays at its own size), `pitr status` and `tend check` say
+/// WAL waits in the spool, and when the store is back the spool drains in order with no
+/// segment lost: a restore to the end of the archive equals the server. Then a second
+/// outage with a spool too small: pushes fail, PostgreSQL keeps the WAL, the check is
+/// critical, and archiving catches up once the store returns.
+#[test]
+fn a_store_outage_under_pgbench_spools_then_drains_with_no_segment_lost() {
+    let Some(mut s3) = crate::backup::s3_server() else {
+        return;
+    };
+    let outage = Duration::from_secs(
+        std::env::var("TEND_TEST_OUTAGE_SECS")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(180),
+    );
+    let spool_section = |max: &str| {
+        format!("\n[pitr]\nspool_dir = \"spool\"\nspool_max = \"{max}\"\nspool_after = \"2s\"\n")
+    };
+    let setup = Setup::with_settings(
+        &spool_section("1GB"),
+        &[("max_wal_size", "96MB"), ("min_wal_size", "32MB")],
+    );
+    let env: String = s3.env().iter().map(|(k, v)| format!("{k}={v}\n")).collect();
+    setup.project.write(
+        ".env",
+        &format!("{env}BACKUP_ENCRYPTION_KEY={PASSPHRASE}\n"),
+    );
+    std::fs::set_permissions(
+        setup.project.path().join(".env"),
+        std::fs::Permissions::from_mode(0o644),
+    )
+    .unwrap();
+    let (code, out, err) = setup.tend(&setup.super_url, &["pitr", "enable", "--yes"]);
+    assert_eq!(code, 0, "{out}{err}");
+    setup.restart();
+    let (code, out, err) = setup.tend(&setup.super_url, &["pitr", "enable", "--yes"]);
+    assert_eq!(code, 0, "{out}{err}{}", setup.log());
+    let spool_dir = setup.project.path().join("spool").join(setup.system());
+    assert!(
+        spool_dir.is_dir(),
+        "pitr enable makes the server's spool folder"
+    );
+    // The application's role checks, with the monitoring grant every check needs.
+    setup.sql("GRANT pg_monitor TO app");
+
+    let state = setup.private.cluster.state().unwrap().unwrap();
+    let bench = |args: &[&str]| {
+        std::process::Command::new(pgbench(&state.bindir))
+            .args(args)
+            .args(["-h", state.socket_dir.to_str().unwrap()])
+            .args(["-p", &state.port.to_string(), "-U", "postgres", "postgres"])
+            .output()
+            .unwrap()
+    };
+    let init = bench(&["-i", "-q", "-s", "4"]);
+    assert!(init.status.success(), "{init:?}");
+    let (code, out, err) = setup.tend(&setup.super_url, &["backup", "run", "--physical"]);
+    assert_eq!(code, 0, "{out}{err}");
+
+    // The outage, with pgbench writing through it and some time after.
+    let run_for = (outage + Duration::from_secs(20)).as_secs().to_string();
+    let mut max_wal = 0u64;
+    let mut max_ready = 0usize;
+    let mut seen_spooled = false;
+    let mut during = Vec::new();
+    std::thread::scope(|scope| {
+        let writer = scope.spawn(|| bench(&["-n", "-c", "2", "-j", "2", "-T", &run_for]));
+        let mut ready_before = 0;
+        for _ in 0..20 {
+            ready_before = ready_before.max(pg_wal_usage(&setup.data_dir).1);
+            std::thread::sleep(Duration::from_millis(500));
+        }
+        eprintln!("before the outage: at most {ready_before} segments waiting to be archived");
+        let store = scope.spawn(|| s3.interrupt(outage));
+        let started = Instant::now();
+        while !store.is_finished() {
+            let (bytes, ready) = pg_wal_usage(&setup.data_dir);
+            max_wal = max_wal.max(bytes);
+            max_ready = max_ready.max(ready);
+            let spooled = std::fs::read_dir(&spool_dir)
+                .map(|e| {
+                    e.flatten()
+                        .filter(|e| e.file_name().to_string_lossy().ends_with(".zst.age"))
+                        .count()
+                })
+                .unwrap_or(0);
+            // Halfway through, once files wait: what status and the checks say.
+            if !seen_spooled && spooled >= 3 && started.elapsed() > outage / 2 {
+                seen_spooled = true;
+                during.push(setup.tend(&setup.super_url, &["pitr", "status", "--json"]));
+                during.push(setup.tend(&setup.app_url, &["check", "--only", "wal", "--json"]));
+            }
+            std::thread::sleep(Duration::from_millis(500));
+        }
+        store.join().unwrap();
+        let bench = writer.join().unwrap();
+        assert!(bench.status.success(), "{bench:?}");
+    });
+    assert!(
+        seen_spooled,
+        "nothing was spooled during the outage:\n{}",
+        setup.log()
+    );
+    // PostgreSQL kept archiving (into the spool): pg_wal held about its own WAL (max_wal_size
+    // is soft: checkpoints may pass it), never the outage's. Without the spool, every
+    // segment of the outage would wait in pg_wal.
+    eprintln!("pg_wal: at most {max_wal} bytes, {max_ready} segments waiting to be archived");
+    assert!(max_ready <= 8, "{max_ready} segments waited for archiving");
+    assert!(
+        max_wal <= (2 * 96 + 8 * 16) * 1024 * 1024,
+        "pg_wal grew to {max_wal} bytes during the outage (max_wal_size 96MB)"
+    );
+    let (code, out, err) = &during[0];
+    assert_eq!(*code, 1, "{out}{err}");
+    let status: serde_json::Value = serde_json::from_str(out).unwrap();
+    assert!(status["spool"]["files"].as_u64().unwrap() >= 3, "{status}");
+    assert!(status["spool"]["store_away_since"].is_string(), "{status}");
+    assert!(err.contains("wait in"), "{err}");
+    let (code, out, err) = &during[1];
+    assert_eq!(*code, 1, "{out}{err}");
+    let check: serde_json::Value = serde_json::from_str(out).unwrap();
+    assert!(
+        check["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f["check"] == "wal.spooled" && f["severity"] == "warning"),
+        "{check}"
+    );
+
+    // The store is back: the next push drains the spool in order.
+    let last = setup.switch_and_archive();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while std::fs::read_dir(&spool_dir)
+        .unwrap()
+        .flatten()
+        .any(|e| e.file_name().to_string_lossy().ends_with(".zst.age"))
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the spool did not drain:\n{}",
+            setup.log()
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let (code, out, err) = setup.tend(&setup.super_url, &["pitr", "status", "--json"]);
+    assert_eq!(code, 0, "{out}{err}");
+    let status: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(status["spool"]["files"], 0, "{status}");
+    assert!(
+        status["problems"].as_array().unwrap().is_empty(),
+        "{status}"
+    );
+    assert!(
+        status["archive"]["timelines"][0]["last"].as_str().unwrap() >= last.as_str(),
+        "{status}"
+    );
+    let (code, out, err) = setup.tend(&setup.app_url, &["check", "--only", "wal"]);
+    assert_eq!(code, 0, "{out}{err}");
+
+    // No segment lost: a restore to the end of the archive equals the server.
+    let live = setup
+        .sql("SELECT count(*) || ' ' || sum(abalance) || ' ' || max(aid) FROM pgbench_accounts");
+    let history = setup.sql("SELECT count(*)::text FROM pgbench_history");
+    let dirs = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dirs.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let copy = dirs.path().join("copy");
+    let info = restore_started(&setup, &copy, &[], "postgres");
+    assert_eq!(
+        query_column(
+            &info,
+            "SELECT count(*) || ' ' || sum(abalance) || ' ' || max(aid) FROM pgbench_accounts"
+        ),
+        live
+    );
+    assert_eq!(
+        query_column(&info, "SELECT count(*)::text FROM pgbench_history"),
+        history
+    );
+    stop_copy(&setup, &copy);
+
+    // A second outage with a spool too small for a segment: the push fails, PostgreSQL
+    // keeps the WAL and says archiving fails, the check is critical; then it catches up.
+    let toml = std::fs::read_to_string(setup.project.path().join("tend.toml")).unwrap();
+    setup.project.write(
+        "tend.toml",
+        &toml.replace("spool_max = \"1GB\"", "spool_max = \"4kB\""),
+    );
+    std::thread::scope(|scope| {
+        let store = scope.spawn(|| s3.interrupt(Duration::from_secs(25)));
+        setup.sql("INSERT INTO pgbench_history SELECT 1, 1, 1, 1, now(), 'x' FROM generate_series(1, 1000)");
+        let stuck = setup.sql("SELECT pg_walfile_name(pg_current_wal_lsn())")[0]
+            .clone()
+            .unwrap();
+        setup.sql("SELECT pg_switch_wal()");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let failing = setup.sql(
+                "SELECT (last_failed_wal = '{stuck}')::text FROM pg_stat_archiver"
+                    .replace("{stuck}", &stuck)
+                    .as_str(),
+            );
+            if failing[0].as_deref() == Some("true") {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "archiving {stuck} did not fail:\n{}",
+                setup.log()
+            );
+            std::thread::sleep(Duration::from_millis(300));
+        }
+        assert!(setup.log().contains("is full"), "{}", setup.log());
+        let (_, ready) = pg_wal_usage(&setup.data_dir);
+        assert!(
+            ready >= 1,
+            "PostgreSQL keeps the segment it could not archive"
+        );
+        let (code, out, err) = setup.tend(&setup.app_url, &["check", "--only", "wal", "--json"]);
+        assert_eq!(code, 2, "{out}{err}");
+        assert!(out.contains("wal.archiving_failing"), "{out}");
+        store.join().unwrap();
+        // A new segment wakes the archiver, which sends the stuck one first.
+        setup.archive_a_segment();
+    });
+    let (code, out, err) = setup.tend(&setup.app_url, &["check", "--only", "wal"]);
+    assert_eq!(code, 0, "{out}{err}");
+}
