@@ -10,6 +10,7 @@ use tend_backup::retention::{
     Candidate, Decision, LeftoverVerdict, Policy, decide, leftover_verdict, parse_rfc3339,
 };
 use tend_backup::store::Leftover;
+use tend_backup::wal::{Archive, HISTORY_FOLDER, SegmentName, StoredFile, parse_lsn};
 use tend_backup::{BackupError, Store};
 use tokio_util::sync::CancellationToken;
 
@@ -29,6 +30,22 @@ pub struct LeftoverReport {
     pub reason: String,
 }
 
+/// The WAL of one server's archive that no kept physical backup needs: every file before
+/// the segment the oldest kept one starts in (LSNs only grow, across timelines too, so no
+/// restore from a kept backup reads below its start). History files are always kept.
+#[derive(Debug, Clone, Serialize)]
+pub struct WalExpiry {
+    pub system_identifier: String,
+    /// The first segment kept: where the oldest kept physical backup starts.
+    pub keep_from: String,
+    /// The kept backup that starts there.
+    pub oldest_kept_backup: String,
+    pub files: usize,
+    pub bytes: u64,
+    #[serde(skip)]
+    doomed: Vec<StoredFile>,
+}
+
 /// What prune would do, decided once: the binary shows it, asks, then hands it to
 /// [`prune`].
 #[derive(Debug, Clone)]
@@ -41,6 +58,8 @@ pub struct PrunePlan {
     pub leftovers: Vec<LeftoverReport>,
     /// Folders without a manifest that may belong to a running backup: kept.
     pub recent_leftovers: Vec<LeftoverReport>,
+    /// Archived WAL no kept physical backup needs, per server: deleted.
+    pub wal: Vec<WalExpiry>,
     stale: Vec<Leftover>,
 }
 
@@ -51,7 +70,12 @@ impl PrunePlan {
     }
 
     pub fn is_empty(&self) -> bool {
-        self.doomed().next().is_none() && self.stale.is_empty()
+        self.doomed().next().is_none() && self.stale.is_empty() && self.wal_files() == 0
+    }
+
+    /// How many archived WAL files it deletes.
+    pub fn wal_files(&self) -> usize {
+        self.wal.iter().map(|w| w.files).sum()
     }
 
     /// The report of a prune that deletes nothing (a dry run, or nothing to delete).
@@ -64,6 +88,8 @@ impl PrunePlan {
             leftovers: self.leftovers,
             recent_leftovers: self.recent_leftovers,
             removed_leftovers: Vec::new(),
+            wal: self.wal,
+            deleted_wal_files: 0,
         }
     }
 }
@@ -80,6 +106,9 @@ pub struct PruneReport {
     pub recent_leftovers: Vec<LeftoverReport>,
     /// The leftovers removed.
     pub removed_leftovers: Vec<String>,
+    /// Archived WAL that no kept physical backup needs (deleted unless a dry run).
+    pub wal: Vec<WalExpiry>,
+    pub deleted_wal_files: usize,
 }
 
 /// An increment restores only with the backups it is built on: each kept one keeps its
@@ -142,6 +171,7 @@ pub async fn prune_plan(
     decisions.extend(decide(&policy, &candidates(true), now));
     decisions.sort_by(|a, b| b.id.cmp(&a.id));
     keep_increments_whole(&mut decisions, &backups);
+    let wal = expired_wal(store, &backups, &decisions).await?;
     // A folder without a manifest: see `retention::leftover_verdict` for how a leftover
     // is told from a running backup.
     let host = ops::this_host();
@@ -183,8 +213,90 @@ pub async fn prune_plan(
         decisions,
         leftovers,
         recent_leftovers,
+        wal,
         stale,
     })
+}
+
+/// For each server with a kept physical backup, the archived WAL before the oldest kept
+/// one's start. A server with physical backups but none kept keeps all its WAL (nothing
+/// says which is needed), and so does a server whose archive cannot be read as tend's.
+async fn expired_wal(
+    store: &Store,
+    backups: &[ops::Listed],
+    decisions: &[Decision],
+) -> Result<Vec<WalExpiry>, BackupServiceError> {
+    let kept = |id: &str| decisions.iter().any(|d| d.id == id && d.keep);
+    // The oldest kept physical backup of each server, by start LSN.
+    let mut oldest: std::collections::BTreeMap<String, (u64, &tend_backup::Manifest)> =
+        Default::default();
+    for listed in backups.iter().filter(|b| kept(&b.manifest.id)) {
+        let Some(physical) = &listed.manifest.physical else {
+            continue;
+        };
+        let Some(start) = parse_lsn(&physical.start_lsn) else {
+            continue;
+        };
+        let entry = oldest
+            .entry(physical.system_identifier.clone())
+            .or_insert((start, &listed.manifest));
+        if start < entry.0 {
+            *entry = (start, &listed.manifest);
+        }
+    }
+    let mut out = Vec::new();
+    for (system, (start, manifest)) in oldest {
+        let Ok(system_number) = system.parse::<u64>() else {
+            continue;
+        };
+        let physical = manifest
+            .physical
+            .as_ref()
+            .expect("chosen for its physical part");
+        let size = physical.segment_size;
+        let first_kept = SegmentName::of_lsn(physical.timeline, start, size);
+        let keep_from_number = first_kept.number(size);
+        let archive = Archive::new(store, system_number);
+        if archive.info().await.map_err(wal_error)?.is_none() {
+            continue;
+        }
+        let mut doomed = Vec::new();
+        for folder in archive.folders().await.map_err(wal_error)? {
+            // `TTTTTTTTXXXXXXXX`: a folder of a later log holds no segment before the start.
+            let log = folder
+                .get(8..16)
+                .and_then(|hex| u32::from_str_radix(hex, 16).ok());
+            if folder == HISTORY_FOLDER || log.is_none_or(|log| log > first_kept.log) {
+                continue;
+            }
+            for stored in archive.files_in(&folder).await.map_err(wal_error)? {
+                if stored
+                    .file
+                    .segment()
+                    .is_some_and(|segment| segment.number(size) < keep_from_number)
+                {
+                    doomed.push(stored);
+                }
+            }
+        }
+        doomed.sort_by_key(|f| f.file);
+        if doomed.is_empty() {
+            continue;
+        }
+        out.push(WalExpiry {
+            system_identifier: system,
+            keep_from: first_kept.to_string(),
+            oldest_kept_backup: manifest.id.clone(),
+            files: doomed.len(),
+            bytes: doomed.iter().map(|f| f.bytes).sum(),
+            doomed,
+        });
+    }
+    Ok(out)
+}
+
+fn wal_error(e: tend_backup::wal::WalError) -> BackupServiceError {
+    BackupError::Wal(Box::new(e)).into()
 }
 
 /// Deletes what `plan` dooms: each backup's manifest first (a crash leaves an unlisted
@@ -217,9 +329,22 @@ pub async fn prune(
         ops::remove_leftover(store, l).await?;
         removed_leftovers.push(l.id.clone());
     }
+    // Oldest first: an interrupted prune leaves the archive without a hole.
+    let mut deleted_wal_files = 0;
+    for expiry in &plan.wal {
+        let archive = Archive::new(store, expiry.system_identifier.parse().unwrap_or_default());
+        for stored in &expiry.doomed {
+            if cancel.is_cancelled() {
+                return Err(interrupted(deleted.len() + deleted_wal_files).into());
+            }
+            archive.delete(stored).await.map_err(wal_error)?;
+            deleted_wal_files += 1;
+        }
+    }
     let mut report = plan.unchanged(false);
     report.deleted = deleted;
     report.removed_leftovers = removed_leftovers;
+    report.deleted_wal_files = deleted_wal_files;
     Ok(report)
 }
 

@@ -504,6 +504,17 @@ fn prune(ctx: &Context, args: &PruneArgs) -> Result<i32, CommandError> {
             l.id, l.reason, l.last_write,
         ));
     }
+    for w in &plan.wal {
+        ctx.out.line(format!(
+            "{} WAL of server {}: {} before {}, {:.1} MB (the oldest kept physical backup, {}, starts there)",
+            if args.dry_run { "would delete" } else { "delete" },
+            w.system_identifier,
+            count(w.files, "file", "files"),
+            w.keep_from,
+            w.bytes as f64 / 1e6,
+            w.oldest_kept_backup,
+        ));
+    }
     if args.dry_run || plan.is_empty() {
         let nothing = plan.is_empty();
         ctx.out.json_value(&to_json(&plan.unchanged(args.dry_run)));
@@ -513,6 +524,7 @@ fn prune(ctx: &Context, args: &PruneArgs) -> Result<i32, CommandError> {
         return Ok(exit::OK);
     }
     let what = match (plan.doomed().count(), plan.leftovers.len()) {
+        (0, 0) => String::new(),
         (n, 0) => count(n, "backup", "backups"),
         (0, m) => count(
             m,
@@ -527,6 +539,14 @@ fn prune(ctx: &Context, args: &PruneArgs) -> Result<i32, CommandError> {
                 "leftover of an interrupted backup",
                 "leftovers of interrupted backups"
             )
+        ),
+    };
+    let what = match (what.is_empty(), plan.wal_files()) {
+        (_, 0) => what,
+        (true, files) => format!("{} of archived WAL", count(files, "file", "files")),
+        (false, files) => format!(
+            "{what} and {} of archived WAL",
+            count(files, "file", "files")
         ),
     };
     ctx.out
