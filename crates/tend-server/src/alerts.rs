@@ -108,7 +108,13 @@ pub struct Alerting {
     wake: Notify,
     /// Metric rules above their limit at the last evaluation (the first of two needed).
     pending_high: Mutex<HashSet<String>>,
+    /// The recoverable windows read from the store, and when (listing an archive is
+    /// read at most every `WINDOWS_EVERY`, not every evaluation).
+    windows: Mutex<Option<(std::time::Instant, Vec<tend_core::backup::ArchiveWindow>)>>,
 }
+
+/// How often the alerts read the store's recoverable windows (gaps in the WAL archive).
+const WINDOWS_EVERY: Duration = Duration::from_secs(600);
 
 impl Alerting {
     /// The channels configured; a mail server URL or address that cannot be used is an
@@ -189,6 +195,7 @@ impl Alerting {
             settings: settings.clone(),
             wake: Notify::new(),
             pending_high: Mutex::new(HashSet::new()),
+            windows: Mutex::new(None),
         })
     }
 
@@ -431,11 +438,32 @@ impl Alerting {
                           AND current_setting('archive_mode') <> 'off',
                         last_failed_wal,
                         to_char(last_failed_time AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS \"UTC\"'),
-                        (SELECT system_identifier::text FROM pg_control_system())
+                        (SELECT system_identifier::text FROM pg_control_system()),
+                        current_setting('archive_command')
                    FROM pg_stat_archiver",
                 &[],
             )
             .await?;
+        let system: Option<String> = row.get(3);
+        if tend_backup::wal::is_tend_archive_command(&row.get::<_, String>(4))
+            && let Some(system) = &system
+        {
+            for window in self.windows(shared).await {
+                if window.system_identifier != *system {
+                    continue;
+                }
+                if let Some((first, last)) = window.gaps.first() {
+                    out.push(Condition {
+                        key: "wal_archive_gap".to_string(),
+                        severity: "critical",
+                        summary: format!(
+                            "the WAL archive is missing {first}..{last} after the oldest physical backup ({}): point-in-time recovery cannot pass it; take a physical backup now",
+                            window.from_backup
+                        ),
+                    });
+                }
+            }
+        }
         if row.get::<_, bool>(0) {
             out.push(Condition {
                 key: "wal_archiving_failing".to_string(),
@@ -449,8 +477,7 @@ impl Alerting {
         }
         if let (Some(spool), Some(system)) = (
             &shared.tasks.settings.pitr.spool,
-            row.get::<_, Option<String>>(3)
-                .and_then(|s| s.parse::<u64>().ok()),
+            system.and_then(|s| s.parse::<u64>().ok()),
         ) && let Ok(state) = tend_core::pitr::spool_of(spool, system).state()
             && let Some(problem) = tend_core::pitr::spool_problem(&state)
         {
@@ -530,6 +557,28 @@ impl Alerting {
             }
         }
         Ok(out)
+    }
+
+    /// The store's recoverable windows, read again when older than `WINDOWS_EVERY`; a
+    /// store that cannot be read gives none (the backup tasks' failures say why).
+    async fn windows(&self, shared: &Arc<Shared>) -> Vec<tend_core::backup::ArchiveWindow> {
+        if let Some((at, windows)) = &*self.windows.lock()
+            && at.elapsed() < WINDOWS_EVERY
+        {
+            return windows.clone();
+        }
+        let read = async {
+            let store = tend_backup::Store::open(&shared.tasks.settings.backup.store).ok()?;
+            tend_core::backup::list(&store).await.ok()
+        };
+        let windows = tokio::time::timeout(Duration::from_secs(60), read)
+            .await
+            .ok()
+            .flatten()
+            .map(|list| list.windows)
+            .unwrap_or_default();
+        *self.windows.lock() = Some((std::time::Instant::now(), windows.clone()));
+        windows
     }
 
     /// Sends to every channel on a task of its own, retrying failures.

@@ -44,8 +44,20 @@ pub use spool::{Spool, SpoolLock, SpoolState, Spooled, SpooledFile};
 pub const ARCHIVE_INFO: &str = "archive.json";
 /// The archive's own key, encrypted with the backup keys.
 pub const ARCHIVE_KEY: &str = "archive-key.age";
+/// How far `backup verify` has read the archive back, per timeline.
+pub const CHECKED: &str = "checked.json";
 /// The suffix of a stored file's object.
 const OBJECT_SUFFIX: &str = ".zst.age";
+
+/// What `checked.json` says: per timeline (8 hex digits), the newest segment read back
+/// whole by a verification, with everything before it on that timeline. Stored objects
+/// never change (each is named by its contents), so what was read back once need not be
+/// read again; the listing (continuity) is still checked every time.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct Checked {
+    pub through: std::collections::BTreeMap<String, String>,
+    pub at: String,
+}
 
 /// What the archive of one server is.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -564,6 +576,22 @@ impl<'a> Archive<'a> {
                 name: stored.file.to_string(),
                 reason: e.to_string(),
             })?
+    }
+
+    /// How far verifications have read the archive back (nothing when never, or when the
+    /// record cannot be read: then everything is read again).
+    pub async fn checked(&self) -> Result<Checked, WalError> {
+        let Some(bytes) = self.store.get_opt(&self.path(CHECKED)).await? else {
+            return Ok(Checked::default());
+        };
+        Ok(serde_json::from_slice(&bytes).unwrap_or_default())
+    }
+
+    /// Records how far verifications have read the archive back.
+    pub async fn set_checked(&self, checked: &Checked) -> Result<(), WalError> {
+        let bytes = serde_json::to_vec_pretty(checked).expect("records serialize");
+        self.store.put(&self.path(CHECKED), bytes.into()).await?;
+        Ok(())
     }
 
     /// Deletes one stored file (retention).

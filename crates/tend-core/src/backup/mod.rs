@@ -138,16 +138,91 @@ pub struct BackupList {
     /// usable, shown as warnings so they are not forgotten.
     #[serde(skip)]
     pub unusable: Vec<(String, String)>,
+    /// For each server with physical backups: what a point-in-time restore can reach.
+    pub windows: Vec<ArchiveWindow>,
 }
 
-/// The store's catalog, read once.
+/// What the WAL archive of one server lets a physical restore reach, read from the store
+/// alone: from the end of its oldest physical backup to the newest archived segment.
+#[derive(Debug, Clone, Serialize)]
+pub struct ArchiveWindow {
+    pub system_identifier: String,
+    /// When the oldest physical backup finished: the earliest time to restore to.
+    pub from: String,
+    pub from_backup: String,
+    /// The newest archived segment (of the newest timeline): recovery reaches the last
+    /// transaction in it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub to_wal: Option<String>,
+    /// Missing stretches after the oldest backup's start (first and last segment of
+    /// each): recovery cannot pass them.
+    pub gaps: Vec<(String, String)>,
+    /// Why the archive could not be read, when it could not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub problem: Option<String>,
+}
+
+/// The store's catalog, read once, with each server's recoverable window.
 pub async fn list(store: &Store) -> Result<BackupList, BackupServiceError> {
     let catalog = ops::catalog(store).await?;
+    let windows = archive_windows(store, &catalog.backups).await;
     Ok(BackupList {
         store: store.description.clone(),
         backups: catalog.backups,
         unusable: catalog.unusable,
+        windows,
     })
+}
+
+async fn archive_windows(store: &Store, backups: &[ops::Listed]) -> Vec<ArchiveWindow> {
+    // The oldest physical backup of each server (the list is newest first).
+    let mut oldest: std::collections::BTreeMap<&str, &Manifest> = Default::default();
+    for listed in backups {
+        if let Some(physical) = &listed.manifest.physical {
+            oldest.insert(&physical.system_identifier, &listed.manifest);
+        }
+    }
+    let mut windows = Vec::new();
+    for (system, manifest) in oldest {
+        let physical = manifest
+            .physical
+            .as_ref()
+            .expect("chosen for its physical part");
+        let mut window = ArchiveWindow {
+            system_identifier: system.to_string(),
+            from: physical.stop_time.clone(),
+            from_backup: manifest.id.clone(),
+            to_wal: None,
+            gaps: Vec::new(),
+            problem: None,
+        };
+        let archive = tend_backup::wal::Archive::new(store, system.parse().unwrap_or_default());
+        let summary = match archive.info().await {
+            Ok(Some(info)) => crate::pitr::summarize(&archive, &info)
+                .await
+                .map_err(|e| e.to_string()),
+            Ok(None) => Err(format!(
+                "the store has no WAL archive for the server {system}"
+            )),
+            Err(e) => Err(e.to_string()),
+        };
+        match summary {
+            Ok(summary) => {
+                let start = &physical.start_wal;
+                window.to_wal = summary.timelines.last().map(|t| t.last.clone());
+                window.gaps = summary
+                    .timelines
+                    .iter()
+                    .flat_map(|t| t.gaps.iter())
+                    .filter(|(_, last)| last.get(8..) >= start.get(8..))
+                    .cloned()
+                    .collect();
+            }
+            Err(problem) => window.problem = Some(problem),
+        }
+        windows.push(window);
+    }
+    windows
 }
 
 /// One backup's manifest, checked (its checksum and id).

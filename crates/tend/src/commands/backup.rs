@@ -395,6 +395,31 @@ fn list(ctx: &Context) -> Result<i32, CommandError> {
             verified
         ));
     }
+    for w in &list.windows {
+        match (&w.problem, &w.to_wal) {
+            (Some(problem), _) => ctx.out.warn(format!(
+                "server {}: the recoverable window cannot be read: {problem}",
+                w.system_identifier
+            )),
+            (None, to) => ctx.out.line(format!(
+                "Recoverable (server {}): from {} ({}) to the end of {}{}.",
+                w.system_identifier,
+                w.from,
+                w.from_backup,
+                to.as_deref().unwrap_or("the archive"),
+                if w.gaps.is_empty() {
+                    String::new()
+                } else {
+                    format!(
+                        ", with {} recovery cannot pass (first {}..{})",
+                        count(w.gaps.len(), "gap", "gaps"),
+                        w.gaps[0].0,
+                        w.gaps[0].1
+                    )
+                }
+            )),
+        }
+    }
     Ok(exit::OK)
 }
 

@@ -272,13 +272,17 @@ fn enable_refuses_an_app_role_then_a_superuser_sets_archiving_up_and_status_show
     // The archive is never taken for a backup or an interrupted one.
     let (code, out, err) = setup.tend(&setup.super_url, &["backup", "list", "--json"]);
     assert_eq!(code, 0, "{out}{err}");
-    assert!(!out.contains("\"wal\""), "{out}");
+    let list: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(list["backups"], serde_json::json!([]), "{out}");
     let (code, out, err) = setup.tend(
         &setup.super_url,
         &["backup", "prune", "--dry-run", "--json"],
     );
     assert_eq!(code, 0, "{out}{err}");
-    assert!(!out.contains("\"wal\""), "{out}");
+    let plan: serde_json::Value = serde_json::from_str(&out).unwrap();
+    for part in ["decisions", "leftovers", "recent_leftovers", "wal"] {
+        assert_eq!(plan[part], serde_json::json!([]), "{out}");
+    }
 }
 
 #[test]
@@ -925,6 +929,47 @@ fn a_physical_backup_restores_the_cluster_verifies_and_refuses_what_it_must() {
         .unwrap();
     stop_copy(&setup, &dir);
     assert_eq!(restored, expected);
+
+    // Verifying again reads back only the WAL archived since the last verification, and
+    // the list shows the recoverable window to the newest segment.
+    let checked = store
+        .path()
+        .join("wal")
+        .join(setup.system())
+        .join("checked.json");
+    assert!(
+        checked.is_file(),
+        "the first verification records what it read"
+    );
+    let mut newest = String::new();
+    for round in 0..2 {
+        newest = setup.archive_a_segment();
+        let (code, out, err) = setup.tend(&setup.super_url, &["backup", "verify", &id]);
+        assert_eq!(code, 0, "{out}{err}");
+        let record: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&checked).unwrap()).unwrap();
+        let through = record["through"]["00000001"].as_str().unwrap().to_string();
+        assert!(through >= newest, "{record}");
+        if round == 1 {
+            assert!(out.contains("1 read back now"), "{out}");
+            assert!(out.contains("by an earlier verification"), "{out}");
+        }
+    }
+    let (code, out, err) = setup.tend(&setup.super_url, &["backup", "list", "--json"]);
+    assert_eq!(code, 0, "{out}{err}");
+    let list: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let window = &list["windows"][0];
+    assert_eq!(
+        window["system_identifier"],
+        setup.system().as_str(),
+        "{list}"
+    );
+    assert_eq!(window["from_backup"], id.as_str(), "{list}");
+    assert!(
+        window["to_wal"].as_str().unwrap() >= newest.as_str(),
+        "{list}"
+    );
+    assert_eq!(window["gaps"], serde_json::json!([]), "{list}");
 
     // A directory that holds anything is refused, and left as it was.
     let busy = dirs.path().join("busy");
