@@ -695,6 +695,7 @@ pub(crate) fn spawn_producer(
                 source,
             })?;
         let stdout = child.stdout.take().expect("piped");
+        widen_pipe(&stdout);
         let mut stderr = child.stderr.take().expect("piped");
         let stderr_reader = std::thread::spawn(move || {
             let mut text = String::new();
@@ -714,7 +715,17 @@ pub(crate) fn spawn_producer(
                 None => Box::new(stdout),
             };
             let mut source = CountingReader { inner, count: raw };
-            std::io::copy(&mut source, &mut zstd)?;
+            // Large reads: fewer calls into the pipe and into zstd than io::copy's 8 KiB.
+            let mut buffer = vec![0u8; COPY_BUFFER];
+            loop {
+                let n = match source.read(&mut buffer) {
+                    Ok(0) => break,
+                    Ok(n) => n,
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                    Err(e) => return Err(e),
+                };
+                zstd.write_all(&buffer[..n])?;
+            }
             let age = zstd.finish()?;
             let sink = age.finish()?;
             sink.finish()
@@ -1456,6 +1467,22 @@ pub async fn user_tables(info: &ConnInfo, connect: &ConnectOptions) -> Result<i6
         .await
         .map_err(db_error("looking at the target database"))?
         .get(0))
+}
+
+/// How much a producer reads from its program at a time.
+const COPY_BUFFER: usize = 1 << 20;
+
+/// Asks for a 1 MiB pipe (Linux's default is 64 KiB), so a fast producer such as
+/// pg_basebackup blocks less often on a full pipe. Best effort: the default works too.
+fn widen_pipe(pipe: &impl std::os::fd::AsRawFd) {
+    // SAFETY: F_SETPIPE_SZ on a descriptor we own; failure only leaves the size as it was.
+    unsafe {
+        libc::fcntl(
+            pipe.as_raw_fd(),
+            libc::F_SETPIPE_SZ,
+            COPY_BUFFER as libc::c_int,
+        );
+    }
 }
 
 #[cfg(test)]

@@ -62,12 +62,12 @@ pub enum PitrError {
         dir.display()
     )]
     CopyStopped { dir: PathBuf, words: String },
-    /// `pitr enable` needs a config file the server's archive_command can read.
     /// The store is away and the spool cannot take the file.
     #[error(
         "the store did not take the file ({because}) and {full}: nothing was spooled, and PostgreSQL keeps the WAL in pg_wal and tries again; bring the store back, or raise pitr.spool_max"
     )]
     SpoolFull { full: String, because: String },
+    /// `pitr enable` needs a config file the server's archive_command can read.
     #[error(
         "this needs a tend.toml: the server runs `tend wal-push` and `tend wal-fetch` (its archive_command and restore_command) from its own data directory and environment, so the store's settings must come from a file (run `tend init`, or pass --config)"
     )]

@@ -335,22 +335,48 @@ async fn unpack(
     let written = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
     let counter = written.clone();
     let unpacker = tokio::task::spawn_blocking(move || -> Result<(), UnpackError> {
-        let reader = ChannelReader::new(rx);
-        let age = decryption.open(reader).map_err(UnpackError::Open)?;
-        let zstd = zstd::stream::Decoder::new(age).map_err(UnpackError::Read)?;
+        // Decrypting and decompressing on one thread, writing the files on this one: the
+        // decoding overlaps the writes.
+        let (chunks, decoded) = std::sync::mpsc::sync_channel::<Vec<u8>>(DECODED_AHEAD);
+        let decoder = std::thread::spawn(move || -> Result<(), UnpackError> {
+            let reader = ChannelReader::new(rx);
+            let age = decryption.open(reader).map_err(UnpackError::Open)?;
+            let mut zstd = zstd::stream::Decoder::new(age).map_err(UnpackError::Read)?;
+            loop {
+                let mut chunk = vec![0u8; DECODED_CHUNK];
+                let n = read_full(&mut zstd, &mut chunk).map_err(UnpackError::Read)?;
+                if n == 0 {
+                    // Read to the end: age authenticated the last chunk and zstd its frame.
+                    return Ok(());
+                }
+                chunk.truncate(n);
+                if chunks.send(chunk).is_err() {
+                    // The writer stopped; its error says why.
+                    return Ok(());
+                }
+            }
+        });
         let counting = crate::pipeline::CountingReader {
-            inner: zstd,
+            inner: ChunkReader {
+                chunks: decoded,
+                current: Vec::new(),
+                at: 0,
+            },
             count: counter,
         };
         let mut archive = tar::Archive::new(counting);
         archive.set_preserve_permissions(true);
         archive.set_preserve_mtime(true);
         archive.set_overwrite(false);
-        archive.unpack(&target).map_err(UnpackError::Read)?;
-        // Read to the end, so age authenticates the last chunk and zstd its frame.
-        let mut rest = archive.into_inner();
-        std::io::copy(&mut rest, &mut std::io::sink()).map_err(UnpackError::Read)?;
-        Ok(())
+        let unpacked = archive.unpack(&target).and_then(|()| {
+            let mut rest = archive.into_inner();
+            std::io::copy(&mut rest, &mut std::io::sink()).map(|_| ())
+        });
+        // The decoder's failure (a wrong key, damage) is the cause of the writer's.
+        decoder
+            .join()
+            .map_err(|_| UnpackError::Read(std::io::Error::other("the decoder panicked")))??;
+        unpacked.map_err(UnpackError::Read)
     });
     let mut hasher = Sha256::new();
     let mut feed_error = None;
@@ -421,6 +447,49 @@ async fn unpack(
 enum UnpackError {
     Open(OpenError),
     Read(std::io::Error),
+}
+
+/// Decoded bytes a restore holds between its decoder and its writer: 8 chunks of 1 MiB.
+const DECODED_CHUNK: usize = 1 << 20;
+const DECODED_AHEAD: usize = 8;
+
+/// Reads until `buf` is full or the input ends.
+fn read_full(reader: &mut impl std::io::Read, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match reader.read(&mut buf[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(filled)
+}
+
+/// The writer's side of the decoded chunks; the end of the channel is the end of input.
+struct ChunkReader {
+    chunks: std::sync::mpsc::Receiver<Vec<u8>>,
+    current: Vec<u8>,
+    at: usize,
+}
+
+impl std::io::Read for ChunkReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        while self.at == self.current.len() {
+            match self.chunks.recv() {
+                Ok(chunk) => {
+                    self.current = chunk;
+                    self.at = 0;
+                }
+                Err(_) => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.current.len() - self.at);
+        buf[..n].copy_from_slice(&self.current[self.at..self.at + n]);
+        self.at += n;
+        Ok(n)
+    }
 }
 
 /// Writes `recovery.signal` and appends the recovery settings to `postgresql.auto.conf`

@@ -115,7 +115,7 @@ pub async fn run_physical(
     let options = tend_backup::physical::PhysicalOptions {
         tools,
         encryption,
-        level: settings.compression_level,
+        level: settings.physical_compression_level,
         threads: request.threads,
         connect: database.options().clone(),
         wal_wait: request.wal_wait,

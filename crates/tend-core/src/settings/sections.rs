@@ -103,6 +103,8 @@ pub struct BackupSettings {
     pub store: StoreConfig,
     pub keys: BackupKeys,
     pub compression_level: i32,
+    /// `backup.physical_compression_level`: physical backups' zstd level.
+    pub physical_compression_level: i32,
     pub retention: Policy,
 }
 
@@ -458,6 +460,10 @@ impl Reader<'_> {
             compression_level: self.required(
                 "backup.compression_level",
                 self.integer("backup.compression_level")?,
+            )? as i32,
+            physical_compression_level: self.required(
+                "backup.physical_compression_level",
+                self.integer("backup.physical_compression_level")?,
             )? as i32,
             retention,
         })
