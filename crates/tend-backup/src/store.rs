@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use futures::StreamExt;
+use futures::{StreamExt, TryStreamExt};
 use object_store::path::Path as ObjectPath;
 use object_store::{ObjectStore, ObjectStoreExt};
 
@@ -521,6 +521,37 @@ impl Store {
             .map_err(self.error("read", path))?;
         let store = self.description.clone();
         let shown = path.to_string();
+        // A file of a directory store: read in 1 MiB chunks (object_store's stream of a
+        // local file yields 8 KiB ones, a message each down a restore's pipeline).
+        if let object_store::GetResultPayload::File(file, _) = result.payload {
+            return Ok(futures::stream::try_unfold(Some(file), |file| async move {
+                let Some(mut file) = file else {
+                    return Ok(None);
+                };
+                let (file, chunk) = tokio::task::spawn_blocking(move || {
+                    let mut chunk = vec![0u8; LOCAL_READ_CHUNK];
+                    let n = read_full(&mut file, &mut chunk)?;
+                    chunk.truncate(n);
+                    Ok::<_, std::io::Error>((file, chunk))
+                })
+                .await
+                .map_err(std::io::Error::other)??;
+                Ok(match chunk.is_empty() {
+                    true => None,
+                    false => Some((Bytes::from(chunk), Some(file))),
+                })
+            })
+            .map_err(move |e: std::io::Error| StoreError::Object {
+                store: store.clone(),
+                action: "read",
+                path: shown.clone(),
+                source: Box::new(object_store::Error::Generic {
+                    store: "LocalFileSystem",
+                    source: Box::new(e),
+                }),
+            })
+            .boxed());
+        }
         Ok(result
             .into_stream()
             .map(move |chunk| {
@@ -546,6 +577,10 @@ impl Store {
             record: None,
             path: path.clone(),
             capacity: UPLOAD_PART_BYTES,
+            in_flight: match self.kind {
+                StoreKind::S3 => UPLOAD_PARTS_IN_FLIGHT,
+                StoreKind::Directory => LOCAL_PARTS_IN_FLIGHT,
+            },
             state: UploadState::Buffering(object_store::PutPayloadMut::new()),
         }
     }
@@ -711,11 +746,33 @@ impl Store {
     }
 }
 
+/// How much of a directory store's file a stream reads at a time.
+const LOCAL_READ_CHUNK: usize = 1 << 20;
+
+/// Reads until `buf` is full or the input ends.
+pub(crate) fn read_full(reader: &mut impl std::io::Read, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match reader.read(&mut buf[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(filled)
+}
+
 /// The size of an upload's parts: an object smaller than this is stored with one PUT.
 const UPLOAD_PART_BYTES: usize = 8 * 1024 * 1024;
 
-/// How many parts of one upload may be in flight at once.
+/// How many parts of one upload may be in flight at once: on S3, enough to hide each
+/// request's latency.
 const UPLOAD_PARTS_IN_FLIGHT: usize = 8;
+
+/// The same for a directory store, where a part is a local write: more in flight would only
+/// hold memory (8 MiB each) while the disk catches up.
+const LOCAL_PARTS_IN_FLIGHT: usize = 2;
 
 /// How long an abort waits for the request that creates the multipart upload, and then for
 /// the parts in flight, before it gives up on them (a store that does not answer must not
@@ -751,6 +808,8 @@ pub struct Upload {
     record: Option<RecordUpload>,
     path: ObjectPath,
     capacity: usize,
+    /// Parts that may be in flight at once.
+    in_flight: usize,
     state: UploadState,
 }
 
@@ -924,7 +983,7 @@ impl Upload {
         self.created().await?;
         match &mut self.state {
             UploadState::Writing(write) => {
-                write.wait_for_capacity(UPLOAD_PARTS_IN_FLIGHT).await?;
+                write.wait_for_capacity(self.in_flight).await?;
                 write.put(bytes);
                 Ok(())
             }

@@ -344,7 +344,8 @@ async fn unpack(
             let mut zstd = zstd::stream::Decoder::new(age).map_err(UnpackError::Read)?;
             loop {
                 let mut chunk = vec![0u8; DECODED_CHUNK];
-                let n = read_full(&mut zstd, &mut chunk).map_err(UnpackError::Read)?;
+                let n =
+                    crate::store::read_full(&mut zstd, &mut chunk).map_err(UnpackError::Read)?;
                 if n == 0 {
                     // Read to the end: age authenticated the last chunk and zstd its frame.
                     return Ok(());
@@ -452,20 +453,6 @@ enum UnpackError {
 /// Decoded bytes a restore holds between its decoder and its writer: 8 chunks of 1 MiB.
 const DECODED_CHUNK: usize = 1 << 20;
 const DECODED_AHEAD: usize = 8;
-
-/// Reads until `buf` is full or the input ends.
-fn read_full(reader: &mut impl std::io::Read, buf: &mut [u8]) -> std::io::Result<usize> {
-    let mut filled = 0;
-    while filled < buf.len() {
-        match reader.read(&mut buf[filled..]) {
-            Ok(0) => break,
-            Ok(n) => filled += n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(filled)
-}
 
 /// The writer's side of the decoded chunks; the end of the channel is the end of input.
 struct ChunkReader {

@@ -88,12 +88,7 @@ pub async fn verify_physical(
     .await;
     let _ = std::fs::remove_dir_all(&dir);
     if let Some(problem) = found? {
-        return Ok(Verification {
-            verified_at: now_rfc3339(),
-            ok: false,
-            level: "read".to_string(),
-            message: problem,
-        });
+        return Ok(failed(problem));
     }
     let system: u64 = physical.system_identifier.parse().unwrap_or_default();
     let archive = Archive::new(store, system);
@@ -115,12 +110,9 @@ pub async fn verify_physical(
         let stored = match archive.find(&file).await.map_err(Box::new)? {
             Some(stored) => stored,
             None => {
-                return Ok(Verification {
-                    verified_at: now_rfc3339(),
-                    ok: false,
-                    level: "read".to_string(),
-                    message: format!("the archive lacks {segment}, which the backup needs"),
-                });
+                return Ok(failed(format!(
+                    "the archive lacks {segment}, which the backup needs"
+                )));
             }
         };
         let identity = match key.get_public(&archive, &info).await {
@@ -130,12 +122,7 @@ pub async fn verify_physical(
         match archive.read(&stored, identity).await {
             Ok(_) => read += 1,
             Err(e @ WalError::Damaged { .. }) => {
-                return Ok(Verification {
-                    verified_at: now_rfc3339(),
-                    ok: false,
-                    level: "read".to_string(),
-                    message: e.to_string(),
-                });
+                return Ok(failed(e.to_string()));
             }
             Err(e) => return Err(BackupError::Wal(Box::new(e))),
         }
@@ -194,12 +181,7 @@ pub async fn verify_physical(
             match result {
                 Ok(_) => read_after += 1,
                 Err(e @ WalError::Damaged { .. }) => {
-                    return Ok(Verification {
-                        verified_at: now_rfc3339(),
-                        ok: false,
-                        level: "read".to_string(),
-                        message: e.to_string(),
-                    });
+                    return Ok(failed(e.to_string()));
                 }
                 Err(e) => return Err(BackupError::Wal(Box::new(e))),
             }
@@ -248,4 +230,14 @@ pub async fn verify_physical(
         level: "read".to_string(),
         message,
     })
+}
+
+/// A verification that found the backup (or the WAL it needs) unusable.
+fn failed(message: String) -> Verification {
+    Verification {
+        verified_at: now_rfc3339(),
+        ok: false,
+        level: "read".to_string(),
+        message,
+    }
 }

@@ -1409,9 +1409,9 @@ fn unescape_double_quoted(inner: &str) -> String {
     out
 }
 
-/// "10s", "500ms", "5m", "2h", "1d", or a bare number of seconds; at most
-/// [`MAX_DURATION`], so an absurd value is an error and never an overflow.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
+/// A number and the unit after it (`30s`, `1.5 GB`), with the text as errors show it
+/// (at most 40 characters); `what` completes "is not ..." when there is no number.
+fn number_and_unit<'t>(text: &'t str, what: &str) -> Result<(f64, &'t str, String), String> {
     let text = text.trim();
     let split = text
         .find(|c: char| !c.is_ascii_digit() && c != '.')
@@ -1422,9 +1422,15 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         .parse()
         .ok()
         .filter(|n: &f64| n.is_finite())
-        .ok_or_else(|| {
-            format!("`{shown}` is not a duration; write e.g. \"30s\", \"500ms\" or \"5m\"")
-        })?;
+        .ok_or_else(|| format!("`{shown}` is not {what}"))?;
+    Ok((number, unit, shown))
+}
+
+/// "10s", "500ms", "5m", "2h", "1d", or a bare number of seconds; at most
+/// [`MAX_DURATION`], so an absurd value is an error and never an overflow.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let (number, unit, shown) =
+        number_and_unit(text, "a duration; write e.g. \"30s\", \"500ms\" or \"5m\"")?;
     let scale = match unit.trim() {
         "" | "s" | "sec" | "secs" => 1.0,
         "ms" => 0.001,
@@ -1447,17 +1453,7 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
 /// Parses a size: a number of bytes, or a number with a unit (kB, MB, GB, TB in powers of
 /// 1000, KiB, MiB, GiB, TiB in powers of 1024, case-insensitive), up to 1 PB.
 pub fn parse_size(text: &str) -> Result<u64, String> {
-    let text = text.trim();
-    let split = text
-        .find(|c: char| !c.is_ascii_digit() && c != '.')
-        .unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let shown: String = text.chars().take(40).collect();
-    let number: f64 = number
-        .parse()
-        .ok()
-        .filter(|n: &f64| n.is_finite())
-        .ok_or_else(|| format!("`{shown}` is not a size; write e.g. \"1GB\" or \"512MB\""))?;
+    let (number, unit, shown) = number_and_unit(text, "a size; write e.g. \"1GB\" or \"512MB\"")?;
     let scale: f64 = match unit.trim().to_ascii_lowercase().as_str() {
         "" | "b" => 1.0,
         "k" | "kb" => 1e3,
