@@ -47,6 +47,13 @@ fn report(value: &impl serde::Serialize) -> serde_json::Value {
     serde_json::to_value(value).unwrap_or(serde_json::Value::Null)
 }
 
+/// The machine's CPUs: a backup's zstd threads (2 when the OS does not say).
+fn cpus() -> u32 {
+    std::thread::available_parallelism()
+        .map(|n| n.get() as u32)
+        .unwrap_or(2)
+}
+
 fn mb(bytes: u64) -> f64 {
     bytes as f64 / 1e6
 }
@@ -78,9 +85,7 @@ async fn run_inner(
             let store = store()?;
             let request = tend_core::backup::BackupRequest {
                 globals: false,
-                threads: std::thread::available_parallelism()
-                    .map(|n| n.get() as u32)
-                    .unwrap_or(2),
+                threads: cpus(),
             };
             let manifest = tend_core::backup::run(
                 &ctx.database,
@@ -109,9 +114,7 @@ async fn run_inner(
         Task::PhysicalBackup { incremental } => {
             let store = store()?;
             let request = tend_core::backup::PhysicalRequest {
-                threads: std::thread::available_parallelism()
-                    .map(|n| n.get() as u32)
-                    .unwrap_or(2),
+                threads: cpus(),
                 incremental: *incremental,
                 wal_wait: tend_core::backup::DEFAULT_WAL_WAIT,
             };

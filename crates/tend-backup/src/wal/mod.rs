@@ -312,20 +312,10 @@ impl<'a> Archive<'a> {
     /// In a directory store, gives the archive's folder to the OS user that owns the data
     /// directory `data_dir` (the server writes there), when this process runs as root.
     pub fn give_to_server(&self, data_dir: &Path) -> Result<(), WalError> {
-        use std::os::unix::fs::MetadataExt;
-        // SAFETY: geteuid has no preconditions and cannot fail.
-        if unsafe { libc::geteuid() } != 0 {
-            return Ok(());
+        if let Some(owner) = server_owner_if_root(data_dir)? {
+            self.store
+                .give_to(WAL_FOLDER, &self.system.to_string(), owner)?;
         }
-        let meta = std::fs::metadata(data_dir).map_err(|source| WalError::Read {
-            path: data_dir.to_path_buf(),
-            source,
-        })?;
-        self.store.give_to(
-            WAL_FOLDER,
-            &self.system.to_string(),
-            (meta.uid(), meta.gid()),
-        )?;
         Ok(())
     }
 
@@ -601,6 +591,22 @@ impl<'a> Archive<'a> {
             .await?;
         Ok(())
     }
+}
+
+/// The owner (uid, gid) of the data directory `data_dir`, when this process is root and
+/// so must hand what it makes for the server (the archive's folder, the spool) to it;
+/// `None` otherwise, when what it makes is the server's already.
+pub(crate) fn server_owner_if_root(data_dir: &Path) -> Result<Option<(u32, u32)>, WalError> {
+    use std::os::unix::fs::MetadataExt;
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    if unsafe { libc::geteuid() } != 0 {
+        return Ok(None);
+    }
+    let meta = std::fs::metadata(data_dir).map_err(|source| WalError::Read {
+        path: data_dir.to_path_buf(),
+        source,
+    })?;
+    Ok(Some((meta.uid(), meta.gid())))
 }
 
 /// Is `command` (a server's `archive_command`) tend's `wal-push`?

@@ -118,7 +118,6 @@ impl Spool {
     /// this process is root, the folders it makes go to the data directory's owner (the
     /// server's archive_command writes there); folders that were there stay as they are.
     pub fn create_for_server(&self, data_dir: &Path) -> Result<(), WalError> {
-        use std::os::unix::fs::MetadataExt;
         let made: Vec<PathBuf> = self
             .dir
             .ancestors()
@@ -126,16 +125,11 @@ impl Spool {
             .map(Path::to_path_buf)
             .collect();
         self.create()?;
-        // SAFETY: geteuid has no preconditions and cannot fail.
-        if unsafe { libc::geteuid() } != 0 {
+        let Some((uid, gid)) = super::server_owner_if_root(data_dir)? else {
             return Ok(());
-        }
-        let meta = std::fs::metadata(data_dir).map_err(|source| WalError::Read {
-            path: data_dir.to_path_buf(),
-            source,
-        })?;
+        };
         for dir in made.iter().rev() {
-            std::os::unix::fs::lchown(dir, Some(meta.uid()), Some(meta.gid()))
+            std::os::unix::fs::lchown(dir, Some(uid), Some(gid))
                 .map_err(self.write_error(dir.clone()))?;
         }
         Ok(())

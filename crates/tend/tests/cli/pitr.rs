@@ -86,6 +86,17 @@ impl Setup {
             .args(args))
     }
 
+    /// Writes the project's `.env`, readable by the server's OS user: its archive_command
+    /// has none of this process's environment.
+    fn server_env(&self, contents: &str) {
+        self.project.write(".env", contents);
+        std::fs::set_permissions(
+            self.project.path().join(".env"),
+            std::fs::Permissions::from_mode(0o644),
+        )
+        .unwrap();
+    }
+
     fn sql(&self, sql: &str) -> Vec<Option<String>> {
         query_column(&self.private.info, sql)
     }
@@ -607,12 +618,7 @@ fn archiving_into_s3() {
     // The server's archive_command has none of this process's environment: the store's
     // settings and credentials go in the .env beside tend.toml.
     let env: String = s3.env().iter().map(|(k, v)| format!("{k}={v}\n")).collect();
-    setup.project.write(".env", &env);
-    std::fs::set_permissions(
-        setup.project.path().join(".env"),
-        std::fs::Permissions::from_mode(0o644),
-    )
-    .unwrap();
+    setup.server_env(&env);
     let (code, out, err) = setup.tend(&setup.super_url, &["pitr", "enable", "--yes"]);
     assert_eq!(code, 0, "{out}{err}");
     setup.restart();
@@ -686,14 +692,7 @@ fn pgbench(bindir: &Path) -> PathBuf {
 /// server's OS user) can fetch WAL: the passphrase is in the .env beside tend.toml.
 fn archiving_setup(store: &Path, settings: &[(&str, &str)]) -> Setup {
     let setup = Setup::with_settings(&format!("dir = \"{}\"", store.display()), settings);
-    setup
-        .project
-        .write(".env", &format!("BACKUP_ENCRYPTION_KEY={PASSPHRASE}\n"));
-    std::fs::set_permissions(
-        setup.project.path().join(".env"),
-        std::fs::Permissions::from_mode(0o644),
-    )
-    .unwrap();
+    setup.server_env(&format!("BACKUP_ENCRYPTION_KEY={PASSPHRASE}\n"));
     let (code, out, err) = setup.tend(&setup.super_url, &["pitr", "enable", "--yes"]);
     assert_eq!(code, 0, "{out}{err}");
     setup.restart();
@@ -1229,15 +1228,7 @@ fn a_store_outage_under_pgbench_spools_then_drains_with_no_segment_lost() {
         &[("max_wal_size", "96MB"), ("min_wal_size", "32MB")],
     );
     let env: String = s3.env().iter().map(|(k, v)| format!("{k}={v}\n")).collect();
-    setup.project.write(
-        ".env",
-        &format!("{env}BACKUP_ENCRYPTION_KEY={PASSPHRASE}\n"),
-    );
-    std::fs::set_permissions(
-        setup.project.path().join(".env"),
-        std::fs::Permissions::from_mode(0o644),
-    )
-    .unwrap();
+    setup.server_env(&format!("{env}BACKUP_ENCRYPTION_KEY={PASSPHRASE}\n"));
     let (code, out, err) = setup.tend(&setup.super_url, &["pitr", "enable", "--yes"]);
     assert_eq!(code, 0, "{out}{err}");
     setup.restart();
