@@ -1,5 +1,6 @@
 #![no_main]
-//! The duration parser of settings and flags (`--longer-than`, DB_CONNECT_TIMEOUT, ...).
+//! The number-and-unit parsers of settings and flags: durations (`--longer-than`,
+//! DB_CONNECT_TIMEOUT, ...) and sizes (`pitr.spool_max`, TEND_WAL_SPOOL_MAX).
 
 use libfuzzer_sys::fuzz_target;
 
@@ -9,5 +10,8 @@ fuzz_target!(|data: &[u8]| {
     let text = String::from_utf8_lossy(data);
     if let Ok(d) = settings::parse_duration(&text) {
         assert!(d <= settings::MAX_DURATION);
+    }
+    if let Ok(bytes) = settings::parse_size(&text) {
+        assert!(bytes <= 1_000_000_000_000_000);
     }
 });
