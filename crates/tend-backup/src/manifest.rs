@@ -58,7 +58,7 @@ pub struct Manifest {
     /// Rows per table, counted in the dump's own snapshot.
     pub tables: Vec<TableRows>,
     pub tend_version: String,
-    /// A physical backup (the whole cluster, through pg_basebackup), with where it sits in
+    /// A physical backup (the whole cluster, through BASE_BACKUP), with where it sits in
     /// the WAL; absent for a logical one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub physical: Option<Physical>,
@@ -98,7 +98,7 @@ impl Manifest {
     }
 }
 
-/// The data object of a physical backup: pg_basebackup's tar stream, zstd, then age.
+/// The data object of a physical backup: the server's tar stream, zstd, then age.
 pub const BASE: &str = "base.tar.zst.age";
 /// PostgreSQL's own `backup_manifest` of a physical backup (also inside the tar), zstd then
 /// age: an incremental backup reads its parent's from here.
@@ -120,7 +120,7 @@ pub struct Physical {
     pub start_wal: String,
     pub stop_wal: String,
     pub segment_size: u64,
-    /// When pg_basebackup had finished (RFC 3339, to the nanosecond): the backup is
+    /// When the server had ended the backup (RFC 3339, to the nanosecond): the backup is
     /// consistent by then, so it can restore to any time after it.
     pub stop_time: String,
     /// The server's next transaction id once the backup had finished: it can restore to

@@ -119,13 +119,15 @@ pub enum BackupError {
     #[error(transparent)]
     Crypto(#[from] crate::crypto::CryptoError),
     /// A physical backup cannot be taken or restored (the role, the server's archiving,
-    /// pg_basebackup's output): the sentence says what and what to do.
+    /// the server's backup stream): the sentence says what and what to do.
     #[error("{0}")]
     Physical(String),
     #[error(transparent)]
     Wal(#[from] Box<crate::wal::WalError>),
     #[error(transparent)]
     Tool(#[from] tend_pg::ToolError),
+    #[error(transparent)]
+    Replication(#[from] tend_pg::ReplicationError),
 }
 
 impl From<StoreError> for BackupError {
@@ -349,7 +351,6 @@ pub async fn backup(
         tx,
         raw.clone(),
         stored.clone(),
-        None,
     );
 
     // Row counts in the same snapshot, while the dump flows.
@@ -670,7 +671,6 @@ pub(crate) fn spawn_producer(
     tx: mpsc::Sender<Bytes>,
     raw: Arc<AtomicU64>,
     stored: Arc<AtomicU64>,
-    tap: Option<Arc<parking_lot::Mutex<crate::physical::TarParser>>>,
 ) -> tokio::task::JoinHandle<Result<String, BackupError>> {
     tokio::task::spawn_blocking(move || -> Result<String, BackupError> {
         let name = program
@@ -707,14 +707,10 @@ pub(crate) fn spawn_producer(
             if threads > 1 {
                 zstd.multithread(threads)?;
             }
-            let inner: Box<dyn Read> = match tap {
-                Some(parser) => Box::new(crate::physical::TarTap {
-                    inner: stdout,
-                    parser,
-                }),
-                None => Box::new(stdout),
+            let mut source = CountingReader {
+                inner: stdout,
+                count: raw,
             };
-            let mut source = CountingReader { inner, count: raw };
             // Large reads: fewer calls into the pipe and into zstd than io::copy's 8 KiB.
             let mut buffer = vec![0u8; COPY_BUFFER];
             loop {
@@ -787,7 +783,6 @@ async fn dump_globals(
         tx,
         Arc::new(AtomicU64::new(0)),
         stored.clone(),
-        None,
     );
     let path = store.path(id, GLOBALS);
     let mut upload_error = None;
@@ -1473,7 +1468,7 @@ pub async fn user_tables(info: &ConnInfo, connect: &ConnectOptions) -> Result<i6
 const COPY_BUFFER: usize = 1 << 20;
 
 /// Asks for a 1 MiB pipe (Linux's default is 64 KiB), so a fast producer such as
-/// pg_basebackup blocks less often on a full pipe. Best effort: the default works too.
+/// pg_dump blocks less often on a full pipe. Best effort: the default works too.
 fn widen_pipe(pipe: &impl std::os::fd::AsRawFd) {
     // SAFETY: F_SETPIPE_SZ on a descriptor we own; failure only leaves the size as it was.
     unsafe {

@@ -215,7 +215,11 @@ pub fn tools(settings: &Settings, database_configured: bool) -> Vec<Finding> {
             "backups of roles (--globals)",
             Status::Warning,
         ),
-        (PgTool::PgBasebackup, "physical backups", Status::Warning),
+        (
+            PgTool::PgVerifybackup,
+            "verifying physical backups",
+            Status::Warning,
+        ),
         (
             PgTool::Initdb,
             "the local cluster (tend dev)",

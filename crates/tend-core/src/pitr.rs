@@ -825,6 +825,7 @@ pub async fn status(
     database: &Database,
     store: &Store,
     spool: Option<&SpoolSettings>,
+    required_window: Option<Duration>,
 ) -> Result<PitrStatus, PitrError> {
     let session = database.session().await?;
     let row = session
@@ -951,6 +952,11 @@ pub async fn status(
         to_time: server.last_archived_time.clone(),
         base_backups: bases.len(),
     });
+    if let (Some(required), Some(window)) = (required_window, &window)
+        && let Some(problem) = window_shortfall(&window.from, required)
+    {
+        problems.push(problem);
+    }
     if summary.is_some() && window.is_none() {
         problems.push(
             "no physical backup of this server yet, so no point in time can be restored: take one with `tend backup run --physical`".to_string(),
@@ -984,6 +990,22 @@ pub async fn status(
         spool,
         problems,
     })
+}
+
+/// The problem a recoverable window that starts at `from` (when the oldest physical backup
+/// became consistent) is, when it reaches back less than `pitr.window`.
+pub fn window_shortfall(from: &str, required: Duration) -> Option<String> {
+    let from_at = tend_backup::retention::parse_rfc3339(from)?;
+    let now = jiff::Timestamp::now().as_second();
+    let reach = u64::try_from(now.saturating_sub(from_at)).unwrap_or(0);
+    if reach >= required.as_secs() {
+        return None;
+    }
+    Some(format!(
+        "point-in-time recovery reaches back {} (to {from}), less than pitr.window ({}): the window grows as physical backups age, since prune keeps the one it starts from; if the oldest backup is newer than it should be, take physical backups on a schedule and keep them longer",
+        humantime::format_duration(Duration::from_secs(reach)),
+        humantime::format_duration(required)
+    ))
 }
 
 /// The problem a spool with files in it is: the store has not taken them (PostgreSQL
@@ -1153,18 +1175,9 @@ pub async fn restore_physical(
         // An inspection copy must not archive into the production archive.
         extra_settings.push(("archive_mode".to_string(), "off".to_string()));
     }
-    let options = PhysicalRestore {
-        dir: request.dir.clone(),
-        target: request.target.clone(),
-        action: request.action,
-        restore_command: request.tend.restore_command_with_key(),
-        decryption,
-        tools: tools.clone(),
-        extra_settings,
-        cancel,
-    };
-    // The archive's key, opened once here, goes into the copy: its restore_command then
-    // needs no backup keys, and opens each segment without stretching a passphrase.
+    // The archive's key, opened once here: it opens the backups (sealed to it), and it
+    // goes into the copy, whose restore_command then needs no backup keys and opens each
+    // segment without stretching a passphrase.
     let system: u64 = chain
         .last()
         .and_then(|m| m.physical.as_ref())
@@ -1172,7 +1185,18 @@ pub async fn restore_physical(
         .unwrap_or_default();
     let archive = Archive::new(store, system);
     let info = archive.require_info().await?;
-    let identity = archive.identity(&info, &options.decryption).await?;
+    let identity = archive.identity(&info, &decryption).await?;
+    let options = PhysicalRestore {
+        dir: request.dir.clone(),
+        target: request.target.clone(),
+        action: request.action,
+        restore_command: request.tend.restore_command_with_key(),
+        decryption,
+        archive_key: Some(identity.clone()),
+        tools: tools.clone(),
+        extra_settings,
+        cancel,
+    };
     let restored = physical::restore_physical(store, &chain, &options, on_bytes)
         .await
         .map_err(PitrError::Backup)?;

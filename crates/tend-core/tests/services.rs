@@ -218,7 +218,7 @@ fn the_cores_futures_are_send(
         "id",
         drill,
     ));
-    send(tend_core::backup::prune_plan(store, &settings.backup));
+    send(tend_core::backup::prune_plan(store, &settings.backup, None));
     send(tend_core::backup::prune(
         store,
         prune_plan,

@@ -91,7 +91,7 @@ pub enum ConnectError {
 
 impl ConnectError {
     /// Worth another attempt: the server may be starting, restarting or briefly unreachable.
-    fn is_transient(&self) -> bool {
+    pub(crate) fn is_transient(&self) -> bool {
         matches!(
             self,
             ConnectError::Unreachable { .. } | ConnectError::NotReady { .. }
@@ -129,7 +129,7 @@ pub async fn connect(info: &ConnInfo, options: &ConnectOptions) -> Result<Sessio
 /// building the rustls configuration is done once, not per connection. A set-up that fails
 /// is kept as its error and reported by each connection that needs TLS.
 #[derive(Clone)]
-pub(crate) struct Tls(Result<Option<tokio_postgres_rustls::MakeRustlsConnect>, String>);
+pub(crate) struct Tls(pub(crate) Result<Option<tokio_postgres_rustls::MakeRustlsConnect>, String>);
 
 impl Tls {
     pub(crate) fn for_target(info: &ConnInfo) -> Tls {
@@ -148,12 +148,26 @@ pub(crate) async fn connect_with(
     options: &ConnectOptions,
     tls: &Tls,
 ) -> Result<Session, ConnectError> {
+    with_retries(options, || connect_once(info, options, tls)).await
+}
+
+/// Runs `attempt` until it succeeds, fails for good, or `options.attempts` ran out:
+/// connection errors (unreachable, not ready) are retried with exponential backoff, and
+/// the count of attempts goes into the last one's error.
+pub(crate) async fn with_retries<T, F, Fut>(
+    options: &ConnectOptions,
+    mut attempt_once: F,
+) -> Result<T, ConnectError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, ConnectError>>,
+{
     let attempts = options.attempts.max(1);
     let mut delay = options.backoff;
     let mut last = None;
     for attempt in 1..=attempts {
-        match connect_once(info, options, tls).await {
-            Ok(session) => return Ok(session),
+        match attempt_once().await {
+            Ok(done) => return Ok(done),
             Err(err) if err.is_transient() && attempt < attempts => {
                 last = Some(err);
                 tokio::time::sleep(delay).await;
@@ -220,7 +234,7 @@ async fn connect_once(
 
 /// Translates a [`ConnInfo`] into the driver's settings, filling libpq's defaults from the
 /// environment (`PGHOST`, `PGPORT`, `PGUSER`, `PGPASSWORD`, `PGDATABASE`).
-fn driver_config(
+pub(crate) fn driver_config(
     info: &ConnInfo,
     options: &ConnectOptions,
 ) -> Result<tokio_postgres::Config, ConnectError> {

@@ -14,6 +14,7 @@ pub mod facts;
 pub mod identity;
 pub mod pgerror;
 pub mod quote;
+pub mod replication;
 pub mod tools;
 
 pub use advisory::{AdvisoryLock, LockError, LockHolder};
@@ -25,4 +26,5 @@ pub use facts::ServerFacts;
 pub use identity::{DatabaseIdentity, Marker, ServerIdentity, same_database};
 pub use pgerror::{Location, PgError, PgErrorClass, error_text, sqlstate};
 pub use quote::{quote_ident, quote_literal};
+pub use replication::{BackupData, Replication, ReplicationError, WalPosition};
 pub use tools::{FoundTool, PgTool, PgVersion, ToolError, ToolSearch, VersionNeed};

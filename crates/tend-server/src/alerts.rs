@@ -452,6 +452,15 @@ impl Alerting {
                 if window.system_identifier != *system {
                     continue;
                 }
+                if let Some(required) = shared.tasks.settings.pitr.window
+                    && let Some(problem) = tend_core::pitr::window_shortfall(&window.from, required)
+                {
+                    out.push(Condition {
+                        key: "pitr_window_short".to_string(),
+                        severity: "warning",
+                        summary: problem,
+                    });
+                }
                 if let Some((first, last)) = window.gaps.first() {
                     out.push(Condition {
                         key: "wal_archive_gap".to_string(),

@@ -122,7 +122,6 @@ async fn run_inner(
                 &ctx.database,
                 &store,
                 &settings.backup,
-                tools,
                 &request,
                 cancel,
                 &mut |_| {},
@@ -143,9 +142,10 @@ async fn run_inner(
         }
         Task::BackupPrune => {
             let store = store()?;
-            let plan = tend_core::backup::prune_plan(&store, &settings.backup)
-                .await
-                .map_err(|e| e.to_string())?;
+            let plan =
+                tend_core::backup::prune_plan(&store, &settings.backup, settings.pitr.window)
+                    .await
+                    .map_err(|e| e.to_string())?;
             let done = tend_core::backup::prune(&store, plan, cancel)
                 .await
                 .map_err(|e| e.to_string())?;

@@ -1,15 +1,15 @@
-//! Physical backups: the whole cluster through `pg_basebackup` (tar format on its stdout,
-//! no WAL in it: the WAL comes from the archive), streamed through zstd and age into the
-//! store like a logical backup, with no local copy. The backup's manifest records where it
-//! sits in the WAL (PostgreSQL's `backup_label` and `backup_manifest`, read from the
-//! stream as it passes) and is written only once the archive holds every segment from the
-//! backup's start to its end: a physical backup without its WAL restores nothing.
+//! Physical backups: the whole cluster through the replication protocol's `BASE_BACKUP`
+//! (one tar, no WAL in it: the WAL comes from the archive), compressed by the server where
+//! it can, sealed with age and streamed into the store like a logical backup, with no local
+//! copy (`stream`). The backup's manifest records where it sits in the WAL (the command's
+//! start position and PostgreSQL's `backup_manifest`, stored beside the archive) and is
+//! written only once the archive holds every segment from the backup's start to its end:
+//! a physical backup without its WAL restores nothing.
 
 mod restore;
-mod tar_tap;
+mod stream;
 mod verify;
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -23,7 +23,6 @@ use crate::crypto::Encryption;
 use crate::manifest::{BASE, Compression, MANIFEST, Manifest, PG_MANIFEST, Physical, StoredObject};
 use crate::ops::{
     BackupError, Marker, Progress, Pumped, db_error, new_id, now_rfc3339, pump, remove_interrupted,
-    spawn_producer,
 };
 use crate::store::{Store, StoreError};
 use crate::wal::{Archive, SegmentName, WalFile, format_lsn, parse_lsn};
@@ -31,18 +30,16 @@ use crate::wal::{Archive, SegmentName, WalFile, format_lsn, parse_lsn};
 pub use restore::{
     PhysicalRestore, RestoreTarget, RestoredCluster, TargetAction, choose_chain, restore_physical,
 };
-pub use tar_tap::{TarCapture, TarParser, TarTap};
 pub use verify::verify_physical;
 
 /// Settings of a physical backup.
 #[derive(Debug, Clone)]
 pub struct PhysicalOptions {
-    pub tools: tend_pg::ToolSearch,
     pub encryption: Encryption,
     pub level: i32,
     pub threads: u32,
     pub connect: ConnectOptions,
-    /// How long to wait, after pg_basebackup ends, for the archive to hold the WAL the
+    /// How long to wait, after the server ends the backup, for the archive to hold the WAL the
     /// backup needs.
     pub wal_wait: Duration,
     /// PostgreSQL 17+: an increment on the newest physical backup of the server.
@@ -161,9 +158,18 @@ pub async fn backup_physical(
     }
     let system_id: u64 = system.parse().unwrap_or_default();
     let archive = Archive::new(store, system_id);
-    archive.require_info().await.map_err(Box::new)?;
-    let need = tend_pg::VersionNeed::AtLeastMajor(facts.major());
-    let pg_basebackup = options.tools.find(tend_pg::PgTool::PgBasebackup, need)?;
+    let archive_info = archive.require_info().await.map_err(Box::new)?;
+    // Sealed to the archive's key, as its WAL is: no passphrase is stretched per backup.
+    let sealing = archive_info
+        .recipient
+        .parse::<age::x25519::Recipient>()
+        .map(|r| Encryption::Recipients(vec![r]))
+        .map_err(|_| {
+            BackupError::Physical(format!(
+                "the WAL archive's description names `{}` as its key, which is not an age public key",
+                crate::crypto::shown_recipient(&archive_info.recipient)
+            ))
+        })?;
     let parent = if options.incremental {
         if facts.major() < 17 {
             return Err(BackupError::Physical(format!(
@@ -194,42 +200,37 @@ pub async fn backup_physical(
         id: id.clone(),
         tables: 0,
     });
-    let scratch = tempfile_dir()?;
     let result = async {
-        let mut args = vec![
-            "--pgdata=-".to_string(),
-            "--format=tar".to_string(),
-            "--wal-method=none".to_string(),
-            "--checkpoint=fast".to_string(),
-            "--no-password".to_string(),
-            format!("--label=tend {id}"),
-        ];
-        if let Some(parent) = &parent {
-            let path = scratch.join("parent_manifest");
-            let bytes = read_pg_manifest(store, &parent.id, &options.encryption_for_read()).await;
-            let bytes = bytes?;
-            std::fs::write(&path, bytes).map_err(|source| BackupError::Scratch {
-                path: path.clone(),
-                source,
-            })?;
-            args.push(format!("--incremental={}", path.display()));
-        }
-        let (dbname, env) = info.for_child_program();
-        args.push(format!("--dbname={dbname}"));
+        let parent_manifest = match &parent {
+            Some(parent) => {
+                Some(read_parent_manifest(store, &archive, &archive_info, parent, options).await?)
+            }
+            None => None,
+        };
+        let started = stream::start(
+            info,
+            &options.connect,
+            &format!("tend {id}"),
+            options.level,
+            options.threads,
+            parent_manifest.as_deref(),
+        )
+        .await
+        .map_err(Some)?;
+        let start = started.start.clone();
+        let (archive_tx, archive_rx) = mpsc::channel::<Bytes>(32);
         let (tx, mut rx) = mpsc::channel::<Bytes>(8);
         let raw = Arc::new(AtomicU64::new(0));
         let stored = Arc::new(AtomicU64::new(0));
-        let parser = Arc::new(parking_lot::Mutex::new(TarParser::default()));
-        let producer = spawn_producer(
-            pg_basebackup.path.clone(),
-            args,
-            env,
-            (options.encryption.clone(), options.level, options.threads),
+        let sealer = stream::spawn_sealer(
+            archive_rx,
+            sealing.clone(),
+            started.compressor,
+            (options.level, options.threads),
             tx,
-            raw.clone(),
             stored.clone(),
-            Some(parser.clone()),
         );
+        let reader = tokio::spawn(stream::read(started.connection, archive_tx, raw.clone()));
         let data_path = store.path(&id, BASE);
         let mut writer = store.upload(&data_path).recorded_by(marker.recorder());
         let pumped = pump(&mut rx, &mut writer, &marker, &options.cancel, || {
@@ -240,20 +241,28 @@ pub async fn backup_physical(
         })
         .await;
         drop(rx);
-        let produced = producer
+        if !matches!(pumped, Pumped::Done) {
+            // The server aborts the backup when its connection goes.
+            reader.abort();
+        }
+        let read = reader
             .await
             .map_err(|e| BackupError::Pipeline(e.to_string()))
             .and_then(|r| r);
-        let sha256 = match (pumped, produced) {
-            (Pumped::Interrupted, _) => {
+        let sealed = sealer
+            .await
+            .map_err(|e| BackupError::Pipeline(e.to_string()))
+            .and_then(|r| r);
+        let (sha256, finished) = match (pumped, read, sealed) {
+            (Pumped::Interrupted, _, _) => {
                 let _ = writer.abort().await;
                 return Err(None);
             }
-            (Pumped::MarkerFailed(e), _) => {
+            (Pumped::MarkerFailed(e), _, _) => {
                 let _ = writer.abort().await;
                 return Err(Some(e.into()));
             }
-            (Pumped::UploadFailed(e), _) => {
+            (Pumped::UploadFailed(e), _, _) => {
                 let _ = writer.abort().await;
                 return Err(Some(BackupError::from(StoreError::Object {
                     store: store.description.clone(),
@@ -262,13 +271,13 @@ pub async fn backup_physical(
                     source: Box::new(e),
                 })));
             }
-            (Pumped::Done, Err(e)) => {
+            (Pumped::Done, Err(e), _) | (Pumped::Done, Ok(_), Err(e)) => {
                 let _ = writer.abort().await;
                 return Err(Some(e));
             }
-            (Pumped::Done, Ok(sha256)) => sha256,
+            (Pumped::Done, Ok(finished), Ok(sha256)) => (sha256, finished),
         };
-        // pg_basebackup has ended: the backup is consistent from here on.
+        // The server has ended the backup: it is consistent from here on.
         let stop_time = jiff::Timestamp::now();
         let next_xid = next_xid(info, &options.connect).await;
         writer.finish().await.map_err(|e| {
@@ -276,17 +285,28 @@ pub async fn backup_physical(
                 source: Box::new(e),
             })
         })?;
-        let capture = parser.lock().capture.clone();
-        let (label, ranges, pg_manifest) = read_capture(&capture).map_err(Some)?;
+        let (label, ranges) = read_positions(&start, &finished).map_err(Some)?;
+        let end_lsn = parse_lsn(&finished.end.lsn);
+        let pg_manifest = finished.manifest;
+        if raw.load(Ordering::Relaxed) == 0 {
+            raw.store(manifest_bytes(&pg_manifest), Ordering::Relaxed);
+        }
         let mut objects = vec![StoredObject {
             name: BASE.to_string(),
             bytes: stored.load(Ordering::Relaxed),
             sha256,
         }];
         objects.push(
-            store_small(store, &id, PG_MANIFEST, &pg_manifest, options)
-                .await
-                .map_err(Some)?,
+            store_small(
+                store,
+                &id,
+                PG_MANIFEST,
+                &pg_manifest,
+                &sealing,
+                options.level,
+            )
+            .await
+            .map_err(Some)?,
         );
         wait_for_wal(&archive, &ranges, segment_size, options)
             .await
@@ -304,6 +324,7 @@ pub async fn backup_physical(
         let stop = ranges
             .iter()
             .map(|r| r.end)
+            .chain(end_lsn)
             .max()
             .unwrap_or(label.start_lsn);
         let manifest = Manifest {
@@ -311,14 +332,14 @@ pub async fn backup_physical(
             id: id.clone(),
             database: String::new(),
             server_version: facts.version.clone(),
-            pg_dump_version: pg_basebackup.version.to_string(),
+            pg_dump_version: facts.version.clone(),
             started_at: started_at.clone(),
             finished_at: now_rfc3339(),
             raw_bytes: raw.load(Ordering::Relaxed),
             stored_bytes: objects.iter().map(|o| o.bytes).sum(),
             objects,
             compression: Compression::zstd(options.level),
-            encryption: crate::manifest::Encryption::age(&options.encryption),
+            encryption: crate::manifest::Encryption::age(&sealing),
             tables: Vec::new(),
             tend_version: env!("CARGO_PKG_VERSION").to_string(),
             physical: Some(Physical {
@@ -348,7 +369,6 @@ pub async fn backup_physical(
         Ok(manifest)
     }
     .await;
-    let _ = std::fs::remove_dir_all(&scratch);
     match result {
         Ok(manifest) => {
             let _ = store.delete(&marker_path).await;
@@ -388,68 +408,127 @@ async fn next_xid(info: &ConnInfo, connect: &ConnectOptions) -> Option<u64> {
     row.get::<_, String>(0).parse().ok()
 }
 
-/// The parent's `backup_manifest`, decrypted.
-async fn read_pg_manifest(
+/// The keys that open `manifest`'s objects: the WAL archive's key for a backup sealed to
+/// it (as physical backups are, like the archive's segments), else the backup keys (a
+/// physical backup sealed with them before).
+pub(crate) fn opener(
+    manifest: &Manifest,
+    keys: &crate::crypto::Decryption,
+    archive_key: Option<&age::x25519::Identity>,
+) -> crate::crypto::Decryption {
+    if let Some(key) = archive_key {
+        let public = key.to_public().to_string();
+        let sealed_to_it = manifest
+            .encryption
+            .recipients
+            .iter()
+            .any(|r| r.public_key.as_deref() == Some(public.as_str()));
+        if sealed_to_it {
+            return crate::crypto::Decryption::Identities(vec![key.clone()]);
+        }
+    }
+    keys.clone()
+}
+
+/// The parent's `backup_manifest`, decrypted: through the archive's key (opened with the
+/// backup keys) when the parent is sealed to it.
+async fn read_parent_manifest(
     store: &Store,
-    id: &str,
-    decryption: &Option<crate::crypto::Decryption>,
+    archive: &Archive<'_>,
+    info: &crate::wal::ArchiveInfo,
+    parent: &Manifest,
+    options: &PhysicalOptions,
 ) -> Result<Vec<u8>, Option<BackupError>> {
-    let Some(decryption) = decryption.clone() else {
+    let Some(keys) = options.encryption_for_read() else {
         return Err(Some(BackupError::Physical(
             "an incremental backup reads its parent's manifest, and backups encrypted for age recipients need BACKUP_AGE_IDENTITY_FILE for that; take a full backup, or use a passphrase".to_string(),
         )));
     };
-    let sealed = store
-        .get(&store.path(id, PG_MANIFEST))
+    let sealed_to_archive = parent
+        .encryption
+        .recipients
+        .iter()
+        .any(|r| r.public_key.as_deref() == Some(info.recipient.as_str()));
+    let keys = if sealed_to_archive {
+        let key = archive
+            .identity(info, &keys)
+            .await
+            .map_err(|e| Some(BackupError::Wal(Box::new(e))))?;
+        crate::crypto::Decryption::Identities(vec![key])
+    } else {
+        keys
+    };
+    open_pg_manifest(store, &parent.id, &keys)
         .await
-        .map_err(|e| Some(e.into()))?;
+        .map_err(Some)
+}
+
+/// PostgreSQL's `backup_manifest` of backup `id`, decrypted.
+pub(crate) async fn open_pg_manifest(
+    store: &Store,
+    id: &str,
+    decryption: &crate::crypto::Decryption,
+) -> Result<Vec<u8>, BackupError> {
+    let sealed = store.get(&store.path(id, PG_MANIFEST)).await?;
+    let decryption = decryption.clone();
     tokio::task::spawn_blocking(move || {
         use std::io::Read;
         let reader = decryption
             .open(&sealed[..])
-            .map_err(|_| "the parent backup's manifest does not open with the backup keys")?;
+            .map_err(|_| "the backup's manifest does not open with the backup keys")?;
         let mut out = Vec::new();
         zstd::stream::Decoder::new(reader)
             .and_then(|mut d| d.read_to_end(&mut out))
-            .map_err(|_| "the parent backup's manifest is damaged")?;
+            .map_err(|_| "the backup's manifest is damaged")?;
         Ok::<_, &str>(out)
     })
     .await
-    .map_err(|e| Some(BackupError::Pipeline(e.to_string())))?
-    .map_err(|e| Some(BackupError::Physical(e.to_string())))
+    .map_err(|e| BackupError::Pipeline(e.to_string()))?
+    .map_err(|e| BackupError::Physical(format!("backup {id}: {e}")))
 }
 
-/// What the tar stream said, checked.
-fn read_capture(
-    capture: &TarCapture,
-) -> Result<(BackupLabel, Vec<WalRange>, Vec<u8>), BackupError> {
-    if let Some(why) = &capture.malformed {
-        return Err(BackupError::Physical(format!(
-            "pg_basebackup's output is not a well-formed tar stream ({why}); nothing was kept"
-        )));
-    }
-    let label = capture
-        .backup_label
-        .as_deref()
-        .and_then(|b| BackupLabel::parse(&String::from_utf8_lossy(b)))
+/// Where the backup starts (the command's first result) and the WAL its manifest says it
+/// needs, checked.
+fn read_positions(
+    start: &tend_pg::WalPosition,
+    finished: &stream::Finished,
+) -> Result<(BackupLabel, Vec<WalRange>), BackupError> {
+    let label = parse_lsn(&start.lsn)
+        .map(|start_lsn| BackupLabel {
+            start_lsn,
+            timeline: start.timeline,
+        })
         .ok_or_else(|| {
-            BackupError::Physical(
-                "pg_basebackup's output has no readable backup_label; nothing was kept".to_string(),
-            )
+            BackupError::Physical(format!(
+                "the server says the backup starts at `{}`, which is not a WAL location; nothing was kept",
+                start.lsn
+            ))
         })?;
-    let manifest = capture.backup_manifest.clone().ok_or_else(|| {
-        BackupError::Physical(
-            "pg_basebackup's output has no backup_manifest; nothing was kept".to_string(),
-        )
-    })?;
-    let ranges = manifest_wal_ranges(&manifest)
+    if finished.manifest.is_empty() {
+        return Err(BackupError::Physical(
+            "the server sent no backup_manifest; nothing was kept".to_string(),
+        ));
+    }
+    let ranges = manifest_wal_ranges(&finished.manifest)
         .filter(|r| !r.is_empty())
         .ok_or_else(|| {
             BackupError::Physical(
                 "the backup_manifest has no readable WAL-Ranges; nothing was kept".to_string(),
             )
         })?;
-    Ok((label, ranges, manifest))
+    Ok((label, ranges))
+}
+
+/// The bytes of the files a `backup_manifest` lists: the cluster's size as backed up.
+fn manifest_bytes(manifest: &[u8]) -> u64 {
+    serde_json::from_slice::<serde_json::Value>(manifest)
+        .ok()
+        .and_then(|v| {
+            v.get("Files")?
+                .as_array()
+                .map(|files| files.iter().filter_map(|f| f.get("Size")?.as_u64()).sum())
+        })
+        .unwrap_or(0)
 }
 
 /// Waits until the archive holds every segment the backup needs.
@@ -502,11 +581,11 @@ async fn store_small(
     id: &str,
     name: &str,
     plain: &[u8],
-    options: &PhysicalOptions,
+    encryption: &Encryption,
+    level: i32,
 ) -> Result<StoredObject, BackupError> {
     let plain = plain.to_vec();
-    let encryption = options.encryption.clone();
-    let level = options.level;
+    let encryption = encryption.clone();
     let sealed = tokio::task::spawn_blocking(move || {
         use std::io::Write;
         let mut out = Vec::new();
@@ -545,25 +624,22 @@ pub async fn newest_of_system(
         .await?
         .into_iter()
         .map(|l| l.manifest)
-        .rfind(|m| {
+        .filter(|m| {
             m.physical
                 .as_ref()
                 .is_some_and(|p| p.system_identifier == system)
-        }))
+        })
+        .max_by_key(recency))
 }
 
-/// A scratch directory of this process's, removed by the caller.
-fn tempfile_dir() -> Result<PathBuf, BackupError> {
-    let dir = std::env::temp_dir().join(format!(
-        "tend-physical-{}-{}",
-        std::process::id(),
-        now_rfc3339().replace([':', '-'], "")
-    ));
-    std::fs::create_dir_all(&dir).map_err(|source| BackupError::Scratch {
-        path: dir.clone(),
-        source,
-    })?;
-    Ok(dir)
+/// How physical backups order in time: when each became consistent (to the nanosecond),
+/// then the id. Ids carry the time only to the second, and two backups can fall in one.
+pub(crate) fn recency(manifest: &Manifest) -> (Option<jiff::Timestamp>, String) {
+    let consistent = manifest
+        .physical
+        .as_ref()
+        .and_then(|p| p.stop_time.parse::<jiff::Timestamp>().ok());
+    (consistent, manifest.id.clone())
 }
 
 #[cfg(test)]

@@ -74,7 +74,11 @@ pub struct PhysicalRestore {
     pub action: TargetAction,
     /// The `restore_command` the restored server runs (tend's wal-fetch).
     pub restore_command: String,
+    /// The backup keys.
     pub decryption: Decryption,
+    /// The WAL archive's key, which opens the backups sealed to it (see
+    /// [`super::opener`]); backups sealed with the backup keys open with those.
+    pub archive_key: Option<age::x25519::Identity>,
     pub tools: tend_pg::ToolSearch,
     /// More settings for the restored server (an inspection copy turns archiving off).
     pub extra_settings: Vec<(String, String)>,
@@ -103,7 +107,9 @@ pub fn choose_chain(
     id: Option<&str>,
     target: &RestoreTarget,
 ) -> Result<Vec<Manifest>, BackupError> {
-    let physical: Vec<&Manifest> = catalog.iter().filter(|m| m.physical.is_some()).collect();
+    let mut physical: Vec<&Manifest> = catalog.iter().filter(|m| m.physical.is_some()).collect();
+    // Oldest first by when each became consistent: ids only order to the second.
+    physical.sort_by_key(|m| super::recency(m));
     let chosen = match id {
         Some(id) => catalog
             .iter()
@@ -322,7 +328,8 @@ async fn unpack(
         })?;
     let mut stream = store.stream(&store.path(&manifest.id, BASE)).await?;
     let (tx, rx) = mpsc::channel::<Result<Bytes, String>>(16);
-    let decryption = options.decryption.clone();
+    let decryption = super::opener(manifest, &options.decryption, options.archive_key.as_ref());
+    let key_name = decryption.describe();
     let target = dir.to_path_buf();
     let id = manifest.id.clone();
     let made_for = manifest
@@ -424,10 +431,26 @@ async fn unpack(
         )));
     }
     match unpacked {
-        Ok(()) => Ok(written.load(std::sync::atomic::Ordering::Relaxed)),
+        Ok(()) => {
+            // The server's tar does not hold its manifest (pg_basebackup's did): it is
+            // stored beside it, and pg_verifybackup and pg_combinebackup read it here.
+            let path = dir.join("backup_manifest");
+            if !path.exists() {
+                let opener =
+                    super::opener(manifest, &options.decryption, options.archive_key.as_ref());
+                let bytes = super::open_pg_manifest(store, &manifest.id, &opener).await?;
+                std::fs::write(&path, bytes).map_err(|e| {
+                    BackupError::Physical(format!(
+                        "restoring backup {id} into {} failed: writing backup_manifest: {e}",
+                        options.dir.display()
+                    ))
+                })?;
+            }
+            Ok(written.load(std::sync::atomic::Ordering::Relaxed))
+        }
         Err(UnpackError::Open(OpenError::WrongKey)) => Err(BackupError::WrongKey {
             id,
-            key: options.decryption.describe(),
+            key: key_name,
             made_for,
         }),
         Err(UnpackError::Open(other)) => Err(BackupError::Physical(format!(
@@ -612,5 +635,24 @@ mod tests {
         );
         let broken = vec![catalog[1].clone(), catalog[2].clone()];
         assert!(choose_chain(&broken, None, &RestoreTarget::Latest).is_err());
+        // Two backups in one second: their ids may sort either way, their times do not.
+        let same_second = vec![
+            manifest(
+                "20261204T120000Z-ffff",
+                "2026-12-04T12:00:00.2Z",
+                "0/5000000",
+                None,
+            ),
+            manifest(
+                "20261204T120000Z-0001",
+                "2026-12-04T12:00:00.9Z",
+                "0/7000000",
+                None,
+            ),
+        ];
+        assert_eq!(
+            ids(choose_chain(&same_second, None, &RestoreTarget::Latest).unwrap()),
+            ["20261204T120000Z-0001"]
+        );
     }
 }

@@ -40,12 +40,23 @@ pub async fn verify_physical(
     )?;
     let dir = scratch.join(format!("tend-verify-{}", manifest.id));
     let _ = std::fs::remove_dir_all(&dir);
+    // The archive's key, opened once: it opens the backup (sealed to it) and its WAL.
+    let system: u64 = physical.system_identifier.parse().unwrap_or_default();
+    let archive = Archive::new(store, system);
+    let info = archive.require_info().await.map_err(Box::new)?;
+    let key = KeyOnce::new(decryption);
+    let archive_key = key
+        .get_public(&archive, &info)
+        .await
+        .map_err(|e| BackupError::Wal(Box::new(e)))?
+        .clone();
     let options = PhysicalRestore {
         dir: dir.clone(),
         target: RestoreTarget::Immediate,
         action: TargetAction::Shutdown,
         restore_command: "false".to_string(),
         decryption: decryption.clone(),
+        archive_key: Some(archive_key),
         tools: tools.clone(),
         extra_settings: Vec::new(),
         cancel: tokio_util::sync::CancellationToken::new(),
@@ -90,10 +101,6 @@ pub async fn verify_physical(
     if let Some(problem) = found? {
         return Ok(failed(problem));
     }
-    let system: u64 = physical.system_identifier.parse().unwrap_or_default();
-    let archive = Archive::new(store, system);
-    let info = archive.require_info().await.map_err(Box::new)?;
-    let key = KeyOnce::new(decryption);
     let size = physical.segment_size;
     let parse = |name: &str| WalFile::parse(name).and_then(|f| f.segment());
     let (Some(first), Some(last)) = (parse(&physical.start_wal), parse(&physical.stop_wal)) else {

@@ -99,21 +99,19 @@ pub struct PhysicalRequest {
     pub wal_wait: std::time::Duration,
 }
 
-/// Takes a physical backup (the whole cluster, pg_basebackup) of the server `database` is
+/// Takes a physical backup (the whole cluster, BASE_BACKUP) of the server `database` is
 /// on into `store`; the server must archive its WAL there (`tend pitr enable`). Same keys,
 /// cancellation and cleanup as [`run`]; the report is the stored manifest.
 pub async fn run_physical(
     database: &Database,
     store: &Store,
     settings: &BackupSettings,
-    tools: ToolSearch,
     request: &PhysicalRequest,
     cancel: CancellationToken,
     on_progress: &mut (dyn FnMut(Progress) + Send),
 ) -> Result<Manifest, BackupServiceError> {
     let encryption = settings.keys.encryption()?;
     let options = tend_backup::physical::PhysicalOptions {
-        tools,
         encryption,
         level: settings.physical_compression_level,
         threads: request.threads,

@@ -140,11 +140,58 @@ fn keep_increments_whole(decisions: &mut [Decision], backups: &[ops::Listed]) {
     }
 }
 
-/// Decides what to delete, now, under `settings.retention`. A backup whose time cannot be
+/// When a physical backup became consistent (its `stop_time`, else when it finished), in
+/// seconds since the epoch.
+fn consistent_at(manifest: &tend_backup::Manifest) -> Option<i64> {
+    manifest
+        .physical
+        .as_ref()
+        .and_then(|p| parse_rfc3339(&p.stop_time))
+        .or_else(|| parse_rfc3339(&manifest.finished_at))
+}
+
+/// `pitr.window`: for each server, keeps the physical backup the window starts from (the
+/// newest one consistent at least `window` ago; while none is that old yet, the oldest),
+/// so pruning never shortens point-in-time recovery below the window. WAL expiry follows
+/// the kept backups, so its WAL stays too.
+fn keep_window(decisions: &mut [Decision], backups: &[ops::Listed], window: u64, now: i64) {
+    let reach = now.saturating_sub(i64::try_from(window).unwrap_or(i64::MAX));
+    let mut servers: std::collections::BTreeMap<&str, Vec<(i64, &str)>> = Default::default();
+    for listed in backups {
+        if let (Some(physical), Some(at)) =
+            (&listed.manifest.physical, consistent_at(&listed.manifest))
+        {
+            servers
+                .entry(&physical.system_identifier)
+                .or_default()
+                .push((at, &listed.manifest.id));
+        }
+    }
+    let label = humantime::format_duration(std::time::Duration::from_secs(window));
+    for (_, mut times) in servers {
+        times.sort();
+        let start = times
+            .iter()
+            .rev()
+            .find(|(at, _)| *at <= reach)
+            .or(times.first());
+        let Some((_, id)) = start else { continue };
+        if let Some(d) = decisions.iter_mut().find(|d| d.id == *id)
+            && !d.keep
+        {
+            d.keep = true;
+            d.reasons = vec![format!("the pitr.window of {label} starts from it")];
+        }
+    }
+}
+
+/// Decides what to delete, now, under `settings.retention` (and `pitr.window`, the
+/// recovery window physical backups must keep reaching). A backup whose time cannot be
 /// read is never a candidate for deletion.
 pub async fn prune_plan(
     store: &Store,
     settings: &BackupSettings,
+    pitr_window: Option<std::time::Duration>,
 ) -> Result<PrunePlan, BackupServiceError> {
     let backups = ops::list(store).await?;
     let candidates = |physical: bool| -> Vec<Candidate> {
@@ -170,6 +217,9 @@ pub async fn prune_plan(
     let mut decisions = decide(&policy, &candidates(false), now);
     decisions.extend(decide(&policy, &candidates(true), now));
     decisions.sort_by(|a, b| b.id.cmp(&a.id));
+    if let Some(window) = pitr_window {
+        keep_window(&mut decisions, &backups, window.as_secs(), now);
+    }
     keep_increments_whole(&mut decisions, &backups);
     let wal = expired_wal(store, &backups, &decisions).await?;
     // A folder without a manifest: see `retention::leftover_verdict` for how a leftover
@@ -352,4 +402,72 @@ pub async fn prune(
 fn when(secs: i64) -> String {
     let time = std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs.max(0) as u64);
     humantime::format_rfc3339_seconds(time).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn physical(id: &str, system: &str, stop_time: &str) -> ops::Listed {
+        let manifest = serde_json::json!({
+            "format": "tend-backup/1", "id": id, "database": "", "server_version": "17.2",
+            "pg_dump_version": "17.2", "started_at": stop_time, "finished_at": stop_time,
+            "raw_bytes": 1, "stored_bytes": 1, "objects": [],
+            "compression": {"algorithm": "zstd", "level": 1},
+            "encryption": {"scheme": "age", "recipients": []},
+            "tables": [], "tend_version": "0",
+            "physical": {
+                "system_identifier": system, "timeline": 1, "start_lsn": "0/1000000",
+                "stop_lsn": "0/2000000", "start_wal": "", "stop_wal": "",
+                "segment_size": 16777216, "stop_time": stop_time
+            }
+        });
+        ops::Listed {
+            manifest: serde_json::from_value(manifest).unwrap(),
+            verification: None,
+        }
+    }
+
+    fn deleted(ids: &[&str]) -> Vec<Decision> {
+        ids.iter()
+            .map(|id| Decision {
+                id: id.to_string(),
+                keep: false,
+                reasons: vec!["matched by no rule".into()],
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_window_keeps_the_backup_it_starts_from() {
+        let day = 86_400;
+        let now = parse_rfc3339("2026-12-10T12:00:00Z").unwrap();
+        let backups = vec![
+            physical("a", "1", "2026-12-01T00:00:00Z"),
+            physical("b", "1", "2026-12-02T00:00:00.5Z"),
+            physical("c", "1", "2026-12-05T00:00:00Z"),
+            physical("x", "2", "2026-12-09T00:00:00Z"),
+            physical("y", "2", "2026-12-10T00:00:00Z"),
+        ];
+        let mut decisions = deleted(&["a", "b", "c", "x", "y"]);
+        keep_window(&mut decisions, &backups, 7 * day as u64, now);
+        let kept: Vec<&str> = decisions
+            .iter()
+            .filter(|d| d.keep)
+            .map(|d| d.id.as_str())
+            .collect();
+        // Server 1: b is the newest consistent at least 7 days ago. Server 2: nothing is
+        // that old yet, so its oldest stays and the window can grow.
+        assert_eq!(kept, ["b", "x"]);
+        assert!(decisions[1].reasons[0].contains("pitr.window of 7days"));
+        // A window no backup could reach keeps each server's oldest.
+        let mut decisions = deleted(&["a", "b", "c", "x", "y"]);
+        keep_window(&mut decisions, &backups, u64::MAX, now);
+        let kept: Vec<&str> = decisions
+            .iter()
+            .filter(|d| d.keep)
+            .map(|d| d.id.as_str())
+            .collect();
+        assert_eq!(kept, ["a", "x"]);
+    }
 }

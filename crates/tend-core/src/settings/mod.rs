@@ -357,6 +357,13 @@ pub const KEYS: &[Key] = &[
         doc: "How long `tend wal-push` waits for the store before it spools a file; once the store is away, pushes spool at once and try the store again every three times this.",
     },
     Key {
+        name: "pitr.window",
+        env: &["TEND_PITR_WINDOW"],
+        kind: Kind::Duration,
+        default: None,
+        doc: "How far back point-in-time recovery must reach (e.g. `7d`): `tend backup prune` keeps the physical backup that window starts from, whatever the retention policy says, and `tend pitr status` and `tend serve` (alert `pitr_window_short`) say when the recoverable window is shorter. Unset: the retention policy alone decides.",
+    },
+    Key {
         name: "health.latency_warning",
         env: &["DB_CONNECTION_TIME_THRESHOLD"],
         kind: Kind::Duration,

@@ -186,6 +186,9 @@ impl BackupKeys {
 pub struct PitrSettings {
     /// The local spool, when one is configured.
     pub spool: Option<SpoolSettings>,
+    /// `pitr.window`: how far back point-in-time recovery must reach. Prune keeps the
+    /// physical backup it starts from; status and serve say when the window is shorter.
+    pub window: Option<Duration>,
 }
 
 /// Where `tend wal-push` spools WAL while the store is away, and how much.
@@ -484,7 +487,10 @@ impl Reader<'_> {
                 after: self.required("pitr.spool_after", self.duration("pitr.spool_after")?)?,
             }),
         };
-        Ok(PitrSettings { spool })
+        Ok(PitrSettings {
+            spool,
+            window: self.duration("pitr.window")?,
+        })
     }
 
     pub fn health(&self) -> Result<HealthSettings, ConfigError> {

@@ -38,7 +38,7 @@ pub struct RunArgs {
     /// unless run by a superuser), so a restore can recreate missing roles.
     #[arg(long, conflicts_with = "physical")]
     pub globals: bool,
-    /// A physical backup of the whole cluster (pg_basebackup), for point-in-time recovery;
+    /// A physical backup of the whole cluster (BASE_BACKUP), for point-in-time recovery;
     /// the server must archive its WAL with tend (tend pitr enable). Needs a role with
     /// REPLICATION.
     #[arg(long)]
@@ -81,7 +81,10 @@ pub struct VerifyArgs {
 impl From<tend_backup::BackupError> for CommandError {
     fn from(err: tend_backup::BackupError) -> Self {
         match err {
-            tend_backup::BackupError::Connect(e) => e.into(),
+            tend_backup::BackupError::Connect(e)
+            | tend_backup::BackupError::Replication(tend_pg::ReplicationError::Connect(e)) => {
+                e.into()
+            }
             tend_backup::BackupError::Tool(e) => e.into(),
             tend_backup::BackupError::Crypto(e) => {
                 CommandError::new(ErrorKind::Config, e.to_string())
@@ -280,7 +283,6 @@ fn run_backup(ctx: &Context, args: &RunArgs) -> Result<i32, CommandError> {
                 &database,
                 &store,
                 &ctx.settings.backup,
-                ctx.settings.tool_search(),
                 &request,
                 cancel.clone(),
                 &mut on_progress,
@@ -493,7 +495,11 @@ fn verify(ctx: &Context, args: &VerifyArgs) -> Result<i32, CommandError> {
 
 fn prune(ctx: &Context, args: &PruneArgs) -> Result<i32, CommandError> {
     let store = store(ctx)?;
-    let plan = block_on(tend_core::backup::prune_plan(&store, &ctx.settings.backup))?;
+    let plan = block_on(tend_core::backup::prune_plan(
+        &store,
+        &ctx.settings.backup,
+        ctx.settings.pitr.window,
+    ))?;
     for d in &plan.decisions {
         ctx.out.line(format!(
             "{} {}  {}",

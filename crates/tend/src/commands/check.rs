@@ -30,8 +30,14 @@ pub fn run(args: CheckArgs, ctx: &Context) -> Result<i32, CommandError> {
         skip: args.skip,
     };
     let options = tend_core::checks::run_options(&ctx.settings.checks, &selection);
+    // The catalog's SQL checks, and the one the core runs beside them (the local spool).
+    let every: Vec<&'static Check> = catalog
+        .iter()
+        .copied()
+        .chain([&tend_core::checks::WAL_SPOOLED])
+        .collect();
     for pattern in selection.only.iter().chain(&selection.skip) {
-        let known = catalog.iter().any(|c| {
+        let known = every.iter().any(|c| {
             c.id == pattern
                 || c.category.as_str() == pattern
                 || c.id.starts_with(&format!("{pattern}."))
@@ -45,7 +51,7 @@ pub fn run(args: CheckArgs, ctx: &Context) -> Result<i32, CommandError> {
         }
     }
     if args.list {
-        return list(ctx, &catalog, &options);
+        return list(ctx, &every, &options);
     }
     let target = ctx.target()?;
     let report = run_and_record(ctx, &target.info, &catalog, &selection)?;

@@ -203,6 +203,7 @@ fn status(ctx: &Context) -> Result<i32, CommandError> {
         &database,
         &store,
         ctx.settings.pitr.spool.as_ref(),
+        ctx.settings.pitr.window,
     ))?;
     ctx.out.json_value(&status);
     let s = &status.server;

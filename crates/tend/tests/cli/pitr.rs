@@ -147,6 +147,10 @@ impl Setup {
         std::fs::read_to_string(state.log_file).unwrap_or_default()
     }
 
+    fn port(&self) -> u16 {
+        self.private.cluster.state().unwrap().unwrap().port
+    }
+
     fn system(&self) -> String {
         self.sql("SELECT system_identifier::text FROM pg_control_system()")[0]
             .clone()
@@ -882,7 +886,47 @@ fn a_physical_backup_restores_the_cluster_verifies_and_refuses_what_it_must() {
     assert!(err.contains("REPLICATION"), "{err}");
     assert!(!err.contains("app-secret-pw"));
 
-    let (code, out, err) = setup.tend(&setup.super_url, &["backup", "run", "--physical", "--json"]);
+    // As production would run it: a role with REPLICATION but not superuser, over TCP with
+    // a password (SCRAM for its replication connection too). First pg_hba.conf rejects its
+    // replication connection: one sentence saying where to fix it, nothing stored.
+    query_column(
+        &setup.private.info,
+        "CREATE ROLE operator LOGIN REPLICATION PASSWORD 'op-secret-pw'",
+    );
+    let hba = setup.data_dir.join("pg_hba.conf");
+    let original = std::fs::read_to_string(&hba).unwrap();
+    let with_replication = |method: &str| {
+        std::fs::write(
+            &hba,
+            format!(
+                "host replication operator 127.0.0.1/32 {method}\nhost all operator 127.0.0.1/32 scram-sha-256\n{original}"
+            ),
+        )
+        .unwrap();
+        query_column(&setup.private.info, "SELECT pg_reload_conf()");
+    };
+    let operator_url = format!(
+        "postgres://operator:op-secret-pw@127.0.0.1:{}/appdb",
+        setup.port()
+    );
+    with_replication("reject");
+    let (code, out, err) = setup.tend(&operator_url, &["backup", "run", "--physical"]);
+    assert_eq!(code, 4, "a connection error: {out}{err}");
+    assert!(
+        err.contains("pg_hba.conf") && err.contains("replication"),
+        "{err}"
+    );
+    assert!(!err.contains("op-secret-pw"), "{err}");
+    assert_eq!(
+        std::fs::read_dir(store.path())
+            .unwrap()
+            .filter(|e| { e.as_ref().unwrap().path().join("manifest.json").exists() })
+            .count(),
+        0
+    );
+    with_replication("scram-sha-256");
+
+    let (code, out, err) = setup.tend(&operator_url, &["backup", "run", "--physical", "--json"]);
     assert_eq!(code, 0, "{out}{err}");
     let manifest: serde_json::Value = serde_json::from_str(&out).unwrap();
     let id = manifest["id"].as_str().unwrap().to_string();
@@ -901,6 +945,11 @@ fn a_physical_backup_restores_the_cluster_verifies_and_refuses_what_it_must() {
     let (code, out, err) = setup.tend(&setup.app_url, &["pitr", "status"]);
     assert_eq!(code, 0, "{out}{err}");
     assert!(out.contains("Recoverable: from"), "{out}");
+    // A required window the archive does not reach yet is a problem status shows.
+    let week = [("TEND_PITR_WINDOW".to_string(), "7d".to_string())];
+    let (code, out, err) = setup.tend_with(&setup.app_url, &["pitr", "status"], &week);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(err.contains("less than pitr.window (7days)"), "{out}{err}");
 
     // pg_verifybackup and the WAL: sound.
     let (code, out, err) = setup.tend(&setup.super_url, &["backup", "verify", &id]);
