@@ -164,6 +164,43 @@ pub fn spool_of(settings: &SpoolSettings, system: u64) -> Spool {
     Spool::new(&settings.dir, system, settings.max_bytes)
 }
 
+/// Sends what waits in the spool of server `system` to the store, oldest first, as the
+/// next push would: `tend serve` calls it on a timer, so WAL spooled during an outage does
+/// not wait for the server's next segment (an idle server may write none for hours).
+/// Returns how many files went; nothing happens while the spool is empty or the store was
+/// found away a moment ago. Waits for a push that holds the spool's lock.
+pub async fn drain_spool(
+    store: &Store,
+    settings: &SpoolSettings,
+    system: u64,
+) -> Result<usize, PitrError> {
+    let spool = spool_of(settings, system);
+    if spool.state()?.files == 0 {
+        return Ok(0);
+    }
+    if spool.store_away().is_some_and(|away| {
+        away.last_try.elapsed().unwrap_or_default() < retry_store_after(settings)
+    }) {
+        return Ok(0);
+    }
+    let (spool, lock) = tokio::task::spawn_blocking(move || spool.lock().map(|lock| (spool, lock)))
+        .await
+        .map_err(|e| PitrError::Backup(tend_backup::BackupError::Pipeline(e.to_string())))??;
+    let archive = Archive::new(store, system);
+    let (sent, result) = spool.drain(&lock, &archive, settings.after).await;
+    match result {
+        Ok(()) => {
+            spool.mark_store_back(&lock);
+            Ok(sent)
+        }
+        Err(e @ (WalError::Store(_) | WalError::StoreTimeout(_))) => {
+            spool.mark_store_away(&lock);
+            Err(e.into())
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
 /// Once a push found the store away, how long later pushes spool without trying it: three
 /// times `pitr.spool_after`, so at most a quarter of an outage goes to waiting for it.
 fn retry_store_after(settings: &SpoolSettings) -> Duration {

@@ -76,6 +76,14 @@ pub enum Event {
     AlertsFailed {
         reason: String,
     },
+    /// WAL that waited in the local spool was sent to the store.
+    SpoolDrained {
+        files: usize,
+    },
+    /// The local spool could not be sent to the store (it is tried again).
+    SpoolStuck {
+        reason: String,
+    },
 }
 
 /// This instance's part, for `/readyz` and the API.
@@ -149,6 +157,11 @@ pub async fn run(shared: Arc<Shared>, shutdown: CancellationToken) -> bool {
         .register(runs::SERVE_STATE)
         .expect("the daemon's migrations are well named and its own");
     let connect = shared.tasks.database.options().clone();
+    if shared.tasks.settings.pitr.spool.is_some() {
+        let shared = shared.clone();
+        let shutdown = shutdown.clone();
+        tokio::spawn(async move { spool_loop(&shared, &shutdown).await });
+    }
     loop {
         if shutdown.is_cancelled() {
             return true;
@@ -200,6 +213,56 @@ pub async fn run(shared: Arc<Shared>, shutdown: CancellationToken) -> bool {
 
 /// Leads until the lock's session breaks or `shutdown`; returns whether the running
 /// tasks stopped within the stop timeout.
+/// Sends the local WAL spool to the store every three times `pitr.spool_after` (the pace
+/// at which pushes try an away store again; at most 30 s), on every instance
+/// (leader or not: the spool is on the machine of the server that archives into it), so
+/// WAL spooled during a store outage reaches the store without waiting for the server's
+/// next segment. A failure is reported once until a drain works again.
+async fn spool_loop(shared: &Arc<Shared>, shutdown: &CancellationToken) {
+    let Some(spool) = shared.tasks.settings.pitr.spool.clone() else {
+        return;
+    };
+    let every = (spool.after * 3).clamp(Duration::from_secs(1), Duration::from_secs(30));
+    let mut stuck = false;
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = shutdown.cancelled() => return,
+        }
+        let system = match shared.tasks.database.session().await {
+            Ok(session) => session
+                .query_one(
+                    "SELECT system_identifier::text FROM pg_control_system()",
+                    &[],
+                )
+                .await
+                .ok()
+                .and_then(|row| row.get::<_, Option<String>>(0))
+                .and_then(|s| s.parse::<u64>().ok()),
+            Err(_) => None,
+        };
+        let Some(system) = system else { continue };
+        let Ok(store) = tend_backup::Store::open(&shared.tasks.settings.backup.store) else {
+            continue;
+        };
+        match tend_core::pitr::drain_spool(&store, &spool, system).await {
+            Ok(files) => {
+                stuck = false;
+                if files > 0 {
+                    shared.event(Event::SpoolDrained { files });
+                }
+            }
+            Err(e) if !stuck => {
+                stuck = true;
+                shared.event(Event::SpoolStuck {
+                    reason: e.to_string(),
+                });
+            }
+            Err(_) => {}
+        }
+    }
+}
+
 async fn lead(shared: &Arc<Shared>, lock: &AdvisoryLock, shutdown: &CancellationToken) -> bool {
     let serve = &shared.tasks.settings.serve;
     let lead = shutdown.child_token();

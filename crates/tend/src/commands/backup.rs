@@ -86,6 +86,8 @@ impl From<tend_backup::BackupError> for CommandError {
                 e.into()
             }
             tend_backup::BackupError::Tool(e) => e.into(),
+            // The WAL archive's errors (its key opens physical backups) as PITR reports them.
+            tend_backup::BackupError::Wal(e) => tend_core::pitr::PitrError::Wal(*e).into(),
             tend_backup::BackupError::Crypto(e) => {
                 CommandError::new(ErrorKind::Config, e.to_string())
             }

@@ -193,6 +193,12 @@ fn log(out: &Output, event: Event) {
         }
         Event::Stopping { running } => format!("stopping: {running} running task(s) cancelled"),
         Event::AlertsFailed { reason } => format!("alert rules not evaluated: {reason}"),
+        Event::SpoolDrained { files } => {
+            format!("sent {files} WAL file(s) from the local spool to the store")
+        }
+        Event::SpoolStuck { reason } => {
+            format!("the local WAL spool could not be sent to the store: {reason}")
+        }
     };
     out.notice(format!("{now} {line}"));
 }

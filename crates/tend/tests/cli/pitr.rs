@@ -951,6 +951,18 @@ fn a_physical_backup_restores_the_cluster_verifies_and_refuses_what_it_must() {
     assert_eq!(code, 1, "{out}{err}");
     assert!(err.contains("less than pitr.window (7days)"), "{out}{err}");
 
+    // A wrong key does not open the archive's key, which seals the backup: a key problem
+    // (exit 3), not damage, and the key is not shown.
+    let wrong = [(
+        "BACKUP_ENCRYPTION_KEY".to_string(),
+        "not-the-passphrase-at-all".to_string(),
+    )];
+    let (code, out, err) = setup.tend_with(&setup.super_url, &["backup", "verify", &id], &wrong);
+    assert_eq!(code, 3, "{out}{err}");
+    assert!(
+        !err.contains("damaged") && !err.contains("not-the-passphrase"),
+        "{err}"
+    );
     // pg_verifybackup and the WAL: sound.
     let (code, out, err) = setup.tend(&setup.super_url, &["backup", "verify", &id]);
     assert_eq!(code, 0, "{out}{err}");
@@ -1258,6 +1270,68 @@ fn pg_wal_usage(data_dir: &Path) -> (u64, usize) {
 /// segment lost: a restore to the end of the archive equals the server. Then a second
 /// outage with a spool too small: pushes fail, PostgreSQL keeps the WAL, the check is
 /// critical, and archiving catches up once the store returns.
+/// Files spooled during an outage, on a server that writes nothing after it: no push comes
+/// to send them, so `tend serve` does, on its timer.
+#[test]
+fn tend_serve_sends_the_spool_of_an_idle_server_to_the_store() {
+    let Some(mut s3) = crate::backup::s3_server() else {
+        return;
+    };
+    let setup = Setup::with_settings(
+        "\n[pitr]\nspool_dir = \"spool\"\nspool_after = \"1s\"\n",
+        &[],
+    );
+    let env: String = s3.env().iter().map(|(k, v)| format!("{k}={v}\n")).collect();
+    setup.server_env(&format!("{env}BACKUP_ENCRYPTION_KEY={PASSPHRASE}\n"));
+    let (code, out, err) = setup.tend(&setup.super_url, &["pitr", "enable", "--yes"]);
+    assert_eq!(code, 0, "{out}{err}");
+    setup.restart();
+    let (code, out, err) = setup.tend(&setup.super_url, &["pitr", "enable", "--yes"]);
+    assert_eq!(code, 0, "{out}{err}{}", setup.log());
+    let spool_dir = setup.project.path().join("spool").join(setup.system());
+    let spooled = || {
+        std::fs::read_dir(&spool_dir)
+            .unwrap()
+            .filter(|e| {
+                let name = e.as_ref().unwrap().file_name();
+                name.to_string_lossy().ends_with(".zst.age")
+            })
+            .count()
+    };
+    std::thread::scope(|scope| {
+        let store = scope.spawn(|| s3.interrupt(Duration::from_secs(8)));
+        std::thread::sleep(Duration::from_millis(500));
+        for _ in 0..2 {
+            setup.archive_a_segment();
+        }
+        store.join().unwrap();
+    });
+    assert!(spooled() >= 2, "the outage's segments are in the spool");
+    // The store is back and the server writes nothing: they stay there, until serve runs.
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(spooled() >= 2);
+    let mut serve = crate::serve::Instance::start(
+        &setup.project,
+        &setup.super_url,
+        crate::serve::free_port(),
+        &[],
+    );
+    serve.wait_for(
+        "from the local spool to the store",
+        1,
+        Duration::from_secs(60),
+    );
+    assert_eq!(serve.terminate(), 0, "{}", serve.log());
+    assert_eq!(spooled(), 0, "{}", serve.log());
+    let (code, out, err) = setup.tend(&setup.app_url, &["pitr", "status", "--json"]);
+    let status: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(status["spool"]["files"], 0, "{out}{err}");
+    assert!(
+        !err.contains("wait in"),
+        "no spool problem is left: {code} {err}"
+    );
+}
+
 #[test]
 fn a_store_outage_under_pgbench_spools_then_drains_with_no_segment_lost() {
     let Some(mut s3) = crate::backup::s3_server() else {
