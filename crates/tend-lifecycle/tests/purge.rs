@@ -1,0 +1,133 @@
+//! Batched purges against a real server: every matching row goes and nothing else, a row
+//! another transaction holds is skipped (not waited for) and goes in a later run, a purge
+//! stopped halfway carries on when run again, and a partitioned table purges through its
+//! parent.
+
+use std::time::Duration;
+
+use tend_lifecycle::{BatchSizer, PurgeTarget, purge};
+use tend_schema::model::QualifiedName;
+use tend_testkit::TestDb;
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+fn target(table: &str, condition: &str) -> PurgeTarget {
+    PurgeTarget {
+        table: QualifiedName::new("public", table),
+        condition: condition.to_string(),
+    }
+}
+
+#[test]
+fn a_purge_deletes_what_matches_in_batches_skips_held_rows_and_resumes() {
+    let db = TestDb::create();
+    db.execute(
+        "CREATE TABLE sessions (id bigint PRIMARY KEY, expires_at timestamptz NOT NULL);
+         INSERT INTO sessions
+           SELECT g, now() + (CASE WHEN g % 4 = 0 THEN interval '1 day' ELSE interval '-1 day' END)
+             FROM generate_series(1, 20000) g;",
+    );
+    let expired = target("sessions", "expires_at < now()");
+    let count = |sql: &str| db.query_column(sql)[0].clone().unwrap();
+    assert_eq!(count(&expired.count_sql()), "15000");
+    runtime().block_on(async {
+        let session = tend_pg::connect(&db.info, &Default::default())
+            .await
+            .unwrap();
+        // Another transaction holds one expired row.
+        let holder = tend_pg::connect(&db.info, &Default::default())
+            .await
+            .unwrap();
+        holder
+            .batch_execute("BEGIN; SELECT * FROM sessions WHERE id = 1 FOR UPDATE")
+            .await
+            .unwrap();
+
+        // Stopped after three batches: whole batches are gone, the rest still matches.
+        let mut sizer = BatchSizer::new(Duration::from_millis(200), 1_000);
+        let batches = std::sync::atomic::AtomicU32::new(0);
+        let stop = || batches.fetch_add(1, std::sync::atomic::Ordering::SeqCst) >= 3;
+        let first = purge(&session, &expired, &mut sizer, &stop).await.unwrap();
+        assert_eq!(first.batches, 3);
+        assert!(first.deleted > 0 && first.deleted < 15000, "{first:?}");
+
+        // Run again: everything else goes, except the held row, which is not waited for.
+        let mut sizer = BatchSizer::new(Duration::from_millis(200), 1_000);
+        let second = purge(&session, &expired, &mut sizer, &|| false)
+            .await
+            .unwrap();
+        assert_eq!(first.deleted + second.deleted, 14999, "{second:?}");
+        assert!(second.longest < Duration::from_secs(5), "{second:?}");
+
+        // Once released, the next run deletes it.
+        holder.batch_execute("COMMIT").await.unwrap();
+        let third = purge(&session, &expired, &mut sizer, &|| false)
+            .await
+            .unwrap();
+        assert_eq!(third.deleted, 1);
+    });
+    assert_eq!(count(&expired.count_sql()), "0");
+    // Nothing that did not match was touched.
+    assert_eq!(count("SELECT count(*) FROM sessions"), "5000");
+}
+
+#[test]
+fn a_partitioned_table_purges_through_its_parent() {
+    let db = TestDb::create();
+    db.execute(
+        "CREATE TABLE events (at date NOT NULL, body text) PARTITION BY RANGE (at);
+         CREATE TABLE events_2025 PARTITION OF events FOR VALUES FROM ('2025-01-01') TO ('2026-01-01');
+         CREATE TABLE events_2026 PARTITION OF events FOR VALUES FROM ('2026-01-01') TO ('2027-01-01');
+         INSERT INTO events SELECT date '2025-06-01' + g % 400, 'e' || g FROM generate_series(1, 4000) g;",
+    );
+    let old = target("events", "at < date '2026-03-01'");
+    let before = db.query_column(&old.count_sql())[0].clone().unwrap();
+    let remaining = db.query_column("SELECT count(*) FROM events WHERE at >= date '2026-03-01'")[0]
+        .clone()
+        .unwrap();
+    let outcome = runtime().block_on(async {
+        let session = tend_pg::connect(&db.info, &Default::default())
+            .await
+            .unwrap();
+        let mut sizer = BatchSizer::new(Duration::from_millis(200), 500);
+        purge(&session, &old, &mut sizer, &|| false).await.unwrap()
+    });
+    assert_eq!(outcome.deleted.to_string(), before);
+    assert!(outcome.batches > 1, "{outcome:?}");
+    assert_eq!(
+        db.query_column("SELECT count(*) FROM events")[0]
+            .clone()
+            .unwrap(),
+        remaining
+    );
+}
+
+#[test]
+fn a_bad_condition_is_one_sentence_naming_the_table() {
+    let db = TestDb::create();
+    db.execute("CREATE TABLE jobs (id int, finished_at timestamptz)");
+    let err = runtime().block_on(async {
+        let session = tend_pg::connect(&db.info, &Default::default())
+            .await
+            .unwrap();
+        let mut sizer = BatchSizer::new(Duration::from_millis(200), 500);
+        purge(
+            &session,
+            &target("jobs", "finishd_at < now()"),
+            &mut sizer,
+            &|| false,
+        )
+        .await
+        .unwrap_err()
+    });
+    let text = err.to_string();
+    assert!(
+        text.contains("public.jobs") && text.contains("finishd_at"),
+        "{text}"
+    );
+}
