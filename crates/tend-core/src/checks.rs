@@ -163,15 +163,10 @@ async fn check_spool(
     report: &mut tend_ops::Report,
 ) {
     let started = std::time::Instant::now();
-    let system = session
-        .query_one(
-            "SELECT system_identifier::text FROM pg_control_system()",
-            &[],
-        )
+    let system = tend_pg::DatabaseIdentity::read(session)
         .await
         .ok()
-        .and_then(|row| row.get::<_, Option<String>>(0))
-        .and_then(|text| text.parse::<u64>().ok());
+        .and_then(|identity| identity.server.system_identifier);
     let mut result = CheckResult {
         id: WAL_SPOOLED.id,
         category: WAL_SPOOLED.category,

@@ -224,28 +224,30 @@ async fn spool_loop(shared: &Arc<Shared>, shutdown: &CancellationToken) {
     };
     let every = (spool.after * 3).clamp(Duration::from_secs(1), Duration::from_secs(30));
     let mut stuck = false;
+    // The server's identity and the store do not change while serve runs: each is
+    // learned once, then every round only looks at the spool.
+    let mut system: Option<u64> = None;
+    let mut store: Option<tend_backup::Store> = None;
     loop {
         tokio::select! {
             _ = tokio::time::sleep(every) => {}
             _ = shutdown.cancelled() => return,
         }
-        let system = match shared.tasks.database.session().await {
-            Ok(session) => session
-                .query_one(
-                    "SELECT system_identifier::text FROM pg_control_system()",
-                    &[],
-                )
+        if system.is_none()
+            && let Ok(session) = shared.tasks.database.session().await
+        {
+            system = tend_pg::DatabaseIdentity::read(&session)
                 .await
                 .ok()
-                .and_then(|row| row.get::<_, Option<String>>(0))
-                .and_then(|s| s.parse::<u64>().ok()),
-            Err(_) => None,
-        };
-        let Some(system) = system else { continue };
-        let Ok(store) = tend_backup::Store::open(&shared.tasks.settings.backup.store) else {
+                .and_then(|identity| identity.server.system_identifier);
+        }
+        if store.is_none() {
+            store = tend_backup::Store::open(&shared.tasks.settings.backup.store).ok();
+        }
+        let (Some(system), Some(store)) = (system, &store) else {
             continue;
         };
-        match tend_core::pitr::drain_spool(&store, &spool, system).await {
+        match tend_core::pitr::drain_spool(store, &spool, system).await {
             Ok(files) => {
                 stuck = false;
                 if files > 0 {

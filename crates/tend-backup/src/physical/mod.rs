@@ -47,30 +47,11 @@ pub struct PhysicalOptions {
     pub cancel: CancellationToken,
 }
 
-/// What `backup_label` says.
+/// Where a backup's WAL starts: the first result of `BASE_BACKUP`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BackupLabel {
-    pub start_lsn: u64,
-    pub timeline: u32,
-}
-
-impl BackupLabel {
-    /// Reads `START WAL LOCATION: 0/2000028 (file ...)` and `START TIMELINE: 1`.
-    pub fn parse(text: &str) -> Option<BackupLabel> {
-        let mut start = None;
-        let mut timeline = None;
-        for line in text.lines() {
-            if let Some(rest) = line.strip_prefix("START WAL LOCATION:") {
-                start = parse_lsn(rest.split_whitespace().next()?);
-            } else if let Some(rest) = line.strip_prefix("START TIMELINE:") {
-                timeline = rest.trim().parse().ok();
-            }
-        }
-        Some(BackupLabel {
-            start_lsn: start?,
-            timeline: timeline?,
-        })
-    }
+struct BackupStart {
+    start_lsn: u64,
+    timeline: u32,
 }
 
 /// One range of WAL PostgreSQL's manifest says the backup needs.
@@ -492,9 +473,9 @@ pub(crate) async fn open_pg_manifest(
 fn read_positions(
     start: &tend_pg::WalPosition,
     finished: &stream::Finished,
-) -> Result<(BackupLabel, Vec<WalRange>), BackupError> {
+) -> Result<(BackupStart, Vec<WalRange>), BackupError> {
     let label = parse_lsn(&start.lsn)
-        .map(|start_lsn| BackupLabel {
+        .map(|start_lsn| BackupStart {
             start_lsn,
             timeline: start.timeline,
         })
@@ -647,16 +628,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn labels_and_manifests_say_where_the_backup_is() {
-        let label = "START WAL LOCATION: 0/2000028 (file 000000010000000000000002)\nCHECKPOINT LOCATION: 0/2000060\nBACKUP METHOD: streamed\nBACKUP FROM: primary\nSTART TIME: 2026-12-04 15:00:00 UTC\nLABEL: tend x\nSTART TIMELINE: 1\n";
-        assert_eq!(
-            BackupLabel::parse(label),
-            Some(BackupLabel {
-                start_lsn: 0x200_0028,
-                timeline: 1
-            })
-        );
-        assert_eq!(BackupLabel::parse("LABEL: x\n"), None);
+    fn manifests_say_where_the_backup_is() {
         let manifest = br#"{"PostgreSQL-Backup-Manifest-Version": 1, "Files": [],
             "WAL-Ranges": [{ "Timeline": 1, "Start-LSN": "0/2000028", "End-LSN": "0/3000100" }]}"#;
         let ranges = manifest_wal_ranges(manifest).unwrap();

@@ -1262,23 +1262,11 @@ fn pg_wal_usage(data_dir: &Path) -> (u64, usize) {
     (bytes, ready)
 }
 
-/// A store outage of several minutes under pgbench: wal-push spools (PostgreSQL sees
-/// archiving succeed, pg_wal stays at its own size), `pitr status` and `tend check` say
-/// WAL waits in the spool, and when the store is back the spool drains in order with no
-/// segment lost: a restore to the end of the archive equals the server. Then a second
-/// outage with a spool too small: pushes fail, PostgreSQL keeps the WAL, the check is
-/// critical, and archiving catches up once the store returns.
-/// Files spooled during an outage, on a server that writes nothing after it: no push comes
-/// to send them, so `tend serve` does, on its timer.
-#[test]
-fn tend_serve_sends_the_spool_of_an_idle_server_to_the_store() {
-    let Some(mut s3) = crate::backup::s3_server() else {
-        return;
-    };
-    let setup = Setup::with_settings(
-        "\n[pitr]\nspool_dir = \"spool\"\nspool_after = \"1s\"\n",
-        &[],
-    );
+/// A server archiving into s3s-fs (`s3`) with `[pitr]` settings `pitr` (a spool), set up
+/// by `tend pitr enable` and restarted: its archive_command reads the store and the key
+/// from the project's `.env`.
+fn spooling_setup(s3: &tend_testkit::s3::S3Server, pitr: &str, settings: &[(&str, &str)]) -> Setup {
+    let setup = Setup::with_settings(&format!("\n[pitr]\n{pitr}"), settings);
     let env: String = s3.env().iter().map(|(k, v)| format!("{k}={v}\n")).collect();
     setup.server_env(&format!("{env}BACKUP_ENCRYPTION_KEY={PASSPHRASE}\n"));
     let (code, out, err) = setup.tend(&setup.super_url, &["pitr", "enable", "--yes"]);
@@ -1286,6 +1274,17 @@ fn tend_serve_sends_the_spool_of_an_idle_server_to_the_store() {
     setup.restart();
     let (code, out, err) = setup.tend(&setup.super_url, &["pitr", "enable", "--yes"]);
     assert_eq!(code, 0, "{out}{err}{}", setup.log());
+    setup
+}
+
+/// Files spooled during an outage, on a server that writes nothing after it: no push comes
+/// to send them, so `tend serve` does, on its timer.
+#[test]
+fn tend_serve_sends_the_spool_of_an_idle_server_to_the_store() {
+    let Some(mut s3) = crate::backup::s3_server() else {
+        return;
+    };
+    let setup = spooling_setup(&s3, "spool_dir = \"spool\"\nspool_after = \"1s\"\n", &[]);
     let spool_dir = setup.project.path().join("spool").join(setup.system());
     let spooled = || {
         std::fs::read_dir(&spool_dir)
@@ -1330,6 +1329,12 @@ fn tend_serve_sends_the_spool_of_an_idle_server_to_the_store() {
     );
 }
 
+/// A store outage of several minutes under pgbench: wal-push spools (PostgreSQL sees
+/// archiving succeed, pg_wal stays at its own size), `pitr status` and `tend check` say
+/// WAL waits in the spool, and when the store is back the spool drains in order with no
+/// segment lost: a restore to the end of the archive equals the server. Then a second
+/// outage with a spool too small: pushes fail, PostgreSQL keeps the WAL, the check is
+/// critical, and archiving catches up once the store returns.
 #[test]
 fn a_store_outage_under_pgbench_spools_then_drains_with_no_segment_lost() {
     let Some(mut s3) = crate::backup::s3_server() else {
@@ -1341,20 +1346,13 @@ fn a_store_outage_under_pgbench_spools_then_drains_with_no_segment_lost() {
             .and_then(|s| s.parse().ok())
             .unwrap_or(180),
     );
-    let spool_section = |max: &str| {
-        format!("\n[pitr]\nspool_dir = \"spool\"\nspool_max = \"{max}\"\nspool_after = \"2s\"\n")
-    };
-    let setup = Setup::with_settings(
+    let spool_section =
+        |max: &str| format!("spool_dir = \"spool\"\nspool_max = \"{max}\"\nspool_after = \"2s\"\n");
+    let setup = spooling_setup(
+        &s3,
         &spool_section("1GB"),
         &[("max_wal_size", "96MB"), ("min_wal_size", "32MB")],
     );
-    let env: String = s3.env().iter().map(|(k, v)| format!("{k}={v}\n")).collect();
-    setup.server_env(&format!("{env}BACKUP_ENCRYPTION_KEY={PASSPHRASE}\n"));
-    let (code, out, err) = setup.tend(&setup.super_url, &["pitr", "enable", "--yes"]);
-    assert_eq!(code, 0, "{out}{err}");
-    setup.restart();
-    let (code, out, err) = setup.tend(&setup.super_url, &["pitr", "enable", "--yes"]);
-    assert_eq!(code, 0, "{out}{err}{}", setup.log());
     let spool_dir = setup.project.path().join("spool").join(setup.system());
     assert!(
         spool_dir.is_dir(),
