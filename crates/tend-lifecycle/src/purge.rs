@@ -15,46 +15,84 @@ use tend_schema::model::QualifiedName;
 use crate::batch::BatchSizer;
 
 /// Rows of one table to delete: those `condition` (an SQL boolean expression over the
-/// table's columns, as configuration writes it) holds for.
+/// table's columns, as configuration writes it) holds for, except those `held` (SQL over
+/// the table, naming it by its qualified name) holds for: rows a foreign key would refuse
+/// to see go.
 #[derive(Debug, Clone)]
 pub struct PurgeTarget {
     pub table: QualifiedName,
     pub condition: String,
+    pub held: Option<String>,
+    /// Where deleted rows are moved in the same statement, when the rule archives.
+    pub archive_to: Option<QualifiedName>,
 }
 
 impl PurgeTarget {
-    /// The statement of one batch; `$1` is the batch's size.
-    pub fn batch_sql(&self) -> String {
-        let table = self.table.sql();
-        format!(
-            "WITH doomed AS (
-               SELECT tableoid, ctid FROM {table} WHERE ({condition})
-                LIMIT $1 FOR UPDATE SKIP LOCKED)
-             DELETE FROM {table} t USING doomed
-              WHERE t.tableoid = doomed.tableoid AND t.ctid = doomed.ctid",
-            condition = self.condition
-        )
+    /// A plain delete of the rows `condition` holds for.
+    pub fn delete(table: QualifiedName, condition: impl Into<String>) -> PurgeTarget {
+        PurgeTarget {
+            table,
+            condition: condition.into(),
+            held: None,
+            archive_to: None,
+        }
     }
 
-    /// How many rows match now (a dry run's count).
+    /// The rows the purge deletes, as SQL over the table.
+    pub fn doomed_sql(&self) -> String {
+        match &self.held {
+            Some(held) => format!("({}) AND NOT ({held})", self.condition),
+            None => format!("({})", self.condition),
+        }
+    }
+
+    /// The statement of one batch; `$1` is the batch's size. It returns nothing; its row
+    /// count is the rows deleted (and archived).
+    pub fn batch_sql(&self) -> String {
+        let table = self.table.sql();
+        let doomed = format!(
+            "WITH doomed AS (
+               SELECT tableoid, ctid FROM {table} WHERE {}
+                LIMIT $1 FOR UPDATE SKIP LOCKED)",
+            self.doomed_sql()
+        );
+        let delete = format!(
+            "DELETE FROM {table} tend_t USING doomed
+              WHERE tend_t.tableoid = doomed.tableoid AND tend_t.ctid = doomed.ctid"
+        );
+        match &self.archive_to {
+            None => format!("{doomed}\n{delete}"),
+            Some(archive) => format!(
+                "{doomed},\n gone AS ({delete} RETURNING tend_t.*)\n INSERT INTO {} SELECT * FROM gone",
+                archive.sql()
+            ),
+        }
+    }
+
+    /// How many rows match now, and how many of those a foreign key holds (a dry run's
+    /// counts): one row, `matching` then `held`.
     pub fn count_sql(&self) -> String {
+        let held = self.held.as_deref().unwrap_or("false");
         format!(
-            "SELECT count(*) FROM {} WHERE ({})",
+            "SELECT count(*), count(*) FILTER (WHERE {held}) FROM {} WHERE ({})",
             self.table.sql(),
             self.condition
         )
     }
 }
 
-/// How a purge went.
+/// How a purge goes, so far or in the end.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PurgeOutcome {
     pub deleted: u64,
     pub batches: u64,
-    /// Batches that gave up on a lock (`lock_timeout`) and were tried again smaller.
-    pub lock_timeouts: u64,
+    /// Batches that gave up on a lock (`lock_timeout`) or met a row referenced since it
+    /// was chosen, and were tried again smaller.
+    pub conflicts: u64,
     /// The longest batch.
     pub longest: Duration,
+    /// Time spent waiting for replicas to catch up.
+    pub paused: Duration,
 }
 
 /// Why a purge stopped before the end.
@@ -63,36 +101,56 @@ pub enum PurgeError {
     #[error("deleting from {table} failed: {message}")]
     Statement { table: String, message: String },
     #[error(
-        "deleting from {table} gave up: {times} batches in a row waited longer than lock_timeout for locks"
+        "deleting from {table} gave up: {times} batches in a row met locks held longer than lock_timeout, or rows referenced since they were chosen"
     )]
     Locked { table: String, times: u32 },
+}
+
+/// How a purge paces itself.
+#[derive(Debug, Clone, Default)]
+pub struct PurgeOptions {
+    /// Between batches, wait while a replica's replay lag (`pg_stat_replication`) is
+    /// longer than this. `None`: never wait.
+    pub max_replica_lag: Option<Duration>,
 }
 
 /// Batches in a row that may meet a lock before the purge stops.
 const LOCKED_TRIES: u32 = 10;
 
+/// How often the replicas' lag is read while waiting for them.
+const LAG_POLL: Duration = Duration::from_millis(500);
+
 /// Deletes the rows of `target` that match, batch by batch, until a batch finds none (rows
 /// other transactions hold are skipped: a later run deletes them) or `stop` says so
 /// between batches. Each batch is a transaction of its own on `client`, with
-/// `lock_timeout` set to the sizer's budget.
+/// `lock_timeout` set to the sizer's budget. `progress` hears the outcome so far after
+/// each batch.
 pub async fn purge(
     client: &tokio_postgres::Client,
     target: &PurgeTarget,
     sizer: &mut BatchSizer,
+    options: &PurgeOptions,
     stop: &(dyn Fn() -> bool + Sync),
+    progress: &(dyn Fn(&PurgeOutcome) + Sync),
 ) -> Result<PurgeOutcome, PurgeError> {
     let failed = |e: tokio_postgres::Error| PurgeError::Statement {
         table: target.table.to_string(),
-        message: e
-            .as_db_error()
-            .map(|d| d.message().to_string())
-            .unwrap_or_else(|| e.to_string()),
+        message: tend_pg::error_text(&e),
     };
     let statement = client.prepare(&target.batch_sql()).await.map_err(failed)?;
-    let lock_timeout = format!("SET lock_timeout = {}", sizer.budget().as_millis().max(1));
+    let lock_timeout = format!(
+        "SET LOCAL lock_timeout = {}",
+        sizer.budget().as_millis().max(1)
+    );
     let mut outcome = PurgeOutcome::default();
     let mut locked_in_a_row = 0;
     while !stop() {
+        if let Some(max) = options.max_replica_lag {
+            outcome.paused += wait_for_replicas(client, max, stop).await.map_err(failed)?;
+            if stop() {
+                break;
+            }
+        }
         let size = i64::try_from(sizer.size()).unwrap_or(i64::MAX);
         let started = Instant::now();
         client
@@ -115,12 +173,17 @@ pub async fn purge(
                 outcome.batches += 1;
                 outcome.deleted += rows;
                 sizer.record(rows, took);
+                progress(&outcome);
                 if rows == 0 {
                     break;
                 }
             }
-            Err(e) if e.code() == Some(&tokio_postgres::error::SqlState::LOCK_NOT_AVAILABLE) => {
-                outcome.lock_timeouts += 1;
+            Err(e)
+                if e.code() == Some(&tokio_postgres::error::SqlState::LOCK_NOT_AVAILABLE)
+                    || e.code()
+                        == Some(&tokio_postgres::error::SqlState::FOREIGN_KEY_VIOLATION) =>
+            {
+                outcome.conflicts += 1;
                 locked_in_a_row += 1;
                 if locked_in_a_row >= LOCKED_TRIES {
                     return Err(PurgeError::Locked {
@@ -135,4 +198,28 @@ pub async fn purge(
         }
     }
     Ok(outcome)
+}
+
+/// Waits while the longest replay lag of the server's replicas is over `max`; returns how
+/// long it waited. A server without replicas (or a role that may not read their lag) never
+/// waits.
+async fn wait_for_replicas(
+    client: &tokio_postgres::Client,
+    max: Duration,
+    stop: &(dyn Fn() -> bool + Sync),
+) -> Result<Duration, tokio_postgres::Error> {
+    let started = Instant::now();
+    loop {
+        let row = client
+            .query_one(
+                "SELECT coalesce(max(extract(epoch FROM replay_lag))::float8, 0) FROM pg_stat_replication",
+                &[],
+            )
+            .await?;
+        let lag: f64 = row.get(0);
+        if lag <= max.as_secs_f64() || stop() {
+            return Ok(started.elapsed());
+        }
+        tokio::time::sleep(LAG_POLL).await;
+    }
 }

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use tend_lifecycle::{BatchSizer, PurgeTarget, purge};
+use tend_lifecycle::{BatchSizer, PurgeOptions, PurgeOutcome, PurgeTarget};
 use tend_schema::model::QualifiedName;
 use tend_testkit::TestDb;
 
@@ -17,10 +17,25 @@ fn runtime() -> tokio::runtime::Runtime {
 }
 
 fn target(table: &str, condition: &str) -> PurgeTarget {
-    PurgeTarget {
-        table: QualifiedName::new("public", table),
-        condition: condition.to_string(),
-    }
+    PurgeTarget::delete(QualifiedName::new("public", table), condition)
+}
+
+/// A purge with no replica pacing and no progress display.
+async fn purge(
+    client: &tokio_postgres::Client,
+    target: &PurgeTarget,
+    sizer: &mut BatchSizer,
+    stop: &(dyn Fn() -> bool + Sync),
+) -> Result<PurgeOutcome, tend_lifecycle::PurgeError> {
+    tend_lifecycle::purge(
+        client,
+        target,
+        sizer,
+        &PurgeOptions::default(),
+        stop,
+        &|_| {},
+    )
+    .await
 }
 
 #[test]
@@ -130,4 +145,55 @@ fn a_bad_condition_is_one_sentence_naming_the_table() {
         text.contains("public.jobs") && text.contains("finishd_at"),
         "{text}"
     );
+}
+
+#[test]
+fn rows_a_foreign_key_refuses_stay_and_archived_rows_move_whole() {
+    let db = TestDb::create();
+    db.execute(
+        "CREATE TABLE orders (id int PRIMARY KEY, closed_at timestamptz);
+         CREATE TABLE invoices (id int PRIMARY KEY, order_id int REFERENCES orders);
+         CREATE TABLE lines (id int PRIMARY KEY, order_id int REFERENCES orders ON DELETE CASCADE);
+         CREATE TABLE refunds (id int PRIMARY KEY, line_id int REFERENCES lines ON DELETE RESTRICT);
+         CREATE TABLE orders_archive (LIKE orders);
+         INSERT INTO orders SELECT g, now() - interval '400 days' FROM generate_series(1, 1000) g;
+         INSERT INTO invoices SELECT g, g FROM generate_series(1, 10) g;
+         INSERT INTO lines SELECT g, g FROM generate_series(1, 1000) g;
+         INSERT INTO refunds SELECT g, g FROM generate_series(991, 1000) g;",
+    );
+    let runtime = runtime();
+    let session = runtime.block_on(async {
+        tend_pg::connect(&db.info, &Default::default())
+            .await
+            .unwrap()
+    });
+    let model = runtime.block_on(tend_schema::introspect(&session)).unwrap();
+    let graph = tend_lifecycle::ReferenceGraph::of(&model);
+    let orders = QualifiedName::new("public", "orders");
+    let target = PurgeTarget {
+        held: tend_lifecycle::rules::held_sql(&graph, &orders, &orders.sql()),
+        archive_to: Some(QualifiedName::new("public", "orders_archive")),
+        ..PurgeTarget::delete(orders.clone(), "closed_at < now() - interval '1 year'")
+    };
+    // The dry run's counts: 1,000 match, 20 held (10 by invoices, 10 through a cascade
+    // into lines that refunds refuses).
+    let counts = db.query_column(&format!(
+        "SELECT m || ' ' || h FROM ({}) c(m, h)",
+        target.count_sql()
+    ));
+    assert_eq!(counts[0].as_deref(), Some("1000 20"));
+    let outcome = runtime.block_on(async {
+        let mut sizer = BatchSizer::new(Duration::from_millis(200), 300);
+        purge(&session, &target, &mut sizer, &|| false)
+            .await
+            .unwrap()
+    });
+    assert_eq!(outcome.deleted, 980, "{outcome:?}");
+    let one = |sql: &str| db.query_column(sql)[0].clone().unwrap();
+    assert_eq!(one("SELECT count(*) FROM orders"), "20");
+    assert_eq!(
+        one("SELECT count(*) || ' ' || sum(id) FROM orders_archive"),
+        "980 490490"
+    );
+    assert_eq!(one("SELECT count(*) FROM lines"), "20");
 }

@@ -750,10 +750,54 @@ fn restore_and_read(setup: &Setup, dir: &Path, args: &[&str], sql: &str) -> Vec<
     rows
 }
 
+/// The transaction records (commits and aborts) between two WAL positions, in WAL order:
+/// `(xid, is_commit, time in microseconds since the epoch)`, read by `pg_waldump`.
+fn transaction_records(setup: &Setup, from: &str, to: &str) -> Vec<(u32, bool, i64)> {
+    let state = setup.private.cluster.state().unwrap().unwrap();
+    let dump = std::process::Command::new("runuser")
+        .args(["-u", state.os_user.as_deref().unwrap_or("postgres"), "--"])
+        .arg(state.bindir.join("pg_waldump"))
+        .arg("-p")
+        .arg(setup.data_dir.join("pg_wal"))
+        .args(["-r", "Transaction", "-s", from, "-e", to])
+        .env("TZ", "UTC")
+        .output()
+        .unwrap();
+    assert!(dump.status.success(), "{dump:?}");
+    String::from_utf8(dump.stdout)
+        .unwrap()
+        .lines()
+        .filter_map(|line| {
+            // "rmgr: Transaction len ..., tx: 745, lsn: ..., desc: COMMIT 2026-12-05 01:50:00.123456 UTC"
+            let (_, desc) = line.split_once("desc: ")?;
+            let (kind, rest) = desc.split_once(' ')?;
+            let is_commit = match kind {
+                "COMMIT" => true,
+                "ABORT" => false,
+                _ => return None,
+            };
+            let mut words = rest.split([' ', ';']);
+            let at: jiff::Timestamp = format!("{}T{}Z", words.next()?, words.next()?)
+                .parse()
+                .unwrap();
+            let xid = line
+                .split_once("tx:")?
+                .1
+                .split(',')
+                .next()?
+                .trim()
+                .parse()
+                .unwrap();
+            Some((xid, is_commit, at.as_microsecond()))
+        })
+        .collect()
+}
+
 #[test]
 fn restores_to_100_random_times_of_a_pgbench_run_hold_exactly_what_committed_before_each() {
     let store = tempfile::tempdir().unwrap();
-    let setup = archiving_setup(store.path(), &[("track_commit_timestamp", "on")]);
+    // The run's WAL stays in pg_wal, for pg_waldump to read the order of its commits.
+    let setup = archiving_setup(store.path(), &[("wal_keep_size", "1GB")]);
     setup.sql("CREATE TABLE ledger (id bigserial PRIMARY KEY, client int, note text)");
     setup.sql("INSERT INTO ledger (client, note) SELECT 0, 'before' FROM generate_series(1, 100)");
     let (code, out, err) = setup.tend(&setup.super_url, &["backup", "run", "--physical", "--json"]);
@@ -766,8 +810,11 @@ fn restores_to_100_random_times_of_a_pgbench_run_hold_exactly_what_committed_bef
     // The earliest target is 200 ms before the first commit, and no target may be before
     // the backup's end: a backup now returns within a few ms of its end, so wait first.
     std::thread::sleep(Duration::from_millis(300));
+    let from = setup.sql("SELECT pg_current_wal_insert_lsn()")[0]
+        .clone()
+        .unwrap();
 
-    // A pgbench run: every insert its own transaction, with its commit time on record.
+    // A pgbench run: every insert its own transaction.
     let state = setup.private.cluster.state().unwrap().unwrap();
     let script = setup.project.path().join("insert.sql");
     std::fs::write(
@@ -783,31 +830,40 @@ fn restores_to_100_random_times_of_a_pgbench_run_hold_exactly_what_committed_bef
         .output()
         .unwrap();
     assert!(bench.status.success(), "{bench:?}");
+    let to = setup.sql("SELECT pg_current_wal_insert_lsn()")[0]
+        .clone()
+        .unwrap();
     setup.switch_and_archive();
 
-    // Each row's commit time, in microseconds since the epoch.
-    let commits: Vec<(i64, i64)> = setup
-        .sql(
-            "SELECT id || ' ' || (extract(epoch FROM pg_xact_commit_timestamp(xmin)) * 1000000)::bigint
-               FROM ledger WHERE note <> 'before' ORDER BY id",
-        )
+    // Recovery to a time stops before the first commit or abort record, in WAL order, whose
+    // time is past the target. Concurrent transactions take their commit time before they
+    // write their record, so WAL order is not time order: the expectation follows the WAL.
+    let records = transaction_records(&setup, &from, &to);
+    let rows: std::collections::HashMap<u32, Vec<i64>> = setup
+        .sql("SELECT xmin || ' ' || id FROM ledger WHERE note <> 'before'")
         .into_iter()
-        .map(|r| {
+        .fold(Default::default(), |mut rows, r| {
             let r = r.unwrap();
-            let (id, at) = r.split_once(' ').unwrap();
-            (id.parse().unwrap(), at.parse().unwrap())
-        })
+            let (xid, id) = r.split_once(' ').unwrap();
+            rows.entry(xid.parse().unwrap())
+                .or_default()
+                .push(id.parse().unwrap());
+            rows
+        });
+    let commits: Vec<i64> = records
+        .iter()
+        .filter(|r| r.1 && rows.contains_key(&r.0))
+        .map(|r| r.2)
         .collect();
     assert!(
         commits.len() > 1000,
         "pgbench committed only {}",
         commits.len()
     );
-    let first = commits.iter().map(|c| c.1).min().unwrap();
-    let last = commits.iter().map(|c| c.1).max().unwrap();
+    let first = *commits.iter().min().unwrap();
+    let last = *commits.iter().max().unwrap();
     // 100 targets: random moments of the run, some exactly on a commit (inclusive). Never
-    // after the last commit: PostgreSQL stops recovery at the first commit past the target,
-    // and refuses a target no commit in the archive passes.
+    // after the last commit: PostgreSQL refuses a target no record in the archive passes.
     let mut rng = 0x9e37_79b9_7f4a_7c15u64;
     let mut next = || {
         rng ^= rng << 13;
@@ -818,13 +874,23 @@ fn restores_to_100_random_times_of_a_pgbench_run_hold_exactly_what_committed_bef
     let mut targets: Vec<i64> = (0..100)
         .map(|i| {
             if i % 10 == 0 {
-                commits[(next() % (commits.len() as u64 - 1)) as usize].1
+                commits[(next() % (commits.len() as u64 - 1)) as usize]
             } else {
                 first - 200_000 + (next() % ((last - first + 200_000) as u64)) as i64
             }
         })
         .collect();
     targets.sort();
+    let expected_at = |target: i64| -> (usize, i64) {
+        let ids: Vec<i64> = records
+            .iter()
+            .take_while(|r| r.2 <= target)
+            .filter(|r| r.1)
+            .flat_map(|r| rows.get(&r.0).into_iter().flatten())
+            .copied()
+            .collect();
+        (ids.len(), ids.iter().sum())
+    };
     let dirs = tempfile::tempdir().unwrap();
     std::fs::set_permissions(dirs.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
     let failures = std::sync::Mutex::new(Vec::new());
@@ -839,15 +905,14 @@ fn restores_to_100_random_times_of_a_pgbench_run_hold_exactly_what_committed_bef
                     let Some((i, at)) = next else { break };
                     let time = jiff::Timestamp::from_microsecond(at).unwrap();
                     let text = time.strftime("%Y-%m-%d %H:%M:%S%.6f+00").to_string();
-                    let expected: Vec<i64> =
-                        commits.iter().filter(|c| c.1 <= at).map(|c| c.0).collect();
+                    let (count, sum) = expected_at(at);
                     let rows = restore_and_read(
                         &setup,
                         &dirs.path().join(format!("r{i}")),
                         &["--time", &text],
                         "SELECT count(*) || ' ' || coalesce(sum(id), 0) FROM ledger WHERE note <> 'before'",
                     );
-                    let want = format!("{} {}", expected.len(), expected.iter().sum::<i64>());
+                    let want = format!("{count} {sum}");
                     if rows[0].as_deref() != Some(want.as_str()) {
                         failures
                             .lock()
