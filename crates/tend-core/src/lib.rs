@@ -8,6 +8,7 @@
 
 pub mod backup;
 pub mod checks;
+pub mod cleanup;
 pub mod demo;
 pub mod doctor;
 pub mod health;

@@ -61,9 +61,25 @@ pub enum RuleAction {
 pub struct RetentionRule {
     pub name: String,
     pub table: QualifiedName,
-    pub rows: RowSelector,
+    /// The rule's rows are those every selector holds for.
+    pub rows: Vec<RowSelector>,
     pub action: RuleAction,
     pub origin: RuleOrigin,
+}
+
+impl RetentionRule {
+    /// The rule's rows, as SQL over its table.
+    pub fn condition_sql(&self) -> String {
+        match self.rows.as_slice() {
+            [] => "false".to_string(),
+            [one] => one.sql(),
+            many => many
+                .iter()
+                .map(|s| format!("({})", s.sql()))
+                .collect::<Vec<_>>()
+                .join(" AND "),
+        }
+    }
 }
 
 /// The column names that mark a soft-deleted row, as the ORMs spell them.
@@ -90,10 +106,10 @@ pub fn soft_delete_rules(model: &Model, grace: Duration) -> Vec<RetentionRule> {
             Some(RetentionRule {
                 name: SOFT_DELETE_RULE.to_string(),
                 table: table.name.clone(),
-                rows: RowSelector::OlderThan {
+                rows: vec![RowSelector::OlderThan {
                     column: column.name.clone(),
                     older_than: grace,
-                },
+                }],
                 action: RuleAction::Delete,
                 origin: RuleOrigin::SoftDelete,
             })

@@ -122,6 +122,16 @@ pub enum Command {
     Reindex(crate::commands::reindex::ReindexArgs),
     /// Analyze stale statistics, index foreign keys; with --apply drop unused/duplicate indexes.
     Optimize(crate::commands::optimize::OptimizeArgs),
+    /// Purge rows past their retention rule (and soft-deleted rows past their grace), in batches.
+    ///
+    /// Rules are `[[retention]]` entries in tend.toml (a table, an age column and
+    /// `older_than`, and/or a `where`; delete, or archive to a table), plus the built-in
+    /// rule on every table with a `deleted_at`/`deletedAt` column (cleanup.soft_delete_grace,
+    /// SOFT_DELETE_GRACE_PERIOD_DAYS, 30 days). Tables are purged children before parents;
+    /// rows a RESTRICT or NO ACTION foreign key still references stay. Each batch is its own
+    /// transaction within cleanup.batch_budget, so a run stopped at any moment carries on
+    /// when run again. Asks first (--yes in scripts); --dry-run only counts.
+    Cleanup(crate::commands::cleanup::CleanupArgs),
     /// Run the schedule unattended (backups, drills, checks, maintenance), with health and API endpoints.
     ///
     /// Several instances may run against one database: one leads (a PostgreSQL advisory

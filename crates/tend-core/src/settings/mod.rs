@@ -16,9 +16,9 @@ use tend_pg::conninfo::ConnInfo;
 mod sections;
 
 pub use sections::{
-    AlertSettings, BackupKeys, BackupSettings, ChecksSettings, DatabaseSettings, DevSettings,
-    HealthSettings, KeyError, MigrateSettings, MissedRuns, PitrSettings, SchemaSettings,
-    ServeSettings, Setting, SpoolSettings,
+    AlertSettings, BackupKeys, BackupSettings, ChecksSettings, CleanupSettings, DatabaseSettings,
+    DevSettings, HealthSettings, KeyError, MigrateSettings, MissedRuns, PitrSettings,
+    SchemaSettings, ServeSettings, Setting, SpoolSettings,
 };
 
 /// The config file's name.
@@ -385,6 +385,41 @@ pub const KEYS: &[Key] = &[
         doc: "Keep each `tend check` run's results in the database's `tend` schema (for growth and trends).",
     },
     Key {
+        name: "cleanup.soft_delete",
+        env: &["TEND_SOFT_DELETE"],
+        kind: Kind::Choice(&["on", "off"]),
+        default: Some("on"),
+        doc: "`tend cleanup` purges rows soft-deleted (a `deleted_at` or `deletedAt` timestamp column) longer ago than cleanup.soft_delete_grace, in every table that has one, besides the `[[retention]]` rules.",
+    },
+    Key {
+        name: "cleanup.soft_delete_grace",
+        env: &["SOFT_DELETE_GRACE_PERIOD_DAYS"],
+        kind: Kind::Duration,
+        default: Some("30d"),
+        doc: "How long a soft-deleted row is kept before `tend cleanup` purges it (the environment variable is in days).",
+    },
+    Key {
+        name: "cleanup.batch_budget",
+        env: &["TEND_CLEANUP_BATCH_BUDGET"],
+        kind: Kind::Duration,
+        default: Some("200ms"),
+        doc: "The longest a purge's batch may hold its row locks: batches are sized to half of it, and it is each batch's lock_timeout.",
+    },
+    Key {
+        name: "cleanup.max_batch",
+        env: &["TEND_CLEANUP_MAX_BATCH"],
+        kind: Kind::Integer,
+        default: Some("50000"),
+        doc: "The most rows one batch of a purge deletes, however fast the table is.",
+    },
+    Key {
+        name: "cleanup.max_replica_lag",
+        env: &["TEND_CLEANUP_MAX_REPLICA_LAG"],
+        kind: Kind::Duration,
+        default: Some("30s"),
+        doc: "A purge waits between batches while a replica's replay lag is longer than this (read from pg_stat_replication: the role needs pg_read_all_stats to see it).",
+    },
+    Key {
         name: "serve.listen",
         env: &["TEND_SERVE_LISTEN"],
         kind: Kind::Text,
@@ -595,6 +630,8 @@ pub enum ConfigError {
     },
     #[error("the config file {} given with --config does not exist", path.display())]
     MissingFile { path: PathBuf },
+    #[error("{} has a bad retention rule: {reason}", path.display())]
+    Retention { path: PathBuf, reason: String },
     #[error("{} has a bad schedule: {reason}", path.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| "the default routine".to_string()))]
     Schedule {
         path: Option<PathBuf>,
@@ -664,6 +701,7 @@ pub struct Settings {
     pub checks: ChecksSettings,
     pub serve: ServeSettings,
     pub alerts: AlertSettings,
+    pub cleanup: CleanupSettings,
     /// `TEND_PG_BINDIR`: where PostgreSQL programs are looked for first.
     pub pg_bindir: Option<PathBuf>,
     /// The directory holding `tend.toml`, or the working directory when there is none.
@@ -709,6 +747,7 @@ impl Settings {
         }
         let mut checks = BTreeMap::new();
         let mut schedule = None;
+        let mut retention = Vec::new();
         if let Some(path) = &config_file {
             let contents = read_config_file(path)?;
             for (name, value) in contents.values {
@@ -722,6 +761,7 @@ impl Settings {
             }
             checks = contents.checks;
             schedule = contents.schedule;
+            retention = contents.retention;
         }
         let dotenv_path = project_root.join(".env");
         let dotenv = read_dotenv(&dotenv_path)?;
@@ -807,8 +847,25 @@ impl Settings {
         {
             value.push_str("ms");
         }
+        // SOFT_DELETE_GRACE_PERIOD_DAYS is days in those scripts.
+        if let Some(Sourced {
+            value,
+            source: Source::Env { var } | Source::DotEnv { var, .. },
+        }) = values.get_mut("cleanup.soft_delete_grace")
+            && var == "SOFT_DELETE_GRACE_PERIOD_DAYS"
+            && value.chars().all(|c| c.is_ascii_digit() || c == '.')
+        {
+            value.push('d');
+        }
         validate(&values)?;
-        Settings::build(values, checks, schedule, project_root, config_file)
+        Settings::build(
+            values,
+            checks,
+            schedule,
+            retention,
+            project_root,
+            config_file,
+        )
     }
 
     /// The typed sections from validated values.
@@ -816,6 +873,7 @@ impl Settings {
         values: BTreeMap<&'static str, Sourced>,
         checks: BTreeMap<String, tend_ops::CheckOverride>,
         schedule: Option<Vec<crate::schedule::RawEntry>>,
+        retention: Vec<crate::cleanup::RetentionConfig>,
         project_root: PathBuf,
         config_file: Option<PathBuf>,
     ) -> Result<Settings, ConfigError> {
@@ -833,6 +891,7 @@ impl Settings {
             health: read.health()?,
             checks: read.checks(checks)?,
             serve: read.serve(schedule, config_file.as_deref())?,
+            cleanup: read.cleanup(retention)?,
             alerts: read.alerts()?,
             pg_bindir: read.path("tools.pg_bindir"),
             values,
@@ -863,6 +922,7 @@ impl Settings {
             values,
             BTreeMap::new(),
             None,
+            Vec::new(),
             project_root.to_path_buf(),
             None,
         )
@@ -1073,6 +1133,8 @@ struct FileContents {
     checks: BTreeMap<String, tend_ops::CheckOverride>,
     /// `[[schedule]]` entries, when the file has any.
     schedule: Option<Vec<crate::schedule::RawEntry>>,
+    /// `[[retention]]` entries.
+    retention: Vec<crate::cleanup::RetentionConfig>,
 }
 
 fn read_config_file(path: &Path) -> Result<FileContents, ConfigError> {
@@ -1121,9 +1183,25 @@ fn parse_config_text(path: &Path, text: &str) -> Result<FileContents, ConfigErro
             });
         }
     };
+    let retention = match table.get("retention") {
+        None => Vec::new(),
+        Some(toml::Value::Array(array)) => {
+            crate::cleanup::config::parse_array(array).map_err(|reason| ConfigError::Retention {
+                path: path.to_path_buf(),
+                reason,
+            })?
+        }
+        Some(_) => {
+            return Err(ConfigError::WrongType {
+                key: "retention".to_string(),
+                path: path.to_path_buf(),
+                expected: "an array of tables, written [[retention]]",
+            });
+        }
+    };
     let mut out = Vec::new();
     for (section, value) in &table {
-        if section == "schedule" {
+        if section == "schedule" || section == "retention" {
             continue;
         }
         let toml::Value::Table(entries) = value else {
@@ -1184,6 +1262,7 @@ fn parse_config_text(path: &Path, text: &str) -> Result<FileContents, ConfigErro
         values: out,
         checks,
         schedule,
+        retention,
     })
 }
 

@@ -191,6 +191,21 @@ pub struct PitrSettings {
     pub window: Option<Duration>,
 }
 
+/// `[cleanup]` and `[[retention]]`: what `tend cleanup` purges, and how gently.
+#[derive(Debug, Clone)]
+pub struct CleanupSettings {
+    /// The `[[retention]]` entries, in the file's order.
+    pub rules: Vec<crate::cleanup::RetentionConfig>,
+    /// `cleanup.soft_delete_grace`, or `None` when `cleanup.soft_delete` is off.
+    pub soft_delete_grace: Option<Duration>,
+    /// `cleanup.batch_budget`: the longest a batch may hold its locks.
+    pub batch_budget: Duration,
+    /// `cleanup.max_batch`: the most rows in one batch.
+    pub max_batch: u64,
+    /// `cleanup.max_replica_lag`: batches wait while a replica lags more.
+    pub max_replica_lag: Duration,
+}
+
 /// Where `tend wal-push` spools WAL while the store is away, and how much.
 #[derive(Debug, Clone)]
 pub struct SpoolSettings {
@@ -490,6 +505,44 @@ impl Reader<'_> {
         Ok(PitrSettings {
             spool,
             window: self.duration("pitr.window")?,
+        })
+    }
+
+    pub fn cleanup(
+        &self,
+        rules: Vec<crate::cleanup::RetentionConfig>,
+    ) -> Result<CleanupSettings, ConfigError> {
+        let on = self.text("cleanup.soft_delete").as_deref() != Some("off");
+        let grace = self.required(
+            "cleanup.soft_delete_grace",
+            self.duration("cleanup.soft_delete_grace")?,
+        )?;
+        let batch_budget = self.required(
+            "cleanup.batch_budget",
+            self.duration("cleanup.batch_budget")?,
+        )?;
+        if batch_budget < Duration::from_millis(10) {
+            return Err(self.invalid(
+                "cleanup.batch_budget",
+                "a batch needs at least 10ms".to_string(),
+            ));
+        }
+        let max_batch = self.required("cleanup.max_batch", self.integer("cleanup.max_batch")?)?;
+        if max_batch == 0 {
+            return Err(self.invalid(
+                "cleanup.max_batch",
+                "a batch must delete at least 1 row".to_string(),
+            ));
+        }
+        Ok(CleanupSettings {
+            rules,
+            soft_delete_grace: on.then_some(grace),
+            batch_budget,
+            max_batch: u64::from(max_batch),
+            max_replica_lag: self.required(
+                "cleanup.max_replica_lag",
+                self.duration("cleanup.max_replica_lag")?,
+            )?,
         })
     }
 

@@ -3,6 +3,7 @@
 
 pub mod backup;
 pub mod check;
+pub mod cleanup;
 pub mod completions;
 pub mod config;
 pub mod demo;
@@ -77,6 +78,7 @@ pub fn run(cli: Cli, out: &mut Output) -> Result<i32, CommandError> {
                 Command::Vacuum(args) => vacuum::run(args, &ctx),
                 Command::Reindex(args) => reindex::run(args, &ctx),
                 Command::Optimize(args) => optimize::run(args, &ctx),
+                Command::Cleanup(args) => cleanup::run(args, &ctx),
                 Command::Backup(cmd) => backup::run(cmd, &ctx),
                 Command::Restore(args) => restore::run(args, &ctx),
                 Command::Serve(args) => serve::run(args, &ctx),

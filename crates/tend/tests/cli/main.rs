@@ -2,6 +2,7 @@
 //! PostgreSQL clusters, the way a user meets it, and reads its output and exit code.
 
 mod backup;
+mod cleanup;
 mod config;
 mod demo;
 mod dev;

@@ -1,0 +1,509 @@
+//! The cleanup service: the `[[retention]]` rules and the built-in soft-delete rule,
+//! resolved against the database's schema, counted (`plan`: what `tend cleanup --dry-run`
+//! prints, and what a run asks about), then purged (`run`) in the reference graph's
+//! order, children before parents, batch by batch. The CLI and `tend serve` call the same
+//! two functions; the backlog (`backlog`) is the same count kept as a check and a metric.
+//!
+//! A purge is resumable by construction: every batch commits on its own and a rule's rows
+//! are found by their condition, not by a list kept somewhere, so a run killed at any
+//! moment leaves whole batches done and the next run carries on.
+
+pub mod config;
+
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use tend_lifecycle::rules::{self, cascade_paths, find_table, held_sql, is_timestamp};
+use tend_lifecycle::{
+    BatchSizer, PurgeOptions, PurgeOutcome, PurgeTarget, ReferenceGraph, RetentionRule,
+    RowSelector, RuleAction, RuleOrigin,
+};
+use tend_schema::Model;
+use tend_schema::model::QualifiedName;
+use tokio_util::sync::CancellationToken;
+
+pub use config::{ConfiguredAction, RetentionConfig};
+
+use crate::settings::CleanupSettings;
+
+/// How many links deep the dry run follows `ON DELETE CASCADE` to count what goes too.
+const CASCADE_DEPTH: usize = 4;
+
+/// Why a cleanup could not plan or run.
+#[derive(Debug, thiserror::Error)]
+pub enum CleanupError {
+    #[error("reading the schema failed: {0}")]
+    Schema(#[from] tend_schema::SchemaError),
+    #[error("the server is a standby (in recovery): run tend cleanup against the primary")]
+    Standby,
+    #[error("retention rule `{rule}` names the table `{table}`, which the database does not have")]
+    UnknownTable { rule: String, table: String },
+    #[error("retention rule `{rule}`: {table} has no column `{column}`")]
+    UnknownColumn {
+        rule: String,
+        table: String,
+        column: String,
+    },
+    #[error(
+        "retention rule `{rule}`: {table}.{column} is {data_type}, not a timestamp or date; age it by a timestamp column, or select rows with `where`"
+    )]
+    NotATimestamp {
+        rule: String,
+        table: String,
+        column: String,
+        data_type: String,
+    },
+    #[error("retention rule `{rule}` archives to {archive}, which {reason}")]
+    Archive {
+        rule: String,
+        archive: String,
+        reason: String,
+    },
+    #[error("there is no retention rule `{name}`; the rules are: {known}")]
+    UnknownRule { name: String, known: String },
+    #[error("retention rule `{rule}` on {table} cannot be counted: {message}")]
+    Count {
+        rule: String,
+        table: String,
+        message: String,
+    },
+    #[error("retention rule `{rule}`: {source}{}", done_text(*deleted_before))]
+    Purge {
+        rule: String,
+        #[source]
+        source: tend_lifecycle::PurgeError,
+        /// Rows this run deleted before it stopped.
+        deleted_before: u64,
+    },
+    #[error("cleanup could not read the database: {}", tend_pg::error_text(.0))]
+    Database(#[from] tokio_postgres::Error),
+}
+
+fn done_text(deleted: u64) -> String {
+    if deleted == 0 {
+        String::new()
+    } else {
+        format!(" ({deleted} rows were deleted before it; run tend cleanup again to carry on)")
+    }
+}
+
+/// Which rules run.
+#[derive(Debug, Clone, Default)]
+pub struct CleanupRequest {
+    /// Rule names (`--rule`); empty: all. `soft-delete` names every built-in rule.
+    pub only: Vec<String>,
+}
+
+/// What a cleanup would do: per rule, in the order it runs.
+#[derive(Debug, Clone, Serialize)]
+pub struct CleanupPlan {
+    pub rules: Vec<PlannedRule>,
+}
+
+impl CleanupPlan {
+    /// Rows the plan deletes (each rule's matching rows less the held ones).
+    pub fn rows(&self) -> u64 {
+        self.rules.iter().map(|r| r.deletes()).sum()
+    }
+}
+
+/// One rule, counted.
+#[derive(Debug, Clone, Serialize)]
+pub struct PlannedRule {
+    pub rule: String,
+    pub table: String,
+    /// `configured` or `soft-delete`.
+    pub origin: &'static str,
+    /// `delete` or `archive`.
+    pub action: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub archive_to: Option<String>,
+    /// The rule's rows, as SQL.
+    pub condition: String,
+    /// Rows the rule selects now.
+    pub matching: u64,
+    /// Of those, rows a foreign key refuses to see deleted (a `RESTRICT` or `NO ACTION`
+    /// reference, directly or through a cascade): they stay.
+    pub held: u64,
+    /// How far past its rule the oldest row is, in seconds (rules with an age).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub oldest_overdue_seconds: Option<f64>,
+    /// What `ON DELETE CASCADE` deletes with them.
+    pub cascades: Vec<CascadeCount>,
+    /// Foreign keys whose columns the delete sets to NULL or to their default.
+    pub set_null: Vec<String>,
+    #[serde(skip)]
+    target: PurgeTarget,
+}
+
+impl PlannedRule {
+    /// Rows this rule deletes.
+    pub fn deletes(&self) -> u64 {
+        self.matching.saturating_sub(self.held)
+    }
+}
+
+/// Rows another table loses through a chain of cascades.
+#[derive(Debug, Clone, Serialize)]
+pub struct CascadeCount {
+    pub table: String,
+    /// The foreign keys followed, from the rule's table outwards.
+    pub through: Vec<String>,
+    pub rows: u64,
+}
+
+/// What a run did.
+#[derive(Debug, Clone, Serialize)]
+pub struct CleanupReport {
+    pub rules: Vec<RuleOutcome>,
+    pub deleted: u64,
+    pub millis: u64,
+    /// Stopped by an interrupt before the end: what is done stays done.
+    pub interrupted: bool,
+}
+
+/// One rule's run.
+#[derive(Debug, Clone, Serialize)]
+pub struct RuleOutcome {
+    pub rule: String,
+    pub table: String,
+    pub deleted: u64,
+    pub batches: u64,
+    /// Batches that met a lock or a new reference and were tried again, smaller.
+    pub conflicts: u64,
+    pub longest_batch_ms: u64,
+    /// Time spent waiting for lagging replicas.
+    pub paused_ms: u64,
+}
+
+/// What a run says as it goes.
+#[derive(Debug, Clone)]
+pub enum CleanupEvent {
+    Started {
+        rule: String,
+        table: String,
+        expected: u64,
+    },
+    Progress {
+        rule: String,
+        deleted: u64,
+    },
+    Finished(RuleOutcome),
+}
+
+/// The rules `settings` and `model` give: the configured ones, resolved, then the built-in
+/// soft-delete rule on every table with a soft-delete column.
+pub fn resolve_rules(
+    settings: &CleanupSettings,
+    model: &Model,
+) -> Result<Vec<RetentionRule>, CleanupError> {
+    let mut resolved = Vec::new();
+    for config in &settings.rules {
+        let table = find_table(model, &config.table).ok_or_else(|| CleanupError::UnknownTable {
+            rule: config.name.clone(),
+            table: config.table.clone(),
+        })?;
+        let mut rows = Vec::new();
+        if let Some((column, older_than)) = &config.older_than {
+            let found = model.tables[&table]
+                .columns
+                .iter()
+                .find(|c| &c.name == column)
+                .ok_or_else(|| CleanupError::UnknownColumn {
+                    rule: config.name.clone(),
+                    table: table.to_string(),
+                    column: column.clone(),
+                })?;
+            if !is_timestamp(&found.data_type) {
+                return Err(CleanupError::NotATimestamp {
+                    rule: config.name.clone(),
+                    table: table.to_string(),
+                    column: column.clone(),
+                    data_type: found.data_type.clone(),
+                });
+            }
+            rows.push(RowSelector::OlderThan {
+                column: column.clone(),
+                older_than: *older_than,
+            });
+        }
+        if let Some(predicate) = &config.predicate {
+            rows.push(RowSelector::Where(predicate.clone()));
+        }
+        let action = match &config.action {
+            ConfiguredAction::Delete => RuleAction::Delete,
+            ConfiguredAction::ArchiveTo(to) => {
+                let archive = find_table(model, to).ok_or_else(|| CleanupError::Archive {
+                    rule: config.name.clone(),
+                    archive: to.clone(),
+                    reason: format!(
+                        "the database does not have: create it with CREATE TABLE {} (LIKE {})",
+                        QualifiedName::parse(to).sql(),
+                        table.sql()
+                    ),
+                })?;
+                check_archive(model, &config.name, &table, &archive)?;
+                RuleAction::ArchiveTo(archive)
+            }
+        };
+        resolved.push(RetentionRule {
+            name: config.name.clone(),
+            table,
+            rows,
+            action,
+            origin: RuleOrigin::Configured,
+        });
+    }
+    if let Some(grace) = settings.soft_delete_grace {
+        resolved.extend(rules::soft_delete_rules(model, grace));
+    }
+    Ok(resolved)
+}
+
+/// An archive table takes a rule's rows as `INSERT ... SELECT *`: the same columns, in
+/// the same order, of the same types.
+fn check_archive(
+    model: &Model,
+    rule: &str,
+    table: &QualifiedName,
+    archive: &QualifiedName,
+) -> Result<(), CleanupError> {
+    let failed = |reason: String| CleanupError::Archive {
+        rule: rule.to_string(),
+        archive: archive.to_string(),
+        reason,
+    };
+    if archive == table {
+        return Err(failed("is the rule's own table".to_string()));
+    }
+    let columns = |name: &QualifiedName| -> Vec<(String, String)> {
+        model.tables[name]
+            .columns
+            .iter()
+            .filter(|c| c.generated.is_none())
+            .map(|c| (c.name.clone(), c.data_type.clone()))
+            .collect()
+    };
+    let (ours, theirs) = (columns(table), columns(archive));
+    if ours != theirs {
+        let first = ours
+            .iter()
+            .zip(theirs.iter().map(Some).chain(std::iter::repeat(None)))
+            .find(|(a, b)| Some(*a) != *b)
+            .map(|(a, _)| format!(" (first difference at column {})", a.0))
+            .unwrap_or_default();
+        return Err(failed(format!(
+            "does not have {table}'s columns in the same order and types{first}: create it with CREATE TABLE {} (LIKE {})",
+            archive.sql(),
+            table.sql()
+        )));
+    }
+    Ok(())
+}
+
+/// Counts what `rules` select now, and orders them to run: children before parents.
+/// Reads only.
+pub async fn plan(
+    client: &tokio_postgres::Client,
+    settings: &CleanupSettings,
+    request: &CleanupRequest,
+) -> Result<CleanupPlan, CleanupError> {
+    let standby: bool = client
+        .query_one("SELECT pg_is_in_recovery()", &[])
+        .await?
+        .get(0);
+    if standby {
+        return Err(CleanupError::Standby);
+    }
+    let model = tend_schema::introspect(client).await?;
+    let all = resolve_rules(settings, &model)?;
+    for name in &request.only {
+        if !all.iter().any(|r| &r.name == name) {
+            let mut known: Vec<&str> = all.iter().map(|r| r.name.as_str()).collect();
+            known.dedup();
+            return Err(CleanupError::UnknownRule {
+                name: name.clone(),
+                known: if known.is_empty() {
+                    "none (add [[retention]] entries to tend.toml)".to_string()
+                } else {
+                    known.join(", ")
+                },
+            });
+        }
+    }
+    let chosen: Vec<RetentionRule> = all
+        .into_iter()
+        .filter(|r| request.only.is_empty() || request.only.contains(&r.name))
+        .collect();
+    let graph = ReferenceGraph::of(&model);
+    let tables: BTreeSet<QualifiedName> = chosen.iter().map(|r| r.table.clone()).collect();
+    let mut planned = Vec::new();
+    for group in graph.delete_order(&tables) {
+        for table in group {
+            for rule in chosen.iter().filter(|r| r.table == table) {
+                planned.push(count_rule(client, &graph, rule).await?);
+            }
+        }
+    }
+    Ok(CleanupPlan { rules: planned })
+}
+
+async fn count_rule(
+    client: &tokio_postgres::Client,
+    graph: &ReferenceGraph,
+    rule: &RetentionRule,
+) -> Result<PlannedRule, CleanupError> {
+    let failed = |e: tokio_postgres::Error| CleanupError::Count {
+        rule: rule.name.clone(),
+        table: rule.table.to_string(),
+        message: tend_pg::error_text(&e),
+    };
+    let target = PurgeTarget {
+        table: rule.table.clone(),
+        condition: rule.condition_sql(),
+        held: held_sql(graph, &rule.table, &rule.table.sql()),
+        archive_to: match &rule.action {
+            RuleAction::ArchiveTo(to) => Some(to.clone()),
+            RuleAction::Delete => None,
+        },
+    };
+    let row = client
+        .query_one(&target.count_sql(), &[])
+        .await
+        .map_err(failed)?;
+    let matching: i64 = row.get(0);
+    let held: i64 = row.get(1);
+    let oldest_overdue_seconds = match rule.rows.first() {
+        Some(RowSelector::OlderThan { column, older_than }) if matching > 0 => {
+            let sql = format!(
+                "SELECT extract(epoch FROM now() - min({}))::float8 FROM {} WHERE ({})",
+                tend_schema::model::ident(column),
+                rule.table.sql(),
+                rule.condition_sql()
+            );
+            let age: Option<f64> = client.query_one(&sql, &[]).await.map_err(failed)?.get(0);
+            age.map(|a| (a - older_than.as_secs_f64()).max(0.0))
+        }
+        _ => None,
+    };
+    let mut cascades = Vec::new();
+    if matching > held {
+        for path in cascade_paths(graph, &rule.table, CASCADE_DEPTH) {
+            let rows: i64 = client
+                .query_one(&path.count_sql(&rule.table, &target.doomed_sql()), &[])
+                .await
+                .map_err(failed)?
+                .get(0);
+            if rows > 0 {
+                cascades.push(CascadeCount {
+                    table: path.table().to_string(),
+                    through: path.links.iter().map(link_name).collect(),
+                    rows: rows as u64,
+                });
+            }
+        }
+    }
+    let set_null = graph
+        .delete_reaches(&rule.table)
+        .updates
+        .iter()
+        .map(link_name)
+        .collect();
+    Ok(PlannedRule {
+        rule: rule.name.clone(),
+        table: rule.table.to_string(),
+        origin: match rule.origin {
+            RuleOrigin::Configured => "configured",
+            RuleOrigin::SoftDelete => "soft-delete",
+        },
+        action: match rule.action {
+            RuleAction::Delete => "delete",
+            RuleAction::ArchiveTo(_) => "archive",
+        },
+        archive_to: target.archive_to.as_ref().map(|t| t.to_string()),
+        condition: target.condition.clone(),
+        matching: matching as u64,
+        held: held as u64,
+        oldest_overdue_seconds,
+        cascades,
+        set_null,
+        target,
+    })
+}
+
+/// `child(columns) -> parent`, as people read a foreign key.
+fn link_name(link: &tend_lifecycle::Link) -> String {
+    format!(
+        "{}({}) -> {}",
+        link.child,
+        link.child_columns.join(", "),
+        link.parent
+    )
+}
+
+/// Purges what `plan` counted, rule by rule in its order, until each rule's rows are gone
+/// (but for held ones) or `cancel` fires between batches.
+pub async fn run(
+    client: &tokio_postgres::Client,
+    settings: &CleanupSettings,
+    plan: &CleanupPlan,
+    cancel: &CancellationToken,
+    on_event: &(dyn Fn(CleanupEvent) + Sync),
+) -> Result<CleanupReport, CleanupError> {
+    let started = Instant::now();
+    let options = PurgeOptions {
+        max_replica_lag: Some(settings.max_replica_lag),
+    };
+    let stop = || cancel.is_cancelled();
+    let mut report = CleanupReport {
+        rules: Vec::new(),
+        deleted: 0,
+        millis: 0,
+        interrupted: false,
+    };
+    for rule in &plan.rules {
+        if cancel.is_cancelled() {
+            break;
+        }
+        on_event(CleanupEvent::Started {
+            rule: rule.rule.clone(),
+            table: rule.table.clone(),
+            expected: rule.deletes(),
+        });
+        let mut sizer = BatchSizer::new(settings.batch_budget, settings.max_batch);
+        let progress = |so_far: &PurgeOutcome| {
+            on_event(CleanupEvent::Progress {
+                rule: rule.rule.clone(),
+                deleted: so_far.deleted,
+            })
+        };
+        let outcome =
+            tend_lifecycle::purge(client, &rule.target, &mut sizer, &options, &stop, &progress)
+                .await
+                .map_err(|source| CleanupError::Purge {
+                    rule: rule.rule.clone(),
+                    source,
+                    deleted_before: report.deleted,
+                })?;
+        let outcome = RuleOutcome {
+            rule: rule.rule.clone(),
+            table: rule.table.clone(),
+            deleted: outcome.deleted,
+            batches: outcome.batches,
+            conflicts: outcome.conflicts,
+            longest_batch_ms: millis(outcome.longest),
+            paused_ms: millis(outcome.paused),
+        };
+        report.deleted += outcome.deleted;
+        on_event(CleanupEvent::Finished(outcome.clone()));
+        report.rules.push(outcome);
+    }
+    report.interrupted = cancel.is_cancelled();
+    report.millis = millis(started.elapsed());
+    Ok(report)
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}

@@ -1,0 +1,251 @@
+//! `tend cleanup`: the `[[retention]]` rules and the built-in soft-delete rule. It counts
+//! first (rows per rule, what foreign keys hold back, what cascades take with them), shows
+//! that, asks, then purges in batches, children before parents. `--dry-run` stops after
+//! the counts; an interrupt stops between batches, with every finished batch kept.
+
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+use tend_core::cleanup::{
+    self, CleanupError, CleanupEvent, CleanupPlan, CleanupRequest, PlannedRule,
+};
+
+use crate::command_error::{CommandError, ErrorKind, exit};
+use crate::context::{Context, block_on};
+use crate::output::count;
+
+#[derive(Debug, Args)]
+pub struct CleanupArgs {
+    /// Count what each rule would delete, and delete nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Run only this rule (repeatable); `soft-delete` is the built-in rule on every table
+    /// with a `deleted_at`/`deletedAt` column.
+    #[arg(long = "rule", value_name = "NAME")]
+    pub rules: Vec<String>,
+}
+
+pub fn run(args: CleanupArgs, ctx: &Context) -> Result<i32, CommandError> {
+    let settings = &ctx.settings.cleanup;
+    let target = ctx.target()?;
+    let session = ctx.connect(&target.info)?;
+    let request = CleanupRequest { only: args.rules };
+    let plan = block_on(cleanup::plan(&session, settings, &request)).map_err(cleanup_error)?;
+    if args.dry_run {
+        ctx.out.json_value(&plan);
+    }
+    show_plan(ctx, &plan);
+    if args.dry_run {
+        if plan.rows() > 0 {
+            ctx.out
+                .line("Nothing was deleted (--dry-run); run without it to purge.");
+        }
+        return Ok(exit::OK);
+    }
+    if plan.rows() == 0 {
+        ctx.out.json_value(&tend_core::cleanup::CleanupReport {
+            rules: Vec::new(),
+            deleted: 0,
+            millis: 0,
+            interrupted: false,
+        });
+        return Ok(exit::OK);
+    }
+    let tables: std::collections::BTreeSet<&str> = plan
+        .rules
+        .iter()
+        .filter(|r| r.deletes() > 0)
+        .map(|r| r.table.as_str())
+        .collect();
+    ctx.out.confirm(
+        &format!(
+            "Delete {} from {}?",
+            count(plan.rows() as usize, "row", "rows"),
+            count(tables.len(), "table", "tables")
+        ),
+        ctx.yes,
+    )?;
+    let cancel = super::migrate::interrupt_token();
+    let bar = if ctx.out.quiet || ctx.out.json {
+        ProgressBar::hidden()
+    } else {
+        let bar = ProgressBar::new(0);
+        bar.set_style(
+            ProgressStyle::with_template("{prefix:>40} {bar:30} {pos}/{len} rows {per_sec}")
+                .expect("a valid template"),
+        );
+        bar
+    };
+    let events = |event: CleanupEvent| match event {
+        CleanupEvent::Started {
+            rule,
+            table,
+            expected,
+        } => {
+            bar.reset();
+            bar.set_length(expected);
+            bar.set_prefix(format!("{rule} on {table}"));
+        }
+        CleanupEvent::Progress { deleted, .. } => bar.set_position(deleted),
+        CleanupEvent::Finished(outcome) => {
+            bar.suspend(|| {
+                ctx.out.step(format!(
+                    "{} on {}: deleted {} in {} (longest {} ms{}{})",
+                    outcome.rule,
+                    outcome.table,
+                    count(outcome.deleted as usize, "row", "rows"),
+                    count(outcome.batches as usize, "batch", "batches"),
+                    outcome.longest_batch_ms,
+                    if outcome.conflicts > 0 {
+                        format!(", {} retried smaller", outcome.conflicts)
+                    } else {
+                        String::new()
+                    },
+                    if outcome.paused_ms > 0 {
+                        format!(
+                            ", {:.1} s waiting for replicas",
+                            outcome.paused_ms as f64 / 1e3
+                        )
+                    } else {
+                        String::new()
+                    },
+                ))
+            });
+        }
+    };
+    let report = block_on(cleanup::run(&session, settings, &plan, &cancel, &events));
+    bar.finish_and_clear();
+    let report = report.map_err(cleanup_error)?;
+    ctx.out.json_value(&report);
+    ctx.out.line(format!(
+        "Deleted {} in {:.1} s.",
+        count(report.deleted as usize, "row", "rows"),
+        report.millis as f64 / 1e3
+    ));
+    if report.interrupted {
+        return Err(CommandError::new(
+            ErrorKind::Interrupted,
+            format!(
+                "cleanup was interrupted after {}; every finished batch is kept, and tend cleanup carries on where it stopped",
+                count(report.deleted as usize, "row", "rows")
+            ),
+        ));
+    }
+    Ok(exit::OK)
+}
+
+/// The counts, rule by rule in the order they run.
+fn show_plan(ctx: &Context, plan: &CleanupPlan) {
+    if plan.rules.is_empty() {
+        ctx.out.line(
+            "No retention rules: add [[retention]] entries to tend.toml (no table has a deleted_at or deletedAt column for the built-in soft-delete rule).",
+        );
+        return;
+    }
+    let width = plan
+        .rules
+        .iter()
+        .map(|r| r.rule.len() + r.table.len() + 4)
+        .max()
+        .unwrap_or(0);
+    for rule in &plan.rules {
+        ctx.out.line(format!(
+            "{:<width$}  {:>10} {}{}",
+            format!("{} on {}", rule.rule, rule.table),
+            thousands(rule.deletes()),
+            match rule.archive_to.as_deref() {
+                Some(to) => format!("to archive in {to}"),
+                None => "to delete".to_string(),
+            },
+            held_and_age(rule),
+        ));
+        let shown = if ctx.out.verbose {
+            rule.cascades.len()
+        } else {
+            rule.cascades.len().min(3)
+        };
+        for cascade in &rule.cascades[..shown] {
+            ctx.out.line(format!(
+                "{:<width$}  {:>10} with them (ON DELETE CASCADE: {})",
+                format!("  + {}", cascade.table),
+                thousands(cascade.rows),
+                cascade.through.join(", then ")
+            ));
+        }
+        if shown < rule.cascades.len() {
+            ctx.out.line(format!(
+                "  + {} more tables through ON DELETE CASCADE (--verbose lists them)",
+                rule.cascades.len() - shown
+            ));
+        }
+        if ctx.out.verbose {
+            ctx.out.line(format!("    rows: {}", rule.condition));
+            for link in &rule.set_null {
+                ctx.out.line(format!("    sets to NULL or default: {link}"));
+            }
+        }
+    }
+    ctx.out.line(format!(
+        "{} {} to delete in all.",
+        thousands(plan.rows()),
+        if plan.rows() == 1 { "row" } else { "rows" }
+    ));
+}
+
+fn held_and_age(rule: &PlannedRule) -> String {
+    let mut parts = Vec::new();
+    if rule.held > 0 {
+        parts.push(format!(
+            "{} kept: still referenced by a RESTRICT or NO ACTION foreign key",
+            thousands(rule.held)
+        ));
+    }
+    if let Some(age) = rule.oldest_overdue_seconds
+        && rule.deletes() > 0
+    {
+        parts.push(format!("oldest {} past its rule", human_age(age)));
+    }
+    if parts.is_empty() {
+        String::new()
+    } else {
+        format!("  ({})", parts.join("; "))
+    }
+}
+
+fn human_age(seconds: f64) -> String {
+    match seconds {
+        s if s < 120.0 => format!("{s:.0} s"),
+        s if s < 7200.0 => format!("{:.0} min", s / 60.0),
+        s if s < 172_800.0 => format!("{:.0} h", s / 3600.0),
+        s => format!("{:.0} days", s / 86400.0),
+    }
+}
+
+/// 12345 as `12,345`.
+fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+fn cleanup_error(err: CleanupError) -> CommandError {
+    match err {
+        CleanupError::Database(e) => e.into(),
+        err @ (CleanupError::UnknownTable { .. }
+        | CleanupError::UnknownColumn { .. }
+        | CleanupError::NotATimestamp { .. }
+        | CleanupError::Archive { .. }
+        | CleanupError::UnknownRule { .. }) => {
+            CommandError::new(ErrorKind::Config, err.to_string())
+        }
+        err @ CleanupError::Count { .. } => CommandError::new(ErrorKind::Config, err.to_string())
+            .with_hint("check the rule's `where` in tend.toml: it is SQL over the table's columns"),
+        err @ CleanupError::Purge { .. } => CommandError::failure(err.to_string()),
+        err => CommandError::failure(err.to_string()),
+    }
+}

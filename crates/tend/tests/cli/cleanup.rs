@@ -1,0 +1,357 @@
+//! `tend cleanup` against the example SaaS schema with its generated data, in a database
+//! owned by an application role without superuser: the dry run counts and changes nothing
+//! (every table's checksum), the run purges children before parents and leaves what a
+//! foreign key holds, a kill -9 in the middle and a second run end where an uninterrupted
+//! run does, and mistakes in the rules are one sentence.
+
+use std::time::{Duration, Instant};
+
+use tend_testkit::{TestDb, TestProject, TestServer, query_column};
+
+use crate::run;
+
+const RULES: &str = r#"
+[[retention]]
+name = "expired-sessions"
+table = "sessions"
+column = "expires_at"
+older_than = "1d"
+
+[[retention]]
+name = "finished-jobs"
+table = "background_jobs"
+where = "status IN ('succeeded', 'dead')"
+column = "finished_at"
+older_than = "7d"
+
+[[retention]]
+name = "old-audit"
+table = "audit_log"
+column = "created_at"
+older_than = "365d"
+action = "archive"
+archive_to = "audit_log_archive"
+"#;
+
+/// The example's schema and seed in a database owned by `owner` (no superuser), with an
+/// archive table for the audit log. `None` off the test kit's own cluster.
+fn saas_database(owner: &str) -> Option<(TestDb, tend_pg::ConnInfo)> {
+    let db = TestDb::create();
+    let app = TestServer::get().password_user(owner, "cleanup-app-pw", &db.name)?;
+    db.execute(&format!("ALTER DATABASE {} OWNER TO {owner}", db.name));
+    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/saas");
+    let schema = std::fs::read_to_string(format!("{example}/schema/schema.sql")).unwrap();
+    let seed = std::fs::read_to_string(format!("{example}/seed/generate.sql")).unwrap();
+    query_column(&app, &schema);
+    query_column(&app, &format!("BEGIN; {seed}; COMMIT"));
+    query_column(
+        &app,
+        "CREATE TABLE audit_log_archive (LIKE audit_log); SELECT 1",
+    );
+    Some((db, app))
+}
+
+/// Every table's rows, hashed: equal only when no row of any table changed.
+fn checksum(info: &tend_pg::ConnInfo) -> Vec<String> {
+    let tables = query_column(
+        info,
+        "SELECT format('%I.%I', schemaname, relname) FROM pg_stat_user_tables ORDER BY 1",
+    );
+    tables
+        .into_iter()
+        .map(|t| {
+            let t = t.unwrap();
+            let hash = query_column(
+                info,
+                &format!(
+                    "SELECT count(*) || ' ' || md5(coalesce(string_agg(r::text, ',' ORDER BY r::text), '')) FROM {t} r"
+                ),
+            );
+            format!("{t} {}", hash[0].clone().unwrap())
+        })
+        .collect()
+}
+
+fn count(info: &tend_pg::ConnInfo, sql: &str) -> i64 {
+    query_column(info, sql)[0].clone().unwrap().parse().unwrap()
+}
+
+fn cleanup(project: &TestProject, url: &str, args: &[&str]) -> (i32, String, String) {
+    let mut all = vec!["cleanup"];
+    all.extend_from_slice(args);
+    run(project.tend().env("DATABASE_URL", url).args(&all))
+}
+
+#[test]
+fn the_dry_run_counts_and_changes_nothing_then_the_run_purges_children_first() {
+    let Some((_db, app)) = saas_database("tend_cleanup_app") else {
+        return;
+    };
+    let url = app.to_secret_string();
+    let project = TestProject::new();
+    project.write("tend.toml", RULES);
+    let before = checksum(&app);
+    let soft_deleted_tasks = count(
+        &app,
+        "SELECT count(*) FROM tasks WHERE deleted_at < now() - interval '30 days'",
+    );
+    assert!(soft_deleted_tasks > 100, "{soft_deleted_tasks}");
+
+    let (code, out, err) = cleanup(&project, &url, &["--dry-run", "--json"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(!err.contains("cleanup-app-pw") && !out.contains("cleanup-app-pw"));
+    let plan: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let rules = plan["rules"].as_array().unwrap();
+    let position = |rule: &str, table: &str| {
+        rules
+            .iter()
+            .position(|r| r["rule"] == rule && r["table"] == table)
+            .unwrap_or_else(|| panic!("no {rule} on {table}: {out}"))
+    };
+    // Children before parents: tasks reference requests, requests agencies, and all of
+    // them users.
+    let tasks = position("soft-delete", "public.tasks");
+    let requests = position("soft-delete", "public.requests");
+    let agencies = position("soft-delete", "public.agencies");
+    let users = position("soft-delete", "public.users");
+    assert!(
+        tasks < requests && requests < agencies && agencies < users,
+        "{out}"
+    );
+    assert_eq!(rules[tasks]["matching"], soft_deleted_tasks);
+    assert_eq!(rules[tasks]["held"], 0);
+    // Deleting agencies cascades into their requests (and on into tasks): counted.
+    let cascades = rules[agencies]["cascades"].as_array().unwrap();
+    assert!(
+        cascades
+            .iter()
+            .any(|c| c["table"] == "public.requests" && c["rows"].as_u64().unwrap() > 0),
+        "{out}"
+    );
+    let audit = position("old-audit", "public.audit_log");
+    assert_eq!(rules[audit]["action"], "archive");
+    assert_eq!(
+        rules[audit]["matching"],
+        count(&app, "SELECT count(*) FROM audit_log")
+    );
+    position("expired-sessions", "public.sessions");
+    position("finished-jobs", "public.background_jobs");
+    // The human dry run, and nothing changed.
+    let (code, out, err) = cleanup(&project, &url, &["--dry-run"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("soft-delete on public.tasks"), "{out}");
+    assert!(out.contains("Nothing was deleted"), "{out}");
+    assert_eq!(checksum(&app), before);
+
+    // No terminal and no --yes: refused, nothing deleted.
+    let (code, out, err) = cleanup(&project, &url, &[]);
+    assert_ne!(code, 0, "{out}{err}");
+    assert!(err.contains("--yes"), "{err}");
+    assert_eq!(checksum(&app), before);
+
+    let archived = count(&app, "SELECT count(*) FROM audit_log");
+    let (code, out, err) = cleanup(&project, &url, &["--yes"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("Deleted"), "{out}");
+    for table in [
+        "tasks",
+        "requests",
+        "agencies",
+        "users",
+        "analytics_connections",
+    ] {
+        assert_eq!(
+            count(
+                &app,
+                &format!(
+                    "SELECT count(*) FROM {table} WHERE deleted_at < now() - interval '30 days'"
+                )
+            ),
+            0,
+            "{table}"
+        );
+    }
+    assert_eq!(
+        count(
+            &app,
+            "SELECT count(*) FROM sessions WHERE expires_at < now() - interval '1 day'"
+        ),
+        0
+    );
+    assert_eq!(
+        count(
+            &app,
+            "SELECT count(*) FROM background_jobs WHERE status IN ('succeeded', 'dead') AND finished_at < now() - interval '7 days'"
+        ),
+        0
+    );
+    assert!(
+        count(&app, "SELECT count(*) FROM background_jobs") > 0,
+        "jobs the rule does not select stay"
+    );
+    assert_eq!(count(&app, "SELECT count(*) FROM audit_log"), 0);
+    assert_eq!(
+        count(&app, "SELECT count(*) FROM audit_log_archive"),
+        archived
+    );
+    // Nothing is left to do.
+    let (code, out, err) = cleanup(&project, &url, &["--dry-run", "--json"]);
+    assert_eq!(code, 0, "{out}{err}");
+    let plan: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert!(
+        plan["rules"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["matching"] == 0),
+        "{out}"
+    );
+}
+
+#[test]
+fn a_cleanup_killed_midway_then_run_again_ends_where_an_uninterrupted_one_does() {
+    let Some((whole, app)) = saas_database("tend_cleanup_kill") else {
+        return;
+    };
+    // A second copy of the same data.
+    let server = TestServer::get();
+    let copy = TestDb::create();
+    query_column(
+        &server.admin,
+        &format!("DROP DATABASE {} WITH (FORCE)", copy.name),
+    );
+    query_column(
+        &server.admin,
+        &format!(
+            "CREATE DATABASE {} TEMPLATE {} OWNER tend_cleanup_kill",
+            copy.name, whole.name
+        ),
+    );
+    let copy_app = app.with_dbname(&copy.name);
+    let project = TestProject::new();
+    project.write("tend.toml", RULES);
+
+    let (code, out, err) = cleanup(&project, &app.to_secret_string(), &["--yes"]);
+    assert_eq!(code, 0, "{out}{err}");
+    let expected = checksum(&app);
+
+    // Small batches, so the run is still going when it is killed.
+    let before = count(&copy_app, "SELECT count(*) FROM tasks");
+    let mut child = project
+        .tend_process()
+        .env("DATABASE_URL", copy_app.to_secret_string())
+        .env("TEND_CLEANUP_MAX_BATCH", "5")
+        .args(["cleanup", "--yes"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    while count(&copy_app, "SELECT count(*) FROM tasks") == before {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the cleanup deleted nothing in 60 s"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.kill().unwrap();
+    let status = child.wait().unwrap();
+    assert!(!status.success(), "it finished before the kill: {status:?}");
+    assert_ne!(checksum(&copy_app), expected, "killed before the end");
+
+    let (code, out, err) = cleanup(&project, &copy_app.to_secret_string(), &["--yes"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(checksum(&copy_app), expected);
+}
+
+#[test]
+fn rows_a_restrict_key_references_stay_and_are_named() {
+    let db = TestDb::create();
+    db.execute(
+        "CREATE TABLE customers (id int PRIMARY KEY, deleted_at timestamptz);
+         CREATE TABLE orders (id int PRIMARY KEY, customer_id int REFERENCES customers ON DELETE RESTRICT);
+         INSERT INTO customers SELECT g, now() - interval '90 days' FROM generate_series(1, 100) g;
+         INSERT INTO orders SELECT g, g FROM generate_series(1, 7) g;",
+    );
+    let project = TestProject::new();
+    let (code, out, err) = cleanup(&project, &db.url(), &["--dry-run"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("93 to delete"), "{out}");
+    assert!(out.contains("7 kept"), "{out}");
+    let (code, out, err) = cleanup(&project, &db.url(), &["--yes", "--rule", "soft-delete"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(
+        db.query_column("SELECT count(*) FROM customers")[0].as_deref(),
+        Some("7")
+    );
+    // The grace period from the variable these teams already set, in days.
+    db.execute("UPDATE customers SET deleted_at = now() - interval '10 days'; DELETE FROM orders");
+    let (code, out, err) = run(project
+        .tend()
+        .env("DATABASE_URL", db.url())
+        .env("SOFT_DELETE_GRACE_PERIOD_DAYS", "14")
+        .args(["cleanup", "--dry-run", "--json"]));
+    assert_eq!(code, 0, "{out}{err}");
+    let plan: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(plan["rules"][0]["matching"], 0, "{out}");
+}
+
+#[test]
+fn mistakes_in_rules_are_one_sentence_and_delete_nothing() {
+    let db = TestDb::create();
+    db.execute(
+        "CREATE TABLE jobs (id int PRIMARY KEY, finished_at timestamptz, label text);
+         INSERT INTO jobs SELECT g, now() - interval '30 days', 'x' FROM generate_series(1, 10) g;",
+    );
+    let project = TestProject::new();
+    let cases: [(&str, i32, &str); 6] = [
+        (
+            "[[retention]]\ntable = \"jobz\"\ncolumn = \"finished_at\"\nolder_than = \"1d\"",
+            3,
+            "names the table `jobz`",
+        ),
+        (
+            "[[retention]]\ntable = \"jobs\"\ncolumn = \"finishd_at\"\nolder_than = \"1d\"",
+            3,
+            "no column `finishd_at`",
+        ),
+        (
+            "[[retention]]\ntable = \"jobs\"\ncolumn = \"label\"\nolder_than = \"1d\"",
+            3,
+            "not a timestamp",
+        ),
+        (
+            "[[retention]]\ntable = \"jobs\"\nwhere = \"finishd_at < now()\"",
+            3,
+            "finishd_at",
+        ),
+        (
+            "[[retention]]\ntable = \"jobs\"\nwhere = \"true\"\narchive_to = \"jobs_archive\"",
+            3,
+            "CREATE TABLE public.jobs_archive (LIKE public.jobs)",
+        ),
+        (
+            "[[retention]]\ntable = \"jobs\"\ncolumn = \"finished_at\"\nolder_than = \"often\"",
+            3,
+            "[[retention]] entry 1",
+        ),
+    ];
+    for (rules, expected_code, expected) in cases {
+        project.write("tend.toml", rules);
+        let (code, out, err) = cleanup(&project, &db.url(), &["--yes"]);
+        assert_eq!(code, expected_code, "{rules}: {out}{err}");
+        assert!(err.contains(expected), "{rules}: {err}");
+        assert!(!err.contains("panicked"), "{err}");
+    }
+    project.write(
+        "tend.toml",
+        "[[retention]]\ntable = \"jobs\"\ncolumn = \"finished_at\"\nolder_than = \"1d\"",
+    );
+    let (code, out, err) = cleanup(&project, &db.url(), &["--yes", "--rule", "nope"]);
+    assert_eq!(code, 3, "{out}{err}");
+    assert!(err.contains("the rules are: jobs"), "{err}");
+    assert_eq!(
+        db.query_column("SELECT count(*) FROM jobs")[0].as_deref(),
+        Some("10")
+    );
+}
