@@ -114,6 +114,9 @@ pub async fn run_and_record(
         {
             check_spool(&session, spool, &options, &mut report).await;
         }
+        if options.selects(&CLEANUP_BACKLOG) {
+            check_backlog(&session, &settings.cleanup, &options, &mut report).await;
+        }
         report
     };
     report
@@ -155,6 +158,92 @@ pub static WAL_SPOOLED: Check = Check {
     extension: None,
     reads_sessions: false,
 };
+
+/// Rows past their retention rule that `tend cleanup` has not purged yet: a cleanup that
+/// falls behind, fails, or was never scheduled (GitLab's loose foreign keys fell behind
+/// for weeks unseen). The value is how long ago the oldest of them passed its rule.
+pub static CLEANUP_BACKLOG: Check = Check {
+    id: "cleanup.backlog",
+    category: tend_ops::Category::Tables,
+    title: "Rows past their retention rule, not purged yet",
+    rule: tend_ops::Rule::AtLeast,
+    unit: tend_ops::Unit::Seconds,
+    warning: Some(86_400.0),
+    critical: Some(604_800.0),
+    sql: "",
+    finding: "{detail}",
+    remedy: "Run `tend cleanup` (see `tend cleanup --dry-run`), or schedule it: a `[[schedule]]` entry with task = \"cleanup\" under `tend serve`.",
+    min_major: 0,
+    extension: None,
+    reads_sessions: false,
+};
+
+/// The checks the core runs beside the catalog's SQL, by id.
+pub fn core_check(id: &str) -> Option<&'static Check> {
+    [&WAL_SPOOLED, &CLEANUP_BACKLOG]
+        .into_iter()
+        .find(|c| c.id == id)
+}
+
+async fn check_backlog(
+    session: &tend_pg::Session,
+    settings: &crate::settings::CleanupSettings,
+    options: &RunOptions,
+    report: &mut tend_ops::Report,
+) {
+    let started = std::time::Instant::now();
+    let mut result = CheckResult {
+        id: CLEANUP_BACKLOG.id,
+        category: CLEANUP_BACKLOG.category,
+        severity: Severity::Ok,
+        findings: 0,
+        millis: 0,
+        note: None,
+        unknown: None,
+    };
+    match crate::cleanup::backlog(session, settings).await {
+        Err(e) => {
+            result.severity = Severity::Unknown;
+            result.note = Some(e.to_string());
+        }
+        Ok(backlog) => {
+            let thresholds = options.thresholds(&CLEANUP_BACKLOG);
+            for rule in backlog.iter().filter(|b| b.rows > 0) {
+                // A rule without an age (only `where`) has rows due at once: worth
+                // knowing, not a warning.
+                let severity = match rule.oldest_overdue_seconds {
+                    None => Severity::Info,
+                    Some(age) if thresholds.critical.is_some_and(|c| age >= c) => {
+                        Severity::Critical
+                    }
+                    Some(age) if thresholds.warning.is_some_and(|w| age >= w) => Severity::Warning,
+                    Some(_) => Severity::Info,
+                };
+                result.severity = result.severity.max(severity);
+                result.findings += 1;
+                report.findings.push(Finding {
+                    check: CLEANUP_BACKLOG.id,
+                    category: CLEANUP_BACKLOG.category,
+                    severity,
+                    subject: format!("{} ({})", rule.table, rule.rule),
+                    value: rule.oldest_overdue_seconds,
+                    message: match rule.oldest_overdue_seconds {
+                        Some(age) => format!(
+                            "{} rows past rule `{}`, the oldest {:.1} days past it",
+                            rule.rows,
+                            rule.rule,
+                            age / 86_400.0
+                        ),
+                        None => format!("{} rows match rule `{}`", rule.rows, rule.rule),
+                    },
+                    remedy: CLEANUP_BACKLOG.remedy.to_string(),
+                });
+            }
+        }
+    }
+    result.millis = started.elapsed().as_millis() as u64;
+    report.results.push(result);
+}
 
 async fn check_spool(
     session: &tend_pg::Session,

@@ -27,6 +27,8 @@ pub enum Task {
     Vacuum,
     /// `tend optimize --dry-run`: the plan, recorded, nothing changed.
     OptimizeDryRun,
+    /// `tend cleanup --yes`: the retention rules and the soft-delete purge.
+    Cleanup,
     /// `sql:FILE`: one SQL file run in one transaction (relative to the project).
     Sql { file: PathBuf },
 }
@@ -42,6 +44,7 @@ pub const TASKS: &[&str] = &[
     "check",
     "vacuum",
     "optimize --dry-run",
+    "cleanup",
     "sql:FILE",
 ];
 
@@ -64,6 +67,7 @@ impl Task {
             ["check"] => Task::Check,
             ["vacuum"] | ["vacuum", "--analyze"] => Task::Vacuum,
             ["optimize", "--dry-run"] => Task::OptimizeDryRun,
+            ["cleanup"] | ["cleanup", "--yes"] => Task::Cleanup,
             [one] if one.starts_with("sql:") && one.len() > 4 => Task::Sql {
                 file: PathBuf::from(&one[4..]),
             },
@@ -98,6 +102,7 @@ impl fmt::Display for Task {
             Task::Check => f.write_str("check"),
             Task::Vacuum => f.write_str("vacuum"),
             Task::OptimizeDryRun => f.write_str("optimize --dry-run"),
+            Task::Cleanup => f.write_str("cleanup"),
             Task::Sql { file } => write!(f, "sql:{}", file.display()),
         }
     }

@@ -205,6 +205,7 @@ async fn metrics(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Respo
         .ok()
         .and_then(Result::ok);
     let spool = shared.tasks.settings.pitr.spool.as_ref();
+    crate::metrics::refresh_backlog(&shared.tasks.database, &shared.tasks.settings.cleanup);
     let read = crate::metrics::scrape(session.as_deref().map(|s| &s.client), role, spool);
     let text = match tokio::time::timeout(Duration::from_secs(10), read).await {
         Ok(text) => text,

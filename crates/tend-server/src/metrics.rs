@@ -76,6 +76,7 @@ pub async fn scrape(
             failed += part(registry, client).await;
         }
         failed += wal(registry, client, spool).await;
+        failed += backlog(registry);
     } else {
         up.get_or_create(&labels(&[])).set(0.0);
     }
@@ -541,6 +542,97 @@ fn checks<'a>(
         }
         failed(&rows) + failed(&last)
     })
+}
+
+/// The newest count of the retention rules' backlog, and when it was read.
+struct BacklogReading {
+    read_at: std::time::Instant,
+    unix: f64,
+    rules: Result<Vec<tend_core::cleanup::Backlog>, String>,
+}
+
+/// How long a backlog count is reused. Counting reads the schema and every rule's rows,
+/// which may take longer than a scrape may, so it runs beside the scrapes, at most this
+/// often, and a scrape shows the newest count.
+const BACKLOG_FOR: std::time::Duration = std::time::Duration::from_secs(300);
+
+static BACKLOG: std::sync::Mutex<Option<BacklogReading>> = std::sync::Mutex::new(None);
+static BACKLOG_COUNTING: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Starts a count of the backlog in the background when the newest is older than
+/// [`BACKLOG_FOR`] (or there is none) and no count is running.
+pub fn refresh_backlog(
+    database: &tend_pg::Database,
+    settings: &tend_core::settings::CleanupSettings,
+) {
+    use std::sync::atomic::Ordering;
+    let fresh = BACKLOG
+        .lock()
+        .expect("the backlog lock is never poisoned")
+        .as_ref()
+        .is_some_and(|r| r.read_at.elapsed() < BACKLOG_FOR);
+    if fresh || BACKLOG_COUNTING.swap(true, Ordering::SeqCst) {
+        return;
+    }
+    let database = database.clone();
+    let settings = settings.clone();
+    tokio::spawn(async move {
+        let rules = match database.session().await {
+            Ok(session) => tend_core::cleanup::backlog(&session, &settings)
+                .await
+                .map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        };
+        let unix = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs_f64())
+            .unwrap_or(0.0);
+        *BACKLOG.lock().expect("the backlog lock is never poisoned") = Some(BacklogReading {
+            read_at: std::time::Instant::now(),
+            unix,
+            rules,
+        });
+        BACKLOG_COUNTING.store(false, Ordering::SeqCst);
+    });
+}
+
+/// The retention backlog from the newest count; 1 error when that count failed.
+fn backlog(registry: &mut Registry) -> f64 {
+    let reading = BACKLOG.lock().expect("the backlog lock is never poisoned");
+    let Some(reading) = reading.as_ref() else {
+        return 0.0;
+    };
+    let Ok(rules) = &reading.rules else {
+        return 1.0;
+    };
+    family(
+        registry,
+        "retention_backlog_read",
+        "When the retention backlog below was counted (it is counted at most every 5 minutes)",
+        Some(Unit::Seconds),
+    )
+    .get_or_create(&labels(&[]))
+    .set(reading.unix);
+    let rows = family(
+        registry,
+        "retention_backlog_rows",
+        "Rows past their retention rule that tend cleanup would delete now",
+        None,
+    );
+    let overdue = family(
+        registry,
+        "retention_backlog_oldest_overdue",
+        "How long ago the oldest row of the backlog passed its rule (rules with an age)",
+        Some(Unit::Seconds),
+    );
+    for rule in rules {
+        let names = labels(&[("rule", &rule.rule), ("table", &rule.table)]);
+        rows.get_or_create(&names).set(rule.rows as f64);
+        if let Some(age) = rule.oldest_overdue_seconds {
+            overdue.get_or_create(&names).set(age);
+        }
+    }
+    0.0
 }
 
 /// Sizes on disk: the database's and its 20 biggest tables'.

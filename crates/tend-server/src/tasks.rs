@@ -252,6 +252,35 @@ async fn run_inner(
                 report: report(&plan.steps),
             })
         }
+        Task::Cleanup => {
+            let session = ctx.database.session().await.map_err(|e| e.to_string())?;
+            let plan = tend_core::cleanup::plan(
+                &session,
+                &settings.cleanup,
+                &tend_core::cleanup::CleanupRequest::default(),
+            )
+            .await
+            .map_err(|e| e.to_string())?;
+            let done =
+                tend_core::cleanup::run(&session, &settings.cleanup, &plan, &cancel, &|_| {})
+                    .await
+                    .map_err(|e| e.to_string())?;
+            if done.interrupted {
+                return Err(format!(
+                    "stopped after {} rows; every finished batch is kept and the next run carries on",
+                    done.deleted
+                ));
+            }
+            Ok(Done {
+                summary: format!(
+                    "deleted {} rows by {} rules in {:.1} s",
+                    done.deleted,
+                    done.rules.len(),
+                    done.millis as f64 / 1e3
+                ),
+                report: report(&done),
+            })
+        }
         Task::Sql { file } => {
             let sql = tokio::fs::read_to_string(file)
                 .await

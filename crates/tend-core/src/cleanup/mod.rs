@@ -342,18 +342,21 @@ pub async fn plan(
     for group in graph.delete_order(&tables) {
         for table in group {
             for rule in chosen.iter().filter(|r| r.table == table) {
-                planned.push(count_rule(client, &graph, rule).await?);
+                planned.push(count_rule(client, &graph, rule, true).await?);
             }
         }
     }
     Ok(CleanupPlan { rules: planned })
 }
 
+/// Counts one rule's rows (and with `cascades`, what its deletes cascade into).
 async fn count_rule(
     client: &tokio_postgres::Client,
     graph: &ReferenceGraph,
     rule: &RetentionRule,
+    cascades: bool,
 ) -> Result<PlannedRule, CleanupError> {
+    let with_cascades = cascades;
     let failed = |e: tokio_postgres::Error| CleanupError::Count {
         rule: rule.name.clone(),
         table: rule.table.to_string(),
@@ -375,12 +378,13 @@ async fn count_rule(
     let matching: i64 = row.get(0);
     let held: i64 = row.get(1);
     let oldest_overdue_seconds = match rule.rows.first() {
-        Some(RowSelector::OlderThan { column, older_than }) if matching > 0 => {
+        Some(RowSelector::OlderThan { column, older_than }) if matching > held => {
+            // Of the rows it would delete: a row a foreign key holds is not overdue.
             let sql = format!(
-                "SELECT extract(epoch FROM now() - min({}))::float8 FROM {} WHERE ({})",
+                "SELECT extract(epoch FROM now() - min({}))::float8 FROM {} WHERE {}",
                 tend_schema::model::ident(column),
                 rule.table.sql(),
-                rule.condition_sql()
+                target.doomed_sql()
             );
             let age: Option<f64> = client.query_one(&sql, &[]).await.map_err(failed)?.get(0);
             age.map(|a| (a - older_than.as_secs_f64()).max(0.0))
@@ -388,7 +392,7 @@ async fn count_rule(
         _ => None,
     };
     let mut cascades = Vec::new();
-    if matching > held {
+    if with_cascades && matching > held {
         for path in cascade_paths(graph, &rule.table, CASCADE_DEPTH) {
             let rows: i64 = client
                 .query_one(&path.count_sql(&rule.table, &target.doomed_sql()), &[])
@@ -430,6 +434,71 @@ async fn count_rule(
         set_null,
         target,
     })
+}
+
+/// One rule's backlog: rows past it that a cleanup would delete now.
+#[derive(Debug, Clone, Serialize)]
+pub struct Backlog {
+    pub rule: String,
+    pub table: String,
+    pub rows: u64,
+    /// How far past its rule the oldest of them is (rules with an age).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub oldest_overdue_seconds: Option<f64>,
+}
+
+/// Every rule's backlog (a cleanup that falls behind, or never runs, shows here first):
+/// the same counts as the dry run, without the cascades. Reads only; on a standby, reads
+/// what the primary would purge.
+pub async fn backlog(
+    client: &tokio_postgres::Client,
+    settings: &CleanupSettings,
+) -> Result<Vec<Backlog>, CleanupError> {
+    if !has_rules(client, settings).await? {
+        return Ok(Vec::new());
+    }
+    let model = tend_schema::introspect(client).await?;
+    let rules = resolve_rules(settings, &model)?;
+    let graph = ReferenceGraph::of(&model);
+    let mut out = Vec::with_capacity(rules.len());
+    for rule in &rules {
+        let counted = count_rule(client, &graph, rule, false).await?;
+        out.push(Backlog {
+            rule: counted.rule.clone(),
+            table: counted.table.clone(),
+            rows: counted.deletes(),
+            oldest_overdue_seconds: counted.oldest_overdue_seconds,
+        });
+    }
+    Ok(out)
+}
+
+/// Whether any rule can apply, without reading the whole schema: a configured rule, or a
+/// table with a soft-delete column while that rule is on. The backlog check runs with
+/// every `tend check`, and most databases have neither.
+async fn has_rules(
+    client: &tokio_postgres::Client,
+    settings: &CleanupSettings,
+) -> Result<bool, CleanupError> {
+    if !settings.rules.is_empty() {
+        return Ok(true);
+    }
+    if settings.soft_delete_grace.is_none() {
+        return Ok(false);
+    }
+    let names: Vec<&str> = rules::SOFT_DELETE_COLUMNS.to_vec();
+    let row = client
+        .query_one(
+            "SELECT EXISTS (SELECT 1 FROM pg_attribute a
+                              JOIN pg_class c ON c.oid = a.attrelid
+                              JOIN pg_namespace n ON n.oid = c.relnamespace
+                             WHERE a.attname = ANY ($1) AND a.attnum > 0 AND NOT a.attisdropped
+                               AND c.relkind IN ('r', 'p')
+                               AND n.nspname NOT IN ('pg_catalog', 'information_schema', 'tend'))",
+            &[&names],
+        )
+        .await?;
+    Ok(row.get(0))
 }
 
 /// `child(columns) -> parent`, as people read a foreign key.

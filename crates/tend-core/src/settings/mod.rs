@@ -881,7 +881,10 @@ impl Settings {
             values: &values,
             project_root: &project_root,
         };
+        let cleanup = read.cleanup(retention)?;
         Ok(Settings {
+            checks: read.checks(checks, &cleanup)?,
+            cleanup,
             database: read.database()?,
             dev: read.dev()?,
             migrate: read.migrate()?,
@@ -889,9 +892,7 @@ impl Settings {
             backup: read.backup()?,
             pitr: read.pitr()?,
             health: read.health()?,
-            checks: read.checks(checks)?,
             serve: read.serve(schedule, config_file.as_deref())?,
-            cleanup: read.cleanup(retention)?,
             alerts: read.alerts()?,
             pg_bindir: read.path("tools.pg_bindir"),
             values,
@@ -1285,12 +1286,14 @@ fn collect_checks(
             format!("{prefix}.{name}")
         };
         let is_settings = inner.keys().all(|k| FIELDS.contains(&k.as_str()));
-        if !is_settings || tend_ops::checks::find(&id).is_none() {
-            if inner.values().all(toml::Value::is_table) && tend_ops::checks::find(&id).is_none() {
+        let known =
+            tend_ops::checks::find(&id).is_some() || crate::checks::core_check(&id).is_some();
+        if !is_settings || !known {
+            if inner.values().all(toml::Value::is_table) && !known {
                 collect_checks(path, &id, inner, out)?;
                 continue;
             }
-            if tend_ops::checks::find(&id).is_none() {
+            if !known {
                 return Err(ConfigError::UnknownCheck {
                     nearest: nearest_check(&id),
                     id,

@@ -233,6 +233,8 @@ pub struct ChecksSettings {
     pub overrides: BTreeMap<String, tend_ops::CheckOverride>,
     /// `[pitr]`'s spool, which the `wal.spooled` check reads.
     pub wal_spool: Option<SpoolSettings>,
+    /// The retention rules, for the backlog check.
+    pub cleanup: CleanupSettings,
 }
 
 /// `[serve]` and `[[schedule]]`: what `tend serve` runs, when, and where it listens.
@@ -676,11 +678,13 @@ impl Reader<'_> {
     pub fn checks(
         &self,
         overrides: BTreeMap<String, tend_ops::CheckOverride>,
+        cleanup: &CleanupSettings,
     ) -> Result<ChecksSettings, ConfigError> {
         Ok(ChecksSettings {
             history: self.text("checks.history").as_deref() != Some("off"),
             overrides,
             wal_spool: self.pitr()?.spool,
+            cleanup: cleanup.clone(),
         })
     }
 }

@@ -34,7 +34,10 @@ pub fn run(args: CheckArgs, ctx: &Context) -> Result<i32, CommandError> {
     let every: Vec<&'static Check> = catalog
         .iter()
         .copied()
-        .chain([&tend_core::checks::WAL_SPOOLED])
+        .chain([
+            &tend_core::checks::WAL_SPOOLED,
+            &tend_core::checks::CLEANUP_BACKLOG,
+        ])
         .collect();
     for pattern in selection.only.iter().chain(&selection.skip) {
         let known = every.iter().any(|c| {

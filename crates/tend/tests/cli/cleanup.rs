@@ -355,3 +355,60 @@ fn mistakes_in_rules_are_one_sentence_and_delete_nothing() {
         Some("10")
     );
 }
+
+#[test]
+fn the_backlog_is_a_check_that_names_each_rule_and_how_overdue_it_is() {
+    let db = TestDb::create();
+    db.execute(
+        "CREATE TABLE sessions (id int PRIMARY KEY, expires_at timestamptz NOT NULL);
+         INSERT INTO sessions SELECT g, now() - interval '3 days' FROM generate_series(1, 50) g;
+         CREATE TABLE notes (id int PRIMARY KEY, deleted_at timestamptz);
+         INSERT INTO notes SELECT g, now() - interval '60 days' FROM generate_series(1, 5) g;",
+    );
+    let project = TestProject::new();
+    project.write(
+        "tend.toml",
+        "[[retention]]\nname = \"expired-sessions\"\ntable = \"sessions\"\ncolumn = \"expires_at\"\nolder_than = \"1d\"\n",
+    );
+    let check = |project: &TestProject| {
+        run(project
+            .tend()
+            .env("DATABASE_URL", db.url())
+            .env("TEND_CHECK_HISTORY", "off")
+            .args(["check", "--only", "cleanup.backlog", "--json"]))
+    };
+    let (code, out, err) = check(&project);
+    // The soft-deleted notes are 30 days past their 30-day grace: critical (over 7 days).
+    assert_eq!(code, 2, "{out}{err}");
+    let report: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let findings = report["findings"].as_array().unwrap();
+    let finding = |subject: &str| {
+        findings
+            .iter()
+            .find(|f| f["subject"] == subject)
+            .unwrap_or_else(|| panic!("no {subject} in {out}"))
+    };
+    assert_eq!(
+        finding("public.notes (soft-delete)")["severity"],
+        "critical"
+    );
+    let sessions = finding("public.sessions (expired-sessions)");
+    assert_eq!(sessions["severity"], "warning");
+    assert!(
+        sessions["message"].as_str().unwrap().starts_with("50 rows"),
+        "{out}"
+    );
+    // After a cleanup, nothing is overdue.
+    let (code, out, err) = cleanup(&project, &db.url(), &["--yes"]);
+    assert_eq!(code, 0, "{out}{err}");
+    let (code, out, err) = check(&project);
+    assert_eq!(code, 0, "{out}{err}");
+    // The thresholds are the check's, from tend.toml like any other.
+    db.execute("INSERT INTO notes VALUES (6, now() - interval '60 days')");
+    project.write(
+        "tend.toml",
+        "[checks.\"cleanup.backlog\"]\nwarning = 2592000\ncritical = 31536000\n",
+    );
+    let (code, out, err) = check(&project);
+    assert_eq!(code, 1, "{out}{err}");
+}

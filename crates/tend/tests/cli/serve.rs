@@ -1138,3 +1138,54 @@ cron = "*/2 * * * * *"
     );
     assert_eq!(planned, vec![Some("array".into())]);
 }
+
+#[test]
+fn a_scheduled_cleanup_purges_and_the_backlog_is_a_metric() {
+    let Some((db, app)) = app_database("tend_serve_cleanup") else {
+        return;
+    };
+    tend_testkit::query_column(
+        &app,
+        "CREATE TABLE customers (id int PRIMARY KEY, \"deletedAt\" timestamptz);
+         INSERT INTO customers SELECT g, CASE WHEN g <= 100 THEN now() - interval '90 days' END
+           FROM generate_series(1, 300) g;
+         SELECT 1",
+    );
+    let project = serve_project(
+        r#"
+[[schedule]]
+task = "cleanup"
+cron = "*/3 * * * * *"
+"#,
+    );
+    let mut serve = Instance::start(&project, &app.to_secret_string(), free_port(), &[]);
+    // The backlog is counted beside the scrapes: a later scrape shows it.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let metrics = loop {
+        let (status, metrics) = serve.get("/metrics", None);
+        assert_eq!(status, 200, "{metrics}");
+        if metrics.contains("tend_retention_backlog_rows{") {
+            break metrics;
+        }
+        assert!(Instant::now() < deadline, "no backlog in:\n{metrics}");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    promtool_accepts(&["check", "metrics"], &metrics);
+    assert!(
+        metrics.contains(
+            "tend_retention_backlog_rows{rule=\"soft-delete\",table=\"public.customers\"}"
+        ),
+        "{metrics}"
+    );
+    serve.wait_for("run cleanup succeeded", 1, Duration::from_secs(60));
+    assert_eq!(serve.terminate(), 0, "{}", serve.log());
+    assert_eq!(
+        db.query_column("SELECT count(*) FROM customers")[0].as_deref(),
+        Some("200")
+    );
+    let report = db.query_column(
+        "SELECT report ->> 'deleted' FROM tend.schedule_runs
+          WHERE entry = 'cleanup' AND outcome = 'succeeded' ORDER BY id LIMIT 1",
+    );
+    assert_eq!(report, vec![Some("100".into())]);
+}

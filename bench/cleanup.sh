@@ -1,0 +1,610 @@
+#!/usr/bin/env bash
+# Benchmark: `tend cleanup` (issue 15) against the usual hand-written purge, a loop of
+# `DELETE FROM events WHERE ctid IN (SELECT ctid FROM events WHERE <old> LIMIT n)`, each batch
+# its own transaction, while pgbench (TPC-B, -c 4 -j 2) runs on the same database. Each method
+# gets a fresh copy of the same data (pgbench's tables plus `events`, half of it older than 30
+# days): purge rows/s, the longest batch, pgbench's throughput and latency while the purge runs
+# against a run with no purge, and whether exactly the old rows went.
+#
+#   bench/cleanup.sh [--runs N] [--quick] [--events N] [--scale S] [--pgbench-seconds S]
+#                    [--delay S] [--peer-batches "5000 1000 10000"] [--no-build] [--tend BIN]
+#
+# --runs N             rounds (default 3, 1 with --quick); each runs every phase once, in turn
+# --quick              a functional check: 200,000 events, scale 5, 25 s of pgbench
+# --events N           rows in `events` (default 2,000,000), half of them to purge
+# --scale S            pgbench -i scale (default 20)
+# --pgbench-seconds S  pgbench -T of every phase (default 150); it must outlast the purges
+# --delay S            seconds into pgbench when the purge starts (default 5)
+# --peer-batches LIST  the hand-written loop's batch sizes (default "5000 1000 10000"); the
+#                      first is the peer the ratios are against
+# --no-build           do not build tend (target/release/tend must exist)
+# --tend BIN           use this tend binary (no build)
+#
+# Throwaway PostgreSQL 15 cluster (fsync on, shared_buffers=512MB, max_wal_size=2GB,
+# autovacuum on, pg_stat_statements with track=all). TEND_CLEANUP_BATCH_BUDGET and
+# TEND_CLEANUP_MAX_BATCH pass through to tend (and show in the report); other TEND_* and PG*
+# variables are unset. Prints a Markdown report and writes it to bench/.work/cleanup/results.md,
+# one line per phase to bench/.work/cleanup/phases.tsv, every command's output to
+# bench/.work/cleanup/logs/. Timing is never asserted: the script fails when a command fails
+# or a purge leaves old rows or takes recent ones (a failed tend phase is reported, the
+# peer's phases still run, and the exit status is 1).
+set -euo pipefail
+
+RUNS=""
+QUICK=0
+EVENTS=""
+SCALE=""
+PGBENCH_SECONDS=""
+DELAY=5
+PEER_BATCHES="5000 1000 10000"
+BUILD=1
+TEND_BIN=""
+usage() { sed -n '2,30p' "$0" | sed 's/^# \{0,1\}//'; }
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --runs) RUNS=$2; shift 2 ;;
+        --quick) QUICK=1; shift ;;
+        --events) EVENTS=$2; shift 2 ;;
+        --scale) SCALE=$2; shift 2 ;;
+        --pgbench-seconds) PGBENCH_SECONDS=$2; shift 2 ;;
+        --delay) DELAY=$2; shift 2 ;;
+        --peer-batches) PEER_BATCHES=$2; shift 2 ;;
+        --no-build) BUILD=0; shift ;;
+        --tend) TEND_BIN=$2; BUILD=0; shift 2 ;;
+        -h|--help) usage; exit 0 ;;
+        *) echo "cleanup.sh: unknown argument $1" >&2; usage >&2; exit 2 ;;
+    esac
+done
+if [ "$QUICK" = 1 ]; then
+    RUNS=${RUNS:-1}; EVENTS=${EVENTS:-200000}; SCALE=${SCALE:-5}; PGBENCH_SECONDS=${PGBENCH_SECONDS:-25}
+else
+    RUNS=${RUNS:-3}; EVENTS=${EVENTS:-2000000}; SCALE=${SCALE:-20}; PGBENCH_SECONDS=${PGBENCH_SECONDS:-150}
+fi
+positive() { case "$2" in ''|*[!0-9]*|0) echo "cleanup.sh: $1 takes a positive integer" >&2; exit 2 ;; esac; }
+positive --runs "$RUNS"; positive --events "$EVENTS"; positive --scale "$SCALE"
+positive --pgbench-seconds "$PGBENCH_SECONDS"; positive --delay "$DELAY"
+[ "$EVENTS" -ge 1000 ] || { echo "cleanup.sh: --events takes at least 1000" >&2; exit 2; }
+[ "$DELAY" -lt "$PGBENCH_SECONDS" ] || { echo "cleanup.sh: --delay must be shorter than --pgbench-seconds" >&2; exit 2; }
+read -r -a PEERS <<<"$PEER_BATCHES"
+[ "${#PEERS[@]}" -ge 1 ] || { echo "cleanup.sh: --peer-batches takes at least one size" >&2; exit 2; }
+for n in "${PEERS[@]}"; do positive --peer-batches "$n"; done
+
+BENCH=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+ROOT=$(dirname "$BENCH")
+OUTDIR=$BENCH/.work/cleanup
+LOGS=$OUTDIR/logs
+PGBIN=${PGBIN:-/usr/lib/postgresql/15/bin}
+# shellcheck source=bench/lib.sh
+source "$BENCH/lib.sh"
+# Settings from the caller's environment must not steer any tool elsewhere; tend's two purge
+# settings may (they are for trying budgets), and the report names them.
+unset PGOPTIONS PGHOST PGPORT PGUSER PGDATABASE PGPASSWORD PGSSLMODE PGSERVICE PSQLRC DATABASE_URL
+while read -r v; do
+    case "$v" in TEND_CLEANUP_BATCH_BUDGET|TEND_CLEANUP_MAX_BATCH) ;; *) unset "$v" ;; esac
+done < <(env | sed -n 's/^\(TEND_[A-Z0-9_]*\)=.*/\1/p')
+TEND_OVERRIDES=$(env | grep -E '^TEND_CLEANUP_(BATCH_BUDGET|MAX_BATCH)=' | sort | tr '\n' ' ' || true)
+export NO_COLOR=1
+
+say() { printf '\n== %s\n' "$*" >&2; }
+die() { printf '\nFAIL: %s\n' "$*" >&2; exit 1; }
+
+for tool in initdb pg_ctl psql pgbench; do
+    [ -x "$PGBIN/$tool" ] || die "$PGBIN/$tool not found (apt-get install postgresql-15, or set PGBIN)"
+done
+command -v python3 >/dev/null || die "python3 is needed"
+[ "$(id -u)" != 0 ] || id postgres >/dev/null 2>&1 || die "running as root needs a postgres OS user for the server"
+
+# --- tend -------------------------------------------------------------------------------------
+if [ -n "$TEND_BIN" ]; then
+    TEND=$(cd "$(dirname "$TEND_BIN")" && pwd)/$(basename "$TEND_BIN")
+else
+    if [ "$BUILD" = 1 ]; then
+        say "building tend (release)"
+        (cd "$ROOT" && cargo build --release -q -p tend) >&2 || die "cargo build failed"
+    fi
+    TEND=${CARGO_TARGET_DIR:-$ROOT/target}/release/tend
+fi
+[ -x "$TEND" ] || die "$TEND not found; run without --no-build, or name a binary with --tend"
+"$TEND" cleanup --help >/dev/null 2>&1 || die "$TEND has no cleanup command (an older build?)"
+TEND_VERSION=$("$TEND" --version 2>/dev/null | head -1 || echo "?")
+GIT_REV=$(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null || echo "?")
+GIT_DIRTY=$(cd "$ROOT" && git status --porcelain --untracked-files=no -- crates Cargo.toml Cargo.lock 2>/dev/null | wc -l)
+
+mkdir -p "$OUTDIR"
+rm -rf "$LOGS" "$OUTDIR"/tmp.* "$OUTDIR/pgbench"
+mkdir -p "$LOGS" "$OUTDIR/pgbench"
+PHASES=$OUTDIR/phases.tsv   # run label key=value...
+: >"$PHASES"
+LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
+T_START=$(date +%s)
+
+WORK=$(mktemp -d "$OUTDIR/tmp.XXXXXX")
+chmod 755 "$WORK"
+[ "$(id -u)" = 0 ] && chown postgres "$WORK"
+PGDATA=$WORK/data
+SOCK=$WORK/sock
+PGBENCH_PID=""
+cleanup() {
+    local rc=$?
+    [ -n "$PGBENCH_PID" ] && kill "$PGBENCH_PID" 2>/dev/null || true
+    if [ -f "$PGDATA/postmaster.pid" ]; then
+        as_pg "$PGBIN/pg_ctl" -D "$PGDATA" -m immediate -w stop >/dev/null 2>&1 || true
+    fi
+    cp "$WORK/postgres.log" "$LOGS/" 2>/dev/null || true
+    rm -rf "$WORK"
+    [ "$rc" = 0 ] || echo "cleanup.sh: failed (exit $rc); logs in $LOGS" >&2
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+mkdir -p "$SOCK"
+[ "$(id -u)" = 0 ] && chown postgres "$SOCK"
+
+# --- the cluster ------------------------------------------------------------------------------
+say "starting a throwaway PostgreSQL cluster in $WORK"
+as_pg "$PGBIN/initdb" -D "$PGDATA" -U postgres --auth=trust --encoding=UTF8 --locale=C \
+    >"$LOGS/initdb.log" 2>&1 || { cat "$LOGS/initdb.log" >&2; die "initdb failed"; }
+cat >>"$PGDATA/postgresql.conf" <<'EOF'
+
+# bench/cleanup.sh: the same for every phase
+shared_buffers = 512MB
+max_wal_size = 2GB
+shared_preload_libraries = 'pg_stat_statements'
+pg_stat_statements.track = all
+EOF
+PORT=$(free_port)
+as_pg "$PGBIN/pg_ctl" -D "$PGDATA" -l "$WORK/postgres.log" -w -t 60 \
+    -o "-c port=$PORT -c listen_addresses='' -c unix_socket_directories=$SOCK" \
+    start >/dev/null || { cat "$WORK/postgres.log" >&2; die "the server did not start"; }
+url_of() { echo "postgresql://postgres@/$1?host=$SOCK&port=$PORT"; }
+ADMIN=$(url_of postgres)
+TEMPLATE=$(url_of bench_template)
+RUN_DB=bench_run
+URL=$(url_of "$RUN_DB")
+PGVERSION=$(q "$ADMIN" -c "SHOW server_version")
+SETTINGS=$(q "$ADMIN" -c "SELECT string_agg(name || '=' || current_setting(name), ', ' ORDER BY name) FROM pg_settings
+                           WHERE name IN ('fsync', 'synchronous_commit', 'full_page_writes', 'shared_buffers',
+                                          'max_wal_size', 'checkpoint_timeout', 'autovacuum', 'wal_compression',
+                                          'effective_io_concurrency', 'work_mem')")
+echo "  PostgreSQL $PGVERSION on port $PORT; $SETTINGS" >&2
+
+# --- the data ---------------------------------------------------------------------------------
+# events: appended in time order (so the heap is in time order too, as an app's log table is):
+# rows 1..OLD spread over 90 to 31 days ago, the rest over the last 29 days. The day between
+# keeps the counts stable however long the benchmark runs.
+OLD_ROWS=$((EVENTS / 2))
+RECENT_ROWS=$((EVENTS - OLD_ROWS))
+say "generating the template database: pgbench -i -s $SCALE, then $EVENTS events ($OLD_ROWS older than 30 days)"
+q "$ADMIN" -c "CREATE DATABASE bench_template"
+"$PGBIN/pgbench" -i -q -s "$SCALE" "$TEMPLATE" >"$LOGS/pgbench-init.log" 2>&1 || die "pgbench -i failed: see $LOGS/pgbench-init.log"
+q "$TEMPLATE" <<'SQL' || die "creating events failed"
+CREATE EXTENSION pg_stat_statements;
+CREATE EXTENSION pg_prewarm;
+CREATE TABLE events (
+    id         bigint PRIMARY KEY,
+    account_id integer NOT NULL,
+    created_at timestamptz NOT NULL,
+    payload    jsonb NOT NULL
+);
+SQL
+T0=$(date +%s)
+CHUNK=500000
+for ((lo = 1; lo <= EVENTS; lo += CHUNK)); do
+    hi=$((lo + CHUNK - 1)); [ "$hi" -le "$EVENTS" ] || hi=$EVENTS
+    q -v lo="$lo" -v hi="$hi" -v old="$OLD_ROWS" -v total="$EVENTS" "$TEMPLATE" <<'SQL' || die "generating events failed"
+INSERT INTO events
+SELECT g,
+       (g * 7919) % 50000 + 1,
+       CASE WHEN g <= :old
+            THEN now() - interval '90 days' + ((g - 1)::float8 / :old) * interval '59 days'
+            ELSE now() - interval '29 days' + ((g - :old - 1)::float8 / (:total - :old)) * interval '29 days' END,
+       jsonb_build_object(
+           'user_id', (g * 31) % 50000,
+           'kind', (ARRAY['signup', 'login', 'view', 'click', 'purchase', 'logout'])[1 + (g % 6)::int],
+           'ip', format('10.%s.%s.%s', g % 256, (g / 256) % 256, (g * 7) % 256),
+           'agent', (ARRAY['Mozilla/5.0 (X11; Linux x86_64)', 'Mozilla/5.0 (iPhone; CPU iPhone OS 17_0)',
+                           'curl/8.4.0', 'okhttp/4.12.0'])[1 + (g % 4)::int],
+           'path', '/api/v1/accounts/' || (g * 7919) % 50000 + 1 || '/items/' || g % 1000,
+           'note', repeat(md5(g::text), 4))
+  FROM generate_series(:lo::bigint, :hi::bigint) AS g;
+SQL
+done
+q "$TEMPLATE" -c "CREATE INDEX events_created_at_idx ON events (created_at)" \
+    -c "CREATE INDEX events_account_id_idx ON events (account_id)" \
+    -c "VACUUM (FREEZE, ANALYZE)" -c "CHECKPOINT" || die "indexing events failed"
+GEN_SECONDS=$(($(date +%s) - T0))
+read -r OLD_COUNT RECENT_COUNT < <(q -F ' ' "$TEMPLATE" -c "SELECT count(*) FILTER (WHERE created_at < now() - interval '30 days'),
+                                                                  count(*) FILTER (WHERE created_at >= now() - interval '30 days') FROM events")
+[ "$OLD_COUNT" = "$OLD_ROWS" ] && [ "$RECENT_COUNT" = "$RECENT_ROWS" ] \
+    || die "the template holds $OLD_COUNT old and $RECENT_COUNT recent events, not $OLD_ROWS and $RECENT_ROWS"
+q -F ' ' "$TEMPLATE" -c "SELECT c.relname, pg_total_relation_size(c.oid), pg_relation_size(c.oid)
+                           FROM pg_class c WHERE c.relname IN ('events', 'pgbench_accounts', 'pgbench_history',
+                                'pgbench_branches', 'pgbench_tellers', 'events_created_at_idx',
+                                'events_account_id_idx', 'events_pkey') ORDER BY 1" >"$OUTDIR/relations.txt"
+DB_SIZE=$(q "$TEMPLATE" -c "SELECT pg_database_size(current_database())")
+AVG_ROW=$(q "$TEMPLATE" -c "SELECT round(avg(pg_column_size(e.*))) FROM (SELECT * FROM events LIMIT 10000) e")
+say "template: $(numfmt --to=iec "$DB_SIZE"), events rows about $AVG_ROW bytes, generated in ${GEN_SECONDS}s"
+
+# The plans of the two purges' statements, as the server first plans them (the peer's as
+# PL/pgSQL runs it; tend's prepared with the batch size as $1: a custom plan, then the generic
+# one a prepared statement may switch to after 5 runs).
+PEER_SQL_TEMPLATE="DELETE FROM events WHERE ctid IN (SELECT ctid FROM events WHERE created_at < now() - interval '30 days' LIMIT %s)"
+TEND_SQL="WITH doomed AS (SELECT tableoid, ctid FROM public.events WHERE (created_at < now() - make_interval(secs => 2592000)) LIMIT \$1 FOR UPDATE SKIP LOCKED) DELETE FROM public.events tend_t USING doomed WHERE tend_t.tableoid = doomed.tableoid AND tend_t.ctid = doomed.ctid"
+{
+    echo "-- peer, batch ${PEERS[0]}"
+    # shellcheck disable=SC2059
+    q "$TEMPLATE" -c "BEGIN" -c "EXPLAIN $(printf "$PEER_SQL_TEMPLATE" "${PEERS[0]}")" -c "ROLLBACK"
+    echo "-- tend's batch statement (as crates/tend-lifecycle/src/purge.rs builds it), custom plan for \$1 = 5000"
+    q "$TEMPLATE" -c "PREPARE p(bigint) AS $TEND_SQL" -c "BEGIN" -c "EXPLAIN EXECUTE p(5000)" -c "ROLLBACK"
+    echo "-- the same, generic plan"
+    q "$TEMPLATE" -c "SET plan_cache_mode = force_generic_plan" -c "PREPARE p(bigint) AS $TEND_SQL" \
+        -c "BEGIN" -c "EXPLAIN EXECUTE p(5000)" -c "ROLLBACK"
+} >"$LOGS/plans.txt" 2>&1 || echo "cleanup.sh: could not explain the statements (see $LOGS/plans.txt)" >&2
+
+# --- tend's project ---------------------------------------------------------------------------
+PROJECT=$WORK/project
+mkdir -p "$PROJECT"
+cat >"$PROJECT/tend.toml" <<'EOF'
+# bench/cleanup.sh; DATABASE_URL is in the environment
+[cleanup]
+soft_delete = "off"
+
+[[retention]]
+name = "old-events"
+table = "events"
+column = "created_at"
+older_than = "30d"
+EOF
+
+# --- the phases -------------------------------------------------------------------------------
+now() { local t=$EPOCHREALTIME; echo "${t/,/.}"; }
+# fresh_db: bench_run, a file copy of the template, pgbench's tables in shared_buffers (events is
+# larger than shared_buffers and stays in the OS cache only, as after the copy), a CHECKPOINT.
+fresh_db() {
+    q "$ADMIN" -c "DROP DATABASE IF EXISTS $RUN_DB" \
+        -c "CREATE DATABASE $RUN_DB TEMPLATE bench_template STRATEGY FILE_COPY" || return 1
+    q "$URL" -c "SELECT pg_prewarm(r) FROM unnest(ARRAY['pgbench_accounts', 'pgbench_accounts_pkey',
+                  'pgbench_branches', 'pgbench_tellers', 'pgbench_branches_pkey', 'pgbench_tellers_pkey']) r" >/dev/null || return 1
+    sync
+    q "$ADMIN" -c "CHECKPOINT" -c "SELECT pg_stat_statements_reset()" >/dev/null
+}
+old_recent() {
+    q -F ' ' "$URL" -c "SELECT count(*) FILTER (WHERE created_at < now() - interval '30 days'),
+                               count(*) FILTER (WHERE created_at >= now() - interval '30 days') FROM events"
+}
+# statement_stats PATTERN: the purge statement as pg_stat_statements saw it in bench_run:
+# calls, longest and mean execution in ms (the statement alone, without its COMMIT).
+statement_stats() {
+    q -F ' ' -v pat="$1" "$URL" <<'SQL'
+SELECT coalesce(sum(calls), 0), coalesce(round(max(max_exec_time)::numeric, 1), 0),
+       coalesce(round((sum(total_exec_time) / nullif(sum(calls), 0))::numeric, 2), 0)
+  FROM pg_stat_statements
+ WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database()) AND query ~* :'pat'
+SQL
+}
+
+TEND_FAILED=""
+tend_purge() {
+    local run=$1
+    (cd "$PROJECT" && env DATABASE_URL="$URL" "$TEND" cleanup --yes --json) \
+        >"$LOGS/tend.$run.json" 2>"$LOGS/tend.$run.err"
+}
+peer_purge() {
+    local run=$1 batch=$2
+    # shellcheck disable=SC2059
+    local stmt
+    stmt=$(printf "$PEER_SQL_TEMPLATE" "$batch")
+    PGOPTIONS="-c client_min_messages=notice" "$PGBIN/psql" -XqAt -v ON_ERROR_STOP=1 "$URL" \
+        >"$LOGS/peer-$batch.$run.out" 2>"$LOGS/peer-$batch.$run.err" <<SQL
+DO \$\$
+DECLARE
+    n        bigint;
+    total    bigint := 0;
+    batches  integer := 0;
+    over     integer := 0;
+    t0       timestamptz;
+    took     float8;
+    longest  float8 := 0;
+    started  timestamptz := clock_timestamp();
+BEGIN
+    LOOP
+        t0 := clock_timestamp();
+        $stmt;
+        GET DIAGNOSTICS n = ROW_COUNT;
+        COMMIT;
+        took := extract(epoch FROM clock_timestamp() - t0) * 1000;
+        longest := greatest(longest, took);
+        IF took > 200 THEN over := over + 1; END IF;
+        batches := batches + 1;
+        total := total + n;
+        EXIT WHEN n = 0;
+    END LOOP;
+    RAISE NOTICE 'peer deleted=% batches=% longest_ms=% over_200ms=% millis=%', total, batches,
+        round(longest::numeric, 1), over, round((extract(epoch FROM clock_timestamp() - started) * 1000)::numeric);
+END
+\$\$;
+SQL
+}
+
+# phase RUN LABEL: a fresh copy; pgbench -c 4 -j 2 -T S with a log of every transaction; after
+# --delay seconds the label's purge (none for baseline), timed from its start to its exit; then
+# the checks and one line in PHASES. pgbench's transactions go to pgbench/LABEL.RUN.tsv as
+# "ms since pgbench started, latency in µs".
+phase() {
+    local run=$1 label=$2 t_pg t0 t1 t_end rc=0 kv old recent load busy
+    fresh_db || die "copying the template failed"
+    load=$(cut -d' ' -f1 /proc/loadavg)
+    busy=$(pgrep -c -x rustc 2>/dev/null || true)
+    if [ "$label" = tend ]; then
+        (cd "$PROJECT" && env DATABASE_URL="$URL" "$TEND" cleanup --dry-run --json) >"$LOGS/tend-dry-run.$run.json" 2>&1 \
+            || { tend_fail "tend cleanup --dry-run (run $run): $(tail -3 "$LOGS/tend-dry-run.$run.json")"; }
+    fi
+    rm -f "$WORK"/pgb.*
+    t_pg=$(now)
+    "$PGBIN/pgbench" -n -c 4 -j 2 -T "$PGBENCH_SECONDS" -P 1 --progress-timestamp -l --log-prefix="$WORK/pgb" "$URL" \
+        >"$LOGS/pgbench-$label.$run.log" 2>&1 &
+    PGBENCH_PID=$!
+    sleep "$DELAY"
+    t0=$(now)
+    case "$label" in
+        baseline) : ;;
+        tend) if [ -z "$TEND_FAILED" ]; then tend_purge "$run" || rc=$?; else rc=99; fi ;;
+        peer-*) peer_purge "$run" "${label#peer-}" || rc=$? ;;
+    esac
+    t1=$(now)
+    wait "$PGBENCH_PID" || die "pgbench failed in $label (run $run): $(tail -5 "$LOGS/pgbench-$label.$run.log")"
+    PGBENCH_PID=""
+    t_end=$(now)
+    cat "$WORK"/pgb.* | python3 -c '
+import sys
+t0 = float(sys.argv[1])
+rows = []
+for line in sys.stdin:
+    f = line.split()
+    rows.append((int(f[4]) * 1000 + int(f[5]) // 1000 - round(t0 * 1000), int(f[2])))
+rows.sort()
+sys.stdout.write("".join(f"{t}\t{lat}\n" for t, lat in rows))
+' "$t_pg" >"$OUTDIR/pgbench/$label.$run.tsv"
+    rm -f "$WORK"/pgb.*
+    read -r old recent < <(old_recent)
+    kv="t0=$(python3 -c "print(f'{$t0 - $t_pg:.3f}')") t1=$(python3 -c "print(f'{$t1 - $t_pg:.3f}')")"
+    kv="$kv pg_end=$(python3 -c "print(f'{$t_end - $t_pg:.3f}')") rc=$rc old_after=$old recent_after=$recent load=$load rustc=${busy:-0}"
+    case "$label" in
+        baseline)
+            [ "$old" = "$OLD_ROWS" ] && [ "$recent" = "$RECENT_ROWS" ] || die "baseline (run $run): $old old and $recent recent events"
+            ;;
+        tend)
+            if [ "$rc" != 0 ]; then
+                [ "$rc" = 99 ] || tend_fail "tend cleanup --yes --json exited $rc (run $run): $(tail -3 "$LOGS/tend.$run.err")"
+            else
+                kv="$kv $(python3 - "$LOGS/tend.$run.json" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))
+rule = r["rules"][0] if r["rules"] else {}
+print(f'deleted={r["deleted"]} millis={r["millis"]} batches={rule.get("batches", 0)} '
+      f'longest_ms={rule.get("longest_batch_ms", 0)} conflicts={rule.get("conflicts", 0)} '
+      f'paused_ms={rule.get("paused_ms", 0)} interrupted={str(r["interrupted"]).lower()}')
+PY
+)" || tend_fail "tend's --json output does not parse (run $run): $(head -c 300 "$LOGS/tend.$run.json")"
+                kv="$kv stmt=$(statement_stats '^\s*WITH doomed' | tr ' ' ,)"
+                [ "$old" = 0 ] || tend_fail "after tend cleanup (run $run), $old events older than 30 days are left"
+                [ "$recent" = "$RECENT_ROWS" ] || tend_fail "after tend cleanup (run $run), $recent recent events, not $RECENT_ROWS"
+                matching=$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["rules"][0]["matching"])' \
+                    "$LOGS/tend-dry-run.$run.json" 2>/dev/null || echo "?")
+                [ "$matching" = "$OLD_ROWS" ] || tend_fail "tend cleanup --dry-run (run $run) counted $matching rows, not $OLD_ROWS"
+            fi
+            ;;
+        peer-*)
+            [ "$rc" = 0 ] || die "the hand-written purge failed (run $run): $(tail -3 "$LOGS/$label.$run.err")"
+            local notice
+            notice=$(sed -n 's/.*NOTICE:  peer \(.*\)$/\1/p' "$LOGS/$label.$run.err")
+            [ -n "$notice" ] || die "the hand-written purge printed no result (run $run): $(tail -3 "$LOGS/$label.$run.err")"
+            kv="$kv $notice stmt=$(statement_stats '^\s*DELETE FROM events WHERE ctid IN' | tr ' ' ,)"
+            [ "$old" = 0 ] || die "after the hand-written purge ($label, run $run), $old old events are left"
+            [ "$recent" = "$RECENT_ROWS" ] || die "after the hand-written purge ($label, run $run), $recent recent events, not $RECENT_ROWS"
+            ;;
+    esac
+    printf '%s\t%s\t%s\n' "$run" "$label" "$kv" >>"$PHASES"
+    echo "  $label: $kv" >&2
+}
+tend_fail() {
+    [ -n "$TEND_FAILED" ] || TEND_FAILED="$1"
+    echo "cleanup.sh: tend failed: $1" >&2
+}
+
+LABELS=(baseline tend)
+for n in "${PEERS[@]}"; do LABELS+=("peer-$n"); done
+for run in $(seq "$RUNS"); do
+    n=${#LABELS[@]}
+    for i in $(seq 0 $((n - 1))); do
+        label=${LABELS[$(((i + run - 1) % n))]}
+        say "run $run/$RUNS: $label (pgbench -T $PGBENCH_SECONDS, the purge from second $DELAY)"
+        phase "$run" "$label"
+    done
+done
+q "$ADMIN" -c "DROP DATABASE IF EXISTS $RUN_DB" || true
+ELAPSED=$(($(date +%s) - T_START))
+
+# --- report -----------------------------------------------------------------------------------
+CPU=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)
+MEM=$(awk '/^MemTotal/ {printf "%.1f", $2 / 1048576}' /proc/meminfo)
+LOAD_END=$(cut -d' ' -f1-3 /proc/loadavg)
+export R_RUNS=$RUNS R_CORES=$(nproc) R_MEM=$MEM R_CPU=$CPU R_PGVERSION=$PGVERSION R_SETTINGS=$SETTINGS \
+    R_EVENTS=$EVENTS R_OLD=$OLD_ROWS R_SCALE=$SCALE R_DB_SIZE=$DB_SIZE R_AVG_ROW=$AVG_ROW \
+    R_PGBENCH_SECONDS=$PGBENCH_SECONDS R_DELAY=$DELAY R_PEERS="${PEERS[*]}" R_LOAD_START=$LOAD_START \
+    R_LOAD_END=$LOAD_END R_TEND_FAILED=$TEND_FAILED R_TEND_VERSION=$TEND_VERSION R_GIT_REV=$GIT_REV \
+    R_GIT_DIRTY=$GIT_DIRTY R_OVERRIDES=$TEND_OVERRIDES R_ELAPSED=$ELAPSED R_QUICK=$QUICK
+python3 - "$PHASES" "$OUTDIR/pgbench" "$OUTDIR/relations.txt" <<'PY' >"$OUTDIR/results.md"
+import os, statistics, sys
+phases_f, pgdir, rel_f = sys.argv[1:]
+E = os.environ
+runs, delay, secs = int(E["R_RUNS"]), float(E["R_DELAY"]), int(E["R_PGBENCH_SECONDS"])
+peers = E["R_PEERS"].split()
+P = {}
+for line in open(phases_f):
+    run, label, rest = line.rstrip("\n").split("\t")
+    d = dict(kv.split("=", 1) for kv in rest.split())
+    d["run"] = int(run)
+    P.setdefault(label, []).append(d)
+
+cache = {}
+def txns(label, run):
+    key = (label, run)
+    if key not in cache:
+        rows = []
+        with open(os.path.join(pgdir, f"{label}.{run}.tsv")) as f:
+            for line in f:
+                t, lat = line.split()
+                rows.append((int(t) / 1000, int(lat) / 1000))
+        cache[key] = rows
+    return cache[key]
+def window_stats(label, run, a, b):
+    """tps, mean and p99 latency (ms), worst 1-second tps of transactions ending in [a, b]."""
+    rows = [(t, lat) for t, lat in txns(label, run) if a <= t <= b]
+    if b <= a or not rows:
+        return None
+    lats = sorted(lat for _, lat in rows)
+    per_s = {}
+    for t, _ in rows:
+        per_s[int(t)] = per_s.get(int(t), 0) + 1
+    whole = [per_s.get(s, 0) for s in range(int(a) + 1, int(b))]  # whole seconds inside the window
+    return dict(tps=len(rows) / (b - a), lat=statistics.mean(lats),
+                p99=lats[min(len(lats) - 1, int(len(lats) * 0.99))],
+                worst=min(whole) if whole else None)
+
+med = statistics.median
+def pct(x):
+    return f"{x * 100:+.1f} %".replace("+-", "-")
+
+# Per purge phase: its window (the purge command's start to its exit, cut at pgbench's end),
+# pgbench in it, and the same seconds of the same run's baseline.
+rows = {}
+for label, ps in P.items():
+    if label == "baseline":
+        continue
+    for p in ps:
+        if p.get("rc") != "0" or "deleted" not in p:
+            continue
+        run = p["run"]
+        a, b, end = float(p["t0"]), float(p["t1"]), float(p["pg_end"])
+        last = txns(label, run)[-1][0] if txns(label, run) else end
+        cut = b > last
+        b2 = min(b, last)
+        during = window_stats(label, run, a, b2)
+        base = window_stats("baseline", run, a, b2) if any(q["run"] == run for q in P.get("baseline", [])) else None
+        deleted, millis = int(p["deleted"]), int(p["millis"])
+        stmt = p.get("stmt", "0,0,0").split(",")
+        rows.setdefault(label, []).append(dict(
+            run=run, deleted=deleted, millis=millis, rate=deleted / (millis / 1000) if millis else 0.0,
+            wall=b - a, wall_rate=deleted / (b - a), batches=int(p["batches"]),
+            longest=float(p["longest_ms"]), over=p.get("over_200ms"), conflicts=p.get("conflicts"),
+            stmt_calls=int(stmt[0]), stmt_max=float(stmt[1]), stmt_mean=float(stmt[2]),
+            during=during, base=base, cut=cut, load=float(p["load"]), rustc=int(p["rustc"]),
+            loss=(1 - during["tps"] / base["tps"]) if during and base else None))
+base_whole = []
+for p in P.get("baseline", []):
+    s = window_stats("baseline", p["run"], delay, float(p["pg_end"]))
+    if s:
+        base_whole.append(s)
+
+out = []
+o = out.append
+quick = E["R_QUICK"] == "1"
+o(f"Machine: {E['R_CORES']} cores ({E['R_CPU']}), {E['R_MEM']} GiB RAM. PostgreSQL {E['R_PGVERSION']} "
+  f"in a throwaway cluster ({E['R_SETTINGS']}; pg_stat_statements, track=all). tend {E['R_TEND_VERSION']} "
+  f"from commit {E['R_GIT_REV']}" + (f" with {E['R_GIT_DIRTY']} changed files under crates/ or Cargo.*" if E["R_GIT_DIRTY"] != "0" else "")
+  + (f"; environment: {E['R_OVERRIDES'].strip()}" if E["R_OVERRIDES"].strip() else "") + ". "
+  + f"{runs} run{'s' if runs != 1 else ''}" + (" (--quick)" if quick else "") + f", {E['R_ELAPSED']} s in all.")
+o("")
+loads = [float(p["load"]) for ps in P.values() for p in ps]
+busy = sum(1 for ps in P.values() for p in ps if int(p["rustc"]) > 0)
+o(f"Load average (1, 5, 15 min) at the start: {E['R_LOAD_START']}; at the end: {E['R_LOAD_END']}; "
+  f"1-minute load before each phase: median {med(loads):.2f}, highest {max(loads):.2f}. "
+  f"Phases that started with a rustc running: {busy} of {sum(len(ps) for ps in P.values())}.")
+o("")
+o(f"Data: pgbench `-i -s {E['R_SCALE']}` and `events` ({int(E['R_EVENTS']):,} rows of about {E['R_AVG_ROW']} "
+  f"bytes: id bigint primary key, account_id, created_at, a jsonb payload; indexes on created_at and "
+  f"account_id), {int(E['R_OLD']):,} of them older than 30 days, in time order on disk; database "
+  f"{int(E['R_DB_SIZE']) / 1e6:,.0f} MB.")
+for line in open(rel_f):
+    name, total, main = line.split()
+    o(f"- {name}: {int(total) / 1e6:,.0f} MB" + (f" ({int(main) / 1e6:,.0f} MB without indexes and TOAST)" if total != main else ""))
+o("")
+o(f"Each phase: a fresh `CREATE DATABASE ... TEMPLATE ... STRATEGY FILE_COPY` copy, pgbench's tables "
+  f"prewarmed, a CHECKPOINT; `pgbench -n -c 4 -j 2 -T {secs}` (TPC-B); at second {delay:g} the purge "
+  f"starts. pgbench during a purge is counted over the purge command's run (start to exit), from "
+  f"pgbench's log of every transaction; the baseline is the same seconds of the same run's "
+  f"pgbench without a purge. Loss = 1 - tps during / baseline tps (median of the per-run losses). "
+  f"Rows/s is deleted rows over the purge loop's own time (tend's `millis`; the DO block's time); "
+  f"the whole command's time is in the runs below.")
+o("")
+if base_whole:
+    o(f"pgbench without a purge, seconds {delay:g} to the end: {med([s['tps'] for s in base_whole]):,.0f} tps "
+      f"(runs: {', '.join(f'{s['tps']:,.0f}' for s in base_whole)}), mean latency "
+      f"{med([s['lat'] for s in base_whole]):.1f} ms, p99 {med([s['p99'] for s in base_whole]):.1f} ms.")
+    o("")
+
+names = {"tend": "`tend cleanup --yes --json`"}
+for n in peers:
+    names[f"peer-{n}"] = f"DELETE ... ctid IN (SELECT ... LIMIT {n}), COMMIT per batch"
+ref = f"peer-{peers[0]}"
+def m(label, key):
+    vals = [r[key] for r in rows.get(label, []) if r[key] is not None]
+    return med(vals) if vals else None
+o(f"| purge | rows/s | / peer {peers[0]} | batches | longest batch (highest of runs) | statement max / mean (pg_stat_statements) | pgbench tps during | baseline tps, same seconds | throughput loss | p99 latency during / baseline |")
+o("|---|---|---|---|---|---|---|---|---|---|")
+for label in ["tend"] + [f"peer-{n}" for n in peers]:
+    rs = rows.get(label)
+    if not rs:
+        o(f"| {names[label]} | not measured | | | | | | | | |")
+        continue
+    ratio = f"{m(label, 'rate') / m(ref, 'rate'):.2f}x" if rows.get(ref) else "-"
+    dur = [r["during"] for r in rs if r["during"]]
+    bas = [r["base"] for r in rs if r["base"]]
+    o(f"| {names[label]} | {m(label, 'rate'):,.0f} | {ratio} | {m(label, 'batches'):,.0f} | "
+      f"{max(r['longest'] for r in rs):,.0f} ms | {max(r['stmt_max'] for r in rs):,.0f} / {m(label, 'stmt_mean'):,.1f} ms | "
+      f"{med([d['tps'] for d in dur]):,.0f} | {med([b['tps'] for b in bas]):,.0f} | "
+      f"{pct(m(label, 'loss'))} | {med([d['p99'] for d in dur]):.1f} / {med([b['p99'] for b in bas]):.1f} ms |"
+      if dur and bas else
+      f"{m(label, 'rate'):,.0f} | - | - | - | - | - | - | - | - |")
+o("")
+if rows.get("tend"):
+    t = rows["tend"]
+    o("| goal (issue 15) | target | measured | met |")
+    o("|---|---|---|---|")
+    rate = m("tend", "rate")
+    o(f"| purge rate on {E['R_CORES']} cores, under pgbench | >= 20,000 rows/s | {rate:,.0f} rows/s (median; runs {', '.join(f'{r['rate']:,.0f}' for r in t)}) | {'yes' if rate >= 20000 else '**no**'} |")
+    longest = max(r["longest"] for r in t)
+    o(f"| longest batch | <= 200 ms | {longest:,.0f} ms (highest of runs; runs {', '.join(f'{r['longest']:,.0f}' for r in t)}) | {'yes' if longest <= 200 else '**no**'} |")
+    loss = m("tend", "loss")
+    if loss is not None:
+        o(f"| pgbench throughput loss during the purge | <= 10 % | {pct(loss)} (median; runs {', '.join(pct(r['loss']) for r in t if r['loss'] is not None)}) | {'yes' if loss <= 0.10 else '**no**'} |")
+    if rows.get(ref):
+        o(f"| reference: rows/s / peer {peers[0]}'s | - | {rate / m(ref, 'rate'):.2f}x | - |")
+        pl = m(ref, "loss")
+        if pl is not None and loss is not None:
+            o(f"| reference: throughput loss, peer {peers[0]} | - | {pct(pl)} | - |")
+    o("")
+if E["R_TEND_FAILED"]:
+    o(f"**tend failed**: {E['R_TEND_FAILED']} (logs in bench/.work/cleanup/logs/).")
+    o("")
+o("All runs:")
+o("")
+for label in ["tend"] + [f"peer-{n}" for n in peers]:
+    for r in rows.get(label, []):
+        d, b = r["during"], r["base"]
+        o(f"- {label} run {r['run']}: {r['deleted']:,} rows in {r['millis'] / 1000:.1f} s ({r['rate']:,.0f} rows/s; "
+          f"the whole command {r['wall']:.1f} s, {r['wall_rate']:,.0f} rows/s), {r['batches']} batches, longest "
+          f"{r['longest']:.0f} ms" + (f", {r['over']} over 200 ms" if r["over"] is not None else "")
+          + (f", {r['conflicts']} conflicts" if r["conflicts"] not in (None, "0") else "")
+          + f"; statement max {r['stmt_max']:.0f} ms, mean {r['stmt_mean']:.1f} ms over {r['stmt_calls']} calls; "
+          + (f"pgbench {d['tps']:,.0f} tps (baseline {b['tps']:,.0f}), loss {pct(r['loss'])}, mean latency "
+             f"{d['lat']:.1f} ms (baseline {b['lat']:.1f}), p99 {d['p99']:.1f} ms ({b['p99']:.1f}), worst second "
+             f"{d['worst'] if d['worst'] is not None else '-'} tps ({b['worst'] if b['worst'] is not None else '-'})"
+             if d and b else "pgbench not measured")
+          + ("; **the purge outlasted pgbench**, counted until pgbench's end" if r["cut"] else "")
+          + f"; load {r['load']:.2f}" + (", a rustc was running" if r["rustc"] else ""))
+print("\n".join(out))
+PY
+echo
+cat "$OUTDIR/results.md"
+[ -z "$TEND_FAILED" ] || exit 1
