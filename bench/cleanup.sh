@@ -335,8 +335,9 @@ phase() {
     load=$(cut -d' ' -f1 /proc/loadavg)
     busy=$(pgrep -c -x rustc 2>/dev/null || true)
     if [ "$label" = tend ]; then
-        (cd "$PROJECT" && env DATABASE_URL="$URL" "$TEND" cleanup --dry-run --json) >"$LOGS/tend-dry-run.$run.json" 2>&1 \
-            || { tend_fail "tend cleanup --dry-run (run $run): $(tail -3 "$LOGS/tend-dry-run.$run.json")"; }
+        (cd "$PROJECT" && env DATABASE_URL="$URL" "$TEND" cleanup --dry-run --json) \
+            >"$LOGS/tend-dry-run.$run.json" 2>"$LOGS/tend-dry-run.$run.err" \
+            || tend_fail "tend cleanup --dry-run (run $run): $(tail -3 "$LOGS/tend-dry-run.$run.err")"
     fi
     rm -f "$WORK"/pgb.*
     t_pg=$(now)
@@ -538,8 +539,9 @@ o(f"Each phase: a fresh `CREATE DATABASE ... TEMPLATE ... STRATEGY FILE_COPY` co
   f"the whole command's time is in the runs below.")
 o("")
 if base_whole:
+    each = ", ".join(f"{s['tps']:,.0f}" for s in base_whole)
     o(f"pgbench without a purge, seconds {delay:g} to the end: {med([s['tps'] for s in base_whole]):,.0f} tps "
-      f"(runs: {', '.join(f'{s['tps']:,.0f}' for s in base_whole)}), mean latency "
+      f"(runs: {each}), mean latency "
       f"{med([s['lat'] for s in base_whole]):.1f} ms, p99 {med([s['p99'] for s in base_whole]):.1f} ms.")
     o("")
 
@@ -572,12 +574,15 @@ if rows.get("tend"):
     o("| goal (issue 15) | target | measured | met |")
     o("|---|---|---|---|")
     rate = m("tend", "rate")
-    o(f"| purge rate on {E['R_CORES']} cores, under pgbench | >= 20,000 rows/s | {rate:,.0f} rows/s (median; runs {', '.join(f'{r['rate']:,.0f}' for r in t)}) | {'yes' if rate >= 20000 else '**no**'} |")
+    each = ", ".join(f"{r['rate']:,.0f}" for r in t)
+    o(f"| purge rate on {E['R_CORES']} cores, under pgbench | >= 20,000 rows/s | {rate:,.0f} rows/s (median; runs {each}) | {'yes' if rate >= 20000 else '**no**'} |")
     longest = max(r["longest"] for r in t)
-    o(f"| longest batch | <= 200 ms | {longest:,.0f} ms (highest of runs; runs {', '.join(f'{r['longest']:,.0f}' for r in t)}) | {'yes' if longest <= 200 else '**no**'} |")
+    each = ", ".join(f"{r['longest']:,.0f}" for r in t)
+    o(f"| longest batch | <= 200 ms | {longest:,.0f} ms (highest of runs; runs {each}) | {'yes' if longest <= 200 else '**no**'} |")
     loss = m("tend", "loss")
     if loss is not None:
-        o(f"| pgbench throughput loss during the purge | <= 10 % | {pct(loss)} (median; runs {', '.join(pct(r['loss']) for r in t if r['loss'] is not None)}) | {'yes' if loss <= 0.10 else '**no**'} |")
+        each = ", ".join(pct(r["loss"]) for r in t if r["loss"] is not None)
+        o(f"| pgbench throughput loss during the purge | <= 10 % | {pct(loss)} (median; runs {each}) | {'yes' if loss <= 0.10 else '**no**'} |")
     if rows.get(ref):
         o(f"| reference: rows/s / peer {peers[0]}'s | - | {rate / m(ref, 'rate'):.2f}x | - |")
         pl = m(ref, "loss")

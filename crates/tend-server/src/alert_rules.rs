@@ -60,6 +60,14 @@ pub fn rules(schedule: &Schedule) -> String {
                 .to_string(),
         },
         Rule {
+            name: "TendRetentionBacklog",
+            expr: "tend_retention_backlog_oldest_overdue_seconds > 86400".to_string(),
+            for_: "30m",
+            severity: "warning",
+            summary: "tend: rows of {{ $labels.table }} are over a day past retention rule {{ $labels.rule }}: is tend cleanup scheduled and succeeding?"
+                .to_string(),
+        },
+        Rule {
             name: "TendCheckCritical",
             expr: r#"sum by (check) (tend_check_findings{severity="critical"}) > 0"#.to_string(),
             for_: "0m",
