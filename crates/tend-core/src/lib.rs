@@ -11,6 +11,7 @@ pub mod checks;
 pub mod cleanup;
 pub mod demo;
 pub mod doctor;
+pub mod gdpr;
 pub mod health;
 pub mod local;
 pub mod migrate;

@@ -4,14 +4,23 @@
 //! `ON DELETE` actions; every table that references a subject's row, directly or through
 //! others, cycles included), retention rules as SQL ([`rules`]: their rows, and the rows a
 //! foreign key holds), the sizing of a purge's batches to a time budget ([`batch`]), and
-//! the batched purge itself ([`purge`], the one part that talks to a database).
+//! the batched purge itself ([`purge`]) and retention by whole partitions of a table
+//! partitioned by time ([`partitions`]) (the two parts that talk to a database), and the
+//! subject graph of GDPR requests ([`subject`]: the rows that belong to one person, and
+//! the rows that only mention them).
 
 pub mod batch;
 pub mod graph;
+pub mod partitions;
 pub mod purge;
 pub mod rules;
+pub mod subject;
 
 pub use batch::BatchSizer;
 pub use graph::{DeleteReach, Link, LinkKind, OnDelete, Reached, ReferenceGraph};
+pub use partitions::{
+    DropOptions, DropOutcome, ExpiredPartition, KeptPartition, PartitionError, PartitionRetention,
+    drop_partitions,
+};
 pub use purge::{PurgeError, PurgeOptions, PurgeOutcome, PurgeTarget, purge};
 pub use rules::{CascadePath, RetentionRule, RowSelector, RuleAction, RuleOrigin};

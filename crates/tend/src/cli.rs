@@ -132,6 +132,15 @@ pub enum Command {
     /// transaction within cleanup.batch_budget, so a run stopped at any moment carries on
     /// when run again. Asks first (--yes in scripts); --dry-run only counts.
     Cleanup(crate::commands::cleanup::CleanupArgs),
+    /// GDPR requests: check the policy covers the schema, export or erase one person's data.
+    ///
+    /// `[gdpr]` in tend.toml names the subject table and a policy per table (delete,
+    /// anonymize columns, unlink mentions, or retain with a reason); `[[gdpr.link]]`
+    /// declares references the database does not know. Rows owned through ON DELETE
+    /// CASCADE belong to the subject; rows that only mention it through other keys are
+    /// unlinked. `check` exits 1 while a reachable table has no workable policy.
+    #[command(subcommand)]
+    Gdpr(crate::commands::gdpr::GdprCommand),
     /// Run the schedule unattended (backups, drills, checks, maintenance), with health and API endpoints.
     ///
     /// Several instances may run against one database: one leads (a PostgreSQL advisory

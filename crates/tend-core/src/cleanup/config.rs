@@ -26,6 +26,9 @@ pub enum ConfiguredAction {
     Delete,
     /// `action = "archive"`, `archive_to = "<table>"`.
     ArchiveTo(String),
+    /// `action = "drop-partitions"`: whole partitions, by the range of `column` (the
+    /// partition key); needs `column` and `older_than`, takes no `where`.
+    DropPartitions,
 }
 
 const FIELDS: [&str; 7] = [
@@ -93,6 +96,19 @@ pub(crate) fn parse_array(array: &[toml::Value]) -> Result<Vec<RetentionConfig>,
             }
         };
         let predicate = text("where")?;
+        let action_text = text("action")?;
+        if action_text.as_deref() == Some("drop-partitions") {
+            if older_than.is_none() {
+                return Err(format!(
+                    "{at} drops partitions but has no `column` and `older_than`: name the partition key and how old a partition's whole range must be, e.g. column = \"created_at\", older_than = \"180d\""
+                ));
+            }
+            if predicate.is_some() {
+                return Err(format!(
+                    "{at} drops partitions but has a `where`: a partition goes whole, by its range; remove `where`, or set action = \"delete\" to delete the rows it selects"
+                ));
+            }
+        }
         if older_than.is_none() && predicate.is_none() {
             return Err(format!(
                 "{at} selects no rows: give `column` and `older_than`, or `where`, or both"
@@ -105,8 +121,14 @@ pub(crate) fn parse_array(array: &[toml::Value]) -> Result<Vec<RetentionConfig>,
                 "{at}: `where` must be one SQL condition, without `;`"
             ));
         }
-        let action = match (text("action")?.as_deref(), text("archive_to")?) {
+        let action = match (action_text.as_deref(), text("archive_to")?) {
             (None | Some("delete"), None) => ConfiguredAction::Delete,
+            (Some("drop-partitions"), None) => ConfiguredAction::DropPartitions,
+            (Some("drop-partitions"), Some(_)) => {
+                return Err(format!(
+                    "{at} drops partitions but names `archive_to`: a dropped partition's rows go with it; remove archive_to, or set action = \"archive\""
+                ));
+            }
             (None | Some("archive"), Some(to)) => ConfiguredAction::ArchiveTo(to),
             (Some("archive"), None) => {
                 return Err(format!(
@@ -120,7 +142,7 @@ pub(crate) fn parse_array(array: &[toml::Value]) -> Result<Vec<RetentionConfig>,
             }
             (Some(other), _) => {
                 return Err(format!(
-                    "{at}: action `{}` is not one of delete, archive",
+                    "{at}: action `{}` is not one of delete, archive, drop-partitions",
                     other.chars().take(40).collect::<String>()
                 ));
             }
@@ -192,6 +214,59 @@ mod tests {
             rules[1].action,
             ConfiguredAction::ArchiveTo("jobs.runs_archive".to_string())
         );
+    }
+
+    #[test]
+    fn drop_partitions_ages_by_the_partition_key() {
+        let rules = parse(
+            r#"
+            [[retention]]
+            name = "old-events"
+            table = "events"
+            column = "created_at"
+            older_than = "180d"
+            action = "drop-partitions"
+            "#,
+        )
+        .unwrap();
+        assert_eq!(rules[0].action, ConfiguredAction::DropPartitions);
+        assert_eq!(
+            rules[0].older_than,
+            Some(("created_at".to_string(), Duration::from_secs(180 * 86400)))
+        );
+        assert_eq!(rules[0].predicate, None);
+    }
+
+    #[test]
+    fn drop_partitions_needs_an_age_and_takes_no_where_or_archive() {
+        let cases = [
+            (
+                "[[retention]]\ntable = \"events\"\nwhere = \"true\"\naction = \"drop-partitions\"",
+                "drops partitions but has no `column` and `older_than`",
+            ),
+            (
+                "[[retention]]\ntable = \"events\"\naction = \"drop-partitions\"",
+                "drops partitions but has no `column` and `older_than`",
+            ),
+            (
+                "[[retention]]\ntable = \"events\"\ncolumn = \"at\"\nolder_than = \"30d\"\nwhere = \"kind = 'x'\"\naction = \"drop-partitions\"",
+                "drops partitions but has a `where`",
+            ),
+            (
+                "[[retention]]\ntable = \"events\"\ncolumn = \"at\"\nolder_than = \"30d\"\naction = \"drop-partitions\"\narchive_to = \"events_archive\"",
+                "drops partitions but names `archive_to`",
+            ),
+            (
+                "[[retention]]\ntable = \"events\"\ncolumn = \"at\"\nolder_than = \"30d\"\naction = \"drop_partitions\"",
+                "not one of delete, archive, drop-partitions",
+            ),
+        ];
+        for (text, expected) in cases {
+            let err = parse(text).unwrap_err();
+            assert!(err.contains(expected), "{text}: {err}");
+            assert!(err.starts_with("[[retention]] entry 1"), "{err}");
+            assert!(!err.contains('\n'), "{err}");
+        }
     }
 
     #[test]

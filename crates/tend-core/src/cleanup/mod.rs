@@ -6,7 +6,10 @@
 //!
 //! A purge is resumable by construction: every batch commits on its own and a rule's rows
 //! are found by their condition, not by a list kept somewhere, so a run killed at any
-//! moment leaves whole batches done and the next run carries on.
+//! moment leaves whole batches done and the next run carries on. A `drop-partitions` rule
+//! (a table partitioned by range on its timestamp) drops whole partitions instead, each in
+//! a transaction of its own (`tend_lifecycle::partitions`): the same holds, partition by
+//! partition.
 
 pub mod config;
 
@@ -16,11 +19,11 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use tend_lifecycle::rules::{self, cascade_paths, find_table, held_sql, is_timestamp};
 use tend_lifecycle::{
-    BatchSizer, PurgeOptions, PurgeOutcome, PurgeTarget, ReferenceGraph, RetentionRule,
-    RowSelector, RuleAction, RuleOrigin,
+    BatchSizer, DropOptions, DropOutcome, ExpiredPartition, PartitionRetention, PurgeOptions,
+    PurgeOutcome, PurgeTarget, ReferenceGraph, RetentionRule, RowSelector, RuleAction, RuleOrigin,
 };
 use tend_schema::Model;
-use tend_schema::model::QualifiedName;
+use tend_schema::model::{QualifiedName, ident};
 use tokio_util::sync::CancellationToken;
 
 pub use config::{ConfiguredAction, RetentionConfig};
@@ -60,6 +63,12 @@ pub enum CleanupError {
         archive: String,
         reason: String,
     },
+    #[error("retention rule `{rule}` drops partitions, but {table} {reason}")]
+    NotPartitioned {
+        rule: String,
+        table: String,
+        reason: String,
+    },
     #[error("there is no retention rule `{name}`; the rules are: {known}")]
     UnknownRule { name: String, known: String },
     #[error("retention rule `{rule}` on {table} cannot be counted: {message}")]
@@ -74,6 +83,14 @@ pub enum CleanupError {
         #[source]
         source: tend_lifecycle::PurgeError,
         /// Rows this run deleted before it stopped.
+        deleted_before: u64,
+    },
+    #[error("retention rule `{rule}`: {source}{}", done_text(*deleted_before))]
+    DropPartitions {
+        rule: String,
+        #[source]
+        source: tend_lifecycle::PartitionError,
+        /// Rows this run deleted before it stopped (estimated for dropped partitions).
         deleted_before: u64,
     },
     #[error("cleanup could not read the database: {}", tend_pg::error_text(.0))]
@@ -106,6 +123,17 @@ impl CleanupPlan {
     pub fn rows(&self) -> u64 {
         self.rules.iter().map(|r| r.deletes()).sum()
     }
+
+    /// Whether a run would change anything: rows to delete, or partitions to drop (an
+    /// empty one too).
+    pub fn has_work(&self) -> bool {
+        self.rules.iter().any(|r| r.has_work())
+    }
+
+    /// Partitions the plan drops.
+    pub fn partitions(&self) -> usize {
+        self.rules.iter().map(|r| r.drops().count()).sum()
+    }
 }
 
 /// One rule, counted.
@@ -115,7 +143,7 @@ pub struct PlannedRule {
     pub table: String,
     /// `configured` or `soft-delete`.
     pub origin: &'static str,
-    /// `delete` or `archive`.
+    /// `delete`, `archive` or `drop-partitions`.
     pub action: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub archive_to: Option<String>,
@@ -133,8 +161,25 @@ pub struct PlannedRule {
     pub cascades: Vec<CascadeCount>,
     /// Foreign keys whose columns the delete sets to NULL or to their default.
     pub set_null: Vec<String>,
+    /// `drop-partitions` rules: the table's partitions wholly past the rule, oldest first
+    /// (`matching` and `held` are their rows).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub partitions: Option<Vec<PlannedPartition>>,
+    /// `matching` and `held` are, in part, the statistics' estimates, not counts.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub rows_estimated: bool,
     #[serde(skip)]
-    target: PurgeTarget,
+    work: RuleWork,
+}
+
+/// What a run does for a rule.
+#[derive(Debug, Clone)]
+enum RuleWork {
+    Purge(PurgeTarget),
+    DropPartitions {
+        retention: PartitionRetention,
+        partitions: Vec<ExpiredPartition>,
+    },
 }
 
 impl PlannedRule {
@@ -142,6 +187,36 @@ impl PlannedRule {
     pub fn deletes(&self) -> u64 {
         self.matching.saturating_sub(self.held)
     }
+
+    /// The partitions this rule drops: those no foreign key holds.
+    pub fn drops(&self) -> impl Iterator<Item = &PlannedPartition> {
+        self.partitions
+            .iter()
+            .flatten()
+            .filter(|p| p.held_by.is_empty())
+    }
+
+    /// Whether running this rule would change anything.
+    pub fn has_work(&self) -> bool {
+        self.deletes() > 0 || self.drops().next().is_some()
+    }
+}
+
+/// A partition a `drop-partitions` rule drops whole.
+#[derive(Debug, Clone, Serialize)]
+pub struct PlannedPartition {
+    pub name: String,
+    /// `FOR VALUES FROM (...) TO (...)`, as PostgreSQL writes it.
+    pub bound: String,
+    pub rows: u64,
+    /// `rows` is the statistics' estimate (`reltuples`, as of the last ANALYZE or vacuum);
+    /// a partition never analyzed is counted.
+    pub rows_estimated: bool,
+    /// It is partitioned itself: its partitions go with it.
+    pub partitioned: bool,
+    /// Foreign keys that reference rows in it: PostgreSQL refuses to detach it while they
+    /// do, so it stays (its rows count as held).
+    pub held_by: Vec<String>,
 }
 
 /// Rows another table loses through a chain of cascades.
@@ -175,6 +250,23 @@ pub struct RuleOutcome {
     pub longest_batch_ms: u64,
     /// Time spent waiting for lagging replicas.
     pub paused_ms: u64,
+    /// `drop-partitions` rules: the partitions dropped (each its own transaction, counted
+    /// in `batches`; `deleted` is their rows).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub partitions_dropped: Option<Vec<String>>,
+    /// `drop-partitions` rules: the partitions PostgreSQL would not detach or drop, and why.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub partitions_kept: Option<Vec<KeptPartition>>,
+    /// `deleted` is, in part, the statistics' estimate of dropped partitions' rows.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub rows_estimated: bool,
+}
+
+/// A partition a run left, and PostgreSQL's reason.
+#[derive(Debug, Clone, Serialize)]
+pub struct KeptPartition {
+    pub name: String,
+    pub reason: String,
 }
 
 /// What a run says as it goes.
@@ -205,6 +297,7 @@ pub fn resolve_rules(
             table: config.table.clone(),
         })?;
         let mut rows = Vec::new();
+        let mut age_type = None;
         if let Some((column, older_than)) = &config.older_than {
             let found = model.tables[&table]
                 .columns
@@ -223,6 +316,7 @@ pub fn resolve_rules(
                     data_type: found.data_type.clone(),
                 });
             }
+            age_type = Some(found.data_type.clone());
             rows.push(RowSelector::OlderThan {
                 column: column.clone(),
                 older_than: *older_than,
@@ -246,6 +340,34 @@ pub fn resolve_rules(
                 check_archive(model, &config.name, &table, &archive)?;
                 RuleAction::ArchiveTo(archive)
             }
+            ConfiguredAction::DropPartitions => {
+                let not_partitioned = |reason: String| CleanupError::NotPartitioned {
+                    rule: config.name.clone(),
+                    table: table.to_string(),
+                    reason,
+                };
+                let (Some((column, _)), Some(key_type), None) =
+                    (&config.older_than, age_type, &config.predicate)
+                else {
+                    return Err(not_partitioned(
+                        "can only be aged by its partition key: give `column` and `older_than`, and no `where`".to_string(),
+                    ));
+                };
+                let key = format!("RANGE ({})", ident(column));
+                match model.tables[&table].partition_by.as_deref() {
+                    None => {
+                        return Err(not_partitioned(
+                            "is not partitioned: set action = \"delete\" to delete its rows in batches".to_string(),
+                        ));
+                    }
+                    Some(by) if !ranges_by(by, column) => {
+                        return Err(not_partitioned(format!(
+                            "is partitioned by {by}, not by {key}: age the rule by its range key, or set action = \"delete\" to delete its rows in batches"
+                        )));
+                    }
+                    Some(_) => RuleAction::DropPartitions { key_type },
+                }
+            }
         };
         resolved.push(RetentionRule {
             name: config.name.clone(),
@@ -259,6 +381,17 @@ pub fn resolve_rules(
         resolved.extend(rules::soft_delete_rules(model, grace));
     }
     Ok(resolved)
+}
+
+/// Whether `partition_by` (`pg_get_partkeydef`: `RANGE (created_at)`, `LIST (kind)`) is a
+/// range on `column` alone, written plain or quoted.
+fn ranges_by(partition_by: &str, column: &str) -> bool {
+    partition_by
+        .strip_prefix("RANGE (")
+        .and_then(|key| key.strip_suffix(')'))
+        .is_some_and(|key| {
+            key == column || key == ident(column) || key == tend_pg::quote_ident(column)
+        })
 }
 
 /// An archive table takes a rule's rows as `INSERT ... SELECT *`: the same columns, in
@@ -362,14 +495,18 @@ async fn count_rule(
         table: rule.table.to_string(),
         message: tend_pg::error_text(&e),
     };
+    let archive_to = match &rule.action {
+        RuleAction::ArchiveTo(to) => Some(to.clone()),
+        RuleAction::Delete => None,
+        RuleAction::DropPartitions { key_type } => {
+            return count_partitions(client, graph, rule, key_type).await;
+        }
+    };
     let target = PurgeTarget {
         table: rule.table.clone(),
         condition: rule.condition_sql(),
         held: held_sql(graph, &rule.table, &rule.table.sql()),
-        archive_to: match &rule.action {
-            RuleAction::ArchiveTo(to) => Some(to.clone()),
-            RuleAction::Delete => None,
-        },
+        archive_to,
     };
     let row = client
         .query_one(&target.count_sql(), &[])
@@ -417,13 +554,11 @@ async fn count_rule(
     Ok(PlannedRule {
         rule: rule.name.clone(),
         table: rule.table.to_string(),
-        origin: match rule.origin {
-            RuleOrigin::Configured => "configured",
-            RuleOrigin::SoftDelete => "soft-delete",
-        },
+        origin: origin_name(&rule.origin),
         action: match rule.action {
             RuleAction::Delete => "delete",
             RuleAction::ArchiveTo(_) => "archive",
+            RuleAction::DropPartitions { .. } => "drop-partitions",
         },
         archive_to: target.archive_to.as_ref().map(|t| t.to_string()),
         condition: target.condition.clone(),
@@ -432,7 +567,82 @@ async fn count_rule(
         oldest_overdue_seconds,
         cascades,
         set_null,
-        target,
+        partitions: None,
+        rows_estimated: false,
+        work: RuleWork::Purge(target),
+    })
+}
+
+fn origin_name(origin: &RuleOrigin) -> &'static str {
+    match origin {
+        RuleOrigin::Configured => "configured",
+        RuleOrigin::SoftDelete => "soft-delete",
+    }
+}
+
+/// Counts a `drop-partitions` rule: its partitions wholly past the cutoff, their rows, and
+/// those a foreign key holds. Nothing cascades and nothing is set to NULL: PostgreSQL
+/// refuses to detach a partition any foreign key still references.
+async fn count_partitions(
+    client: &tokio_postgres::Client,
+    graph: &ReferenceGraph,
+    rule: &RetentionRule,
+    key_type: &str,
+) -> Result<PlannedRule, CleanupError> {
+    let failed = |message: String| CleanupError::Count {
+        rule: rule.name.clone(),
+        table: rule.table.to_string(),
+        message,
+    };
+    let Some(RowSelector::OlderThan { older_than, .. }) = rule.rows.first() else {
+        return Err(failed(
+            "a drop-partitions rule needs an age on the partition key".to_string(),
+        ));
+    };
+    let retention = PartitionRetention::new(graph, rule.table.clone(), key_type, *older_than);
+    let partitions = retention.expired(client).await.map_err(|e| match e {
+        tend_lifecycle::PartitionError::List { message, .. } => failed(message),
+        other => failed(other.to_string()),
+    })?;
+    let matching = partitions.iter().map(|p| p.rows).sum();
+    let held = partitions.iter().filter(|p| p.held()).map(|p| p.rows).sum();
+    // How long the oldest partition it would drop has waited: a partition is due only
+    // once its whole range has passed the rule.
+    let oldest_overdue_seconds = partitions
+        .iter()
+        .filter(|p| !p.held())
+        .filter_map(|p| p.overdue_seconds)
+        .reduce(f64::max);
+    Ok(PlannedRule {
+        rule: rule.name.clone(),
+        table: rule.table.to_string(),
+        origin: origin_name(&rule.origin),
+        action: "drop-partitions",
+        archive_to: None,
+        condition: rule.condition_sql(),
+        matching,
+        held,
+        oldest_overdue_seconds,
+        cascades: Vec::new(),
+        set_null: Vec::new(),
+        partitions: Some(
+            partitions
+                .iter()
+                .map(|p| PlannedPartition {
+                    name: p.name.to_string(),
+                    bound: p.bound.clone(),
+                    rows: p.rows,
+                    rows_estimated: p.rows_estimated,
+                    partitioned: p.partitioned,
+                    held_by: p.referenced_by.iter().map(link_name).collect(),
+                })
+                .collect(),
+        ),
+        rows_estimated: partitions.iter().any(|p| p.rows_estimated),
+        work: RuleWork::DropPartitions {
+            retention,
+            partitions,
+        },
     })
 }
 
@@ -540,29 +750,87 @@ pub async fn run(
             table: rule.table.clone(),
             expected: rule.deletes(),
         });
-        let mut sizer = BatchSizer::new(settings.batch_budget, settings.max_batch);
-        let progress = |so_far: &PurgeOutcome| {
-            on_event(CleanupEvent::Progress {
-                rule: rule.rule.clone(),
-                deleted: so_far.deleted,
-            })
-        };
-        let outcome =
-            tend_lifecycle::purge(client, &rule.target, &mut sizer, &options, &stop, &progress)
+        let outcome = match &rule.work {
+            RuleWork::Purge(target) => {
+                let mut sizer = BatchSizer::new(settings.batch_budget, settings.max_batch);
+                let progress = |so_far: &PurgeOutcome| {
+                    on_event(CleanupEvent::Progress {
+                        rule: rule.rule.clone(),
+                        deleted: so_far.deleted,
+                    })
+                };
+                let outcome =
+                    tend_lifecycle::purge(client, target, &mut sizer, &options, &stop, &progress)
+                        .await
+                        .map_err(|source| CleanupError::Purge {
+                            rule: rule.rule.clone(),
+                            source,
+                            deleted_before: report.deleted,
+                        })?;
+                RuleOutcome {
+                    rule: rule.rule.clone(),
+                    table: rule.table.clone(),
+                    deleted: outcome.deleted,
+                    batches: outcome.batches,
+                    conflicts: outcome.conflicts,
+                    longest_batch_ms: millis(outcome.longest),
+                    paused_ms: millis(outcome.paused),
+                    partitions_dropped: None,
+                    partitions_kept: None,
+                    rows_estimated: false,
+                }
+            }
+            RuleWork::DropPartitions {
+                retention,
+                partitions,
+            } => {
+                // The batch budget bounds how long the table waits behind each drop, as it
+                // bounds a batch's row locks.
+                let drop_options = DropOptions::new(settings.batch_budget);
+                let progress = |so_far: &DropOutcome| {
+                    on_event(CleanupEvent::Progress {
+                        rule: rule.rule.clone(),
+                        deleted: so_far.rows(),
+                    })
+                };
+                let outcome = tend_lifecycle::drop_partitions(
+                    client,
+                    retention,
+                    partitions,
+                    &drop_options,
+                    &stop,
+                    &progress,
+                )
                 .await
-                .map_err(|source| CleanupError::Purge {
+                .map_err(|source| CleanupError::DropPartitions {
                     rule: rule.rule.clone(),
                     source,
                     deleted_before: report.deleted,
                 })?;
-        let outcome = RuleOutcome {
-            rule: rule.rule.clone(),
-            table: rule.table.clone(),
-            deleted: outcome.deleted,
-            batches: outcome.batches,
-            conflicts: outcome.conflicts,
-            longest_batch_ms: millis(outcome.longest),
-            paused_ms: millis(outcome.paused),
+                RuleOutcome {
+                    rule: rule.rule.clone(),
+                    table: rule.table.clone(),
+                    deleted: outcome.rows(),
+                    batches: outcome.dropped.len() as u64,
+                    conflicts: outcome.conflicts,
+                    longest_batch_ms: millis(outcome.longest),
+                    paused_ms: 0,
+                    partitions_dropped: Some(
+                        outcome.dropped.iter().map(|p| p.name.to_string()).collect(),
+                    ),
+                    partitions_kept: Some(
+                        outcome
+                            .kept
+                            .iter()
+                            .map(|k| KeptPartition {
+                                name: k.partition.name.to_string(),
+                                reason: k.reason.clone(),
+                            })
+                            .collect(),
+                    ),
+                    rows_estimated: outcome.dropped.iter().any(|p| p.rows_estimated),
+                }
+            }
         };
         report.deleted += outcome.deleted;
         on_event(CleanupEvent::Finished(outcome.clone()));
@@ -575,4 +843,20 @@ pub async fn run(
 
 fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_drop_partitions_rule_needs_a_range_on_its_column_alone() {
+        assert!(ranges_by("RANGE (created_at)", "created_at"));
+        assert!(ranges_by("RANGE (\"createdAt\")", "createdAt"));
+        assert!(!ranges_by("RANGE (created_at, id)", "created_at"));
+        assert!(!ranges_by("RANGE (date_trunc('month'::text, at))", "at"));
+        assert!(!ranges_by("LIST (created_at)", "created_at"));
+        assert!(!ranges_by("HASH (created_at)", "created_at"));
+        assert!(!ranges_by("RANGE (updated_at)", "created_at"));
+    }
 }

@@ -17,7 +17,7 @@ mod sections;
 
 pub use sections::{
     AlertSettings, BackupKeys, BackupSettings, ChecksSettings, CleanupSettings, DatabaseSettings,
-    DevSettings, HealthSettings, KeyError, MigrateSettings, MissedRuns, PitrSettings,
+    DevSettings, GdprSettings, HealthSettings, KeyError, MigrateSettings, MissedRuns, PitrSettings,
     SchemaSettings, ServeSettings, Setting, SpoolSettings,
 };
 
@@ -420,6 +420,13 @@ pub const KEYS: &[Key] = &[
         doc: "A purge waits between batches while a replica's replay lag is longer than this (read from pg_stat_replication: the role needs pg_read_all_stats to see it).",
     },
     Key {
+        name: "gdpr.salt",
+        env: &["TEND_GDPR_SALT"],
+        kind: Kind::Secret,
+        default: None,
+        doc: "The secret `tend gdpr erase` mixes into hashed and fake values (hash, fake-email, fake-name), so they cannot be matched back to the originals by hashing guesses; keep it secret and unchanged.",
+    },
+    Key {
         name: "serve.listen",
         env: &["TEND_SERVE_LISTEN"],
         kind: Kind::Text,
@@ -630,6 +637,8 @@ pub enum ConfigError {
     },
     #[error("the config file {} given with --config does not exist", path.display())]
     MissingFile { path: PathBuf },
+    #[error("{} has a bad [gdpr] section: {reason}", path.display())]
+    Gdpr { path: PathBuf, reason: String },
     #[error("{} has a bad retention rule: {reason}", path.display())]
     Retention { path: PathBuf, reason: String },
     #[error("{} has a bad schedule: {reason}", path.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| "the default routine".to_string()))]
@@ -702,6 +711,7 @@ pub struct Settings {
     pub serve: ServeSettings,
     pub alerts: AlertSettings,
     pub cleanup: CleanupSettings,
+    pub gdpr: GdprSettings,
     /// `TEND_PG_BINDIR`: where PostgreSQL programs are looked for first.
     pub pg_bindir: Option<PathBuf>,
     /// The directory holding `tend.toml`, or the working directory when there is none.
@@ -748,6 +758,7 @@ impl Settings {
         let mut checks = BTreeMap::new();
         let mut schedule = None;
         let mut retention = Vec::new();
+        let mut gdpr = None;
         if let Some(path) = &config_file {
             let contents = read_config_file(path)?;
             for (name, value) in contents.values {
@@ -762,6 +773,7 @@ impl Settings {
             checks = contents.checks;
             schedule = contents.schedule;
             retention = contents.retention;
+            gdpr = contents.gdpr;
         }
         let dotenv_path = project_root.join(".env");
         let dotenv = read_dotenv(&dotenv_path)?;
@@ -863,6 +875,7 @@ impl Settings {
             checks,
             schedule,
             retention,
+            gdpr,
             project_root,
             config_file,
         )
@@ -874,6 +887,7 @@ impl Settings {
         checks: BTreeMap<String, tend_ops::CheckOverride>,
         schedule: Option<Vec<crate::schedule::RawEntry>>,
         retention: Vec<crate::cleanup::RetentionConfig>,
+        gdpr: Option<crate::gdpr::GdprConfig>,
         project_root: PathBuf,
         config_file: Option<PathBuf>,
     ) -> Result<Settings, ConfigError> {
@@ -883,6 +897,10 @@ impl Settings {
         };
         let cleanup = read.cleanup(retention)?;
         Ok(Settings {
+            gdpr: crate::settings::GdprSettings {
+                config: gdpr,
+                salt: read.text("gdpr.salt"),
+            },
             checks: read.checks(checks, &cleanup)?,
             cleanup,
             database: read.database()?,
@@ -924,6 +942,7 @@ impl Settings {
             BTreeMap::new(),
             None,
             Vec::new(),
+            None,
             project_root.to_path_buf(),
             None,
         )
@@ -1136,6 +1155,8 @@ struct FileContents {
     schedule: Option<Vec<crate::schedule::RawEntry>>,
     /// `[[retention]]` entries.
     retention: Vec<crate::cleanup::RetentionConfig>,
+    /// `[gdpr]`, when the file has it.
+    gdpr: Option<crate::gdpr::GdprConfig>,
 }
 
 fn read_config_file(path: &Path) -> Result<FileContents, ConfigError> {
@@ -1200,11 +1221,38 @@ fn parse_config_text(path: &Path, text: &str) -> Result<FileContents, ConfigErro
             });
         }
     };
+    let gdpr = match table.get("gdpr") {
+        None => None,
+        Some(toml::Value::Table(section)) => Some(crate::gdpr::config::parse(section).map_err(
+            |reason| ConfigError::Gdpr {
+                path: path.to_path_buf(),
+                reason,
+            },
+        )?),
+        Some(_) => {
+            return Err(ConfigError::WrongType {
+                key: "gdpr".to_string(),
+                path: path.to_path_buf(),
+                expected: "a table, written [gdpr]",
+            });
+        }
+    };
     let mut out = Vec::new();
     for (section, value) in &table {
         if section == "schedule" || section == "retention" {
             continue;
         }
+        // [gdpr] is read above, but for its salt, a plain (secret) key.
+        let value = &match (section.as_str(), value) {
+            ("gdpr", toml::Value::Table(entries)) => toml::Value::Table(
+                entries
+                    .iter()
+                    .filter(|(k, _)| k.as_str() == "salt")
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect(),
+            ),
+            _ => value.clone(),
+        };
         let toml::Value::Table(entries) = value else {
             let key = section.to_string();
             return Err(ConfigError::UnknownKey {
@@ -1264,6 +1312,7 @@ fn parse_config_text(path: &Path, text: &str) -> Result<FileContents, ConfigErro
         checks,
         schedule,
         retention,
+        gdpr,
     })
 }
 

@@ -206,6 +206,24 @@ pub struct CleanupSettings {
     pub max_replica_lag: Duration,
 }
 
+/// `[gdpr]`: the subject, the policies, the declared links, and the salt.
+#[derive(Clone, Default)]
+pub struct GdprSettings {
+    /// `None` without a `[gdpr]` section.
+    pub config: Option<crate::gdpr::GdprConfig>,
+    /// `gdpr.salt` (`TEND_GDPR_SALT`): never shown.
+    pub salt: Option<String>,
+}
+
+impl std::fmt::Debug for GdprSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GdprSettings")
+            .field("config", &self.config)
+            .field("salt", &self.salt.as_ref().map(|_| "(set)"))
+            .finish()
+    }
+}
+
 /// Where `tend wal-push` spools WAL while the store is away, and how much.
 #[derive(Debug, Clone)]
 pub struct SpoolSettings {

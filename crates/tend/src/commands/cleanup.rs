@@ -1,12 +1,13 @@
 //! `tend cleanup`: the `[[retention]]` rules and the built-in soft-delete rule. It counts
-//! first (rows per rule, what foreign keys hold back, what cascades take with them), shows
-//! that, asks, then purges in batches, children before parents. `--dry-run` stops after
-//! the counts; an interrupt stops between batches, with every finished batch kept.
+//! first (rows per rule, what foreign keys hold back, what cascades take with them, the
+//! partitions a `drop-partitions` rule drops whole), shows that, asks, then purges in
+//! batches, children before parents. `--dry-run` stops after the counts; an interrupt
+//! stops between batches (or partitions), with every finished one kept.
 
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use tend_core::cleanup::{
-    self, CleanupError, CleanupEvent, CleanupPlan, CleanupRequest, PlannedRule,
+    self, CleanupError, CleanupEvent, CleanupPlan, CleanupRequest, PlannedPartition, PlannedRule,
 };
 
 use crate::command_error::{CommandError, ErrorKind, exit};
@@ -35,13 +36,13 @@ pub fn run(args: CleanupArgs, ctx: &Context) -> Result<i32, CommandError> {
     }
     show_plan(ctx, &plan);
     if args.dry_run {
-        if plan.rows() > 0 {
+        if plan.has_work() {
             ctx.out
                 .line("Nothing was deleted (--dry-run); run without it to purge.");
         }
         return Ok(exit::OK);
     }
-    if plan.rows() == 0 {
+    if !plan.has_work() {
         ctx.out.json_value(&tend_core::cleanup::CleanupReport {
             rules: Vec::new(),
             deleted: 0,
@@ -53,14 +54,24 @@ pub fn run(args: CleanupArgs, ctx: &Context) -> Result<i32, CommandError> {
     let tables: std::collections::BTreeSet<&str> = plan
         .rules
         .iter()
-        .filter(|r| r.deletes() > 0)
+        .filter(|r| r.has_work())
         .map(|r| r.table.as_str())
         .collect();
+    let estimated = plan.rules.iter().any(|r| r.rows_estimated);
     ctx.out.confirm(
         &format!(
-            "Delete {} from {}?",
+            "Delete {}{} from {}{}?",
+            if estimated && plan.rows() > 0 {
+                "about "
+            } else {
+                ""
+            },
             count(plan.rows() as usize, "row", "rows"),
-            count(tables.len(), "table", "tables")
+            count(tables.len(), "table", "tables"),
+            match plan.partitions() {
+                0 => String::new(),
+                n => format!(", dropping {}", count(n, "partition", "partitions")),
+            }
         ),
         ctx.yes,
     )?;
@@ -86,6 +97,38 @@ pub fn run(args: CleanupArgs, ctx: &Context) -> Result<i32, CommandError> {
             bar.set_prefix(format!("{rule} on {table}"));
         }
         CleanupEvent::Progress { deleted, .. } => bar.set_position(deleted),
+        CleanupEvent::Finished(outcome) if outcome.partitions_dropped.is_some() => {
+            bar.suspend(|| {
+                let dropped = outcome.partitions_dropped.as_deref().unwrap_or_default();
+                ctx.out.step(format!(
+                    "{} on {}: dropped {} ({}{}; longest {} ms{})",
+                    outcome.rule,
+                    outcome.table,
+                    count(dropped.len(), "partition", "partitions"),
+                    if outcome.rows_estimated && outcome.deleted > 0 {
+                        "about "
+                    } else {
+                        ""
+                    },
+                    count(outcome.deleted as usize, "row", "rows"),
+                    outcome.longest_batch_ms,
+                    if outcome.conflicts > 0 {
+                        format!(", {} retried after a lock", outcome.conflicts)
+                    } else {
+                        String::new()
+                    },
+                ));
+                if ctx.out.verbose {
+                    for name in dropped {
+                        ctx.out.step(format!("  - {name}"));
+                    }
+                }
+                for kept in outcome.partitions_kept.iter().flatten() {
+                    ctx.out
+                        .warn(format!("kept partition {}: {}", kept.name, kept.reason));
+                }
+            });
+        }
         CleanupEvent::Finished(outcome) => {
             bar.suspend(|| {
                 ctx.out.step(format!(
@@ -117,7 +160,12 @@ pub fn run(args: CleanupArgs, ctx: &Context) -> Result<i32, CommandError> {
     let report = report.map_err(cleanup_error)?;
     ctx.out.json_value(&report);
     ctx.out.line(format!(
-        "Deleted {} in {:.1} s.",
+        "Deleted {}{} in {:.1} s.",
+        if report.deleted > 0 && report.rules.iter().any(|r| r.rows_estimated) {
+            "about "
+        } else {
+            ""
+        },
         count(report.deleted as usize, "row", "rows"),
         report.millis as f64 / 1e3
     ));
@@ -145,9 +193,19 @@ fn show_plan(ctx: &Context, plan: &CleanupPlan) {
         .rules
         .iter()
         .map(|r| r.rule.len() + r.table.len() + 4)
+        .chain(
+            plan.rules
+                .iter()
+                .flat_map(|r| r.partitions.iter().flatten())
+                .map(|p| p.name.len() + 4),
+        )
         .max()
         .unwrap_or(0);
     for rule in &plan.rules {
+        if let Some(partitions) = &rule.partitions {
+            show_partitions(ctx, rule, partitions, width);
+            continue;
+        }
         ctx.out.line(format!(
             "{:<width$}  {:>10} {}{}",
             format!("{} on {}", rule.rule, rule.table),
@@ -185,24 +243,112 @@ fn show_plan(ctx: &Context, plan: &CleanupPlan) {
         }
     }
     ctx.out.line(format!(
-        "{} {} to delete in all.",
+        "{}{} {} to delete in all{}.",
+        if plan.rows() > 0 && plan.rules.iter().any(|r| r.rows_estimated) {
+            "about "
+        } else {
+            ""
+        },
         thousands(plan.rows()),
-        if plan.rows() == 1 { "row" } else { "rows" }
+        if plan.rows() == 1 { "row" } else { "rows" },
+        match plan.partitions() {
+            0 => String::new(),
+            n => format!(", in {} to drop", count(n, "partition", "partitions")),
+        }
     ));
 }
 
+/// A `drop-partitions` rule: the rows, then each partition wholly past the rule (its rows
+/// an estimate from the statistics where marked "about").
+fn show_partitions(
+    ctx: &Context,
+    rule: &PlannedRule,
+    partitions: &[PlannedPartition],
+    width: usize,
+) {
+    let about = |estimated: bool, n: u64| {
+        if estimated && n > 0 {
+            format!("about {}", thousands(n))
+        } else {
+            thousands(n)
+        }
+    };
+    ctx.out.line(format!(
+        "{:<width$}  {:>10} to drop{}{}",
+        format!("{} on {}", rule.rule, rule.table),
+        about(rule.rows_estimated, rule.deletes()),
+        match rule.drops().count() {
+            0 => String::new(),
+            n => format!(" in {}", count(n, "whole partition", "whole partitions")),
+        },
+        held_and_age(rule),
+    ));
+    // Daily partitions make long lists: the oldest ones, unless --verbose.
+    let shown = if ctx.out.verbose {
+        partitions.len()
+    } else {
+        partitions.len().min(MAX_PARTITIONS_SHOWN)
+    };
+    for partition in &partitions[..shown] {
+        ctx.out.line(format!(
+            "{:<width$}  {:>10} {}, {}{}",
+            format!("  - {}", partition.name),
+            about(partition.rows_estimated, partition.rows),
+            if partition.rows == 1 { "row" } else { "rows" },
+            partition.bound,
+            if partition.held_by.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    "; kept: a foreign key references rows in it ({})",
+                    partition.held_by.join(", ")
+                )
+            },
+        ));
+    }
+    if shown < partitions.len() {
+        ctx.out.line(format!(
+            "  + {} more partitions (--verbose lists them)",
+            partitions.len() - shown
+        ));
+    }
+    if ctx.out.verbose {
+        ctx.out.line(format!("    rows: {}", rule.condition));
+    }
+}
+
+/// The partitions of one rule the plan lists without --verbose.
+const MAX_PARTITIONS_SHOWN: usize = 20;
+
 fn held_and_age(rule: &PlannedRule) -> String {
     let mut parts = Vec::new();
-    if rule.held > 0 {
+    let held_partitions = rule
+        .partitions
+        .iter()
+        .flatten()
+        .filter(|p| !p.held_by.is_empty())
+        .count();
+    if held_partitions > 0 {
+        parts.push(format!(
+            "{} kept: a foreign key references rows in {}",
+            count(held_partitions, "partition", "partitions"),
+            if held_partitions == 1 { "it" } else { "them" }
+        ));
+    } else if rule.held > 0 {
         parts.push(format!(
             "{} kept: still referenced by a RESTRICT or NO ACTION foreign key",
             thousands(rule.held)
         ));
     }
     if let Some(age) = rule.oldest_overdue_seconds
-        && rule.deletes() > 0
+        && rule.has_work()
     {
-        parts.push(format!("oldest {} past its rule", human_age(age)));
+        if rule.partitions.is_some() {
+            // A partition is due once its whole range has passed the rule.
+            parts.push(format!("the oldest due for {}", human_age(age)));
+        } else {
+            parts.push(format!("oldest {} past its rule", human_age(age)));
+        }
     }
     if parts.is_empty() {
         String::new()
@@ -240,12 +386,15 @@ fn cleanup_error(err: CleanupError) -> CommandError {
         | CleanupError::UnknownColumn { .. }
         | CleanupError::NotATimestamp { .. }
         | CleanupError::Archive { .. }
+        | CleanupError::NotPartitioned { .. }
         | CleanupError::UnknownRule { .. }) => {
             CommandError::new(ErrorKind::Config, err.to_string())
         }
         err @ CleanupError::Count { .. } => CommandError::new(ErrorKind::Config, err.to_string())
             .with_hint("check the rule's `where` in tend.toml: it is SQL over the table's columns"),
-        err @ CleanupError::Purge { .. } => CommandError::failure(err.to_string()),
+        err @ (CleanupError::Purge { .. } | CleanupError::DropPartitions { .. }) => {
+            CommandError::failure(err.to_string())
+        }
         err => CommandError::failure(err.to_string()),
     }
 }

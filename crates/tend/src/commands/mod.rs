@@ -9,6 +9,7 @@ pub mod config;
 pub mod demo;
 pub mod dev;
 pub mod doctor;
+pub mod gdpr;
 pub mod health;
 pub mod init;
 pub mod kill;
@@ -79,6 +80,7 @@ pub fn run(cli: Cli, out: &mut Output) -> Result<i32, CommandError> {
                 Command::Reindex(args) => reindex::run(args, &ctx),
                 Command::Optimize(args) => optimize::run(args, &ctx),
                 Command::Cleanup(args) => cleanup::run(args, &ctx),
+                Command::Gdpr(cmd) => gdpr::run(cmd, &ctx),
                 Command::Backup(cmd) => backup::run(cmd, &ctx),
                 Command::Restore(args) => restore::run(args, &ctx),
                 Command::Serve(args) => serve::run(args, &ctx),

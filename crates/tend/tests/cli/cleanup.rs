@@ -35,7 +35,7 @@ archive_to = "audit_log_archive"
 
 /// The example's schema and seed in a database owned by `owner` (no superuser), with an
 /// archive table for the audit log. `None` off the test kit's own cluster.
-fn saas_database(owner: &str) -> Option<(TestDb, tend_pg::ConnInfo)> {
+pub(crate) fn saas_database(owner: &str) -> Option<(TestDb, tend_pg::ConnInfo)> {
     let db = TestDb::create();
     let app = TestServer::get().password_user(owner, "cleanup-app-pw", &db.name)?;
     db.execute(&format!("ALTER DATABASE {} OWNER TO {owner}", db.name));
@@ -52,7 +52,7 @@ fn saas_database(owner: &str) -> Option<(TestDb, tend_pg::ConnInfo)> {
 }
 
 /// Every table's rows, hashed: equal only when no row of any table changed.
-fn checksum(info: &tend_pg::ConnInfo) -> Vec<String> {
+pub(crate) fn checksum(info: &tend_pg::ConnInfo) -> Vec<String> {
     let tables = query_column(
         info,
         "SELECT format('%I.%I', schemaname, relname) FROM pg_stat_user_tables ORDER BY 1",
@@ -411,4 +411,279 @@ fn the_backlog_is_a_check_that_names_each_rule_and_how_overdue_it_is() {
     );
     let (code, out, err) = check(&project);
     assert_eq!(code, 1, "{out}{err}");
+}
+
+/// `events`, partitioned by month on a timestamptz: 14 monthly partitions (`events_p00`,
+/// twelve months back, to `events_p13`, next month) with a row every 7 hours, a DEFAULT
+/// partition holding one very old row, and `alerts` referencing the oldest event. Analyzed,
+/// so the row estimates are exact.
+const MONTHLY_EVENTS: &str = "
+    CREATE TABLE events (id bigint NOT NULL, at timestamptz NOT NULL, body text,
+                         PRIMARY KEY (id, at)) PARTITION BY RANGE (at);
+    DO $$
+    BEGIN
+      FOR i IN 0..13 LOOP
+        EXECUTE format('CREATE TABLE %I PARTITION OF events FOR VALUES FROM (%L) TO (%L)
+                          WITH (autovacuum_enabled = off)',
+                       'events_p' || lpad(i::text, 2, '0'),
+                       date_trunc('month', now()) + make_interval(months => i - 12),
+                       date_trunc('month', now()) + make_interval(months => i - 11));
+      END LOOP;
+    END $$;
+    CREATE TABLE events_default PARTITION OF events DEFAULT;
+    INSERT INTO events
+      SELECT g, date_trunc('month', now()) - interval '12 months' + g * interval '7 hours', 'e' || g
+        FROM generate_series(0, 1500) g
+       WHERE date_trunc('month', now()) - interval '12 months' + g * interval '7 hours'
+             < date_trunc('month', now()) + interval '2 months';
+    INSERT INTO events VALUES (-1, '2001-01-01', 'in the default partition');
+    CREATE TABLE alerts (id int PRIMARY KEY, event_id bigint NOT NULL, event_at timestamptz NOT NULL,
+                         FOREIGN KEY (event_id, event_at) REFERENCES events ON DELETE CASCADE);
+    INSERT INTO alerts SELECT 1, id, at FROM events WHERE id = 0;
+    ANALYZE events;";
+
+const OLD_EVENTS: &str = "[[retention]]\nname = \"old-events\"\ntable = \"events\"\ncolumn = \"at\"\nolder_than = \"180d\"\naction = \"drop-partitions\"\n";
+
+/// The partitions of `events`, by name.
+fn partitions_of_events(db: &TestDb) -> Vec<String> {
+    db.query_column(
+        "SELECT c.oid::regclass::text FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+          WHERE i.inhparent = 'events'::regclass ORDER BY 1",
+    )
+    .into_iter()
+    .map(|n| format!("public.{}", n.unwrap()))
+    .collect()
+}
+
+#[test]
+fn drop_partitions_drops_the_months_wholly_past_the_rule_and_keeps_referenced_ones() {
+    let db = TestDb::create();
+    db.execute(MONTHLY_EVENTS);
+    let project = TestProject::new();
+    project.write("tend.toml", OLD_EVENTS);
+    // The months whose end is at least 180 days back, worked out here from how they were
+    // made; the oldest is referenced by an alert.
+    let expected: Vec<String> = db
+        .query_column(
+            "SELECT 'public.events_p' || lpad(i::text, 2, '0') FROM generate_series(0, 13) i
+          WHERE date_trunc('month', now()) + make_interval(months => i - 11)
+                <= now() - make_interval(secs => 180 * 86400)
+          ORDER BY i",
+        )
+        .into_iter()
+        .map(Option::unwrap)
+        .collect();
+    assert!((5..=7).contains(&expected.len()), "{expected:?}");
+    let rows_in = |partition: &str| count(&db.info, &format!("SELECT count(*) FROM {partition}"));
+    let before = checksum(&db.info);
+    let all_partitions = partitions_of_events(&db);
+    assert_eq!(all_partitions.len(), 15);
+    let total = count(&db.info, "SELECT count(*) FROM events");
+
+    let (code, out, err) = cleanup(&project, &db.url(), &["--dry-run", "--json"]);
+    assert_eq!(code, 0, "{out}{err}");
+    let plan: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let rules = plan["rules"].as_array().unwrap();
+    assert_eq!(rules.len(), 1, "{out}");
+    let rule = &rules[0];
+    assert_eq!(rule["action"], "drop-partitions");
+    assert_eq!(rule["rows_estimated"], true);
+    let planned = rule["partitions"].as_array().unwrap();
+    let names: Vec<&str> = planned
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, expected, "{out}");
+    for partition in planned {
+        let name = partition["name"].as_str().unwrap();
+        assert_eq!(partition["rows"], rows_in(name), "{out}");
+        assert_eq!(partition["rows_estimated"], true, "{out}");
+        assert!(
+            partition["bound"]
+                .as_str()
+                .unwrap()
+                .starts_with("FOR VALUES FROM (")
+        );
+        let held = !partition["held_by"].as_array().unwrap().is_empty();
+        assert_eq!(held, name == "public.events_p00", "{out}");
+    }
+    let doomed_rows: i64 = expected[1..].iter().map(|p| rows_in(p)).sum();
+    let held_rows = rows_in("public.events_p00");
+    assert_eq!(rule["matching"], doomed_rows + held_rows, "{out}");
+    assert_eq!(rule["held"], held_rows, "{out}");
+    assert!(
+        rule["oldest_overdue_seconds"].as_f64().unwrap() > 0.0,
+        "{out}"
+    );
+    // The human dry run lists them, and only them.
+    let (code, out, err) = cleanup(&project, &db.url(), &["--dry-run"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("old-events on public.events"), "{out}");
+    for name in &expected {
+        assert!(out.contains(&format!("  - {name} ")), "{name}: {out}");
+    }
+    assert!(
+        !out.contains("events_p13") && !out.contains("events_default"),
+        "{out}"
+    );
+    assert!(
+        out.contains("kept: a foreign key references rows in it"),
+        "{out}"
+    );
+    assert!(out.contains("Nothing was deleted"), "{out}");
+    assert_eq!(checksum(&db.info), before);
+    assert_eq!(partitions_of_events(&db), all_partitions);
+    // The backlog: the rows of the partitions a cleanup would drop now.
+    let (code, out, err) = run(project
+        .tend()
+        .env("DATABASE_URL", db.url())
+        .env("TEND_CHECK_HISTORY", "off")
+        .args(["check", "--only", "cleanup.backlog", "--json"]));
+    assert_ne!(code, 0, "{out}{err}");
+    let report: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let finding = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["subject"] == "public.events (old-events)")
+        .unwrap_or_else(|| panic!("{out}"));
+    assert!(
+        finding["message"]
+            .as_str()
+            .unwrap()
+            .starts_with(&format!("{doomed_rows} rows")),
+        "{out}"
+    );
+
+    // The run drops all but the referenced one, each whole.
+    let (code, out, err) = cleanup(&project, &db.url(), &["--yes", "--json"]);
+    assert_eq!(code, 0, "{out}{err}");
+    let report: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let outcome = &report["rules"][0];
+    let dropped: Vec<&str> = outcome["partitions_dropped"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p.as_str().unwrap())
+        .collect();
+    assert_eq!(dropped, expected[1..], "{out}");
+    assert_eq!(outcome["deleted"], doomed_rows, "{out}");
+    assert_eq!(outcome["rows_estimated"], true, "{out}");
+    let kept = outcome["partitions_kept"].as_array().unwrap();
+    assert_eq!(kept.len(), 1, "{out}");
+    assert_eq!(kept[0]["name"], "public.events_p00");
+    assert!(
+        kept[0]["reason"].as_str().unwrap().contains("foreign key"),
+        "{out}"
+    );
+    let remaining: Vec<String> = all_partitions
+        .iter()
+        .filter(|p| !expected[1..].contains(p))
+        .cloned()
+        .collect();
+    assert_eq!(partitions_of_events(&db), remaining);
+    assert_eq!(
+        count(&db.info, "SELECT count(*) FROM events"),
+        total - doomed_rows
+    );
+    assert_eq!(count(&db.info, "SELECT count(*) FROM events_default"), 1);
+    assert_eq!(count(&db.info, "SELECT count(*) FROM alerts"), 1);
+    for name in &expected[1..] {
+        assert!(
+            db.query_column(&format!("SELECT to_regclass('{name}')"))[0].is_none(),
+            "{name} is still there"
+        );
+    }
+
+    // A second run has nothing to do, and changes nothing.
+    let after = checksum(&db.info);
+    let (code, out, err) = cleanup(&project, &db.url(), &["--yes", "--json"]);
+    assert_eq!(code, 0, "{out}{err}");
+    let report: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(report["deleted"], 0, "{out}");
+    assert_eq!(checksum(&db.info), after);
+    assert_eq!(partitions_of_events(&db), remaining);
+
+    // Once nothing references it, the oldest month goes too.
+    db.execute("DELETE FROM alerts");
+    let (code, out, err) = cleanup(&project, &db.url(), &["--yes"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.contains("old-events on public.events: dropped 1 partition (about"),
+        "{out}"
+    );
+    assert_eq!(partitions_of_events(&db).len(), 15 - expected.len());
+    assert_eq!(
+        count(&db.info, "SELECT count(*) FROM events"),
+        total - doomed_rows - held_rows
+    );
+    let (code, out, err) = cleanup(&project, &db.url(), &["--dry-run", "--json"]);
+    assert_eq!(code, 0, "{out}{err}");
+    let plan: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        plan["rules"][0]["partitions"],
+        serde_json::json!([]),
+        "{out}"
+    );
+}
+
+#[test]
+fn drop_partitions_on_a_table_not_partitioned_by_range_on_its_column_is_a_config_error() {
+    let db = TestDb::create();
+    db.execute(
+        "CREATE TABLE plain (id int, at timestamptz);
+         CREATE TABLE listed (kind text NOT NULL, at timestamptz) PARTITION BY LIST (kind);
+         CREATE TABLE listed_a PARTITION OF listed FOR VALUES IN ('a');
+         CREATE TABLE ranged (at timestamptz, other timestamptz NOT NULL) PARTITION BY RANGE (other);
+         CREATE TABLE ranged_old PARTITION OF ranged FOR VALUES FROM ('2001-01-01') TO ('2002-01-01');
+         INSERT INTO plain VALUES (1, '2001-01-01');
+         INSERT INTO listed VALUES ('a', '2001-01-01');
+         INSERT INTO ranged VALUES ('2001-06-01', '2001-06-01');",
+    );
+    let project = TestProject::new();
+    let rule = |table: &str, extra: &str| {
+        format!(
+            "[[retention]]\ntable = \"{table}\"\ncolumn = \"at\"\nolder_than = \"30d\"\naction = \"drop-partitions\"\n{extra}"
+        )
+    };
+    let cases = [
+        (
+            rule("plain", ""),
+            "retention rule `plain` drops partitions, but public.plain is not partitioned: set action = \"delete\"",
+        ),
+        (
+            rule("listed", ""),
+            "public.listed is partitioned by LIST (kind), not by RANGE (at)",
+        ),
+        (
+            rule("ranged", ""),
+            "public.ranged is partitioned by RANGE (other), not by RANGE (at)",
+        ),
+        (
+            rule("ranged", "where = \"true\"\n"),
+            "[[retention]] entry 1 drops partitions but has a `where`",
+        ),
+    ];
+    for (rules, expected) in cases {
+        project.write("tend.toml", &rules);
+        for args in [&["--dry-run"][..], &["--yes"][..]] {
+            let (code, out, err) = cleanup(&project, &db.url(), args);
+            assert_eq!(code, 3, "{rules}: {out}{err}");
+            assert!(err.contains(expected), "{rules}: {err}");
+        }
+    }
+    for table in ["plain", "listed", "ranged"] {
+        assert_eq!(
+            count(&db.info, &format!("SELECT count(*) FROM {table}")),
+            1,
+            "{table}"
+        );
+    }
+    assert_eq!(
+        count(
+            &db.info,
+            "SELECT count(*) FROM pg_class WHERE relname IN ('listed_a', 'ranged_old')"
+        ),
+        2
+    );
 }

@@ -7,6 +7,7 @@ mod config;
 mod demo;
 mod dev;
 mod doctor;
+mod gdpr;
 mod inputs;
 mod migrate;
 mod ops;
