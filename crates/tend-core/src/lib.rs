@@ -22,3 +22,4 @@ pub mod schedule;
 pub mod schema;
 pub mod settings;
 pub mod state;
+mod toml_fields;

@@ -373,15 +373,7 @@ pub(crate) fn parse_array(array: &[toml::Value]) -> Result<Vec<RawEntry>, String
         let toml::Value::Table(table) = value else {
             return Err(format!("{at} is not a table"));
         };
-        for key in table.keys() {
-            if !FIELDS.contains(&key.as_str()) {
-                return Err(format!(
-                    "{at} has an unknown key `{}`; an entry takes {}",
-                    key.chars().take(40).collect::<String>(),
-                    FIELDS.join(", ")
-                ));
-            }
-        }
+        crate::toml_fields::only_keys(table, &FIELDS, &at)?;
         let text = |key: &str| -> Result<Option<String>, String> {
             match table.get(key) {
                 None => Ok(None),

@@ -50,25 +50,8 @@ pub(crate) fn parse_array(array: &[toml::Value]) -> Result<Vec<RetentionConfig>,
         let toml::Value::Table(table) = value else {
             return Err(format!("{at} is not a table"));
         };
-        for key in table.keys() {
-            if !FIELDS.contains(&key.as_str()) {
-                return Err(format!(
-                    "{at} has an unknown key `{}`; an entry takes {}",
-                    key.chars().take(40).collect::<String>(),
-                    FIELDS.join(", ")
-                ));
-            }
-        }
-        let text = |key: &str| -> Result<Option<String>, String> {
-            match table.get(key) {
-                None => Ok(None),
-                Some(toml::Value::String(s)) if s.trim().is_empty() => {
-                    Err(format!("{at}: `{key}` is empty"))
-                }
-                Some(toml::Value::String(s)) => Ok(Some(s.trim().to_string())),
-                Some(_) => Err(format!("{at}: `{key}` must be a string")),
-            }
-        };
+        crate::toml_fields::only_keys(table, &FIELDS, &at)?;
+        let text = |key: &str| crate::toml_fields::text(table, &at, key);
         let table_name = text("table")?.ok_or_else(|| {
             format!(
                 "{at} has no `table`: name the table the rule purges, e.g. table = \"sessions\""

@@ -129,25 +129,8 @@ const KEYS: [&str; 6] = ["subject", "key", "email_column", "tables", "link", "sa
 
 /// Reads the `[gdpr]` table; an error is one sentence naming the place.
 pub(crate) fn parse(table: &toml::Table) -> Result<GdprConfig, String> {
-    for key in table.keys() {
-        if !KEYS.contains(&key.as_str()) {
-            return Err(format!(
-                "[gdpr] has an unknown key `{}`; it takes {}",
-                key.chars().take(40).collect::<String>(),
-                KEYS.join(", ")
-            ));
-        }
-    }
-    let text = |table: &toml::Table, at: &str, key: &str| -> Result<Option<String>, String> {
-        match table.get(key) {
-            None => Ok(None),
-            Some(toml::Value::String(s)) if s.trim().is_empty() => {
-                Err(format!("{at}: `{key}` is empty"))
-            }
-            Some(toml::Value::String(s)) => Ok(Some(s.trim().to_string())),
-            Some(_) => Err(format!("{at}: `{key}` must be a string")),
-        }
-    };
+    crate::toml_fields::only_keys(table, &KEYS, "[gdpr]")?;
+    let text = crate::toml_fields::text;
     let mut config = GdprConfig {
         subject: text(table, "[gdpr]", "subject")?,
         key: text(table, "[gdpr]", "key")?,
@@ -162,7 +145,7 @@ pub(crate) fn parse(table: &toml::Table) -> Result<GdprConfig, String> {
                 let toml::Value::Table(policy) = value else {
                     return Err(format!("{at} must be a table"));
                 };
-                config.tables.push(parse_policy(name, policy, &at, &text)?);
+                config.tables.push(parse_policy(name, policy, &at)?);
             }
         }
         Some(_) => return Err("[gdpr] `tables` must be a table of tables".to_string()),
@@ -176,15 +159,7 @@ pub(crate) fn parse(table: &toml::Table) -> Result<GdprConfig, String> {
                     return Err(format!("{at} is not a table"));
                 };
                 const FIELDS: [&str; 5] = ["table", "column", "path", "references", "owns"];
-                for key in link.keys() {
-                    if !FIELDS.contains(&key.as_str()) {
-                        return Err(format!(
-                            "{at} has an unknown key `{}`; it takes {}",
-                            key.chars().take(40).collect::<String>(),
-                            FIELDS.join(", ")
-                        ));
-                    }
-                }
+                crate::toml_fields::only_keys(link, &FIELDS, &at)?;
                 let required = |key: &str| -> Result<String, String> {
                     text(link, &at, key)?.ok_or_else(|| format!("{at} has no `{key}`"))
                 };
@@ -217,24 +192,10 @@ pub(crate) fn parse(table: &toml::Table) -> Result<GdprConfig, String> {
     Ok(config)
 }
 
-type TextOf<'a> = dyn Fn(&toml::Table, &str, &str) -> Result<Option<String>, String> + 'a;
-
-fn parse_policy(
-    name: &str,
-    policy: &toml::Table,
-    at: &str,
-    text: &TextOf<'_>,
-) -> Result<TablePolicyConfig, String> {
+fn parse_policy(name: &str, policy: &toml::Table, at: &str) -> Result<TablePolicyConfig, String> {
+    let text = crate::toml_fields::text;
     const FIELDS: [&str; 3] = ["action", "columns", "reason"];
-    for key in policy.keys() {
-        if !FIELDS.contains(&key.as_str()) {
-            return Err(format!(
-                "{at} has an unknown key `{}`; it takes {}",
-                key.chars().take(40).collect::<String>(),
-                FIELDS.join(", ")
-            ));
-        }
-    }
+    crate::toml_fields::only_keys(policy, &FIELDS, at)?;
     let action = match text(policy, at, "action")?.as_deref() {
         Some("delete") => PolicyAction::Delete,
         Some("anonymize") => PolicyAction::Anonymize,
