@@ -1,7 +1,7 @@
 //! Batch sizes for a purge: each batch of deletes is a transaction that holds row locks
 //! until it commits, so a batch must stay inside a time budget (issue 15: 200 ms) whatever
 //! the table, the indexes or the load. [`BatchSizer`] learns the rows per second from the
-//! batches it has run and asks for a batch that fills half the budget; a batch that ran
+//! batches it has run and asks for a batch that fills a quarter of the budget; a batch that ran
 //! over (a lock wait, a checkpoint, a lagging replica's pause) cuts the next one at once,
 //! in proportion. Pure: the purge measures, the sizer decides.
 
@@ -9,8 +9,10 @@ use std::time::Duration;
 
 /// The first batch: small enough for any table.
 const FIRST: u64 = 100;
-/// A batch aims at this share of the budget, for headroom.
-const AIM: f64 = 0.5;
+/// A batch aims at this share of the budget: the time of a delete of n rows is not steady
+/// (a checkpoint, a WAL flush, autovacuum beside it), and a purge measured at half the
+/// budget ran over it now and then under pgbench.
+const AIM: f64 = 0.25;
 /// At most this many times the previous batch: growth is by doubling, not by jumps a
 /// single fast batch (a cached page, an empty range) would suggest.
 const MAX_GROWTH: u64 = 2;
@@ -91,7 +93,7 @@ mod tests {
     }
 
     #[test]
-    fn it_grows_to_fill_half_the_budget_and_stays_under_it() {
+    fn it_grows_to_fill_a_quarter_of_the_budget_and_stays_under_it() {
         let mut sizer = BatchSizer::new(BUDGET, 1_000_000);
         let times = run(
             &mut sizer,
@@ -100,9 +102,9 @@ mod tests {
             20,
         );
         assert!(times.iter().all(|t| *t <= BUDGET), "{times:?}");
-        // 20 µs a row: half of 200 ms is about 5,000 rows (less the fixed cost).
+        // 20 µs a row: a quarter of 200 ms is about 2,500 rows (less the fixed cost).
         let settled = sizer.size();
-        assert!((4_000..=5_000).contains(&settled), "{settled}");
+        assert!((2_000..=2_500).contains(&settled), "{settled}");
         // It doubled its way there rather than jumping.
         assert!(times[1] < times[2] && times[2] < times[3]);
     }

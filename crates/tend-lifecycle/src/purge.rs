@@ -1,12 +1,17 @@
 //! Deleting rows in batches: each batch its own short transaction (its row locks held only
 //! that long), sized by [`BatchSizer`] to a time budget, with `lock_timeout` so a batch
-//! that meets a lock gives up instead of queueing others behind it, and `SKIP LOCKED` so
-//! rows a transaction holds are left for a later batch. Committed batch by batch, a purge
-//! killed at any moment has deleted whole batches only, and running it again carries on:
-//! what is left still matches.
+//! that meets a lock gives up instead of queueing others behind it. Committed batch by
+//! batch, a purge killed at any moment has deleted whole batches only, and running it
+//! again carries on: what is left still matches.
 //!
-//! The statement selects the batch by its rows' physical address (`tableoid`, `ctid`),
-//! which works on any table, partitioned ones included, with or without a primary key.
+//! A batch chooses its rows by their physical address and deletes them by it: a TID scan,
+//! the cheapest delete there is (`ctid = ANY (ARRAY (SELECT ctid ... LIMIT n))`; for a
+//! partitioned table, whose partitions each have their own addresses, `(tableoid, ctid)`).
+//! It takes no row locks before the delete: a row another transaction changes meanwhile is
+//! skipped (its address is stale) and matches again in a later batch. Once a batch has met
+//! a lock, the purge chooses rows `FOR UPDATE SKIP LOCKED` from then on, so rows another
+//! transaction holds are left for a later run instead of stopping every batch at the same
+//! row; that costs a second write of each row, so it is not the default.
 
 use std::time::{Duration, Instant};
 
@@ -25,6 +30,8 @@ pub struct PurgeTarget {
     pub held: Option<String>,
     /// Where deleted rows are moved in the same statement, when the rule archives.
     pub archive_to: Option<QualifiedName>,
+    /// The table is partitioned: its rows are addressed by `(tableoid, ctid)`.
+    pub partitioned: bool,
 }
 
 impl PurgeTarget {
@@ -35,6 +42,7 @@ impl PurgeTarget {
             condition: condition.into(),
             held: None,
             archive_to: None,
+            partitioned: false,
         }
     }
 
@@ -47,25 +55,49 @@ impl PurgeTarget {
     }
 
     /// The statement of one batch; `$1` is the batch's size. It returns nothing; its row
-    /// count is the rows deleted (and archived).
-    pub fn batch_sql(&self) -> String {
+    /// count is the rows deleted (and archived). With `skip_locked`, rows are locked as
+    /// they are chosen, and rows other transactions hold are skipped.
+    pub fn batch_sql(&self, skip_locked: bool) -> String {
         let table = self.table.sql();
-        let doomed = format!(
-            "WITH doomed AS (
-               SELECT tableoid, ctid FROM {table} WHERE {}
-                LIMIT $1 FOR UPDATE SKIP LOCKED)",
-            self.doomed_sql()
-        );
-        let delete = format!(
-            "DELETE FROM {table} tend_t USING doomed
-              WHERE tend_t.tableoid = doomed.tableoid AND tend_t.ctid = doomed.ctid"
-        );
+        let doomed = self.doomed_sql();
+        let lock = if skip_locked {
+            " FOR UPDATE SKIP LOCKED"
+        } else {
+            ""
+        };
+        let (with, delete) = if self.partitioned {
+            (
+                format!(
+                    "WITH doomed AS (
+                       SELECT tableoid, ctid FROM {table} WHERE {doomed} LIMIT $1{lock})\n"
+                ),
+                format!(
+                    "DELETE FROM {table} tend_t USING doomed
+                      WHERE tend_t.tableoid = doomed.tableoid AND tend_t.ctid = doomed.ctid"
+                ),
+            )
+        } else {
+            (
+                String::new(),
+                format!(
+                    "DELETE FROM {table} tend_t
+                      WHERE tend_t.ctid = ANY (ARRAY (SELECT ctid FROM {table} WHERE {doomed} LIMIT $1{lock}))"
+                ),
+            )
+        };
         match &self.archive_to {
-            None => format!("{doomed}\n{delete}"),
-            Some(archive) => format!(
-                "{doomed},\n gone AS ({delete} RETURNING tend_t.*)\n INSERT INTO {} SELECT * FROM gone",
-                archive.sql()
-            ),
+            None => format!("{with}{delete}"),
+            Some(archive) => {
+                let with = if with.is_empty() {
+                    "WITH ".to_string()
+                } else {
+                    format!("{},\n ", with.trim_end())
+                };
+                format!(
+                    "{with}gone AS ({delete} RETURNING tend_t.*)\n INSERT INTO {} SELECT * FROM gone",
+                    archive.sql()
+                )
+            }
         }
     }
 
@@ -137,7 +169,12 @@ pub async fn purge(
         table: target.table.to_string(),
         message: tend_pg::error_text(&e),
     };
-    let statement = client.prepare(&target.batch_sql()).await.map_err(failed)?;
+    let plain = client
+        .prepare(&target.batch_sql(false))
+        .await
+        .map_err(failed)?;
+    // Prepared when first needed: after a batch has met a lock.
+    let mut skipping: Option<tokio_postgres::Statement> = None;
     let lock_timeout = format!(
         "SET LOCAL lock_timeout = {}",
         sizer.budget().as_millis().max(1)
@@ -157,7 +194,8 @@ pub async fn purge(
             .batch_execute(&format!("BEGIN; {lock_timeout}"))
             .await
             .map_err(failed)?;
-        let result = client.execute(&statement, &[&size]).await;
+        let statement = skipping.as_ref().unwrap_or(&plain);
+        let result = client.execute(statement, &[&size]).await;
         let result = match result {
             Ok(rows) => client.batch_execute("COMMIT").await.map(|()| rows),
             Err(e) => {
@@ -191,8 +229,17 @@ pub async fn purge(
                         times: locked_in_a_row,
                     });
                 }
-                // As a batch over budget: smaller next time.
+                // As a batch over budget: smaller next time; and from now on rows held
+                // elsewhere are skipped rather than waited for.
                 sizer.record(0, sizer.budget() * 4);
+                if skipping.is_none() {
+                    skipping = Some(
+                        client
+                            .prepare(&target.batch_sql(true))
+                            .await
+                            .map_err(failed)?,
+                    );
+                }
             }
             Err(e) => return Err(failed(e)),
         }

@@ -475,7 +475,7 @@ pub async fn plan(
     for group in graph.delete_order(&tables) {
         for table in group {
             for rule in chosen.iter().filter(|r| r.table == table) {
-                planned.push(count_rule(client, &graph, rule, true).await?);
+                planned.push(count_rule(client, &graph, &model, rule, true).await?);
             }
         }
     }
@@ -486,10 +486,15 @@ pub async fn plan(
 async fn count_rule(
     client: &tokio_postgres::Client,
     graph: &ReferenceGraph,
+    model: &Model,
     rule: &RetentionRule,
     cascades: bool,
 ) -> Result<PlannedRule, CleanupError> {
     let with_cascades = cascades;
+    let partitioned = model
+        .tables
+        .get(&rule.table)
+        .is_some_and(|t| t.partition_by.is_some());
     let failed = |e: tokio_postgres::Error| CleanupError::Count {
         rule: rule.name.clone(),
         table: rule.table.to_string(),
@@ -507,6 +512,7 @@ async fn count_rule(
         condition: rule.condition_sql(),
         held: held_sql(graph, &rule.table, &rule.table.sql()),
         archive_to,
+        partitioned,
     };
     let row = client
         .query_one(&target.count_sql(), &[])
@@ -672,7 +678,7 @@ pub async fn backlog(
     let graph = ReferenceGraph::of(&model);
     let mut out = Vec::with_capacity(rules.len());
     for rule in &rules {
-        let counted = count_rule(client, &graph, rule, false).await?;
+        let counted = count_rule(client, &graph, &model, rule, false).await?;
         out.push(Backlog {
             rule: counted.rule.clone(),
             table: counted.table.clone(),

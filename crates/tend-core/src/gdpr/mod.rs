@@ -944,7 +944,12 @@ pub struct EraseStep {
     /// For mentions: the link.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub through: Option<String>,
+    /// Rows of the subject's the step is for, counted by the plan: its statement changes
+    /// them, or a foreign key's cascade from an earlier step already did.
     pub rows: u64,
+    /// After an erasure: the rows the step's own statement changed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub changed: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
     #[serde(skip)]
@@ -1015,6 +1020,7 @@ pub async fn plan_erase(
                     action: PolicyAction::Retain,
                     through: None,
                     rows: rows as u64,
+                    changed: None,
                     reason: policy.reason.clone(),
                     sql: None,
                     salted: false,
@@ -1035,6 +1041,7 @@ pub async fn plan_erase(
                         action: PolicyAction::Delete,
                         through: None,
                         rows: rows as u64,
+                        changed: None,
                         reason: None,
                         sql: Some(format!("DELETE FROM {table} t WHERE {condition}")),
                         salted: false,
@@ -1055,6 +1062,7 @@ pub async fn plan_erase(
                         action: PolicyAction::Unlink,
                         through: Some(edge.describe()),
                         rows: rows as u64,
+                        changed: None,
                         reason: None,
                         sql: Some(format!(
                             "UPDATE {table} t SET {} WHERE {condition}",
@@ -1101,6 +1109,7 @@ pub async fn plan_erase(
                         action: PolicyAction::Anonymize,
                         through: None,
                         rows: rows as u64,
+                        changed: None,
                         reason: None,
                         sql: Some(format!(
                             "UPDATE {table} t SET {} WHERE {owned}",
@@ -1227,11 +1236,11 @@ pub async fn erase(
     for step in &plan.steps {
         let mut done = step.clone();
         if let Some(sql) = &step.sql {
-            done.rows = if step.salted {
+            done.changed = Some(if step.salted {
                 transaction.execute(sql.as_str(), &[&salt]).await?
             } else {
                 transaction.execute(sql.as_str(), &[]).await?
-            };
+            });
         }
         steps.push(done);
     }
@@ -1241,7 +1250,7 @@ pub async fn erase(
             .map(|s| {
                 serde_json::json!({
                     "table": s.table, "action": s.action, "through": s.through, "rows": s.rows,
-                    "reason": s.reason,
+                    "changed": s.changed, "reason": s.reason,
                 })
             })
             .collect::<Vec<_>>(),

@@ -403,13 +403,13 @@ pub const KEYS: &[Key] = &[
         env: &["TEND_CLEANUP_BATCH_BUDGET"],
         kind: Kind::Duration,
         default: Some("200ms"),
-        doc: "The longest a purge's batch may hold its row locks: batches are sized to half of it, and it is each batch's lock_timeout.",
+        doc: "The longest a purge's batch may hold its row locks: batches are sized to a quarter of it, and it is each batch's lock_timeout.",
     },
     Key {
         name: "cleanup.max_batch",
         env: &["TEND_CLEANUP_MAX_BATCH"],
         kind: Kind::Integer,
-        default: Some("50000"),
+        default: Some("10000"),
         doc: "The most rows one batch of a purge deletes, however fast the table is.",
     },
     Key {
