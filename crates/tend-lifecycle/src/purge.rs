@@ -125,6 +125,8 @@ pub struct PurgeOutcome {
     pub longest: Duration,
     /// Time spent waiting for replicas to catch up.
     pub paused: Duration,
+    /// Time spent resting between batches ([`PurgeOptions::duty_cycle`]).
+    pub rested: Duration,
 }
 
 /// Why a purge stopped before the end.
@@ -139,11 +141,32 @@ pub enum PurgeError {
 }
 
 /// How a purge paces itself.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct PurgeOptions {
     /// Between batches, wait while a replica's replay lag (`pg_stat_replication`) is
     /// longer than this. `None`: never wait.
     pub max_replica_lag: Option<Duration>,
+    /// The share of time the purge spends in batches, from 0 (exclusive) to 1: after a
+    /// batch it rests so that batches take this share of its time, leaving the server to
+    /// the application the rest. 1: no rest.
+    pub duty_cycle: f64,
+}
+
+impl Default for PurgeOptions {
+    fn default() -> PurgeOptions {
+        PurgeOptions {
+            max_replica_lag: None,
+            duty_cycle: 1.0,
+        }
+    }
+}
+
+impl PurgeOptions {
+    /// How long to rest after a batch that took `took`.
+    pub fn rest_after(&self, took: Duration) -> Duration {
+        let duty = self.duty_cycle.clamp(0.01, 1.0);
+        took.mul_f64(1.0 / duty - 1.0)
+    }
 }
 
 /// Batches in a row that may meet a lock before the purge stops.
@@ -215,6 +238,11 @@ pub async fn purge(
                 if rows == 0 {
                     break;
                 }
+                let rest = options.rest_after(took);
+                if !rest.is_zero() && !stop() {
+                    tokio::time::sleep(rest).await;
+                    outcome.rested += rest;
+                }
             }
             Err(e)
                 if e.code() == Some(&tokio_postgres::error::SqlState::LOCK_NOT_AVAILABLE)
@@ -268,5 +296,42 @@ async fn wait_for_replicas(
             return Ok(started.elapsed());
         }
         tokio::time::sleep(LAG_POLL).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_duty_cycle_rests_in_proportion() {
+        let at = |duty: f64| PurgeOptions {
+            duty_cycle: duty,
+            ..PurgeOptions::default()
+        };
+        let batch = Duration::from_millis(40);
+        assert_eq!(at(1.0).rest_after(batch), Duration::ZERO);
+        assert_eq!(at(0.25).rest_after(batch), Duration::from_millis(120));
+        assert_eq!(at(0.5).rest_after(batch), Duration::from_millis(40));
+    }
+
+    #[test]
+    fn a_batch_deletes_by_address_and_locks_only_when_asked() {
+        let target = PurgeTarget::delete(QualifiedName::new("public", "jobs"), "done");
+        let plain = target.batch_sql(false);
+        assert!(plain.contains("ctid = ANY (ARRAY (SELECT ctid"), "{plain}");
+        assert!(!plain.contains("FOR UPDATE"), "{plain}");
+        assert!(target.batch_sql(true).contains("FOR UPDATE SKIP LOCKED"));
+        let partitioned = PurgeTarget {
+            partitioned: true,
+            archive_to: Some(QualifiedName::new("public", "jobs_archive")),
+            ..target
+        };
+        let sql = partitioned.batch_sql(false);
+        assert!(sql.contains("tend_t.tableoid = doomed.tableoid"), "{sql}");
+        assert!(
+            sql.contains("INSERT INTO public.jobs_archive SELECT * FROM gone"),
+            "{sql}"
+        );
     }
 }

@@ -250,6 +250,8 @@ pub struct RuleOutcome {
     pub longest_batch_ms: u64,
     /// Time spent waiting for lagging replicas.
     pub paused_ms: u64,
+    /// Time spent resting between batches (`cleanup.duty_cycle`).
+    pub rested_ms: u64,
     /// `drop-partitions` rules: the partitions dropped (each its own transaction, counted
     /// in `batches`; `deleted` is their rows).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -739,6 +741,7 @@ pub async fn run(
     let started = Instant::now();
     let options = PurgeOptions {
         max_replica_lag: Some(settings.max_replica_lag),
+        duty_cycle: settings.duty_cycle,
     };
     let stop = || cancel.is_cancelled();
     let mut report = CleanupReport {
@@ -781,6 +784,7 @@ pub async fn run(
                     conflicts: outcome.conflicts,
                     longest_batch_ms: millis(outcome.longest),
                     paused_ms: millis(outcome.paused),
+                    rested_ms: millis(outcome.rested),
                     partitions_dropped: None,
                     partitions_kept: None,
                     rows_estimated: false,
@@ -821,6 +825,7 @@ pub async fn run(
                     conflicts: outcome.conflicts,
                     longest_batch_ms: millis(outcome.longest),
                     paused_ms: 0,
+                    rested_ms: 0,
                     partitions_dropped: Some(
                         outcome.dropped.iter().map(|p| p.name.to_string()).collect(),
                     ),

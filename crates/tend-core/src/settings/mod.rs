@@ -413,6 +413,13 @@ pub const KEYS: &[Key] = &[
         doc: "The most rows one batch of a purge deletes, however fast the table is.",
     },
     Key {
+        name: "cleanup.duty_cycle",
+        env: &["TEND_CLEANUP_DUTY_CYCLE"],
+        kind: Kind::Text,
+        default: Some("25%"),
+        doc: "The share of time a purge spends deleting (a percentage, or a fraction): after each batch it rests so the application keeps the rest of the server. 100% runs flat out.",
+    },
+    Key {
         name: "cleanup.max_replica_lag",
         env: &["TEND_CLEANUP_MAX_REPLICA_LAG"],
         kind: Kind::Duration,

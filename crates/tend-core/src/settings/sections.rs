@@ -204,6 +204,8 @@ pub struct CleanupSettings {
     pub max_batch: u64,
     /// `cleanup.max_replica_lag`: batches wait while a replica lags more.
     pub max_replica_lag: Duration,
+    /// `cleanup.duty_cycle`: the share of time a purge spends in batches, (0, 1].
+    pub duty_cycle: f64,
 }
 
 /// `[gdpr]`: the subject, the policies, the declared links, and the salt.
@@ -315,6 +317,16 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
         return Err("a size must be from 1 byte to 1 EB".to_string());
     }
     Ok(bytes as u64)
+}
+
+/// `25%` or `0.25` as 0.25; `None` outside 1% to 100%.
+fn parse_share(text: &str) -> Option<f64> {
+    let text = text.trim();
+    let share = match text.strip_suffix('%') {
+        Some(percent) => percent.trim().parse::<f64>().ok()? / 100.0,
+        None => text.parse::<f64>().ok()?,
+    };
+    (share.is_finite() && (0.01..=1.0).contains(&share)).then_some(share)
 }
 
 /// What the leader does with a run that was due while no instance led.
@@ -554,8 +566,16 @@ impl Reader<'_> {
                 "a batch must delete at least 1 row".to_string(),
             ));
         }
+        let duty_text = self.required("cleanup.duty_cycle", self.text("cleanup.duty_cycle"))?;
+        let duty_cycle = parse_share(&duty_text).ok_or_else(|| {
+            self.invalid(
+                "cleanup.duty_cycle",
+                "it must be a share of time from 1% to 100% (or 0.01 to 1)".to_string(),
+            )
+        })?;
         Ok(CleanupSettings {
             rules,
+            duty_cycle,
             soft_delete_grace: on.then_some(grace),
             batch_budget,
             max_batch: u64::from(max_batch),
@@ -704,5 +724,20 @@ impl Reader<'_> {
             wal_spool: self.pitr()?.spool,
             cleanup: cleanup.clone(),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_share;
+
+    #[test]
+    fn a_share_is_a_percentage_or_a_fraction_within_bounds() {
+        assert_eq!(parse_share("25%"), Some(0.25));
+        assert_eq!(parse_share(" 0.5 "), Some(0.5));
+        assert_eq!(parse_share("100 %"), Some(1.0));
+        for bad in ["0", "0%", "150%", "1.5", "-1", "NaN", "lots", ""] {
+            assert_eq!(parse_share(bad), None, "{bad}");
+        }
     }
 }
