@@ -48,11 +48,15 @@ impl BatchSizer {
         self.budget
     }
 
-    /// Records that a batch deleted `rows` in `took`, and sizes the next one.
+    /// Records that a batch deleted `rows` in `took`, and sizes the next one. A batch over
+    /// budget also lowers the ceiling to half its size for good: a delete can get slower
+    /// in a step past some size (the planner changing its plan), and growing back to it
+    /// from the fast small batches would run over again and again.
     pub fn record(&mut self, rows: u64, took: Duration) {
         let took_s = took.as_secs_f64().max(1e-6);
         let budget_s = self.budget.as_secs_f64();
         let next = if took > self.budget {
+            self.max = (self.size / 2).max(self.min);
             // Over budget: in proportion, and below what would just fit.
             let scaled = (self.size as f64) * budget_s / took_s * AIM;
             scaled as u64
@@ -65,6 +69,12 @@ impl BatchSizer {
             target.min(self.size.saturating_mul(MAX_GROWTH))
         };
         self.size = next.clamp(self.min, self.max);
+    }
+
+    /// Records that a batch gave up on a lock: the next one is half as big, and the
+    /// ceiling stays, since the size was not what made it slow.
+    pub fn conflict(&mut self) {
+        self.size = (self.size / 2).clamp(self.min, self.max);
     }
 }
 
@@ -132,6 +142,28 @@ mod tests {
         let mut empty = BatchSizer::new(BUDGET, 1_000);
         empty.record(0, Duration::from_millis(1));
         assert_eq!(empty.size(), 100);
+    }
+
+    #[test]
+    fn a_size_that_ran_over_is_never_reached_again() {
+        let mut sizer = BatchSizer::new(BUDGET, 1_000_000);
+        // 10 µs a row up to 36,000 rows, 15 times slower past it (another plan).
+        let cost = |rows: u64| {
+            let per_row = if rows > 36_000 { 150 } else { 10 };
+            Duration::from_micros(rows * per_row)
+        };
+        let mut over = 0;
+        for _ in 0..200 {
+            let rows = sizer.size();
+            let took = cost(rows);
+            over += usize::from(took > BUDGET);
+            sizer.record(rows, took);
+        }
+        assert!(over <= 1, "{over} batches over budget");
+        // A lock conflict halves the next batch without lowering the ceiling.
+        let before = sizer.size();
+        sizer.conflict();
+        assert_eq!(sizer.size(), before / 2);
     }
 
     proptest! {
