@@ -7,16 +7,19 @@
 # against a run with no purge, and whether exactly the old rows went.
 #
 #   bench/cleanup.sh [--runs N] [--quick] [--events N] [--scale S] [--pgbench-seconds S]
-#                    [--delay S] [--peer-batches "5000 1000 10000"] [--no-build] [--tend BIN]
+#                    [--delay S] [--peer-batches "5000 1000 10000"] [--paced-peer B:MS]
+#                    [--no-build] [--tend BIN]
 #
 # --runs N             rounds (default 3, 1 with --quick); each runs every phase once, in turn
-# --quick              a functional check: 200,000 events, scale 5, 25 s of pgbench
+# --quick              a functional check: 200,000 events, scale 5, 15 s of pgbench
 # --events N           rows in `events` (default 2,000,000), half of them to purge
 # --scale S            pgbench -i scale (default 20)
-# --pgbench-seconds S  pgbench -T of every phase (default 150); it must outlast the purges
+# --pgbench-seconds S  pgbench -T of every phase (default 90); it must outlast the purges
 # --delay S            seconds into pgbench when the purge starts (default 5)
 # --peer-batches LIST  the hand-written loop's batch sizes (default "5000 1000 10000"); the
 #                      first is the peer the ratios are against
+# --paced-peer B:MS    a reference row: the same loop in batches of B with pg_sleep(MS ms) after
+#                      each COMMIT (default 5000:200, about 22,000 rows/s here); none: leave it out
 # --no-build           do not build tend (target/release/tend must exist)
 # --tend BIN           use this tend binary (no build)
 #
@@ -37,9 +40,10 @@ SCALE=""
 PGBENCH_SECONDS=""
 DELAY=5
 PEER_BATCHES="5000 1000 10000"
+PACED="5000:200"
 BUILD=1
 TEND_BIN=""
-usage() { sed -n '2,30p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,33p' "$0" | sed 's/^# \{0,1\}//'; }
 while [ $# -gt 0 ]; do
     case "$1" in
         --runs) RUNS=$2; shift 2 ;;
@@ -49,6 +53,7 @@ while [ $# -gt 0 ]; do
         --pgbench-seconds) PGBENCH_SECONDS=$2; shift 2 ;;
         --delay) DELAY=$2; shift 2 ;;
         --peer-batches) PEER_BATCHES=$2; shift 2 ;;
+        --paced-peer) PACED=$2; shift 2 ;;
         --no-build) BUILD=0; shift ;;
         --tend) TEND_BIN=$2; BUILD=0; shift 2 ;;
         -h|--help) usage; exit 0 ;;
@@ -56,9 +61,9 @@ while [ $# -gt 0 ]; do
     esac
 done
 if [ "$QUICK" = 1 ]; then
-    RUNS=${RUNS:-1}; EVENTS=${EVENTS:-200000}; SCALE=${SCALE:-5}; PGBENCH_SECONDS=${PGBENCH_SECONDS:-25}
+    RUNS=${RUNS:-1}; EVENTS=${EVENTS:-200000}; SCALE=${SCALE:-5}; PGBENCH_SECONDS=${PGBENCH_SECONDS:-15}
 else
-    RUNS=${RUNS:-3}; EVENTS=${EVENTS:-2000000}; SCALE=${SCALE:-20}; PGBENCH_SECONDS=${PGBENCH_SECONDS:-150}
+    RUNS=${RUNS:-3}; EVENTS=${EVENTS:-2000000}; SCALE=${SCALE:-20}; PGBENCH_SECONDS=${PGBENCH_SECONDS:-90}
 fi
 positive() { case "$2" in ''|*[!0-9]*|0) echo "cleanup.sh: $1 takes a positive integer" >&2; exit 2 ;; esac; }
 positive --runs "$RUNS"; positive --events "$EVENTS"; positive --scale "$SCALE"
@@ -68,6 +73,11 @@ positive --pgbench-seconds "$PGBENCH_SECONDS"; positive --delay "$DELAY"
 read -r -a PEERS <<<"$PEER_BATCHES"
 [ "${#PEERS[@]}" -ge 1 ] || { echo "cleanup.sh: --peer-batches takes at least one size" >&2; exit 2; }
 for n in "${PEERS[@]}"; do positive --peer-batches "$n"; done
+PACED_LABEL=""
+if [ "$PACED" != none ]; then
+    positive --paced-peer "${PACED%%:*}"; positive --paced-peer "${PACED#*:}"
+    PACED_LABEL="paced-${PACED%%:*}-${PACED#*:}"
+fi
 
 BENCH=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(dirname "$BENCH")
@@ -107,8 +117,13 @@ fi
 [ -x "$TEND" ] || die "$TEND not found; run without --no-build, or name a binary with --tend"
 "$TEND" cleanup --help >/dev/null 2>&1 || die "$TEND has no cleanup command (an older build?)"
 TEND_VERSION=$("$TEND" --version 2>/dev/null | head -1 || echo "?")
-GIT_REV=$(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null || echo "?")
-GIT_DIRTY=$(cd "$ROOT" && git status --porcelain --untracked-files=no -- crates Cargo.toml Cargo.lock 2>/dev/null | wc -l)
+if [ -n "$TEND_BIN" ]; then
+    TEND_FROM="the binary $TEND (--tend)"
+else
+    TEND_FROM="commit $(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null || echo "?")"
+    dirty=$(cd "$ROOT" && git status --porcelain -- crates Cargo.toml Cargo.lock 2>/dev/null | wc -l)
+    [ "$dirty" = 0 ] || TEND_FROM="$TEND_FROM with $dirty changed or new files under crates/ or Cargo.*"
+fi
 
 mkdir -p "$OUTDIR"
 rm -rf "$LOGS" "$OUTDIR"/tmp.* "$OUTDIR/pgbench"
@@ -150,6 +165,12 @@ shared_buffers = 512MB
 max_wal_size = 2GB
 shared_preload_libraries = 'pg_stat_statements'
 pg_stat_statements.track = all
+# counted per phase from the log: statements over the 200 ms budget (top-level only, so tend's
+# batches but not the statements inside the peer's DO block, which times its own), checkpoints,
+# autovacuums
+log_min_duration_statement = 200
+log_checkpoints = on
+log_autovacuum_min_duration = 0
 EOF
 PORT=$(free_port)
 as_pg "$PGBIN/pg_ctl" -D "$PGDATA" -l "$WORK/postgres.log" -w -t 60 \
@@ -228,13 +249,15 @@ say "template: $(numfmt --to=iec "$DB_SIZE"), events rows about $AVG_ROW bytes, 
 # PL/pgSQL runs it; tend's prepared with the batch size as $1: a custom plan, then the generic
 # one a prepared statement may switch to after 5 runs).
 PEER_SQL_TEMPLATE="DELETE FROM events WHERE ctid IN (SELECT ctid FROM events WHERE created_at < now() - interval '30 days' LIMIT %s)"
-TEND_SQL="WITH doomed AS (SELECT tableoid, ctid FROM public.events WHERE (created_at < now() - make_interval(secs => 2592000)) LIMIT \$1 FOR UPDATE SKIP LOCKED) DELETE FROM public.events tend_t USING doomed WHERE tend_t.tableoid = doomed.tableoid AND tend_t.ctid = doomed.ctid"
+TEND_SQL="DELETE FROM public.events tend_t WHERE tend_t.ctid = ANY (ARRAY (SELECT ctid FROM public.events WHERE (created_at < now() - make_interval(secs => 2592000)) LIMIT \$1))"
 {
     echo "-- peer, batch ${PEERS[0]}"
     # shellcheck disable=SC2059
     q "$TEMPLATE" -c "BEGIN" -c "EXPLAIN $(printf "$PEER_SQL_TEMPLATE" "${PEERS[0]}")" -c "ROLLBACK"
     echo "-- tend's batch statement (as crates/tend-lifecycle/src/purge.rs builds it), custom plan for \$1 = 5000"
     q "$TEMPLATE" -c "PREPARE p(bigint) AS $TEND_SQL" -c "BEGIN" -c "EXPLAIN EXECUTE p(5000)" -c "ROLLBACK"
+    echo "-- the same, custom plan for \$1 = 50000 (cleanup.max_batch)"
+    q "$TEMPLATE" -c "PREPARE p(bigint) AS $TEND_SQL" -c "BEGIN" -c "EXPLAIN EXECUTE p(50000)" -c "ROLLBACK"
     echo "-- the same, generic plan"
     q "$TEMPLATE" -c "SET plan_cache_mode = force_generic_plan" -c "PREPARE p(bigint) AS $TEND_SQL" \
         -c "BEGIN" -c "EXPLAIN EXECUTE p(5000)" -c "ROLLBACK"
@@ -255,6 +278,22 @@ column = "created_at"
 older_than = "30d"
 EOF
 
+TEND_FAILED=""
+tend_fail() {
+    [ -n "$TEND_FAILED" ] || TEND_FAILED="$1"
+    echo "cleanup.sh: tend failed: $1" >&2
+}
+# tend's plan, once, on the template (every phase copies it): it must count exactly the old rows.
+say "tend cleanup --dry-run --json on the template"
+if (cd "$PROJECT" && env DATABASE_URL="$TEMPLATE" "$TEND" cleanup --dry-run --json) \
+        >"$LOGS/tend-dry-run.json" 2>"$LOGS/tend-dry-run.err"; then
+    matching=$(python3 -c 'import json, sys; r = json.load(open(sys.argv[1]))["rules"]; print(r[0]["matching"] - r[0]["held"] if len(r) == 1 else r)' \
+        "$LOGS/tend-dry-run.json" 2>/dev/null || echo "unreadable output")
+    [ "$matching" = "$OLD_ROWS" ] || tend_fail "tend cleanup --dry-run plans to delete $matching rows, not $OLD_ROWS"
+else
+    tend_fail "tend cleanup --dry-run: $(tail -3 "$LOGS/tend-dry-run.err")"
+fi
+
 # --- the phases -------------------------------------------------------------------------------
 now() { local t=$EPOCHREALTIME; echo "${t/,/.}"; }
 # fresh_db: bench_run, a file copy of the template, pgbench's tables in shared_buffers (events is
@@ -265,7 +304,7 @@ fresh_db() {
     q "$URL" -c "SELECT pg_prewarm(r) FROM unnest(ARRAY['pgbench_accounts', 'pgbench_accounts_pkey',
                   'pgbench_branches', 'pgbench_tellers', 'pgbench_branches_pkey', 'pgbench_tellers_pkey']) r" >/dev/null || return 1
     sync
-    q "$ADMIN" -c "CHECKPOINT" -c "SELECT pg_stat_statements_reset()" >/dev/null
+    q "$URL" -c "CHECKPOINT" -c "SELECT pg_stat_statements_reset()" >/dev/null
 }
 old_recent() {
     q -F ' ' "$URL" -c "SELECT count(*) FILTER (WHERE created_at < now() - interval '30 days'),
@@ -282,19 +321,22 @@ SELECT coalesce(sum(calls), 0), coalesce(round(max(max_exec_time)::numeric, 1), 
 SQL
 }
 
-TEND_FAILED=""
 tend_purge() {
     local run=$1
     (cd "$PROJECT" && env DATABASE_URL="$URL" "$TEND" cleanup --yes --json) \
         >"$LOGS/tend.$run.json" 2>"$LOGS/tend.$run.err"
 }
+# peer_purge RUN LABEL BATCH [SLEEP_MS]: the hand-written loop in one DO block, COMMIT after each
+# batch (so each batch is its own transaction), timing each batch (DELETE and COMMIT) itself;
+# with SLEEP_MS, pg_sleep after each COMMIT, outside the batch's time.
 peer_purge() {
-    local run=$1 batch=$2
+    local run=$1 label=$2 batch=$3 sleep_ms=${4:-0}
     # shellcheck disable=SC2059
-    local stmt
+    local stmt pause=""
     stmt=$(printf "$PEER_SQL_TEMPLATE" "$batch")
+    [ "$sleep_ms" = 0 ] || pause="IF n > 0 THEN PERFORM pg_sleep($sleep_ms / 1000.0); END IF;"
     PGOPTIONS="-c client_min_messages=notice" "$PGBIN/psql" -XqAt -v ON_ERROR_STOP=1 "$URL" \
-        >"$LOGS/peer-$batch.$run.out" 2>"$LOGS/peer-$batch.$run.err" <<SQL
+        >"$LOGS/$label.$run.out" 2>"$LOGS/$label.$run.err" <<SQL
 DO \$\$
 DECLARE
     n        bigint;
@@ -317,6 +359,7 @@ BEGIN
         batches := batches + 1;
         total := total + n;
         EXIT WHEN n = 0;
+        $pause
     END LOOP;
     RAISE NOTICE 'peer deleted=% batches=% longest_ms=% over_200ms=% millis=%', total, batches,
         round(longest::numeric, 1), over, round((extract(epoch FROM clock_timestamp() - started) * 1000)::numeric);
@@ -330,16 +373,12 @@ SQL
 # the checks and one line in PHASES. pgbench's transactions go to pgbench/LABEL.RUN.tsv as
 # "ms since pgbench started, latency in µs".
 phase() {
-    local run=$1 label=$2 t_pg t0 t1 t_end rc=0 kv old recent load busy
+    local run=$1 label=$2 t_pg t0 t1 t_end rc=0 kv old recent load busy log_at slow ckpt avac
     fresh_db || die "copying the template failed"
     load=$(cut -d' ' -f1 /proc/loadavg)
     busy=$(pgrep -c -x rustc 2>/dev/null || true)
-    if [ "$label" = tend ]; then
-        (cd "$PROJECT" && env DATABASE_URL="$URL" "$TEND" cleanup --dry-run --json) \
-            >"$LOGS/tend-dry-run.$run.json" 2>"$LOGS/tend-dry-run.$run.err" \
-            || tend_fail "tend cleanup --dry-run (run $run): $(tail -3 "$LOGS/tend-dry-run.$run.err")"
-    fi
     rm -f "$WORK"/pgb.*
+    log_at=$(stat -c %s "$WORK/postgres.log")
     t_pg=$(now)
     "$PGBIN/pgbench" -n -c 4 -j 2 -T "$PGBENCH_SECONDS" -P 1 --progress-timestamp -l --log-prefix="$WORK/pgb" "$URL" \
         >"$LOGS/pgbench-$label.$run.log" 2>&1 &
@@ -349,7 +388,8 @@ phase() {
     case "$label" in
         baseline) : ;;
         tend) if [ -z "$TEND_FAILED" ]; then tend_purge "$run" || rc=$?; else rc=99; fi ;;
-        peer-*) peer_purge "$run" "${label#peer-}" || rc=$? ;;
+        peer-*) peer_purge "$run" "$label" "${label#peer-}" || rc=$? ;;
+        paced-*) peer_purge "$run" "$label" "${PACED%%:*}" "${PACED#*:}" || rc=$? ;;
     esac
     t1=$(now)
     wait "$PGBENCH_PID" || die "pgbench failed in $label (run $run): $(tail -5 "$LOGS/pgbench-$label.$run.log")"
@@ -367,8 +407,15 @@ sys.stdout.write("".join(f"{t}\t{lat}\n" for t, lat in rows))
 ' "$t_pg" >"$OUTDIR/pgbench/$label.$run.tsv"
     rm -f "$WORK"/pgb.*
     read -r old recent < <(old_recent)
+    # What the server logged during the phase (pgbench and the purge): tend's batch statements
+    # over 200 ms, checkpoints, autovacuums of events.
+    tail -c +"$((log_at + 1))" "$WORK/postgres.log" >"$LOGS/postgres-$label.$run.log"
+    slow=$(grep -c 'duration: .*DELETE FROM public.events tend_t' "$LOGS/postgres-$label.$run.log" || true)
+    ckpt=$(grep -c 'checkpoint complete' "$LOGS/postgres-$label.$run.log" || true)
+    avac=$(grep -c 'automatic vacuum of table "bench_run.public.events"' "$LOGS/postgres-$label.$run.log" || true)
     kv="t0=$(python3 -c "print(f'{$t0 - $t_pg:.3f}')") t1=$(python3 -c "print(f'{$t1 - $t_pg:.3f}')")"
     kv="$kv pg_end=$(python3 -c "print(f'{$t_end - $t_pg:.3f}')") rc=$rc old_after=$old recent_after=$recent load=$load rustc=${busy:-0}"
+    kv="$kv checkpoints=${ckpt:-0} autovacuums=${avac:-0}"
     case "$label" in
         baseline)
             [ "$old" = "$OLD_ROWS" ] && [ "$recent" = "$RECENT_ROWS" ] || die "baseline (run $run): $old old and $recent recent events"
@@ -386,15 +433,12 @@ print(f'deleted={r["deleted"]} millis={r["millis"]} batches={rule.get("batches",
       f'paused_ms={rule.get("paused_ms", 0)} interrupted={str(r["interrupted"]).lower()}')
 PY
 )" || tend_fail "tend's --json output does not parse (run $run): $(head -c 300 "$LOGS/tend.$run.json")"
-                kv="$kv stmt=$(statement_stats '^\s*WITH doomed' | tr ' ' ,)"
+                kv="$kv stmt=$(statement_stats '^\s*DELETE FROM public\.events tend_t' | tr ' ' ,) over_200ms_stmt=${slow:-0}"
                 [ "$old" = 0 ] || tend_fail "after tend cleanup (run $run), $old events older than 30 days are left"
                 [ "$recent" = "$RECENT_ROWS" ] || tend_fail "after tend cleanup (run $run), $recent recent events, not $RECENT_ROWS"
-                matching=$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["rules"][0]["matching"])' \
-                    "$LOGS/tend-dry-run.$run.json" 2>/dev/null || echo "?")
-                [ "$matching" = "$OLD_ROWS" ] || tend_fail "tend cleanup --dry-run (run $run) counted $matching rows, not $OLD_ROWS"
             fi
             ;;
-        peer-*)
+        peer-*|paced-*)
             [ "$rc" = 0 ] || die "the hand-written purge failed (run $run): $(tail -3 "$LOGS/$label.$run.err")"
             local notice
             notice=$(sed -n 's/.*NOTICE:  peer \(.*\)$/\1/p' "$LOGS/$label.$run.err")
@@ -407,13 +451,9 @@ PY
     printf '%s\t%s\t%s\n' "$run" "$label" "$kv" >>"$PHASES"
     echo "  $label: $kv" >&2
 }
-tend_fail() {
-    [ -n "$TEND_FAILED" ] || TEND_FAILED="$1"
-    echo "cleanup.sh: tend failed: $1" >&2
-}
-
 LABELS=(baseline tend)
 for n in "${PEERS[@]}"; do LABELS+=("peer-$n"); done
+[ -z "$PACED_LABEL" ] || LABELS+=("$PACED_LABEL")
 for run in $(seq "$RUNS"); do
     n=${#LABELS[@]}
     for i in $(seq 0 $((n - 1))); do
@@ -431,15 +471,17 @@ MEM=$(awk '/^MemTotal/ {printf "%.1f", $2 / 1048576}' /proc/meminfo)
 LOAD_END=$(cut -d' ' -f1-3 /proc/loadavg)
 export R_RUNS=$RUNS R_CORES=$(nproc) R_MEM=$MEM R_CPU=$CPU R_PGVERSION=$PGVERSION R_SETTINGS=$SETTINGS \
     R_EVENTS=$EVENTS R_OLD=$OLD_ROWS R_SCALE=$SCALE R_DB_SIZE=$DB_SIZE R_AVG_ROW=$AVG_ROW \
-    R_PGBENCH_SECONDS=$PGBENCH_SECONDS R_DELAY=$DELAY R_PEERS="${PEERS[*]}" R_LOAD_START=$LOAD_START \
-    R_LOAD_END=$LOAD_END R_TEND_FAILED=$TEND_FAILED R_TEND_VERSION=$TEND_VERSION R_GIT_REV=$GIT_REV \
-    R_GIT_DIRTY=$GIT_DIRTY R_OVERRIDES=$TEND_OVERRIDES R_ELAPSED=$ELAPSED R_QUICK=$QUICK
+    R_PGBENCH_SECONDS=$PGBENCH_SECONDS R_DELAY=$DELAY R_PEERS="${PEERS[*]}" R_PACED=$PACED R_LOAD_START=$LOAD_START \
+    R_LOAD_END=$LOAD_END R_TEND_FAILED=$TEND_FAILED R_TEND_VERSION=$TEND_VERSION R_TEND_FROM=$TEND_FROM \
+    R_OVERRIDES=$TEND_OVERRIDES R_ELAPSED=$ELAPSED R_QUICK=$QUICK
 python3 - "$PHASES" "$OUTDIR/pgbench" "$OUTDIR/relations.txt" <<'PY' >"$OUTDIR/results.md"
 import os, statistics, sys
 phases_f, pgdir, rel_f = sys.argv[1:]
 E = os.environ
 runs, delay, secs = int(E["R_RUNS"]), float(E["R_DELAY"]), int(E["R_PGBENCH_SECONDS"])
 peers = E["R_PEERS"].split()
+paced = None if E["R_PACED"] == "none" else E["R_PACED"].split(":")
+labels = ["tend"] + [f"peer-{n}" for n in peers] + ([f"paced-{paced[0]}-{paced[1]}"] if paced else [])
 P = {}
 for line in open(phases_f):
     run, label, rest = line.rstrip("\n").split("\t")
@@ -474,7 +516,7 @@ def window_stats(label, run, a, b):
 
 med = statistics.median
 def pct(x):
-    return f"{x * 100:+.1f} %".replace("+-", "-")
+    return f"{x * 100:.1f} %"
 
 # Per purge phase: its window (the purge command's start to its exit, cut at pgbench's end),
 # pgbench in it, and the same seconds of the same run's baseline.
@@ -498,9 +540,11 @@ for label, ps in P.items():
             run=run, deleted=deleted, millis=millis, rate=deleted / (millis / 1000) if millis else 0.0,
             wall=b - a, wall_rate=deleted / (b - a), batches=int(p["batches"]),
             longest=float(p["longest_ms"]), over=p.get("over_200ms"), conflicts=p.get("conflicts"),
+            over_stmt=p.get("over_200ms_stmt"), checkpoints=int(p["checkpoints"]), autovacuums=int(p["autovacuums"]),
             stmt_calls=int(stmt[0]), stmt_max=float(stmt[1]), stmt_mean=float(stmt[2]),
             during=during, base=base, cut=cut, load=float(p["load"]), rustc=int(p["rustc"]),
-            loss=(1 - during["tps"] / base["tps"]) if during and base else None))
+            loss=(1 - during["tps"] / base["tps"]) if during and base else None,
+            lost=(base["tps"] - during["tps"]) * (b2 - a) if during and base else None))
 base_whole = []
 for p in P.get("baseline", []):
     s = window_stats("baseline", p["run"], delay, float(p["pg_end"]))
@@ -511,8 +555,8 @@ out = []
 o = out.append
 quick = E["R_QUICK"] == "1"
 o(f"Machine: {E['R_CORES']} cores ({E['R_CPU']}), {E['R_MEM']} GiB RAM. PostgreSQL {E['R_PGVERSION']} "
-  f"in a throwaway cluster ({E['R_SETTINGS']}; pg_stat_statements, track=all). tend {E['R_TEND_VERSION']} "
-  f"from commit {E['R_GIT_REV']}" + (f" with {E['R_GIT_DIRTY']} changed files under crates/ or Cargo.*" if E["R_GIT_DIRTY"] != "0" else "")
+  f"in a throwaway cluster ({E['R_SETTINGS']}; pg_stat_statements, track=all). {E['R_TEND_VERSION']} "
+  f"({E['R_TEND_FROM']})"
   + (f"; environment: {E['R_OVERRIDES'].strip()}" if E["R_OVERRIDES"].strip() else "") + ". "
   + f"{runs} run{'s' if runs != 1 else ''}" + (" (--quick)" if quick else "") + f", {E['R_ELAPSED']} s in all.")
 o("")
@@ -534,7 +578,9 @@ o(f"Each phase: a fresh `CREATE DATABASE ... TEMPLATE ... STRATEGY FILE_COPY` co
   f"prewarmed, a CHECKPOINT; `pgbench -n -c 4 -j 2 -T {secs}` (TPC-B); at second {delay:g} the purge "
   f"starts. pgbench during a purge is counted over the purge command's run (start to exit), from "
   f"pgbench's log of every transaction; the baseline is the same seconds of the same run's "
-  f"pgbench without a purge. Loss = 1 - tps during / baseline tps (median of the per-run losses). "
+  f"pgbench without a purge. Loss = 1 - tps during / baseline tps (median of the per-run losses); "
+  f"transactions lost = (baseline tps - tps during) x the purge's seconds, the whole cost of a purge "
+  f"to pgbench, which a shorter, harder purge and a longer, gentler one can be compared on. "
   f"Rows/s is deleted rows over the purge loop's own time (tend's `millis`; the DO block's time); "
   f"the whole command's time is in the runs below.")
 o("")
@@ -548,16 +594,19 @@ if base_whole:
 names = {"tend": "`tend cleanup --yes --json`"}
 for n in peers:
     names[f"peer-{n}"] = f"DELETE ... ctid IN (SELECT ... LIMIT {n}), COMMIT per batch"
+if paced:
+    names[f"paced-{paced[0]}-{paced[1]}"] = (f"reference: the same, LIMIT {paced[0]}, with pg_sleep({int(paced[1]) / 1000:g}) "
+                                           "after each COMMIT")
 ref = f"peer-{peers[0]}"
 def m(label, key):
     vals = [r[key] for r in rows.get(label, []) if r[key] is not None]
     return med(vals) if vals else None
-o(f"| purge | rows/s | / peer {peers[0]} | batches | longest batch (highest of runs) | statement max / mean (pg_stat_statements) | pgbench tps during | baseline tps, same seconds | throughput loss | p99 latency during / baseline |")
-o("|---|---|---|---|---|---|---|---|---|---|")
-for label in ["tend"] + [f"peer-{n}" for n in peers]:
+o(f"| purge | rows/s | / peer {peers[0]} | batches | longest batch (highest of runs) | statement max / mean (pg_stat_statements) | pgbench tps during | baseline tps, same seconds | throughput loss | transactions lost | p99 latency during / baseline |")
+o("|---|---|---|---|---|---|---|---|---|---|---|")
+for label in labels:
     rs = rows.get(label)
     if not rs:
-        o(f"| {names[label]} | not measured | | | | | | | | |")
+        o(f"| {names[label]} | not measured | | | | | | | | | |")
         continue
     ratio = f"{m(label, 'rate') / m(ref, 'rate'):.2f}x" if rows.get(ref) else "-"
     dur = [r["during"] for r in rs if r["during"]]
@@ -565,9 +614,9 @@ for label in ["tend"] + [f"peer-{n}" for n in peers]:
     o(f"| {names[label]} | {m(label, 'rate'):,.0f} | {ratio} | {m(label, 'batches'):,.0f} | "
       f"{max(r['longest'] for r in rs):,.0f} ms | {max(r['stmt_max'] for r in rs):,.0f} / {m(label, 'stmt_mean'):,.1f} ms | "
       f"{med([d['tps'] for d in dur]):,.0f} | {med([b['tps'] for b in bas]):,.0f} | "
-      f"{pct(m(label, 'loss'))} | {med([d['p99'] for d in dur]):.1f} / {med([b['p99'] for b in bas]):.1f} ms |"
+      f"{pct(m(label, 'loss'))} | {m(label, 'lost'):,.0f} | {med([d['p99'] for d in dur]):.1f} / {med([b['p99'] for b in bas]):.1f} ms |"
       if dur and bas else
-      f"{m(label, 'rate'):,.0f} | - | - | - | - | - | - | - | - |")
+      f"| {names[label]} | {m(label, 'rate'):,.0f} | {ratio} | - | - | - | - | - | - | - | - |")
 o("")
 if rows.get("tend"):
     t = rows["tend"]
@@ -594,19 +643,21 @@ if E["R_TEND_FAILED"]:
     o("")
 o("All runs:")
 o("")
-for label in ["tend"] + [f"peer-{n}" for n in peers]:
+for label in labels:
     for r in rows.get(label, []):
         d, b = r["during"], r["base"]
         o(f"- {label} run {r['run']}: {r['deleted']:,} rows in {r['millis'] / 1000:.1f} s ({r['rate']:,.0f} rows/s; "
           f"the whole command {r['wall']:.1f} s, {r['wall_rate']:,.0f} rows/s), {r['batches']} batches, longest "
           f"{r['longest']:.0f} ms" + (f", {r['over']} over 200 ms" if r["over"] is not None else "")
+          + (f", {r['over_stmt']} statements over 200 ms in the server log" if r["over_stmt"] is not None else "")
           + (f", {r['conflicts']} conflicts" if r["conflicts"] not in (None, "0") else "")
           + f"; statement max {r['stmt_max']:.0f} ms, mean {r['stmt_mean']:.1f} ms over {r['stmt_calls']} calls; "
-          + (f"pgbench {d['tps']:,.0f} tps (baseline {b['tps']:,.0f}), loss {pct(r['loss'])}, mean latency "
+          + (f"pgbench {d['tps']:,.0f} tps (baseline {b['tps']:,.0f}), loss {pct(r['loss'])} ({r['lost']:,.0f} transactions), mean latency "
              f"{d['lat']:.1f} ms (baseline {b['lat']:.1f}), p99 {d['p99']:.1f} ms ({b['p99']:.1f}), worst second "
              f"{d['worst'] if d['worst'] is not None else '-'} tps ({b['worst'] if b['worst'] is not None else '-'})"
              if d and b else "pgbench not measured")
           + ("; **the purge outlasted pgbench**, counted until pgbench's end" if r["cut"] else "")
+          + f"; {r['checkpoints']} checkpoints and {r['autovacuums']} autovacuums of events during pgbench"
           + f"; load {r['load']:.2f}" + (", a rustc was running" if r["rustc"] else ""))
 print("\n".join(out))
 PY

@@ -132,6 +132,14 @@ pub enum Command {
     /// transaction within cleanup.batch_budget, so a run stopped at any moment carries on
     /// when run again. Asks first (--yes in scripts); --dry-run only counts.
     Cleanup(crate::commands::cleanup::CleanupArgs),
+    /// Mark one row deleted (deleted_at) with the rows that belong to it through ON DELETE CASCADE.
+    ///
+    /// Every table the row's hard delete would cascade into that has a deleted_at or
+    /// deletedAt timestamp column gets the same mark, so `tend undelete` restores exactly
+    /// these rows; `tend cleanup`'s soft-delete rule purges them after the grace period.
+    SoftDelete(crate::commands::soft_delete::SoftDeleteArgs),
+    /// Lift the mark one `tend soft-delete` set: the row and the rows marked with it.
+    Undelete(crate::commands::soft_delete::UndeleteArgs),
     /// GDPR requests: check the policy covers the schema, export or erase one person's data.
     ///
     /// `[gdpr]` in tend.toml names the subject table and a policy per table (delete,

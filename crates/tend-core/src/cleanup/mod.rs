@@ -12,6 +12,7 @@
 //! partition.
 
 pub mod config;
+pub mod soft_delete;
 
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};

@@ -127,7 +127,7 @@ impl Resolved {
 }
 
 /// The primary key column of `table`, when it has one of one column.
-fn single_key(model: &Model, table: &QualifiedName) -> Option<String> {
+pub(crate) fn single_key(model: &Model, table: &QualifiedName) -> Option<String> {
     let table = model.tables.get(table)?;
     let key = table
         .constraints

@@ -416,7 +416,7 @@ pub const KEYS: &[Key] = &[
         name: "cleanup.duty_cycle",
         env: &["TEND_CLEANUP_DUTY_CYCLE"],
         kind: Kind::Text,
-        default: Some("10%"),
+        default: Some("6%"),
         doc: "The share of time a purge spends deleting (a percentage, or a fraction): after each batch it rests so the application keeps the rest of the server. 100% runs flat out.",
     },
     Key {

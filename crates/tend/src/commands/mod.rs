@@ -23,6 +23,7 @@ pub mod restore;
 pub mod schema;
 pub mod seed;
 pub mod serve;
+pub mod soft_delete;
 pub mod vacuum;
 pub mod wal;
 
@@ -81,6 +82,8 @@ pub fn run(cli: Cli, out: &mut Output) -> Result<i32, CommandError> {
                 Command::Optimize(args) => optimize::run(args, &ctx),
                 Command::Cleanup(args) => cleanup::run(args, &ctx),
                 Command::Gdpr(cmd) => gdpr::run(cmd, &ctx),
+                Command::SoftDelete(args) => soft_delete::soft_delete(args, &ctx),
+                Command::Undelete(args) => soft_delete::undelete(args, &ctx),
                 Command::Backup(cmd) => backup::run(cmd, &ctx),
                 Command::Restore(args) => restore::run(args, &ctx),
                 Command::Serve(args) => serve::run(args, &ctx),

@@ -687,3 +687,82 @@ fn drop_partitions_on_a_table_not_partitioned_by_range_on_its_column_is_a_config
         2
     );
 }
+
+#[test]
+fn soft_delete_marks_a_row_with_what_cascades_from_it_and_undelete_lifts_exactly_that() {
+    let Some((_db, app)) = saas_database("tend_soft_delete_app") else {
+        return;
+    };
+    let url = app.to_secret_string();
+    let project = TestProject::new();
+    // An agency in use, some of whose requests were soft-deleted on their own before.
+    let agency = query_column(
+        &app,
+        "SELECT a.id FROM agencies a WHERE a.deleted_at IS NULL
+            AND EXISTS (SELECT 1 FROM requests r WHERE r.agency_id = a.id AND r.deleted_at IS NOT NULL)
+          ORDER BY a.id LIMIT 1",
+    )[0]
+    .clone()
+    .unwrap();
+    let row = format!("agencies:{agency}");
+    let tend = |args: &[&str]| run(project.tend().env("DATABASE_URL", &url).args(args));
+    let before = checksum(&app);
+    let earlier = count(
+        &app,
+        &format!(
+            "SELECT count(*) FROM requests WHERE agency_id = '{agency}' AND deleted_at IS NOT NULL"
+        ),
+    );
+
+    let (code, out, err) = tend(&["soft-delete", &row, "--dry-run"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("public.requests (deleted_at)"), "{out}");
+    assert!(err.contains("public.agency_memberships"), "{err}");
+    assert_eq!(checksum(&app), before);
+
+    let (code, out, err) = tend(&["soft-delete", &row, "--yes", "--json"]);
+    assert_eq!(code, 0, "{out}{err}");
+    let report: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert!(report["rows"].as_u64().unwrap() > 1, "{out}");
+    // The agency and all its requests and tasks are marked, with one timestamp.
+    let marks = count(
+        &app,
+        &format!(
+            "SELECT count(DISTINCT deleted_at) FROM (
+               SELECT deleted_at FROM agencies WHERE id = '{agency}'
+               UNION ALL SELECT deleted_at FROM requests WHERE agency_id = '{agency}' AND deleted_at > now() - interval '1 hour'
+               UNION ALL SELECT deleted_at FROM tasks WHERE agency_id = '{agency}' AND deleted_at > now() - interval '1 hour') m"
+        ),
+    );
+    assert_eq!(marks, 1);
+    assert_eq!(
+        count(
+            &app,
+            &format!(
+                "SELECT count(*) FROM requests WHERE agency_id = '{agency}' AND deleted_at IS NULL"
+            )
+        ),
+        0
+    );
+    // Twice is a mistake, said so.
+    let (code, _, err) = tend(&["soft-delete", &row, "--yes"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("already soft-deleted"), "{err}");
+
+    // Undelete restores exactly what was marked; the requests deleted before stay so.
+    let (code, out, err) = tend(&["undelete", &row, "--yes"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(
+        count(
+            &app,
+            &format!(
+                "SELECT count(*) FROM requests WHERE agency_id = '{agency}' AND deleted_at IS NOT NULL"
+            )
+        ),
+        earlier
+    );
+    assert_eq!(checksum(&app), before);
+    let (code, _, err) = tend(&["undelete", &row, "--yes"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("not soft-deleted"), "{err}");
+}
