@@ -12,6 +12,15 @@ use object_store::{ObjectStore, ObjectStoreExt};
 /// The store's folder of WAL archives (`crate::wal`): never a backup, never a leftover.
 pub const WAL_FOLDER: &str = "wal";
 
+/// The store's folder of rows retention rules archived (`tend cleanup`'s
+/// `archive-to-store`): never a backup, never a leftover.
+pub const RETENTION_FOLDER: &str = "retention";
+
+/// Whether a folder at the top of the store holds something other than one backup.
+fn reserved(name: &str) -> bool {
+    name == WAL_FOLDER || name == RETENTION_FOLDER
+}
+
 /// Where backups live.
 #[derive(Debug, Clone)]
 pub enum StoreConfig {
@@ -361,7 +370,7 @@ impl Store {
                     .flatten()
                     .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
                     .filter_map(|e| e.file_name().to_str().map(str::to_string))
-                    .filter(|name| name != WAL_FOLDER)
+                    .filter(|name| !reserved(name))
                     .collect();
                 ids.sort();
                 ids
@@ -616,7 +625,7 @@ impl Store {
             .common_prefixes
             .iter()
             .filter_map(|p| p.filename().map(str::to_string))
-            .filter(|name| name != WAL_FOLDER)
+            .filter(|name| !reserved(name))
             .collect();
         ids.sort();
         Ok(ids)

@@ -29,9 +29,28 @@ pub struct PurgeTarget {
     pub condition: String,
     pub held: Option<String>,
     /// Where deleted rows are moved in the same statement, when the rule archives.
-    pub archive_to: Option<QualifiedName>,
+    pub archive_to: Option<MoveTo>,
     /// The table is partitioned: its rows are addressed by `(tableoid, ctid)`.
     pub partitioned: bool,
+}
+
+/// Where a batch moves the rows it deletes, in its own statement: a row is in its table or
+/// there, never in both or neither.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MoveTo {
+    /// A table with the same columns.
+    Table(QualifiedName),
+    /// A table with columns `(label text, row_json text)`: each row as JSON text
+    /// (`row_to_json`), tagged with `label` (a staging table, emptied elsewhere).
+    JsonRows { table: QualifiedName, label: String },
+}
+
+impl std::fmt::Display for MoveTo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            MoveTo::Table(table) | MoveTo::JsonRows { table, .. } => table.fmt(f),
+        }
+    }
 }
 
 impl PurgeTarget {
@@ -93,10 +112,17 @@ impl PurgeTarget {
                 } else {
                     format!("{},\n ", with.trim_end())
                 };
-                format!(
-                    "{with}gone AS ({delete} RETURNING tend_t.*)\n INSERT INTO {} SELECT * FROM gone",
-                    archive.sql()
-                )
+                let insert = match archive {
+                    MoveTo::Table(table) => {
+                        format!("INSERT INTO {} SELECT * FROM gone", table.sql())
+                    }
+                    MoveTo::JsonRows { table, label } => format!(
+                        "INSERT INTO {} (label, row_json) SELECT {}, row_to_json(gone.*)::text FROM gone",
+                        table.sql(),
+                        tend_pg::quote::quote_literal(label)
+                    ),
+                };
+                format!("{with}gone AS ({delete} RETURNING tend_t.*)\n {insert}")
             }
         }
     }
@@ -127,6 +153,18 @@ pub struct PurgeOutcome {
     pub paused: Duration,
     /// Time spent resting between batches ([`PurgeOptions::duty_cycle`]).
     pub rested: Duration,
+}
+
+impl PurgeOutcome {
+    /// Adds a later stretch of the same purge.
+    pub fn add(&mut self, later: &PurgeOutcome) {
+        self.deleted += later.deleted;
+        self.batches += later.batches;
+        self.conflicts += later.conflicts;
+        self.longest = self.longest.max(later.longest);
+        self.paused += later.paused;
+        self.rested += later.rested;
+    }
 }
 
 /// Why a purge stopped before the end.
@@ -332,13 +370,27 @@ mod tests {
         assert!(target.batch_sql(true).contains("FOR UPDATE SKIP LOCKED"));
         let partitioned = PurgeTarget {
             partitioned: true,
-            archive_to: Some(QualifiedName::new("public", "jobs_archive")),
+            archive_to: Some(MoveTo::Table(QualifiedName::new("public", "jobs_archive"))),
             ..target
         };
         let sql = partitioned.batch_sql(false);
         assert!(sql.contains("tend_t.tableoid = doomed.tableoid"), "{sql}");
         assert!(
             sql.contains("INSERT INTO public.jobs_archive SELECT * FROM gone"),
+            "{sql}"
+        );
+        let as_json = PurgeTarget {
+            archive_to: Some(MoveTo::JsonRows {
+                table: QualifiedName::new("tend", "staging"),
+                label: "old's jobs".to_string(),
+            }),
+            ..partitioned
+        };
+        let sql = as_json.batch_sql(false);
+        assert!(
+            sql.ends_with(
+                "INSERT INTO tend.staging (label, row_json) SELECT 'old''s jobs', row_to_json(gone.*)::text FROM gone"
+            ),
             "{sql}"
         );
     }

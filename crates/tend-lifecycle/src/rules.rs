@@ -54,6 +54,9 @@ pub enum RuleAction {
     /// Moves them into another table with the same columns, in the batch that deletes
     /// them: a row is in one table or the other, never in both or neither.
     ArchiveTo(QualifiedName),
+    /// Keeps them in the backup store (compressed, encrypted JSON lines, with a manifest):
+    /// batches move them, as JSON, into a staging table that the store then takes from.
+    ArchiveToStore,
     /// Detaches and drops each partition whose whole range is past the rule (its one
     /// selector, an age on the partition key; see [`crate::partitions`]): the table is
     /// partitioned by range on that column, of type `key_type` (as `format_type` writes it).

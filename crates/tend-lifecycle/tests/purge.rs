@@ -178,7 +178,10 @@ fn rows_a_foreign_key_refuses_stay_and_archived_rows_move_whole() {
     let orders = QualifiedName::new("public", "orders");
     let target = PurgeTarget {
         held: tend_lifecycle::rules::held_sql(&graph, &orders, &orders.sql()),
-        archive_to: Some(QualifiedName::new("public", "orders_archive")),
+        archive_to: Some(tend_lifecycle::MoveTo::Table(QualifiedName::new(
+            "public",
+            "orders_archive",
+        ))),
         ..PurgeTarget::delete(orders.clone(), "closed_at < now() - interval '1 year'")
     };
     // The dry run's counts: 1,000 match, 20 held (10 by invoices, 10 through a cascade
@@ -202,4 +205,45 @@ fn rows_a_foreign_key_refuses_stay_and_archived_rows_move_whole() {
         "980 490490"
     );
     assert_eq!(one("SELECT count(*) FROM lines"), "20");
+}
+
+#[test]
+fn rows_moved_as_json_are_exactly_the_rows_deleted() {
+    let db = TestDb::create();
+    db.execute(
+        "CREATE TABLE audit (id bigint PRIMARY KEY, at timestamptz NOT NULL, note text, doc jsonb);
+         INSERT INTO audit SELECT g, timestamptz '2026-01-01' - g * interval '1 hour', 'n''' || g, jsonb_build_object('g', g)
+           FROM generate_series(1, 1000) g;
+         CREATE TABLE staged (id bigserial, label text NOT NULL, row_json text NOT NULL);",
+    );
+    let expected = db.query_column(
+        "SELECT row_to_json(a)::text FROM audit a WHERE at < timestamptz '2026-01-01' - interval '100 hours' ORDER BY 1",
+    );
+    let old = PurgeTarget {
+        archive_to: Some(tend_lifecycle::MoveTo::JsonRows {
+            table: QualifiedName::new("public", "staged"),
+            label: "old-audit".to_string(),
+        }),
+        ..target(
+            "audit",
+            "at < timestamptz '2026-01-01' - interval '100 hours'",
+        )
+    };
+    let outcome = runtime().block_on(async {
+        let session = tend_pg::connect(&db.info, &Default::default())
+            .await
+            .unwrap();
+        let mut sizer = BatchSizer::new(Duration::from_millis(200), 100);
+        purge(&session, &old, &mut sizer, &|| false).await.unwrap()
+    });
+    assert_eq!(outcome.deleted, expected.len() as u64);
+    assert!(outcome.batches > 5, "{outcome:?}");
+    let staged = db.query_column("SELECT row_json FROM staged ORDER BY 1");
+    assert_eq!(staged, expected);
+    let labels = db.query_column("SELECT DISTINCT label FROM staged");
+    assert_eq!(labels, vec![Some("old-audit".to_string())]);
+    assert_eq!(
+        db.query_column("SELECT count(*)::text FROM audit")[0].as_deref(),
+        Some("100")
+    );
 }

@@ -261,10 +261,29 @@ async fn run_inner(
             )
             .await
             .map_err(|e| e.to_string())?;
-            let done =
-                tend_core::cleanup::run(&session, &settings.cleanup, &plan, &cancel, &|_| {})
+            let archive = if plan.archives_to_store() {
+                Some(
+                    tend_core::cleanup::StoreArchive::prepare(
+                        &ctx.database,
+                        store()?,
+                        &settings.backup.keys,
+                    )
                     .await
-                    .map_err(|e| e.to_string())?;
+                    .map_err(|e| e.to_string())?,
+                )
+            } else {
+                None
+            };
+            let done = tend_core::cleanup::run(
+                &session,
+                &settings.cleanup,
+                &plan,
+                archive.as_ref(),
+                &cancel,
+                &|_| {},
+            )
+            .await
+            .map_err(|e| e.to_string())?;
             if done.interrupted {
                 return Err(format!(
                     "stopped after {} rows; every finished batch is kept and the next run carries on",

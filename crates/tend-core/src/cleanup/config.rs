@@ -26,6 +26,9 @@ pub enum ConfiguredAction {
     Delete,
     /// `action = "archive"`, `archive_to = "<table>"`.
     ArchiveTo(String),
+    /// `action = "archive-to-store"`: to the backup store, as compressed, encrypted JSON
+    /// lines with a manifest.
+    ArchiveToStore,
     /// `action = "drop-partitions"`: whole partitions, by the range of `column` (the
     /// partition key); needs `column` and `older_than`, takes no `where`.
     DropPartitions,
@@ -40,6 +43,9 @@ const FIELDS: [&str; 7] = [
     "action",
     "archive_to",
 ];
+
+/// The `action`s a rule may take.
+const ACTIONS: [&str; 4] = ["delete", "archive", "archive-to-store", "drop-partitions"];
 
 /// Reads the `[[retention]]` array; an error is one sentence naming the entry.
 pub(crate) fn parse_array(array: &[toml::Value]) -> Result<Vec<RetentionConfig>, String> {
@@ -107,6 +113,12 @@ pub(crate) fn parse_array(array: &[toml::Value]) -> Result<Vec<RetentionConfig>,
         let action = match (action_text.as_deref(), text("archive_to")?) {
             (None | Some("delete"), None) => ConfiguredAction::Delete,
             (Some("drop-partitions"), None) => ConfiguredAction::DropPartitions,
+            (Some("archive-to-store"), None) => ConfiguredAction::ArchiveToStore,
+            (Some("archive-to-store"), Some(_)) => {
+                return Err(format!(
+                    "{at} archives to the backup store but names `archive_to`: remove archive_to, or set action = \"archive\" to move rows to that table"
+                ));
+            }
             (Some("drop-partitions"), Some(_)) => {
                 return Err(format!(
                     "{at} drops partitions but names `archive_to`: a dropped partition's rows go with it; remove archive_to, or set action = \"archive\""
@@ -124,9 +136,15 @@ pub(crate) fn parse_array(array: &[toml::Value]) -> Result<Vec<RetentionConfig>,
                 ));
             }
             (Some(other), _) => {
+                let guess = ACTIONS
+                    .iter()
+                    .find(|a| strsim::levenshtein(a, other) <= 2)
+                    .map(|a| format!(" (did you mean `{a}`?)"))
+                    .unwrap_or_default();
                 return Err(format!(
-                    "{at}: action `{}` is not one of delete, archive, drop-partitions",
-                    other.chars().take(40).collect::<String>()
+                    "{at}: action `{}` is not one of {}{guess}",
+                    other.chars().take(40).collect::<String>(),
+                    ACTIONS.join(", ")
                 ));
             }
         };
@@ -241,7 +259,7 @@ mod tests {
             ),
             (
                 "[[retention]]\ntable = \"events\"\ncolumn = \"at\"\nolder_than = \"30d\"\naction = \"drop_partitions\"",
-                "not one of delete, archive, drop-partitions",
+                "not one of delete, archive, archive-to-store, drop-partitions (did you mean `drop-partitions`?)",
             ),
         ];
         for (text, expected) in cases {
@@ -279,6 +297,10 @@ mod tests {
             (
                 "[[retention]]\ntable = \"t\"\nwhere = \"true\"\naction = \"shred\"",
                 "not one of",
+            ),
+            (
+                "[[retention]]\ntable = \"t\"\nwhere = \"true\"\naction = \"archive-to-store\"\narchive_to = \"t2\"",
+                "remove archive_to",
             ),
             (
                 "[[retention]]\ntable = \"t\"\nwhere = \"true\"\nwhen = 1",

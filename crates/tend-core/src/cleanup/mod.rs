@@ -11,6 +11,7 @@
 //! a transaction of its own (`tend_lifecycle::partitions`): the same holds, partition by
 //! partition.
 
+pub mod archive;
 pub mod config;
 pub mod soft_delete;
 
@@ -20,13 +21,15 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use tend_lifecycle::rules::{self, cascade_paths, find_table, held_sql, is_timestamp};
 use tend_lifecycle::{
-    BatchSizer, DropOptions, DropOutcome, ExpiredPartition, PartitionRetention, PurgeOptions,
-    PurgeOutcome, PurgeTarget, ReferenceGraph, RetentionRule, RowSelector, RuleAction, RuleOrigin,
+    BatchSizer, DropOptions, DropOutcome, ExpiredPartition, MoveTo, PartitionRetention,
+    PurgeOptions, PurgeOutcome, PurgeTarget, ReferenceGraph, RetentionRule, RowSelector,
+    RuleAction, RuleOrigin,
 };
 use tend_schema::Model;
 use tend_schema::model::{QualifiedName, ident};
 use tokio_util::sync::CancellationToken;
 
+pub use archive::{ArchiveError, StoreArchive};
 pub use config::{ConfiguredAction, RetentionConfig};
 
 use crate::settings::CleanupSettings;
@@ -94,6 +97,25 @@ pub enum CleanupError {
         /// Rows this run deleted before it stopped (estimated for dropped partitions).
         deleted_before: u64,
     },
+    #[error(
+        "retention rule `{rule}` archives to the backup store, and the store was not opened for it"
+    )]
+    NoStore { rule: String },
+    #[error("retention rule `{rule}`: {source}")]
+    StoreArchive {
+        rule: String,
+        #[source]
+        source: ArchiveError,
+    },
+    #[error(
+        "retention rule `{rule}`: {source}; the {staged} rows it deleted and could not store are kept in tend.retention_staging, and the next tend cleanup stores them first"
+    )]
+    NotStored {
+        rule: String,
+        #[source]
+        source: ArchiveError,
+        staged: u64,
+    },
     #[error("cleanup could not read the database: {}", tend_pg::error_text(.0))]
     Database(#[from] tokio_postgres::Error),
 }
@@ -135,7 +157,16 @@ impl CleanupPlan {
     pub fn partitions(&self) -> usize {
         self.rules.iter().map(|r| r.drops().count()).sum()
     }
+
+    /// Whether a rule of the plan archives to the backup store: a run then needs a
+    /// [`StoreArchive`], even with nothing to delete (it lists what a killed run left).
+    pub fn archives_to_store(&self) -> bool {
+        self.rules.iter().any(|r| r.action == ARCHIVE_TO_STORE)
+    }
 }
+
+/// The `action` of a rule that archives to the backup store.
+pub const ARCHIVE_TO_STORE: &str = "archive-to-store";
 
 /// One rule, counted.
 #[derive(Debug, Clone, Serialize)]
@@ -144,7 +175,7 @@ pub struct PlannedRule {
     pub table: String,
     /// `configured` or `soft-delete`.
     pub origin: &'static str,
-    /// `delete`, `archive` or `drop-partitions`.
+    /// `delete`, `archive`, `archive-to-store` or `drop-partitions`.
     pub action: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub archive_to: Option<String>,
@@ -169,6 +200,11 @@ pub struct PlannedRule {
     /// `matching` and `held` are, in part, the statistics' estimates, not counts.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub rows_estimated: bool,
+    /// `archive-to-store` rules: rows an earlier run deleted and the store did not take
+    /// (it refused, or the run was killed), kept in `tend.retention_staging`; a run
+    /// stores them first.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub staged: u64,
     #[serde(skip)]
     work: RuleWork,
 }
@@ -199,8 +235,12 @@ impl PlannedRule {
 
     /// Whether running this rule would change anything.
     pub fn has_work(&self) -> bool {
-        self.deletes() > 0 || self.drops().next().is_some()
+        self.deletes() > 0 || self.drops().next().is_some() || self.staged > 0
     }
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// A partition a `drop-partitions` rule drops whole.
@@ -330,6 +370,7 @@ pub fn resolve_rules(
         }
         let action = match &config.action {
             ConfiguredAction::Delete => RuleAction::Delete,
+            ConfiguredAction::ArchiveToStore => RuleAction::ArchiveToStore,
             ConfiguredAction::ArchiveTo(to) => {
                 let archive = find_table(model, to).ok_or_else(|| CleanupError::Archive {
                     rule: config.name.clone(),
@@ -504,7 +545,8 @@ async fn count_rule(
         message: tend_pg::error_text(&e),
     };
     let archive_to = match &rule.action {
-        RuleAction::ArchiveTo(to) => Some(to.clone()),
+        RuleAction::ArchiveTo(to) => Some(MoveTo::Table(to.clone())),
+        RuleAction::ArchiveToStore => Some(archive::staging(&rule.name)),
         RuleAction::Delete => None,
         RuleAction::DropPartitions { key_type } => {
             return count_partitions(client, graph, rule, key_type).await;
@@ -560,6 +602,10 @@ async fn count_rule(
         .iter()
         .map(link_name)
         .collect();
+    let staged = match rule.action {
+        RuleAction::ArchiveToStore => staged_rows(client, &rule.name).await.map_err(failed)?,
+        _ => 0,
+    };
     Ok(PlannedRule {
         rule: rule.name.clone(),
         table: rule.table.to_string(),
@@ -567,9 +613,13 @@ async fn count_rule(
         action: match rule.action {
             RuleAction::Delete => "delete",
             RuleAction::ArchiveTo(_) => "archive",
+            RuleAction::ArchiveToStore => ARCHIVE_TO_STORE,
             RuleAction::DropPartitions { .. } => "drop-partitions",
         },
-        archive_to: target.archive_to.as_ref().map(|t| t.to_string()),
+        archive_to: match &rule.action {
+            RuleAction::ArchiveTo(to) => Some(to.to_string()),
+            _ => None,
+        },
         condition: target.condition.clone(),
         matching: matching as u64,
         held: held as u64,
@@ -578,8 +628,33 @@ async fn count_rule(
         set_null,
         partitions: None,
         rows_estimated: false,
+        staged,
         work: RuleWork::Purge(target),
     })
+}
+
+/// Rows of `rule` in `tend.retention_staging` (none before tend has made it).
+async fn staged_rows(
+    client: &tokio_postgres::Client,
+    rule: &str,
+) -> Result<u64, tokio_postgres::Error> {
+    let made: bool = client
+        .query_one(
+            "SELECT to_regclass('tend.retention_staging') IS NOT NULL",
+            &[],
+        )
+        .await?
+        .get(0);
+    if !made {
+        return Ok(0);
+    }
+    let row = client
+        .query_one(
+            "SELECT count(*) FROM tend.retention_staging WHERE label = $1",
+            &[&rule],
+        )
+        .await?;
+    Ok(row.get::<_, i64>(0) as u64)
 }
 
 fn origin_name(origin: &RuleOrigin) -> &'static str {
@@ -627,6 +702,7 @@ async fn count_partitions(
         table: rule.table.to_string(),
         origin: origin_name(&rule.origin),
         action: "drop-partitions",
+        staged: 0,
         archive_to: None,
         condition: rule.condition_sql(),
         matching,
@@ -731,11 +807,13 @@ fn link_name(link: &tend_lifecycle::Link) -> String {
 }
 
 /// Purges what `plan` counted, rule by rule in its order, until each rule's rows are gone
-/// (but for held ones) or `cancel` fires between batches.
+/// (but for held ones) or `cancel` fires between batches. A plan that
+/// [archives to the store](CleanupPlan::archives_to_store) needs `archive`.
 pub async fn run(
     client: &tokio_postgres::Client,
     settings: &CleanupSettings,
     plan: &CleanupPlan,
+    archive: Option<&StoreArchive>,
     cancel: &CancellationToken,
     on_event: &(dyn Fn(CleanupEvent) + Sync),
 ) -> Result<CleanupReport, CleanupError> {
@@ -769,14 +847,43 @@ pub async fn run(
                         deleted: so_far.deleted,
                     })
                 };
-                let outcome =
+                let outcome = if rule.action == ARCHIVE_TO_STORE {
+                    let archive = archive.ok_or_else(|| CleanupError::NoStore {
+                        rule: rule.rule.clone(),
+                    })?;
+                    purge_to_store(
+                        client,
+                        target,
+                        rule,
+                        archive,
+                        &mut sizer,
+                        &options,
+                        &stop,
+                        &|deleted| {
+                            on_event(CleanupEvent::Progress {
+                                rule: rule.rule.clone(),
+                                deleted,
+                            })
+                        },
+                    )
+                    .await
+                } else {
                     tend_lifecycle::purge(client, target, &mut sizer, &options, &stop, &progress)
                         .await
                         .map_err(|source| CleanupError::Purge {
                             rule: rule.rule.clone(),
                             source,
-                            deleted_before: report.deleted,
-                        })?;
+                            deleted_before: 0,
+                        })
+                }
+                .map_err(|e| match e {
+                    CleanupError::Purge { rule, source, .. } => CleanupError::Purge {
+                        rule,
+                        source,
+                        deleted_before: report.deleted,
+                    },
+                    other => other,
+                })?;
                 RuleOutcome {
                     rule: rule.rule.clone(),
                     table: rule.table.clone(),
@@ -851,6 +958,69 @@ pub async fn run(
     report.interrupted = cancel.is_cancelled();
     report.millis = millis(started.elapsed());
     Ok(report)
+}
+
+/// Staged rows a purge to the store leaves before they are stored: the staging table holds
+/// at most about this many of a rule's rows.
+const STAGE_ROWS: u64 = 50_000;
+
+/// A purge that archives to the store: stores what a killed run left staged, then purges
+/// in stretches of [`STAGE_ROWS`] rows (moved to staging batch by batch, as any purge's),
+/// storing each stretch's rows before the next, and lists the run's batches in a manifest.
+#[allow(clippy::too_many_arguments)]
+async fn purge_to_store(
+    client: &tokio_postgres::Client,
+    target: &PurgeTarget,
+    rule: &PlannedRule,
+    archive: &StoreArchive,
+    sizer: &mut BatchSizer,
+    options: &PurgeOptions,
+    stop: &(dyn Fn() -> bool + Sync),
+    progress: &(dyn Fn(u64) + Sync),
+) -> Result<PurgeOutcome, CleanupError> {
+    let stored = |source| CleanupError::StoreArchive {
+        rule: rule.rule.clone(),
+        source,
+    };
+    let run = archive
+        .start_rule(client, &rule.rule, &target.table.sql())
+        .await
+        .map_err(stored)?;
+    let mut total = PurgeOutcome::default();
+    loop {
+        let stretch = std::sync::atomic::AtomicU64::new(0);
+        let done_before = total.deleted;
+        let full = || stop() || stretch.load(std::sync::atomic::Ordering::Relaxed) >= STAGE_ROWS;
+        let heard = |so_far: &PurgeOutcome| {
+            stretch.store(so_far.deleted, std::sync::atomic::Ordering::Relaxed);
+            progress(done_before + so_far.deleted);
+        };
+        let purged = tend_lifecycle::purge(client, target, sizer, options, &full, &heard).await;
+        // What the stretch staged is stored whatever stopped it; a purge's own failure is
+        // the one reported (its staged rows are stored by the next run, if not now).
+        let flushed = run.flush(client).await;
+        let outcome = purged.map_err(|source| CleanupError::Purge {
+            rule: rule.rule.clone(),
+            source,
+            deleted_before: 0,
+        })?;
+        if let Err(source) = flushed {
+            return Err(CleanupError::NotStored {
+                rule: rule.rule.clone(),
+                source,
+                staged: staged_rows(client, &rule.rule).await.unwrap_or(0),
+            });
+        }
+        total.add(&outcome);
+        if outcome.deleted < STAGE_ROWS || stop() {
+            break;
+        }
+    }
+    archive
+        .write_manifests(client, &rule.rule)
+        .await
+        .map_err(stored)?;
+    Ok(total)
 }
 
 fn millis(d: Duration) -> u64 {

@@ -786,11 +786,7 @@ pub async fn export(
     out: &Path,
     encryption: Option<&tend_backup::Encryption>,
 ) -> Result<ExportReport, GdprError> {
-    if out.exists()
-        && std::fs::read_dir(out)
-            .map(|mut d| d.next().is_some())
-            .unwrap_or(true)
-    {
+    if !crate::state::is_new_directory(out) {
         return Err(GdprError::Exists(out.to_path_buf()));
     }
     // The schema is read in a snapshot of its own; the rows in one snapshot together.
@@ -1222,13 +1218,9 @@ pub async fn erase(
     plan: &ErasePlan,
     by: &str,
 ) -> Result<EraseReport, GdprError> {
-    let mut registry = crate::state::Registry::builtin();
-    registry
-        .register(GDPR_STATE)
-        .map_err(|e| GdprError::Audit(e.to_string()))?;
-    crate::state::ensure(&registry, database.info(), database.options())
+    crate::state::ensure_owner(GDPR_STATE, database)
         .await
-        .map_err(|e| GdprError::Audit(e.to_string()))?;
+        .map_err(GdprError::Audit)?;
     let mut session = database.dedicated().await?;
     let transaction = session.client.transaction().await?;
     let salt = settings.salt.clone().unwrap_or_default();

@@ -253,6 +253,25 @@ pub async fn ensure(
     Ok(())
 }
 
+/// [`ensure`] with the built-in owners and `owner`: what a part that keeps state of its
+/// own runs before it first writes there. The error is the reason, as a sentence.
+pub async fn ensure_owner(owner: StateOwner, database: &tend_pg::Database) -> Result<(), String> {
+    let mut registry = Registry::builtin();
+    registry.register(owner).map_err(|e| e.to_string())?;
+    ensure(&registry, database.info(), database.options())
+        .await
+        .map_err(|e| e.to_string())
+}
+
+/// Whether `dir` is somewhere a command may write a new set of files: it does not exist,
+/// or it is an empty directory.
+pub(crate) fn is_new_directory(dir: &std::path::Path) -> bool {
+    !dir.exists()
+        || std::fs::read_dir(dir)
+            .map(|mut d| d.next().is_none())
+            .unwrap_or(false)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

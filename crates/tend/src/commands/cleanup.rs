@@ -4,10 +4,13 @@
 //! batches, children before parents. `--dry-run` stops after the counts; an interrupt
 //! stops between batches (or partitions), with every finished one kept.
 
-use clap::Args;
+use std::path::PathBuf;
+
+use clap::{Args, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use tend_core::cleanup::{
-    self, CleanupError, CleanupEvent, CleanupPlan, CleanupRequest, PlannedPartition, PlannedRule,
+    self, ArchiveError, CleanupError, CleanupEvent, CleanupPlan, CleanupRequest, PlannedPartition,
+    PlannedRule, StoreArchive,
 };
 
 use crate::command_error::{CommandError, ErrorKind, exit};
@@ -15,7 +18,10 @@ use crate::context::{Context, block_on};
 use crate::output::count;
 
 #[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
 pub struct CleanupArgs {
+    #[command(subcommand)]
+    pub command: Option<CleanupCommand>,
     /// Count what each rule would delete, and delete nothing.
     #[arg(long)]
     pub dry_run: bool,
@@ -25,7 +31,28 @@ pub struct CleanupArgs {
     pub rules: Vec<String>,
 }
 
+#[derive(Debug, Subcommand)]
+pub enum CleanupCommand {
+    /// List the rows `archive-to-store` rules keep in the backup store (read from its
+    /// manifests, without the database); with --out, decrypt them into JSON-lines files.
+    Archived(ArchivedArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ArchivedArgs {
+    /// Only this rule's archive (repeatable).
+    #[arg(long = "rule", value_name = "NAME")]
+    pub rules: Vec<String>,
+    /// Write each rule's rows, decrypted, to `<database>-<rule>.jsonl` in this new directory
+    /// (one JSON object per line, as `row_to_json` wrote it).
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+}
+
 pub fn run(args: CleanupArgs, ctx: &Context) -> Result<i32, CommandError> {
+    if let Some(CleanupCommand::Archived(archived)) = args.command {
+        return list_archived(ctx, &archived);
+    }
     let settings = &ctx.settings.cleanup;
     let target = ctx.target()?;
     let session = ctx.connect(&target.info)?;
@@ -58,6 +85,8 @@ pub fn run(args: CleanupArgs, ctx: &Context) -> Result<i32, CommandError> {
         .map(|r| r.table.as_str())
         .collect();
     let estimated = plan.rules.iter().any(|r| r.rows_estimated);
+    // Rows only staged by an earlier run are deleted already: storing them asks nothing.
+    let deletes = plan.rows() > 0 || plan.partitions() > 0;
     ctx.out.confirm(
         &format!(
             "Delete {}{} from {}{}?",
@@ -73,7 +102,7 @@ pub fn run(args: CleanupArgs, ctx: &Context) -> Result<i32, CommandError> {
                 n => format!(", dropping {}", count(n, "partition", "partitions")),
             }
         ),
-        ctx.yes,
+        ctx.yes || !deletes,
     )?;
     let cancel = super::migrate::interrupt_token();
     let bar = if ctx.out.quiet || ctx.out.json {
@@ -155,7 +184,37 @@ pub fn run(args: CleanupArgs, ctx: &Context) -> Result<i32, CommandError> {
             });
         }
     };
-    let report = block_on(cleanup::run(&session, settings, &plan, &cancel, &events));
+    // The store and the keys are checked before the first batch, and tend's record of
+    // archived batches set up.
+    let archive = if plan.archives_to_store() {
+        let store = super::backup::store(ctx)?;
+        let database = ctx.settings.database.handle(target.info.clone());
+        Some(
+            block_on(StoreArchive::prepare(
+                &database,
+                store,
+                &ctx.settings.backup.keys,
+            ))
+            .map_err(|source| {
+                let rule = plan
+                    .rules
+                    .iter()
+                    .find(|r| r.action == cleanup::ARCHIVE_TO_STORE)
+                    .map_or_else(String::new, |r| r.rule.clone());
+                cleanup_error(CleanupError::StoreArchive { rule, source })
+            })?,
+        )
+    } else {
+        None
+    };
+    let report = block_on(cleanup::run(
+        &session,
+        settings,
+        &plan,
+        archive.as_ref(),
+        &cancel,
+        &events,
+    ));
     bar.finish_and_clear();
     let report = report.map_err(cleanup_error)?;
     ctx.out.json_value(&report);
@@ -210,9 +269,10 @@ fn show_plan(ctx: &Context, plan: &CleanupPlan) {
             "{:<width$}  {:>10} {}{}",
             format!("{} on {}", rule.rule, rule.table),
             thousands(rule.deletes()),
-            match rule.archive_to.as_deref() {
-                Some(to) => format!("to archive in {to}"),
-                None => "to delete".to_string(),
+            match (rule.archive_to.as_deref(), rule.action) {
+                (Some(to), _) => format!("to archive in {to}"),
+                (None, cleanup::ARCHIVE_TO_STORE) => "to archive in the backup store".to_string(),
+                (None, _) => "to delete".to_string(),
             },
             held_and_age(rule),
         ));
@@ -340,6 +400,12 @@ fn held_and_age(rule: &PlannedRule) -> String {
             thousands(rule.held)
         ));
     }
+    if rule.staged > 0 {
+        parts.push(format!(
+            "and {} deleted by an earlier run, waiting in tend.retention_staging for the store",
+            thousands(rule.staged)
+        ));
+    }
     if let Some(age) = rule.oldest_overdue_seconds
         && rule.has_work()
     {
@@ -379,8 +445,97 @@ fn thousands(n: u64) -> String {
     out
 }
 
+/// `tend cleanup archived`: what the store's manifests list, per rule folder; with
+/// `--out`, those rows decrypted.
+fn list_archived(ctx: &Context, args: &ArchivedArgs) -> Result<i32, CommandError> {
+    let store = super::backup::store(ctx)?;
+    let mut rules = block_on(cleanup::archive::archived(&store, None)).map_err(archive_error)?;
+    for name in &args.rules {
+        if !rules.iter().any(|r| &r.rule == name) {
+            return Err(CommandError::new(
+                ErrorKind::Config,
+                format!(
+                    "the backup store {} holds no archived rows of a rule `{name}`",
+                    store.description
+                ),
+            ));
+        }
+    }
+    rules.retain(|r| args.rules.is_empty() || args.rules.contains(&r.rule));
+    let Some(out) = &args.out else {
+        ctx.out.json_value(&rules);
+        if rules.is_empty() {
+            ctx.out.line(format!(
+                "The backup store {} holds no archived rows (rules with action = \"archive-to-store\" put them there).",
+                store.description
+            ));
+        }
+        for rule in &rules {
+            ctx.out.line(format!(
+                "{} on {} ({}): {} in {} ({:.1} MB), archived {} to {}{}",
+                rule.rule,
+                rule.table,
+                rule.database.as_deref().unwrap_or("another database"),
+                count(rule.rows as usize, "row", "rows"),
+                count(rule.batches, "batch", "batches"),
+                rule.bytes as f64 / 1e6,
+                rule.first_archived_at.as_deref().unwrap_or("-"),
+                rule.last_archived_at.as_deref().unwrap_or("-"),
+                match rule.unlisted {
+                    0 => String::new(),
+                    n => format!(
+                        "; {} no manifest lists yet (the next tend cleanup lists a killed run's)",
+                        count(n, "batch", "batches")
+                    ),
+                }
+            ));
+        }
+        return Ok(exit::OK);
+    };
+    let written = block_on(cleanup::archive::read_out(
+        &store,
+        &ctx.settings.backup.keys,
+        &rules,
+        out,
+    ))
+    .map_err(archive_error)?;
+    ctx.out.json_value(&written);
+    for file in &written.files {
+        ctx.out.step(format!(
+            "{} on {}: {} to {}",
+            file.rule,
+            file.table,
+            count(file.rows as usize, "row", "rows"),
+            file.path.display()
+        ));
+    }
+    ctx.out.line(format!(
+        "Wrote {} of archived rows to {}.",
+        count(written.rows as usize, "row", "rows"),
+        written.directory.display()
+    ));
+    Ok(exit::OK)
+}
+
+fn archive_error(err: ArchiveError) -> CommandError {
+    match err {
+        err @ (ArchiveError::Keys(_) | ArchiveError::Decrypt(_) | ArchiveError::Exists(_)) => {
+            CommandError::new(ErrorKind::Config, err.to_string())
+        }
+        err => CommandError::failure(err.to_string()),
+    }
+}
+
 fn cleanup_error(err: CleanupError) -> CommandError {
     match err {
+        err @ CleanupError::NotStored { .. } => CommandError::failure(err.to_string()),
+        CleanupError::StoreArchive { rule, source } => {
+            let inner = archive_error(source);
+            CommandError::new(
+                inner.kind,
+                format!("retention rule `{rule}`: {}", inner.message),
+            )
+        }
         CleanupError::Database(e) => e.into(),
         err @ (CleanupError::UnknownTable { .. }
         | CleanupError::UnknownColumn { .. }

@@ -3,6 +3,7 @@
 
 mod backup;
 mod cleanup;
+mod cleanup_archive;
 mod config;
 mod demo;
 mod dev;
