@@ -403,6 +403,17 @@ pub fn run(args: DemoArgs, ctx: &Context) -> Result<i32, CommandError> {
         },
     );
 
+    // 10. Data lifecycle: what retention would purge, and whom a GDPR request reaches.
+    let t = steps.begin(
+        "Count what retention rules would purge (nothing is deleted), and what a user's GDPR erasure must cover",
+        "tend cleanup --dry-run && tend gdpr check --suggest",
+    );
+    let lifecycle = demo_lifecycle(ctx, &demo)?;
+    for line in &lifecycle {
+        out.step(format!("    {line}"));
+    }
+    steps.end("lifecycle", t, StepDetail::Summary { summary: lifecycle });
+
     let elapsed = started.elapsed();
     out.json_value(&DemoReport {
         database: DEMO_DATABASE,
@@ -488,6 +499,86 @@ fn demo_drift(
         } else {
             "still drifted (exit 1)"
         }
+    ));
+    Ok(lines)
+}
+
+/// `tend cleanup --dry-run` with the built-in soft-delete rule and two example rules (the
+/// configured ones instead, when there are), and `tend gdpr check` with users as the
+/// subject (or the configured `[gdpr]`): a few lines of what each found.
+fn demo_lifecycle(ctx: &Context, demo: &ConnInfo) -> Result<Vec<String>, CommandError> {
+    use tend_core::cleanup::{self, CleanupRequest, ConfiguredAction, RetentionConfig};
+    let session = ctx.connect(demo)?;
+    let mut settings = ctx.settings.cleanup.clone();
+    if settings.rules.is_empty() {
+        let rule = |name: &str, table: &str, column: &str, days: u64, predicate: Option<&str>| {
+            RetentionConfig {
+                name: name.to_string(),
+                table: table.to_string(),
+                older_than: Some((column.to_string(), Duration::from_secs(days * 86_400))),
+                predicate: predicate.map(str::to_string),
+                action: ConfiguredAction::Delete,
+                position: 0,
+            }
+        };
+        settings.rules = vec![
+            rule("expired-sessions", "sessions", "expires_at", 1, None),
+            rule(
+                "finished-jobs",
+                "background_jobs",
+                "finished_at",
+                7,
+                Some("status IN ('succeeded', 'dead')"),
+            ),
+        ];
+    }
+    let plan = block_on(cleanup::plan(
+        &session,
+        &settings,
+        &CleanupRequest::default(),
+    ))
+    .map_err(|e| CommandError::failure(e.to_string()))?;
+    let mut lines = vec![format!(
+        "retention: {} rows past {} rules, in the order they would go (children first); nothing deleted",
+        plan.rows(),
+        plan.rules.len()
+    )];
+    for rule in plan.rules.iter().filter(|r| r.has_work()).take(4) {
+        lines.push(format!(
+            "  {} on {}: {} rows{}",
+            rule.rule,
+            rule.table,
+            rule.deletes(),
+            match rule.cascades.first() {
+                Some(c) => format!(" (+{} in {} through ON DELETE CASCADE)", c.rows, c.table),
+                None => String::new(),
+            }
+        ));
+    }
+    let gdpr = tend_core::settings::GdprSettings {
+        config: Some(ctx.settings.gdpr.config.clone().unwrap_or_else(|| {
+            tend_core::gdpr::GdprConfig {
+                subject: Some("users".to_string()),
+                ..Default::default()
+            }
+        })),
+        salt: None,
+    };
+    let report = block_on(tend_core::gdpr::check(&session, &gdpr))
+        .map_err(|e| CommandError::failure(e.to_string()))?;
+    let owned = report.tables.iter().filter(|t| t.owned).count();
+    let uncovered: Vec<&str> = report
+        .tables
+        .iter()
+        .filter(|t| t.action.is_none())
+        .map(|t| t.table.as_str())
+        .collect();
+    lines.push(format!(
+        "gdpr: one of {} reaches {} tables ({owned} hold rows it owns, {} mention it); {} without a policy, so tend gdpr check fails until [gdpr.tables] covers them (--suggest writes a start)",
+        report.subject,
+        report.tables.len(),
+        report.tables.len() - owned,
+        uncovered.len()
     ));
     Ok(lines)
 }

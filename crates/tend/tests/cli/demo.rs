@@ -29,6 +29,10 @@ fn demo_builds_the_example_database_and_leaves_it_running() {
     );
     assert!(out.contains("no drift again (exit 0)"), "{out}");
     assert!(out.contains("restored into tend_demo_restored"), "{out}");
+    // Retention counted (nothing deleted) and the GDPR reach of a user.
+    assert!(out.contains("$ tend cleanup --dry-run"), "{out}");
+    assert!(out.contains("soft-delete on public.tasks"), "{out}");
+    assert!(out.contains("gdpr: one of public.users reaches"), "{out}");
     // The cluster is left running with the example database.
     let (code, url, _) = run(project.tend().args(["dev", "url", "-d", "tend_demo"]));
     assert_eq!(code, 0);
