@@ -235,10 +235,21 @@ fn archived_rows_are_in_the_store_once_encrypted_and_read_back_after_a_kill() {
     let blocked = store.join("retention").join(identity[0].clone().unwrap());
     std::fs::create_dir_all(blocked.parent().unwrap()).unwrap();
     std::fs::write(&blocked, "in the way").unwrap();
+    // Another spelling of the same database (its socket): the same folder, by identity.
+    let socket = query_column(
+        &tend_testkit::TestServer::get().admin,
+        "SELECT current_setting('unix_socket_directories')",
+    );
+    let mut by_socket = app.clone();
+    by_socket.set(
+        "host",
+        socket[0].clone().unwrap().split(',').next().unwrap().trim(),
+    );
+    let socket_url = by_socket.to_secret_string();
     let local = |extra: &[&str]| {
         let mut command = project.tend();
         command
-            .env("DATABASE_URL", &url)
+            .env("DATABASE_URL", &socket_url)
             .env("BACKUP_DIR", &store)
             .env("BACKUP_ENCRYPTION_KEY", PASSPHRASE)
             .env("TEND_CLEANUP_DUTY_CYCLE", "100%")
@@ -261,9 +272,11 @@ fn archived_rows_are_in_the_store_once_encrypted_and_read_back_after_a_kill() {
         5_000
     );
     std::fs::remove_file(&blocked).unwrap();
+    let mut by_name = app.clone();
+    by_name.set("host", "localhost");
     let (code, out, err) = run(project
         .tend()
-        .env("DATABASE_URL", &url)
+        .env("DATABASE_URL", by_name.to_secret_string())
         .args(["cleanup", "--dry-run"]));
     assert_eq!(code, 0, "{out}{err}");
     assert!(out.contains("waiting in tend.retention_staging"), "{out}");
@@ -281,4 +294,9 @@ fn archived_rows_are_in_the_store_once_encrypted_and_read_back_after_a_kill() {
     assert_eq!(code, 0, "{out}{err}");
     let listed: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(listed[0]["rows"], 5_000, "{out}");
+    assert_eq!(
+        listed[0]["folder"],
+        format!("{}/old-audit", identity[0].clone().unwrap()),
+        "{out}"
+    );
 }
