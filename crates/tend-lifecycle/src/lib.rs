@@ -22,5 +22,5 @@ pub use partitions::{
     DropOptions, DropOutcome, ExpiredPartition, KeptPartition, PartitionError, PartitionRetention,
     drop_partitions,
 };
-pub use purge::{MoveTo, PurgeError, PurgeOptions, PurgeOutcome, PurgeTarget, purge};
+pub use purge::{Cursor, MoveTo, PurgeError, PurgeOptions, PurgeOutcome, PurgeTarget, purge};
 pub use rules::{CascadePath, RetentionRule, RowSelector, RuleAction, RuleOrigin};

@@ -7,6 +7,10 @@
 //! A batch chooses its rows by their physical address and deletes them by it: a TID scan,
 //! the cheapest delete there is (`ctid = ANY (ARRAY (SELECT ctid ... LIMIT n))`; for a
 //! partitioned table, whose partitions each have their own addresses, `(tableoid, ctid)`).
+//! Each batch looks for rows after the last batch's highest address (a TID Range Scan), so
+//! no batch scans again the rows the batches before it deleted, which stay in the table,
+//! dead, until vacuum: from the start each time, the last batches of a large purge took
+//! longer than the budget. At the table's end the purge looks once more from its start.
 //! It takes no row locks before the delete: a row another transaction changes meanwhile is
 //! skipped (its address is stale) and matches again in a later batch. Once a batch has met
 //! a lock, the purge chooses rows `FOR UPDATE SKIP LOCKED` from then on, so rows another
@@ -73,9 +77,12 @@ impl PurgeTarget {
         }
     }
 
-    /// The statement of one batch; `$1` is the batch's size. It returns nothing; its row
-    /// count is the rows deleted (and archived). With `skip_locked`, rows are locked as
-    /// they are chosen, and rows other transactions hold are skipped.
+    /// The statement of one batch; `$1` is the batch's size, `$2` (text) the address the
+    /// batch starts after (`(0,0)`: the start of the table). It returns one row: the rows
+    /// deleted (and moved), and the highest address among them as text (NULL when none, or
+    /// for a partitioned table, whose addresses are per partition and which ignores `$2`).
+    /// With `skip_locked`, rows are locked as they are chosen, and rows other transactions
+    /// hold are skipped.
     pub fn batch_sql(&self, skip_locked: bool) -> String {
         let table = self.table.sql();
         let doomed = self.doomed_sql();
@@ -84,47 +91,54 @@ impl PurgeTarget {
         } else {
             ""
         };
-        let (with, delete) = if self.partitioned {
+        let (doomed_cte, delete, last) = if self.partitioned {
             (
                 format!(
-                    "WITH doomed AS (
-                       SELECT tableoid, ctid FROM {table} WHERE {doomed} LIMIT $1{lock})\n"
+                    "doomed AS (
+                       SELECT tableoid, ctid FROM {table} WHERE $2::text IS NOT NULL AND {doomed} LIMIT $1{lock}),\n "
                 ),
                 format!(
                     "DELETE FROM {table} tend_t USING doomed
                       WHERE tend_t.tableoid = doomed.tableoid AND tend_t.ctid = doomed.ctid"
                 ),
+                "NULL::text",
             )
         } else {
+            // From the address after the last batch's rows on: a scan that starts at the
+            // table's start again each time passes every row the batches before it deleted
+            // (dead until vacuum), so each batch would be slower than the last. With a
+            // range of addresses PostgreSQL scans only that range (a TID Range Scan).
             (
                 String::new(),
                 format!(
                     "DELETE FROM {table} tend_t
-                      WHERE tend_t.ctid = ANY (ARRAY (SELECT ctid FROM {table} WHERE {doomed} LIMIT $1{lock}))"
+                      WHERE tend_t.ctid = ANY (ARRAY (
+                        SELECT ctid FROM {table} WHERE ctid > $2::text::tid AND {doomed} LIMIT $1{lock}))"
                 ),
+                "max(tend_ctid)::text",
             )
         };
-        match &self.archive_to {
-            None => format!("{with}{delete}"),
-            Some(archive) => {
-                let with = if with.is_empty() {
-                    "WITH ".to_string()
-                } else {
-                    format!("{},\n ", with.trim_end())
-                };
-                let insert = match archive {
-                    MoveTo::Table(table) => {
-                        format!("INSERT INTO {} SELECT * FROM gone", table.sql())
-                    }
-                    MoveTo::JsonRows { table, label } => format!(
-                        "INSERT INTO {} (label, row_json) SELECT {}, row_to_json(gone.*)::text FROM gone",
-                        table.sql(),
-                        tend_pg::quote::quote_literal(label)
-                    ),
-                };
-                format!("{with}gone AS ({delete} RETURNING tend_t.*)\n {insert}")
-            }
-        }
+        let (returning, moved) = match &self.archive_to {
+            None => ("tend_t.ctid AS tend_ctid".to_string(), String::new()),
+            Some(MoveTo::Table(archive)) => (
+                "tend_t.ctid AS tend_ctid, tend_t AS tend_row".to_string(),
+                format!(
+                    ",\n moved AS (INSERT INTO {} SELECT (tend_row).* FROM gone)",
+                    archive.sql()
+                ),
+            ),
+            Some(MoveTo::JsonRows { table, label }) => (
+                "tend_t.ctid AS tend_ctid, row_to_json(tend_t.*)::text AS tend_json".to_string(),
+                format!(
+                    ",\n moved AS (INSERT INTO {} (label, row_json) SELECT {}, tend_json FROM gone)",
+                    table.sql(),
+                    tend_pg::quote::quote_literal(label)
+                ),
+            ),
+        };
+        format!(
+            "WITH {doomed_cte}gone AS ({delete} RETURNING {returning}){moved}\n SELECT count(*), {last} FROM gone"
+        )
     }
 
     /// How many rows match now, and how many of those a foreign key holds (a dry run's
@@ -207,6 +221,21 @@ impl PurgeOptions {
     }
 }
 
+/// The address before a table's first row.
+const START: &str = "(0,0)";
+
+/// Where a purge's next batch looks for rows: after the last batch's highest address.
+/// A purge stopped between batches (`stop`) and started again with the same cursor carries
+/// on from there, rather than scanning again what it deleted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cursor(String);
+
+impl Default for Cursor {
+    fn default() -> Cursor {
+        Cursor(START.to_string())
+    }
+}
+
 /// Batches in a row that may meet a lock before the purge stops.
 const LOCKED_TRIES: u32 = 10;
 
@@ -223,6 +252,7 @@ pub async fn purge(
     target: &PurgeTarget,
     sizer: &mut BatchSizer,
     options: &PurgeOptions,
+    cursor: &mut Cursor,
     stop: &(dyn Fn() -> bool + Sync),
     progress: &(dyn Fn(&PurgeOutcome) + Sync),
 ) -> Result<PurgeOutcome, PurgeError> {
@@ -264,25 +294,43 @@ pub async fn purge(
             .await
             .map_err(failed)?;
         let statement = skipping.as_ref().unwrap_or(&plain);
-        let result = client.execute(statement, &[&size]).await;
+        let result = client.query_one(statement, &[&size, &cursor.0]).await;
         let result = match result {
-            Ok(rows) => client.batch_execute("COMMIT").await.map(|()| rows),
+            Ok(row) => client
+                .batch_execute("COMMIT")
+                .await
+                .map(|()| (row.get::<_, i64>(0) as u64, row.get::<_, Option<String>>(1))),
             Err(e) => {
                 let _ = client.batch_execute("ROLLBACK").await;
                 Err(e)
             }
         };
         let took = started.elapsed();
-        outcome.longest = outcome.longest.max(took);
+        // A batch that deleted nothing held no row locks; one that gave up held them until
+        // then.
+        if !matches!(result, Ok((0, _))) {
+            outcome.longest = outcome.longest.max(took);
+        }
         match result {
-            Ok(rows) => {
+            Ok((rows, last)) => {
                 locked_in_a_row = 0;
                 outcome.batches += 1;
                 outcome.deleted += rows;
                 sizer.record(rows, took);
                 progress(&outcome);
                 if rows == 0 {
-                    break;
+                    // The end of the table. Rows before where this pass started may
+                    // match still (skipped while another transaction held them, or past
+                    // the rule since): once more from the start, and done when that finds
+                    // none.
+                    if cursor.0 == START {
+                        break;
+                    }
+                    *cursor = Cursor::default();
+                    continue;
+                }
+                if let Some(last) = last {
+                    cursor.0 = last;
                 }
                 let rest = options.rest_after(took);
                 if !rest.is_zero() && !stop() {
@@ -365,7 +413,15 @@ mod tests {
     fn a_batch_deletes_by_address_and_locks_only_when_asked() {
         let target = PurgeTarget::delete(QualifiedName::new("public", "jobs"), "done");
         let plain = target.batch_sql(false);
-        assert!(plain.contains("ctid = ANY (ARRAY (SELECT ctid"), "{plain}");
+        assert!(plain.contains("ctid = ANY (ARRAY ("), "{plain}");
+        assert!(
+            plain.contains("SELECT ctid FROM public.jobs WHERE ctid > $2::text::tid"),
+            "{plain}"
+        );
+        assert!(
+            plain.ends_with("SELECT count(*), max(tend_ctid)::text FROM gone"),
+            "{plain}"
+        );
         assert!(!plain.contains("FOR UPDATE"), "{plain}");
         assert!(target.batch_sql(true).contains("FOR UPDATE SKIP LOCKED"));
         let partitioned = PurgeTarget {
@@ -376,7 +432,7 @@ mod tests {
         let sql = partitioned.batch_sql(false);
         assert!(sql.contains("tend_t.tableoid = doomed.tableoid"), "{sql}");
         assert!(
-            sql.contains("INSERT INTO public.jobs_archive SELECT * FROM gone"),
+            sql.contains("INSERT INTO public.jobs_archive SELECT (tend_row).* FROM gone"),
             "{sql}"
         );
         let as_json = PurgeTarget {
@@ -388,8 +444,8 @@ mod tests {
         };
         let sql = as_json.batch_sql(false);
         assert!(
-            sql.ends_with(
-                "INSERT INTO tend.staging (label, row_json) SELECT 'old''s jobs', row_to_json(gone.*)::text FROM gone"
+            sql.contains(
+                "INSERT INTO tend.staging (label, row_json) SELECT 'old''s jobs', tend_json FROM gone"
             ),
             "{sql}"
         );

@@ -32,6 +32,7 @@ async fn purge(
         target,
         sizer,
         &PurgeOptions::default(),
+        &mut Default::default(),
         stop,
         &|_| {},
     )

@@ -62,6 +62,8 @@ pub enum ArchiveError {
     Keys(String),
     #[error("reading archived rows needs the backup key: {0}")]
     Decrypt(String),
+    #[error("cannot encrypt archived rows: {0}")]
+    Encrypt(String),
     #[error("cannot set up tend's record of archived rows: {0}")]
     State(String),
     #[error(transparent)]
@@ -151,13 +153,16 @@ impl StoreArchive {
         })
     }
 
-    /// The store, for messages.
-    pub fn store(&self) -> &Store {
-        &self.store
-    }
-
+    /// The rule's folder. A name that is not a safe path part as it is gets a short hash
+    /// of itself, so two rules never share one.
     fn rule_folder(&self, rule: &str) -> String {
-        format!("{}/{}", self.folder, safe_name(rule))
+        let safe = safe_name(rule);
+        if safe == rule {
+            format!("{}/{safe}", self.folder)
+        } else {
+            let hash = format!("{:x}", Sha256::digest(rule.as_bytes()));
+            format!("{}/{safe}-{}", self.folder, &hash[..8])
+        }
     }
 
     async fn put(&self, relative: &str, bytes: Vec<u8>) -> Result<(), StoreError> {
@@ -191,7 +196,7 @@ impl StoreArchive {
         let key = age::x25519::Identity::generate();
         let key_object = format!("{}/keys/{}.age", self.rule_folder(rule), unique_stem());
         let wrapped = encrypt(&self.encryption, key.to_string().expose_secret().as_bytes())
-            .map_err(|e| ArchiveError::Keys(e.to_string()))?;
+            .map_err(|e| ArchiveError::Encrypt(e.to_string()))?;
         self.put(&key_object, wrapped).await?;
         Ok((Encryption::Recipients(vec![key.to_public()]), key_object))
     }
@@ -389,7 +394,7 @@ impl RuleRun<'_> {
             })?;
         drop(lines);
         let bytes =
-            encrypt(encryption, &compressed).map_err(|e| ArchiveError::Keys(e.to_string()))?;
+            encrypt(encryption, &compressed).map_err(|e| ArchiveError::Encrypt(e.to_string()))?;
         let sha256 = format!("{:x}", Sha256::digest(&bytes));
         let size = bytes.len() as i64;
         // Named by its first staged row, with a nonce: a stored batch is never overwritten,

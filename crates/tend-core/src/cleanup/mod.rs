@@ -868,13 +868,21 @@ pub async fn run(
                     )
                     .await
                 } else {
-                    tend_lifecycle::purge(client, target, &mut sizer, &options, &stop, &progress)
-                        .await
-                        .map_err(|source| CleanupError::Purge {
-                            rule: rule.rule.clone(),
-                            source,
-                            deleted_before: 0,
-                        })
+                    tend_lifecycle::purge(
+                        client,
+                        target,
+                        &mut sizer,
+                        &options,
+                        &mut Default::default(),
+                        &stop,
+                        &progress,
+                    )
+                    .await
+                    .map_err(|source| CleanupError::Purge {
+                        rule: rule.rule.clone(),
+                        source,
+                        deleted_before: 0,
+                    })
                 }
                 .map_err(|e| match e {
                     CleanupError::Purge { rule, source, .. } => CleanupError::Purge {
@@ -987,6 +995,8 @@ async fn purge_to_store(
         .await
         .map_err(stored)?;
     let mut total = PurgeOutcome::default();
+    // Each stretch carries on where the last one stopped.
+    let mut cursor = tend_lifecycle::Cursor::default();
     loop {
         let stretch = std::sync::atomic::AtomicU64::new(0);
         let done_before = total.deleted;
@@ -995,7 +1005,8 @@ async fn purge_to_store(
             stretch.store(so_far.deleted, std::sync::atomic::Ordering::Relaxed);
             progress(done_before + so_far.deleted);
         };
-        let purged = tend_lifecycle::purge(client, target, sizer, options, &full, &heard).await;
+        let purged =
+            tend_lifecycle::purge(client, target, sizer, options, &mut cursor, &full, &heard).await;
         // What the stretch staged is stored whatever stopped it; a purge's own failure is
         // the one reported (its staged rows are stored by the next run, if not now).
         let flushed = run.flush(client).await;
