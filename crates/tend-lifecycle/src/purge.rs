@@ -82,14 +82,21 @@ impl PurgeTarget {
     /// deleted (and moved), and the highest address among them as text (NULL when none, or
     /// for a partitioned table, whose addresses are per partition and which ignores `$2`).
     /// With `skip_locked`, rows are locked as they are chosen, and rows other transactions
-    /// hold are skipped.
-    pub fn batch_sql(&self, skip_locked: bool) -> String {
+    /// hold are skipped. Without `after_cursor`, `$2` is not used to choose rows.
+    pub fn batch_sql(&self, skip_locked: bool, after_cursor: bool) -> String {
         let table = self.table.sql();
         let doomed = self.doomed_sql();
         let lock = if skip_locked {
             " FOR UPDATE SKIP LOCKED"
         } else {
             ""
+        };
+        let after = if after_cursor {
+            "ctid > $2::text::tid"
+        } else {
+            // Referenced, so it has a type; a condition on a parameter alone is checked once
+            // and does not steer the plan.
+            "$2::text IS NOT NULL"
         };
         let (doomed_cte, delete, last) = if self.partitioned {
             (
@@ -113,7 +120,7 @@ impl PurgeTarget {
                 format!(
                     "DELETE FROM {table} tend_t
                       WHERE tend_t.ctid = ANY (ARRAY (
-                        SELECT ctid FROM {table} WHERE ctid > $2::text::tid AND {doomed} LIMIT $1{lock}))"
+                        SELECT ctid FROM {table} WHERE {after} AND {doomed} LIMIT $1{lock}))"
                 ),
                 "max(tend_ctid)::text",
             )
@@ -147,6 +154,21 @@ impl PurgeTarget {
         let held = self.held.as_deref().unwrap_or("false");
         format!(
             "SELECT count(*), count(*) FILTER (WHERE {held}) FROM {} WHERE ({})",
+            self.table.sql(),
+            self.condition
+        )
+    }
+
+    /// [`count_sql`](Self::count_sql) and a third column, in the same scan: how many
+    /// seconds ago the oldest row the purge deletes had its `column` (NULL when none; a
+    /// held row is not the purge's).
+    pub fn count_with_oldest_sql(&self, column: &str) -> String {
+        let held = self.held.as_deref().unwrap_or("false");
+        format!(
+            "SELECT count(*), count(*) FILTER (WHERE {held}),
+                    extract(epoch FROM now() - min({}) FILTER (WHERE NOT ({held})))::float8
+               FROM {} WHERE ({})",
+            tend_schema::model::ident(column),
             self.table.sql(),
             self.condition
         )
@@ -260,8 +282,16 @@ pub async fn purge(
         table: target.table.to_string(),
         message: tend_pg::error_text(&e),
     };
+    // The cursor helps a scan of the whole table, which it narrows to the rest of it (a
+    // TID Range Scan). When an index finds the rule's rows, a bound on addresses would
+    // only tempt the planner away from it, into scanning a stretch of the table where
+    // few rows match: it is left out.
+    let after_cursor = !target.partitioned
+        && scans_whole_table(client, target, sizer.size())
+            .await
+            .map_err(failed)?;
     let plain = client
-        .prepare(&target.batch_sql(false))
+        .prepare(&target.batch_sql(false, after_cursor))
         .await
         .map_err(failed)?;
     // Prepared when first needed: after a batch has met a lock.
@@ -329,7 +359,7 @@ pub async fn purge(
                     *cursor = Cursor::default();
                     continue;
                 }
-                if let Some(last) = last {
+                if let Some(last) = last.filter(|_| after_cursor) {
                     cursor.0 = last;
                 }
                 let rest = options.rest_after(took);
@@ -357,7 +387,7 @@ pub async fn purge(
                 if skipping.is_none() {
                     skipping = Some(
                         client
-                            .prepare(&target.batch_sql(true))
+                            .prepare(&target.batch_sql(true, after_cursor))
                             .await
                             .map_err(failed)?,
                     );
@@ -367,6 +397,33 @@ pub async fn purge(
         }
     }
     Ok(outcome)
+}
+
+/// Whether PostgreSQL finds a batch's rows by scanning the whole table (no index serves
+/// the rule's condition, or the planner prefers the scan).
+async fn scans_whole_table(
+    client: &tokio_postgres::Client,
+    target: &PurgeTarget,
+    size: u64,
+) -> Result<bool, tokio_postgres::Error> {
+    let plan = client
+        .query(
+            &format!(
+                "EXPLAIN SELECT ctid FROM {} WHERE {} LIMIT {size}",
+                target.table.sql(),
+                target.doomed_sql()
+            ),
+            &[],
+        )
+        .await?;
+    // "Seq Scan on events" (or "Parallel Seq Scan on events events_1"): a scan of the
+    // target, not of a table its held-row condition reads.
+    let scan = format!("Seq Scan on {}", target.table.name);
+    Ok(plan.iter().any(|line| {
+        let line: &str = line.get(0);
+        line.split_once(&scan)
+            .is_some_and(|(_, rest)| rest.is_empty() || rest.starts_with(' '))
+    }))
 }
 
 /// Waits while the longest replay lag of the server's replicas is over `max`; returns how
@@ -412,7 +469,7 @@ mod tests {
     #[test]
     fn a_batch_deletes_by_address_and_locks_only_when_asked() {
         let target = PurgeTarget::delete(QualifiedName::new("public", "jobs"), "done");
-        let plain = target.batch_sql(false);
+        let plain = target.batch_sql(false, true);
         assert!(plain.contains("ctid = ANY (ARRAY ("), "{plain}");
         assert!(
             plain.contains("SELECT ctid FROM public.jobs WHERE ctid > $2::text::tid"),
@@ -423,13 +480,22 @@ mod tests {
             "{plain}"
         );
         assert!(!plain.contains("FOR UPDATE"), "{plain}");
-        assert!(target.batch_sql(true).contains("FOR UPDATE SKIP LOCKED"));
+        assert!(
+            target
+                .batch_sql(true, true)
+                .contains("FOR UPDATE SKIP LOCKED")
+        );
+        let indexed = target.batch_sql(false, false);
+        assert!(
+            indexed.contains("WHERE $2::text IS NOT NULL AND (done)"),
+            "{indexed}"
+        );
         let partitioned = PurgeTarget {
             partitioned: true,
             archive_to: Some(MoveTo::Table(QualifiedName::new("public", "jobs_archive"))),
             ..target
         };
-        let sql = partitioned.batch_sql(false);
+        let sql = partitioned.batch_sql(false, false);
         assert!(sql.contains("tend_t.tableoid = doomed.tableoid"), "{sql}");
         assert!(
             sql.contains("INSERT INTO public.jobs_archive SELECT (tend_row).* FROM gone"),
@@ -442,7 +508,7 @@ mod tests {
             }),
             ..partitioned
         };
-        let sql = as_json.batch_sql(false);
+        let sql = as_json.batch_sql(false, false);
         assert!(
             sql.contains(
                 "INSERT INTO tend.staging (label, row_json) SELECT 'old''s jobs', tend_json FROM gone"

@@ -305,6 +305,51 @@ pub struct RuleOutcome {
     pub rows_estimated: bool,
 }
 
+impl RuleOutcome {
+    /// A rule purged batch by batch.
+    fn purged(rule: &PlannedRule, outcome: &PurgeOutcome) -> RuleOutcome {
+        RuleOutcome {
+            rule: rule.rule.clone(),
+            table: rule.table.clone(),
+            deleted: outcome.deleted,
+            batches: outcome.batches,
+            conflicts: outcome.conflicts,
+            longest_batch_ms: millis(outcome.longest),
+            paused_ms: millis(outcome.paused),
+            rested_ms: millis(outcome.rested),
+            partitions_dropped: None,
+            partitions_kept: None,
+            rows_estimated: false,
+        }
+    }
+
+    /// A rule that dropped partitions, each its own transaction (a "batch").
+    fn dropped(rule: &PlannedRule, outcome: &DropOutcome) -> RuleOutcome {
+        RuleOutcome {
+            rule: rule.rule.clone(),
+            table: rule.table.clone(),
+            deleted: outcome.rows(),
+            batches: outcome.dropped.len() as u64,
+            conflicts: outcome.conflicts,
+            longest_batch_ms: millis(outcome.longest),
+            paused_ms: 0,
+            rested_ms: 0,
+            partitions_dropped: Some(outcome.dropped.iter().map(|p| p.name.to_string()).collect()),
+            partitions_kept: Some(
+                outcome
+                    .kept
+                    .iter()
+                    .map(|k| KeptPartition {
+                        name: k.partition.name.to_string(),
+                        reason: k.reason.clone(),
+                    })
+                    .collect(),
+            ),
+            rows_estimated: outcome.dropped.iter().any(|p| p.rows_estimated),
+        }
+    }
+}
+
 /// A partition a run left, and PostgreSQL's reason.
 #[derive(Debug, Clone, Serialize)]
 pub struct KeptPartition {
@@ -559,24 +604,23 @@ async fn count_rule(
         archive_to,
         partitioned,
     };
-    let row = client
-        .query_one(&target.count_sql(), &[])
-        .await
-        .map_err(failed)?;
+    // With an age, the oldest row the purge deletes comes in the same scan (a row a
+    // foreign key holds is not overdue).
+    let aged = match rule.rows.first() {
+        Some(RowSelector::OlderThan { column, older_than }) => Some((column, older_than)),
+        _ => None,
+    };
+    let sql = match aged {
+        Some((column, _)) => target.count_with_oldest_sql(column),
+        None => target.count_sql(),
+    };
+    let row = client.query_one(&sql, &[]).await.map_err(failed)?;
     let matching: i64 = row.get(0);
     let held: i64 = row.get(1);
-    let oldest_overdue_seconds = match rule.rows.first() {
-        Some(RowSelector::OlderThan { column, older_than }) if matching > held => {
-            // Of the rows it would delete: a row a foreign key holds is not overdue.
-            let sql = format!(
-                "SELECT extract(epoch FROM now() - min({}))::float8 FROM {} WHERE {}",
-                tend_schema::model::ident(column),
-                rule.table.sql(),
-                target.doomed_sql()
-            );
-            let age: Option<f64> = client.query_one(&sql, &[]).await.map_err(failed)?.get(0);
-            age.map(|a| (a - older_than.as_secs_f64()).max(0.0))
-        }
+    let oldest_overdue_seconds = match aged {
+        Some((_, older_than)) if matching > held => row
+            .get::<_, Option<f64>>(2)
+            .map(|age| (age - older_than.as_secs_f64()).max(0.0)),
         _ => None,
     };
     let mut cascades = Vec::new();
@@ -892,19 +936,7 @@ pub async fn run(
                     },
                     other => other,
                 })?;
-                RuleOutcome {
-                    rule: rule.rule.clone(),
-                    table: rule.table.clone(),
-                    deleted: outcome.deleted,
-                    batches: outcome.batches,
-                    conflicts: outcome.conflicts,
-                    longest_batch_ms: millis(outcome.longest),
-                    paused_ms: millis(outcome.paused),
-                    rested_ms: millis(outcome.rested),
-                    partitions_dropped: None,
-                    partitions_kept: None,
-                    rows_estimated: false,
-                }
+                RuleOutcome::purged(rule, &outcome)
             }
             RuleWork::DropPartitions {
                 retention,
@@ -933,30 +965,7 @@ pub async fn run(
                     source,
                     deleted_before: report.deleted,
                 })?;
-                RuleOutcome {
-                    rule: rule.rule.clone(),
-                    table: rule.table.clone(),
-                    deleted: outcome.rows(),
-                    batches: outcome.dropped.len() as u64,
-                    conflicts: outcome.conflicts,
-                    longest_batch_ms: millis(outcome.longest),
-                    paused_ms: 0,
-                    rested_ms: 0,
-                    partitions_dropped: Some(
-                        outcome.dropped.iter().map(|p| p.name.to_string()).collect(),
-                    ),
-                    partitions_kept: Some(
-                        outcome
-                            .kept
-                            .iter()
-                            .map(|k| KeptPartition {
-                                name: k.partition.name.to_string(),
-                                reason: k.reason.clone(),
-                            })
-                            .collect(),
-                    ),
-                    rows_estimated: outcome.dropped.iter().any(|p| p.rows_estimated),
-                }
+                RuleOutcome::dropped(rule, &outcome)
             }
         };
         report.deleted += outcome.deleted;
