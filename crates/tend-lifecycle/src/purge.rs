@@ -7,10 +7,12 @@
 //! A batch chooses its rows by their physical address and deletes them by it: a TID scan,
 //! the cheapest delete there is (`ctid = ANY (ARRAY (SELECT ctid ... LIMIT n))`; for a
 //! partitioned table, whose partitions each have their own addresses, `(tableoid, ctid)`).
-//! Each batch looks for rows after the last batch's highest address (a TID Range Scan), so
-//! no batch scans again the rows the batches before it deleted, which stay in the table,
-//! dead, until vacuum: from the start each time, the last batches of a large purge took
-//! longer than the budget. At the table's end the purge looks once more from its start.
+//! When PostgreSQL finds the rows by scanning the whole table (no index serves the rule),
+//! each batch looks only after the last batch's highest address (a TID Range Scan), so no
+//! batch scans again the rows the batches before it deleted, which stay in the table, dead,
+//! until vacuum: from the start each time, the last batches of a large purge took longer
+//! than the budget. At the table's end the purge looks once more from its start. When an
+//! index finds the rows, the bound is left out: it would tempt the planner away from it.
 //! It takes no row locks before the delete: a row another transaction changes meanwhile is
 //! skipped (its address is stale) and matches again in a later batch. Once a batch has met
 //! a lock, the purge chooses rows `FOR UPDATE SKIP LOCKED` from then on, so rows another
@@ -418,7 +420,10 @@ async fn scans_whole_table(
         .await?;
     // "Seq Scan on events" (or "Parallel Seq Scan on events events_1"): a scan of the
     // target, not of a table its held-row condition reads.
-    let scan = format!("Seq Scan on {}", target.table.name);
+    let scan = format!(
+        "Seq Scan on {}",
+        tend_schema::model::ident(&target.table.name)
+    );
     Ok(plan.iter().any(|line| {
         let line: &str = line.get(0);
         line.split_once(&scan)

@@ -2,7 +2,8 @@
 //! first (rows per rule, what foreign keys hold back, what cascades take with them, the
 //! partitions a `drop-partitions` rule drops whole), shows that, asks, then purges in
 //! batches, children before parents. `--dry-run` stops after the counts; an interrupt
-//! stops between batches (or partitions), with every finished one kept.
+//! stops between batches (or partitions), with every finished one kept. `tend cleanup
+//! archived` lists, and reads back, what `archive-to-store` rules keep in the store.
 
 use std::path::PathBuf;
 
@@ -62,6 +63,13 @@ pub fn run(args: CleanupArgs, ctx: &Context) -> Result<i32, CommandError> {
         ctx.out.json_value(&plan);
     }
     show_plan(ctx, &plan);
+    // A rule that archives to the store needs a key: said before anything is asked.
+    let missing_key = plan.archives_to_store() && ctx.settings.backup.keys.encryption().is_err();
+    if args.dry_run && missing_key {
+        ctx.out.warn(
+            "a rule archives to the backup store and no backup key is configured: a run would stop before deleting anything (set BACKUP_ENCRYPTION_KEY or BACKUP_AGE_RECIPIENTS)",
+        );
+    }
     if args.dry_run {
         if plan.has_work() {
             ctx.out
@@ -85,6 +93,10 @@ pub fn run(args: CleanupArgs, ctx: &Context) -> Result<i32, CommandError> {
         .map(|r| r.table.as_str())
         .collect();
     let estimated = plan.rules.iter().any(|r| r.rows_estimated);
+    if missing_key {
+        // Fails on the keys, first of all it checks.
+        prepare_archive(ctx, &target, &plan)?;
+    }
     // Rows only staged by an earlier run are deleted already: storing them asks nothing.
     let deletes = plan.rows() > 0 || plan.partitions() > 0;
     ctx.out.confirm(
@@ -187,23 +199,7 @@ pub fn run(args: CleanupArgs, ctx: &Context) -> Result<i32, CommandError> {
     // The store and the keys are checked before the first batch, and tend's record of
     // archived batches set up.
     let archive = if plan.archives_to_store() {
-        let store = super::backup::store(ctx)?;
-        let database = ctx.settings.database.handle(target.info.clone());
-        Some(
-            block_on(StoreArchive::prepare(
-                &database,
-                store,
-                &ctx.settings.backup.keys,
-            ))
-            .map_err(|source| {
-                let rule = plan
-                    .rules
-                    .iter()
-                    .find(|r| r.action == cleanup::ARCHIVE_TO_STORE)
-                    .map_or_else(String::new, |r| r.rule.clone());
-                cleanup_error(CleanupError::StoreArchive { rule, source })
-            })?,
-        )
+        Some(prepare_archive(ctx, &target, &plan)?)
     } else {
         None
     };
@@ -443,6 +439,30 @@ fn thousands(n: u64) -> String {
         out.push(c);
     }
     out
+}
+
+/// The store, opened for the plan's `archive-to-store` rules: keys, a probe, tend's state.
+/// An error names the first such rule.
+fn prepare_archive(
+    ctx: &Context,
+    target: &crate::context::Target,
+    plan: &CleanupPlan,
+) -> Result<StoreArchive, CommandError> {
+    let store = super::backup::store(ctx)?;
+    let database = ctx.settings.database.handle(target.info.clone());
+    block_on(StoreArchive::prepare(
+        &database,
+        store,
+        &ctx.settings.backup.keys,
+    ))
+    .map_err(|source| {
+        let rule = plan
+            .rules
+            .iter()
+            .find(|r| r.action == cleanup::ARCHIVE_TO_STORE)
+            .map_or_else(String::new, |r| r.rule.clone());
+        cleanup_error(CleanupError::StoreArchive { rule, source })
+    })
 }
 
 /// `tend cleanup archived`: what the store's manifests list, per rule folder; with

@@ -67,6 +67,7 @@ fn archived_rows_are_in_the_store_once_encrypted_and_read_back_after_a_kill() {
     let (code, out, err) = run(tend(None).args(["cleanup", "--dry-run"]));
     assert_eq!(code, 0, "{out}{err}");
     assert!(out.contains("to archive in the backup store"), "{out}");
+    assert!(err.contains("no backup key is configured"), "{err}");
     let before = checksum(&app);
     let (code, out, err) = run(tend(None).args(["cleanup", "--yes"]));
     assert_eq!(code, 3, "{out}{err}");
