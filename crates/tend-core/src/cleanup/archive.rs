@@ -273,7 +273,8 @@ impl StoreArchive {
                 rule: rule.to_string(),
                 table,
                 database: folder
-                    .starts_with(&self.folder)
+                    .strip_prefix(&self.folder)
+                    .is_some_and(|rest| rest.starts_with('/'))
                     .then(|| self.database.clone()),
                 columns,
                 encoding: "one JSON object per line (row_to_json), zstd-compressed, then age-encrypted to the batch's key; each key is age-encrypted with the backup keys".to_string(),
