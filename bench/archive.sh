@@ -61,32 +61,8 @@ for tool in age age-keygen zstd python3; do
     command -v "$tool" >/dev/null || die "$tool is not installed (scripts/setup.sh --for-tests installs it)"
 done
 
-if [ -n "$TEND_BIN" ]; then
-    TEND=$(cd "$(dirname "$TEND_BIN")" && pwd)/$(basename "$TEND_BIN")
-else
-    if [ "$BUILD" = 1 ]; then
-        (cd "$ROOT" && cargo build --release -q -p tend) >&2 || die "cargo build failed"
-    fi
-    TEND=${CARGO_TARGET_DIR:-$ROOT/target}/release/tend
-fi
-[ -x "$TEND" ] || die "$TEND not found; run without --no-build"
-
-rm -rf "$OUTDIR"
-mkdir -p "$OUTDIR"
-chmod 755 "$OUTDIR"
-DATA=$OUTDIR/data
-PORT=$(free_port)
-SOCK=$OUTDIR/sock
-mkdir -p "$SOCK"
-if [ "$(id -u)" = 0 ]; then chown postgres "$OUTDIR" "$SOCK"; fi
-as_pg "$PGBIN/initdb" -D "$DATA" -U postgres -A trust >"$OUTDIR/initdb.log" 2>&1 || die "initdb failed"
-as_pg "$PGBIN/pg_ctl" -D "$DATA" -l "$OUTDIR/server.log" -w \
-    -o "-p $PORT -k $SOCK -c listen_addresses='' -c shared_buffers=256MB -c max_wal_size=2GB -c log_min_duration_statement=150 -c log_checkpoints=on" start >/dev/null \
-    || die "the server did not start: see $OUTDIR/server.log"
-stop() { as_pg "$PGBIN/pg_ctl" -D "$DATA" -m immediate stop >/dev/null 2>&1 || true; }
-trap stop EXIT
-URL="postgresql://postgres@/postgres?host=$SOCK&port=$PORT"
-url_of() { echo "postgresql://postgres@/$1?host=$SOCK&port=$PORT"; }
+find_tend "$ROOT" "$BUILD" "$TEND_BIN"
+start_cluster "$OUTDIR" -c shared_buffers=256MB -c max_wal_size=2GB -c log_min_duration_statement=150 -c log_checkpoints=on
 
 # --- the template database ---------------------------------------------------------------------
 q "$URL" -c "CREATE DATABASE archive_template"

@@ -1,4 +1,4 @@
-# Helpers shared by the benchmark scripts that source this file (today: pitr.sh). Not a script
+# Helpers shared by the benchmark scripts that source this file. Not a script
 # of its own: `source "$BENCH/lib.sh"` after setting PGBIN.
 #
 #   as_pg CMD...              run CMD as the postgres OS user when we are root (initdb, postgres,
@@ -164,3 +164,41 @@ with open(out, "w") as f:
 sys.exit(p.returncode)
 ' "$@"
 }
+
+# find_tend ROOT BUILD TEND_BIN: sets TEND to the tend binary: TEND_BIN when given, else the
+# release build under ROOT (built first when BUILD is 1). Calls the script's `die`.
+find_tend() {
+    local root=$1 build=$2 bin=$3
+    if [ -n "$bin" ]; then
+        TEND=$(cd "$(dirname "$bin")" && pwd)/$(basename "$bin")
+    else
+        if [ "$build" = 1 ]; then
+            (cd "$root" && cargo build --release -q -p tend) >&2 || die "cargo build failed"
+        fi
+        TEND=${CARGO_TARGET_DIR:-$root/target}/release/tend
+    fi
+    [ -x "$TEND" ] || die "$TEND not found; run without --no-build"
+}
+
+# start_cluster OUTDIR [SERVER OPTIONS...]: a fresh throwaway cluster in OUTDIR/data (OUTDIR
+# is emptied first), listening on a socket in OUTDIR/sock only, stopped when the script exits.
+# Sets URL (the postgres database) and defines url_of NAME. Calls the script's `die`.
+start_cluster() {
+    local outdir=$1
+    shift
+    rm -rf "$outdir"
+    mkdir -p "$outdir"
+    chmod 755 "$outdir"
+    CLUSTER_DATA=$outdir/data
+    CLUSTER_PORT=$(free_port)
+    CLUSTER_SOCK=$outdir/sock
+    mkdir -p "$CLUSTER_SOCK"
+    if [ "$(id -u)" = 0 ]; then chown postgres "$outdir" "$CLUSTER_SOCK"; fi
+    as_pg "$PGBIN/initdb" -D "$CLUSTER_DATA" -U postgres -A trust >"$outdir/initdb.log" 2>&1 || die "initdb failed"
+    as_pg "$PGBIN/pg_ctl" -D "$CLUSTER_DATA" -l "$outdir/server.log" -w \
+        -o "-p $CLUSTER_PORT -k $CLUSTER_SOCK -c listen_addresses='' $*" start >/dev/null \
+        || die "the server did not start: see $outdir/server.log"
+    trap 'as_pg "$PGBIN/pg_ctl" -D "$CLUSTER_DATA" -m immediate stop >/dev/null 2>&1 || true' EXIT
+    URL="postgresql://postgres@/postgres?host=$CLUSTER_SOCK&port=$CLUSTER_PORT"
+}
+url_of() { echo "postgresql://postgres@/$1?host=$CLUSTER_SOCK&port=$CLUSTER_PORT"; }
