@@ -104,12 +104,7 @@ pub fn soft_delete_rules(model: &Model, grace: Duration) -> Vec<RetentionRule> {
         .values()
         .filter(|t| t.partition_of.is_none())
         .filter_map(|table| {
-            let column = SOFT_DELETE_COLUMNS.iter().find_map(|name| {
-                table
-                    .columns
-                    .iter()
-                    .find(|c| c.name == *name && is_timestamp(&c.data_type))
-            })?;
+            let column = soft_delete_column(table)?;
             Some(RetentionRule {
                 name: SOFT_DELETE_RULE.to_string(),
                 table: table.name.clone(),
@@ -122,6 +117,19 @@ pub fn soft_delete_rules(model: &Model, grace: Duration) -> Vec<RetentionRule> {
             })
         })
         .collect()
+}
+
+/// The table's soft-delete column: a timestamp named as [`SOFT_DELETE_COLUMNS`] (in that
+/// order of preference).
+pub fn soft_delete_column(
+    table: &tend_schema::model::Table,
+) -> Option<&tend_schema::model::Column> {
+    SOFT_DELETE_COLUMNS.iter().find_map(|name| {
+        table
+            .columns
+            .iter()
+            .find(|c| c.name == *name && is_timestamp(&c.data_type))
+    })
 }
 
 /// Whether a `format_type` type is a point in time a rule can age by.

@@ -545,17 +545,18 @@ pub async fn archived(
         if let Some(database) = &manifest.database {
             entry.database = Some(database.name.clone());
         }
-        for batch in manifest.batches {
-            // Two manifests may list a batch (two runs wrote one at once): count it once.
-            if entry.listed.iter().any(|(_, b)| b.object == batch.object) {
-                continue;
-            }
-            entry.listed.push((folder.to_string(), batch));
-        }
+        entry.listed.extend(
+            manifest
+                .batches
+                .into_iter()
+                .map(|b| (folder.to_string(), b)),
+        );
     }
     let mut out: Vec<ArchivedRule> = rules.into_values().collect();
     for rule in &mut out {
         rule.listed.sort_by(|a, b| a.1.object.cmp(&b.1.object));
+        // Two manifests may list a batch (two runs wrote one at once): count it once.
+        rule.listed.dedup_by(|a, b| a.1.object == b.1.object);
         rule.batches = rule.listed.len();
         rule.rows = rule.listed.iter().map(|(_, b)| b.rows).sum();
         rule.bytes = rule.listed.iter().map(|(_, b)| b.bytes).sum();

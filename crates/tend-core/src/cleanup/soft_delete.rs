@@ -7,7 +7,7 @@
 
 use serde::Serialize;
 use tend_lifecycle::ReferenceGraph;
-use tend_lifecycle::rules::{SOFT_DELETE_COLUMNS, find_table, is_timestamp};
+use tend_lifecycle::rules::find_table;
 use tend_lifecycle::subject::SubjectGraph;
 use tend_schema::Model;
 use tend_schema::model::{QualifiedName, ident};
@@ -97,13 +97,7 @@ pub struct MarkReport {
 }
 
 fn soft_delete_column(model: &Model, table: &QualifiedName) -> Option<String> {
-    let columns = &model.tables.get(table)?.columns;
-    SOFT_DELETE_COLUMNS.iter().find_map(|name| {
-        columns
-            .iter()
-            .find(|c| c.name == *name && is_timestamp(&c.data_type))
-            .map(|c| c.name.clone())
-    })
+    tend_lifecycle::rules::soft_delete_column(model.tables.get(table)?).map(|c| c.name.clone())
 }
 
 fn deleted_by_column(model: &Model, table: &QualifiedName) -> Option<String> {
